@@ -676,7 +676,7 @@ class OutcomeTracker:
         open_episodes = [e for s in self._docs.values() for e in s.episodes]
         for episode in open_episodes:
             episode.commands.append(entry)
-        test = testruns.test_command(command_line)
+        test = testruns.find_test_run(command_line)
         if test is not None and exit_code is not None:
             run = {"command": test, "exit_code": exit_code, "passed": exit_code == 0, "at": now}
             for episode in open_episodes:
