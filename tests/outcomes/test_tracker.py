@@ -168,3 +168,16 @@ async def test_real_timers_run_on_the_event_loop(tmp_path: Path) -> None:
     finally:
         rig.tracker.close()
         rig.store.close()
+
+
+def test_typing_through_then_accepting_the_rest(rig: Rig) -> None:
+    rig.suggest(CURSOR, "return 1", "a")
+    rig.edit(CURSOR, 0, "r")  # typed the first character of the ghost text
+    assert (rig.row("a")["outcome"], rig.row("a")["accepted_length"]) == ("partial", 1)
+    rig.tracker.suggestion_reused(rig.doc, "a", CURSOR + 1, "eturn 1")  # shown again, same id
+    rig.edit(CURSOR + 1, 0, "eturn 1")  # Tab
+    rig.tracker.accepted("a")
+    row = rig.row("a")
+    assert (row["outcome"], row["accepted_length"]) == ("accepted", 8)
+    rig.tracker.commit()
+    assert rig.row("a")["gold"] == "return 1"

@@ -244,6 +244,24 @@ class OutcomeTracker:
         self._schedule(now + PENDING_TIMEOUT_SECONDS, lambda: self._timeout(state, item))
         self._schedule_settle(state)
 
+    def suggestion_reused(self, doc: Document, suggestion_id: str, offset: int, rest: str) -> None:
+        """The client asked again after typing into a suggestion; the rest was offered under
+        the same id. The typed part counted as a partial acceptance; the rest may follow."""
+        found = self._by_id.get(suggestion_id)
+        if found is None:
+            return
+        state, item = found
+        span = item.span
+        if (
+            item.outcome == "partial"
+            and span is not None
+            and not span.dead
+            and span.end == offset
+            and item.text[item.accepted_length :] == rest
+        ):
+            item.extendable = True
+            state.changed = True
+
     def shown(self, suggestion_id: str) -> None:
         self.store.update_suggestion(suggestion_id, {"shown": 1})
         self._event(suggestion_id, "shown", {})
