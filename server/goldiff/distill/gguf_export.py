@@ -187,9 +187,7 @@ def write_gguf(
 
     writer = gguf.GGUFWriter(path, hp.arch)
     writer.add_name(name)
-    writer.add_file_type(
-        gguf.LlamaFileType.ALL_F32 if dtype == "f32" else gguf.LlamaFileType.MOSTLY_F16
-    )
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32 if dtype == "f32" else gguf.LlamaFileType.MOSTLY_F16)
     writer.add_vocab_size(n_vocab)
     writer.add_context_length(hp.max_position_embeddings)
     writer.add_embedding_length(hp.hidden_size)
@@ -217,9 +215,7 @@ def write_gguf(
         out_dtype = np.float16 if dtype == "f16" and array.ndim == 2 else np.float32
         writer.add_tensor(names(hf_name), np.ascontiguousarray(array.astype(out_dtype)))
     if not hp.tie_word_embeddings and not has_output:
-        raise GgufExportError(
-            "the config says embeddings are not tied but lm_head.weight is missing"
-        )
+        raise GgufExportError("the config says embeddings are not tied but lm_head.weight is missing")
     _write_file(writer)
     return path
 
@@ -408,13 +404,9 @@ def export_lora_adapter(
     if getattr(config, "use_dora", False):
         raise GgufExportError("DoRA adapters cannot be exported; train with use_dora=False")
     if getattr(config, "use_rslora", False):
-        raise GgufExportError(
-            "rsLoRA scales by alpha/sqrt(r), which llama.cpp does not; disable it"
-        )
+        raise GgufExportError("rsLoRA scales by alpha/sqrt(r), which llama.cpp does not; disable it")
     if getattr(config, "rank_pattern", None) or getattr(config, "alpha_pattern", None):
-        raise GgufExportError(
-            "per-module rank/alpha patterns cannot be exported; use one r and alpha"
-        )
+        raise GgufExportError("per-module rank/alpha patterns cannot be exported; use one r and alpha")
     state = get_peft_model_state_dict(peft_model, adapter_name=adapter_name)
     pairs = lora_pairs_from_state_dict({k: _to_numpy(v) for k, v in state.items()})
     hparams = read_hparams(base_gguf)

@@ -203,9 +203,7 @@ def write_tiny_gguf(
         ffn=ffn,
         context_length=context_length,
     )
-    return write_gguf(
-        path, hp, tiny_tensors(hp, seed=seed), vocab, dtype=dtype, name="goldiff-tiny"
-    )
+    return write_gguf(path, hp, tiny_tensors(hp, seed=seed), vocab, dtype=dtype, name="goldiff-tiny")
 
 
 def tiny_lora_pairs(

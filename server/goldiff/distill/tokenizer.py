@@ -181,9 +181,7 @@ class GgufVocab:
         data = _read_tokenizer_json(source) if not isinstance(source, Mapping) else source
         model = data.get("model") or {}
         if model.get("type") != "BPE":
-            raise TokenizerError(
-                f"only byte-level BPE tokenizers can be exported, not {model.get('type')!r}"
-            )
+            raise TokenizerError(f"only byte-level BPE tokenizers can be exported, not {model.get('type')!r}")
         vocab: dict[str, int] = dict(model.get("vocab") or {})
         specials: set[int] = set()
         user_defined: set[int] = set()
