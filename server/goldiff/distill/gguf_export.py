@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from goldiff.distill.tokenizer import GgufVocab
+from goldiff.errors import DistillError
 
 if TYPE_CHECKING:
     import torch
@@ -51,7 +52,7 @@ _SKIPPED = re.compile(r"(rotary_emb\.inv_freq|\.rotary_emb\.|^model\.rotary_emb)
 _LAYER = re.compile(r"^model\.layers\.(\d+)\.")
 
 
-class GgufExportError(ValueError):
+class GgufExportError(DistillError):
     """A model or adapter cannot be written as GGUF; the message says what to change."""
 
 

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import gguf
 
+from goldiff.errors import DistillError
+
 if TYPE_CHECKING:
     import tokenizers
 
@@ -54,7 +56,7 @@ MAX_TOKEN_BYTES = 32
 TOKENIZER_FILE = "tokenizer.json"
 
 
-class TokenizerError(ValueError):
+class TokenizerError(DistillError):
     """A tokenizer cannot be trained, read or mapped to GGUF (the message says why)."""
 
 
