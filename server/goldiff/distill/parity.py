@@ -111,6 +111,14 @@ def torch_logits(model: Any, ids: Sequence[int]) -> npt.NDArray[np.float32]:
     return result
 
 
+def _load(llama_cpp: Any, **kwargs: Any) -> Any:
+    """A ``Llama``, or None when llama.cpp refuses the model or adapter file."""
+    try:
+        return llama_cpp.Llama(**kwargs)
+    except (ValueError, RuntimeError):  # what llama-cpp-python raises for either
+        return None
+
+
 def check_parity(
     hf_model: Any,
     gguf_path: str | Path,
@@ -136,8 +144,11 @@ def check_parity(
     if not prompts:
         raise ValueError("check_parity needs at least one prompt")
     llm: llama_cpp.Llama | None = None
+    if not path.is_file():
+        raise ParityError(f"cannot check {path}: no such file")
     try:
-        llm = llama_cpp.Llama(
+        llm = _load(
+            llama_cpp,
             model_path=str(path),
             lora_path=str(lora_path) if lora_path is not None else None,
             n_ctx=512,
@@ -149,6 +160,13 @@ def check_parity(
             type_v=llama_cpp.GGML_TYPE_F32,
             verbose=False,
         )
+        if llm is None:
+            raise ParityError(
+                f"llama.cpp cannot load {path}"
+                + (f" with adapter {lora_path}" if lora_path is not None else "")
+                + "; the export is broken (a tensor llama.cpp does not expect, or a shape it "
+                "rejects): load it with llama_cpp.Llama(verbose=True) to see which"
+            )
         token_ids = [
             llm.tokenize(p.encode("utf-8"), add_bos=False, special=False) if isinstance(p, str) else list(p)
             for p in prompts
