@@ -102,6 +102,15 @@ class LocalSource:
                 + (f" with the adapter {self.adapter_path}" if self.adapter_path else "")
                 + f" ({exc}). The file may be corrupt, or the adapter made for another base model."
             ) from exc
+        if self.adapter_path is not None and not self.llm._lora_adapter:
+            # llama-cpp-python 0.3.36 checks the adapter pointer with `is None`, so an
+            # adapter llama.cpp refused (wrong base, wrong shapes) is a NULL it lets through:
+            # the model would silently run without it.
+            self.llm.close()
+            raise ModelLoadError(
+                f"llama.cpp refused the adapter {self.adapter_path} for {self.model_path}: it was "
+                "made for another base model (tensor shapes differ). Use the adapter's own base."
+            )
         from llama_cpp import _logger
 
         _logger.set_verbose(False)
