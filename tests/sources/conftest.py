@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from goldiff.distill.tiny import write_tiny_gguf, write_tiny_lora_gguf
 
 

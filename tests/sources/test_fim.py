@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from goldiff.errors import ModelLoadError
 from goldiff.sources.fim import PREFIX, SUFFIX, TEMPLATES, VocabInfo, resolve_template
 

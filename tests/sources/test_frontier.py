@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from goldiff.errors import ConfigError, FrontierError
 from goldiff.sources.base import CompletionRequest
 from goldiff.sources.frontier import CURSOR, AnthropicSource, OpenAICompatibleSource, clean_chat_reply
@@ -129,7 +128,9 @@ def test_404_on_both_apis_names_the_model() -> None:
 
 def test_a_chat_only_model_falls_back_to_chat_once() -> None:
     chat_ok = (200, {"choices": [{"message": {"content": "```python\na + b\n```"}}], "usage": {}}, {})
-    script = Script(error(404, "This is a chat model and not supported in the v1/completions endpoint"), chat_ok)
+    script = Script(
+        error(404, "This is a chat model and not supported in the v1/completions endpoint"), chat_ok
+    )
     with scripted(script) as url:
         source = OpenAICompatibleSource(base_url=url, model="gpt-x", api_key=KEY)
         assert source.complete(REQUEST).text == "a + b"
@@ -189,7 +190,7 @@ def test_unreachable_endpoint_is_a_clear_error() -> None:
 def test_public_endpoints_need_a_key_and_a_model() -> None:
     with pytest.raises(ConfigError, match="API key"):
         OpenAICompatibleSource(model="gpt-x")
-    with pytest.raises(ConfigError, match="frontier.model"):
+    with pytest.raises(ConfigError, match=r"frontier.model"):
         OpenAICompatibleSource(api_key=KEY)
     with pytest.raises(ConfigError, match="API key"):
         AnthropicSource(model="claude")
@@ -234,11 +235,12 @@ def test_anthropic_messages_from_a_recorded_response() -> None:
 def test_anthropic_errors_are_classified() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(
-            401, json={"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}
+            401,
+            json={"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}},
         )
 
     source = AnthropicSource(model="claude", api_key=KEY, transport=httpx.MockTransport(handler))
-    with pytest.raises(FrontierError, match="invalid x-api-key.*Set API Key") as info:
+    with pytest.raises(FrontierError, match=r"invalid x-api-key.*Set API Key") as info:
         source.complete(REQUEST)
     assert KEY not in str(info.value)
 

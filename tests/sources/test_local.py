@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from goldiff.distill.tiny import TINY_SPECIAL_IDS, write_tiny_gguf, write_tiny_lora_gguf
 from goldiff.errors import ModelLoadError
 from goldiff.sources.base import CompletionRequest
@@ -103,7 +102,9 @@ def test_greedy_is_deterministic(source: LocalSource, tiny_gguf: Path) -> None:
 def test_adapter_is_loaded_on_top_of_the_base(tiny_gguf: Path, tiny_lora: Path, source: LocalSource) -> None:
     with_adapter = LocalSource(tiny_gguf, adapter_path=tiny_lora)
     assert with_adapter.model == f"{tiny_gguf.stem}+{tiny_lora.stem}"
-    requests = [CompletionRequest(prefix=p, suffix="", max_tokens=16) for p in ("x = ", "def f", "class A:\n")]
+    requests = [
+        CompletionRequest(prefix=p, suffix="", max_tokens=16) for p in ("x = ", "def f", "class A:\n")
+    ]
     base = [source.complete(r).raw_text for r in requests]
     adapted = [with_adapter.complete(r).raw_text for r in requests]
     assert base != adapted

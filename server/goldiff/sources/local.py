@@ -44,8 +44,7 @@ def check_gguf(path: Path, what: str = "model") -> None:
     """Fail with a message a user can act on before llama.cpp fails with a vague one."""
     if not path.exists():
         raise ModelLoadError(
-            f"the local {what} {path} does not exist. Check goldiff.local.{what} "
-            "or `goldiff models list`."
+            f"the local {what} {path} does not exist. Check goldiff.local.{what} or `goldiff models list`."
         )
     try:
         with path.open("rb") as fh:
