@@ -33,7 +33,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def llama_cpp_server(model: Path, log: Path) -> Iterator[str]:
+def llama_cpp_server(model: Path, log: Path, threads: int = 1) -> Iterator[str]:
     """`python -m llama_cpp.server` on a free loopback port; yields its OpenAI base URL."""
     port = free_port()
     with log.open("wb") as out:
@@ -51,7 +51,7 @@ def llama_cpp_server(model: Path, log: Path) -> Iterator[str]:
                 "--n_ctx",
                 "1024",
                 "--n_threads",
-                "1",
+                str(threads),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -164,6 +164,7 @@ class CompletionService:
         self._executor = ThreadPoolExecutor(2, thread_name_prefix="goldiff-complete")
         self._shadow_executor = ThreadPoolExecutor(1, thread_name_prefix="goldiff-shadow")
         self._shadow_seq = 0
+        self._shadow_cancel = threading.Event()
         self._load_lock = threading.Lock()
         self._local: dict[tuple[str, ...], CompletionSource] = {}
         self._failed: dict[tuple[str, ...], GoldiffError] = {}
@@ -333,6 +334,9 @@ class CompletionService:
                 hooks.suggestion_reused(doc, sid, offset, rest)
             return types.InlineCompletionList(items=[self._item(sid, rest, pos)])
 
+        # The shown path comes first: hidden shadow work still running gives way (its model
+        # would compete for the same cores), and is not recorded.
+        self._shadow_cancel.set()
         generation = self._generation.get(uri, 0) + 1
         self._generation[uri] = generation
         previous = self._inflight.pop(uri, None)
@@ -466,16 +470,19 @@ class CompletionService:
         """Ask the local model the same question in the background; only the newest waits."""
         self._shadow_seq += 1
         seq = self._shadow_seq
+        cancel = self._shadow_cancel = threading.Event()
         local_request = dataclasses.replace(request, max_seconds=LOCAL_MAX_SECONDS, snippets=[])
 
         def run() -> None:
-            if seq != self._shadow_seq:
-                return  # a newer shown suggestion came first: compare on that one
+            if seq != self._shadow_seq or cancel.is_set():
+                return  # a newer request came first: compare on a later one
             try:
-                completion = self.local_source().complete(local_request)
+                completion = self.local_source().complete(local_request, cancel)
             except GoldiffError as exc:
                 log.info("shadow completion failed: %s", exc)
                 return
+            if cancel.is_set():
+                return  # cut short by the next request: not a fair sample of the local model
             self._record(
                 doc, str(uuid.uuid4()), "shadow", shown_id, pos, offset, local_request, completion, None
             )
