@@ -125,6 +125,8 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
     @server.feature(types.INITIALIZED)
     def initialized(ls: GoldiffServer, params: types.InitializedParams) -> None:
         ls.start_watcher()
+        if (completion := getattr(ls, "completion", None)) is not None:
+            completion.prewarm()  # load the local model now, not on the first keystroke
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(ls: GoldiffServer, params: types.DidChangeConfigurationParams) -> None:

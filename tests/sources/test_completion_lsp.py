@@ -12,9 +12,14 @@ from goldiff.store import open_database
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.lsp_client import Editor, goldiff_client
+from tests.lsp_client import Editor, goldiff_client, server_env
 
 SOURCE = "def add(a, b):\n    "
+
+
+def patient(home: Path) -> dict[str, str]:
+    """A generous time budget: the machine running the tests may be busy; timing is not under test."""
+    return server_env(home, GOLDIFF_COMPLETION_TIMEOUT="120")
 
 
 def rules(text: str, model: str) -> str:
@@ -71,7 +76,9 @@ async def accept(client: LanguageClient, item: types.InlineCompletionItem) -> bo
 async def test_local_mode_with_a_real_gguf(tmp_path: Path, tiny_gguf: Path) -> None:
     home, uri = tmp_path / "home", (tmp_path / "m.py").as_uri()
     text = "import os\n\n\ndef main():\n    value = "
-    async with goldiff_client(home, options={"mode": "local", "local": {"model": str(tiny_gguf)}}) as client:
+    async with goldiff_client(
+        home, env=patient(home), options={"mode": "local", "local": {"model": str(tiny_gguf)}}
+    ) as client:
         Editor(client).open(uri, text)
         result = await complete(client, uri, text)
         assert result is not None and len(result.items) == 1
@@ -109,7 +116,7 @@ async def test_frontier_mode_against_llama_cpp_server(tmp_path: Path, openai_ser
         "mode": "frontier",
         "frontier": {"baseUrl": openai_server, "model": "tiny", "apiKey": "sk-secret"},
     }
-    async with goldiff_client(home, options=options) as client:
+    async with goldiff_client(home, env=patient(home), options=options) as client:
         Editor(client).open(uri, SOURCE)
         result = await complete(client, uri, SOURCE)
         await wait_for_suggestions(client, 1)
@@ -135,7 +142,7 @@ async def test_shadow_mode_records_the_local_suggestion_beside_the_shown_one(
         "frontier": {"model": rules("return a + b", "frontier-rules")},
         "local": {"model": str(tiny_gguf)},
     }
-    async with goldiff_client(home, options=options) as client:
+    async with goldiff_client(home, env=patient(home), options=options) as client:
         Editor(client).open(uri, SOURCE)
         result = await complete(client, uri, SOURCE)
         assert result is not None and [i.insert_text for i in result.items] == ["return a + b"]
@@ -163,7 +170,7 @@ async def test_typing_into_a_suggestion_reuses_it_and_set_mode_switches(tmp_path
         "frontier": {"model": rules("return a + b", "frontier-rules")},
         "local": {"model": rules("return b + a", "local-rules")},
     }
-    async with goldiff_client(home, options=options) as client:
+    async with goldiff_client(home, env=patient(home), options=options) as client:
         editor = Editor(client)
         editor.open(uri, SOURCE)
         first = await complete(client, uri, SOURCE)
@@ -194,7 +201,9 @@ async def test_typing_into_a_suggestion_reuses_it_and_set_mode_switches(tmp_path
 async def test_missing_model_is_told_once_and_capture_goes_on(tmp_path: Path) -> None:
     home, uri = tmp_path / "home", (tmp_path / "m.py").as_uri()
     missing = tmp_path / "models" / "gone.gguf"
-    async with goldiff_client(home, options={"mode": "local", "local": {"model": str(missing)}}) as client:
+    async with goldiff_client(
+        home, env=patient(home), options={"mode": "local", "local": {"model": str(missing)}}
+    ) as client:
         editor = Editor(client)
         editor.open(uri, SOURCE)
         assert await complete(client, uri, SOURCE) is None
@@ -211,7 +220,9 @@ async def test_missing_model_is_told_once_and_capture_goes_on(tmp_path: Path) ->
 async def test_a_cancelled_request_records_nothing(tmp_path: Path, tiny_gguf: Path) -> None:
     home, uri = tmp_path / "home", (tmp_path / "m.py").as_uri()
     text = "x = 1\n" * 2000
-    async with goldiff_client(home, options={"mode": "local", "local": {"model": str(tiny_gguf)}}) as client:
+    async with goldiff_client(
+        home, env=patient(home), options={"mode": "local", "local": {"model": str(tiny_gguf)}}
+    ) as client:
         Editor(client).open(uri, text)
         params = types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),

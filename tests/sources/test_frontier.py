@@ -24,7 +24,10 @@ from goldiff.sources.base import CompletionRequest
 from goldiff.sources.frontier import CURSOR, AnthropicSource, OpenAICompatibleSource, clean_chat_reply
 
 KEY = "sk-test-0123456789abcdef-never-logged"
-REQUEST = CompletionRequest(prefix="def add(a, b):\n    return ", suffix="\n", language="python", path="m.py")
+# A generous budget: the machine running the tests may be busy; timing is not under test.
+REQUEST = CompletionRequest(
+    prefix="def add(a, b):\n    return ", suffix="\n", language="python", path="m.py", max_seconds=120
+)
 
 
 def no_sleep(seconds: float) -> None:

@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -63,6 +64,18 @@ BURST_SECONDS = 0.15
 MAX_TOKENS = 64
 LOCAL_MAX_SECONDS = 2.0
 FRONTIER_MAX_SECONDS = 8.0
+# Overrides both budgets (seconds): for slow machines, and tests on a busy one.
+TIMEOUT_ENV = "GOLDIFF_COMPLETION_TIMEOUT"
+
+
+def _budget(default: float) -> float:
+    value = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        return float(value) if value else default
+    except ValueError:
+        return default
+
+
 CACHE_SIZE = 64
 RECENT_EDITS = 16
 PREFIX_STEP = 1024  # the prefix excerpt's start moves in steps, to keep the model's KV cache useful
@@ -299,7 +312,7 @@ class CompletionService:
             path=doc.path,
             recent_edits=list(self._recent.get(doc.uri, ())),
             max_tokens=MAX_TOKENS,
-            max_seconds=FRONTIER_MAX_SECONDS if kind == "frontier" else LOCAL_MAX_SECONDS,
+            max_seconds=_budget(FRONTIER_MAX_SECONDS if kind == "frontier" else LOCAL_MAX_SECONDS),
         )
         if kind == "frontier":  # only the frontier's chat prompt shows other files
             others = list(self.server.recorder.documents.values())
@@ -385,7 +398,7 @@ class CompletionService:
         self.cache.add(sid, uri, cache_key, before, after, completion.text)
         hooks = getattr(self.server, "outcomes", None)
         if hooks is not None:
-            hooks.suggestion_made(doc, sid, offset, completion.text)
+            hooks.suggestion_made(doc, sid, offset, completion.text, source=completion.source)
         return types.InlineCompletionList(items=[self._item(sid, completion.text, pos)])
 
     def _source_key(self, kind: str) -> tuple[str, ...]:
@@ -471,7 +484,7 @@ class CompletionService:
         self._shadow_seq += 1
         seq = self._shadow_seq
         cancel = self._shadow_cancel = threading.Event()
-        local_request = dataclasses.replace(request, max_seconds=LOCAL_MAX_SECONDS, snippets=[])
+        local_request = dataclasses.replace(request, max_seconds=_budget(LOCAL_MAX_SECONDS), snippets=[])
 
         def run() -> None:
             if seq != self._shadow_seq or cancel.is_set():
@@ -506,9 +519,5 @@ def register(server: GoldiffServer) -> CompletionService:
         ls: GoldiffServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList | None:
         return await service.inline_completion(params)
-
-    @server.feature(types.INITIALIZED)
-    def initialized(ls: GoldiffServer, params: types.InitializedParams) -> None:
-        service.prewarm()
 
     return service
