@@ -243,8 +243,17 @@ class CompletionService:
         fr = self.server.settings.frontier
         key_hash = hashlib.sha256((fr.api_key or "").encode()).hexdigest()[:16]
         key = (fr.provider, fr.base_url or "", fr.model or "", key_hash)
-        if self._frontier is not None and self._frontier[0] == key:
-            return self._frontier[1]
+        with self._load_lock:
+            if self._frontier is not None and self._frontier[0] == key:
+                return self._frontier[1]
+            source = self._new_frontier()
+            if self._frontier is not None:
+                self._frontier[1].close()
+            self._frontier = (key, source)
+            return source
+
+    def _new_frontier(self) -> CompletionSource:
+        fr = self.server.settings.frontier
         source: CompletionSource
         if is_test_spec(fr.model):
             source = DeterministicSource.from_spec(fr.model or "", kind="frontier")
@@ -256,9 +265,6 @@ class CompletionService:
             from goldiff.sources.frontier import OpenAICompatibleSource
 
             source = OpenAICompatibleSource(base_url=fr.base_url, model=fr.model, api_key=fr.api_key)
-        if self._frontier is not None:
-            self._frontier[1].close()
-        self._frontier = (key, source)
         return source
 
     def _source(self, kind: str) -> CompletionSource:
@@ -341,7 +347,8 @@ class CompletionService:
         hit = self.cache.lookup(uri, cache_key, before, after)
         if hit is not None:
             sid, rest = hit
-            self.server.store.record_suggestion_event(sid, "reused", {"typed": len(before)})
+            if doc.captured:
+                self.server.store.record_suggestion_event(sid, "reused", {"remaining": len(rest)})
             hooks = getattr(self.server, "outcomes", None)
             if hooks is not None and hasattr(hooks, "suggestion_reused"):
                 hooks.suggestion_reused(doc, sid, offset, rest)

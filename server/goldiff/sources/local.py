@@ -30,7 +30,7 @@ from goldiff.sources.fim import VocabInfo, resolve_template
 log = logging.getLogger(__name__)
 
 N_CTX = 2048  # prompt + generation; larger contexts cost memory and prompt time on CPU
-PREFILL_CHUNK = 128  # prompt tokens evaluated between two looks at the cancel flag
+PREFILL_CHUNK = 32  # prompt tokens evaluated between two looks at the cancel flag
 SUFFIX_SHARE = 0.25  # of the prompt budget given to the text after the cursor
 PREFIX_STEP = 64  # the prefix is cut from the left in steps of this many tokens
 
