@@ -110,7 +110,7 @@ def error(status: int, message: str, kind: str = "error") -> tuple[int, dict[str
 
 def test_401_says_to_set_the_key_and_never_shows_it(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    script = Script(error(401, "Incorrect API key provided"))
+    script = Script(error(401, f"Incorrect API key provided: {KEY}"))  # some servers echo it
     with scripted(script) as url:
         source = OpenAICompatibleSource(base_url=url, model="m", api_key=KEY, sleep=no_sleep)
         with pytest.raises(FrontierError, match="API key") as info:
