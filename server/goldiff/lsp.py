@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -31,6 +31,9 @@ from goldiff.home import resolve_home, store_path
 from goldiff.protocol import PayloadError, structure
 from goldiff.settings import Settings, parse_settings
 from goldiff.store import TraceStore
+
+if TYPE_CHECKING:
+    from goldiff.outcomes import OutcomeTracker
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,7 @@ class GoldiffServer(LanguageServer):
         self.settings = Settings()
         self.store = TraceStore(store_path(home), on_error=self._store_failed)
         self.recorder = Recorder(self.store, self.settings, clock)
+        self.outcomes: OutcomeTracker | None = None  # set by goldiff.outcomes.register
         self._closed = False
         self.watcher: WorkspaceWatcher | None = None
         # Handling time of recent didChange notifications, for `goldiff.serverStats`.
@@ -95,6 +99,8 @@ class GoldiffServer(LanguageServer):
         self._closed = True
         if self.watcher is not None:
             self.watcher.stop()
+        if self.outcomes is not None:
+            self.outcomes.close()  # settles what is left, before the store closes
         self.recorder.end_session()
         self.store.close()
 
@@ -222,6 +228,9 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
     from goldiff.sources.completion import register as register_completion
 
     register_completion(server)
+    from goldiff import outcomes
+
+    outcomes.register(server)
     return server
 
 
