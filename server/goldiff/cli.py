@@ -183,3 +183,82 @@ def doctor(home: Path | None) -> None:
     ok = run_checks(resolve_home(home), echo=click.echo)
     if not ok:
         raise SystemExit(1)
+
+
+@main.command("export")
+@home_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["sft", "preference", "kto", "edits", "openai", "parquet"]),
+    default="sft",
+    show_default=True,
+    help="Row format: TRL prompt/completion, preference pairs, KTO labels, edit episodes, "
+    "OpenAI chat fine-tuning, or Parquet.",
+)
+@click.option(
+    "--rows", type=click.Choice(["sft", "preference", "kto", "edits"]), help="Row shape for openai/parquet."
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="File (or folder with --split). Default: HOME/exports/."
+)
+@click.option("--since", help="Only records at or after this time (ISO date or epoch seconds).")
+@click.option("--until", help="Only records before this time.")
+@click.option("--workspace", help="Only this workspace (folder path or file:// URI).")
+@click.option("--language", help="Only this language id (python, typescript, ...).")
+@click.option("--source", help="Only suggestions from this source (frontier, local).")
+@click.option("--model", help="Only suggestions from this model.")
+@click.option("--outcome", multiple=True, help="accepted, partial, rejected or pending (repeatable).")
+@click.option("--min-survival", type=float, help="Only suggestions with at least this share surviving (0-1).")
+@click.option(
+    "--tests-passed/--tests-failed", default=None, help="Only episodes whose last test run passed/failed."
+)
+@click.option("--split", is_flag=True, help="Write train/test files split by time, without context leaks.")
+@click.option("--test-fraction", type=float, default=0.1, show_default=True, help="Newest share held out.")
+@click.option("--split-at", help="Hold out everything from this time on (instead of --test-fraction).")
+@click.option("--no-code", is_flag=True, help="Export metrics only: no code, hashed paths.")
+@friendly
+def export_cmd(home: Path | None, fmt: str, rows: str | None, out: Path | None, **kw: Any) -> None:
+    """Turn recorded gold into a training dataset (prints a JSON summary)."""
+    from goldiff import export as ex
+    from goldiff.home import exports_dir
+
+    names = ("since", "until", "workspace", "language", "source", "model", "min_survival", "tests_passed")
+    filters = ex.ExportFilters.build(outcome=kw["outcome"] or None, **{k: kw[k] for k in names})
+    split_at = ex.parse_time(kw["split_at"], "--split-at") if kw["split_at"] else None
+    options = ex.ExportOptions(
+        format=fmt,
+        rows=rows,
+        filters=filters,
+        split=kw["split"] or split_at is not None,
+        test_fraction=kw["test_fraction"],
+        split_at=split_at,
+        no_code=kw["no_code"],
+    )
+    db, _ = _open_reader(home)
+    out = out or ex.default_out(exports_dir(resolve_home(home)), options)
+    with _progress("exporting") as progress:
+        result = ex.export(db, options, out, progress)
+    click.echo(json.dumps(result.as_dict(), indent=2))
+
+
+class _progress:
+    """A rich progress bar on stderr for long work; quiet when stderr is not a terminal."""
+
+    def __init__(self, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._bar = Progress(console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty())
+        self._task = self._bar.add_task(label, total=None)
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        self._bar.start()
+
+        def update(done: int, total: int) -> None:
+            self._bar.update(self._task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()

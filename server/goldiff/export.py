@@ -304,6 +304,23 @@ def final_survival(survival: Mapping[str, Any] | None) -> float | None:
     return max(points)[1]
 
 
+def survival_points(survival: Mapping[str, Any] | None) -> list[dict[str, float]] | None:
+    """Survival as a list of fixed-shape points, oldest first.
+
+    A list of `{afterSeconds, share}` keeps one schema whatever checkpoints a store used,
+    so Parquet and `datasets` do not invent null-filled columns for missing ones.
+    """
+    if not survival:
+        return None
+    points = []
+    for key, value in survival.items():
+        try:
+            points.append({"after_seconds": float(key), "share": float(value)})
+        except (TypeError, ValueError):
+            continue
+    return sorted(points, key=lambda p: p["after_seconds"]) or None
+
+
 def _json(value: Any) -> Any:
     if value is None or value == "":
         return None
@@ -572,7 +589,7 @@ class _Shaper:
                 suffix=suffix,
                 suggestion=text,
                 latency_ms=s.latency_ms,
-                survival=s.survival,
+                survival=survival_points(s.survival),
                 tests_passed=s.tests_passed,
             )
             return [row]
@@ -594,7 +611,7 @@ class _Shaper:
                 rejected=rejected,
                 prefix=prefix,
                 suffix=suffix,
-                survival=s.survival,
+                survival=survival_points(s.survival),
             )
             return [row]
         if fmt == "kto":
@@ -613,7 +630,7 @@ class _Shaper:
                 label=label,
                 prefix=prefix,
                 suffix=suffix,
-                survival=s.survival,
+                survival=survival_points(s.survival),
             )
             return [row]
         raise AssertionError(fmt)
@@ -683,7 +700,7 @@ def _suggestion_metrics(s: SuggestionRecord) -> dict[str, Any]:
         "exact": s.gold is not None and s.text == gold,
         "accepted_length": s.accepted_length,
         "latency_ms": s.latency_ms,
-        "survival": s.survival,
+        "survival": survival_points(s.survival),
         "tests_passed": s.tests_passed,
     }
 
@@ -962,7 +979,7 @@ def build_rows(
     for done, record in enumerate(records, 1):
         if isinstance(record, EpisodeRecord):
             rows.extend(shaper.episode_rows(record))
-        else:
+        elif isinstance(record, SuggestionRecord):
             rows.extend(shaper.suggestion_rows(record))
         if progress and done % PROGRESS_EVERY == 0:
             progress(done, total)
