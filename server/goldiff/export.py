@@ -27,12 +27,15 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from goldiff.capture.redaction import mask_spans, secret_spans
 from goldiff.errors import ExportError
+
+if TYPE_CHECKING:
+    from goldiff.lsp import GoldiffServer
 
 FORMATS: tuple[str, ...] = ("sft", "preference", "kto", "edits", "openai", "parquet")
 # Shapes of rows; `openai` and `parquet` carry one of these (`--rows`).
@@ -1121,3 +1124,69 @@ __all__ = [
     "parse_edit_completion",
     "split_rows",
 ]
+
+
+# ---------------------------------------------------------------------------- LSP
+
+
+# Keys of `goldiff.exportTraces`' `filters` object that are export options, not filters.
+_OPTION_KEYS = {"split", "testFraction", "splitAt", "noCode", "rows"}
+
+
+def options_from_wire(fmt: str, raw: Mapping[str, Any] | None) -> ExportOptions:
+    """`ExportOptions` from the `goldiff.exportTraces` arguments (camelCase filters)."""
+    raw = dict(raw or {})
+    opts = {k: raw.pop(k) for k in list(raw) if k in _OPTION_KEYS}
+    split_at = parse_time(opts["splitAt"], "splitAt") if opts.get("splitAt") is not None else None
+    try:
+        fraction = float(opts.get("testFraction", 0.1))
+    except (TypeError, ValueError) as exc:
+        raise ExportError("testFraction is a share between 0 and 1, e.g. 0.1") from exc
+    return ExportOptions(
+        format=fmt,
+        rows=opts.get("rows"),
+        filters=ExportFilters.from_mapping(raw),
+        split=bool(opts.get("split")) or split_at is not None,
+        test_fraction=fraction,
+        split_at=split_at,
+        no_code=bool(opts.get("noCode")),
+    )
+
+
+def register(server: GoldiffServer) -> None:
+    """Add `goldiff.exportTraces {format, path, filters}` to the language server."""
+
+    # `ls: Any`: pygls resolves handler annotations at runtime, and importing the server
+    # class here would make this module import the language server.
+    @server.command("goldiff.exportTraces")
+    async def export_traces(ls: Any, *args: Any) -> dict[str, Any]:
+        return await export_for_server(ls, args)
+
+
+async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str, Any]:
+    import asyncio
+
+    from goldiff import protocol
+    from goldiff.home import exports_dir
+
+    try:
+        params = protocol.structure(list(args), protocol.ExportArgs)
+    except protocol.PayloadError as exc:
+        raise ExportError(str(exc)) from exc
+    options = options_from_wire(params.format, params.filters)
+    exports = exports_dir(ls.home)
+    out = Path(params.path).expanduser() if params.path else default_out(exports, options)
+    if not out.is_absolute():
+        out = exports / out
+    ls.store.flush()  # what the editor sent up to now belongs in the export
+
+    def run() -> ExportResult:
+        db = ls.store.reader()
+        try:
+            return export(db, options, out)
+        finally:
+            db.conn.close()
+
+    # Off the event loop: a long export must not stall typing and capture.
+    result = await asyncio.to_thread(run)
+    return result.as_dict()

@@ -22,6 +22,7 @@ from pygls.lsp.server import LanguageServer
 from goldiff import __version__, audit, protocol
 from goldiff.capture.recorder import Recorder
 from goldiff.errors import ConfigError, GoldiffError, StoreError
+from goldiff.export import register as register_export
 from goldiff.home import resolve_home, store_path
 from goldiff.protocol import PayloadError, structure
 from goldiff.settings import Settings, parse_settings
@@ -173,6 +174,7 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
         finally:
             db.conn.close()
 
+    register_export(server)
     return server
 
 
