@@ -262,3 +262,75 @@ class _progress:
 
     def __exit__(self, *exc: object) -> None:
         self._bar.stop()
+
+
+@main.command("eval")
+@home_option
+@click.option(
+    "--data",
+    type=click.Path(exists=True, path_type=Path),
+    help="Held-out rows: a split export folder or an sft JSONL/Parquet file. "
+    "Default: split the store's sft rows now.",
+)
+@click.option("--base", type=click.Path(path_type=Path), help="The base model's GGUF.")
+@click.option("--distilled", type=click.Path(path_type=Path), help="The distilled model's GGUF.")
+@click.option(
+    "--adapter", type=click.Path(path_type=Path), help="A LoRA GGUF on --base: the distilled model."
+)
+@click.option("--model", "extra", multiple=True, metavar="NAME=GGUF", help="Another model (repeatable).")
+@click.option("--no-frontier", is_flag=True, help="Leave out the frontier's recorded suggestions.")
+@click.option("--limit", type=int, help="Evaluate only the newest N held-out rows.")
+@click.option("--max-tokens", type=int, default=48, show_default=True, help="Tokens per completion.")
+@click.option("--threads", type=int, default=2, show_default=True, help="llama.cpp threads.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder.")
+@friendly
+def eval_cmd(
+    home: Path | None,
+    data: Path | None,
+    base: Path | None,
+    distilled: Path | None,
+    adapter: Path | None,
+    extra: tuple[str, ...],
+    no_frontier: bool,
+    limit: int | None,
+    max_tokens: int,
+    threads: int,
+    out: Path | None,
+) -> None:
+    """Compare base, distilled and frontier on held-out gold; write JSON and a report."""
+    import time
+
+    from goldiff import evaluate as ev
+    from goldiff import export as ex
+    from goldiff.home import exports_dir
+
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    out = out or exports_dir(resolve_home(home)) / f"eval-{stamp}"
+    if data is None:
+        db, _ = _open_reader(home)
+        ex.export(db, ex.ExportOptions(format="sft", split=True), out / "data")
+        data = out / "data"
+    rows = ev.eval_rows(ex.load_rows(data))
+    if limit is not None:
+        rows = rows[-limit:]
+    if adapter and not base:
+        raise click.BadParameter("an adapter needs its base model: add --base", param_hint="--adapter")
+    specs: list[tuple[str, str, Path, Path | None]] = []
+    if base:
+        specs.append(("base", "base", base, None))
+    distilled_path = distilled or (base if adapter else None)
+    if distilled_path:
+        specs.append(("distilled", "distilled", distilled_path, adapter))
+    for item in extra:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter("use NAME=PATH.gguf", param_hint="--model")
+        specs.append((name, "other", Path(path), None))
+    models = [
+        ev.gguf_model(name, role, path, adapter=lora, max_tokens=max_tokens, n_threads=threads)
+        for name, role, path, lora in specs
+    ]
+    with _progress("evaluating") as progress:
+        report, files = ev.run_eval(rows, models, out, frontier=not no_frontier, progress=progress)
+    click.echo(report["switch"]["verdict"])
+    click.echo(json.dumps({k: str(v) for k, v in files.items()}, indent=2))
