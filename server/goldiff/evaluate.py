@@ -424,7 +424,7 @@ def switch_summary(report: Mapping[str, Any]) -> dict[str, Any]:
         verdict = "the frontier's suggestions were never a prefix of the gold: no ratio"
     else:
         verdict = (
-            f"on the {report['frontier_rows']} held-out contexts where the frontier suggested, "
+            f"On the {report['frontier_rows']} held-out contexts where the frontier suggested, "
             f"{distilled} would have been kept {ratio:.0%} as often as the frontier "
             f"({d_accept:.1%} vs {f_accept:.1%} accept proxy)"
         )
@@ -457,7 +457,7 @@ def _fmt(value: Any, kind: str = "share") -> str:
     if kind == "ms":
         return f"{value:.1f} ms"
     if kind == "bytes":
-        return f"{value / 1e6:.1f} MB"
+        return f"{value / 1e6:.1f} MB" if value >= 1e6 else f"{value / 1e3:.1f} kB"
     return f"{value:.1f}"
 
 

@@ -962,13 +962,19 @@ class ExportResult:
 Progress = Callable[[int, int], None]
 
 
+def _identity(text: str | None) -> str:
+    return text or ""
+
+
 def build_rows(
     db: sqlite_utils.Database,
     options: ExportOptions,
     progress: Progress | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Rows of `options.shape` for the records that pass the filters; and duplicates dropped."""
-    shaper = _Shaper(options.shape, no_code=options.no_code, db=db)
+    # A metrics-only export writes no text, so it needs no second redaction pass.
+    redact: Callable[[str | None], str] = _identity if options.no_code else Redactor()
+    shaper = _Shaper(options.shape, no_code=options.no_code, db=db, redact=redact)
     rows: list[dict[str, Any]] = []
     records: Iterable[SuggestionRecord | EpisodeRecord]
     if options.shape == "edits":
