@@ -15,14 +15,18 @@ import pytest
 from goldiff.distill.gguf_export import (
     GgufExportError,
     ModelHParams,
+    export_checked,
     export_lora_adapter,
+    export_lora_checked,
     export_model,
+    file_type_name,
     from_pretrained_dir,
     read_hparams,
     tensor_names,
     write_gguf,
 )
 from goldiff.distill.parity import check_parity
+from goldiff.distill.quantize import quantize
 from goldiff.distill.tiny import (
     TINY_SPECIAL_IDS,
     tiny_transformers_model,
@@ -265,5 +269,36 @@ def _randomise_lora(model: object) -> None:
     torch.manual_seed(1)
     with torch.no_grad():
         for name, param in model.named_parameters():  # type: ignore[attr-defined]
-            if "lora_" in name:
-                param.normal_(0.0, 0.3)
+            # The size of a trained adapter's update: comparable to the base weights.
+            if "lora_A" in name:
+                param.normal_(0.0, 1.0 / param.shape[1] ** 0.5)
+            elif "lora_B" in name:
+                param.normal_(0.0, 0.05)
+
+
+def test_export_checked_writes_quantized_files_that_passed_parity(torch_stack: None, tmp_path: Path) -> None:
+    model = tiny_transformers_model("qwen2", width=256)
+    files = export_checked(
+        model, tiny_vocab(), tmp_path / "m.gguf", dtype="f16", quantize_to=["Q8_0", "Q4_K_M"]
+    )
+    assert [(f.path.name, f.qtype) for f in files] == [
+        ("m.gguf", "F16"),
+        ("m-Q8_0.gguf", "Q8_0"),
+        ("m-Q4_K_M.gguf", "Q4_K_M"),
+    ]
+    assert all(f.parity.passed for f in files)
+    assert files[0].size_bytes > files[1].size_bytes > files[2].size_bytes
+    assert [file_type_name(f.path) for f in files] == ["F16", "Q8_0", "Q4_K_M"]
+
+
+def test_export_lora_checked_holds_a_quantized_base_to_its_tolerance(
+    torch_stack: None, tmp_path: Path
+) -> None:
+    peft = pytest.importorskip("peft")
+    base = tiny_transformers_model("qwen2", width=256)
+    f16 = export_model(base, tiny_vocab(), tmp_path / "base.gguf", dtype="f16")
+    q8 = quantize(f16, tmp_path / "base-q8.gguf", "Q8_0", n_threads=1).dst
+    lora = peft.get_peft_model(base, peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    _randomise_lora(lora)
+    exported = export_lora_checked(lora, q8, tmp_path / "adapter.gguf")
+    assert exported.parity.passed and exported.parity.tolerance.max_rel_diff == 0.1
