@@ -314,11 +314,9 @@ class Scores:
             "chrf": self.chrf / n,
             "edit_similarity": self.similarity / n,
             "empty_rate": self.empty / n,
-            "latency_ms": {
-                "p50": percentile(self.latencies, 50),
-                "p95": percentile(self.latencies, 95),
-                "measured": len(self.latencies),
-            },
+            "latency_p50_ms": percentile(self.latencies, 50),
+            "latency_p95_ms": percentile(self.latencies, 95),
+            "latency_measured": len(self.latencies),
         }
 
 
@@ -475,11 +473,11 @@ def markdown(report: Mapping[str, Any], plots: Sequence[str] = ()) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in report["models"].items():
-        lat = m["latency_ms"]
         lines.append(
             f"| {name} | {m['role']} | {_fmt(m['exact_match'])} | {_fmt(m['accept_proxy'])} | "
             f"{_fmt(m['chrf'], 'num')} | {_fmt(m['edit_similarity'])} | {_fmt(m['empty_rate'])} | "
-            f"{_fmt(lat['p50'], 'ms')} | {_fmt(lat['p95'], 'ms')} | {_fmt(m['size_bytes'], 'bytes')} |"
+            f"{_fmt(m['latency_p50_ms'], 'ms')} | {_fmt(m['latency_p95_ms'], 'ms')} | "
+            f"{_fmt(m['size_bytes'], 'bytes')} |"
         )
     lines += [
         "",
@@ -521,7 +519,7 @@ def plot(report: Mapping[str, Any], out: Path) -> list[Path]:
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for i, q in enumerate(("p50", "p95")):
-        vals = [report["models"][n]["latency_ms"][q] or 0.0 for n in names]
+        vals = [report["models"][n][f"latency_{q}_ms"] or 0.0 for n in names]
         ax.bar([j + i * 0.4 for j in range(len(names))], vals, 0.4, label=q)
     ax.set_xticks([j + 0.2 for j in range(len(names))])
     ax.set_xticklabels(names)
