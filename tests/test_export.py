@@ -484,14 +484,30 @@ def test_edits_rows_come_from_episodes_and_the_recorded_document(tmp_path: Path)
         "source": "frontier",
         "started_at": T0 + 2,
         "ended_at": T0 + 60,
-        "start_offset": 14,
-        "end_offset": 14 + len(before),
+        # As outcomes records it: where the region sits once settled. The developer added
+        # a line above it during the episode, so it moved down by 11 characters.
+        "start_offset": 14 + 11,
+        "end_offset": 14 + 11 + len(before),
         "before": before,
         "after": after,
         "gold_diff": diff,
         "tests_passed": 1,
-        "detail": json.dumps({"model": "gpt-x", "outcome": "accepted"}),
+        "detail": json.dumps({"suggestions": ["sx"], "test_runs": []}),
     }
+    # The suggestion that opened the episode, made with the cursor after the indent.
+    cursor = 14 + len("def area(r):\n    ")
+    store.record_suggestion(
+        {
+            "id": "sx",
+            "document_id": "doc-m",
+            "ts": T0 + 2,
+            "source": "frontier",
+            "model": "gpt-x",
+            "offset": cursor,
+            "outcome": "accepted",
+            "text": "return math.pi * r**2",
+        }
+    )
     store.record_row("episodes", episode)
     store.record_row("episodes", {**episode, "id": "ep-open", "gold_diff": None, "ended_at": None})
     store.close()
@@ -502,6 +518,7 @@ def test_edits_rows_come_from_episodes_and_the_recorded_document(tmp_path: Path)
     assert row["prompt"] == format_edit_prompt(
         path="m.py",
         region=before,
+        cursor=len("def area(r):\n    "),
         context_before="import math\n\n\n",
         context_after="\n\nprint(area(2))\n",
         recent_edits=["--- a/m.py\n+++ b/m.py\n@@ -1,2 +1,2 @@\n-import os\n+import math\n \n"],
