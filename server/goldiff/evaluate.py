@@ -272,6 +272,22 @@ def gguf_model(
     )
 
 
+def resolve_model(home: Path, name_or_path: str) -> tuple[Path, Path | None]:
+    """A registered model's files (GGUF, maybe a LoRA adapter), or the path itself.
+
+    The registry belongs to the completion sources; without it, only paths are known.
+    """
+    import importlib
+
+    try:
+        registry: Any = importlib.import_module("goldiff.sources.registry")
+    except ImportError:
+        return Path(name_or_path).expanduser(), None
+    resolved = registry.Registry(home).resolve(name_or_path)
+    adapter = resolved.adapter_path
+    return Path(resolved.model_path), Path(adapter) if adapter is not None else None
+
+
 # ---------------------------------------------------------------------------- evaluation
 
 
