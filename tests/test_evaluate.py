@@ -209,3 +209,23 @@ def test_eval_reads_a_split_export(tmp_path: Path) -> None:
     report: dict[str, Any] = evaluate(rows, [])
     assert report["models"]["frontier"]["rows"] == 2
     assert SUGGESTIONS  # the fixture the rows came from
+
+
+def test_cli_eval_takes_registered_names(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    registry = pytest.importorskip("goldiff.sources.registry")  # lands with the completion sources
+    base, lora = tiny
+    home = tmp_path / "home"
+    fill_store(home)
+    reg = registry.Registry(home)
+    reg.register("tiny", base)
+    reg.register("tiny-tuned", lora, kind="adapter", base="tiny")
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        main,
+        ["eval", "--home", str(home), "--base", "tiny", "--distilled", "tiny-tuned", "--out", str(out),
+         "--max-tokens", "2"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    models = json.loads((out / "eval.json").read_text())["models"]
+    assert models["distilled"]["adapter"] == str(lora.resolve())
+    assert models["distilled"]["size_bytes"] == base.stat().st_size + lora.stat().st_size
