@@ -423,6 +423,15 @@ def test_openai_rows_are_chat_messages(db: Any) -> None:
         ExportOptions(format="openai", rows="kto")
 
 
+def test_openai_file_is_uploadable_and_keeps_provenance_beside_it(db: Any, tmp_path: Path) -> None:
+    export(db, ExportOptions(format="openai"), tmp_path / "chat.jsonl")
+    lines = load_rows(tmp_path / "chat.jsonl")
+    meta = load_rows(tmp_path / "chat.meta.jsonl")
+    assert [set(line) for line in lines] == [{"messages"}] * 5  # nothing the upload would refuse
+    assert [m["id"] for m in meta] == [r["id"] for r in rows_of(db, "openai")]
+    assert all(m.keys() >= PROVENANCE for m in meta)
+
+
 def test_parquet_holds_the_sft_rows(db: Any, tmp_path: Path) -> None:
     export(db, ExportOptions(format="parquet", split=True, test_fraction=0.4), tmp_path / "pq")
     export(db, ExportOptions(format="sft", split=True, test_fraction=0.4), tmp_path / "js")

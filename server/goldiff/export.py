@@ -1058,6 +1058,8 @@ def export(
             _write(out, rows, options.format, _parquet_schema(rows) if options.format == "parquet" else None)
             paths["all"] = out
             counts["all"] = len(rows)
+        if options.format == "openai":
+            paths.update({f"{name}_meta": meta_path(p) for name, p in list(paths.items())})
     except OSError as exc:
         raise ExportError(f"cannot write the export to {out}: {exc.strerror or exc}") from exc
     result = ExportResult(
@@ -1079,8 +1081,19 @@ def export(
     return result
 
 
+def meta_path(path: Path) -> Path:
+    """Where an openai export keeps each line's id and provenance: `NAME.meta.jsonl`."""
+    return path.with_name(path.name.removesuffix(".jsonl") + ".meta.jsonl")
+
+
 def _write(path: Path, rows: list[dict[str, Any]], fmt: str, schema: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
+    if fmt == "openai":
+        # OpenAI's fine-tuning upload refuses any key beside `messages`, so the id and
+        # provenance go to a sidecar file, line for line.
+        provenance = [{k: v for k, v in r.items() if k != "messages"} for r in rows]
+        _write(meta_path(path), provenance, "jsonl", None)
+        rows = [{"messages": r["messages"]} for r in rows]
     if fmt == "parquet":
         pq, pa = _pyarrow()
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), str(tmp))
