@@ -27,6 +27,7 @@ from goldiff import __version__, audit, protocol
 from goldiff.capture.recorder import Recorder
 from goldiff.capture.watcher import WorkspaceWatcher
 from goldiff.errors import ConfigError, GoldiffError, StoreError
+from goldiff.export import register as register_export
 from goldiff.home import resolve_home, store_path
 from goldiff.protocol import PayloadError, structure
 from goldiff.settings import Settings, parse_settings
@@ -231,6 +232,7 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
     from goldiff import outcomes
 
     outcomes.register(server)
+    register_export(server)
     return server
 
 
