@@ -136,6 +136,9 @@ def stats(home: Path | None, as_json: bool) -> None:
     from goldiff.outcomes.stats import print_outcomes
 
     print_outcomes(data["outcomes"], Console())
+    from goldiff.agent.stats import print_proposals
+
+    print_proposals(data["proposals"], Console())
 
 
 @main.command()

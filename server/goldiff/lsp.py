@@ -100,6 +100,8 @@ class GoldiffServer(LanguageServer):
         self._closed = True
         if self.watcher is not None:
             self.watcher.stop()
+        if (proposals := getattr(self, "proposals", None)) is not None:
+            proposals.close()  # settles open edit episodes, before the store closes
         if self.outcomes is not None:
             self.outcomes.close()  # settles what is left, before the store closes
         self.recorder.end_session()
@@ -232,6 +234,9 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
     from goldiff import outcomes
 
     outcomes.register(server)
+    from goldiff.agent import register as register_agent
+
+    register_agent(server)
     register_export(server)
     return server
 

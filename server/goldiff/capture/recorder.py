@@ -46,6 +46,7 @@ class Recorder:
         self.external: dict[str, Document] = {}  # files changed on disk, not open in the editor
         self._document_listeners: list[Callable[[str, Document], None]] = []
         self._terminal_listeners: list[Callable[[TerminalCommand], None]] = []
+        self._external_listeners: list[Callable[[str, str], None]] = []
 
     # ------------------------------------------------------------------ session
 
@@ -94,6 +95,10 @@ class Recorder:
     def on_terminal_command(self, listener: Callable[[TerminalCommand], None]) -> None:
         """Call `listener(cmd)` after every recorded terminal command."""
         self._terminal_listeners.append(listener)
+
+    def on_external(self, listener: Callable[[str, str], None]) -> None:
+        """Call `listener(uri, disk_text)` when an open document changed on disk under the editor."""
+        self._external_listeners.append(listener)
 
     # ------------------------------------------------------------------ documents
 
@@ -249,6 +254,10 @@ class Recorder:
                     document_id=open_doc.id,
                     detail={"uri": uri, "bytes": len(text)},
                 )
+            if text is not None and open_doc.captured:
+                # Also when the editor's reload came first: listeners tell the two apart.
+                for external_listener in self._external_listeners:
+                    external_listener(uri, text)
             return
         doc = self.external.get(uri)
         if text is None:
