@@ -14,8 +14,8 @@ from typing import Any
 
 import sqlite_utils
 
-from goldiff.errors import GoldiffError
 from goldiff.agent.stats import proposal_stats
+from goldiff.errors import GoldiffError
 from goldiff.outcomes.stats import outcome_stats
 from goldiff.store import content_hash
 

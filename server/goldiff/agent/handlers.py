@@ -21,7 +21,7 @@ from lsprotocol import types
 from goldiff.agent.rewrite import EditRequest, EditSource, Rewrite, build_request, edit_source
 from goldiff.agent.tracker import ProposalTracker, Scheduler
 from goldiff.errors import ConfigError, GoldiffError
-from goldiff.protocol import PayloadError, ProposeEditArgs, structure
+from goldiff.protocol import PayloadError, ProposeEditArgs, TerminalCommand, structure
 
 if TYPE_CHECKING:
     from goldiff.lsp import GoldiffServer
@@ -47,6 +47,11 @@ class ProposeEditService:
             raise ConfigError(f"{args.uri} is not open in the editor; open it before asking for an edit")
         if not args.instruction.strip():
             raise ConfigError("an edit request needs an instruction: say what to change")
+        if args.episode is not None and self.tracker.episode(args.episode) is None:
+            raise ConfigError(
+                f"episode {args.episode} is not open (it has settled, or belongs to another server); "
+                "ask again without `episode` to start a new one"
+            )
         if args.range is not None:
             start = doc.offset_at(args.range.start.line, args.range.start.character)
             end = doc.offset_at(args.range.end.line, args.range.end.character)
@@ -220,10 +225,12 @@ def register(server: GoldiffServer) -> ProposalTracker:
     recorder.on_document_event(
         lambda kind, doc: tracker.on_save(doc) if kind == "save" else tracker.on_close(doc)
     )
-    recorder.on_external(tracker.on_external)
-    recorder.on_terminal_command(
-        lambda cmd: tracker.terminal_command(cmd.command_line, cmd.exit_code, cmd.started_at, cmd.ended_at)
-    )
+    recorder.on_external(lambda uri, text: tracker.on_external(recorder.documents.get(uri), text))
+
+    def terminal_command(cmd: TerminalCommand) -> None:
+        tracker.terminal_command(cmd.command_line, cmd.exit_code, cmd.started_at, cmd.ended_at)
+
+    recorder.on_terminal_command(terminal_command)
     recorder.on_commit(lambda _workspace, _sha: tracker.commit())
 
     # `ls: Any`: pygls resolves annotations at run time and GoldiffServer would be a cycle.

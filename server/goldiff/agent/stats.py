@@ -77,8 +77,8 @@ def print_proposals(data: dict[str, Any], console: Any) -> None:
     if not data["by_source"]:
         return
     table = Table(title="Edit proposals by source")
-    columns = ("", "proposals", "accepted", "rejected", "acceptance", "kept share", "turns/episode", "tests ok")
-    for column in columns:
+    columns = ("", "proposals", "accepted", "rejected", "acceptance", "kept share", "turns/episode")
+    for column in (*columns, "tests ok"):
         table.add_column(column, justify="left" if not column else "right")
     for e in data["by_source"]:
         turns = e["turns_per_episode"]

@@ -352,12 +352,12 @@ class ProposalTracker:
         if state.text != doc.text:
             self.on_edit(doc, EditRecord(doc.id, "resync", doc.version, 0.0, 0.0))
 
-    def on_external(self, uri: str, disk_text: str) -> None:
+    def on_external(self, doc: Document | None, disk_text: str) -> None:
         """An open document changed on disk; the editor's reload follows as a didChange."""
-        state = self._docs.get(uri)
-        if state is None:
+        if doc is None:
             return
-        mtime = _mtime(uri)
+        state = self.state(doc)
+        mtime = _mtime(doc.uri)
         if disk_text == state.text:
             # The editor reloaded before our watcher saw the file: its last change was it.
             if time.time() - state.version_at <= RELOAD_SECONDS and state.before_version != disk_text:
