@@ -221,6 +221,7 @@ def register(server: GoldiffServer) -> ProposalTracker:
     server.proposals = tracker  # type: ignore[attr-defined]
     service = ProposeEditService(server, tracker)
     recorder = server.recorder
+    recorder.on_open(tracker.on_open)
     recorder.on_edit(tracker.on_edit)
     recorder.on_document_event(
         lambda kind, doc: tracker.on_save(doc) if kind == "save" else tracker.on_close(doc)

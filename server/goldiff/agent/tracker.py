@@ -347,6 +347,15 @@ class ProposalTracker:
             state.last_edit_at = now
         self._schedule_settle(state)
 
+    def on_open(self, doc: Document) -> None:
+        """A document opened: our copy starts from its text (a file an agent changed while it
+        was closed keeps its state, and the open text is diffed against ours)."""
+        state = self._docs.get(doc.uri)
+        if state is None:
+            self.state(doc)
+        else:
+            self._sync(state, doc)
+
     def _sync(self, state: DocEdits, doc: Document) -> None:
         """Bring our copy in line with the document (an edit we were not told about)."""
         if state.text != doc.text:

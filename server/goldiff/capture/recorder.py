@@ -47,6 +47,7 @@ class Recorder:
         self._document_listeners: list[Callable[[str, Document], None]] = []
         self._terminal_listeners: list[Callable[[TerminalCommand], None]] = []
         self._external_listeners: list[Callable[[str, str], None]] = []
+        self._open_listeners: list[Callable[[Document], None]] = []
 
     # ------------------------------------------------------------------ session
 
@@ -96,6 +97,10 @@ class Recorder:
         """Call `listener(cmd)` after every recorded terminal command."""
         self._terminal_listeners.append(listener)
 
+    def on_open(self, listener: Callable[[Document], None]) -> None:
+        """Call `listener(doc)` after a captured document is opened (its text as opened)."""
+        self._open_listeners.append(listener)
+
     def on_external(self, listener: Callable[[str, str], None]) -> None:
         """Call `listener(uri, disk_text)` when an open document changed on disk under the editor."""
         self._external_listeners.append(listener)
@@ -140,6 +145,8 @@ class Recorder:
         if allowed:
             self._record_document(doc, None)
             self.store.record_edit(doc.replace_all(text, version, "open"))
+            for listener in self._open_listeners:
+                listener(doc)
         elif reason is not None:
             self._record_document(doc, reason)
             self.store.record_event(
