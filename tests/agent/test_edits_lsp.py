@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from goldiff.agent.rewrite import build_request
+from goldiff.export import edit_completion, load_rows
 from goldiff.outcomes.diffs import unified_diff, validate
 from lsprotocol import converters, types
 from pytest_lsp import LanguageClient
@@ -185,6 +187,19 @@ async def test_propose_accept_then_developer_edits_part_of_it(session: Session) 
     assert proposal["latency_ms"] is not None and proposal["latency_ms"] >= 0
     context = json.loads(proposal["context"])
     assert context["context_after"] == "\n\nprint(area(2))\n"
+
+    # The `edits` export turns the episode into a training row whose prompt is the very
+    # prompt the model was shown (same format, same context), and whose answer is the gold.
+    exported = await session.command("goldiff.exportTraces", {"format": "edits", "path": "edits.jsonl"})
+    rows = [r for r in load_rows(Path(exported["paths"]["all"])) if r["kind"] == "edit"]
+    (row,) = rows
+    shown = build_request(
+        SOURCE, SOURCE.index(REGION), SOURCE.index(REGION) + len(REGION),
+        path="geometry.py", language="python", instruction="add a docstring", recent_edits=[],
+    ).prompt()  # fmt: skip
+    assert row["prompt"] == shown
+    assert row["completion"] == edit_completion(episode["after"])
+    assert row["source"] == "frontier" and row["gold_diff"] == episode["gold_diff"]
 
 
 async def test_propose_discard_then_written_by_hand(session: Session) -> None:
@@ -404,3 +419,40 @@ async def test_agent_run_when_the_editor_reloads_before_our_watcher_sees_the_fil
     )
     (proposal,) = session.proposals(episode["id"])
     assert (proposal["outcome"], proposal["kept_share"]) == ("accepted", 1.0)
+
+
+async def test_agent_run_on_a_closed_file_starts_from_the_committed_text(session: Session) -> None:
+    path = session.ws / "shapes.py"
+    path.write_text(SOURCE)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q"], ["add", "shapes.py"], ["commit", "-qm", "shapes"]):
+        subprocess.run([*git, *args], cwd=session.ws, check=True, timeout=60)
+    started = time.time() * 1000
+    path.write_text(SOURCE.replace("3.14 * r * r", "math.pi * r**2"))
+    ended = time.time() * 1000
+    session.client.protocol.notify(
+        "goldiff/terminalCommand",
+        {"commandLine": "npx fakeagent 'use math.pi'", "exitCode": 0, "startedAt": started, "endedAt": ended},
+    )
+    deadline = time.monotonic() + 20
+    while not session.rows("SELECT 1 FROM proposals WHERE kind = 'agent'"):
+        assert time.monotonic() < deadline, "the agent's change was never attributed"
+        await session.command("goldiff.stats")
+    # The developer opens the file and writes the power back as a product.
+    uri = path.as_uri()
+    session.editor.open(uri, path.read_text())
+    at = session.editor.texts[uri].index("r**2")
+    session.editor.replace(uri, at, at + 4, "r * r")
+    session.editor.save(uri)
+    await session.advance(11)
+    await session.command("goldiff.stats")
+
+    (episode,) = session.rows("SELECT * FROM episodes WHERE kind = 'agent'")
+    assert episode["source"] == "fakeagent"
+    assert (episode["before"], episode["after"]) == (
+        "    return 3.14 * r * r\n",
+        "    return math.pi * r * r\n",
+    )
+    (proposal,) = session.proposals(episode["id"])
+    assert proposal["text"] == "    return math.pi * r**2\n"
+    assert (proposal["outcome"], proposal["kept_share"]) == ("rejected", 0.0)  # none of it kept as written
