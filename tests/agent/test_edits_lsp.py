@@ -456,3 +456,41 @@ async def test_agent_run_on_a_closed_file_starts_from_the_committed_text(session
     (proposal,) = session.proposals(episode["id"])
     assert proposal["text"] == "    return math.pi * r**2\n"
     assert (proposal["outcome"], proposal["kept_share"]) == ("rejected", 0.0)  # none of it kept as written
+
+
+async def test_shadow_mode_records_the_local_rewrite_beside_the_shown_one(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    home = tmp_path / "home"
+    path = ws / "geometry.py"
+    path.write_text(SOURCE)
+    local_rules = {
+        "model": "tiny-edit",
+        "edits": [{"instruction": "docstring", "text": "def area(r):\n    pass\n"}],
+    }
+    options = {
+        "mode": "shadow",
+        "frontier": {"model": "test:" + json.dumps(EDIT_RULES)},
+        "local": {"model": "test:" + json.dumps(local_rules)},
+    }
+    env = server_env(home, GOLDIFF_TESTING="1")
+    async with goldiff_client(home, workspace=ws, env=env, options=options) as client:
+        s = Session(client, home, ws, path.as_uri())
+        s.editor.open(s.uri, SOURCE)
+        result = await s.propose("add a docstring", accept=True)
+        assert s.text == SOURCE.replace(REGION, PROPOSAL)  # the frontier's is the one shown
+        deadline = time.monotonic() + 20
+        while len(s.proposals(result["episode"])) < 2:
+            assert time.monotonic() < deadline, "the shadow rewrite was never recorded"
+            await s.command("goldiff.stats")
+        await s.settle()
+        stats = await s.command("goldiff.stats")
+    shown, shadow = sorted(s.proposals(result["episode"]), key=lambda p: p["shadow_of"] is not None)
+    assert (shown["source"], shown["outcome"], shown["shadow_of"]) == ("frontier", "accepted", None)
+    assert (shadow["source"], shadow["model"], shadow["shadow_of"]) == ("local", "tiny-edit", shown["id"])
+    assert shadow["outcome"] is None and shadow["text"] == "def area(r):\n    pass\n"
+    assert shadow["context"] == shown["context"]  # the same question, word for word
+    assert shadow["kept_share"] == 0.0  # the developer kept the frontier's, not this
+    by_source = {r["source"]: r for r in stats["proposals"]["by_source"]}
+    assert by_source["local"]["proposals"] == 0 and by_source["local"]["shadow"] == 1
+    assert s.episode(result["episode"])["detail"]["turns"] == 1
