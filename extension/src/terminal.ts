@@ -12,7 +12,8 @@ import type { TerminalCommandParams } from './protocol';
 /* eslint-disable no-control-regex */
 const CSI = /\x1b\[[0-?]*[ -/]*[@-~]/g;
 const OSC = /\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)/g;
-const ESC2 = /\x1b[@-Z\\-_]/g;
+// Charset selection (ESC ( B) takes a third byte; ESC 7, ESC =, ESC M... take one.
+const ESC2 = /\x1b(?:[()*+][0-9A-Za-z]|[0-?@-Z\\^_])/g;
 /* eslint-enable no-control-regex */
 
 /** The text a reader would see: escapes gone, and for each line what follows its last CR. */
