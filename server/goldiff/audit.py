@@ -1,0 +1,182 @@
+"""Read back what Goldiff recorded: rebuilt documents, counts, deletion.
+
+These are the user's means to audit the store: `goldiff show` rebuilds a document's text
+at any recorded version from its snapshots and edits (and checks each step against the
+hash recorded with it), `goldiff stats` counts what is kept, `goldiff forget` deletes it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from goldiff.errors import GoldiffError
+from goldiff.store import content_hash
+
+
+class NotRecordedError(GoldiffError):
+    """The store holds nothing for what was asked."""
+
+
+@dataclass
+class Rebuilt:
+    uri: str
+    document_id: str
+    version: int | None
+    text: str
+    verified: bool  # every step matched its recorded hash
+
+
+def rebuild(db: sqlite_utils.Database, uri: str, version: int | None = None) -> Rebuilt:
+    """The text of `uri` as recorded, at `version` or its latest recorded state."""
+    docs = db.execute(
+        "SELECT d.id FROM documents d LEFT JOIN edits e ON e.document_id = d.id "
+        "WHERE d.uri = ? GROUP BY d.id ORDER BY MAX(COALESCE(e.ts, d.opened_at)) DESC",
+        [uri],
+    ).fetchall()
+    if not docs:
+        raise NotRecordedError(f"nothing is recorded for {uri}. `goldiff stats` lists what is.")
+    for (doc_id,) in docs:
+        try:
+            return rebuild_document(db, doc_id, uri, version)
+        except NotRecordedError:
+            continue
+    raise NotRecordedError(f"version {version} of {uri} is not recorded")
+
+
+def rebuild_document(
+    db: sqlite_utils.Database, document_id: str, uri: str = "", version: int | None = None
+) -> Rebuilt:
+    rows = db.execute(
+        "SELECT seq, kind, version, version_first, offset, removed, inserted, snapshot, content_hash "
+        "FROM edits WHERE document_id = ? ORDER BY seq",
+        [document_id],
+    ).fetchall()
+    if version is not None:
+        rows = [r for r in rows if r[3] is None or r[3] <= version]
+        if not rows:
+            raise NotRecordedError(f"version {version} of {uri or document_id} is not recorded")
+    # Start from the last snapshot; replay what follows.
+    start = 0
+    for i, r in enumerate(rows):
+        if r[7] is not None and r[6] is None:
+            start = i
+    text = ""
+    verified = True
+    reached: int | None = None
+    for seq, _kind, ver, ver_first, offset, removed, inserted, snapshot, h in rows[start:]:
+        if snapshot is not None and inserted is None:
+            text = _snapshot(db, snapshot)
+        else:
+            ins = inserted or ""
+            if version is not None and ver is not None and ver_first is not None and ver > version:
+                ins = ins[: version - ver_first + 1]  # part of a coalesced typing run
+                ver = version
+                h = None
+            text = text[:offset] + ins + text[offset + removed :]
+        if h is not None and content_hash(text) != h:
+            verified = False
+        reached = ver
+        _ = seq
+    return Rebuilt(uri=uri, document_id=document_id, version=reached, text=text, verified=verified)
+
+
+def _snapshot(db: sqlite_utils.Database, h: str) -> str:
+    row = db.execute("SELECT text FROM snapshots WHERE hash = ?", [h]).fetchone()
+    if row is None:
+        raise NotRecordedError(f"snapshot {h} is missing from the store")
+    return str(row[0])
+
+
+def stats(db: sqlite_utils.Database, path: Path | None = None) -> dict[str, Any]:
+    """Counts of everything recorded, for `goldiff stats --json` and `goldiff.stats`."""
+
+    def count(sql: str, params: list[Any] | None = None) -> int:
+        return int(db.execute(sql, params or []).fetchone()[0] or 0)
+
+    outcomes = {
+        (row[0] or "pending"): row[1]
+        for row in db.execute("SELECT outcome, COUNT(*) FROM suggestions GROUP BY outcome").fetchall()
+    }
+    by_source: dict[str, dict[str, Any]] = {}
+    for source, model, outcome, n in db.execute(
+        "SELECT source, model, outcome, COUNT(*) FROM suggestions WHERE shadow_of IS NULL "
+        "GROUP BY source, model, outcome"
+    ).fetchall():
+        key = f"{source}:{model}"
+        entry = by_source.setdefault(key, {"source": source, "model": model, "suggestions": 0})
+        entry["suggestions"] += n
+        entry[outcome or "pending"] = n
+    for entry in by_source.values():
+        decided = sum(entry.get(k, 0) for k in ("accepted", "partial", "rejected"))
+        entry["acceptance_rate"] = (
+            (entry.get("accepted", 0) + entry.get("partial", 0)) / decided if decided else None
+        )
+    store_bytes = 0
+    if path is not None:
+        for suffix in ("", "-wal"):
+            p = Path(str(path) + suffix)
+            if p.exists():
+                store_bytes += p.stat().st_size
+    return {
+        "sessions": count("SELECT COUNT(*) FROM sessions"),
+        "documents": count("SELECT COUNT(DISTINCT uri) FROM documents"),
+        "edits": count("SELECT COUNT(*) FROM edits"),
+        "keystroke_versions": count(
+            "SELECT COALESCE(SUM(COALESCE(version - version_first, 0) + 1), 0) FROM edits"
+        ),
+        "snapshots": count("SELECT COUNT(*) FROM snapshots"),
+        "terminal_commands": count("SELECT COUNT(*) FROM terminal_commands"),
+        "events": count("SELECT COUNT(*) FROM events"),
+        "suggestions": count("SELECT COUNT(*) FROM suggestions"),
+        "suggestions_by_outcome": outcomes,
+        "by_source": sorted(by_source.values(), key=lambda e: str(e["source"])),
+        "store_bytes": store_bytes,
+    }
+
+
+def forget(db: sqlite_utils.Database, workspace: str | None = None) -> dict[str, int]:
+    """Delete recorded data (one workspace's, or everything); returns rows deleted."""
+    deleted: dict[str, int] = {}
+    with db.conn:
+        if workspace is None:
+            for table in db.table_names():
+                if table.startswith("_"):
+                    continue
+                deleted[table] = db[table].count
+                db.execute(f"DELETE FROM [{table}]")
+        else:
+            doc_ids = "SELECT id FROM documents WHERE workspace = ?"
+            for table, where in (
+                ("edits", f"document_id IN ({doc_ids})"),
+                (
+                    "suggestion_events",
+                    f"suggestion_id IN (SELECT id FROM suggestions WHERE document_id IN ({doc_ids}))",
+                ),
+                ("suggestions", f"document_id IN ({doc_ids})"),
+                ("events", f"document_id IN ({doc_ids})"),
+                ("episodes", f"document_id IN ({doc_ids})"),
+                ("documents", "workspace = ?"),
+                ("terminal_commands", "workspace = ?"),
+            ):
+                cur = db.execute(f"DELETE FROM [{table}] WHERE {where}", [workspace])
+                deleted[table] = cur.rowcount
+            db.execute(
+                "DELETE FROM snapshots WHERE hash NOT IN "
+                "(SELECT snapshot FROM edits WHERE snapshot IS NOT NULL)"
+            )
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.execute("VACUUM")
+    return deleted
+
+
+def integrity(db: sqlite_utils.Database) -> str:
+    return str(db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def as_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, default=str)

@@ -1,0 +1,71 @@
+"""Which files Goldiff may record: opt-in, exclude globs, size and encoding limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pathspec
+
+MAX_BYTES = 1_000_000  # larger files are skipped with a recorded reason
+
+
+def uri_to_path(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        return None
+    return Path(unquote(parsed.path))
+
+
+def path_to_uri(path: Path) -> str:
+    return path.resolve().as_uri()
+
+
+class Excludes:
+    """Gitignore-style exclude globs, matched against workspace-relative paths."""
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.patterns = list(patterns)
+        self._spec = pathspec.PathSpec.from_lines("gitwildmatch", self.patterns)
+
+    def match(self, relative: str) -> bool:
+        return bool(self._spec.match_file(relative))
+
+
+def relative_to_workspace(path: Path, workspaces: list[Path]) -> tuple[Path | None, str]:
+    """The workspace folder holding `path` (if any) and the path relative to it."""
+    for ws in sorted(workspaces, key=lambda p: len(str(p)), reverse=True):
+        try:
+            return ws, path.relative_to(ws).as_posix()
+        except ValueError:
+            continue
+    return None, path.name
+
+
+def skip_reason(text: str | None, size: int | None = None) -> str | None:
+    """Why a text must not be recorded, or None."""
+    if text is None:
+        return "not UTF-8 text"
+    n = size if size is not None else len(text.encode("utf-8", "surrogatepass"))
+    if n > MAX_BYTES:
+        return f"larger than {MAX_BYTES} bytes"
+    if "\x00" in text:
+        return "binary content"
+    return None
+
+
+def read_text(path: Path) -> tuple[str | None, str | None]:
+    """A file's text, or None and the reason it is not recorded."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            return None, f"larger than {MAX_BYTES} bytes"
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, f"unreadable: {exc.strerror}"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    reason = skip_reason(text, len(data))
+    return (None, reason) if reason else (text, None)

@@ -1,0 +1,238 @@
+"""The recorder: turns what the editor reports into records for the trace store.
+
+It owns the open documents, decides what may be recorded (opt-in, exclude globs, size),
+detects changes that do not fit (and resynchronises, recording the gap), and records
+terminal commands. It never blocks: the store's writer does the I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from goldiff.capture.documents import Document, OutOfSync
+from goldiff.capture.paths import (
+    Excludes,
+    read_text,
+    relative_to_workspace,
+    skip_reason,
+    uri_to_path,
+)
+from goldiff.protocol import TerminalCommand
+from goldiff.settings import Settings
+from goldiff.store import EditRecord, TraceStore
+
+log = logging.getLogger(__name__)
+
+OUTPUT_EXCERPT_CHARS = 8_000  # terminal output kept per command: head and tail
+
+
+class Recorder:
+    def __init__(self, store: TraceStore, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.session_id = str(uuid.uuid4())
+        self.workspaces: list[Path] = []
+        self.documents: dict[str, Document] = {}
+        self._excludes = Excludes(settings.excludes())
+        self._listeners: list[Callable[[Document, EditRecord], None]] = []
+
+    # ------------------------------------------------------------------ session
+
+    def start_session(self, *, client: str | None, workspaces: list[str], mode: str) -> None:
+        self.workspaces = [p for p in (uri_to_path(u) for u in workspaces) if p is not None]
+        from goldiff import __version__
+
+        self.store.record_session(
+            {
+                "id": self.session_id,
+                "started_at": self.clock(),
+                "pid": os.getpid(),
+                "client": client,
+                "workspace": workspaces[0] if workspaces else None,
+                "server_version": __version__,
+                "mode": mode,
+            }
+        )
+
+    def end_session(self) -> None:
+        self.store.end_session(self.session_id)
+
+    def update_settings(self, settings: Settings) -> None:
+        was_enabled = self.settings.capture.enabled
+        self.settings = settings
+        self._excludes = Excludes(settings.excludes())
+        self.store.record_event(
+            "config", session_id=self.session_id, detail={"settings": settings.redacted()}
+        )
+        if settings.capture.enabled and not was_enabled:
+            # Documents opened before the opt-in start being recorded from their text now.
+            for doc in self.documents.values():
+                if not doc.captured and self._allowed(doc.uri, doc.text)[0]:
+                    doc.captured = True
+                    self._record_document(doc, None)
+                    self.store.record_edit(doc.replace_all(doc.text, doc.version, "open"))
+
+    def on_edit(self, listener: Callable[[Document, EditRecord], None]) -> None:
+        """Call `listener` after every recorded change (outcome tracking hooks in here)."""
+        self._listeners.append(listener)
+
+    # ------------------------------------------------------------------ documents
+
+    def _allowed(self, uri: str, text: str | None) -> tuple[bool, str | None]:
+        if not self.settings.capture.enabled:
+            return False, None
+        path = uri_to_path(uri)
+        if path is not None:
+            _ws, rel = relative_to_workspace(path, self.workspaces)
+            if self._excludes.match(rel) or self._excludes.match(path.name):
+                return False, "excluded by capture.exclude"
+        reason = skip_reason(text)
+        return (reason is None), reason
+
+    def _record_document(self, doc: Document, skipped: str | None) -> None:
+        self.store.record_document(
+            {
+                "id": doc.id,
+                "session_id": self.session_id,
+                "uri": doc.uri,
+                "workspace": doc.workspace,
+                "path": doc.path,
+                "language": doc.language,
+                "opened_at": self.clock(),
+                "skipped": skipped,
+            }
+        )
+
+    def open(self, uri: str, language: str, version: int | None, text: str) -> Document:
+        doc = Document.new(uri, language, version, text)
+        path = uri_to_path(uri)
+        if path is not None:
+            ws, rel = relative_to_workspace(path, self.workspaces)
+            doc.workspace = ws.as_uri() if ws else None
+            doc.path = rel
+        self.documents[uri] = doc
+        allowed, reason = self._allowed(uri, text)
+        doc.captured = allowed
+        if allowed:
+            self._record_document(doc, None)
+            self.store.record_edit(doc.replace_all(text, version, "open"))
+        elif reason is not None:
+            self._record_document(doc, reason)
+            self.store.record_event(
+                "skip", session_id=self.session_id, document_id=doc.id, detail={"reason": reason}
+            )
+        return doc
+
+    def change(self, uri: str, version: int | None, changes: list[Any]) -> None:
+        """Apply LSP content changes (each with `.range` or a full `.text`)."""
+        doc = self.documents.get(uri)
+        if doc is None:
+            self._gap(None, uri, "change for a document that was never opened")
+            text = self._disk_text(uri)
+            if text is None:
+                return
+            doc = self.open(uri, "", None, text)
+        if doc.version is not None and version is not None and version != doc.version + 1:
+            self._gap(doc, uri, f"version jumped from {doc.version} to {version}")
+        for change in changes:
+            rng = getattr(change, "range", None)
+            if rng is None:
+                edit = doc.replace_all(change.text, version, "full")
+            else:
+                try:
+                    edit = doc.apply(
+                        (rng.start.line, rng.start.character),
+                        (rng.end.line, rng.end.character),
+                        change.text,
+                        version,
+                        now=self.clock(),
+                    )
+                except OutOfSync as exc:
+                    self._resync(doc, str(exc), version)
+                    return
+            if doc.captured:
+                self.store.record_edit(edit)
+                for listener in self._listeners:
+                    listener(doc, edit)
+
+    def save(self, uri: str, text: str | None) -> None:
+        doc = self.documents.get(uri)
+        if doc is None:
+            return
+        if text is not None and text != doc.text:
+            self._gap(doc, uri, "saved text differs from the edits received")
+            edit = doc.replace_all(text, doc.version, "resync")
+            if doc.captured:
+                self.store.record_edit(edit)
+        if doc.captured:
+            self.store.record_event("save", session_id=self.session_id, document_id=doc.id)
+
+    def close(self, uri: str) -> None:
+        doc = self.documents.pop(uri, None)
+        if doc is not None and doc.captured:
+            self.store.record_event("close", session_id=self.session_id, document_id=doc.id)
+
+    def _resync(self, doc: Document, why: str, version: int | None) -> None:
+        """Our copy no longer matches the editor's: take the file from disk, record the gap."""
+        self._gap(doc, doc.uri, why)
+        text = self._disk_text(doc.uri)
+        if text is not None:
+            edit = doc.replace_all(text, version, "resync")
+            if doc.captured:
+                self.store.record_edit(edit)
+        else:
+            # Nothing to resync from: stop trusting increments until a full text arrives.
+            doc.version = None
+        log.warning("resynchronised %s: %s", doc.uri, why)
+
+    def _gap(self, doc: Document | None, uri: str, why: str) -> None:
+        self.store.record_event(
+            "gap",
+            session_id=self.session_id,
+            document_id=doc.id if doc else None,
+            detail={"uri": uri, "reason": why},
+        )
+
+    @staticmethod
+    def _disk_text(uri: str) -> str | None:
+        path = uri_to_path(uri)
+        if path is None:
+            return None
+        text, _reason = read_text(path)
+        return text
+
+    # ------------------------------------------------------------------ terminal
+
+    def terminal_command(self, cmd: TerminalCommand) -> None:
+        if not self.settings.capture.enabled:
+            return
+        output = cmd.output
+        truncated = False
+        if output and len(output) > OUTPUT_EXCERPT_CHARS:
+            half = OUTPUT_EXCERPT_CHARS // 2
+            output = output[:half] + "\n[… output truncated …]\n" + output[-half:]
+            truncated = True
+        workspace = None
+        if cmd.cwd:
+            ws, _ = relative_to_workspace(Path(cmd.cwd), self.workspaces)
+            workspace = ws.as_uri() if ws else None
+        self.store.record_terminal_command(
+            {
+                "session_id": self.session_id,
+                "workspace": workspace or (self.workspaces[0].as_uri() if self.workspaces else None),
+                "command_line": cmd.command_line,
+                "cwd": cmd.cwd,
+                "exit_code": cmd.exit_code,
+                "started_at": cmd.started_at / 1000 if cmd.started_at else None,
+                "ended_at": cmd.ended_at / 1000 if cmd.ended_at else None,
+                "output": output,
+                "output_truncated": int(truncated),
+            }
+        )

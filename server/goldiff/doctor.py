@@ -1,0 +1,65 @@
+"""`goldiff doctor`: check what Goldiff depends on and say what to fix."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from goldiff.home import store_path
+
+
+def run_checks(home: Path, echo: Callable[[str], None] = print) -> bool:
+    ok = True
+
+    def report(good: bool, what: str, fix: str = "") -> None:
+        nonlocal ok
+        ok = ok and good
+        echo(f"[{'ok' if good else 'FAIL'}] {what}" + ("" if good else f"\n       fix: {fix}"))
+
+    echo(f"Goldiff home: {home}")
+    echo(f"Python {sys.version.split()[0]} at {sys.executable}")
+    for dist in ("pygls", "lsprotocol", "sqlite-utils", "llama-cpp-python", "detect-secrets"):
+        try:
+            report(True, f"{dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            report(False, f"{dist} is not installed", f"pip install -e . (or pip install {dist})")
+    path = store_path(home)
+    if path.exists():
+        import sqlite3
+
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            version = conn.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0]
+            conn.close()
+            report(
+                result == "ok",
+                f"trace store {path}: integrity {result}, schema version {version}",
+                "run `goldiff serve` once: a corrupt store is moved aside and a new one started",
+            )
+        except sqlite3.DatabaseError as exc:
+            report(False, f"trace store {path}: {exc}", "move the file aside; Goldiff starts a new one")
+        mode = path.stat().st_mode & 0o777
+        report(mode & 0o077 == 0, f"trace store permissions {oct(mode)}", f"chmod 600 {path}")
+    else:
+        echo(f"[--] no trace store yet at {path}")
+    try:
+        from goldiff.sources.registry import default_model_path  # added with the completion sources
+
+        model = default_model_path()
+        report(
+            model is not None and model.exists(),
+            f"default local model: {model}",
+            "run `goldiff bootstrap` to build it, or set goldiff.local.model",
+        )
+    except ImportError:
+        echo("[--] completion sources are not installed in this build")
+    key_vars = [v for v in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY") if os.environ.get(v)]
+    echo(
+        f"[--] frontier keys in the environment: {', '.join(key_vars) or 'none'} "
+        "(the editor sends its key itself; Goldiff never stores it)"
+    )
+    return ok

@@ -1,0 +1,44 @@
+"""Where Goldiff keeps its data.
+
+`GOLDIFF_HOME` (or `--home`) names one folder holding `traces.db`, `models/` and
+`exports/`; without either, the platform's user data folder is used. Every command and
+the server resolve the home the same way, so tests only ever need to set one variable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+HOME_ENV = "GOLDIFF_HOME"
+
+
+def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The data home: the explicit path, else `$GOLDIFF_HOME`, else the user data dir."""
+    if explicit:
+        home = Path(explicit)
+    elif os.environ.get(HOME_ENV):
+        home = Path(os.environ[HOME_ENV])
+    else:
+        home = Path(platformdirs.user_data_dir("goldiff", appauthor=False))
+    home = home.expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return home
+
+
+def store_path(home: Path) -> Path:
+    return home / "traces.db"
+
+
+def models_dir(home: Path) -> Path:
+    path = home / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def exports_dir(home: Path) -> Path:
+    path = home / "exports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,198 @@
+"""The Goldiff language server: LSP handlers that route to the recorder and friends.
+
+Handlers stay a few lines: they parse, call a method, and turn a `GoldiffError` into a
+JSON-RPC error or a message the user sees. Nothing here may import torch, transformers
+or llama_cpp (a test enforces it): the server must start in well under a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from goldiff import __version__, audit, protocol
+from goldiff.capture.recorder import Recorder
+from goldiff.errors import ConfigError, GoldiffError, StoreError
+from goldiff.home import resolve_home, store_path
+from goldiff.protocol import PayloadError, structure
+from goldiff.settings import Settings, parse_settings
+from goldiff.store import TraceStore
+
+log = logging.getLogger(__name__)
+
+
+class GoldiffServer(LanguageServer):
+    """One editor window's server: settings, the store and the recorder."""
+
+    def __init__(self, home: Path, clock: Callable[[], float] = time.time) -> None:
+        super().__init__("goldiff", __version__)
+        self.home = home
+        self.clock = clock
+        self.settings = Settings()
+        self.store = TraceStore(store_path(home), on_error=self._store_failed)
+        self.recorder = Recorder(self.store, self.settings, clock)
+        self._closed = False
+
+    # Errors from the writer thread reach the user once, through the event loop.
+    def _store_failed(self, err: StoreError) -> None:
+        self.tell_user(str(err), types.MessageType.Error)
+
+    def tell_user(self, message: str, kind: types.MessageType = types.MessageType.Warning) -> None:
+        params = types.ShowMessageParams(type=kind, message=message)
+        loop = getattr(self, "loop", None)
+        if (
+            loop is not None
+            and loop.is_running()
+            and threading.current_thread() is not threading.main_thread()
+        ):
+            loop.call_soon_threadsafe(self.window_show_message, params)
+        else:
+            with contextlib.suppress(Exception):
+                self.window_show_message(params)
+
+    def apply_settings(self, raw: Any) -> None:
+        try:
+            settings = parse_settings(raw, self.settings)
+        except ConfigError as exc:
+            self.tell_user(str(exc), types.MessageType.Error)
+            return
+        self.settings = settings
+        self.recorder.update_settings(settings)
+        log.info("settings: %s", settings.redacted())
+
+    def close_store(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.recorder.end_session()
+        self.store.close()
+
+
+def _command_args(args: tuple[Any, ...], cls: type[protocol.T]) -> protocol.T:
+    try:
+        return structure(list(args), cls)
+    except PayloadError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffServer:
+    server = GoldiffServer(home, clock)
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: GoldiffServer, params: types.InitializeParams) -> None:
+        if params.initialization_options is not None:
+            ls.apply_settings(params.initialization_options)
+        folders = [f.uri for f in params.workspace_folders or []]
+        if not folders and params.root_uri:
+            folders = [params.root_uri]
+        client = None
+        if params.client_info:
+            client = f"{params.client_info.name} {params.client_info.version or ''}".strip()
+        ls.recorder.start_session(client=client, workspaces=folders, mode=ls.settings.mode)
+        if ls.store.moved_aside is not None:
+            ls.tell_user(
+                f"Goldiff's trace store was unreadable and was moved to {ls.store.moved_aside}; "
+                "a new store was started.",
+                types.MessageType.Warning,
+            )
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(ls: GoldiffServer, params: types.DidChangeConfigurationParams) -> None:
+        if params.settings is not None:
+            ls.apply_settings(params.settings)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: GoldiffServer, params: types.DidOpenTextDocumentParams) -> None:
+        doc = params.text_document
+        ls.recorder.open(doc.uri, doc.language_id, doc.version, doc.text)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: GoldiffServer, params: types.DidChangeTextDocumentParams) -> None:
+        doc = params.text_document
+        ls.recorder.change(doc.uri, doc.version, list(params.content_changes))
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=True))
+    def did_save(ls: GoldiffServer, params: types.DidSaveTextDocumentParams) -> None:
+        ls.recorder.save(params.text_document.uri, params.text)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: GoldiffServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.recorder.close(params.text_document.uri)
+
+    @server.feature(protocol.TERMINAL_COMMAND)
+    def terminal_command(ls: GoldiffServer, params: Any) -> None:
+        try:
+            ls.recorder.terminal_command(structure(params, protocol.TerminalCommand))
+        except PayloadError as exc:
+            log.warning("ignored %s: %s", protocol.TERMINAL_COMMAND, exc)
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: GoldiffServer, *args: Any) -> None:
+        ls.close_store()
+
+    @server.command("goldiff.setMode")
+    def set_mode(ls: GoldiffServer, *args: Any) -> dict[str, str]:
+        mode = _command_args(args, protocol.SetModeArgs).mode
+        ls.apply_settings({"mode": mode})
+        return {"mode": ls.settings.mode}
+
+    @server.command("goldiff.stats")
+    def stats(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        ls.store.flush()
+        db = ls.store.reader()
+        try:
+            return audit.stats(db, ls.store.path)
+        finally:
+            db.conn.close()
+
+    @server.command("goldiff.status")
+    def status(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        return {
+            "mode": ls.settings.mode,
+            "model": ls.settings.local.model,
+            "capture": ls.settings.capture.enabled,
+            "home": str(ls.home),
+        }
+
+    @server.command("goldiff.forget")
+    def forget(ls: GoldiffServer, *args: Any) -> dict[str, int]:
+        workspace = _command_args(args, protocol.ForgetArgs).workspace if args else None
+        ls.store.flush()
+        db = ls.store.reader()
+        try:
+            return audit.forget(db, workspace)
+        finally:
+            db.conn.close()
+
+    return server
+
+
+def serve(home: str | None = None, tcp: tuple[str, int] | None = None) -> None:
+    """Run the server on stdio (or TCP, for debugging) until the client exits."""
+    server = build_server(resolve_home(home))
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        # SIGTERM from an editor closing: write everything down before going.
+        server.close_store()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        if tcp is not None:
+            server.start_tcp(*tcp)
+        else:
+            server.start_io()
+    finally:
+        server.close_store()
+
+
+__all__ = ["GoldiffError", "GoldiffServer", "build_server", "serve"]

@@ -1,0 +1,160 @@
+"""Payloads Goldiff adds to LSP: custom notifications and command arguments.
+
+Every custom payload on the wire is an attrs class here. Field names are snake_case in
+Python and camelCase on the wire; `structure` and `unstructure` convert, and turn any
+malformed payload into a `PayloadError` that says which field was wrong, so a handler
+never sees half-parsed data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from goldiff.errors import GoldiffError
+
+T = TypeVar("T")
+
+SUGGESTION_SHOWN = "goldiff/suggestionShown"
+SUGGESTION_PARTIALLY_ACCEPTED = "goldiff/suggestionPartiallyAccepted"
+SUGGESTION_REJECTED = "goldiff/suggestionRejected"
+TERMINAL_COMMAND = "goldiff/terminalCommand"
+
+RejectReason = Literal["dismissed", "typedOver", "replaced", "timeout"]
+REJECT_REASONS: tuple[str, ...] = ("dismissed", "typedOver", "replaced", "timeout")
+
+
+class PayloadError(GoldiffError):
+    """A custom notification or command argument did not have the expected shape."""
+
+
+@attrs.define
+class SuggestionShown:
+    id: str
+
+
+@attrs.define
+class SuggestionPartiallyAccepted:
+    id: str
+    accepted_length: int = attrs.field(validator=attrs.validators.ge(0))
+
+
+@attrs.define
+class SuggestionRejected:
+    id: str
+    reason: str = attrs.field(validator=attrs.validators.in_(REJECT_REASONS))
+
+
+@attrs.define
+class TerminalCommand:
+    """A command the developer ran in the editor's terminal.
+
+    Times are epoch milliseconds, as JavaScript's `Date.now()` gives them.
+    """
+
+    command_line: str
+    cwd: str | None = None
+    exit_code: int | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    output: str | None = None
+
+
+@attrs.define
+class SetModeArgs:
+    mode: str = attrs.field(validator=attrs.validators.in_(("frontier", "local", "shadow")))
+
+
+@attrs.define
+class ExportArgs:
+    format: str
+    path: str | None = None
+    filters: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.define
+class ForgetArgs:
+    workspace: str | None = None
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+converter = cattrs.Converter()
+
+
+def _is_goldiff_payload(cls: type) -> bool:
+    return attrs.has(cls) and cls.__module__.startswith("goldiff.")
+
+
+def _structure_factory(cls: type) -> Any:
+    overrides = {f.name: override(rename=_camel(f.name)) for f in attrs.fields(cls)}
+    return make_dict_structure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
+
+
+def _unstructure_factory(cls: type) -> Any:
+    overrides = {f.name: override(rename=_camel(f.name)) for f in attrs.fields(cls)}
+    return make_dict_unstructure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
+
+
+converter.register_structure_hook_factory(_is_goldiff_payload, _structure_factory)
+converter.register_unstructure_hook_factory(_is_goldiff_payload, _unstructure_factory)
+
+
+def as_plain(value: Any) -> Any:
+    """pygls hands custom params over as nested namedtuples; turn them back into dicts."""
+    if hasattr(value, "_asdict"):
+        return {k: as_plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, Mapping):
+        return {k: as_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_plain(v) for v in value]
+    return value
+
+
+def structure(value: Any, cls: type[T]) -> T:
+    """Parse a wire payload into `cls`, or raise `PayloadError` saying what was wrong."""
+    plain = as_plain(value)
+    if isinstance(plain, list) and len(plain) == 1:
+        # executeCommand passes arguments as a list; ours take one object.
+        plain = plain[0]
+    if not isinstance(plain, dict):
+        raise PayloadError(f"{cls.__name__} expects a JSON object, got {type(plain).__name__}")
+    try:
+        return converter.structure(plain, cls)
+    except cattrs.BaseValidationError as exc:
+        detail = "; ".join(
+            f"{_snake(str(path)) if path else ''} {err}".strip() for err, path in _flatten(exc)
+        )
+        raise PayloadError(f"invalid {cls.__name__}: {detail}") from exc
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"invalid {cls.__name__}: {exc}") from exc
+
+
+def _flatten(exc: BaseException) -> list[tuple[BaseException, str]]:
+    if isinstance(exc, cattrs.BaseValidationError):
+        out: list[tuple[BaseException, str]] = []
+        for sub in exc.exceptions:
+            note = ""
+            notes = getattr(sub, "__notes__", None) or []
+            if notes:
+                note = str(notes[0])
+            for inner, path in _flatten(sub):
+                out.append((inner, path or note))
+        return out
+    return [(exc, "")]
+
+
+def unstructure(value: Any) -> Any:
+    return converter.unstructure(value)

@@ -1,0 +1,544 @@
+"""The trace store: one SQLite file (WAL) that holds everything Goldiff recorded.
+
+Recording must never slow typing down, so `record_*` methods only put a record on a
+queue; one writer thread per process takes records off in batches (up to
+`BATCH_MAX_ROWS` rows or `BATCH_MAX_SECONDS` of waiting, whichever comes first) and writes
+each batch in one transaction. A process killed with SIGKILL therefore loses at most the
+batch it had not yet committed: the records of the last `BATCH_MAX_SECONDS` (50 ms).
+`flush()` waits for everything queued so far; `close()` flushes and stops the writer.
+
+The writer keeps its own copy of every document's recorded (redacted) text. Each edit is
+applied to it, the lines the edit touched are scanned for secrets before the batch is
+written, and the hash of the recorded text after the edit is stored with it, so any
+version can be rebuilt from the store and checked. Typing runs (one character appended
+per version) are coalesced into one row to keep the store small; full texts are stored
+once per content (snapshots, content-addressed) on open, on full changes, on external
+changes and after every `SNAPSHOT_EVERY` rows, so a rebuild never replays much.
+
+Two processes (two editor windows) may write the same store: each has its own writer and
+SQLite's locking, with a generous busy timeout, serialises their transactions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from goldiff.capture.redaction import mask_spans, redact, secret_spans
+from goldiff.errors import StoreCorruptError, StoreError, StoreWriteError
+from goldiff.migrations import migrate, schema_version
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX_ROWS = 512
+BATCH_MAX_SECONDS = 0.05
+SNAPSHOT_EVERY = 256
+BUSY_TIMEOUT_MS = 30_000
+RETRY_LIMIT_ROWS = 200_000  # rows kept in memory while the disk refuses writes
+
+
+def content_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+@dataclass
+class EditRecord:
+    """One change to a document, as the language server saw it."""
+
+    document_id: str
+    kind: str  # open | change | full | external | resync
+    version: int | None
+    ts: float
+    mono: float
+    offset: int = 0  # code points into the text before
+    removed: int = 0
+    inserted: str = ""
+    range: tuple[int, int, int, int] | None = None  # LSP start line/char, end line/char
+
+
+@dataclass
+class _Doc:
+    """The writer's copy of one document's recorded text."""
+
+    text: str = ""
+    seq: int = 0
+    since_snapshot: int = 0
+
+
+@dataclass
+class _Batch:
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    snapshots: dict[str, str] = field(default_factory=dict)
+    updates: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        self.rows.setdefault(table, []).append(row)
+        self.count += 1
+
+
+_STOP = object()
+
+
+def _connect(path: Path) -> sqlite_utils.Database:
+    # isolation_level=None: transactions are ours (BEGIN IMMEDIATE ... COMMIT), never implicit.
+    conn = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None
+    )
+    db = sqlite_utils.Database(conn)
+    db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=OFF")  # rows arrive batched; order is ours to keep
+    db.execute("PRAGMA secure_delete=ON")  # forgotten data is overwritten, not left in pages
+    return db
+
+
+def open_database(path: Path) -> tuple[sqlite_utils.Database, Path | None]:
+    """Open (and migrate) the store; a corrupt file is moved aside and a new one started.
+
+    Returns the database and, when a corrupt file was moved aside, where it went.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    moved: Path | None = None
+    if path.exists():
+        problem = _check_file(path)
+        if problem:
+            moved = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(str(path) + suffix)
+                if src.exists():
+                    src.rename(Path(str(moved) + suffix))
+            log.error("trace store %s was unreadable (%s); moved to %s", path, problem, moved)
+    new = not path.exists()
+    try:
+        db = _connect(path)
+        if new:
+            os.chmod(path, 0o600)  # traces are the user's own: readable by them alone
+        with _immediate(db):
+            migrate(db)
+    except sqlite3.DatabaseError as exc:
+        raise StoreCorruptError(f"cannot open the trace store {path}: {exc}") from exc
+    return db, moved
+
+
+def _check_file(path: Path) -> str | None:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    if rows != [("ok",)]:
+        return "; ".join(str(r[0]) for r in rows[:3])
+    return None
+
+
+def _insert_many(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]], *, upsert: bool) -> None:
+    """INSERT (or upsert by id) rows grouped by their column sets, inside the caller's transaction."""
+    groups: dict[tuple[str, ...], list[list[Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(list(row.values()))
+    for cols, values in groups.items():
+        names = ", ".join(f"[{c}]" for c in cols)
+        marks = ", ".join("?" for _ in cols)
+        sql = f"INSERT INTO [{table}] ({names}) VALUES ({marks})"
+        if upsert:
+            sets = ", ".join(f"[{c}] = excluded.[{c}]" for c in cols if c != "id")
+            sql += f" ON CONFLICT(id) DO UPDATE SET {sets}" if sets else " ON CONFLICT(id) DO NOTHING"
+        db.conn.executemany(sql, values)
+
+
+@contextlib.contextmanager
+def _immediate(db: sqlite_utils.Database) -> Iterator[None]:
+    """A write transaction taken up front, so two processes never deadlock upgrading."""
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+class TraceStore:
+    """Goldiff's recorded data: `record_*` queue writes, `iter_*`/queries read."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        on_error: Callable[[StoreError], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.db, self.moved_aside = open_database(self.path)
+        self._on_error = on_error
+        self._error_reported = False
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._docs: dict[str, _Doc] = {}
+        self._pending_retry: _Batch | None = None
+        self._closed = False
+        self._writer = threading.Thread(target=self._run, name="goldiff-store-writer", daemon=True)
+        self._writer.start()
+
+    # ------------------------------------------------------------------ recording
+
+    def record_session(self, row: dict[str, Any]) -> None:
+        self._queue.put(("upsert", "sessions", row))
+
+    def end_session(self, session_id: str) -> None:
+        self._queue.put(("update", "sessions", session_id, {"ended_at": time.time()}))
+
+    def record_document(self, row: dict[str, Any]) -> None:
+        self._queue.put(("upsert", "documents", row))
+
+    def record_edit(self, edit: EditRecord) -> None:
+        self._queue.put(edit)
+
+    def record_terminal_command(self, row: dict[str, Any]) -> None:
+        self._queue.put(("insert", "terminal_commands", row, ("command_line", "output")))
+
+    def record_event(
+        self,
+        kind: str,
+        *,
+        session_id: str | None,
+        document_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+        ts: float | None = None,
+    ) -> None:
+        row = {
+            "session_id": session_id,
+            "document_id": document_id,
+            "ts": ts if ts is not None else time.time(),
+            "kind": kind,
+            "detail": json.dumps(detail or {}),
+        }
+        self._queue.put(("insert", "events", row))
+
+    def record_suggestion(self, row: dict[str, Any]) -> None:
+        self._queue.put(("upsert", "suggestions", row, ("prefix", "suffix", "text", "context", "gold")))
+
+    def update_suggestion(self, suggestion_id: str, values: dict[str, Any]) -> None:
+        self._queue.put(("update", "suggestions", suggestion_id, values, ("gold", "text")))
+
+    def record_suggestion_event(
+        self,
+        suggestion_id: str,
+        kind: str,
+        detail: dict[str, Any] | None = None,
+        ts: float | None = None,
+    ) -> None:
+        row = {
+            "suggestion_id": suggestion_id,
+            "ts": ts if ts is not None else time.time(),
+            "kind": kind,
+            "detail": json.dumps(detail or {}),
+        }
+        self._queue.put(("insert", "suggestion_events", row))
+
+    def record_row(
+        self,
+        table: str,
+        row: dict[str, Any],
+        *,
+        upsert: bool = False,
+        redact_fields: tuple[str, ...] = (),
+    ) -> None:
+        """A row for any table (episodes, proposals, ...); `redact_fields` are masked first."""
+        self._queue.put(("upsert" if upsert else "insert", table, row, redact_fields))
+
+    def update_row(
+        self, table: str, pk: str, values: dict[str, Any], *, redact_fields: tuple[str, ...] = ()
+    ) -> None:
+        self._queue.put(("update", table, pk, values, redact_fields))
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything recorded so far is written; False if it could not be."""
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout) and self._pending_retry is None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._writer.join(timeout=30)
+        with contextlib.suppress(sqlite3.Error):
+            self.db.conn.close()
+
+    # ------------------------------------------------------------------ the writer
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch = self._pending_retry or _Batch()
+            self._pending_retry = None
+            waiters: list[threading.Event] = []
+            stop = False
+            deadline = time.monotonic() + BATCH_MAX_SECONDS
+            while True:
+                if item is _STOP:
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    waiters.append(item)
+                    # A flush wants its answer now, not after the batch window.
+                    deadline = 0.0
+                else:
+                    self._apply(batch, item)
+                if stop or batch.count >= BATCH_MAX_ROWS:
+                    break
+                remaining = deadline - time.monotonic()
+                try:
+                    item = (
+                        self._queue.get(timeout=max(remaining, 0))
+                        if remaining > 0
+                        else self._queue.get_nowait()
+                    )
+                except queue.Empty:
+                    break
+            self._write(batch)
+            for w in waiters:
+                w.set()
+            if stop:
+                return
+
+    def _apply(self, batch: _Batch, item: Any) -> None:
+        if isinstance(item, EditRecord):
+            self._apply_edit(batch, item)
+            return
+        op, table, *rest = item
+        # Redaction runs here, on the writer thread, to keep it off the editor's path.
+        fields: tuple[str, ...] = rest[-1] if len(rest) > (2 if op == "update" else 1) else ()
+        values = dict(rest[1] if op == "update" else rest[0])
+        for key in fields:
+            if isinstance(values.get(key), str):
+                values[key] = redact(values[key])
+        if op in ("insert", "upsert"):
+            batch.add(table, {"__op": op, **values})
+        elif op == "update":
+            batch.updates.append((table, rest[0], values))
+            batch.count += 1
+
+    def _apply_edit(self, batch: _Batch, e: EditRecord) -> None:
+        doc = self._docs.setdefault(e.document_id, _Doc())
+        if e.kind in ("open", "full", "external", "resync"):
+            text = redact(e.inserted)
+            doc.text = text
+            doc.since_snapshot = 0
+            h = content_hash(text)
+            batch.snapshots[h] = text
+            doc.seq += 1
+            batch.add("edits", self._edit_row(e, doc.seq, inserted=None, snapshot=h, h=h))
+            return
+        before = doc.text
+        start = min(max(e.offset, 0), len(before))
+        end = min(start + max(e.removed, 0), len(before))
+        text = before[:start] + e.inserted + before[end:]
+        inserted = e.inserted
+        # Scan the lines this edit touched; mask what is found in the copy and the row.
+        line_start = text.rfind("\n", 0, start) + 1
+        line_end = text.find("\n", start + len(inserted))
+        line_end = len(text) if line_end == -1 else line_end
+        spans = secret_spans(text[line_start:line_end])
+        scrub: list[tuple[int, int]] = []
+        if spans:
+            abs_spans = [(line_start + a, line_start + b) for a, b in spans]
+            text = mask_spans(text, abs_spans)
+            inserted = text[start : start + len(inserted)]
+            # Characters typed earlier (already in rows) may be part of the secret too.
+            scrub = [(a, b) for a, b in abs_spans if a < start or b > start + len(inserted)]
+        doc.text = text
+        h = content_hash(text)
+        edits = batch.rows.get("edits")
+        last = edits[-1] if edits else None
+        if (
+            not scrub
+            and last is not None
+            and last["document_id"] == e.document_id
+            and last["kind"] == "change"
+            and e.kind == "change"
+            and e.removed == 0
+            and len(inserted) == 1
+            and inserted != "\n"
+            and last["snapshot"] is None
+            and last["removed"] == 0
+            and last["version"] is not None
+            and e.version == last["version"] + 1
+            and last["offset"] + len(last["inserted"]) == start
+            and len(last["inserted"]) == last["version"] - last["version_first"] + 1
+        ):
+            # A typing run: one character appended per version. One row holds it all.
+            last["inserted"] += inserted
+            last["version"] = e.version
+            last["ts"] = e.ts
+            last["mono"] = e.mono
+            last["content_hash"] = h
+            if last["start_line"] is not None and e.range is not None:
+                last["end_line"], last["end_character"] = (
+                    last["start_line"],
+                    last["start_character"],
+                )
+            return
+        doc.seq += 1
+        doc.since_snapshot += 1
+        snapshot = None
+        if doc.since_snapshot >= SNAPSHOT_EVERY or scrub:
+            snapshot = h
+            batch.snapshots[h] = text
+            doc.since_snapshot = 0
+        row = self._edit_row(e, doc.seq, inserted=inserted, snapshot=snapshot, h=h)
+        row["offset"], row["removed"] = start, end - start
+        batch.add("edits", row)
+        if scrub:
+            batch.updates.append(("__scrub__", e.document_id, {"seq": doc.seq, "spans": scrub}))
+
+    @staticmethod
+    def _edit_row(
+        e: EditRecord, seq: int, *, inserted: str | None, snapshot: str | None, h: str
+    ) -> dict[str, Any]:
+        r = e.range or (None, None, None, None)
+        return {
+            "__op": "insert",
+            "document_id": e.document_id,
+            "seq": seq,
+            "kind": e.kind,
+            "version": e.version,
+            "version_first": e.version,
+            "ts": e.ts,
+            "mono": e.mono,
+            "start_line": r[0],
+            "start_character": r[1],
+            "end_line": r[2],
+            "end_character": r[3],
+            "offset": e.offset if inserted is not None else None,
+            "removed": e.removed if inserted is not None else None,
+            "inserted": inserted,
+            "snapshot": snapshot,
+            "content_hash": h,
+        }
+
+    def _write(self, batch: _Batch) -> None:
+        if batch.count == 0 and not batch.snapshots:
+            return
+        try:
+            with _immediate(self.db):
+                for h, text in batch.snapshots.items():
+                    self.db.execute(
+                        "INSERT OR IGNORE INTO snapshots(hash, text, bytes) VALUES (?, ?, ?)",
+                        [h, text, len(text.encode("utf-8", "surrogatepass"))],
+                    )
+                for table, rows in batch.rows.items():
+                    inserts = [
+                        {k: v for k, v in r.items() if k != "__op"} for r in rows if r["__op"] == "insert"
+                    ]
+                    upserts = [
+                        {k: v for k, v in r.items() if k != "__op"} for r in rows if r["__op"] == "upsert"
+                    ]
+                    _insert_many(self.db, table, inserts, upsert=False)
+                    _insert_many(self.db, table, upserts, upsert=True)
+                for table, pk, values in batch.updates:
+                    if table == "__scrub__":
+                        self._scrub(pk, values["seq"], values["spans"])
+                    else:
+                        self._update(table, pk, values)
+        except sqlite3.OperationalError as exc:
+            self._write_failed(batch, exc)
+            return
+        except sqlite3.DatabaseError as exc:
+            self._write_failed(batch, exc)
+            return
+        self._error_reported = False
+
+    def _update(self, table: str, pk: str, values: dict[str, Any]) -> None:
+        if not values:
+            return
+        cols = ", ".join(f"[{k}] = ?" for k in values)
+        self.db.execute(f"UPDATE [{table}] SET {cols} WHERE id = ?", [*values.values(), pk])
+
+    def _scrub(self, document_id: str, upto_seq: int, spans: list[tuple[int, int]]) -> None:
+        """Mask a newly found secret in the rows that typed it, before this one.
+
+        Replays the document from its last snapshot before `upto_seq`, tracking which row
+        inserted each character, and masks the characters that now form the secret.
+        """
+        rows = self.db.execute(
+            "SELECT id, seq, snapshot, offset, removed, inserted FROM edits "
+            "WHERE document_id = ? AND seq < ? AND seq >= COALESCE("
+            "(SELECT MAX(seq) FROM edits WHERE document_id = ? AND seq < ? AND snapshot IS NOT NULL), 0) "
+            "ORDER BY seq",
+            [document_id, upto_seq, document_id, upto_seq],
+        ).fetchall()
+        origin: list[tuple[int, int] | None] = []  # per character: (row id, index in its text)
+        texts: dict[int, list[str]] = {}
+        for row_id, _seq, snap, offset, removed, inserted in rows:
+            if snap is not None and inserted is None:
+                text = self.db.execute("SELECT text FROM snapshots WHERE hash = ?", [snap]).fetchone()[0]
+                origin = [None] * len(text)
+                continue
+            texts[row_id] = list(inserted or "")
+            origin[offset : offset + removed] = [(row_id, i) for i in range(len(inserted or ""))]
+        touched: set[int] = set()
+        for a, b in spans:
+            for pos in range(a, min(b, len(origin))):
+                o = origin[pos]
+                if o is not None and texts[o[0]][o[1]] not in "\r\n":
+                    texts[o[0]][o[1]] = "*"
+                    touched.add(o[0])
+        for row_id in touched:
+            self.db.execute("UPDATE edits SET inserted = ? WHERE id = ?", ["".join(texts[row_id]), row_id])
+        if touched:
+            log.info("masked a secret in %d earlier edit rows", len(touched))
+
+    def _write_failed(self, batch: _Batch, exc: Exception) -> None:
+        msg = str(exc)
+        if "full" in msg:
+            reason = "the disk is full"
+        elif "readonly" in msg or "read-only" in msg:
+            reason = "the trace store is on a read-only file system"
+        elif "locked" in msg or "busy" in msg:
+            reason = "the trace store stayed locked by another process"
+        else:
+            reason = msg
+        err = StoreWriteError(
+            f"Goldiff cannot write its trace store ({reason}); recording is paused and will "
+            f"resume when writing works again. Store: {self.path}"
+        )
+        log.error("%s", err)
+        if not self._error_reported:
+            self._error_reported = True
+            if self._on_error:
+                with contextlib.suppress(Exception):
+                    self._on_error(err)
+        if batch.count <= RETRY_LIMIT_ROWS:
+            self._pending_retry = batch
+            time.sleep(0.2)
+        else:
+            log.error("dropping %d unwritten rows: more than %d waiting", batch.count, RETRY_LIMIT_ROWS)
+
+    # ------------------------------------------------------------------ reading
+
+    def reader(self) -> sqlite_utils.Database:
+        """A separate connection for queries, so reads never wait on the writer's batch."""
+        return _connect(self.path)
+
+    def schema_version(self) -> int:
+        return schema_version(self.db)
