@@ -16,8 +16,9 @@ export interface ServerSettings {
   mode: Mode;
   capture: { enabled: boolean; exclude: string[] };
   settleSeconds: number;
-  frontier: { provider: Provider; baseUrl: string; model: string; apiKey: string };
-  local: { model: string; adapter: string };
+  /** Unset values are null: the server then uses its own default (public endpoint, shipped model). */
+  frontier: { provider: Provider; baseUrl: string | null; model: string | null; apiKey: string | null };
+  local: { model: string | null; adapter: string | null };
 }
 
 /** `goldiff/terminalCommand`: one command run in the integrated terminal. */

@@ -15,7 +15,7 @@ export interface SettingsResult {
   problems: string[];
 }
 
-export const DEFAULT_SETTLE_SECONDS = 30;
+export const DEFAULT_SETTLE_SECONDS = 10;
 
 function oneOf<T extends string>(
   value: unknown,
@@ -38,6 +38,12 @@ function oneOf<T extends string>(
 
 function text(value: unknown): string {
   return typeof value === 'string' ? value.trim() : '';
+}
+
+/** An empty setting means "the server's default", which the server reads as null. */
+function optional(value: unknown): string | null {
+  const t = text(value);
+  return t === '' ? null : t;
 }
 
 function globs(value: unknown, problems: string[]): string[] {
@@ -84,11 +90,11 @@ export function buildServerSettings(read: SettingReader, apiKey: string | undefi
       settleSeconds: settleSeconds as number,
       frontier: {
         provider,
-        baseUrl: text(read('frontier.baseUrl')),
-        model: text(read('frontier.model')),
-        apiKey: apiKey ?? '',
+        baseUrl: optional(read('frontier.baseUrl')),
+        model: optional(read('frontier.model')),
+        apiKey: apiKey === undefined || apiKey === '' ? null : apiKey,
       },
-      local: { model: text(read('local.model')), adapter: text(read('local.adapter')) },
+      local: { model: optional(read('local.model')), adapter: optional(read('local.adapter')) },
     },
     problems,
   };

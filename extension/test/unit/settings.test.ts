@@ -23,10 +23,10 @@ test('the defaults declared in package.json map to the server settings', () => {
   assert.deepEqual(problems, []);
   assert.deepEqual(settings, {
     mode: 'local',
-    capture: { enabled: false, exclude: ['**/.env', '**/.env.*', '**/*.pem', '**/*.key', '**/secrets/**'] },
-    settleSeconds: 30,
-    frontier: { provider: 'openai', baseUrl: '', model: '', apiKey: '' },
-    local: { model: '', adapter: '' },
+    capture: { enabled: false, exclude: [] },
+    settleSeconds: 10,
+    frontier: { provider: 'openai', baseUrl: null, model: null, apiKey: null },
+    local: { model: null, adapter: null },
   });
 });
 
@@ -61,12 +61,12 @@ test('hand-written invalid values fall back and say what to do', () => {
   );
   assert.equal(settings.mode, 'local');
   assert.equal(settings.frontier.provider, 'openai');
-  assert.equal(settings.settleSeconds, 30);
+  assert.equal(settings.settleSeconds, 10);
   assert.deepEqual(settings.capture.exclude, []);
   assert.deepEqual(problems, [
     'Setting goldiff.mode is "turbo"; use one of frontier, local, shadow. Using "local".',
     'Setting goldiff.frontier.provider is "gemini"; use one of openai, anthropic. Using "openai".',
-    'Setting goldiff.settleSeconds must be a positive number of seconds; using 30.',
+    'Setting goldiff.settleSeconds must be a positive number of seconds; using 10.',
     'Setting goldiff.capture.exclude must be a list of glob patterns; ignoring it.',
   ]);
 });
