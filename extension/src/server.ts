@@ -17,7 +17,6 @@ import {
   ExecuteCommandRequest,
   LanguageClient,
   State,
-  TransportKind,
   type CloseHandlerResult,
   type ErrorHandlerResult,
   type LanguageClientOptions,
@@ -29,6 +28,7 @@ import * as host from './host';
 import { RestartBackoff } from './backoff';
 import { diagnoseProbe, probePython, resolvePython, SERVER_ARGS, type PythonChoice } from './python';
 import type { ServerSettings } from './protocol';
+import { withoutApiKey } from './settings';
 import type { ClientState } from './status';
 
 class GoldiffLanguageClient extends LanguageClient {
@@ -68,6 +68,7 @@ export class GoldiffServer {
   async start(): Promise<boolean> {
     this.cancelRestart();
     this.stopping = false;
+    this.startedAt = 0;
     this.hooks.onState('starting');
     const env = this.hooks.environment();
     const choice = resolvePython(
@@ -85,13 +86,18 @@ export class GoldiffServer {
     const serverOptions: ServerOptions = {
       command: choice.command,
       args: [...SERVER_ARGS],
-      transport: TransportKind.stdio,
+      // No `transport`: TransportKind.stdio would append `--stdio`, which `goldiff serve`
+      // does not take (stdio is its default).
       options: { env },
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
       outputChannel: this.log,
-      initializationOptions: this.hooks.settings(),
+      // pygls logs the whole InitializeParams at INFO, so the API key must not travel in
+      // them; it follows in a didChangeConfiguration right after initialize.
+      initializationOptions: withoutApiKey(this.hooks.settings()),
+      // A failed initialize is reported once, by fail() below, with actions that fix it.
+      initializationFailedHandler: () => false,
       errorHandler: {
         error: (_error, _message, count): ErrorHandlerResult => ({
           // A few malformed messages are survivable; a stream of them means a broken server.
@@ -99,7 +105,11 @@ export class GoldiffServer {
           handled: false,
         }),
         closed: (): CloseHandlerResult => {
-          this.onCrash();
+          // Before the server came up, start() reports the failure; only a running
+          // server that dies is restarted.
+          if (this.startedAt !== 0 && this.client === client) {
+            this.onCrash();
+          }
           return { action: CloseAction.DoNotRestart, handled: true };
         },
       },
@@ -119,6 +129,7 @@ export class GoldiffServer {
       return false;
     }
     this.startedAt = Date.now();
+    await this.sendSettings();
     this.hooks.onState('running');
     this.log.info('Server running');
     return true;

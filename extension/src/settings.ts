@@ -124,3 +124,11 @@ export function serverEnvironment(
 export function apiKeySecretName(provider: Provider): string {
   return `goldiff.frontier.apiKey.${provider}`;
 }
+
+/**
+ * The settings for `initializationOptions`: without the API key, because pygls logs the
+ * whole InitializeParams. The key follows in a didChangeConfiguration once the server runs.
+ */
+export function withoutApiKey(settings: ServerSettings): ServerSettings {
+  return { ...settings, frontier: { ...settings.frontier, apiKey: null } };
+}

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { apiKeySecretName, buildServerSettings, serverEnvironment } from '../../src/settings';
+import { apiKeySecretName, buildServerSettings, serverEnvironment, withoutApiKey } from '../../src/settings';
 
 interface Manifest {
   contributes: { configuration: { properties: Record<string, { default?: unknown; scope?: string; description?: string; markdownDescription?: string; enum?: unknown[]; enumDescriptions?: unknown[] }> } };
@@ -113,4 +113,12 @@ test('goldiff.home becomes GOLDIFF_HOME and wins over an inherited one', () => {
 
 test('each provider keeps its own API key', () => {
   assert.notEqual(apiKeySecretName('openai'), apiKeySecretName('anthropic'));
+});
+
+test('initializationOptions never carry the API key; the rest is unchanged', () => {
+  const { settings } = buildServerSettings(defaults({ mode: 'frontier' }), 'sk-secret');
+  const init = withoutApiKey(settings);
+  assert.equal(settings.frontier.apiKey, 'sk-secret');
+  assert.ok(!JSON.stringify(init).includes('sk-secret'));
+  assert.deepEqual({ ...init, frontier: { ...init.frontier, apiKey: 'sk-secret' } }, settings);
 });
