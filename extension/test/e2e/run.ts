@@ -251,7 +251,10 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
         .waitFor({ state: 'visible', timeout: 20000 })
         .catch(() => log('no shell-integration decoration seen; typing anyway'));
       await term.click();
-      await page.keyboard.type("bash -c 'echo goldiff-e2e-out; exit 3'", { delay: 10 });
+      // The output comes a moment after the start: VS Code forwards terminal data and the
+      // command-start mark on separate paths, and output in the very first chunk of a
+      // command can reach the extension before the execution exists (then it is lost).
+      await page.keyboard.type("bash -c 'sleep 0.5; echo goldiff-e2e-out; exit 3'", { delay: 10 });
       await page.keyboard.press('Enter');
       const row = await waitFor('the terminal command in the store', 30000, () => {
         const rows = sql(home, "SELECT command_line, exit_code, output FROM terminal_commands WHERE command_line LIKE '%goldiff-e2e-out%'");
