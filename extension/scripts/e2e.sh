@@ -7,6 +7,9 @@
 #   GOLDIFF_E2E_TOOLS    where the tools live (default: extension/.tools)
 #   GOLDIFF_E2E_REQUIRE_ALL=1  fail, rather than skip, steps the server cannot do yet
 #   GOLDIFF_E2E_KEEP=1   keep the temporary workspace and data home for inspection
+#   GOLDIFF_E2E_LOCAL_MODEL  goldiff.local.model for the ghost-text step (default: the
+#                        shipped GGUF, else the server's deterministic test source)
+#   GOLDIFF_E2E_SERVER_SRC   the server package's parent folder (default: this checkout's server/)
 #
 # Artefacts (screenshots, e2e-report.json, code-server and extension-host logs) are
 # written to extension/test-results/.
@@ -24,7 +27,7 @@ export GOLDIFF_E2E_CODE_SERVER="$TOOLS/code-server/node_modules/.bin/code-server
 export GOLDIFF_E2E_PYTHON=${GOLDIFF_E2E_PYTHON:-python3}
 export GOLDIFF_E2E_VSIX="$EXT/goldiff.vsix"
 # The server (and the store checks) use this checkout's package, installed or not.
-export PYTHONPATH="$REPO/server${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="${GOLDIFF_E2E_SERVER_SRC:-$REPO/server}${PYTHONPATH:+:$PYTHONPATH}"
 
 cd "$EXT"
 npm run --silent package >/dev/null

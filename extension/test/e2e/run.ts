@@ -43,7 +43,8 @@ interface Ctx {
   home: string;
   ws: string;
   page: Page;
-  features: { requests: string[]; commands: string[] };
+  features: Features;
+  model: string;
 }
 
 function log(message: string): void {
@@ -92,8 +93,15 @@ function python(args: string[], input?: string): string {
   return r.stdout;
 }
 
+interface Features {
+  requests: string[];
+  commands: string[];
+  /** The shipped default GGUF, if this checkout has one. */
+  defaultModel: string | null;
+}
+
 /** What the server under test can do, read from the server object itself. */
-function serverFeatures(): { requests: string[]; commands: string[] } {
+function serverFeatures(): Features {
   const out = python([
     '-c',
     [
@@ -102,11 +110,38 @@ function serverFeatures(): { requests: string[]; commands: string[] } {
       'from goldiff.lsp import build_server',
       's = build_server(Path(tempfile.mkdtemp()))',
       'fm = s.protocol.fm',
-      'print(json.dumps({"requests": sorted(fm.features), "commands": sorted(fm.commands)}))',
+      'try:',
+      '    from goldiff.sources.registry import default_model_path',
+      '    model = default_model_path()',
+      'except ImportError:',
+      '    model = None',
+      'print(json.dumps({"requests": sorted(fm.features), "commands": sorted(fm.commands),',
+      '                  "defaultModel": str(model) if model else None}))',
       's.close_store()',
     ].join('\n'),
   ]);
-  return JSON.parse(out.trim().split('\n').pop() ?? '{}') as { requests: string[]; commands: string[] };
+  return JSON.parse(out.trim().split('\n').pop() ?? '{}') as Features;
+}
+
+// What the ghost-text step types, and what the deterministic source answers to it.
+const TYPED = 'def add(a: int, b: int) -> int:\n    ';
+const DETERMINISTIC_SPEC =
+  'test:' + JSON.stringify({ rules: [{ after: 'def add(a: int, b: int) -> int:\n    ', text: 'return a + b' }] });
+
+/**
+ * The local model the ghost-text step runs: GOLDIFF_E2E_LOCAL_MODEL if set, else the
+ * shipped default GGUF (empty setting), else the server's deterministic test source, so
+ * the editor side is still exercised on a checkout without a model file.
+ */
+function localModel(features: Features): { setting: string; description: string } {
+  const explicit = process.env.GOLDIFF_E2E_LOCAL_MODEL;
+  if (explicit !== undefined && explicit !== '') {
+    return { setting: explicit, description: `GOLDIFF_E2E_LOCAL_MODEL=${explicit}` };
+  }
+  if (features.defaultModel !== null) {
+    return { setting: '', description: `the shipped default model ${features.defaultModel}` };
+  }
+  return { setting: DETERMINISTIC_SPEC, description: "the server's deterministic test source (no shipped GGUF here)" };
 }
 
 function stats(home: string): Record<string, unknown> {
@@ -203,14 +238,17 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
   },
   {
     name: 'ghost-text-accept',
-    run: async ({ page, home, features }) => {
+    run: async ({ page, home, features, model }) => {
       if (!features.requests.includes('textDocument/inlineCompletion')) {
         throw new Skip('the server does not serve textDocument/inlineCompletion yet');
       }
       await openFile(page, 'hello.py');
       await page.locator('.monaco-editor .view-lines').first().click();
       await page.keyboard.press('Control+End');
-      await page.keyboard.type('def add(a: int, b: int) -> int:\n    ', { delay: 20 });
+      // Type the signature without the trailing indent, then Enter: VS Code indents the
+      // new line itself, and the server sees the same text the rule expects.
+      await page.keyboard.type(TYPED.split('\n')[0]!, { delay: 20 });
+      await page.keyboard.press('Enter');
       const ghost = page.locator('.ghost-text-decoration, .ghost-text-decoration-preview').first();
       await ghost.waitFor({ state: 'visible', timeout: 60000 });
       await page.screenshot({ path: path.join(RESULTS, '03a-ghost-text.png') });
@@ -221,7 +259,7 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
         const byOutcome = (s.suggestions_by_outcome ?? {}) as Record<string, number>;
         return (byOutcome.accepted ?? 0) >= 1 ? byOutcome : undefined;
       });
-      return `ghost text "${shown.slice(0, 40)}" accepted with Tab; store outcomes ${JSON.stringify(accepted)}`;
+      return `ghost text "${shown.slice(0, 40)}" from ${model} accepted with Tab; store outcomes ${JSON.stringify(accepted)}`;
     },
   },
   {
@@ -329,9 +367,14 @@ async function main(): Promise<number> {
   }
   // In a remote window (code-server is one) machine-scoped settings such as
   // goldiff.pythonPath and goldiff.home are read from the Machine file only.
+  const features = serverFeatures();
+  log(`server requests: ${features.requests.join(', ')}; commands: ${features.commands.join(', ')}`);
+  const model = localModel(features);
+  log(`local model: ${model.description}`);
   const userSettings = JSON.stringify(
       {
         'goldiff.pythonPath': PYTHON,
+        'goldiff.local.model': model.setting,
         'goldiff.home': home,
         'workbench.startupEditor': 'none',
         'workbench.tips.enabled': false,
@@ -364,8 +407,6 @@ async function main(): Promise<number> {
   };
   log(`workspace ${ws}, Goldiff home ${home}, python ${PYTHON}`);
 
-  const features = serverFeatures();
-  log(`server requests: ${features.requests.join(', ')}; commands: ${features.commands.join(', ')}`);
 
   const install = spawnSync(
     CODE_SERVER,
@@ -440,7 +481,7 @@ async function main(): Promise<number> {
     await page.locator('.monaco-workbench').waitFor({ timeout: 60000 });
     log('workbench rendered');
 
-    const ctx: Ctx = { tmp, home, ws, page, features };
+    const ctx: Ctx = { tmp, home, ws, page, features, model: model.description };
     let failed = false;
     for (const [i, step] of steps.entries()) {
       const shot = path.join(RESULTS, `${String(i + 1).padStart(2, '0')}-${step.name}.png`);
