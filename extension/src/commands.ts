@@ -8,7 +8,14 @@ import * as path from 'node:path';
 import * as host from './host';
 import { captureExplanation, ENABLE_CAPTURE, NOT_NOW, shouldAskForCapture } from './consent';
 import { EditEpisodes, episodeOf } from './episodes';
-import { defaultExportName, exportedRows, exportExtension, exportMessage, formatPickItems } from './exportTraces';
+import {
+  defaultExportName,
+  exportedFiles,
+  exportedRows,
+  exportExtension,
+  exportMessage,
+  formatPickItems,
+} from './exportTraces';
 import { isMode, modePickItems, targetFor } from './mode';
 import { dataFolder } from './paths';
 import { ServerCommands, type Mode, type Provider, type ServerStatus } from './protocol';
@@ -101,9 +108,10 @@ export class Commands {
       this.d.server.execute(ServerCommands.exportTraces, { format: format.format, path: file, filters: {} }, token),
     );
     this.d.log.info(`Exported ${format.format} to ${file}: ${JSON.stringify(result)}`);
-    const open = await host.info(exportMessage(exportedRows(result), file), 'Open');
+    const files = exportedFiles(result, file);
+    const open = await host.info(exportMessage(exportedRows(result), files.join(', ')), 'Open');
     if (open === 'Open') {
-      await host.openFile(file);
+      await host.openFile(files[0]!);
     }
   }
 

@@ -32,20 +32,44 @@ export function defaultExportName(format: ExportFormat, now: Date): string {
   return `goldiff-${format}-${day}.${exportExtension(format)}`;
 }
 
-/** A count from the server's answer, whatever it called it; undefined if it gave none. */
+/** How many rows the server says it wrote: a number, `{counts: {all: n}}` or `{rows: n}`. */
 export function exportedRows(result: unknown): number | undefined {
   if (typeof result === 'number') {
     return result;
   }
-  if (result !== null && typeof result === 'object') {
-    for (const key of ['rows', 'count', 'written']) {
-      const v = (result as Record<string, unknown>)[key];
-      if (typeof v === 'number') {
-        return v;
-      }
+  if (result === null || typeof result !== 'object') {
+    return undefined;
+  }
+  const r = result as Record<string, unknown>;
+  const counts = r.counts;
+  if (counts !== null && typeof counts === 'object') {
+    const values = Object.values(counts as Record<string, unknown>).filter((v): v is number => typeof v === 'number');
+    if (values.length > 0) {
+      // With a train/test split there is no "all": the parts add up to it.
+      const all = (counts as Record<string, unknown>).all;
+      return typeof all === 'number' ? all : values.reduce((a, b) => a + b, 0);
+    }
+  }
+  for (const key of ['rows', 'count', 'written']) {
+    if (typeof r[key] === 'number') {
+      return r[key];
     }
   }
   return undefined;
+}
+
+/** The files the server wrote (several with a train/test split), else the requested one. */
+export function exportedFiles(result: unknown, requested: string): string[] {
+  if (result !== null && typeof result === 'object') {
+    const paths = (result as Record<string, unknown>).paths;
+    if (paths !== null && typeof paths === 'object') {
+      const files = Object.values(paths as Record<string, unknown>).filter((p): p is string => typeof p === 'string');
+      if (files.length > 0) {
+        return files;
+      }
+    }
+  }
+  return [requested];
 }
 
 export function exportMessage(rows: number | undefined, file: string): string {

@@ -317,12 +317,22 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
       await runCommand(page, 'Goldiff: Export Traces');
       await pickQuickItem(page, 'sft');
       // code-server's save dialog is VS Code's simple dialog: a path in a quick input.
+      // Wait until the input holds the dialog's proposed path, not the format picker's text.
       const input = page.locator('.quick-input-widget input');
-      await input.waitFor({ state: 'visible', timeout: 10000 });
+      await waitFor('the save dialog', 10000, async () =>
+        (await input.inputValue()).includes('goldiff-sft-') ? true : undefined,
+      );
       await input.fill(target);
-      await page.keyboard.press('Enter');
-      await page.locator('.notification-toast', { hasText: /Goldiff exported/ }).first().waitFor({ timeout: 60000 });
+      // Enter would open the highlighted folder of the listing; OK takes the typed path.
+      await page.locator('.quick-input-widget .monaco-button', { hasText: /^OK$/ }).first().click();
+      const toast = page.locator('.notification-toast', { hasText: /Goldiff exported/ }).first();
+      await toast.waitFor({ timeout: 60000 });
+      const said = (await toast.textContent()) ?? '';
       const lines = fs.readFileSync(target, 'utf8').split('\n').filter((l) => l.trim() !== '');
+      const count = /exported (\d+) rows?/.exec(said)?.[1];
+      if (count !== undefined && Number(count) !== lines.length) {
+        throw new Error(`the message says ${count} rows, the file has ${lines.length}`);
+      }
       for (const l of lines) {
         const row = JSON.parse(l) as Record<string, unknown>;
         if (typeof row.id !== 'string' && typeof row.id !== 'number') {

@@ -4,7 +4,7 @@ import { acceptanceRate, formatStatus } from '../../src/status';
 import { RestartBackoff } from '../../src/backoff';
 import { EditEpisodes, episodeOf } from '../../src/episodes';
 import { dataFolder } from '../../src/paths';
-import { defaultExportName, exportedRows, exportMessage, formatPickItems } from '../../src/exportTraces';
+import { defaultExportName, exportedFiles, exportedRows, exportMessage, formatPickItems } from '../../src/exportTraces';
 import { humanBytes, statsMarkdown } from '../../src/statsView';
 
 test('the status bar shows mode and today\'s acceptance rate', () => {
@@ -89,6 +89,11 @@ test('export offers the six formats with a dated default file name', () => {
   assert.equal(defaultExportName('sft', day), 'goldiff-sft-2026-11-27.jsonl');
   assert.equal(defaultExportName('parquet', day), 'goldiff-parquet-2026-11-27.parquet');
   assert.equal(exportedRows({ rows: 3 }), 3);
+  // The server's answer: counts per part, "all" without a split, train + test with one.
+  assert.equal(exportedRows({ rows: 'sft', counts: { all: 4 } }), 4);
+  assert.equal(exportedRows({ rows: 'sft', counts: { train: 9, test: 1 } }), 10);
+  assert.deepEqual(exportedFiles({ paths: { train: '/a', test: '/b' } }, '/x'), ['/a', '/b']);
+  assert.deepEqual(exportedFiles({}, '/x'), ['/x']);
   assert.equal(exportedRows(5), 5);
   assert.equal(exportedRows({ path: '/x' }), undefined);
   assert.equal(exportMessage(1, '/x.jsonl'), 'Goldiff exported 1 row to /x.jsonl.');
