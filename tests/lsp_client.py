@@ -108,3 +108,11 @@ async def goldiff_client(
     finally:
         with contextlib.suppress(Exception):
             await client.shutdown_session()
+
+
+def send_raw(client: LanguageClient, message: dict[str, Any] | bytes) -> None:
+    """Write a message to the server exactly as given, bypassing the client's typing."""
+    import json
+
+    body = message if isinstance(message, bytes) else json.dumps(message).encode()
+    client.protocol.writer.write(f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
