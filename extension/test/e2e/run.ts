@@ -45,6 +45,18 @@ interface Ctx {
   page: Page;
   features: Features;
   model: string;
+  /** code-server's process group: the extension host and the Goldiff server are in it. */
+  group: number;
+}
+
+/** PIDs of `goldiff serve` processes in code-server's process group. */
+function serverPids(group: number): number[] {
+  const r = spawnSync('ps', ['-eo', 'pid=,pgid=,args='], { encoding: 'utf8' });
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => Number(f[1]) === group && f.slice(2).join(' ').includes('-m goldiff serve'))
+    .map((f) => Number(f[0]));
 }
 
 function log(message: string): void {
@@ -276,6 +288,25 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
     },
   },
   {
+    name: 'server-restart-after-crash',
+    run: async ({ page, group }) => {
+      const [before] = serverPids(group);
+      if (before === undefined) {
+        throw new Error('no goldiff serve process in code-server\'s process group');
+      }
+      process.kill(before, 'SIGKILL');
+      const after = await waitFor('a new server process', 30000, () => {
+        const pids = serverPids(group).filter((p) => p !== before);
+        return pids.length > 0 ? pids[0] : undefined;
+      });
+      const label = await waitFor('the status bar to show the mode again', 30000, async () => {
+        const l = await statusLabel(page);
+        return /^Goldiff: (local|frontier|shadow)\b/.test(l) ? l : undefined;
+      });
+      return `killed server ${before} with SIGKILL; restarted as ${after}; status bar "${label}"`;
+    },
+  },
+  {
     name: 'terminal-command',
     run: async ({ page, home }) => {
       await runCommand(page, 'Terminal: Create New Terminal');
@@ -491,7 +522,7 @@ async function main(): Promise<number> {
     await page.locator('.monaco-workbench').waitFor({ timeout: 60000 });
     log('workbench rendered');
 
-    const ctx: Ctx = { tmp, home, ws, page, features, model: model.description };
+    const ctx: Ctx = { tmp, home, ws, page, features, model: model.description, group: codeServer.pid ?? -1 };
     let failed = false;
     for (const [i, step] of steps.entries()) {
       const shot = path.join(RESULTS, `${String(i + 1).padStart(2, '0')}-${step.name}.png`);
