@@ -64,7 +64,11 @@ export class Commands {
           return await run(...args);
         } catch (err) {
           this.d.log.error(`${id}: ${message(err)}`);
-          void host.error(message(err));
+          // An acceptance the server missed (it was restarting) is not the user's
+          // business at the moment they press Tab; the log keeps it.
+          if (id !== ServerCommands.accepted) {
+            void host.error(message(err));
+          }
           return undefined;
         }
       }),

@@ -29,6 +29,13 @@ import { RestartBackoff } from './backoff';
 import { diagnoseProbe, probePython, resolvePython, SERVER_ARGS, type PythonChoice } from './python';
 import type { ServerSettings } from './protocol';
 import { withoutApiKey } from './settings';
+import { parseServerLogLine } from './serverLog';
+import * as readline from 'node:readline';
+import type { Readable } from 'node:stream';
+
+function forEachLine(input: Readable, each: (line: string) => void): void {
+  readline.createInterface({ input, crlfDelay: Infinity, terminal: false }).on('line', each);
+}
 import type { ClientState } from './status';
 
 class GoldiffLanguageClient extends LanguageClient {
@@ -93,6 +100,16 @@ export class GoldiffServer {
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
       outputChannel: this.log,
+      // The server logs "TIME LEVEL logger: message" to stderr; keep its level instead of
+      // the client's default of tagging every stderr line as an error.
+      stdioOptions: {
+        stdout: (input, channel) => forEachLine(input, (line) => channel.info(line)),
+        stderr: (input, channel) =>
+          forEachLine(input, (line) => {
+            const { level, message } = parseServerLogLine(line);
+            channel[level](message);
+          }),
+      },
       // pygls logs the whole InitializeParams at INFO, so the API key must not travel in
       // them; it follows in a didChangeConfiguration right after initialize.
       initializationOptions: withoutApiKey(this.hooks.settings()),
@@ -110,7 +127,11 @@ export class GoldiffServer {
           if (this.startedAt !== 0 && this.client === client) {
             this.onCrash();
           }
-          return { action: CloseAction.DoNotRestart, handled: true };
+          return {
+            action: CloseAction.DoNotRestart,
+            handled: true,
+            message: 'The Goldiff server exited; the extension restarts it with backoff.',
+          };
         },
       },
     };

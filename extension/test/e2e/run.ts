@@ -580,7 +580,7 @@ function collectLogs(userData: string): void {
   }
   const out = path.join(RESULTS, 'vscode-logs');
   for (const file of fs.readdirSync(logs, { recursive: true, encoding: 'utf8' })) {
-    if (/(Goldiff|exthost|remoteexthost)[^/]*\.log$/.test(file)) {
+    if (/(Goldiff|exthost|remoteexthost)[^/]*\.log$/.test(path.basename(file))) {
       const dest = path.join(out, file.replace(/[\\/]/g, '_'));
       fs.mkdirSync(out, { recursive: true });
       fs.copyFileSync(path.join(logs, file), dest);

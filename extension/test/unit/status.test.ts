@@ -6,6 +6,7 @@ import { EditEpisodes, episodeOf } from '../../src/episodes';
 import { dataFolder } from '../../src/paths';
 import { defaultExportName, exportedFiles, exportedRows, exportMessage, formatPickItems } from '../../src/exportTraces';
 import { humanBytes, statsMarkdown } from '../../src/statsView';
+import { parseServerLogLine } from '../../src/serverLog';
 
 test('the status bar shows mode and today\'s acceptance rate', () => {
   const view = formatStatus('running', {
@@ -110,4 +111,20 @@ test('stats render as one table, nested keys dotted, sizes readable', () => {
   assert.ok(md.includes('| store_bytes | 2.0 KiB |'));
   assert.ok(md.includes('| note | a\\|b |'));
   assert.equal(humanBytes(512), '512 B');
+});
+
+test("server log lines keep the server's level; anything else on stderr is an error", () => {
+  assert.deepEqual(parseServerLogLine('2026-11-27 22:44:35,326 INFO goldiff.lsp: settings: {}'), {
+    level: 'info',
+    message: 'goldiff.lsp: settings: {}',
+  });
+  assert.deepEqual(parseServerLogLine('2026-11-27 22:44:35,326 WARNING goldiff.store: slow'), {
+    level: 'warn',
+    message: 'goldiff.store: slow',
+  });
+  assert.equal(parseServerLogLine('2026-11-27 22:44:35,326 CRITICAL x: y').level, 'error');
+  assert.deepEqual(parseServerLogLine('Traceback (most recent call last):'), {
+    level: 'error',
+    message: 'Traceback (most recent call last):',
+  });
 });
