@@ -8,7 +8,7 @@ import { Notifications, PROVIDERS, ServerCommands, type Provider, type ServerSta
 import { GoldiffServer } from './server';
 import { apiKeySecretName, buildServerSettings, serverEnvironment } from './settings';
 import { formatStatus, type ClientState } from './status';
-import { TerminalCapture } from './terminalCapture';
+import { INTEGRATION_GRACE_MS, TerminalCapture } from './terminalCapture';
 
 const STATUS_POLL_MS = 30000;
 
@@ -99,6 +99,7 @@ export async function activate(context: host.ExtensionContext): Promise<void> {
     context.secrets.onDidChange(() => void reloadApiKey().then(() => s.sendSettings())),
     new TerminalCapture(
       host.terminalEvents(),
+      INTEGRATION_GRACE_MS,
       () => host.getSetting('capture.enabled') === true && s.running,
       () => {
         const n = host.getSetting('terminal.maxOutputBytes');
@@ -106,6 +107,7 @@ export async function activate(context: host.ExtensionContext): Promise<void> {
       },
       (payload) => s.notify(Notifications.terminalCommand, payload),
       log,
+      (message) => void host.info(message),
     ),
     { dispose: () => clearInterval(poll) },
   );

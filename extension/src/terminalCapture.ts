@@ -5,7 +5,7 @@
  * VS Code, a shell it does not support, or the feature turned off) the extension says so
  * once in the output and once as a message, and edits are still captured.
  */
-import * as host from './host';
+import type * as host from './host';
 import { buildTerminalPayload, OutputCollector } from './terminal';
 import type { TerminalCommandParams } from './protocol';
 
@@ -26,10 +26,12 @@ export class TerminalCapture implements host.Disposable {
 
   constructor(
     private readonly events: host.TerminalEvents,
+    private readonly graceMs: number,
     private readonly enabled: () => boolean,
     private readonly maxOutputBytes: () => number,
     private readonly send: (payload: TerminalCommandParams) => Promise<void>,
-    private readonly log: host.LogOutputChannel,
+    private readonly log: Pick<host.LogOutputChannel, 'warn' | 'debug'>,
+    private readonly notify: (message: string) => void,
   ) {
     if (!events.supported) {
       this.degraded('this version of VS Code has no shell integration API');
@@ -58,7 +60,7 @@ export class TerminalCapture implements host.Disposable {
         if (!this.events.hasIntegration(terminal) && this.enabled()) {
           this.degraded(`terminal "${name}" did not activate shell integration`);
         }
-      }, INTEGRATION_GRACE_MS),
+      }, this.graceMs),
     );
   }
 
@@ -76,7 +78,7 @@ export class TerminalCapture implements host.Disposable {
       return;
     }
     this.warned = true;
-    void host.info(
+    this.notify(
       `Goldiff cannot capture terminal commands: ${why}. Use bash, zsh, fish or PowerShell with ` +
         '"terminal.integrated.shellIntegration.enabled" on; edits and suggestions are still captured.',
     );
