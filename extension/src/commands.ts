@@ -248,8 +248,9 @@ export class Commands {
     if (ok !== 'Delete') {
       return;
     }
+    // The store keys workspaces by their file:// URI, as the editor sent them.
     const results: unknown[] = [];
-    for (const workspace of folders) {
+    for (const workspace of host.workspaceFolderUris()) {
       results.push(await this.d.server.execute(ServerCommands.forget, { workspace }));
     }
     this.d.log.info(`Forgot ${folders.join(', ')}: ${JSON.stringify(results)}`);

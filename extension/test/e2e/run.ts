@@ -375,6 +375,37 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
   },
 ];
 
+steps.push(
+  {
+    name: 'show-stats',
+    run: async ({ page }) => {
+      await runCommand(page, 'Goldiff: Show Stats');
+      // The stats open as a Markdown document; its table rows show in the editor's lines.
+      const row = page.locator('.monaco-editor .view-line', { hasText: '| terminal_commands |' }).first();
+      await row.waitFor({ state: 'visible', timeout: 15000 });
+      const text = (await row.textContent()) ?? '';
+      if (!/\|\s*terminal_commands\s*\|\s*[1-9]/.test(text.replace(/\u00a0/g, ' '))) {
+        throw new Error(`the stats do not count the terminal command: "${text}"`);
+      }
+      return `stats document shows "${text.replace(/\u00a0/g, ' ').trim()}"`;
+    },
+  },
+  {
+    name: 'forget-workspace',
+    run: async ({ page, home }) => {
+      await runCommand(page, 'Goldiff: Delete Recorded Data for This Workspace');
+      const dialog = page.locator('.monaco-dialog-box');
+      await dialog.waitFor({ state: 'visible', timeout: 10000 });
+      await dialog.getByRole('button', { name: 'Delete' }).click();
+      const left = await waitFor('the workspace data to be gone', 15000, () => {
+        const s = stats(home);
+        return s.terminal_commands === 0 && s.suggestions === 0 ? s : undefined;
+      });
+      return `after the confirmation: terminal_commands=${String(left.terminal_commands)}, suggestions=${String(left.suggestions)}`;
+    },
+  },
+);
+
 // ---- harness -------------------------------------------------------------------------
 
 function killGroup(child: ChildProcess | undefined, signal: NodeJS.Signals): void {
