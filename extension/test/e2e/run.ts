@@ -199,12 +199,6 @@ async function pickQuickItem(page: Page, label: string): Promise<void> {
   await row.click();
 }
 
-async function toastButton(page: Page, text: RegExp, button: string, timeoutMs: number): Promise<void> {
-  const toast = page.locator('.notification-toast', { hasText: text }).first();
-  await toast.waitFor({ state: 'visible', timeout: timeoutMs });
-  await toast.getByRole('button', { name: button }).click();
-}
-
 async function openFile(page: Page, name: string): Promise<void> {
   await page.keyboard.press('Escape');
   await page.keyboard.press('Control+P');
@@ -232,19 +226,19 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
   },
   {
     name: 'capture-opt-in',
-    run: async ({ page, ws, home }) => {
-      await toastButton(page, /Goldiff can learn from this workspace/, 'Enable Capture', 30000);
+    run: async ({ page, ws }) => {
+      const question = page.locator('.notification-toast', { hasText: /Goldiff can learn from this workspace/ }).first();
+      await question.waitFor({ state: 'visible', timeout: 30000 });
+      await page.screenshot({ path: path.join(RESULTS, '02a-capture-question.png') });
+      await question.getByRole('button', { name: 'Enable Capture' }).click();
       const settingsFile = path.join(ws, '.vscode', 'settings.json');
       await waitFor('capture to be enabled in the workspace settings', 15000, () =>
         fs.existsSync(settingsFile) && /"goldiff\.capture\.enabled":\s*true/.test(fs.readFileSync(settingsFile, 'utf8'))
           ? true
           : undefined,
       );
-      await waitFor('the server to report capture on', 15000, async () => {
-        await page.waitForTimeout(500);
-        const s = stats(home);
-        return typeof s.sessions === 'number' && s.sessions >= 1 ? s : undefined;
-      });
+      // That the server records from now on shows in the terminal step: the server keeps
+      // terminal commands only while capture is on.
       return 'opt-in toast answered; .vscode/settings.json has goldiff.capture.enabled = true';
     },
   },
