@@ -50,6 +50,21 @@ BUSY_TIMEOUT_MS = 30_000
 RETRY_LIMIT_ROWS = 200_000  # rows kept in memory while the disk refuses writes
 
 
+def clean_text(text: str) -> str:
+    """Lone surrogates (which no editor should send, but a client can) become U+FFFD.
+
+    SQLite stores UTF-8 only; one bad character must not make a whole batch unwritable.
+    Code-point length is kept, so offsets stay valid.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return text
+
+
 def content_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
@@ -364,7 +379,10 @@ class TraceStore:
         op, table, *rest = item
         # Redaction runs here, on the writer thread, to keep it off the editor's path.
         fields: tuple[str, ...] = rest[-1] if len(rest) > (2 if op == "update" else 1) else ()
-        values = dict(rest[1] if op == "update" else rest[0])
+        values = {
+            k: clean_text(v) if isinstance(v, str) else v
+            for k, v in (rest[1] if op == "update" else rest[0]).items()
+        }
         for key in fields:
             if isinstance(values.get(key), str):
                 values[key] = redact(values[key])
@@ -376,6 +394,7 @@ class TraceStore:
 
     def _apply_edit(self, batch: _Batch, e: EditRecord) -> None:
         doc = self._docs.setdefault(e.document_id, _Doc())
+        e.inserted = clean_text(e.inserted)
         if e.kind in ("open", "full", "external", "resync"):
             self._close_row(batch, e.document_id, doc)
             text = redact(e.inserted)
@@ -502,6 +521,11 @@ class TraceStore:
             return
         except sqlite3.DatabaseError as exc:
             self._write_failed(batch, exc)
+            return
+        except Exception:
+            # A bug, not the disk: retrying would fail forever and block every later
+            # record. Keep the writer alive, drop this batch, and say so in the log.
+            log.exception("dropped a batch of %d records that could not be written", batch.count)
             return
         self._error_reported = False
 
