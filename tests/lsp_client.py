@@ -7,6 +7,7 @@ what an editor holds, byte for byte.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sys
@@ -106,8 +107,14 @@ async def goldiff_client(
     try:
         yield client
     finally:
+        server = client._server
+        if server is not None and server.returncode is None:
+            try:
+                await asyncio.wait_for(client.shutdown_session(), 30)
+            except Exception:
+                server.kill()
         with contextlib.suppress(Exception):
-            await client.shutdown_session()
+            await asyncio.wait_for(client.stop(), 10)
 
 
 def send_raw(client: LanguageClient, message: dict[str, Any] | bytes) -> None:
