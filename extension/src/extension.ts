@@ -61,6 +61,10 @@ export async function activate(context: host.ExtensionContext): Promise<void> {
         status = undefined;
       }
       render();
+      if (next === 'running') {
+        // After a restart the status bar would otherwise wait for the next poll.
+        void refreshStatus();
+      }
       void host.setContext('goldiff.serverRunning', next === 'running');
     },
   });
@@ -114,7 +118,6 @@ export async function activate(context: host.ExtensionContext): Promise<void> {
 
   render();
   if (await s.start()) {
-    await refreshStatus();
     void commands.askForCaptureOnce();
   }
 }
