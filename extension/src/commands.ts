@@ -23,7 +23,7 @@ import type { GoldiffServer } from './server';
 import { apiKeySecretName } from './settings';
 import { statsMarkdown } from './statsView';
 
-const CAPTURE_ASKED_KEY = 'goldiff.captureAsked';
+export const CAPTURE_CONSENT_KEY = 'goldiff.captureConsent';
 
 export interface CommandDeps {
   server: GoldiffServer;
@@ -199,8 +199,8 @@ export class Commands {
   }
 
   async setCapture(enabled: boolean): Promise<void> {
-    await this.d.context.workspaceState.update(CAPTURE_ASKED_KEY, true);
-    await host.updateSetting('capture.enabled', enabled, host.hasWorkspace() ? 'workspace' : 'global');
+    await this.d.context.workspaceState.update(CAPTURE_CONSENT_KEY, enabled);
+    await this.d.server.sendSettings();
     await this.d.refreshStatus();
     void host.info(
       enabled
@@ -209,13 +209,14 @@ export class Commands {
     );
   }
 
-  /** Asks for the capture opt-in once per workspace, when no setting answers it already. */
+  /** Asks for the capture opt-in once per workspace, unless the user opted in everywhere. */
   async askForCaptureOnce(): Promise<void> {
-    const asked = this.d.context.workspaceState.get<boolean>(CAPTURE_ASKED_KEY) === true;
-    if (!shouldAskForCapture(host.inspectSetting('capture.enabled'), asked, host.hasWorkspace())) {
+    const consent = this.d.context.workspaceState.get<boolean>(CAPTURE_CONSENT_KEY);
+    if (!shouldAskForCapture(consent, host.getSetting('capture.enabled'), host.hasWorkspace())) {
       return;
     }
-    await this.d.context.workspaceState.update(CAPTURE_ASKED_KEY, true);
+    // "Not now" (or closing the message) is an answer too: the question comes once.
+    await this.d.context.workspaceState.update(CAPTURE_CONSENT_KEY, false);
     const answer = await host.info(captureExplanation(this.dataFolder()), ENABLE_CAPTURE, NOT_NOW);
     if (answer === ENABLE_CAPTURE) {
       await this.setCapture(true);

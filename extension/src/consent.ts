@@ -1,23 +1,21 @@
 /**
- * The capture opt-in. Nothing is recorded until the user says so for a workspace; the
- * question is asked once per workspace and only when no setting already answers it (a
- * user or team that set `goldiff.capture.enabled` anywhere has decided).
+ * The capture opt-in. Nothing is recorded until the user says so. The answer for a
+ * workspace is kept in VS Code's storage for that workspace, not in the workspace's files:
+ * a `.vscode/settings.json` shared through git must never switch recording on for a
+ * teammate who was not asked. `goldiff.capture.enabled` is a user-level setting
+ * ("record every workspace without asking"); a workspace's own answer wins over it.
  */
-import type { SettingScopes } from './mode';
 
-export function shouldAskForCapture(
-  scopes: SettingScopes | undefined,
-  alreadyAsked: boolean,
-  hasWorkspace: boolean,
-): boolean {
-  if (!hasWorkspace || alreadyAsked) {
-    return false;
-  }
-  return (
-    scopes?.globalValue === undefined &&
-    scopes?.workspaceValue === undefined &&
-    scopes?.workspaceFolderValue === undefined
-  );
+/** The per-workspace answer: true (record), false (do not), undefined (not asked yet). */
+export type CaptureConsent = boolean | undefined;
+
+export function captureEnabled(consent: CaptureConsent, userSetting: unknown): boolean {
+  return consent ?? userSetting === true;
+}
+
+/** Ask once per workspace, unless the user already opted in everywhere. */
+export function shouldAskForCapture(consent: CaptureConsent, userSetting: unknown, hasWorkspace: boolean): boolean {
+  return hasWorkspace && consent === undefined && userSetting !== true;
 }
 
 export function captureExplanation(dataFolder: string): string {

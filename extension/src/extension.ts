@@ -3,7 +3,8 @@
  * together and does nothing else. The behaviour lives in the modules it connects.
  */
 import * as host from './host';
-import { Commands } from './commands';
+import { CAPTURE_CONSENT_KEY, Commands } from './commands';
+import { captureEnabled } from './consent';
 import { Notifications, PROVIDERS, ServerCommands, type Provider, type ServerStatus } from './protocol';
 import { GoldiffServer } from './server';
 import { apiKeySecretName, buildServerSettings, serverEnvironment } from './settings';
@@ -21,6 +22,7 @@ export async function activate(context: host.ExtensionContext): Promise<void> {
   let status: ServerStatus | undefined;
   let apiKey: string | undefined;
 
+  const captureConsent = (): boolean | undefined => context.workspaceState.get<boolean>(CAPTURE_CONSENT_KEY);
   const provider = (): Provider => {
     const p = host.getSetting('frontier.provider');
     return (PROVIDERS as readonly unknown[]).includes(p) ? (p as Provider) : 'openai';
@@ -44,7 +46,7 @@ export async function activate(context: host.ExtensionContext): Promise<void> {
     return status;
   };
   const settings = (): ReturnType<typeof buildServerSettings>['settings'] => {
-    const result = buildServerSettings(host.getSetting, apiKey);
+    const result = buildServerSettings(host.getSetting, apiKey, captureConsent());
     for (const p of result.problems) {
       log.warn(p);
     }
@@ -104,7 +106,7 @@ export async function activate(context: host.ExtensionContext): Promise<void> {
     new TerminalCapture(
       host.terminalEvents(),
       INTEGRATION_GRACE_MS,
-      () => host.getSetting('capture.enabled') === true && s.running,
+      () => captureEnabled(captureConsent(), host.getSetting('capture.enabled')) && s.running,
       () => {
         const n = host.getSetting('terminal.maxOutputBytes');
         return typeof n === 'number' && n >= 0 ? n : 16384;

@@ -5,6 +5,7 @@
  * hand into settings.json are checked here, so the server never sees a mode it does not
  * know; each correction is reported as a sentence the extension can show.
  */
+import { captureEnabled } from './consent';
 import { MODES, PROVIDERS, type Mode, type Provider, type ServerSettings } from './protocol';
 
 /** Reads one setting below `goldiff.` (for example `frontier.model`); undefined if unset. */
@@ -59,9 +60,13 @@ function globs(value: unknown, problems: string[]): string[] {
 
 /**
  * Builds the server settings. `apiKey` comes from SecretStorage, never from settings, and
- * `captureEnabled` is passed in because the opt-in is decided per workspace.
+ * `captureConsent` is the workspace's own answer to the opt-in (see consent.ts).
  */
-export function buildServerSettings(read: SettingReader, apiKey: string | undefined): SettingsResult {
+export function buildServerSettings(
+  read: SettingReader,
+  apiKey: string | undefined,
+  captureConsent?: boolean,
+): SettingsResult {
   const problems: string[] = [];
   const mode: Mode = oneOf(read('mode'), MODES, 'local', 'mode', problems);
   const provider: Provider = oneOf(
@@ -84,7 +89,7 @@ export function buildServerSettings(read: SettingReader, apiKey: string | undefi
     settings: {
       mode,
       capture: {
-        enabled: read('capture.enabled') === true,
+        enabled: captureEnabled(captureConsent, read('capture.enabled')),
         exclude: globs(read('capture.exclude'), problems),
       },
       settleSeconds: settleSeconds as number,

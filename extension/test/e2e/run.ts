@@ -231,15 +231,14 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
       await question.waitFor({ state: 'visible', timeout: 30000 });
       await page.screenshot({ path: path.join(RESULTS, '02a-capture-question.png') });
       await question.getByRole('button', { name: 'Enable Capture' }).click();
-      const settingsFile = path.join(ws, '.vscode', 'settings.json');
-      await waitFor('capture to be enabled in the workspace settings', 15000, () =>
-        fs.existsSync(settingsFile) && /"goldiff\.capture\.enabled":\s*true/.test(fs.readFileSync(settingsFile, 'utf8'))
-          ? true
-          : undefined,
-      );
+      await page.locator('.notification-toast', { hasText: /Goldiff is recording this workspace/ }).first().waitFor({ timeout: 15000 });
+      // The answer lives in VS Code's storage for the workspace, not in its files.
+      if (fs.existsSync(path.join(ws, '.vscode', 'settings.json'))) {
+        throw new Error('the opt-in wrote .vscode/settings.json, which a repository would share');
+      }
       // That the server records from now on shows in the terminal step: the server keeps
       // terminal commands only while capture is on.
-      return 'opt-in toast answered; .vscode/settings.json has goldiff.capture.enabled = true';
+      return 'opt-in answered "Enable Capture"; "Goldiff is recording this workspace" shown; no .vscode/settings.json written';
     },
   },
   {

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { isMode, modePickItems, nextMode, targetFor } from '../../src/mode';
-import { shouldAskForCapture } from '../../src/consent';
+import { captureEnabled, shouldAskForCapture } from '../../src/consent';
 
 test('toggling walks frontier → local → shadow → frontier', () => {
   assert.equal(nextMode('frontier'), 'local');
@@ -35,12 +35,19 @@ test('the toggle writes where the effective value comes from', () => {
   assert.equal(targetFor({ workspaceValue: 'frontier', workspaceFolderValue: 'shadow' }), 'workspaceFolder');
 });
 
-test('the capture opt-in is asked once, only in a workspace, only if no setting decides', () => {
-  assert.equal(shouldAskForCapture({}, false, true), true);
+test('the capture opt-in is asked once per workspace, unless the user opted in everywhere', () => {
+  assert.equal(shouldAskForCapture(undefined, undefined, true), true);
   assert.equal(shouldAskForCapture(undefined, false, true), true);
-  assert.equal(shouldAskForCapture({}, true, true), false);
-  assert.equal(shouldAskForCapture({}, false, false), false);
-  assert.equal(shouldAskForCapture({ globalValue: false }, false, true), false);
-  assert.equal(shouldAskForCapture({ workspaceValue: true }, false, true), false);
-  assert.equal(shouldAskForCapture({ workspaceFolderValue: true }, false, true), false);
+  assert.equal(shouldAskForCapture(false, undefined, true), false, 'answered "not now" already');
+  assert.equal(shouldAskForCapture(true, undefined, true), false);
+  assert.equal(shouldAskForCapture(undefined, true, true), false, 'opted in for every workspace');
+  assert.equal(shouldAskForCapture(undefined, undefined, false), false, 'no workspace open');
+});
+
+test("a workspace's own answer wins over the user-level setting", () => {
+  assert.equal(captureEnabled(undefined, undefined), false);
+  assert.equal(captureEnabled(undefined, true), true);
+  assert.equal(captureEnabled(false, true), false);
+  assert.equal(captureEnabled(true, false), true);
+  assert.equal(captureEnabled(undefined, 'true'), false);
 });

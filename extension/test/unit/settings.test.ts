@@ -71,10 +71,17 @@ test('hand-written invalid values fall back and say what to do', () => {
   ]);
 });
 
-test('capture is on only for an explicit true', () => {
+test('capture is on only for an explicit true, and the workspace answer wins', () => {
   for (const value of [undefined, 'true', 1, null]) {
     assert.equal(buildServerSettings(defaults({ 'capture.enabled': value }), undefined).settings.capture.enabled, false);
   }
+  assert.equal(buildServerSettings(defaults({ 'capture.enabled': true }), undefined).settings.capture.enabled, true);
+  assert.equal(buildServerSettings(defaults({ 'capture.enabled': true }), undefined, false).settings.capture.enabled, false);
+  assert.equal(buildServerSettings(defaults(), undefined, true).settings.capture.enabled, true);
+});
+
+test('no one can switch capture on for others through workspace settings', () => {
+  assert.equal(properties['goldiff.capture.enabled']?.scope, 'application');
 });
 
 test('the API key is never a setting in package.json', () => {
