@@ -25,7 +25,17 @@ RESULTS = REPO / "extension" / "test-results"
 
 # Steps that must pass whatever the server can do; the others may be skipped (with the
 # reason in the report) while the server lacks their feature.
-ALWAYS = ("activate", "capture-opt-in", "toggle-model", "terminal-command")
+ALWAYS = (
+    "activate",
+    "capture-opt-in",
+    "toggle-model",
+    "api-key",
+    "server-restart-after-crash",
+    "terminal-command",
+    "show-stats",
+    "forget-workspace",
+    "api-key-never-written",
+)
 
 
 @pytest.mark.timeout(900)  # the first run installs code-server (about 2 minutes)
