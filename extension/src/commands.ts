@@ -121,7 +121,7 @@ export class Commands {
 
   private async showStats(): Promise<void> {
     const stats = await this.d.server.execute(ServerCommands.stats);
-    await host.showUntitled(statsMarkdown(stats, new Date()), 'markdown');
+    await host.showReadOnly('Goldiff Stats.md', statsMarkdown(stats, new Date()), 'markdown');
   }
 
   private async distill(): Promise<void> {

@@ -154,9 +154,25 @@ export function withProgress<R>(
   );
 }
 
-export async function showUntitled(content: string, language: string): Promise<void> {
-  const doc = await vscode.workspace.openTextDocument({ content, language });
-  await vscode.window.showTextDocument(doc, { preview: true });
+// Read-only documents Goldiff shows (the stats). A scheme of our own keeps them out of
+// the language client's document selector, so the server never records its own reports.
+const READONLY_SCHEME = 'goldiff';
+const readonlyContents = new Map<string, string>();
+const readonlyChanged = new vscode.EventEmitter<vscode.Uri>();
+let readonlyProvider: vscode.Disposable | undefined;
+
+export async function showReadOnly(name: string, content: string, language: string): Promise<void> {
+  readonlyProvider ??= vscode.workspace.registerTextDocumentContentProvider(READONLY_SCHEME, {
+    onDidChange: readonlyChanged.event,
+    provideTextDocumentContent: (uri) => readonlyContents.get(uri.path) ?? '',
+  });
+  const uri = vscode.Uri.from({ scheme: READONLY_SCHEME, path: name });
+  readonlyContents.set(uri.path, content);
+  readonlyChanged.fire(uri);
+  const doc = await vscode.workspace.openTextDocument(uri);
+  await vscode.window.showTextDocument(await vscode.languages.setTextDocumentLanguage(doc, language), {
+    preview: true,
+  });
 }
 
 export async function openFile(fsPath: string): Promise<void> {
