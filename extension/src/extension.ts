@@ -119,9 +119,9 @@ export async function activate(context: host.ExtensionContext): Promise<void> {
   );
 
   render();
-  if (await s.start()) {
-    void commands.askForCaptureOnce();
-  }
+  // Activation returns at once; the server comes up in the background (the status bar
+  // shows it starting), so a slow interpreter never holds up the editor.
+  void s.start().then((ok) => (ok ? commands.askForCaptureOnce() : undefined));
 }
 
 export async function deactivate(): Promise<void> {
