@@ -247,17 +247,19 @@ async def shadow(model: Path, base: str, n: int, threads: int, pause: float, hom
     async with goldiff_client(home, options=options, env=env) as client:
         editor = Editor(client)
         editor.open(uri, BODY + TAIL)
-        for mode in ("frontier", "shadow", "frontier", "shadow"):
+        for phase, mode in enumerate(("frontier", "shadow", "frontier", "shadow")):
+            # Each phase types a different file: the same contexts again would be cache hits.
+            body = BODY.replace("Cache", f"Cache{phase}")
             await client.workspace_execute_command_async(
                 types.ExecuteCommandParams(command="goldiff.setMode", arguments=[{"mode": mode}])
             )
             times = []
             for i, pos in enumerate(states(n // 2 + 2)):
-                text = BODY + TYPED[:pos] + TAIL
+                text = body + TYPED[:pos] + TAIL
                 await set_text(editor, uri, text)
                 await asyncio.sleep(pause)  # a typing pause: the shadow work runs in it
                 t0 = time.perf_counter()
-                await client.text_document_inline_completion_async(inline_params(uri, text, len(BODY) + pos))
+                await client.text_document_inline_completion_async(inline_params(uri, text, len(body) + pos))
                 if i >= 2:
                     times.append((time.perf_counter() - t0) * 1000)
             result.setdefault(mode, []).extend(times)
