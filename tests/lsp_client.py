@@ -85,10 +85,11 @@ async def goldiff_client(
     workspace: Path | None = None,
     options: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
+    server_args: list[str] | None = None,
 ) -> AsyncIterator[LanguageClient]:
     """A client talking to a fresh `goldiff serve` with capture enabled by default."""
     config = ClientServerConfig(
-        server_command=[sys.executable, "-m", "goldiff", "serve"],
+        server_command=[sys.executable, "-m", "goldiff", "serve", *(server_args or [])],
         server_env=env or server_env(home),
     )
     client = await config.start()

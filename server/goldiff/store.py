@@ -50,6 +50,21 @@ BUSY_TIMEOUT_MS = 30_000
 RETRY_LIMIT_ROWS = 200_000  # rows kept in memory while the disk refuses writes
 
 
+def clean_text(text: str) -> str:
+    """Lone surrogates (which no editor should send, but a client can) become U+FFFD.
+
+    SQLite stores UTF-8 only; one bad character must not make a whole batch unwritable.
+    Code-point length is kept, so offsets stay valid.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return text
+
+
 def content_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
@@ -218,6 +233,7 @@ class TraceStore:
         self._on_error = on_error
         self._error_reported = False
         self._queue: queue.Queue[Any] = queue.Queue()
+        self._urgent = threading.Event()
         self._docs: dict[str, _Doc] = {}
         self._pending_retry: _Batch | None = None
         self._closed = False
@@ -300,6 +316,7 @@ class TraceStore:
         """Wait until everything recorded so far is written; False if it could not be."""
         done = threading.Event()
         self._queue.put(done)
+        self._urgent.set()
         return done.wait(timeout) and self._pending_retry is None
 
     def close(self) -> None:
@@ -307,6 +324,7 @@ class TraceStore:
             return
         self._closed = True
         self._queue.put(_STOP)
+        self._urgent.set()
         self._writer.join(timeout=30)
         with contextlib.suppress(sqlite3.Error):
             self.db.conn.close()
@@ -317,38 +335,35 @@ class TraceStore:
         while True:
             try:
                 # With a batch waiting to be retried, wake up to retry it even if idle.
-                item = self._queue.get(timeout=1.0 if self._pending_retry else None)
+                first = self._queue.get(timeout=1.0 if self._pending_retry else None)
             except queue.Empty:
-                item = None
+                first = None
+            # Sleep out the batch window instead of waking for every record: a writer that
+            # woke per keystroke would fight the event loop for the GIL all the time.
+            # `flush()` and `close()` cut the wait short.
+            if not isinstance(first, threading.Event) and first is not _STOP:
+                self._urgent.wait(BATCH_MAX_SECONDS)
+            self._urgent.clear()
             retrying = self._pending_retry is not None
             batch = self._pending_retry or _Batch()
             self._pending_retry = None
+            # While the disk refuses writes, keep taking records (and flush requests) into
+            # the waiting batch rather than retrying once per record.
+            limit = RETRY_LIMIT_ROWS if retrying else BATCH_MAX_ROWS
             waiters: list[threading.Event] = []
             stop = False
-            deadline = time.monotonic() + BATCH_MAX_SECONDS
+            item: Any = first
             while True:
-                if item is None:
-                    pass
-                elif item is _STOP:
+                if item is _STOP:
                     stop = True
                 elif isinstance(item, threading.Event):
                     waiters.append(item)
-                    # A flush wants its answer now, not after the batch window.
-                    deadline = 0.0
-                else:
+                elif item is not None:
                     self._apply(batch, item)
-                # While the disk refuses writes, keep taking records (and flush requests)
-                # into the waiting batch rather than retrying once per record.
-                limit = RETRY_LIMIT_ROWS if retrying else BATCH_MAX_ROWS
                 if stop or batch.count >= limit:
                     break
-                remaining = deadline - time.monotonic()
                 try:
-                    item = (
-                        self._queue.get(timeout=max(remaining, 0))
-                        if remaining > 0
-                        else self._queue.get_nowait()
-                    )
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
             self._write(batch)
@@ -364,7 +379,10 @@ class TraceStore:
         op, table, *rest = item
         # Redaction runs here, on the writer thread, to keep it off the editor's path.
         fields: tuple[str, ...] = rest[-1] if len(rest) > (2 if op == "update" else 1) else ()
-        values = dict(rest[1] if op == "update" else rest[0])
+        values = {
+            k: clean_text(v) if isinstance(v, str) else v
+            for k, v in (rest[1] if op == "update" else rest[0]).items()
+        }
         for key in fields:
             if isinstance(values.get(key), str):
                 values[key] = redact(values[key])
@@ -376,6 +394,7 @@ class TraceStore:
 
     def _apply_edit(self, batch: _Batch, e: EditRecord) -> None:
         doc = self._docs.setdefault(e.document_id, _Doc())
+        e.inserted = clean_text(e.inserted)
         if e.kind in ("open", "full", "external", "resync"):
             self._close_row(batch, e.document_id, doc)
             text = redact(e.inserted)
@@ -502,6 +521,11 @@ class TraceStore:
             return
         except sqlite3.DatabaseError as exc:
             self._write_failed(batch, exc)
+            return
+        except Exception:
+            # A bug, not the disk: retrying would fail forever and block every later
+            # record. Keep the writer alive, drop this batch, and say so in the log.
+            log.exception("dropped a batch of %d records that could not be written", batch.count)
             return
         self._error_reported = False
 
