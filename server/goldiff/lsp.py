@@ -16,12 +16,13 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.protocol.language_server import LanguageServerProtocol, lsp_method
 
 from goldiff import __version__, audit, protocol
 from goldiff.capture.recorder import Recorder
@@ -36,11 +37,40 @@ from goldiff.store import TraceStore
 log = logging.getLogger(__name__)
 
 
+class GoldiffProtocol(LanguageServerProtocol):
+    """Goldiff keeps its own copy of every document (`capture.documents`). pygls' workspace
+    copy would repeat that work on every keystroke, so these built-ins only route to the
+    handlers below; nothing in Goldiff reads `ls.workspace` documents.
+    """
+
+    def _route(self, method: str, params: Any) -> Generator[Any, Any, None]:
+        if (user_handler := self.fm.features.get(method)) is not None:
+            yield user_handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(
+        self, params: types.DidOpenTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        yield from self._route(types.TEXT_DOCUMENT_DID_OPEN, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(
+        self, params: types.DidChangeTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        yield from self._route(types.TEXT_DOCUMENT_DID_CHANGE, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(
+        self, params: types.DidCloseTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        yield from self._route(types.TEXT_DOCUMENT_DID_CLOSE, params)
+
+
 class GoldiffServer(LanguageServer):
     """One editor window's server: settings, the store and the recorder."""
 
     def __init__(self, home: Path, clock: Callable[[], float] = time.time) -> None:
-        super().__init__("goldiff", __version__)
+        super().__init__("goldiff", __version__, protocol_cls=GoldiffProtocol)
         self.home = home
         self.clock = clock
         self.settings = Settings()

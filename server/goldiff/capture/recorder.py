@@ -37,7 +37,7 @@ class Recorder:
         self.store = store
         self.settings = settings
         self.clock = clock
-        self.session_id = str(uuid.uuid4())
+        self.session_id = uuid.uuid4().hex[:16]
         self.workspaces: list[Path] = []
         self.documents: dict[str, Document] = {}
         self._excludes = Excludes(settings.excludes())
