@@ -427,6 +427,11 @@ async def test_agent_run_on_a_closed_file_starts_from_the_committed_text(session
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
     for args in (["init", "-q"], ["add", "shapes.py"], ["commit", "-qm", "shapes"]):
         subprocess.run([*git, *args], cwd=session.ws, check=True, timeout=60)
+    # The watcher has seen the new file (not an agent's doing) before the agent starts.
+    deadline = time.monotonic() + 20
+    while not session.rows("SELECT 1 FROM edits WHERE kind = 'external'"):
+        assert time.monotonic() < deadline, "the watcher never saw the new file"
+        await session.command("goldiff.stats")
     started = time.time() * 1000
     path.write_text(SOURCE.replace("3.14 * r * r", "math.pi * r**2"))
     ended = time.time() * 1000

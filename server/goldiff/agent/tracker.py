@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 EXTERNAL_BUFFER = 1000  # recent changes on disk kept until a terminal command claims them
 EXTERNAL_KEEP_SECONDS = 3600.0  # ... or until they are this old
+EXTERNAL_MAX_CHARS = 32_000_000  # ... or until the texts they hold exceed this
 WINDOW_SLACK_SECONDS = 1.0  # file times are coarse on some file systems; agents flush late
 RELOAD_SECONDS = 5.0  # an editor reload seen before the watcher: how recent it must be
 TEST_LINK_SECONDS = 1800.0  # test runs this long after an episode's settle still count for it
@@ -111,15 +112,19 @@ class DocEdits:
     version: int | None = None
     before_version: str = ""  # the text before the current version's changes
     version_at: float = 0.0  # wall time the current version began
+    before_unknown: bool = False  # a closed file first seen changed: its old text is not ours
 
 
 @dataclass
 class ExternalChange:
     uri: str
     document_id: str
-    before: str
+    before: str | None  # None: a closed file first seen changed (its text at git HEAD, if any)
     after: str
     at: float  # wall-clock seconds (the file's modification time)
+
+    def size(self) -> int:
+        return len(self.before or "") + len(self.after)
 
 
 @dataclass
@@ -153,6 +158,7 @@ class ProposalTracker:
         self._episodes: dict[str, EditEpisode] = {}
         self._proposals: dict[str, tuple[EditEpisode, Proposal]] = {}
         self._external: deque[ExternalChange] = deque(maxlen=EXTERNAL_BUFFER)
+        self._external_chars = 0
         self._runs: deque[AgentRun] = deque(maxlen=20)
         self._recent: deque[EditEpisode] = deque(maxlen=RECENT_EPISODES)
         self._closed = False
@@ -303,10 +309,10 @@ class ProposalTracker:
 
     def on_edit(self, doc: Document, edit: EditRecord) -> None:
         if edit.kind == "external" and doc.uri not in self._docs:
-            # A closed file we never saw: its text before the change is the last commit's.
-            path = uri_to_path(doc.uri)
-            head = git_head_text(path) if path is not None else None
-            state = DocEdits(uri=doc.uri, text=head or "", document_id=doc.id, version=doc.version)
+            # A closed file we never saw: what it was before is looked up (at git HEAD) only
+            # if an agent's run claims the change, so a checkout of 5,000 files costs nothing.
+            state = DocEdits(uri=doc.uri, text="", document_id=doc.id, version=doc.version)
+            state.before_unknown = True
             self._docs[doc.uri] = state
         state = self.state(doc)
         old = state.text
@@ -316,35 +322,45 @@ class ProposalTracker:
             state.version_at = time.time()
             state.version = doc.version
         external = edit.kind == "external"
-        if state.disk_text is not None and doc.text == state.disk_text and edit.kind != "external":
+        disk = state.disk_text
+        if disk is not None and len(disk) == len(doc.text) and doc.text == disk and not external:
             # The editor reloaded the file an agent (or another program) changed on disk.
-            self._external_seen(state, state.before_version, doc.text, state.disk_mtime)
+            seen: tuple[str | None, float] | None = (state.before_version, state.disk_mtime)
             state.disk_text = None
             external = True
         elif external:
-            self._external_seen(state, old, doc.text, _mtime(doc.uri))
-        if edit.kind == "change":
-            a, r, inserted = edit.offset, edit.removed, edit.inserted
-            new = doc.text
-            if len(new) == len(old) - r + len(inserted) and new[a : a + len(inserted)] == inserted:
-                edits = [(a, r, inserted)]
-            else:
-                edits = diff_edits(old, new)
+            seen = (None if state.before_unknown else old, _mtime(doc.uri))
+            state.before_unknown = False
         else:
-            edits = diff_edits(old, doc.text)
+            seen = None
         if state.episodes:
+            if edit.kind == "change":
+                a, r, inserted = edit.offset, edit.removed, edit.inserted
+                new = doc.text
+                if len(new) == len(old) - r + len(inserted) and new[a : a + len(inserted)] == inserted:
+                    edits = [(a, r, inserted)]
+                else:
+                    edits = diff_edits(old, new)
+            else:
+                edits = diff_edits(old, doc.text)
             spans = [e.region for e in state.episodes]
             spans += [p.span for e in state.episodes for p in e.proposals if p.span is not None]
             for a, r, inserted in edits:
                 for span in spans:
                     span.apply(a, r, len(inserted))
-        if edit.kind in ("change", "full", "external") and old != doc.text:
+        # The edit history an edit prompt shows (open documents only; keystrokes are cheap
+        # to keep: both texts are the recorder's own strings, not copies).
+        changed = bool(edit.removed or edit.inserted) if edit.kind == "change" else old != doc.text
+        if edit.kind in ("change", "full") and changed:
             state.recent.append((old, doc.text))
         state.text = doc.text
         state.document_id = state.document_id or doc.id
         if not external and edit.kind != "open":
             state.dirty = True
             state.last_edit_at = now
+        if seen is not None:
+            # Last: an agent's episode opened from it must see our copy already updated.
+            self._external_seen(state, seen[0], doc.text, seen[1])
         self._schedule_settle(state)
 
     def on_open(self, doc: Document) -> None:
@@ -402,7 +418,7 @@ class ProposalTracker:
 
     # ------------------------------------------------------------------ external agents
 
-    def _external_seen(self, state: DocEdits, before: str, after: str, at: float) -> None:
+    def _external_seen(self, state: DocEdits, before: str | None, after: str, at: float) -> None:
         if before == after:
             return
         change = ExternalChange(state.uri, state.document_id, before, after, at)
@@ -412,6 +428,9 @@ class ProposalTracker:
                 self._attribute(run, [change])
                 return
         self._external.append(change)
+        self._external_chars += change.size()
+        while self._external_chars > EXTERNAL_MAX_CHARS and len(self._external) > 1:
+            self._external_chars -= self._external.popleft().size()
 
     def terminal_command(
         self, command_line: str, exit_code: int | None, started_at: float | None, ended_at: float | None
@@ -452,6 +471,7 @@ class ProposalTracker:
             elif change.at >= cutoff:
                 kept.append(change)
         self._external = kept
+        self._external_chars = sum(c.size() for c in kept)
         self._runs.append(run)
         self._attribute(run, claimed)
         return run
@@ -466,7 +486,11 @@ class ProposalTracker:
         for uri, seen in by_uri.items():
             state = self._docs.get(uri)
             if state is not None:
-                self._agent_episode(state, run, seen[0].before, seen[-1].after)
+                before = seen[0].before
+                if before is None:
+                    path = uri_to_path(uri)
+                    before = (git_head_text(path) if path is not None else None) or ""
+                self._agent_episode(state, run, before, seen[-1].after)
 
     def _agent_episode(self, state: DocEdits, run: AgentRun, before: str, after: str) -> None:
         """One episode per file an agent changed: the changed lines, as the agent left them."""
