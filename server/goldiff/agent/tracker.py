@@ -490,7 +490,8 @@ class ProposalTracker:
                 if before is None:
                     path = uri_to_path(uri)
                     before = (git_head_text(path) if path is not None else None) or ""
-                self._agent_episode(state, run, before, seen[-1].after)
+                if before != seen[-1].after:  # (a file rewritten with what it had: no proposal)
+                    self._agent_episode(state, run, before, seen[-1].after)
 
     def _agent_episode(self, state: DocEdits, run: AgentRun, before: str, after: str) -> None:
         """One episode per file an agent changed: the changed lines, as the agent left them."""
