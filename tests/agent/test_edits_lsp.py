@@ -37,6 +37,7 @@ EDIT_RULES = {
     "edits": [
         {"instruction": "docstring", "text": PROPOSAL},
         {"instruction": "type hints", "text": SECOND},
+        {"instruction": "Improve this code", "text": PROPOSAL},
     ]
 }
 AGENT_SCRIPT = """#!{python}
@@ -307,6 +308,15 @@ async def test_code_action_on_a_selection(session: Session) -> None:
     assert arg["range"] == {"start": {"line": 3, "character": 0}, "end": {"line": 4, "character": 5}}
     empty = types.Range(start=types.Position(3, 0), end=types.Position(3, 0))
     assert await code_actions(session, empty) == []  # offered on a selection only
+
+    # A client without an input box runs the action's command as it is.
+    session.decisions.append(True)
+    result = await session.command(action.command.command, *(action.command.arguments or []))
+    assert result["applied"] is True
+    assert session.text == SOURCE.replace(REGION, PROPOSAL)
+    await session.command("goldiff.stats")  # flushes the store
+    (proposal,) = session.proposals(result["episode"])
+    assert proposal["instruction"] == "Improve this code"
 
 
 async def test_external_agent_run_attributed_then_partly_reverted(session: Session, tmp_path: Path) -> None:
