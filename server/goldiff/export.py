@@ -1210,6 +1210,9 @@ def register(server: GoldiffServer) -> None:
 
 async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str, Any]:
     import asyncio
+    import uuid
+
+    from lsprotocol import types
 
     from goldiff import protocol
     from goldiff.home import exports_dir
@@ -1225,13 +1228,37 @@ async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str,
         out = exports / out
     ls.store.flush()  # what the editor sent up to now belongs in the export
 
+    # The editor shows a long export's progress when it supports work-done progress.
+    caps = ls.client_capabilities
+    token: str | None = None
+    if caps is not None and caps.window is not None and caps.window.work_done_progress:
+        token = f"goldiff-export-{uuid.uuid4().hex[:12]}"
+        try:
+            await ls.work_done_progress.create_async(token)
+            ls.work_done_progress.begin(
+                token, types.WorkDoneProgressBegin(title=f"Goldiff: exporting {options.format}", percentage=0)
+            )
+        except Exception:  # the client refused: export without progress
+            token = None
+    loop = asyncio.get_running_loop()
+
+    def report(done: int, total: int) -> None:
+        if token is None or not total:
+            return
+        value = types.WorkDoneProgressReport(message=f"{done}/{total}", percentage=int(100 * done / total))
+        loop.call_soon_threadsafe(ls.work_done_progress.report, token, value)
+
     def run() -> ExportResult:
         db = ls.store.reader()
         try:
-            return export(db, options, out)
+            return export(db, options, out, report)
         finally:
             db.conn.close()
 
-    # Off the event loop: a long export must not stall typing and capture.
-    result = await asyncio.to_thread(run)
+    try:
+        # Off the event loop: a long export must not stall typing and capture.
+        result = await asyncio.to_thread(run)
+    finally:
+        if token is not None:
+            ls.work_done_progress.end(token, types.WorkDoneProgressEnd())
     return result.as_dict()
