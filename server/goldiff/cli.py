@@ -74,6 +74,9 @@ def serve(home: Path | None, tcp: str | None, log_file: Path | None, verbose: bo
         handlers=[handler],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # pygls logs whole messages (initializationOptions, document texts) at INFO/DEBUG:
+    # they may hold an API key or a secret, so only its warnings reach the log.
+    logging.getLogger("pygls").setLevel(logging.WARNING)
     address = None
     if tcp:
         host, _, port = tcp.rpartition(":")
@@ -289,12 +292,12 @@ def export_cmd(home: Path | None, fmt: str, rows: str | None, out: Path | None, 
     )
     db, _ = _open_reader(home)
     out = out or ex.default_out(exports_dir(resolve_home(home)), options)
-    with _progress("exporting") as progress:
+    with _ProgressBar("exporting") as progress:
         result = ex.export(db, options, out, progress)
     click.echo(json.dumps(result.as_dict(), indent=2))
 
 
-class _progress:
+class _ProgressBar:
     """A rich progress bar on stderr for long work; quiet when stderr is not a terminal."""
 
     def __init__(self, label: str) -> None:
@@ -386,7 +389,7 @@ def eval_cmd(
     rows = ev.eval_rows(ex.load_rows(data))
     if limit is not None:
         rows = rows[-limit:]
-    with _progress("evaluating") as progress:
+    with _ProgressBar("evaluating") as progress:
         report, files = ev.run_eval(rows, models, out, frontier=not no_frontier, progress=progress)
     click.echo(report["switch"]["verdict"])
     click.echo(json.dumps({k: str(v) for k, v in files.items()}, indent=2))
