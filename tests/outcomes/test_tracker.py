@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from goldiff.capture.documents import Document
 from goldiff.outcomes.tracker import PENDING_TIMEOUT_SECONDS, ManualClock, OutcomeTracker
-from goldiff.store import EditRecord, TraceStore
+from goldiff.store import TraceStore
 
 
 class Rig:
