@@ -11,6 +11,7 @@ user's base); with ``config.lora`` only LoRA adapters are trained.
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ class PreferenceResult:
 
 
 def detect_method(rows: list[dict[str, Any]]) -> str:
-    """"dpo" for prompt/chosen/rejected rows, "kto" for prompt/completion/label rows."""
+    """ "dpo" for prompt/chosen/rejected rows, "kto" for prompt/completion/label rows."""
     keys = set(rows[0]) if rows else set()
     if {"chosen", "rejected"} <= keys:
         return "dpo"
@@ -55,12 +56,10 @@ def _to_trl(rows: list[dict[str, Any]], method: str, eos: str) -> list[dict[str,
     # Each answer ends with <|endoftext|>, as in SFT, so the stage also teaches where to stop.
     if method == "dpo":
         return [
-            {"prompt": _prompt(r), "chosen": r["chosen"] + eos, "rejected": r["rejected"] + eos}
-            for r in rows
+            {"prompt": _prompt(r), "chosen": r["chosen"] + eos, "rejected": r["rejected"] + eos} for r in rows
         ]
     return [
-        {"prompt": _prompt(r), "completion": r["completion"] + eos, "label": bool(r["label"])}
-        for r in rows
+        {"prompt": _prompt(r), "completion": r["completion"] + eos, "label": bool(r["label"])} for r in rows
     ]
 
 
@@ -128,22 +127,19 @@ def train_preference(
         "bf16": torch.cuda.is_available(),
         "disable_tqdm": True,
     }
+    trl: Any = importlib.import_module("trl")  # a lazy module: mypy cannot see its names
     if method == "dpo":
-        from trl import DPOConfig, DPOTrainer
-
-        trainer: Any = DPOTrainer(
+        trainer: Any = trl.DPOTrainer(
             model=model,
-            args=DPOConfig(**common),
+            args=trl.DPOConfig(**common),
             train_dataset=dataset,
             processing_class=tokenizer,
             peft_config=peft_config,
         )
     elif method == "kto":
-        from trl import KTOConfig, KTOTrainer
-
-        trainer = KTOTrainer(
+        trainer = trl.KTOTrainer(
             model=model,
-            args=KTOConfig(**common),
+            args=trl.KTOConfig(**common),
             train_dataset=dataset,
             processing_class=tokenizer,
             peft_config=peft_config,
