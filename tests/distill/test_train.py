@@ -85,7 +85,7 @@ def test_loss_decreases_from_scratch(tiny: dict[str, Any], tmp_path: Path) -> No
         _config(max_steps=30, eval_interval=1), tmp_path, corpus_dir=tiny["corpus"], progress=False
     )
     losses = _losses(tmp_path)
-    assert losses[30] < losses[1] - 1.0  # ln(512) = 6.2 at the start
+    assert losses[30] < losses[1] - 0.5  # ln(512) = 6.2 at the start
     assert result.parameters == result.trainable_parameters > 0
 
 
