@@ -25,9 +25,11 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol.language_server import LanguageServerProtocol, lsp_method
 
 from goldiff import __version__, audit, protocol
+from goldiff.capture.paths import uri_to_path
 from goldiff.capture.recorder import Recorder
 from goldiff.capture.watcher import WorkspaceWatcher
 from goldiff.errors import ConfigError, GoldiffError, StoreError
+from goldiff.export import register as register_export
 from goldiff.home import resolve_home, store_path
 from goldiff.protocol import PayloadError, structure
 from goldiff.settings import Settings, parse_settings
@@ -216,11 +218,17 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
 
     @server.command("goldiff.status")
     def status(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        db = ls.store.reader()
+        try:
+            today = audit.acceptance_since(db, audit.start_of_today())
+        finally:
+            db.conn.close()
         return {
             "mode": ls.settings.mode,
             "model": ls.settings.local.model,
             "capture": ls.settings.capture.enabled,
             "home": str(ls.home),
+            "acceptanceToday": today,
         }
 
     @server.command("goldiff.serverStats")
@@ -242,12 +250,19 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
     @server.command("goldiff.forget")
     def forget(ls: GoldiffServer, *args: Any) -> dict[str, int]:
         workspace = _command_args(args, protocol.ForgetArgs).workspace if args else None
+        if workspace and "://" not in workspace:
+            workspace = Path(workspace).resolve().as_uri()
+        elif workspace:
+            path = uri_to_path(workspace)  # one spelling of the URI, as documents record it
+            workspace = path.resolve().as_uri() if path else workspace
         ls.store.flush()
         db = ls.store.reader()
         try:
             return audit.forget(db, workspace)
         finally:
             db.conn.close()
+
+    register_export(server)
 
     from goldiff.sources.completion import register as register_completion
 

@@ -92,7 +92,11 @@ class Recorder:
             return False, None
         path = uri_to_path(uri)
         if path is not None:
-            _ws, rel = relative_to_workspace(path, self.workspaces)
+            ws, rel = relative_to_workspace(path, self.workspaces)
+            if self.workspaces and ws is None:
+                # The editor opens its own files too (settings.json, logs): only what is
+                # inside the opted-in workspace is the developer's work.
+                return False, "outside the workspace folders"
             if self._excludes.match(rel) or self._excludes.match(path.name):
                 return False, "excluded by capture.exclude"
         reason = skip_reason(text)
