@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -34,6 +34,9 @@ from goldiff.home import resolve_home, store_path
 from goldiff.protocol import PayloadError, structure
 from goldiff.settings import Settings, parse_settings
 from goldiff.store import TraceStore
+
+if TYPE_CHECKING:
+    from goldiff.outcomes import OutcomeTracker
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,7 @@ class GoldiffServer(LanguageServer):
         self.settings = Settings()
         self.store = TraceStore(store_path(home), on_error=self._store_failed)
         self.recorder = Recorder(self.store, self.settings, clock)
+        self.outcomes: OutcomeTracker | None = None  # set by goldiff.outcomes.register
         self._closed = False
         self.watcher: WorkspaceWatcher | None = None
         # Handling time of recent didChange notifications, for `goldiff.serverStats`.
@@ -127,6 +131,10 @@ class GoldiffServer(LanguageServer):
         self._closed = True
         if self.watcher is not None:
             self.watcher.stop()
+        if (proposals := getattr(self, "proposals", None)) is not None:
+            proposals.close()  # settles open edit episodes, before the store closes
+        if self.outcomes is not None:
+            self.outcomes.close()  # settles what is left, before the store closes
         self.recorder.end_session()
         self.store.close()
 
@@ -262,11 +270,16 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
         finally:
             db.conn.close()
 
-    register_export(server)
-
     from goldiff.sources.completion import register as register_completion
 
     register_completion(server)
+    from goldiff import outcomes
+
+    outcomes.register(server)
+    from goldiff.agent import register as register_agent
+
+    register_agent(server)
+    register_export(server)
     return server
 
 

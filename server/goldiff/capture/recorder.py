@@ -44,6 +44,10 @@ class Recorder:
         self._listeners: list[Callable[[Document, EditRecord], None]] = []
         self._commit_listeners: list[Callable[[str, str], None]] = []
         self.external: dict[str, Document] = {}  # files changed on disk, not open in the editor
+        self._document_listeners: list[Callable[[str, Document], None]] = []
+        self._terminal_listeners: list[Callable[[TerminalCommand], None]] = []
+        self._external_listeners: list[Callable[[str, str], None]] = []
+        self._open_listeners: list[Callable[[Document], None]] = []
 
     # ------------------------------------------------------------------ session
 
@@ -84,6 +88,22 @@ class Recorder:
     def on_edit(self, listener: Callable[[Document, EditRecord], None]) -> None:
         """Call `listener` after every recorded change (outcome tracking hooks in here)."""
         self._listeners.append(listener)
+
+    def on_document_event(self, listener: Callable[[str, Document], None]) -> None:
+        """Call `listener(kind, doc)` after a captured document is saved ("save") or closed ("close")."""
+        self._document_listeners.append(listener)
+
+    def on_terminal_command(self, listener: Callable[[TerminalCommand], None]) -> None:
+        """Call `listener(cmd)` after every recorded terminal command."""
+        self._terminal_listeners.append(listener)
+
+    def on_open(self, listener: Callable[[Document], None]) -> None:
+        """Call `listener(doc)` after a captured document is opened (its text as opened)."""
+        self._open_listeners.append(listener)
+
+    def on_external(self, listener: Callable[[str, str], None]) -> None:
+        """Call `listener(uri, disk_text)` when an open document changed on disk under the editor."""
+        self._external_listeners.append(listener)
 
     # ------------------------------------------------------------------ documents
 
@@ -129,6 +149,8 @@ class Recorder:
         if allowed:
             self._record_document(doc, None)
             self.store.record_edit(doc.replace_all(text, version, "open"))
+            for listener in self._open_listeners:
+                listener(doc)
         elif reason is not None:
             self._record_document(doc, reason)
             self.store.record_event(
@@ -179,11 +201,15 @@ class Recorder:
                 self.store.record_edit(edit)
         if doc.captured:
             self.store.record_event("save", session_id=self.session_id, document_id=doc.id)
+            for listener in self._document_listeners:
+                listener("save", doc)
 
     def close(self, uri: str) -> None:
         doc = self.documents.pop(uri, None)
         if doc is not None and doc.captured:
             self.store.record_event("close", session_id=self.session_id, document_id=doc.id)
+            for listener in self._document_listeners:
+                listener("close", doc)
 
     def _resync(self, doc: Document, why: str, version: int | None) -> None:
         """Our copy no longer matches the editor's: take the file from disk, record the gap."""
@@ -239,6 +265,10 @@ class Recorder:
                     document_id=open_doc.id,
                     detail={"uri": uri, "bytes": len(text)},
                 )
+            if text is not None and open_doc.captured:
+                # Also when the editor's reload came first: listeners tell the two apart.
+                for external_listener in self._external_listeners:
+                    external_listener(uri, text)
             return
         doc = self.external.get(uri)
         if text is None:
@@ -297,6 +327,8 @@ class Recorder:
                 "output_truncated": int(truncated),
             }
         )
+        for listener in self._terminal_listeners:
+            listener(cmd)
 
 
 _LANGUAGES = {
