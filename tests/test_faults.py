@@ -7,6 +7,7 @@ intact and holds what the client had sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lsprotocol import types
-
 from goldiff import audit
 from goldiff.store import open_database
+from lsprotocol import types
+
 from tests.lsp_client import Editor, goldiff_client, send_raw
 
 pytestmark = pytest.mark.faults
@@ -49,12 +50,15 @@ async def test_malformed_and_unknown_messages_do_not_stop_recording(tmp_path: Pa
         client.protocol.notify("goldiff/terminalCommand", {"commandLine": 42, "exitCode": "x"})
         client.protocol.notify("goldiff/terminalCommand", [1, 2, 3])
         client.protocol.notify("goldiff/noSuchThing", {"x": 1})
-        send_raw(client, {"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {"textDocument": {"uri": uri}}})
+        send_raw(
+            client,
+            {"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {"textDocument": {"uri": uri}}},
+        )
         send_raw(client, {"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": None})
         send_raw(client, b'{"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {"tex')
-        with pytest.raises(Exception, match="(?i)method not found|unhandled|not found"):
+        with pytest.raises(Exception, match=r"(?i)method not found|unhandled|not found"):
             await client.protocol.send_request_async("goldiff/noSuchRequest", {})
-        with pytest.raises(Exception, match="(?i)mode"):
+        with pytest.raises(Exception, match=r"(?i)mode"):
             await client.workspace_execute_command_async(
                 types.ExecuteCommandParams(command="goldiff.setMode", arguments=[{"mode": "warp"}])
             )
@@ -82,7 +86,10 @@ async def test_out_of_range_edit_and_version_gap_resync_from_disk(tmp_path: Path
                 text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=editor.versions[uri]),
                 content_changes=[
                     types.TextDocumentContentChangePartial(
-                        range=types.Range(start=types.Position(line=40, character=0), end=types.Position(line=40, character=0)),
+                        range=types.Range(
+                            start=types.Position(line=40, character=0),
+                            end=types.Position(line=40, character=0),
+                        ),
                         text="lost\n",
                     )
                 ],
@@ -163,7 +170,9 @@ def tiny_disk(tmp_path: Path) -> Any:
     """A 2 MB tmpfs, so the store really runs out of space."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.decode().strip()}")
     try:
@@ -180,8 +189,10 @@ async def test_full_disk_tells_the_user_once_and_keeps_serving(tiny_disk: Path, 
         editor = Editor(client)
         editor.open(uri, "")
         await _roundtrip(client)
-        free = os.statvfs(tiny_disk)
-        filler.write_bytes(b"\0" * (free.f_bavail * free.f_frsize - 16 * 1024))
+        with filler.open("wb") as out, contextlib.suppress(OSError):
+            while True:  # until the disk is full
+                out.write(b"\0" * 65536)
+                out.flush()
         offset = 0
         for i in range(400):
             offset = editor.type(uri, offset, f"line {i} " + "z" * 60 + "\n")

@@ -60,6 +60,10 @@ def main() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def serve(home: Path | None, tcp: str | None, log_file: Path | None, verbose: bool) -> None:
     """Run the language server (stdio by default)."""
+    if "pandas" not in sys.modules:
+        # sqlite-utils imports pandas when it is installed (the train extra brings it):
+        # ~1 s and ~80 MB at every editor start, for a feature the server never uses.
+        sys.modules["pandas"] = None  # type: ignore[assignment]
     from goldiff.lsp import serve as run
 
     handler: logging.Handler = (
@@ -70,6 +74,9 @@ def serve(home: Path | None, tcp: str | None, log_file: Path | None, verbose: bo
         handlers=[handler],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # pygls logs whole messages (initializationOptions, document texts) at INFO/DEBUG:
+    # they may hold an API key or a secret, so only its warnings reach the log.
+    logging.getLogger("pygls").setLevel(logging.WARNING)
     address = None
     if tcp:
         host, _, port = tcp.rpartition(":")
@@ -136,6 +143,9 @@ def stats(home: Path | None, as_json: bool) -> None:
     from goldiff.outcomes.stats import print_outcomes
 
     print_outcomes(data["outcomes"], Console())
+    from goldiff.agent.stats import print_proposals
+
+    print_proposals(data["proposals"], Console())
 
 
 @main.command()
@@ -186,3 +196,200 @@ def doctor(home: Path | None) -> None:
     ok = run_checks(resolve_home(home), echo=click.echo)
     if not ok:
         raise SystemExit(1)
+
+
+@main.group()
+def models() -> None:
+    """Local models and adapters: list them, choose the default."""
+
+
+@models.command("list")
+@home_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@friendly
+def models_list(home: Path | None, as_json: bool) -> None:
+    """The registered models and adapters; the default is marked with *."""
+    from goldiff.sources.registry import Registry
+
+    registry = Registry(resolve_home(home))
+    entries = registry.list()
+    default = registry.default()
+    if as_json:
+        rows = [{**e.__dict__, "default": e.name == default, "exists": e.exists()} for e in entries]
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    if not entries:
+        click.echo("No local models yet. Register one with `goldiff models use PATH.gguf`.")
+        return
+    for e in entries:
+        mark = "*" if e.name == default else " "
+        missing = "" if e.exists() else "  (file missing)"
+        base = f"  on {e.base}" if e.base else ""
+        click.echo(f"{mark} {e.name}  [{e.kind}]{base}  {e.path}{missing}")
+
+
+@models.command("use")
+@home_option
+@click.argument("name_or_path")
+@friendly
+def models_use(home: Path | None, name_or_path: str) -> None:
+    """Make NAME (or a GGUF file, registered under its file name) the default local model."""
+    from goldiff.sources.registry import Registry
+
+    entry = Registry(resolve_home(home)).use(name_or_path)
+    click.echo(f"The default local model is now {entry.name} ({entry.path}).")
+
+
+@main.command("export")
+@home_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["sft", "preference", "kto", "edits", "openai", "parquet"]),
+    default="sft",
+    show_default=True,
+    help="Row format: TRL prompt/completion, preference pairs, KTO labels, edit episodes, "
+    "OpenAI chat fine-tuning, or Parquet.",
+)
+@click.option(
+    "--rows", type=click.Choice(["sft", "preference", "kto", "edits"]), help="Row shape for openai/parquet."
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="File (or folder with --split). Default: HOME/exports/."
+)
+@click.option("--since", help="Only records at or after this time (ISO date or epoch seconds).")
+@click.option("--until", help="Only records before this time.")
+@click.option("--workspace", help="Only this workspace (folder path or file:// URI).")
+@click.option("--language", help="Only this language id (python, typescript, ...).")
+@click.option("--source", help="Only suggestions from this source (frontier, local).")
+@click.option("--model", help="Only suggestions from this model.")
+@click.option("--outcome", multiple=True, help="accepted, partial, rejected or pending (repeatable).")
+@click.option("--min-survival", type=float, help="Only suggestions with at least this share surviving (0-1).")
+@click.option(
+    "--tests-passed/--tests-failed", default=None, help="Only episodes whose last test run passed/failed."
+)
+@click.option("--split", is_flag=True, help="Write train/test files split by time, without context leaks.")
+@click.option("--test-fraction", type=float, default=0.1, show_default=True, help="Newest share held out.")
+@click.option("--split-at", help="Hold out everything from this time on (instead of --test-fraction).")
+@click.option("--no-code", is_flag=True, help="Export metrics only: no code, hashed paths.")
+@friendly
+def export_cmd(home: Path | None, fmt: str, rows: str | None, out: Path | None, **kw: Any) -> None:
+    """Turn recorded gold into a training dataset (prints a JSON summary)."""
+    from goldiff import export as ex
+    from goldiff.home import exports_dir
+
+    names = ("since", "until", "workspace", "language", "source", "model", "min_survival", "tests_passed")
+    filters = ex.ExportFilters.build(outcome=kw["outcome"] or None, **{k: kw[k] for k in names})
+    split_at = ex.parse_time(kw["split_at"], "--split-at") if kw["split_at"] else None
+    options = ex.ExportOptions(
+        format=fmt,
+        rows=rows,
+        filters=filters,
+        split=kw["split"] or split_at is not None,
+        test_fraction=kw["test_fraction"],
+        split_at=split_at,
+        no_code=kw["no_code"],
+    )
+    db, _ = _open_reader(home)
+    out = out or ex.default_out(exports_dir(resolve_home(home)), options)
+    with _ProgressBar("exporting") as progress:
+        result = ex.export(db, options, out, progress)
+    click.echo(json.dumps(result.as_dict(), indent=2))
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr for long work; quiet when stderr is not a terminal."""
+
+    def __init__(self, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._bar = Progress(console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty())
+        self._task = self._bar.add_task(label, total=None)
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        self._bar.start()
+
+        def update(done: int, total: int) -> None:
+            self._bar.update(self._task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+
+@main.command("eval")
+@home_option
+@click.option(
+    "--data",
+    type=click.Path(exists=True, path_type=Path),
+    help="Held-out rows: a split export folder or an sft JSONL/Parquet file. "
+    "Default: split the store's sft rows now.",
+)
+@click.option("--base", help="The base model: a registered name or a GGUF path.")
+@click.option("--distilled", help="The distilled model: a registered name or a GGUF path.")
+@click.option(
+    "--adapter", type=click.Path(path_type=Path), help="A LoRA GGUF on --base: the distilled model."
+)
+@click.option("--model", "extra", multiple=True, metavar="NAME=MODEL", help="Another model (repeatable).")
+@click.option("--no-frontier", is_flag=True, help="Leave out the frontier's recorded suggestions.")
+@click.option("--limit", type=int, help="Evaluate only the newest N held-out rows.")
+@click.option("--max-tokens", type=int, default=48, show_default=True, help="Tokens per completion.")
+@click.option("--threads", type=int, default=2, show_default=True, help="llama.cpp threads.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder.")
+@friendly
+def eval_cmd(
+    home: Path | None,
+    data: Path | None,
+    base: str | None,
+    distilled: str | None,
+    adapter: Path | None,
+    extra: tuple[str, ...],
+    no_frontier: bool,
+    limit: int | None,
+    max_tokens: int,
+    threads: int,
+    out: Path | None,
+) -> None:
+    """Compare base, distilled and frontier on held-out gold; write JSON and a report."""
+    import time
+
+    from goldiff import evaluate as ev
+    from goldiff import export as ex
+    from goldiff.home import exports_dir
+
+    root = resolve_home(home)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    out = out or exports_dir(root) / f"eval-{stamp}"
+    if adapter and not base:
+        raise click.BadParameter("an adapter needs its base model: add --base", param_hint="--adapter")
+    specs: list[tuple[str, str, str, Path | None]] = []
+    if base:
+        specs.append(("base", "base", base, None))
+    if distilled or adapter:
+        specs.append(("distilled", "distilled", distilled or base or "", adapter))
+    for item in extra:
+        name, sep, model = item.partition("=")
+        if not sep or not name or not model:
+            raise click.BadParameter("use NAME=MODEL (a registered name or GGUF path)", param_hint="--model")
+        specs.append((name, "other", model, None))
+    models = []
+    for name, role, model, lora in specs:
+        path, registered_adapter = ev.resolve_model(root, model)
+        models.append(
+            ev.gguf_model(
+                name, role, path, adapter=lora or registered_adapter, max_tokens=max_tokens, n_threads=threads
+            )
+        )
+    if data is None:
+        db, _ = _open_reader(home)
+        ex.export(db, ex.ExportOptions(format="sft", split=True), out / "data")
+        data = out / "data"
+    rows = ev.eval_rows(ex.load_rows(data))
+    if limit is not None:
+        rows = rows[-limit:]
+    with _ProgressBar("evaluating") as progress:
+        report, files = ev.run_eval(rows, models, out, frontier=not no_frontier, progress=progress)
+    click.echo(report["switch"]["verdict"])
+    click.echo(json.dumps({k: str(v) for k, v in files.items()}, indent=2))

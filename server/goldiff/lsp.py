@@ -10,20 +10,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import resource
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.protocol.language_server import LanguageServerProtocol, lsp_method
 
 from goldiff import __version__, audit, protocol
+from goldiff.capture.paths import uri_to_path
 from goldiff.capture.recorder import Recorder
 from goldiff.capture.watcher import WorkspaceWatcher
 from goldiff.errors import ConfigError, GoldiffError, StoreError
+from goldiff.export import register as register_export
 from goldiff.home import resolve_home, store_path
 from goldiff.protocol import PayloadError, structure
 from goldiff.settings import Settings, parse_settings
@@ -35,11 +41,40 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class GoldiffProtocol(LanguageServerProtocol):
+    """Goldiff keeps its own copy of every document (`capture.documents`). pygls' workspace
+    copy would repeat that work on every keystroke, so these built-ins only route to the
+    handlers below; nothing in Goldiff reads `ls.workspace` documents.
+    """
+
+    def _route(self, method: str, params: Any) -> Generator[Any, Any, None]:
+        if (user_handler := self.fm.features.get(method)) is not None:
+            yield user_handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(
+        self, params: types.DidOpenTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        yield from self._route(types.TEXT_DOCUMENT_DID_OPEN, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(
+        self, params: types.DidChangeTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        yield from self._route(types.TEXT_DOCUMENT_DID_CHANGE, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(
+        self, params: types.DidCloseTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        yield from self._route(types.TEXT_DOCUMENT_DID_CLOSE, params)
+
+
 class GoldiffServer(LanguageServer):
     """One editor window's server: settings, the store and the recorder."""
 
     def __init__(self, home: Path, clock: Callable[[], float] = time.time) -> None:
-        super().__init__("goldiff", __version__)
+        super().__init__("goldiff", __version__, protocol_cls=GoldiffProtocol)
         self.home = home
         self.clock = clock
         self.settings = Settings()
@@ -48,6 +83,8 @@ class GoldiffServer(LanguageServer):
         self.outcomes: OutcomeTracker | None = None  # set by goldiff.outcomes.register
         self._closed = False
         self.watcher: WorkspaceWatcher | None = None
+        # Handling time of recent didChange notifications, for `goldiff.serverStats`.
+        self.change_timings: deque[float] = deque(maxlen=100_000)
 
     def start_watcher(self) -> None:
         """Watch the workspace for changes other programs make (once capture is on)."""
@@ -94,6 +131,8 @@ class GoldiffServer(LanguageServer):
         self._closed = True
         if self.watcher is not None:
             self.watcher.stop()
+        if (proposals := getattr(self, "proposals", None)) is not None:
+            proposals.close()  # settles open edit episodes, before the store closes
         if self.outcomes is not None:
             self.outcomes.close()  # settles what is left, before the store closes
         self.recorder.end_session()
@@ -131,6 +170,8 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
     @server.feature(types.INITIALIZED)
     def initialized(ls: GoldiffServer, params: types.InitializedParams) -> None:
         ls.start_watcher()
+        if (completion := getattr(ls, "completion", None)) is not None:
+            completion.prewarm()  # load the local model now, not on the first keystroke
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(ls: GoldiffServer, params: types.DidChangeConfigurationParams) -> None:
@@ -144,8 +185,10 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: GoldiffServer, params: types.DidChangeTextDocumentParams) -> None:
+        started = time.perf_counter()
         doc = params.text_document
         ls.recorder.change(doc.uri, doc.version, list(params.content_changes))
+        ls.change_timings.append(time.perf_counter() - started)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=True))
     def did_save(ls: GoldiffServer, params: types.DidSaveTextDocumentParams) -> None:
@@ -183,16 +226,43 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
 
     @server.command("goldiff.status")
     def status(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        db = ls.store.reader()
+        try:
+            today = audit.acceptance_since(db, audit.start_of_today())
+        finally:
+            db.conn.close()
         return {
             "mode": ls.settings.mode,
             "model": ls.settings.local.model,
             "capture": ls.settings.capture.enabled,
             "home": str(ls.home),
+            "acceptanceToday": today,
+        }
+
+    @server.command("goldiff.serverStats")
+    def server_stats(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        """How the server itself is doing: handling times, queue depth, memory."""
+        timings = sorted(ls.change_timings)
+
+        def pct(p: float) -> float | None:
+            return timings[min(len(timings) - 1, int(p * len(timings)))] * 1000 if timings else None
+
+        return {
+            "didChangeCount": len(timings),
+            "didChangeP50Ms": pct(0.50),
+            "didChangeP99Ms": pct(0.99),
+            "queueDepth": ls.store.queue_depth(),
+            "peakRssKb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         }
 
     @server.command("goldiff.forget")
     def forget(ls: GoldiffServer, *args: Any) -> dict[str, int]:
         workspace = _command_args(args, protocol.ForgetArgs).workspace if args else None
+        if workspace and "://" not in workspace:
+            workspace = Path(workspace).resolve().as_uri()
+        elif workspace:
+            path = uri_to_path(workspace)  # one spelling of the URI, as documents record it
+            workspace = path.resolve().as_uri() if path else workspace
         ls.store.flush()
         db = ls.store.reader()
         try:
@@ -200,9 +270,16 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
         finally:
             db.conn.close()
 
+    from goldiff.sources.completion import register as register_completion
+
+    register_completion(server)
     from goldiff import outcomes
 
     outcomes.register(server)
+    from goldiff.agent import register as register_agent
+
+    register_agent(server)
+    register_export(server)
     return server
 
 
@@ -211,9 +288,11 @@ def serve(home: str | None = None, tcp: tuple[str, int] | None = None) -> None:
     server = build_server(resolve_home(home))
 
     def on_sigterm(signum: int, frame: Any) -> None:
-        # SIGTERM from an editor closing: write everything down before going.
+        # SIGTERM from an editor closing: write everything down, then go at once. A normal
+        # exit would wait forever on the thread blocked reading the client's stdin.
         server.close_store()
-        raise SystemExit(0)
+        logging.shutdown()
+        os._exit(0)
 
     signal.signal(signal.SIGTERM, on_sigterm)
     try:

@@ -1,0 +1,55 @@
+# Goldiff's developer entry points. `make demo` and `make test` work on a fresh machine:
+# each first builds .venv with everything it needs (llama-cpp-python compiles once, ~5 min;
+# pip caches the wheel after that).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.goldiff-installed
+
+.PHONY: install demo test lint unit faults e2e extension-check run bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/goldiff demo
+
+lint: install
+	$(BIN)/ruff check server tests bench
+	$(BIN)/ruff format --check server tests bench
+	$(BIN)/mypy
+	$(BIN)/cog --check README.md
+
+unit: install
+	$(BIN)/python -m pytest -q -m "not faults and not e2e" --timeout=600
+
+faults: install
+	$(BIN)/python -m pytest -q -m faults --timeout=600
+
+extension-check:
+	cd extension && npm ci --no-audit --no-fund
+	cd extension && npm run typecheck && npm run lint && npm test
+
+# A real VS Code (code-server + headless Chromium), all from the registries.
+e2e: install
+	GOLDIFF_E2E_PYTHON=$(abspath $(BIN)/python) bash extension/scripts/e2e.sh
+
+# Goldiff in a browser: code-server on http://127.0.0.1:8080 with the extension installed.
+run: install
+	GOLDIFF_PYTHON=$(abspath $(BIN)/python) bash extension/scripts/run-vscode.sh
+
+test: lint extension-check
+	$(BIN)/python -m pytest -q --timeout=600 -p no:cacheprovider -m "not e2e"
+	$(MAKE) e2e
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
