@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Any
 
 import torch
 from goldiff.distill.config import load_recipe
@@ -42,13 +43,13 @@ def tokens_per_second(config, *, bf16: bool, threads: int, steps: int, warmup: i
     return steps * shape[0] * shape[1] / elapsed
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default="default")
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--steps", type=int, default=5)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     config = load_recipe(args.recipe, seq_len=args.seq_len, batch_size=args.batch_size)
     runs = {
         "fp32_1thread": tokens_per_second(config, bf16=False, threads=1, steps=args.steps),
@@ -65,6 +66,32 @@ def main() -> None:
         "cpu_threads_available": torch.get_num_threads(),
     }
     print(json.dumps(report, indent=1))
+    return report
+
+
+def run() -> list[dict[str, Any]]:
+    """For bench/run.py: the default recipe, fp32 one thread vs two, bf16 vs fp32."""
+    report = main(["--steps", "3"])
+    tps = report["tokens_per_s"]
+    return [
+        {
+            "name": "train_tokens_per_second_default_recipe",
+            "value": tps["fp32_2threads"],
+            "unit": "tokens/s",
+            "baseline": {"name": "fp32, 1 thread", "value": tps["fp32_1thread"]},
+            "ratio": report["ratio_2threads_vs_1"],
+            "target": None,
+            "met": None,
+        },
+        {
+            "name": "train_bf16_vs_fp32",
+            "value": report["ratio_bf16_vs_fp32"],
+            "unit": "x",
+            "baseline": {"name": "fp32, 2 threads", "value": tps["fp32_2threads"]},
+            "target": None,
+            "met": None,
+        },
+    ]
 
 
 if __name__ == "__main__":
