@@ -393,3 +393,51 @@ def eval_cmd(
         report, files = ev.run_eval(rows, models, out, frontier=not no_frontier, progress=progress)
     click.echo(report["switch"]["verdict"])
     click.echo(json.dumps({k: str(v) for k, v in files.items()}, indent=2))
+
+
+@main.command()
+@home_option
+@click.option("--name", help="Registry name of the result (default: distilled-DATE-TIME).")
+@click.option(
+    "--base", type=click.Path(dir_okay=False, path_type=Path), help="Base GGUF (default: the shipped model)."
+)
+@click.option("--steps", type=int, default=24, show_default=True, help="Fine-tuning steps.")
+@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option(
+    "--quantize", "quantize_to", default="Q4_K_M", show_default=True, help="GGUF type of the result."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly
+def distill(
+    home: Path | None,
+    name: str | None,
+    base: Path | None,
+    steps: int,
+    batch_size: int,
+    threads: int,
+    quantize_to: str,
+    as_json: bool,
+) -> None:
+    """Fine-tune the base model on your gold; register the GGUF for `goldiff models use`."""
+    from goldiff.distill.pipeline import FinetuneOptions, distill_from_store
+
+    options = FinetuneOptions(steps=steps, batch_size=batch_size, threads=threads, quantize_to=quantize_to)
+    say = (lambda _msg: None) if as_json else click.echo
+    result = distill_from_store(resolve_home(home), name=name, base=base, options=options, say=say)
+    if as_json:
+        click.echo(json.dumps(result, default=str))
+
+
+@main.command()
+@home_option
+@click.option("--recipe", default="default", show_default=True, help="A recipe in models/recipes/.")
+@click.option("--dest", type=click.Path(file_okay=False, path_type=Path), help="Where to write the GGUF.")
+@click.option("--quantize", "quantize_to", default="Q6_K", show_default=True)
+@friendly
+def bootstrap(home: Path | None, recipe: str, dest: Path | None, quantize_to: str) -> None:
+    """Rebuild the default model from scratch: corpus, tokenizer, training, GGUF (resumable)."""
+    from goldiff.distill.bootstrap import bootstrap as run
+
+    result = run(resolve_home(home), recipe, dest=dest, quantize_to=quantize_to, log=click.echo)
+    click.echo(f"wrote {result.gguf_path}")
