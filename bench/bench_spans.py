@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ms = 1000.0
     print(f"file: {args.lines} lines, {len(text)} chars; {args.edits} random edits")
     print("clock:", "wall (perf_counter)" if args.wall else "thread CPU time (thread_time)")
-    print(f"live spans: {live} at start, {still_live} at the end (the others were deleted by edits)")
+    print(f"live spans: {live} at start, {still_live} at the end (a span dies when edits delete all of it)")
     print(
         f"plain apply     p50 {statistics.median(plain_times) * ms:.4f} ms  "
         f"p99 {percentile(plain_times, 0.99) * ms:.4f} ms"
