@@ -48,3 +48,12 @@ def test_unknown_spellings_fall_back_to_gguf_fim_ids() -> None:
 def test_a_model_without_fim_tokens_is_refused_with_advice() -> None:
     with pytest.raises(ModelLoadError, match="fill-in-the-middle"):
         resolve_template(vocab(["<s>"], name="llama chat", fim_ids=(-1, -1, -1)))
+
+
+def test_a_suggestion_in_the_indentation_starts_at_the_cursor() -> None:
+    from goldiff.sources.base import CompletionRequest, finish_text
+
+    request = CompletionRequest(prefix="def add(a, b):\n    ", suffix="\n")
+    assert finish_text("    return a + b", request) == "return a + b"
+    # Elsewhere on a line, leading whitespace is the model's to keep.
+    assert finish_text(" + b", CompletionRequest(prefix="x = a", suffix="\n")) == " + b"

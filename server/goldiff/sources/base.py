@@ -161,6 +161,13 @@ def finish_text(text: str, request: CompletionRequest, rule: StopRule | None = N
     if end is not None:
         text = text[:end]
     text = text.rstrip()
+    # The cursor sits in the line's indentation: the model's own leading whitespace would
+    # over-indent the line, and an editor takes Tab on ghost text that starts with
+    # whitespace as "indent", never as "accept".
+    line_before = request.prefix[request.prefix.rfind("\n") + 1 :]
+    if not line_before.strip():
+        first, sep, rest = text.partition("\n")
+        text = first.lstrip(" \t") + sep + rest
     # A model often closes what the suffix already closes: "foo)" before ")" → "foo".
     rest_of_line = request.suffix.split("\n", 1)[0].strip()
     if rest_of_line and text.endswith(rest_of_line):
