@@ -38,7 +38,7 @@ extension-check:
 
 # A real VS Code (code-server + headless Chromium), all from the registries.
 e2e: install
-	GOLDIFF_E2E_PYTHON=$(abspath $(BIN)/python) bash extension/scripts/e2e.sh
+	GOLDIFF_E2E_REQUIRE_ALL=1 GOLDIFF_E2E_PYTHON=$(abspath $(BIN)/python) bash extension/scripts/e2e.sh
 
 # Goldiff in a browser: code-server on http://127.0.0.1:8080 with the extension installed.
 run: install
