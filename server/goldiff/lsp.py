@@ -24,6 +24,7 @@ from goldiff.capture.recorder import Recorder
 from goldiff.errors import ConfigError, GoldiffError, StoreError
 from goldiff.home import resolve_home, store_path
 from goldiff.protocol import PayloadError, structure
+from goldiff.replay import hooks as replay_hooks
 from goldiff.settings import Settings, parse_settings
 from goldiff.store import TraceStore
 
@@ -173,6 +174,7 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
         finally:
             db.conn.close()
 
+    replay_hooks.register(server)
     return server
 
 
