@@ -183,3 +183,61 @@ def doctor(home: Path | None) -> None:
     ok = run_checks(resolve_home(home), echo=click.echo)
     if not ok:
         raise SystemExit(1)
+
+
+@main.command()
+@home_option
+@click.argument("repo", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--range", "rev_range", metavar="A..B", help="Commits to replay (git range). Default: all of HEAD.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated developer.")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable), e.g. '*.py'.")
+@click.option("--max-commits", type=click.IntRange(min=1), help="Stop after this many commits.")
+@click.option("--mode", type=click.Choice(["local", "frontier", "shadow"]), help="Completion source mode.")
+@click.option("--model", help="Local model (registry name or GGUF path) that makes the suggestions.")
+@click.option("--restart", is_flag=True, help="Replay commits again even if this home already holds them.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@friendly
+def replay(
+    home: Path | None,
+    repo: Path,
+    rev_range: str | None,
+    seed: int,
+    include: tuple[str, ...],
+    max_commits: int | None,
+    mode: str | None,
+    model: str | None,
+    restart: bool,
+    as_json: bool,
+) -> None:
+    """Replay REPO's git history through the Goldiff server as a simulated developer.
+
+    Stop with Ctrl-C at any time; the same command resumes after the last replayed commit.
+    """
+    from goldiff.replay import ReplayOptions
+    from goldiff.replay import replay as run
+    from goldiff.replay.progress import RichProgress
+
+    settings: dict[str, Any] = {"mode": mode} if mode else {}
+    if model:
+        settings["local"] = {"model": model}
+    options = ReplayOptions(
+        rev_range=rev_range,
+        seed=seed,
+        include=include,
+        max_commits=max_commits,
+        settings=settings,
+        resume=not restart,
+    )
+    with RichProgress(quiet=as_json) as progress:
+        result = run(repo, resolve_home(home), options, progress)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, sort_keys=True))
+    else:
+        click.echo(
+            f"replayed {result.commits} commits ({result.files} files, {result.keystrokes} keystrokes, "
+            f"{result.chars_per_second:,.0f} chars/s); suggestions: {result.suggestions} shown, "
+            f"{result.accepted} accepted, {result.partial} partly accepted, {result.rejected} typed over"
+        )
+    if result.interrupted:
+        click.echo("Stopped before the end: run the same command again to resume.", err=True)
+        raise SystemExit(130)
