@@ -65,18 +65,21 @@ def hunks(before: str, after: str) -> list[Hunk]:
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
-        old = "".join(a[i1:i2])
-        new = "".join(b[j1:j2])
-        # Keep what both sides share at either end: the developer only retypes the middle.
-        p = _common_prefix(old, new)
-        s = _common_suffix(old[p:], new[p:])
-        old_mid = old[p : len(old) - s]
-        new_mid = new[p : len(new) - s]
-        if not old_mid and not new_mid:
-            continue
-        start = a_starts[i1] + p + delta
-        out.append(Hunk(start=start, removed=len(old_mid), text=new_mid))
-        delta += len(new_mid) - len(old_mid)
+        if tag == "replace" and i2 - i1 == j2 - j1:
+            # As many lines before as after: each line was edited in place, one by one.
+            pairs = [(a_starts[i], a[i], b[j]) for i, j in zip(range(i1, i2), range(j1, j2), strict=True)]
+        else:
+            pairs = [(a_starts[i1], "".join(a[i1:i2]), "".join(b[j1:j2]))]
+        for at, old, new in pairs:
+            # Keep what both sides share at either end: the developer only retypes the middle.
+            p = _common_prefix(old, new)
+            s = _common_suffix(old[p:], new[p:])
+            old_mid = old[p : len(old) - s]
+            new_mid = new[p : len(new) - s]
+            if not old_mid and not new_mid:
+                continue
+            out.append(Hunk(start=at + p + delta, removed=len(old_mid), text=new_mid))
+            delta += len(new_mid) - len(old_mid)
     return out
 
 
