@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-
 from goldiff import audit
 from goldiff.cli import main
 from goldiff.replay import ReplayOptions, replay_async

@@ -188,9 +188,13 @@ def doctor(home: Path | None) -> None:
 @main.command()
 @home_option
 @click.argument("repo", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--range", "rev_range", metavar="A..B", help="Commits to replay (git range). Default: all of HEAD.")
+@click.option(
+    "--range", "rev_range", metavar="A..B", help="Commits to replay (git range). Default: all of HEAD."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated developer.")
-@click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable), e.g. '*.py'.")
+@click.option(
+    "--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable), e.g. '*.py'."
+)
 @click.option("--max-commits", type=click.IntRange(min=1), help="Stop after this many commits.")
 @click.option("--mode", type=click.Choice(["local", "frontier", "shadow"]), help="Completion source mode.")
 @click.option("--model", help="Local model (registry name or GGUF path) that makes the suggestions.")
