@@ -174,6 +174,9 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
         finally:
             db.conn.close()
 
+    from goldiff.sources.completion import register as register_completion
+
+    register_completion(server)
     replay_hooks.register(server)
     return server
 

@@ -1,0 +1,434 @@
+"""Write trained models and LoRA adapters as GGUF files that llama.cpp serves.
+
+We map tensors ourselves with the ``gguf`` package rather than shelling out to llama.cpp's
+``convert_hf_to_gguf.py`` (not installable from a registry). Two architectures are
+supported: ``qwen2`` (NEOX rope, so no Q/K permutation; its q/k/v biases must be kept,
+because llama.cpp treats them as optional and a file without them loads and is silently
+wrong) and ``llama`` (Q/K rows permuted exactly as ``convert_hf_to_gguf.py`` does).
+Tied embeddings are written once: llama.cpp reuses ``token_embd`` when ``output`` is absent.
+
+Public API (torch is imported only by the functions that take torch objects)::
+
+    export_model(model, tokenizer, out_path, dtype="f16")  # transformers or peft model
+    export_lora_adapter(peft_model, base_gguf, out_path)   # GGUF LoRA for Llama(lora_path=)
+    from_pretrained_dir(hf_dir, out_path, dtype="f16")      # a saved HF folder
+    write_gguf(out_path, hparams, tensors, vocab, dtype=)   # numpy arrays, HF names
+    write_lora_gguf(out_path, arch, pairs, alpha)           # numpy LoRA pairs, HF names
+
+``tokenizer`` may be a folder or ``tokenizer.json`` path, a ``tokenizers.Tokenizer``, a
+transformers fast tokenizer, or a :class:`~goldiff.distill.tokenizer.GgufVocab`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import gguf
+import numpy as np
+import numpy.typing as npt
+
+from goldiff.distill.tokenizer import GgufVocab
+
+if TYPE_CHECKING:
+    import torch
+
+Arch = Literal["qwen2", "llama"]
+Dtype = Literal["f32", "f16"]
+FloatArray = npt.NDArray[np.floating[Any]]
+
+_ARCH_ENUM: dict[str, gguf.MODEL_ARCH] = {
+    "qwen2": gguf.MODEL_ARCH.QWEN2,
+    "llama": gguf.MODEL_ARCH.LLAMA,
+}
+# Buffers and duplicates that transformers keeps in a state dict but a GGUF must not hold.
+_SKIPPED = re.compile(r"(rotary_emb\.inv_freq|\.rotary_emb\.|^model\.rotary_emb)")
+_LAYER = re.compile(r"^model\.layers\.(\d+)\.")
+
+
+class GgufExportError(ValueError):
+    """A model or adapter cannot be written as GGUF; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class ModelHParams:
+    """The hyperparameters llama.cpp needs, in transformers' names."""
+
+    arch: Arch
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    max_position_embeddings: int = 2048
+    rms_norm_eps: float = 1e-6
+    rope_theta: float = 10000.0
+    tie_word_embeddings: bool = True
+    head_dim: int | None = None  # None: hidden_size // num_attention_heads
+
+    @property
+    def resolved_head_dim(self) -> int:
+        return self.head_dim or self.hidden_size // self.num_attention_heads
+
+    @classmethod
+    def from_config(cls, config: Any) -> ModelHParams:
+        """Read a transformers ``Qwen2Config`` / ``LlamaConfig`` (or a dict of one)."""
+
+        def get(key: str, default: Any = None) -> Any:
+            if isinstance(config, Mapping):
+                return config.get(key, default)
+            return getattr(config, key, default)
+
+        arch = get("model_type")
+        if arch not in _ARCH_ENUM:
+            raise GgufExportError(
+                f"architecture {arch!r} cannot be exported; use one of {sorted(_ARCH_ENUM)}"
+            )
+        # transformers 5 moved rope_theta into rope_parameters; 4.x kept it at the top.
+        rope = get("rope_parameters") or get("rope_scaling") or {}
+        rope_type = rope.get("rope_type", rope.get("type", "default")) if rope else "default"
+        if rope_type not in ("default", None):
+            raise GgufExportError(f"rope scaling {rope_type!r} is not supported by this exporter")
+        rope_theta = rope.get("rope_theta") if rope else None
+        if rope_theta is None:
+            rope_theta = get("rope_theta", 10000.0)
+        heads = int(get("num_attention_heads"))
+        head_dim = get("head_dim")
+        hidden = int(get("hidden_size"))
+        return cls(
+            arch=arch,
+            vocab_size=int(get("vocab_size")),
+            hidden_size=hidden,
+            intermediate_size=int(get("intermediate_size")),
+            num_hidden_layers=int(get("num_hidden_layers")),
+            num_attention_heads=heads,
+            num_key_value_heads=int(get("num_key_value_heads") or heads),
+            max_position_embeddings=int(get("max_position_embeddings", 2048)),
+            rms_norm_eps=float(get("rms_norm_eps", 1e-6)),
+            rope_theta=float(rope_theta),
+            tie_word_embeddings=bool(get("tie_word_embeddings", False)),
+            head_dim=int(head_dim) if head_dim and int(head_dim) != hidden // heads else None,
+        )
+
+
+def _permute_qk(weights: FloatArray, n_head: int) -> FloatArray:
+    """Reorder Q/K rows from HF's rotate-half layout to llama.cpp's interleaved rope.
+
+    The same reshape as ``LlamaModel.permute`` in llama.cpp's ``convert_hf_to_gguf.py``; it
+    works on weights ``[out, in]``, biases ``[out]`` and LoRA B matrices ``[out, r]``.
+    """
+    return (
+        weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )
+
+
+def _maybe_permute(hf_name: str, array: FloatArray, hp: ModelHParams) -> FloatArray:
+    if hp.arch != "llama":
+        return array
+    if ".self_attn.q_proj." in hf_name:
+        return _permute_qk(array, hp.num_attention_heads)
+    if ".self_attn.k_proj." in hf_name:
+        return _permute_qk(array, hp.num_key_value_heads)
+    return array
+
+
+class _NameMap:
+    def __init__(self, arch: Arch, n_layer: int) -> None:
+        self._map = gguf.get_tensor_name_map(_ARCH_ENUM[arch], n_layer)
+
+    def __call__(self, hf_name: str) -> str:
+        name = self._map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if name is None:
+            raise GgufExportError(f"no GGUF tensor for parameter {hf_name!r}")
+        return name
+
+
+def _write_file(writer: gguf.GGUFWriter) -> None:
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def write_gguf(
+    out_path: str | Path,
+    hparams: ModelHParams,
+    tensors: Mapping[str, FloatArray],
+    vocab: GgufVocab,
+    *,
+    dtype: Dtype = "f16",
+    name: str = "goldiff",
+) -> Path:
+    """Write a full model from numpy arrays keyed by transformers parameter names.
+
+    2-D weights are stored as ``dtype``; norms and biases stay F32, as llama.cpp's own
+    converter does. Returns the path written.
+    """
+    if dtype not in ("f32", "f16"):
+        raise GgufExportError(f"dtype must be 'f32' or 'f16' (quantize afterwards), not {dtype!r}")
+    hp = hparams
+    if hp.hidden_size % hp.num_attention_heads and hp.head_dim is None:
+        raise GgufExportError("hidden_size must be a multiple of num_attention_heads")
+    if "model.embed_tokens.weight" not in tensors:
+        raise GgufExportError("the model has no model.embed_tokens.weight")
+    n_vocab = int(tensors["model.embed_tokens.weight"].shape[0])
+    vocab = vocab.padded_to(n_vocab)
+    names = _NameMap(hp.arch, hp.num_hidden_layers)
+    path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    writer = gguf.GGUFWriter(path, hp.arch)
+    writer.add_name(name)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32 if dtype == "f32" else gguf.LlamaFileType.MOSTLY_F16)
+    writer.add_vocab_size(n_vocab)
+    writer.add_context_length(hp.max_position_embeddings)
+    writer.add_embedding_length(hp.hidden_size)
+    writer.add_block_count(hp.num_hidden_layers)
+    writer.add_feed_forward_length(hp.intermediate_size)
+    writer.add_head_count(hp.num_attention_heads)
+    writer.add_head_count_kv(hp.num_key_value_heads)
+    writer.add_rope_freq_base(hp.rope_theta)
+    writer.add_layer_norm_rms_eps(hp.rms_norm_eps)
+    writer.add_rope_dimension_count(hp.resolved_head_dim)
+    if hp.head_dim is not None:
+        writer.add_key_length(hp.head_dim)
+        writer.add_value_length(hp.head_dim)
+    vocab.add_to(writer)
+
+    has_output = False
+    for hf_name, value in tensors.items():
+        if _SKIPPED.search(hf_name):
+            continue
+        if hf_name == "lm_head.weight":
+            if hp.tie_word_embeddings:
+                continue  # llama.cpp falls back to token_embd when output.weight is absent
+            has_output = True
+        array = _maybe_permute(hf_name, np.asarray(value, dtype=np.float32), hp)
+        out_dtype = np.float16 if dtype == "f16" and array.ndim == 2 else np.float32
+        writer.add_tensor(names(hf_name), np.ascontiguousarray(array.astype(out_dtype)))
+    if not hp.tie_word_embeddings and not has_output:
+        raise GgufExportError("the config says embeddings are not tied but lm_head.weight is missing")
+    _write_file(writer)
+    return path
+
+
+@dataclass(frozen=True)
+class LoraPair:
+    """One adapted linear layer: peft's ``lora_A`` [r, in] and ``lora_B`` [out, r]."""
+
+    a: FloatArray
+    b: FloatArray
+
+
+def write_lora_gguf(
+    out_path: str | Path,
+    hparams: ModelHParams,
+    pairs: Mapping[str, LoraPair],
+    alpha: float,
+    *,
+    name: str = "goldiff-adapter",
+) -> Path:
+    """Write a GGUF LoRA adapter from pairs keyed by the base weight's HF name.
+
+    Keys look like ``model.layers.0.self_attn.q_proj.weight``. llama.cpp scales each pair
+    by ``alpha / r`` (r read from the tensors), as peft does without rsLoRA.
+    """
+    if not pairs:
+        raise GgufExportError("the adapter has no LoRA weights")
+    names = _NameMap(hparams.arch, hparams.num_hidden_layers)
+    path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(path, hparams.arch)
+    writer.add_name(name)
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(alpha))
+    for hf_name, pair in pairs.items():
+        base = names(hf_name)
+        a = np.asarray(pair.a, dtype=np.float32)
+        b = np.asarray(pair.b, dtype=np.float32)
+        if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[1]:
+            raise GgufExportError(f"LoRA pair for {hf_name} has shapes {a.shape} and {b.shape}")
+        # Only B's rows live in Q/K output space, so only B follows the llama permutation.
+        b = _maybe_permute(hf_name, b, hparams)
+        writer.add_tensor(f"{base}.lora_a", np.ascontiguousarray(a))
+        writer.add_tensor(f"{base}.lora_b", np.ascontiguousarray(b))
+    _write_file(writer)
+    return path
+
+
+def read_hparams(gguf_path: str | Path) -> ModelHParams:
+    """Recover the hyperparameters of a GGUF written by :func:`write_gguf` (or llama.cpp)."""
+    reader = gguf.GGUFReader(str(gguf_path))
+
+    def field(key: str) -> Any:
+        f = reader.get_field(key)
+        if f is None:
+            raise GgufExportError(f"{gguf_path} has no {key!r}; is it a model GGUF?")
+        return f.contents()
+
+    arch = field("general.architecture")
+    if arch not in _ARCH_ENUM:
+        raise GgufExportError(f"{gguf_path} is a {arch!r} model; use one of {sorted(_ARCH_ENUM)}")
+    embd = next((t for t in reader.tensors if t.name == "token_embd.weight"), None)
+    if embd is None:
+        raise GgufExportError(f"{gguf_path} has no token_embd.weight; is it a model GGUF?")
+    tensor_names = {t.name for t in reader.tensors}
+    rope = reader.get_field(f"{arch}.rope.freq_base")
+    return ModelHParams(
+        arch=arch,
+        vocab_size=int(embd.shape[1]),
+        hidden_size=int(field(f"{arch}.embedding_length")),
+        intermediate_size=int(field(f"{arch}.feed_forward_length")),
+        num_hidden_layers=int(field(f"{arch}.block_count")),
+        num_attention_heads=int(field(f"{arch}.attention.head_count")),
+        num_key_value_heads=int(field(f"{arch}.attention.head_count_kv")),
+        max_position_embeddings=int(field(f"{arch}.context_length")),
+        rms_norm_eps=float(field(f"{arch}.attention.layer_norm_rms_epsilon")),
+        rope_theta=float(rope.contents()) if rope is not None else 10000.0,
+        tie_word_embeddings="output.weight" not in tensor_names,
+    )
+
+
+# --- torch / transformers / peft entry points (the ``goldiff[train]`` extra) -------------
+
+
+def vocab_from(tokenizer: Any) -> GgufVocab:
+    """Accept any of the tokenizer forms listed in the module docstring."""
+    if isinstance(tokenizer, GgufVocab):
+        return tokenizer
+    if isinstance(tokenizer, str | Path):
+        return GgufVocab.from_tokenizer_json(tokenizer)
+    backend = getattr(tokenizer, "backend_tokenizer", None)  # transformers fast tokenizer
+    if backend is not None:
+        tokenizer = backend
+    if hasattr(tokenizer, "to_str"):  # tokenizers.Tokenizer
+        return GgufVocab.from_tokenizer_json(json.loads(tokenizer.to_str()))
+    raise GgufExportError(
+        f"cannot read a vocabulary from {type(tokenizer).__name__}; pass the tokenizer folder"
+    )
+
+
+def _to_numpy(t: torch.Tensor) -> FloatArray:
+    import torch
+
+    result: FloatArray = t.detach().to(device="cpu", dtype=torch.float32).numpy()
+    return result
+
+
+def _unwrap_peft(model: Any) -> Any:
+    """A plain transformers model with any LoRA merged in, leaving ``model`` untouched."""
+    if hasattr(model, "merge_and_unload") and hasattr(model, "peft_config"):
+        return copy.deepcopy(model).merge_and_unload()
+    return model
+
+
+def export_model(
+    model: Any,
+    tokenizer: Any,
+    out_path: str | Path,
+    dtype: Dtype = "f16",
+    *,
+    name: str = "goldiff",
+) -> Path:
+    """Export a transformers causal LM (a peft model is merged first) to GGUF."""
+    model = _unwrap_peft(model)
+    hparams = ModelHParams.from_config(model.config)
+    tensors = {k: _to_numpy(v) for k, v in model.state_dict().items()}
+    return write_gguf(out_path, hparams, tensors, vocab_from(tokenizer), dtype=dtype, name=name)
+
+
+def from_pretrained_dir(
+    hf_dir: str | Path,
+    out_path: str | Path,
+    dtype: Dtype = "f16",
+    *,
+    name: str = "goldiff",
+) -> Path:
+    """Export a model saved with ``save_pretrained`` (its tokenizer in the same folder)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32)
+    return export_model(model, hf_dir, out_path, dtype, name=name)
+
+
+_PEFT_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])\.weight$")
+
+
+def lora_pairs_from_state_dict(
+    state: Mapping[str, FloatArray],
+) -> dict[str, LoraPair]:
+    """Group peft's ``...q_proj.lora_A.weight`` / ``lora_B`` entries by base weight name."""
+    halves: dict[str, dict[str, FloatArray]] = {}
+    for key, value in state.items():
+        match = _PEFT_KEY.match(key)
+        if match is None:
+            raise GgufExportError(
+                f"adapter tensor {key!r} is not a LoRA A/B matrix; only LoRA on linear "
+                "layers can be exported (no modules_to_save, bias or DoRA)"
+            )
+        halves.setdefault(f"{match['module']}.weight", {})[match["ab"]] = value
+    pairs = {}
+    for weight, ab in halves.items():
+        if set(ab) != {"A", "B"}:
+            raise GgufExportError(f"LoRA for {weight} lacks its A or B matrix")
+        pairs[weight] = LoraPair(a=ab["A"], b=ab["B"])
+    return pairs
+
+
+def export_lora_adapter(
+    peft_model: Any,
+    base_gguf: str | Path,
+    out_path: str | Path,
+    *,
+    adapter_name: str = "default",
+    name: str = "goldiff-adapter",
+) -> Path:
+    """Export a peft LoRA as a GGUF adapter for ``Llama(model_path=base, lora_path=out)``.
+
+    ``base_gguf`` is the GGUF of the model the adapter was trained on; its architecture and
+    shapes are checked against the adapter so a mismatch fails here, not at load time.
+    """
+    from peft import get_peft_model_state_dict
+
+    config = peft_model.peft_config[adapter_name]
+    if getattr(config, "use_dora", False):
+        raise GgufExportError("DoRA adapters cannot be exported; train with use_dora=False")
+    if getattr(config, "use_rslora", False):
+        raise GgufExportError("rsLoRA scales by alpha/sqrt(r), which llama.cpp does not; disable it")
+    if getattr(config, "rank_pattern", None) or getattr(config, "alpha_pattern", None):
+        raise GgufExportError("per-module rank/alpha patterns cannot be exported; use one r and alpha")
+    state = get_peft_model_state_dict(peft_model, adapter_name=adapter_name)
+    pairs = lora_pairs_from_state_dict({k: _to_numpy(v) for k, v in state.items()})
+    hparams = read_hparams(base_gguf)
+    model_hparams = ModelHParams.from_config(peft_model.get_base_model().config)
+    if (
+        model_hparams.arch,
+        model_hparams.hidden_size,
+        model_hparams.num_hidden_layers,
+    ) != (
+        hparams.arch,
+        hparams.hidden_size,
+        hparams.num_hidden_layers,
+    ):
+        raise GgufExportError(
+            f"the adapter was trained on a {model_hparams.arch} model of width "
+            f"{model_hparams.hidden_size} and {model_hparams.num_hidden_layers} layers, but "
+            f"{base_gguf} is a {hparams.arch} model of width {hparams.hidden_size} and "
+            f"{hparams.num_hidden_layers} layers; pass the GGUF of the adapter's base model"
+        )
+    return write_lora_gguf(out_path, hparams, pairs, float(config.lora_alpha), name=name)
+
+
+def tensor_names(gguf_path: str | Path) -> Iterable[str]:
+    """The tensor names in a GGUF file (for tests and diagnostics)."""
+    return [t.name for t in gguf.GGUFReader(str(gguf_path)).tensors]

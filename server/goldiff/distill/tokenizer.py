@@ -1,0 +1,307 @@
+"""The project's tokenizer: a byte-level BPE and its GGUF form.
+
+Training uses HF ``tokenizers`` (part of the ``goldiff[train]`` extra, imported lazily) with
+the Qwen2 split regex as pre-tokenizer followed by ``ByteLevel(use_regex=False)``, so that
+llama.cpp, told ``tokenizer.ggml.pre = "qwen2"``, splits text exactly as the HF tokenizer
+does. Tokens are capped at 32 bytes because llama-cpp-python 0.3.36 decodes pieces through
+a 32-byte buffer and silently drops longer ones. The GGUF side (:class:`GgufVocab`) reads a
+``tokenizer.json`` as plain JSON, so exporting or serving never needs ``tokenizers``.
+
+Public API::
+
+    tok = train_tokenizer(texts, vocab_size=8192)      # tokenizers.Tokenizer
+    save_tokenizer(tok, out_dir)                       # tokenizer.json + tokenizer_config.json
+    tok = load_tokenizer(out_dir)                      # back again
+    vocab = GgufVocab.from_tokenizer_json(out_dir)     # what the GGUF writer needs
+    vocab.add_to(writer)                               # tokenizer.ggml.* keys
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gguf
+
+if TYPE_CHECKING:
+    import tokenizers
+
+ENDOFTEXT = "<|endoftext|>"
+FIM_PREFIX = "<|fim_prefix|>"
+FIM_SUFFIX = "<|fim_suffix|>"
+FIM_MIDDLE = "<|fim_middle|>"
+FIM_PAD = "<|fim_pad|>"
+#: The control tokens of the project's tokenizer, in id order (they take ids 0..4).
+SPECIAL_TOKENS: tuple[str, ...] = (
+    ENDOFTEXT,
+    FIM_PREFIX,
+    FIM_SUFFIX,
+    FIM_MIDDLE,
+    FIM_PAD,
+)
+
+#: Qwen2's pre-tokenizer split pattern; llama.cpp implements it under ``pre = "qwen2"``.
+QWEN2_SPLIT_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"
+    r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+#: Longest token in bytes that llama-cpp-python 0.3.36 can decode (see module docstring).
+MAX_TOKEN_BYTES = 32
+TOKENIZER_FILE = "tokenizer.json"
+
+
+class TokenizerError(ValueError):
+    """A tokenizer cannot be trained, read or mapped to GGUF (the message says why)."""
+
+
+@cache
+def byte_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map from the 256 byte values to printable characters.
+
+    Byte-level BPE vocabularies (HF's and llama.cpp's ``gpt2`` model) spell every token with
+    these characters, so a token's text is its bytes passed through this map.
+    """
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    mapping = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in mapping:
+            mapping[b] = chr(256 + extra)
+            extra += 1
+    return mapping
+
+
+def byte_level_piece(text: str) -> str:
+    """Spell ``text`` (its UTF-8 bytes) in the byte-level alphabet, as a vocab entry."""
+    table = byte_to_unicode()
+    return "".join(table[b] for b in text.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class GgufVocab:
+    """Everything llama.cpp's ``gpt2`` tokenizer reads from a GGUF file.
+
+    ``tokens[i]`` is the byte-level spelling of token ``i``; ``merges`` are ``"a b"`` strings
+    in rank order. Special ids refer to control tokens (type 3).
+    """
+
+    tokens: list[str]
+    token_types: list[int]
+    merges: list[str]
+    eos_id: int
+    fim_pre_id: int | None = None
+    fim_suf_id: int | None = None
+    fim_mid_id: int | None = None
+    fim_pad_id: int | None = None
+    pad_id: int | None = None
+    pre: str = "qwen2"
+    extra_ids: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.tokens) != len(self.token_types):
+            raise TokenizerError("tokens and token_types differ in length")
+        for name, value in self.special_ids().items():
+            if not 0 <= value < len(self.tokens):
+                raise TokenizerError(f"{name} id {value} is outside the vocabulary")
+
+    def special_ids(self) -> dict[str, int]:
+        """The special ids that are set, by role."""
+        ids = {
+            "eos": self.eos_id,
+            "fim_pre": self.fim_pre_id,
+            "fim_suf": self.fim_suf_id,
+            "fim_mid": self.fim_mid_id,
+            "fim_pad": self.fim_pad_id,
+            "pad": self.pad_id,
+        }
+        return {k: v for k, v in ids.items() if v is not None}
+
+    def padded_to(self, n_vocab: int) -> GgufVocab:
+        """This vocabulary with unused ``[PADi]`` tokens appended up to ``n_vocab`` entries.
+
+        Models often round their embedding matrix up; llama.cpp requires one token per row.
+        """
+        if n_vocab < len(self.tokens):
+            raise TokenizerError(
+                f"the model has {n_vocab} embedding rows but the tokenizer has "
+                f"{len(self.tokens)} tokens; export with the tokenizer the model was trained with"
+            )
+        extra = n_vocab - len(self.tokens)
+        if extra == 0:
+            return self
+        return replace(
+            self,
+            tokens=[
+                *self.tokens,
+                *(f"[PAD{i}]" for i in range(len(self.tokens), n_vocab)),
+            ],
+            token_types=[*self.token_types, *([int(gguf.TokenType.UNUSED)] * extra)],
+        )
+
+    def add_to(self, writer: gguf.GGUFWriter) -> None:
+        """Write the ``tokenizer.ggml.*`` keys."""
+        writer.add_tokenizer_model("gpt2")
+        writer.add_tokenizer_pre(self.pre)
+        writer.add_token_list(self.tokens)
+        writer.add_token_types(self.token_types)
+        writer.add_token_merges(self.merges)
+        # Qwen2 has no BOS of its own; point it at EOS as Qwen's GGUFs do, and never add it.
+        writer.add_bos_token_id(self.eos_id)
+        writer.add_eos_token_id(self.eos_id)
+        writer.add_eot_token_id(self.eos_id)
+        if self.pad_id is not None:
+            writer.add_pad_token_id(self.pad_id)
+        # llama.cpp would otherwise guess: a leading space changes every first token.
+        writer.add_add_bos_token(False)
+        writer.add_add_eos_token(False)
+        writer.add_add_space_prefix(False)
+        keys = gguf.Keys.Tokenizer
+        for key, value in (
+            (keys.FIM_PRE_ID, self.fim_pre_id),
+            (keys.FIM_SUF_ID, self.fim_suf_id),
+            (keys.FIM_MID_ID, self.fim_mid_id),
+            (keys.FIM_PAD_ID, self.fim_pad_id),
+        ):
+            if value is not None:
+                writer.add_uint32(key, value)
+        for key, value in self.extra_ids.items():
+            writer.add_uint32(key, value)
+
+    @classmethod
+    def from_tokenizer_json(cls, source: str | Path | Mapping[str, Any]) -> GgufVocab:
+        """Read a byte-level BPE ``tokenizer.json`` (a file, its folder, or parsed JSON)."""
+        data = _read_tokenizer_json(source) if not isinstance(source, Mapping) else source
+        model = data.get("model") or {}
+        if model.get("type") != "BPE":
+            raise TokenizerError(f"only byte-level BPE tokenizers can be exported, not {model.get('type')!r}")
+        vocab: dict[str, int] = dict(model.get("vocab") or {})
+        specials: set[int] = set()
+        user_defined: set[int] = set()
+        for added in data.get("added_tokens") or []:
+            vocab[added["content"]] = int(added["id"])
+            (specials if added.get("special", False) else user_defined).add(int(added["id"]))
+        n_tokens = max(vocab.values()) + 1 if vocab else 0
+        tokens: list[str | None] = [None] * n_tokens
+        for text, token_id in vocab.items():
+            tokens[token_id] = text
+        missing = [i for i, t in enumerate(tokens) if t is None]
+        if missing:
+            raise TokenizerError(f"token ids are not contiguous (first hole: {missing[0]})")
+        types = [
+            int(gguf.TokenType.CONTROL)
+            if i in specials
+            else int(gguf.TokenType.USER_DEFINED)
+            if i in user_defined
+            else int(gguf.TokenType.NORMAL)
+            for i in range(n_tokens)
+        ]
+        merges = [m if isinstance(m, str) else f"{m[0]} {m[1]}" for m in model.get("merges", [])]
+        if ENDOFTEXT not in vocab:
+            raise TokenizerError(f"the tokenizer has no {ENDOFTEXT} token")
+        return cls(
+            tokens=[t for t in tokens if t is not None],
+            token_types=types,
+            merges=merges,
+            eos_id=vocab[ENDOFTEXT],
+            fim_pre_id=vocab.get(FIM_PREFIX),
+            fim_suf_id=vocab.get(FIM_SUFFIX),
+            fim_mid_id=vocab.get(FIM_MIDDLE),
+            fim_pad_id=vocab.get(FIM_PAD),
+            pad_id=vocab.get(FIM_PAD, vocab[ENDOFTEXT]),
+        )
+
+
+def _read_tokenizer_json(source: str | Path) -> dict[str, Any]:
+    path = Path(source)
+    if path.is_dir():
+        path = path / TOKENIZER_FILE
+    if not path.is_file():
+        raise TokenizerError(f"no tokenizer found at {path}; train one or pass its folder")
+    result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return result
+
+
+def train_tokenizer(
+    texts: Iterable[str],
+    vocab_size: int = 8192,
+    *,
+    min_frequency: int = 2,
+    show_progress: bool = False,
+) -> tokenizers.Tokenizer:
+    """Train the project's byte-level BPE on ``texts`` (see the module docstring)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    if vocab_size < 256 + len(SPECIAL_TOKENS):
+        raise TokenizerError(f"vocab_size must be at least {256 + len(SPECIAL_TOKENS)}")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_SPLIT_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        max_token_length=MAX_TOKEN_BYTES,
+        show_progress=show_progress,
+    )
+    tok.train_from_iterator(_nonempty(texts), trainer=trainer)
+    return tok
+
+
+def _nonempty(texts: Iterable[str]) -> Iterator[str]:
+    return (t for t in texts if t)
+
+
+def save_tokenizer(tok: tokenizers.Tokenizer, out_dir: str | Path) -> Path:
+    """Write ``tokenizer.json`` and a ``tokenizer_config.json`` that transformers reads.
+
+    ``transformers.AutoTokenizer.from_pretrained(out_dir)`` then gives a fast tokenizer with
+    the same special tokens. Returns the folder.
+    """
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / TOKENIZER_FILE))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "eos_token": ENDOFTEXT,
+        "pad_token": FIM_PAD,
+        "bos_token": None,
+        "unk_token": None,
+        "add_bos_token": False,
+        "add_prefix_space": False,
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": 1 << 20,
+        "additional_special_tokens": list(SPECIAL_TOKENS[1:]),
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return folder
+
+
+def load_tokenizer(path: str | Path) -> tokenizers.Tokenizer:
+    """Load a tokenizer saved by :func:`save_tokenizer` (the folder or the JSON file)."""
+    from tokenizers import Tokenizer
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / TOKENIZER_FILE
+    if not p.is_file():
+        raise TokenizerError(f"no tokenizer found at {p}; train one or pass its folder")
+    return Tokenizer.from_file(str(p))
+
+
+def special_token_ids(vocab: GgufVocab) -> Sequence[int]:
+    """The ids of the control tokens, for tests and FIM prompt builders."""
+    return [i for i, t in enumerate(vocab.token_types) if t == int(gguf.TokenType.CONTROL)]

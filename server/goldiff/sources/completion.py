@@ -1,0 +1,507 @@
+"""Inline completion in the language server: the mode, the sources, the cache, the record.
+
+`textDocument/inlineCompletion` takes the server's copy of the document, picks the source
+the mode asks for (`frontier` and `shadow` show the frontier's suggestion, `local` the
+local model's), and runs it in a worker thread. A request that arrives in a burst (within
+`BURST_SECONDS` of the previous one on the same document) first waits `DEBOUNCE_SECONDS`
+and gives way to any newer one; the first request after a pause runs at once, so a
+debounce never adds latency to a lone request. `$/cancelRequest` cancels the task, which
+sets the source's cancel event: the local model stops within one token.
+
+Every answer is recorded as a suggestion row with the exact context it was made from, and
+its item carries the `goldiff.accepted` command with the suggestion id. In shadow mode the
+local model then answers the same request in the background, never shown, recorded with
+`shadow_of`. An LRU cache keeps shown suggestions so that typing their first characters
+gets the rest back under the same id instead of a new model call.
+
+A local model that is missing or corrupt is reported once with `window/showMessage`; the
+server keeps recording (capture-only) and answers no completions until it is fixed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from goldiff.capture.documents import Document, OutOfSync
+from goldiff.errors import ConfigError, GoldiffError, ModelLoadError
+from goldiff.sources.base import (
+    PREFIX_CHARS,
+    SUFFIX_CHARS,
+    Completion,
+    CompletionRequest,
+    CompletionSource,
+    RecentEdit,
+    Snippet,
+)
+from goldiff.sources.deterministic import DeterministicSource, is_test_spec
+from goldiff.sources.registry import Registry, Resolved
+from goldiff.store import EditRecord
+
+if TYPE_CHECKING:
+    from goldiff.lsp import GoldiffServer
+
+log = logging.getLogger(__name__)
+
+ACCEPTED_COMMAND = "goldiff.accepted"
+DEBOUNCE_SECONDS = 0.06
+BURST_SECONDS = 0.15
+MAX_TOKENS = 64
+LOCAL_MAX_SECONDS = 2.0
+FRONTIER_MAX_SECONDS = 8.0
+CACHE_SIZE = 64
+RECENT_EDITS = 16
+PREFIX_STEP = 1024  # the prefix excerpt's start moves in steps, to keep the model's KV cache useful
+SNIPPET_LINES = 12
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def prefix_excerpt(before: str, limit: int = PREFIX_CHARS) -> str:
+    """The last `limit` characters before the cursor, starting at a stable line start."""
+    if len(before) <= limit:
+        return before
+    start = (len(before) - limit) // PREFIX_STEP * PREFIX_STEP + PREFIX_STEP
+    nl = before.find("\n", start)
+    return before[nl + 1 :] if 0 <= nl < len(before) - 1 else before[start:]
+
+
+def suffix_excerpt(after: str, limit: int = SUFFIX_CHARS) -> str:
+    if len(after) <= limit:
+        return after
+    cut = after.rfind("\n", 0, limit)
+    return after[: cut + 1] if cut > 0 else after[:limit]
+
+
+@dataclass
+class _Cached:
+    id: str
+    uri: str
+    key: tuple[str, ...]
+    prefix_len: int
+    prefix_digest: bytes
+    suffix_digest: bytes
+    text: str
+
+
+class SuggestionCache:
+    """Shown suggestions, so that typing into one returns its remainder with the same id."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, _Cached] = OrderedDict()
+
+    def add(self, sid: str, uri: str, key: tuple[str, ...], before: str, after: str, text: str) -> None:
+        self._entries[sid] = _Cached(sid, uri, key, len(before), _digest(before), _digest(after), text)
+        self._entries.move_to_end(sid)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def lookup(self, uri: str, key: tuple[str, ...], before: str, after: str) -> tuple[str, str] | None:
+        """(suggestion id, the text still to insert) if the cursor is inside a suggestion."""
+        for entry in reversed(self._entries.values()):
+            if entry.uri != uri or entry.key != key or len(before) < entry.prefix_len:
+                continue
+            typed = before[entry.prefix_len :]
+            if len(typed) >= len(entry.text) or not entry.text.startswith(typed):
+                continue
+            if (
+                _digest(before[: entry.prefix_len]) != entry.prefix_digest
+                or _digest(after) != entry.suffix_digest
+            ):
+                continue
+            self._entries.move_to_end(entry.id)
+            return entry.id, entry.text[len(typed) :]
+        return None
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def related_snippets(doc: Document, before: str, others: list[Document], limit: int = 2) -> list[Snippet]:
+    """Windows of other open files that share the most identifiers with the cursor's lines."""
+    wanted = set(_WORD.findall("\n".join(before.splitlines()[-SNIPPET_LINES:])))
+    if not wanted:
+        return []
+    scored: list[tuple[float, Snippet]] = []
+    for other in others:
+        if other.uri == doc.uri or other.language != doc.language or len(other.text) > 200_000:
+            continue
+        lines = other.text.splitlines()
+        for start in range(0, max(1, len(lines)), SNIPPET_LINES // 2):
+            window = "\n".join(lines[start : start + SNIPPET_LINES])
+            score = len(wanted & set(_WORD.findall(window))) / len(wanted)
+            if score >= 0.3:
+                scored.append((score, Snippet(other.path or other.uri, window)))
+    scored.sort(key=lambda s: -s[0])
+    return [s for _, s in scored[:limit]]
+
+
+class CompletionService:
+    """The server's completion feature: sources by mode, requests, cache, recording."""
+
+    def __init__(self, server: GoldiffServer) -> None:
+        self.server = server
+        self.registry = Registry(server.home)
+        self.cache = SuggestionCache()
+        self._executor = ThreadPoolExecutor(2, thread_name_prefix="goldiff-complete")
+        self._shadow_executor = ThreadPoolExecutor(1, thread_name_prefix="goldiff-shadow")
+        self._shadow_seq = 0
+        self._load_lock = threading.Lock()
+        self._local: dict[tuple[str, ...], CompletionSource] = {}
+        self._failed: dict[tuple[str, ...], GoldiffError] = {}
+        self._frontier: tuple[tuple[str, ...], CompletionSource] | None = None
+        self._told: set[str] = set()
+        self._recent: dict[str, deque[RecentEdit]] = {}
+        self._last_request: dict[str, float] = {}
+        self._generation: dict[str, int] = {}
+        self._inflight: dict[str, threading.Event] = {}
+        server.recorder.on_edit(self._on_edit)
+
+    # ------------------------------------------------------------------ sources
+
+    def _tell_once(self, message: str, kind: types.MessageType = types.MessageType.Error) -> None:
+        if message not in self._told:
+            self._told.add(message)
+            log.warning("%s", message)
+            self.server.tell_user(message, kind)
+
+    def local_source(self) -> CompletionSource:
+        """The local source the settings ask for, loaded once and kept warm (blocks to load)."""
+        local = self.server.settings.local
+        if is_test_spec(local.model):
+            key: tuple[str, ...] = ("test", local.model or "")
+        else:
+            resolved = self.registry.resolve(local.model)
+            adapter = self._adapter_path(local.adapter, resolved)
+            key = ("gguf", str(resolved.model_path), str(adapter or ""), resolved.name)
+        with self._load_lock:
+            source = self._local.get(key)
+            if source is not None:
+                return source
+            if key in self._failed:
+                raise self._failed[key]  # told already; retried when the settings change
+            try:
+                source = self._load(key)
+            except GoldiffError as exc:
+                self._failed[key] = exc
+                self._tell_load_failure(exc)
+                raise
+            for old in list(self._local):
+                self._local.pop(old).close()  # one warm model: they are large
+            self._local[key] = source
+            return source
+
+    def _adapter_path(self, adapter: str | None, resolved: Resolved) -> Path | None:
+        if adapter:
+            entry = self.registry.get(adapter)
+            return Path(entry.path) if entry is not None else Path(adapter).expanduser()
+        return resolved.adapter_path
+
+    def _load(self, key: tuple[str, ...]) -> CompletionSource:
+        if key[0] == "test":
+            return DeterministicSource.from_spec(key[1], kind="local")
+        from goldiff.sources.local import LocalSource  # imports llama_cpp: only when needed
+
+        started = time.perf_counter()
+        source = LocalSource(key[1], adapter_path=key[2] or None, name=key[3])
+        log.info("loaded local model %s in %.2fs", source.model, time.perf_counter() - started)
+        return source
+
+    def frontier_source(self) -> CompletionSource:
+        fr = self.server.settings.frontier
+        key_hash = hashlib.sha256((fr.api_key or "").encode()).hexdigest()[:16]
+        key = (fr.provider, fr.base_url or "", fr.model or "", key_hash)
+        if self._frontier is not None and self._frontier[0] == key:
+            return self._frontier[1]
+        source: CompletionSource
+        if is_test_spec(fr.model):
+            source = DeterministicSource.from_spec(fr.model or "", kind="frontier")
+        elif fr.provider == "anthropic":
+            from goldiff.sources.frontier import AnthropicSource
+
+            source = AnthropicSource(base_url=fr.base_url, model=fr.model, api_key=fr.api_key)
+        else:
+            from goldiff.sources.frontier import OpenAICompatibleSource
+
+            source = OpenAICompatibleSource(base_url=fr.base_url, model=fr.model, api_key=fr.api_key)
+        if self._frontier is not None:
+            self._frontier[1].close()
+        self._frontier = (key, source)
+        return source
+
+    def _source(self, kind: str) -> CompletionSource:
+        return self.frontier_source() if kind == "frontier" else self.local_source()
+
+    def prewarm(self) -> None:
+        """Load the local model now (in a worker) so the first completion is not the slow one."""
+        if self.server.settings.mode not in ("local", "shadow"):
+            return
+
+        def run() -> None:
+            try:
+                self.local_source()
+            except ModelLoadError:
+                pass  # told the user once already
+            except GoldiffError as exc:
+                self._tell_once(f"Goldiff: {exc}")
+
+        self._executor.submit(run)
+
+    def _tell_load_failure(self, exc: GoldiffError) -> None:
+        message = f"Goldiff: {exc}. Goldiff keeps recording, without local completions until this is fixed."
+        log.warning("%s", message)
+        self.server.tell_user(message, types.MessageType.Error)
+
+    # ------------------------------------------------------------------ context
+
+    def _on_edit(self, doc: Document, edit: EditRecord) -> None:
+        if edit.kind != "change":
+            return
+        edits = self._recent.setdefault(doc.uri, deque(maxlen=RECENT_EDITS))
+        last = edits[-1] if edits else None
+        if (
+            last is not None
+            and edit.removed == 0
+            and last.removed == 0
+            and last.offset + len(last.inserted) == edit.offset
+            and len(last.inserted) < 200
+        ):
+            # Typing: one edit per run of characters, as a person would describe it.
+            edits[-1] = RecentEdit(last.offset, 0, last.inserted + edit.inserted, edit.ts)
+        else:
+            edits.append(RecentEdit(edit.offset, edit.removed, edit.inserted[:200], edit.ts))
+
+    def build_request(self, doc: Document, offset: int, kind: str) -> CompletionRequest:
+        before = doc.text[:offset]
+        request = CompletionRequest(
+            prefix=prefix_excerpt(before),
+            suffix=suffix_excerpt(doc.text[offset:]),
+            language=doc.language,
+            path=doc.path,
+            recent_edits=list(self._recent.get(doc.uri, ())),
+            max_tokens=MAX_TOKENS,
+            max_seconds=FRONTIER_MAX_SECONDS if kind == "frontier" else LOCAL_MAX_SECONDS,
+        )
+        if kind == "frontier":  # only the frontier's chat prompt shows other files
+            others = list(self.server.recorder.documents.values())
+            request.snippets = related_snippets(doc, request.prefix, others)
+        return request
+
+    # ------------------------------------------------------------------ the request
+
+    async def inline_completion(
+        self, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList | None:
+        received = time.perf_counter()
+        uri = params.text_document.uri
+        doc = self.server.recorder.documents.get(uri)
+        if doc is None:
+            return None
+        pos = params.position
+        try:
+            offset = doc.offset_at(pos.line, pos.character)
+        except OutOfSync:
+            return None
+        mode = self.server.settings.mode
+        kind = "local" if mode == "local" else "frontier"
+        before, after = doc.text[:offset], doc.text[offset:]
+        cache_key = (mode, kind, *self._source_key(kind))
+        hit = self.cache.lookup(uri, cache_key, before, after)
+        if hit is not None:
+            sid, rest = hit
+            self.server.store.record_suggestion_event(sid, "reused", {"typed": len(before)})
+            hooks = getattr(self.server, "outcomes", None)
+            if hooks is not None and hasattr(hooks, "suggestion_reused"):
+                hooks.suggestion_reused(doc, sid, offset, rest)
+            return types.InlineCompletionList(items=[self._item(sid, rest, pos)])
+
+        generation = self._generation.get(uri, 0) + 1
+        self._generation[uri] = generation
+        previous = self._inflight.pop(uri, None)
+        if previous is not None:
+            previous.set()  # a newer request supersedes it
+        now = time.monotonic()
+        last = self._last_request.get(uri)
+        self._last_request[uri] = now
+        invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+        if not invoked and last is not None and now - last < BURST_SECONDS:
+            await asyncio.sleep(DEBOUNCE_SECONDS)
+            if self._generation.get(uri) != generation:
+                return None
+        version = doc.version
+        request = self.build_request(doc, offset, kind)
+        cancel = threading.Event()
+        self._inflight[uri] = cancel
+        loop = asyncio.get_running_loop()
+        try:
+            completion = await loop.run_in_executor(self._executor, self._complete, kind, request, cancel)
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+        except ConfigError as exc:
+            self._tell_once(f"Goldiff: {exc}")
+            return None
+        except ModelLoadError:
+            return None  # told once when it first failed: capture-only until fixed
+        except GoldiffError as exc:
+            # Frontier failures come and go (rate limits, network): say so, but not twice in a row.
+            self._tell_once(f"Goldiff: {exc}", types.MessageType.Warning)
+            return None
+        finally:
+            if self._inflight.get(uri) is cancel:
+                del self._inflight[uri]
+        if cancel.is_set() or doc.version != version or self.server.recorder.documents.get(uri) is not doc:
+            return None  # superseded, or the document moved on while the model ran
+        self._told.clear()  # a success: the next failure is news again
+        sid = str(uuid.uuid4())
+        server_ms = (time.perf_counter() - received) * 1000.0
+        self._record(doc, sid, mode, None, pos, offset, request, completion, server_ms)
+        if mode == "shadow":
+            self._start_shadow(doc, sid, pos, offset, request)
+        if not completion.text:
+            return types.InlineCompletionList(items=[])
+        self.cache.add(sid, uri, cache_key, before, after, completion.text)
+        hooks = getattr(self.server, "outcomes", None)
+        if hooks is not None:
+            hooks.suggestion_made(doc, sid, offset, completion.text)
+        return types.InlineCompletionList(items=[self._item(sid, completion.text, pos)])
+
+    def _source_key(self, kind: str) -> tuple[str, ...]:
+        settings = self.server.settings
+        if kind == "frontier":
+            return (
+                settings.frontier.provider,
+                settings.frontier.base_url or "",
+                settings.frontier.model or "",
+            )
+        return (settings.local.model or "", settings.local.adapter or "", str(self.registry.mtime()))
+
+    def _complete(self, kind: str, request: CompletionRequest, cancel: threading.Event) -> Completion:
+        if cancel.is_set():
+            return Completion([], kind, "", stop_reason="cancelled")
+        return self._source(kind).complete(request, cancel)
+
+    @staticmethod
+    def _item(sid: str, text: str, pos: types.Position) -> types.InlineCompletionItem:
+        return types.InlineCompletionItem(
+            insert_text=text,
+            range=types.Range(start=pos, end=pos),
+            command=types.Command(title="Goldiff: accepted", command=ACCEPTED_COMMAND, arguments=[sid]),
+        )
+
+    def _record(
+        self,
+        doc: Document,
+        sid: str,
+        mode: str,
+        shadow_of: str | None,
+        pos: types.Position,
+        offset: int,
+        request: CompletionRequest,
+        completion: Completion,
+        server_ms: float | None,
+    ) -> None:
+        if not doc.captured:
+            return  # capture is off or the file is excluded: suggest, but keep nothing
+        context = {
+            "language": request.language,
+            "path": request.path,
+            "recentEdits": [dataclasses.asdict(e) for e in request.recent_edits],
+            "snippets": [dataclasses.asdict(s) for s in request.snippets],
+            "stopReason": completion.stop_reason,
+            "reusedTokens": completion.reused_tokens,
+            "maxTokens": request.max_tokens,
+            "serverMs": server_ms,
+            "rawText": completion.raw_text,
+        }
+        row: dict[str, Any] = {
+            "id": sid,
+            "session_id": self.server.recorder.session_id,
+            "document_id": doc.id,
+            "version": doc.version,
+            "ts": self.server.clock(),
+            "source": completion.source,
+            "model": completion.model,
+            "mode": mode,
+            "shadow_of": shadow_of,
+            "line": pos.line,
+            "character": pos.character,
+            "offset": offset,
+            "prefix": request.prefix,
+            "suffix": request.suffix,
+            "context": json.dumps(context),
+            "text": completion.text,
+            "latency_ms": round(completion.latency_ms, 3),
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+        }
+        if shadow_of is not None:
+            row["shown"] = 0  # computed beside a shown suggestion; never shown
+        if not completion.text:
+            row["shown"] = 0
+            row["outcome"] = "empty"  # nothing to show: counted, for the empty-suggestion rate
+        self.server.store.record_suggestion(row)
+
+    def _start_shadow(
+        self, doc: Document, shown_id: str, pos: types.Position, offset: int, request: CompletionRequest
+    ) -> None:
+        """Ask the local model the same question in the background; only the newest waits."""
+        self._shadow_seq += 1
+        seq = self._shadow_seq
+        local_request = dataclasses.replace(request, max_seconds=LOCAL_MAX_SECONDS, snippets=[])
+
+        def run() -> None:
+            if seq != self._shadow_seq:
+                return  # a newer shown suggestion came first: compare on that one
+            try:
+                completion = self.local_source().complete(local_request)
+            except GoldiffError as exc:
+                log.info("shadow completion failed: %s", exc)
+                return
+            self._record(
+                doc, str(uuid.uuid4()), "shadow", shown_id, pos, offset, local_request, completion, None
+            )
+
+        self._shadow_executor.submit(run)
+
+    def drain_shadow(self, timeout: float = 30.0) -> None:
+        """Wait for queued shadow work (benchmarks and tests)."""
+        done = threading.Event()
+        self._shadow_executor.submit(done.set)
+        done.wait(timeout)
+
+
+def register(server: GoldiffServer) -> CompletionService:
+    """Add inline completion to `server` (called once at the end of `build_server`)."""
+    service = CompletionService(server)
+    server.completion = service  # type: ignore[attr-defined]
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: GoldiffServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList | None:
+        return await service.inline_completion(params)
+
+    @server.feature(types.INITIALIZED)
+    def initialized(ls: GoldiffServer, params: types.InitializedParams) -> None:
+        service.prewarm()
+
+    return service

@@ -1,0 +1,159 @@
+"""Fill-in-the-middle prompt templates, and choosing one from a GGUF's own metadata.
+
+A FIM model is asked for the middle of a document by a fixed arrangement of control
+tokens around the prefix and suffix; each model family has its own. The prompt is built
+as token ids, never as text: the user's prefix and suffix are tokenized with special
+tokens disabled, so a file that literally contains `<|fim_suffix|>` cannot inject a
+control token (llama-cpp-python 0.3.36's `create_completion(suffix=...)` is no help: it
+sends token 0 three times; see notes/model-pipeline.md).
+
+The template is chosen from the model itself: a family named in `general.name` or the
+file name comes first, then any family whose control tokens all exist in the vocabulary,
+then the FIM token ids llama.cpp read from `tokenizer.ggml.fim_*_token_id`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from goldiff.errors import ModelLoadError
+
+PREFIX = "{prefix}"
+SUFFIX = "{suffix}"
+BOS = "{bos}"
+_SLOTS = (PREFIX, SUFFIX, BOS)
+
+
+@dataclass(frozen=True)
+class FimTemplate:
+    """A family's FIM layout: control-token texts and the prefix/suffix slots, in order."""
+
+    name: str
+    layout: tuple[str, ...]
+    stop: tuple[str, ...] = ()  # control tokens that end the middle, besides end-of-generation
+    hints: tuple[str, ...] = ()  # lower-case pieces of a model's name that mean this family
+
+    @property
+    def control_tokens(self) -> tuple[str, ...]:
+        return tuple(part for part in self.layout if part not in _SLOTS)
+
+
+_QWEN_LAYOUT = ("<|fim_prefix|>", PREFIX, "<|fim_suffix|>", SUFFIX, "<|fim_middle|>")
+
+TEMPLATES: tuple[FimTemplate, ...] = (
+    # The project's own model uses Qwen's token names (distill/tokenizer.py).
+    FimTemplate("goldiff", _QWEN_LAYOUT, stop=("<|endoftext|>", "<|fim_pad|>"), hints=("goldiff",)),
+    FimTemplate(
+        "qwen2.5-coder",
+        _QWEN_LAYOUT,
+        stop=("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|repo_name|>", "<|im_end|>"),
+        hints=("qwen",),
+    ),
+    FimTemplate(
+        "starcoder2",
+        ("<fim_prefix>", PREFIX, "<fim_suffix>", SUFFIX, "<fim_middle>"),
+        stop=("<|endoftext|>", "<file_sep>", "<fim_pad>"),
+        hints=("starcoder",),
+    ),
+    FimTemplate(
+        "codellama",
+        (BOS, "▁<PRE>", PREFIX, "▁<SUF>", SUFFIX, "▁<MID>"),
+        stop=("▁<EOT>",),
+        hints=("codellama", "code llama", "code-llama"),
+    ),
+    FimTemplate(
+        "deepseek-coder",
+        (BOS, "<｜fim▁begin｜>", PREFIX, "<｜fim▁hole｜>", SUFFIX, "<｜fim▁end｜>"),
+        stop=("<|EOT|>",),
+        hints=("deepseek",),
+    ),
+    # Codestral puts the suffix first (SPM) and has no middle token: the prefix runs
+    # straight into the generated middle.
+    FimTemplate("codestral", (BOS, "[SUFFIX]", SUFFIX, "[PREFIX]", PREFIX), hints=("codestral",)),
+)
+
+
+@dataclass(frozen=True)
+class FimPrompt:
+    """A template resolved against one vocabulary: token ids in place of token texts."""
+
+    template: str
+    layout: tuple[int | str, ...]  # token ids, and the PREFIX / SUFFIX slots
+    stop_ids: frozenset[int]
+
+    def build(self, prefix_ids: Sequence[int], suffix_ids: Sequence[int]) -> list[int]:
+        out: list[int] = []
+        for part in self.layout:
+            if part == PREFIX:
+                out.extend(prefix_ids)
+            elif part == SUFFIX:
+                out.extend(suffix_ids)
+            else:
+                out.append(int(part))
+        return out
+
+    @property
+    def suffix_first(self) -> bool:
+        return self.layout.index(SUFFIX) < self.layout.index(PREFIX)
+
+
+@dataclass(frozen=True)
+class VocabInfo:
+    """What template resolution needs to know about a model's vocabulary."""
+
+    special_id: Callable[[str], int | None]  # the id of a control token spelled so, if any
+    name: str = ""  # general.name and the file name: the family, when it says so
+    arch: str = ""  # general.architecture: a weaker hint (our own model is a qwen2 too)
+    bos_id: int | None = None
+    fim_ids: tuple[int, int, int] | None = None  # llama.cpp's FIM prefix/suffix/middle ids
+    eog_ids: frozenset[int] = frozenset()  # end-of-generation ids (eos, eot, ...)
+
+
+def _ordered(name: str, arch: str) -> list[FimTemplate]:
+    by_name = [t for t in TEMPLATES if any(h in name.lower() for h in t.hints)]
+    by_arch = [t for t in TEMPLATES if t not in by_name and any(h in arch.lower() for h in t.hints)]
+    # Unhinted, the project's own template (the same tokens as Qwen's) goes last so that
+    # a Qwen-style model is reported as the family a user recognises.
+    rest = [t for t in TEMPLATES if t not in by_name and t not in by_arch and t.name != "goldiff"]
+    own = [t for t in TEMPLATES if t.name == "goldiff" and t not in by_name and t not in by_arch]
+    return by_name + by_arch + rest + own
+
+
+def resolve_template(vocab: VocabInfo, prefer: str | None = None) -> FimPrompt:
+    """The FIM prompt layout for a vocabulary, or `ModelLoadError` if it cannot do FIM."""
+    candidates = _ordered(vocab.name, vocab.arch)
+    if prefer is not None:
+        named = [t for t in TEMPLATES if t.name == prefer]
+        if not named:
+            raise ModelLoadError(
+                f"unknown FIM template {prefer!r}; use one of {', '.join(t.name for t in TEMPLATES)}"
+            )
+        candidates = named
+    for template in candidates:
+        ids: dict[str, int] = {}
+        for token in template.control_tokens:
+            found = vocab.special_id(token)
+            if found is None:
+                break
+            ids[token] = found
+        else:
+            layout: list[int | str] = []
+            for part in template.layout:
+                if part == BOS:
+                    if vocab.bos_id is not None and vocab.bos_id >= 0:
+                        layout.append(vocab.bos_id)
+                elif part in _SLOTS:
+                    layout.append(part)
+                else:
+                    layout.append(ids[part])
+            stops = {i for t in template.stop if (i := vocab.special_id(t)) is not None}
+            return FimPrompt(template.name, tuple(layout), frozenset(stops | vocab.eog_ids))
+    if prefer is None and vocab.fim_ids is not None and min(vocab.fim_ids) >= 0:
+        pre, suf, mid = vocab.fim_ids
+        return FimPrompt("gguf", (pre, PREFIX, suf, SUFFIX, mid), vocab.eog_ids)
+    raise ModelLoadError(
+        f"the model {vocab.name or ''} has no fill-in-the-middle tokens Goldiff knows "
+        f"({', '.join(t.name for t in TEMPLATES)} or tokenizer.ggml.fim_*_token_id); "
+        "use a FIM code model (e.g. Qwen2.5-Coder, StarCoder2, DeepSeek-Coder)"
+    )

@@ -1,0 +1,349 @@
+"""Frontier sources: any OpenAI-compatible endpoint, and Anthropic's Messages API, over httpx.
+
+OpenAI-compatible servers (OpenAI, vLLM, llama.cpp's server, ...) are asked first through
+the legacy `/v1/completions` with `suffix` (a real FIM request where the endpoint supports
+it); an endpoint that answers 404/400 there (OpenAI's chat models do) is asked through
+`/v1/chat/completions` with a fill-in-the-middle instruction from then on. Anthropic only
+has chat, so it always gets the instruction prompt.
+
+Failures a user can fix say how (401: the key; 404: the model or base URL; quota). 429,
+5xx, 529 and connection failures are retried with exponential backoff (honouring
+`Retry-After`) within the request's time budget. The API key lives in the request headers
+and nowhere else: it is never logged, never part of an error message, never recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from goldiff.errors import ConfigError, FrontierError
+from goldiff.sources.base import Completion, CompletionRequest, Deadline, finish_text
+
+log = logging.getLogger(__name__)
+
+OPENAI_URL = "https://api.openai.com/v1"
+ANTHROPIC_URL = "https://api.anthropic.com"
+ANTHROPIC_VERSION = "2023-06-01"
+MAX_ATTEMPTS = 4
+BACKOFF_FIRST = 0.25  # seconds; doubled on every retry, with jitter
+BACKOFF_MAX = 4.0
+CONNECT_TIMEOUT = 5.0
+PROMPT_PREFIX_CHARS = 6_000  # of the request's prefix sent to the frontier
+PROMPT_SUFFIX_CHARS = 1_500
+
+CURSOR = "<|cursor|>"
+SYSTEM_PROMPT = (
+    "You are a code completion engine inside an editor. You are shown a file with the "
+    f"cursor marked {CURSOR}. Reply with only the text to insert at the cursor: no "
+    "explanation, no code fences, nothing that is already before or after the cursor. "
+    "Finish the current line, or the current block when the cursor is on an empty line. "
+    "Reply with nothing if no insertion makes sense."
+)
+_RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504, 529}
+_FENCE = re.compile(r"^```[\w+-]*\n(.*?)\n?```\s*$", re.S)
+
+
+def chat_prompt(request: CompletionRequest) -> str:
+    """The user message for chat models: context first, then the file with the cursor."""
+    parts = []
+    for snippet in request.snippets[:3]:
+        parts.append(f"Related code from {snippet.path}:\n{snippet.text}\n")
+    if request.recent_edits:
+        edits = "\n".join(
+            f"- at {e.offset}: removed {e.removed} chars, inserted {e.inserted!r}"
+            for e in request.recent_edits[-5:]
+        )
+        parts.append(f"The developer's most recent edits in this file:\n{edits}\n")
+    where = request.path or "the file"
+    language = f" ({request.language})" if request.language else ""
+    prefix = request.prefix[-PROMPT_PREFIX_CHARS:]
+    suffix = request.suffix[:PROMPT_SUFFIX_CHARS]
+    parts.append(f"{where}{language}:\n{prefix}{CURSOR}{suffix}")
+    return "\n".join(parts)
+
+
+def clean_chat_reply(reply: str, request: CompletionRequest) -> str:
+    """Undo what chat models add around an insertion: fences, the marker, the line so far."""
+    text = reply
+    fenced = _FENCE.match(text.strip())
+    if fenced:
+        text = fenced.group(1)
+    text = text.replace(CURSOR, "")
+    # Models often repeat the current line before continuing it.
+    line_before = request.prefix[request.prefix.rfind("\n") + 1 :]
+    if line_before.strip() and text.startswith(line_before):
+        text = text[len(line_before) :]
+    elif line_before.strip() and text.lstrip().startswith(line_before.strip()):
+        text = text.lstrip()[len(line_before.strip()) :]
+    return text
+
+
+def _error_detail(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200]
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict):
+        return str(err.get("message") or err.get("type") or err)[:300]
+    if isinstance(err, str):
+        return err[:300]
+    return str(data)[:300]
+
+
+def _is_quota(response: httpx.Response) -> bool:
+    text = response.text.lower()
+    return "insufficient_quota" in text or "quota" in text or "credit balance" in text
+
+
+class _HttpSource:
+    kind = "frontier"
+    provider = ""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        headers: dict[str, str],
+        timeout: float,
+        transport: httpx.BaseTransport | None,
+        sleep: Any = time.sleep,
+    ) -> None:
+        self.model = model
+        self.base_url = base_url
+        self._sleep = sleep
+        self._client = httpx.Client(
+            base_url=base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
+            transport=transport,
+        )
+
+    def _post(
+        self, path: str, body: dict[str, Any], deadline: Deadline, cancel: threading.Event
+    ) -> httpx.Response:
+        """POST with retries; return the first response that is not retryable."""
+        delay = BACKOFF_FIRST
+        last = ""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            if cancel.is_set():
+                raise FrontierError("cancelled")
+            try:
+                response = self._client.post(path, json=body, timeout=max(0.1, deadline.left()))
+            except httpx.TimeoutException as exc:
+                raise FrontierError(
+                    f"the frontier endpoint {self.base_url} did not answer within the time budget"
+                ) from exc
+            except httpx.TransportError as exc:
+                last = f"cannot reach {self.base_url} ({type(exc).__name__})"
+                response = None
+            if response is not None:
+                if response.status_code not in _RETRYABLE or (
+                    response.status_code == 429 and _is_quota(response)
+                ):
+                    return response
+                last = f"HTTP {response.status_code}: {_error_detail(response)}"
+                retry_after = response.headers.get("retry-after", "")
+                if retry_after.replace(".", "", 1).isdigit():
+                    delay = max(delay, float(retry_after))
+            wait = min(delay, BACKOFF_MAX) * (0.75 + 0.5 * random.random())
+            if attempt == MAX_ATTEMPTS or wait >= deadline.left():
+                break
+            log.info("frontier %s: %s; retrying in %.2fs", self.provider, last, wait)
+            self._sleep(wait)
+            delay *= 2
+        raise FrontierError(f"the frontier endpoint {self.base_url} failed after {attempt} tries: {last}")
+
+    def _raise_for(self, response: httpx.Response) -> None:
+        code = response.status_code
+        if code < 400:
+            return
+        detail = _error_detail(response)
+        if code in (401, 403):
+            raise FrontierError(
+                f"the frontier endpoint refused the API key (HTTP {code}: {detail}). "
+                "Set a valid key with the command 'Goldiff: Set API Key' (goldiff.frontier.apiKey)."
+            )
+        if code == 404:
+            raise FrontierError(
+                f"the frontier model {self.model!r} or endpoint {self.base_url} was not found "
+                f"(HTTP 404: {detail}). Check goldiff.frontier.model and goldiff.frontier.baseUrl."
+            )
+        if code == 429:
+            raise FrontierError(
+                f"the frontier account is out of quota (HTTP 429: {detail}). "
+                "Check the plan and billing of the API key, or switch to the local model."
+            )
+        raise FrontierError(f"the frontier endpoint answered HTTP {code}: {detail}")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class OpenAICompatibleSource(_HttpSource):
+    """OpenAI, or any server that speaks its API (vLLM, llama.cpp's server, ...)."""
+
+    provider = "openai"
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        api: str = "auto",  # auto | completions | chat
+        sleep: Any = time.sleep,
+    ) -> None:
+        if base_url is None and not api_key:
+            raise ConfigError(
+                "the frontier needs an API key: run 'Goldiff: Set API Key' or set goldiff.frontier.apiKey "
+                "(or point goldiff.frontier.baseUrl at an OpenAI-compatible server)"
+            )
+        if base_url is None and not model:
+            raise ConfigError("set goldiff.frontier.model to the OpenAI model to complete with")
+        url = (base_url or OPENAI_URL).rstrip("/")
+        if not re.search(r"/v\d+$", url) and httpx.URL(url).path in ("", "/"):
+            url += "/v1"  # "http://host:8000" means the usual OpenAI-style root
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        super().__init__(
+            base_url=url,
+            model=model or "",
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            sleep=sleep,
+        )
+        self.api = api
+
+    def complete(self, request: CompletionRequest, cancel: threading.Event | None = None) -> Completion:
+        cancel = cancel or threading.Event()
+        deadline = Deadline(request.max_seconds)
+        if self.api in ("auto", "completions"):
+            response = self._post("/completions", self._completions_body(request), deadline, cancel)
+            if response.status_code in (400, 404) and self.api == "auto":
+                log.info(
+                    "frontier: %s has no FIM completions (%s); using chat",
+                    self.base_url,
+                    response.status_code,
+                )
+                self.api = "chat"
+            else:
+                self._raise_for(response)
+                data = response.json()
+                raw = str(data["choices"][0].get("text") or "")
+                return self._result(request, raw, data, deadline, "completions")
+        response = self._post("/chat/completions", self._chat_body(request), deadline, cancel)
+        self._raise_for(response)
+        data = response.json()
+        reply = str(data["choices"][0]["message"].get("content") or "")
+        return self._result(request, clean_chat_reply(reply, request), data, deadline, "chat")
+
+    def _completions_body(self, request: CompletionRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "prompt": request.prefix[-PROMPT_PREFIX_CHARS:],
+            "suffix": request.suffix[:PROMPT_SUFFIX_CHARS],
+            "max_tokens": request.max_tokens,
+            "temperature": 0,
+        }
+        if self.model:
+            body["model"] = self.model
+        if not request.stop_rule().multiline:
+            body["stop"] = ["\n"]
+        return body
+
+    def _chat_body(self, request: CompletionRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "messages": [
+                {"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": chat_prompt(request)},
+            ],
+            "max_tokens": request.max_tokens,
+            "temperature": 0,
+        }
+        if self.model:
+            body["model"] = self.model
+        return body
+
+    def _result(
+        self, request: CompletionRequest, raw: str, data: dict[str, Any], deadline: Deadline, api: str
+    ) -> Completion:
+        usage = data.get("usage") or {}
+        final = finish_text(raw, request)
+        return Completion(
+            candidates=[final] if final else [],
+            source=self.kind,
+            model=self.model or str(data.get("model") or ""),
+            latency_ms=deadline.elapsed_ms(),
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            stop_reason=f"{api}:{data['choices'][0].get('finish_reason') or ''}",
+            raw_text=raw,
+        )
+
+
+class AnthropicSource(_HttpSource):
+    """Anthropic's Messages API (chat only: the FIM instruction prompt)."""
+
+    provider = "anthropic"
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Any = time.sleep,
+    ) -> None:
+        if not api_key:
+            raise ConfigError("the Anthropic frontier needs an API key: run 'Goldiff: Set API Key'")
+        if not model:
+            raise ConfigError("set goldiff.frontier.model to the Anthropic model to complete with")
+        headers = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
+        super().__init__(
+            base_url=(base_url or ANTHROPIC_URL).rstrip("/"),
+            model=model,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            sleep=sleep,
+        )
+
+    def complete(self, request: CompletionRequest, cancel: threading.Event | None = None) -> Completion:
+        cancel = cancel or threading.Event()
+        deadline = Deadline(request.max_seconds)
+        body = {
+            "model": self.model,
+            "max_tokens": request.max_tokens,
+            "temperature": 0,
+            "system": SYSTEM_PROMPT,
+            "messages": [{"role": "user", "content": chat_prompt(request)}],
+        }
+        path = "/messages" if self.base_url.endswith("/v1") else "/v1/messages"
+        response = self._post(path, body, deadline, cancel)
+        self._raise_for(response)
+        data = response.json()
+        reply = "".join(b.get("text", "") for b in data.get("content", []) if b.get("type") == "text")
+        final = finish_text(clean_chat_reply(reply, request), request)
+        usage = data.get("usage") or {}
+        return Completion(
+            candidates=[final] if final else [],
+            source=self.kind,
+            model=self.model,
+            latency_ms=deadline.elapsed_ms(),
+            prompt_tokens=usage.get("input_tokens"),
+            completion_tokens=usage.get("output_tokens"),
+            stop_reason=f"messages:{data.get('stop_reason') or ''}",
+            raw_text=reply,
+        )

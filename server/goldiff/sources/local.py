@@ -1,0 +1,257 @@
+"""The local source: a GGUF model served in-process by llama.cpp (llama-cpp-python).
+
+One warm `Llama` per model is kept between requests, so a prompt that shares its start
+with the previous one (typing moves only the end of the prefix) re-evaluates just the
+tokens after the shared part. Prompts are FIM token ids (`fim.py`). Generation is ours,
+token by token, so it stops where a suggestion should end (the shared `StopRule`), at an
+end-of-generation or control token, after `max_tokens`, when the time budget is spent, or
+as soon as the `cancel` event is set — also between chunks of a long prompt evaluation.
+
+Importing this module imports llama_cpp; `goldiff.lsp` imports it lazily, only when a
+local model is first used.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+import numpy as np
+
+from goldiff.errors import ModelLoadError
+from goldiff.sources.base import Completion, CompletionRequest, Deadline, finish_text
+from goldiff.sources.fim import VocabInfo, resolve_template
+
+log = logging.getLogger(__name__)
+
+N_CTX = 2048  # prompt + generation; larger contexts cost memory and prompt time on CPU
+PREFILL_CHUNK = 128  # prompt tokens evaluated between two looks at the cancel flag
+SUFFIX_SHARE = 0.25  # of the prompt budget given to the text after the cursor
+PREFIX_STEP = 64  # the prefix is cut from the left in steps of this many tokens
+
+
+class _Stopped(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def check_gguf(path: Path, what: str = "model") -> None:
+    """Fail with a message a user can act on before llama.cpp fails with a vague one."""
+    if not path.exists():
+        raise ModelLoadError(
+            f"the local {what} {path} does not exist. Check goldiff.local.{what} "
+            "or `goldiff models list`."
+        )
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read the local {what} {path}: {exc}") from exc
+    if magic != b"GGUF":
+        raise ModelLoadError(
+            f"{path} is not a GGUF file (it may be truncated or corrupt); re-download or re-export it"
+        )
+
+
+def _threads() -> int | None:
+    value = os.environ.get("GOLDIFF_THREADS")
+    return int(value) if value and value.isdigit() else None
+
+
+class LocalSource:
+    """A FIM code model in a GGUF file, optionally with a GGUF LoRA adapter on top."""
+
+    kind = "local"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        adapter_path: str | Path | None = None,
+        name: str | None = None,
+        n_ctx: int = N_CTX,
+        n_threads: int | None = None,
+        template: str | None = None,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.adapter_path = Path(adapter_path) if adapter_path else None
+        check_gguf(self.model_path)
+        if self.adapter_path is not None:
+            check_gguf(self.adapter_path, "adapter")
+        self.model = name or self.model_path.stem + (
+            f"+{self.adapter_path.stem}" if self.adapter_path else ""
+        )
+        try:
+            # verbose=True: with verbose=False llama-cpp-python points fd 1 at /dev/null while
+            # it loads, and fd 1 is the LSP channel. Its log goes to stderr; quieted below.
+            self.llm = llama_cpp.Llama(
+                model_path=str(self.model_path),
+                lora_path=str(self.adapter_path) if self.adapter_path else None,
+                n_ctx=n_ctx,
+                n_threads=n_threads or _threads(),
+                verbose=True,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(
+                f"llama.cpp could not load {self.model_path}"
+                + (f" with the adapter {self.adapter_path}" if self.adapter_path else "")
+                + f" ({exc}). The file may be corrupt, or the adapter made for another base model."
+            ) from exc
+        from llama_cpp import _logger
+
+        _logger.set_verbose(False)
+        self.llm.verbose = False
+        self.fim = resolve_template(self._vocab_info(), template)
+        self.n_ctx = self.llm.n_ctx()
+        self._vocab = self.llm._model.vocab
+        self._lock = threading.Lock()
+        self.last_prompt: list[int] = []  # the ids of the last prompt, for tests and benchmarks
+
+    def _vocab_info(self) -> VocabInfo:
+        llm = self.llm
+        meta = llm.metadata
+
+        def special_id(text: str) -> int | None:
+            raw = text.encode("utf-8")
+            with_special = llm.tokenize(raw, add_bos=False, special=True)
+            if len(with_special) != 1:
+                return None
+            # Plain text that happens to be one token is not a control token.
+            if llm.tokenize(raw, add_bos=False, special=False) == with_special:
+                return None
+            return with_special[0]
+
+        vocab = llm._model.vocab
+        fim = (
+            llama_cpp.llama_vocab_fim_pre(vocab),
+            llama_cpp.llama_vocab_fim_suf(vocab),
+            llama_cpp.llama_vocab_fim_mid(vocab),
+        )
+        eog = {i for i in (llm.token_eos(), llama_cpp.llama_vocab_eot(vocab)) if i >= 0}
+        name = f"{meta.get('general.name', '')} {self.model_path.name}"
+        return VocabInfo(
+            special_id=special_id,
+            name=name,
+            arch=meta.get("general.architecture", ""),
+            bos_id=llm.token_bos(),
+            fim_ids=(int(fim[0]), int(fim[1]), int(fim[2])),
+            eog_ids=frozenset(eog),
+        )
+
+    # ------------------------------------------------------------------ prompt
+
+    def tokenize(self, text: str) -> list[int]:
+        """User text to ids with special tokens off: `<|fim_suffix|>` in a file stays text."""
+        if not text:
+            return []
+        return list(self.llm.tokenize(text.encode("utf-8", "surrogatepass"), add_bos=False, special=False))
+
+    def prompt_ids(self, request: CompletionRequest) -> list[int]:
+        budget = max(16, self.n_ctx - request.max_tokens - 8)
+        suffix_ids = self.tokenize(request.suffix)[: int(budget * SUFFIX_SHARE)]
+        prefix_ids = self.tokenize(request.prefix)
+        room = budget - len(suffix_ids)
+        if len(prefix_ids) > room:
+            # Cut in whole steps so the prompt's start (and its cached KV) stays put while
+            # the developer types, instead of shifting by one token every keystroke.
+            excess = len(prefix_ids) - room
+            drop = -(-excess // PREFIX_STEP) * PREFIX_STEP
+            prefix_ids = prefix_ids[drop:]
+        return self.fim.build(prefix_ids, suffix_ids)
+
+    def _prefill(self, prompt: list[int], cancel: threading.Event, deadline: Deadline) -> int:
+        """Evaluate what the KV cache lacks of `prompt`; return how many tokens were reused."""
+        llm = self.llm
+        have = llm.input_ids[: llm.n_tokens]
+        m = min(len(have), len(prompt))
+        diff = np.nonzero(have[:m] != np.asarray(prompt[:m], dtype=have.dtype))[0]
+        common = int(diff[0]) if len(diff) else m
+        # The last prompt token is always evaluated again: its logits start the generation.
+        common = min(common, len(prompt) - 1)
+        llm.n_tokens = common
+        rest = prompt[common:]
+        for i in range(0, len(rest), PREFILL_CHUNK):
+            if cancel.is_set():
+                raise _Stopped("cancelled")
+            if deadline.expired:
+                raise _Stopped("max_time")
+            llm.eval(rest[i : i + PREFILL_CHUNK])
+        return common
+
+    # ------------------------------------------------------------------ generation
+
+    def _is_stop(self, token: int) -> bool:
+        return (
+            token in self.fim.stop_ids
+            or bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+            or bool(llama_cpp.llama_vocab_is_control(self._vocab, token))
+        )
+
+    def complete(self, request: CompletionRequest, cancel: threading.Event | None = None) -> Completion:
+        cancel = cancel or threading.Event()
+        deadline = Deadline(request.max_seconds)
+        rule = request.stop_rule()
+        text = ""
+        produced = 0
+        reused = 0
+        reason = "max_tokens"
+        with self._lock:
+            prompt = self.prompt_ids(request)
+            self.last_prompt = prompt
+            try:
+                reused = self._prefill(prompt, cancel, deadline)
+                decoder = codecs.getincrementaldecoder("utf-8")("replace")
+                for token in self.llm.generate(prompt, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True):
+                    if self._is_stop(token):
+                        reason = "eos"
+                        break
+                    produced += 1
+                    text += decoder.decode(self.llm.detokenize([token]))
+                    cut = rule.cut(text)
+                    if cut is not None:
+                        text = text[:cut]
+                        reason = "block" if rule.multiline else "line"
+                        break
+                    if produced >= request.max_tokens:
+                        break
+                    if cancel.is_set():
+                        raise _Stopped("cancelled")
+                    if deadline.expired:
+                        raise _Stopped("max_time")
+                text += decoder.decode(b"", final=True)
+            except _Stopped as stop:
+                reason = stop.reason
+        final = "" if reason == "cancelled" else finish_text(text, request, rule)
+        return Completion(
+            candidates=[final] if final else [],
+            source=self.kind,
+            model=self.model,
+            latency_ms=deadline.elapsed_ms(),
+            prompt_tokens=len(prompt),
+            completion_tokens=produced,
+            stop_reason=reason,
+            reused_tokens=reused,
+            raw_text=text,
+        )
+
+    def evaluated_tokens(self) -> list[int]:
+        """The token ids in the KV cache now: the last prompt and what was generated after it."""
+        return [int(t) for t in self.llm.input_ids[: self.llm.n_tokens]]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "path": str(self.model_path),
+            "adapter": str(self.adapter_path) if self.adapter_path else None,
+            "template": self.fim.template,
+            "n_ctx": self.n_ctx,
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            self.llm.close()

@@ -1,0 +1,203 @@
+"""The model registry: named local models and adapters, their lineage, and the default.
+
+`home/models/registry.json` maps names to GGUF files (models, or LoRA adapters with the
+base they apply to) and records which one is the default. Distillation registers what it
+produces with its lineage (base, export id, recipe, metrics); `goldiff models use NAME`
+makes one the default, and a running server picks the change up on its next request
+(it re-reads the file when it changes), so switching needs no editor restart.
+
+The model shipped with Goldiff (`models/goldiff-default*.gguf` next to `server/`, or
+`$GOLDIFF_DEFAULT_MODEL`) is listed as `goldiff-default` and is the default until the
+user chooses another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from goldiff.errors import ConfigError, ModelLoadError
+from goldiff.home import models_dir
+
+DEFAULT_MODEL_ENV = "GOLDIFF_DEFAULT_MODEL"
+SHIPPED_NAME = "goldiff-default"
+KINDS = ("model", "adapter")
+
+
+def repo_models_dir() -> Path:
+    """`models/` at the repository root (server/goldiff/sources/ → three levels up)."""
+    return Path(__file__).resolve().parents[3] / "models"
+
+
+def default_model_path() -> Path | None:
+    """The shipped default model: `$GOLDIFF_DEFAULT_MODEL`, else `models/goldiff-default*.gguf`."""
+    env = os.environ.get(DEFAULT_MODEL_ENV)
+    if env:
+        return Path(env).expanduser()
+    found = sorted(repo_models_dir().glob("goldiff-default*.gguf"))
+    # Prefer the quantized file a release ships (…-q4_k_m.gguf sorts after the f16 one).
+    quantized = [p for p in found if "q4" in p.name.lower() or "q8" in p.name.lower()]
+    if quantized:
+        return quantized[0]
+    return found[0] if found else None
+
+
+@dataclass
+class Entry:
+    name: str
+    path: str
+    kind: str = "model"  # model | adapter
+    base: str | None = None  # adapters: the base model's name or path
+    lineage: dict[str, Any] = field(default_factory=dict)  # base, export id, recipe, metrics
+    registered_at: float = 0.0
+    builtin: bool = False  # the shipped default, not in registry.json
+
+    def exists(self) -> bool:
+        return Path(self.path).is_file()
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a server loads: a model file, maybe an adapter on top, and a name to record."""
+
+    name: str
+    model_path: Path
+    adapter_path: Path | None = None
+
+
+class Registry:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.path = home / "models" / "registry.json"
+
+    # ------------------------------------------------------------------ storage
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text("utf-8"))
+        except FileNotFoundError:
+            return {"version": 1, "default": None, "models": {}}
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"the model registry {self.path} is unreadable ({exc}); fix or delete it"
+            ) from exc
+        data.setdefault("models", {})
+        data.setdefault("default", None)
+        return dict(data)
+
+    def _save(self, data: dict[str, Any]) -> None:
+        models_dir(self.home)
+        # Write then rename, so a server reading the file never sees half of it.
+        fd, tmp = tempfile.mkstemp(prefix=".registry.", dir=self.path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+        os.replace(tmp, self.path)
+
+    def mtime(self) -> float:
+        try:
+            return self.path.stat().st_mtime_ns / 1e9
+        except FileNotFoundError:
+            return 0.0
+
+    # ------------------------------------------------------------------ API
+
+    def register(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        kind: str = "model",
+        base: str | None = None,
+        lineage: dict[str, Any] | None = None,
+    ) -> Entry:
+        """Add or replace `name`; an adapter needs the `base` it was trained on."""
+        if kind not in KINDS:
+            raise ConfigError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        if not name or "/" in name or name.startswith("test:"):
+            raise ConfigError(f"{name!r} is not a usable model name (no '/', not empty)")
+        file = Path(path).expanduser().resolve()
+        if not file.is_file():
+            raise ConfigError(f"cannot register {name}: {file} does not exist")
+        if kind == "adapter" and not base:
+            raise ConfigError(f"the adapter {name} needs the base model it applies to (base=NAME or path)")
+        entry = Entry(name, str(file), kind, base, dict(lineage or {}), time.time())
+        data = self._load()
+        record = asdict(entry)
+        record.pop("builtin")
+        data["models"][name] = record
+        self._save(data)
+        return entry
+
+    def list(self) -> list[Entry]:
+        data = self._load()
+        entries = [
+            Entry(**{k: v for k, v in rec.items() if k != "builtin"}) for rec in data["models"].values()
+        ]
+        shipped = default_model_path()
+        if shipped is not None and SHIPPED_NAME not in data["models"]:
+            entries.insert(0, Entry(SHIPPED_NAME, str(shipped), lineage={"shipped": True}, builtin=True))
+        return entries
+
+    def get(self, name: str) -> Entry | None:
+        return next((e for e in self.list() if e.name == name), None)
+
+    def default(self) -> str | None:
+        """The default's name: the one chosen with `use`, else the shipped model's."""
+        chosen = self._load().get("default")
+        if chosen:
+            return str(chosen)
+        return SHIPPED_NAME if default_model_path() is not None else None
+
+    def use(self, name_or_path: str) -> Entry:
+        """Make a registered name (or a GGUF path, registered under its file name) the default."""
+        entry = self.get(name_or_path)
+        if entry is None:
+            file = Path(name_or_path).expanduser()
+            if not file.is_file():
+                raise ConfigError(
+                    f"no model named {name_or_path!r} and no such file; `goldiff models list` shows the names"
+                )
+            entry = self.register(file.stem, file)
+        self.resolve(entry.name)  # an adapter's base must resolve too
+        data = self._load()
+        data["default"] = entry.name
+        self._save(data)
+        return entry
+
+    def resolve(self, name_or_path: str | None = None) -> Resolved:
+        """Files to load for a name, a path, or (None) the default; `ModelLoadError` if none."""
+        if name_or_path is None:
+            name_or_path = self.default()
+            if name_or_path is None:
+                raise ModelLoadError(
+                    "no local model is configured and none is shipped: set goldiff.local.model to a "
+                    "GGUF file, or register one with `goldiff models use PATH`"
+                )
+        seen: set[str] = set()
+        adapter: Path | None = None
+        adapter_name: str | None = None
+        current = name_or_path
+        while True:
+            entry = self.get(current)
+            if entry is None:
+                file = Path(current).expanduser()
+                if file.suffix == ".gguf" or file.exists() or os.sep in current:
+                    return Resolved(
+                        f"{file.stem}+{adapter_name}" if adapter_name else file.stem, file, adapter
+                    )
+                raise ModelLoadError(
+                    f"unknown local model {current!r}: `goldiff models list` shows the registered names"
+                )
+            if entry.kind == "model":
+                name = entry.name if adapter_name is None else f"{entry.name}+{adapter_name}"
+                return Resolved(name, Path(entry.path), adapter)
+            if adapter is not None or entry.name in seen or not entry.base:
+                raise ModelLoadError(f"the adapter {entry.name} must name a base model, not another adapter")
+            seen.add(entry.name)
+            adapter, adapter_name = Path(entry.path), entry.name
+            current = entry.base
