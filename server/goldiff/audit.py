@@ -15,6 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from goldiff.errors import GoldiffError
+from goldiff.outcomes.stats import outcome_stats
 from goldiff.store import content_hash
 
 
@@ -136,6 +137,7 @@ def stats(db: sqlite_utils.Database, path: Path | None = None) -> dict[str, Any]
         "suggestions_by_outcome": outcomes,
         "by_source": sorted(by_source.values(), key=lambda e: str(e["source"])),
         "store_bytes": store_bytes,
+        "outcomes": outcome_stats(db),
     }
 
 

@@ -133,6 +133,9 @@ def stats(home: Path | None, as_json: bool) -> None:
             f"{entry['source']} {entry['model']}: {entry['suggestions']} suggestions, "
             f"acceptance {'n/a' if rate is None else f'{rate:.0%}'}"
         )
+    from goldiff.outcomes.stats import print_outcomes
+
+    print_outcomes(data["outcomes"], Console())
 
 
 @main.command()

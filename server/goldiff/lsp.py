@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -27,6 +27,9 @@ from goldiff.protocol import PayloadError, structure
 from goldiff.replay import hooks as replay_hooks
 from goldiff.settings import Settings, parse_settings
 from goldiff.store import TraceStore
+
+if TYPE_CHECKING:
+    from goldiff.outcomes import OutcomeTracker
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ class GoldiffServer(LanguageServer):
         self.settings = Settings()
         self.store = TraceStore(store_path(home), on_error=self._store_failed)
         self.recorder = Recorder(self.store, self.settings, clock)
+        self.outcomes: OutcomeTracker | None = None  # set by goldiff.outcomes.register
         self._closed = False
 
     # Errors from the writer thread reach the user once, through the event loop.
@@ -74,6 +78,8 @@ class GoldiffServer(LanguageServer):
         if self._closed:
             return
         self._closed = True
+        if self.outcomes is not None:
+            self.outcomes.close()  # settles what is left, before the store closes
         self.recorder.end_session()
         self.store.close()
 
@@ -174,6 +180,9 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
         finally:
             db.conn.close()
 
+    from goldiff import outcomes
+
+    outcomes.register(server)
     from goldiff.sources.completion import register as register_completion
 
     register_completion(server)

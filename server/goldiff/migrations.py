@@ -167,6 +167,14 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m002_outcomes(db: sqlite_utils.Database) -> None:
+    suggestions = db.table("suggestions")
+    suggestions.add_column("reverted", int)  # 1: the accepted text was deleted whole
+    suggestions.add_column("resolved_at", float)  # when its outcome was decided
+    db.table("episodes").create_index(["document_id"])
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations; return the names applied."""
     if "_migrations" not in db.table_names():

@@ -42,6 +42,8 @@ class Recorder:
         self.documents: dict[str, Document] = {}
         self._excludes = Excludes(settings.excludes())
         self._listeners: list[Callable[[Document, EditRecord], None]] = []
+        self._document_listeners: list[Callable[[str, Document], None]] = []
+        self._terminal_listeners: list[Callable[[TerminalCommand], None]] = []
 
     # ------------------------------------------------------------------ session
 
@@ -82,6 +84,14 @@ class Recorder:
     def on_edit(self, listener: Callable[[Document, EditRecord], None]) -> None:
         """Call `listener` after every recorded change (outcome tracking hooks in here)."""
         self._listeners.append(listener)
+
+    def on_document_event(self, listener: Callable[[str, Document], None]) -> None:
+        """Call `listener(kind, doc)` after a captured document is saved ("save") or closed ("close")."""
+        self._document_listeners.append(listener)
+
+    def on_terminal_command(self, listener: Callable[[TerminalCommand], None]) -> None:
+        """Call `listener(cmd)` after every recorded terminal command."""
+        self._terminal_listeners.append(listener)
 
     # ------------------------------------------------------------------ documents
 
@@ -173,11 +183,15 @@ class Recorder:
                 self.store.record_edit(edit)
         if doc.captured:
             self.store.record_event("save", session_id=self.session_id, document_id=doc.id)
+            for listener in self._document_listeners:
+                listener("save", doc)
 
     def close(self, uri: str) -> None:
         doc = self.documents.pop(uri, None)
         if doc is not None and doc.captured:
             self.store.record_event("close", session_id=self.session_id, document_id=doc.id)
+            for listener in self._document_listeners:
+                listener("close", doc)
 
     def _resync(self, doc: Document, why: str, version: int | None) -> None:
         """Our copy no longer matches the editor's: take the file from disk, record the gap."""
@@ -236,3 +250,5 @@ class Recorder:
                 "output_truncated": int(truncated),
             }
         )
+        for listener in self._terminal_listeners:
+            listener(cmd)

@@ -1,0 +1,152 @@
+"""Spans carried through edits, and the edit-distance arithmetic survival is built on.
+
+A `Span` is a range of code points in one document that follows every later edit: edits
+before it shift it, edits inside it change its content, and an edit that replaces part
+of it pulls the replacement text in (the developer rewrote that part of it). Whether
+text typed exactly at an edge joins the span is the span's choice: an accepted
+suggestion's span never grows at its edges (what is typed after a completion is not the
+completion), while the region where a developer writes instead of a rejected suggestion,
+and an episode's region, grow as the developer types at their ends. An accepted span
+that a deletion empties is dead: the suggestion was reverted, and nothing typed later at
+that place revives it.
+
+Everything here is pure: no clock, no store. The tracker feeds it (offset, removed,
+inserted length) triples as the recorder reports them.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+# Texts longer than this (after stripping their common ends) are diffed by lines, not characters.
+CHAR_DIFF_LIMIT = 4_000
+
+
+@dataclass(slots=True)
+class Span:
+    start: int
+    end: int
+    grow_start: bool = False  # an insertion exactly at `start` joins the span
+    grow_end: bool = False  # an insertion exactly at `end` joins the span
+    dies_when_empty: bool = False  # accepted text: deleting all of it reverts it for good
+    dead: bool = False
+
+    def apply(self, offset: int, removed: int, inserted: int) -> None:
+        """Follow one edit: code points [offset, offset+removed) became `inserted` code points."""
+        if self.dead:
+            return
+        a, b, n = offset, offset + removed, inserted
+        delta = n - removed
+        start, end = self.start, self.end
+        if removed == 0:
+            if a < start or (a == start and start == end and not self.grow_end and not self.grow_start):
+                self.start, self.end = start + n, end + n
+            elif a == start:
+                if self.grow_start or (start == end and self.grow_end):
+                    self.end = end + n
+                else:
+                    self.start, self.end = start + n, end + n
+            elif a < end or (a == end and self.grow_end):
+                self.end = end + n
+            return
+        if b < start or (b == start and not self.grow_start):
+            self.start, self.end = start + delta, end + delta
+            return
+        if b == start:  # a replacement ending at a growing start: its text joins
+            self.start, self.end = a, end + delta
+            return
+        if a > end or (a == end and not self.grow_end):
+            return
+        if a == end:  # a replacement starting at a growing end: its text joins
+            self.end = a + n
+            return
+        # The edit overlaps the span: its inserted text replaces span content, so it joins.
+        self.start = start if a >= start else a
+        self.end = end + delta if b <= end else a + n
+        if self.start == self.end and self.dies_when_empty:
+            self.dead = True
+
+    def text(self, document: str) -> str:
+        return "" if self.dead else document[self.start : self.end]
+
+
+def levenshtein(a: str, b: str) -> int:
+    """Edit distance (insert, delete, substitute: cost 1 each) between two strings."""
+    # Most checkpoints see small edits: strip the common ends so the table stays small.
+    i = 0
+    limit = min(len(a), len(b))
+    while i < limit and a[i] == b[i]:
+        i += 1
+    a, b = a[i:], b[i:]
+    j = 0
+    limit = min(len(a), len(b))
+    while j < limit and a[-1 - j] == b[-1 - j]:
+        j += 1
+    if j:
+        a, b = a[:-j], b[:-j]
+    if not a:
+        return len(b)
+    if not b:
+        return len(a)
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for x, ca in enumerate(a, 1):
+        current = [x]
+        append = current.append
+        for y, cb in enumerate(b, 1):
+            append(min(previous[y] + 1, current[y - 1] + 1, previous[y - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def survival(accepted: str, current: str) -> float:
+    """The fraction of `accepted` still present in `current`: 1 - distance/len, floored at 0."""
+    if not accepted:
+        return 0.0
+    return max(0.0, 1.0 - levenshtein(accepted, current) / len(accepted))
+
+
+def diff_edits(old: str, new: str) -> list[tuple[int, int, str]]:
+    """Edits (offset, removed, inserted) that turn `old` into `new`, last one first.
+
+    Applied in the order given, each offset is valid in the text as it is at that moment
+    (edits come from the end of the document towards its start). Used when a whole new
+    text arrives (a full change, a file changed on disk) so spans still move precisely.
+    """
+    if old == new:
+        return []
+    p = 0
+    limit = min(len(old), len(new))
+    while p < limit and old[p] == new[p]:
+        p += 1
+    s = 0
+    limit = min(len(old), len(new)) - p
+    while s < limit and old[-1 - s] == new[-1 - s]:
+        s += 1
+    a, b = old[p : len(old) - s], new[p : len(new) - s]
+    if not a or not b or len(a) + len(b) > CHAR_DIFF_LIMIT:
+        if len(a) + len(b) > CHAR_DIFF_LIMIT and a and b:
+            return _line_edits(a, b, p)
+        return [(p, len(a), b)]
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    edits = [(p + i1, i2 - i1, b[j1:j2]) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]
+    edits.reverse()
+    return edits
+
+
+def _line_edits(a: str, b: str, base: int) -> list[tuple[int, int, str]]:
+    a_lines = a.splitlines(keepends=True)
+    b_lines = b.splitlines(keepends=True)
+    a_starts = [0]
+    for line in a_lines:
+        a_starts.append(a_starts[-1] + len(line))
+    matcher = difflib.SequenceMatcher(None, a_lines, b_lines, autojunk=False)
+    edits = [
+        (base + a_starts[i1], a_starts[i2] - a_starts[i1], "".join(b_lines[j1:j2]))
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+        if tag != "equal"
+    ]
+    edits.reverse()
+    return edits
