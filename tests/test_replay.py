@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from goldiff import audit
 from goldiff.cli import main
 from goldiff.replay import ReplayOptions, replay_async
-from goldiff.replay.developer import accepted_length, hunks
+from goldiff.replay.developer import DeveloperProfile, accepted_length, hunks
 from goldiff.replay.history import Commit
 from goldiff.store import open_database
 
@@ -114,7 +114,7 @@ def recorded_documents(home: Path, repo: Path) -> dict[str, list[audit.Rebuilt]]
     try:
         out: dict[str, list[audit.Rebuilt]] = {}
         rows = db.execute(
-            "SELECT id, uri, path FROM documents WHERE skipped IS NULL ORDER BY opened_at, rowid"
+            "SELECT id, uri, path FROM documents WHERE skipped IS NULL ORDER BY rowid"
         ).fetchall()
         for doc_id, uri, path in rows:
             assert uri == (repo / path).as_uri()
@@ -276,3 +276,155 @@ def test_hunks_retype_only_what_changed() -> None:
         text = text[: h.start] + h.text + text[h.start + h.removed :]
     assert text == after
     assert [(h.removed, h.text) for h in hunks(before, after)] == [(0, ", c=0"), (0, " + c")]
+
+
+# The deterministic test source (sources/deterministic.py): when the text before the
+# cursor ends with AFTER, it suggests TEXT; `default` answers everything else.
+RULES = {
+    "rules": [
+        {"after": "def add(a, b):\n    ", "text": "return a + b"},  # what was written: accept
+        {"after": "def mul(a, b):\n    ", "text": "return a * c"},  # first words agree: partial
+        {"after": "def greet(name):\n    ", "text": "print(name)"},  # wrong: typed over
+    ],
+    "default": "pass",
+}
+EAGER = DeveloperProfile(p_line_start=1.0, p_trigger_char=1.0, p_word_pause=0.3)
+
+
+def with_suggestions(seed: int) -> ReplayOptions:
+    settings = {"mode": "local", "local": {"model": "test:" + json.dumps(RULES)}}
+    return ReplayOptions(seed=seed, settings=settings, profile=EAGER)
+
+
+def suggestion_rows(home: Path) -> list[dict[str, Any]]:
+    db, _ = open_database(home / "traces.db")
+    try:
+        rows = list(db.query("SELECT * FROM suggestions WHERE shadow_of IS NULL ORDER BY ts, rowid"))
+        for row in rows:
+            row["final_text"] = audit.rebuild_document(db, row["document_id"]).text
+        return rows
+    finally:
+        db.conn.close()
+
+
+async def test_suggestions_are_accepted_only_where_the_real_text_matched(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    make_repo(repo)
+    home = tmp_path / "home"
+    result = await replay_async(repo, home, with_suggestions(seed=5))
+    assert result.completions_offered
+    assert (result.accepted, result.partial) == (1, 1)
+    assert result.rejected == result.suggestions - 2 > 0
+    assert_rebuilds_history(home, repo.resolve())  # accepting never changes what gets written
+    rows = suggestion_rows(home)
+    # Suggestions shown in .env (excluded from capture) are not in the store.
+    assert 0 < len(rows) <= result.suggestions
+    by_outcome: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_outcome.setdefault(row["outcome"], []).append(row)
+        kept = row["final_text"][row["offset"] : row["offset"] + len(row["text"])]
+        if row["outcome"] == "accepted":
+            assert kept == row["text"]
+        elif row["outcome"] == "partial":
+            n = row["accepted_length"]
+            assert kept[:n] == row["text"][:n] and kept != row["text"]
+        else:
+            assert row["outcome"] == "rejected" and row["reason"] == "typedOver"
+            assert accepted_length(row["text"], row["final_text"][row["offset"] :]) == 0
+    assert sorted(by_outcome) == ["accepted", "partial", "rejected"]
+    (accepted,) = by_outcome["accepted"]
+    assert (accepted["text"], accepted["gold"]) == ("return a + b", "return a + b")
+    (partial,) = by_outcome["partial"]
+    assert (partial["text"], partial["accepted_length"]) == ("return a * c", len("return a * "))
+    assert partial["gold"] == "return a * "
+    greet = [r for r in by_outcome["rejected"] if r["text"] == "print(name)"]
+    assert [r["gold"] for r in greet] == ["return f'{GREETING}, {name}'"]  # what was written instead
+
+
+def store_fingerprint(home: Path) -> dict[str, Any]:
+    """Everything the store holds, minus timestamps and generated ids.
+
+    Typing runs are expanded to one entry per keystroke: how the writer batches them into
+    rows depends on timing, not on what was recorded.
+    """
+    db, _ = open_database(home / "traces.db")
+    try:
+        docs = [r for r in db.query("SELECT id, uri, path, language, skipped FROM documents ORDER BY rowid")]
+        index = {d.pop("id"): i for i, d in enumerate(docs)}
+        edits: list[tuple[Any, ...]] = []
+        for row in db.query("SELECT * FROM edits ORDER BY document_id, seq"):
+            doc = index[row["document_id"]]
+            inserted = row["inserted"]
+            first = row["version_first"]
+            if inserted is not None and first is not None and row["version"] - first + 1 == len(inserted) > 1:
+                for i, ch in enumerate(inserted):
+                    edits.append((doc, row["kind"], first + i, row["offset"] + i, 0, ch))
+            else:
+                edits.append((doc, row["kind"], row["version"], row["offset"], row["removed"], inserted))
+        edits.sort(key=lambda e: (e[0], e[2] if e[2] is not None else -1))
+        ids: dict[str, int] = {}
+        suggestions = []
+        for row in db.query("SELECT * FROM suggestions ORDER BY ts, rowid"):
+            ids[row["id"]] = len(ids)
+            row["document_id"] = index[row["document_id"]]
+            for volatile in (
+                "id",
+                "session_id",
+                "ts",
+                "latency_ms",
+                "settled_at",
+                "resolved_at",
+                "episode_id",
+            ):
+                row.pop(volatile)
+            context = _stable(json.loads(row["context"] or "{}"))
+            context.pop("serverMs", None)  # time spent, not what was recorded
+            row["context"] = context
+            suggestions.append(row)
+        events = [
+            (r["kind"], index.get(r["document_id"]), _stable(json.loads(r["detail"] or "{}")))
+            for r in db.query("SELECT * FROM events ORDER BY id")
+        ]
+        suggestion_events = [
+            (ids.get(r["suggestion_id"]), r["kind"], _stable(json.loads(r["detail"] or "{}")))
+            for r in db.query("SELECT * FROM suggestion_events ORDER BY id")
+        ]
+        episodes = [
+            (index[r["document_id"]], r["kind"], r["source"], r["before"], r["after"], r["gold_diff"])
+            for r in db.query("SELECT * FROM episodes ORDER BY started_at, rowid")
+        ]
+        return {
+            "documents": docs,
+            "edits": edits,
+            "suggestions": suggestions,
+            "suggestion_events": suggestion_events,
+            "events": events,
+            "episodes": episodes,
+        }
+    finally:
+        db.conn.close()
+
+
+def _stable(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {
+            k: _stable(v)
+            for k, v in detail.items()
+            if not (k in ("ts", "id", "at") or k.endswith(("_at", "_id", "Id", "At")))
+        }
+    if isinstance(detail, list):
+        return [_stable(v) for v in detail]
+    return detail
+
+
+async def test_same_seed_same_store(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    make_repo(repo)
+    runs = {}
+    for name, seed in (("a", 11), ("b", 11), ("c", 12)):
+        result = await replay_async(repo, tmp_path / name, with_suggestions(seed))
+        assert result.suggestions > 0
+        runs[name] = store_fingerprint(tmp_path / name)
+    assert runs["a"] == runs["b"]
+    assert runs["a"]["edits"] == runs["c"]["edits"]  # the same text typed either way
+    assert runs["a"]["suggestions"] != runs["c"]["suggestions"]  # but asked at other places

@@ -59,6 +59,9 @@ def _suggestion_id(args: tuple[Any, ...]) -> str:
 
 
 def register(server: GoldiffServer) -> None:
+    # pygls resolves a command handler's annotations (`ls: GoldiffServer`) in this module's
+    # globals when it runs it; the class is imported above only for type checking.
+    globals().setdefault("GoldiffServer", type(server))
     testing = os.environ.get(TESTING_ENV) == "1"
     manual: ManualClock | None = None
     if testing:

@@ -55,6 +55,8 @@ LANGUAGES = {
     ".html": "html",
     ".css": "css",
 }
+MANUAL_CLOCK_ENV = "GOLDIFF_TESTING"
+ADVANCE_CLOCK = "goldiff.test.advanceClock"
 YIELD_EVERY = 64  # keystrokes between yields to the event loop, so the pipe to the server drains
 
 
@@ -72,6 +74,11 @@ class ReplayOptions:
     profile: DeveloperProfile = field(default_factory=DeveloperProfile)
     resume: bool = True  # skip commits already replayed into this home
     accept_command_first: bool = False  # run goldiff.accepted before inserting (VS Code inserts first)
+    # The server's clock follows the developer's simulated time (its timers — settle,
+    # survival checkpoints, timeouts — fire in logical time, so a replay is reproducible);
+    # False: the server keeps the wall clock.
+    logical_clock: bool = True
+    commit_seconds: float = 30.0  # simulated time between the last save and the commit
 
 
 @dataclass
@@ -181,17 +188,20 @@ class _Buffer:
             )
         )
 
-    def save_and_close(self) -> None:
+    def save(self) -> None:
         doc = types.TextDocumentIdentifier(uri=self.uri)
         self.client.text_document_did_save(types.DidSaveTextDocumentParams(text_document=doc, text=self.text))
+
+    def close(self) -> None:
+        doc = types.TextDocumentIdentifier(uri=self.uri)
         self.client.text_document_did_close(types.DidCloseTextDocumentParams(text_document=doc))
 
 
-def replayed_commits(home: Path, repository_uri: str) -> set[str]:
-    """Commits of this repository whose boundary the store in `home` already holds."""
+def replayed_commits(home: Path, repository_uri: str) -> tuple[set[str], float | None]:
+    """Commits of this repository whose boundary the store in `home` holds, and its last event time."""
     path = store_path(home)
     if not path.exists():
-        return set()
+        return set(), None
     from goldiff.store import open_database
 
     db, _ = open_database(path)
@@ -199,6 +209,7 @@ def replayed_commits(home: Path, repository_uri: str) -> set[str]:
         rows = db.execute(
             "SELECT detail FROM events WHERE kind = 'commit' AND detail LIKE '%\"replay\"%'"
         ).fetchall()
+        last = db.execute("SELECT MAX(ts) FROM events").fetchone()[0]
     finally:
         db.conn.close()
     done: set[str] = set()
@@ -206,12 +217,17 @@ def replayed_commits(home: Path, repository_uri: str) -> set[str]:
         data = json.loads(detail or "{}")
         if data.get("source") == "replay" and data.get("repository") == repository_uri:
             done.add(str(data.get("sha")))
-    return done
+    return done, float(last) if last is not None else None
 
 
-def _server_env(home: Path) -> dict[str, str]:
+def _server_env(home: Path, logical_clock: bool) -> dict[str, str]:
     env = dict(os.environ)
     env["GOLDIFF_HOME"] = str(home)
+    if logical_clock:
+        # The outcome tracker's manual clock, moved by `ADVANCE_CLOCK` (see ReplayOptions).
+        env[MANUAL_CLOCK_ENV] = "1"
+    else:
+        env.pop(MANUAL_CLOCK_ENV, None)
     # The server must import this same goldiff, installed or not.
     package_root = str(Path(goldiff.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -238,6 +254,9 @@ class _Session:
         self.stop = asyncio.Event()
         self.client = LanguageClient("goldiff-replay", goldiff.__version__)
         self._stderr_tail = b""
+        self._clock_follows = False
+        self._pending_seconds = 0.0  # simulated time the server's clock has not seen yet
+        self._decided: set[str] = set()  # suggestion ids the developer already acted on
         self._stderr_task: asyncio.Task[None] | None = None
 
         @self.client.feature(types.WINDOW_SHOW_MESSAGE)  # type: ignore[untyped-decorator]
@@ -262,7 +281,7 @@ class _Session:
             str(self.home),
             "--log-file",
             str(log_file),
-            env=_server_env(self.home),
+            env=_server_env(self.home, self.options.logical_clock),
             start_new_session=True,  # Ctrl-C goes to us; we shut the server down in order
         )
         server = self.client._server
@@ -288,6 +307,10 @@ class _Session:
             )
         )
         self.result.completions_offered = bool(init.capabilities.inline_completion_provider)
+        commands = init.capabilities.execute_command_provider
+        self._clock_follows = self.options.logical_clock and ADVANCE_CLOCK in (
+            commands.commands if commands else []
+        )
         self.client.initialized(types.InitializedParams())
 
     async def _drain(self, stream: asyncio.StreamReader) -> None:
@@ -326,6 +349,39 @@ class _Session:
         if server is not None and server.returncode is not None:
             raise ReplayError(self._server_gone(f"exit code {server.returncode}"))
 
+    def pause(self, seconds: float) -> None:
+        self.result.simulated_seconds += seconds
+        self._pending_seconds += seconds
+
+    async def sync_clock(self) -> None:
+        """Move the server's clock by the simulated time since the last sync (its timers run)."""
+        if not self._clock_follows or self._pending_seconds <= 0:
+            return
+        seconds, self._pending_seconds = self._pending_seconds, 0.0
+        await self._request(
+            self.client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command=ADVANCE_CLOCK, arguments=[{"seconds": seconds}])
+            )
+        )
+
+    async def clock_after(self, last_event: float | None) -> None:
+        """Start the logical clock after everything already in the store, so time only moves on.
+
+        An earlier replay's simulated time may run ahead of the wall clock; a resumed one
+        continues from there instead of going back.
+        """
+        if not self._clock_follows or last_event is None:
+            return
+        answer = await self._request(
+            self.client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command=ADVANCE_CLOCK, arguments=[{"seconds": 0}])
+            )
+        )
+        now = float(protocol.as_plain(answer).get("now", last_event))
+        if now <= last_event:
+            self._pending_seconds += last_event - now + 1.0
+            await self.sync_clock()
+
     # ------------------------------------------------------------------ history
 
     async def run(self, commits: Iterator[Commit], total: int) -> None:
@@ -333,13 +389,21 @@ class _Session:
             if self.stop.is_set():
                 break
             self.progress.commit_started(commit)
+            # Files stay open until the commit, as in an editor, so they settle at the commit.
+            open_files: list[_Buffer] = []
             for change in commit.changes:
                 if self.stop.is_set():
                     break
-                await self.replay_file(commit, change)
+                buf = await self.replay_file(commit, change)
+                if buf is not None:
+                    open_files.append(buf)
             if self.stop.is_set():
+                for buf in open_files:
+                    buf.close()
                 self.result.interrupted = True
                 break
+            self.pause(self.options.commit_seconds)
+            await self.sync_clock()
             await self._request(
                 self.client.workspace_execute_command_async(
                     types.ExecuteCommandParams(
@@ -358,18 +422,21 @@ class _Session:
                     )
                 )
             )
+            for buf in open_files:
+                buf.close()
             self.result.commits += 1
             self.result.last_commit = commit.sha
             self.progress.commit_done(commit)
         if self.stop.is_set():
             self.result.interrupted = True
 
-    async def replay_file(self, commit: Commit, change: FileChange) -> None:
+    async def replay_file(self, commit: Commit, change: FileChange) -> _Buffer | None:
+        """Open the file at its parent state, perform its hunks, save; return it still open."""
         if change.after is None:
             self.result.deleted_files += 1
-            return
+            return None
         dev = Developer(self.options.profile, self.options.seed, commit.sha, change.path)
-        self.result.simulated_seconds += dev.switch_pause()
+        self.pause(dev.switch_pause())
         before = change.before or ""
         uri = (self.root / change.path).as_uri()
         language = LANGUAGES.get(PurePosixPath(change.path).suffix.lower(), "plaintext")
@@ -380,12 +447,13 @@ class _Session:
                 break
             if hunk.removed:
                 buf.replace(hunk.start, hunk.start + hunk.removed, "")  # select, then delete
-                self.result.simulated_seconds += dev.keystroke_pause()
+                self.pause(dev.keystroke_pause())
             await self.type_text(buf, dev, hunk.start, hunk.text)
         if not self.stop.is_set() and buf.text != change.after:
             raise ReplayError(f"internal error: replaying {change.path} at {commit.sha[:12]} diverged")
-        buf.save_and_close()
+        buf.save()
         await asyncio.sleep(0)
+        return buf
 
     async def type_text(self, buf: _Buffer, dev: Developer, cursor: int, text: str) -> None:
         pos = 0
@@ -411,7 +479,7 @@ class _Session:
             last_key = key
             self.result.keystrokes += 1
             self.result.chars_typed += len(key)
-            self.result.simulated_seconds += dev.keystroke_pause()
+            self.pause(dev.keystroke_pause())
             since_yield += 1
             if since_yield >= YIELD_EVERY:
                 since_yield = 0
@@ -423,6 +491,7 @@ class _Session:
 
     async def suggest(self, buf: _Buffer, dev: Developer, cursor: int, expected: str) -> int:
         """Ask for a completion at `cursor`; act on it as the developer would. Returns chars it inserted."""
+        await self.sync_clock()
         self.result.requests += 1
         answer = await self._request(
             self.client.text_document_inline_completion_async(
@@ -443,11 +512,12 @@ class _Session:
         if item.range is not None:
             text = self._text_from_cursor(buf, item.range, cursor, text)
         suggestion_id = _suggestion_id(item)
-        if not text or suggestion_id is None:
-            return 0
+        if not text or suggestion_id is None or suggestion_id in self._decided:
+            return 0  # nothing new to look at (a decided one comes back from the server's cache)
+        self._decided.add(suggestion_id)
         self.result.suggestions += 1
         self.client.protocol.notify(protocol.SUGGESTION_SHOWN, {"id": suggestion_id})
-        self.result.simulated_seconds += dev.reading_pause()
+        self.pause(dev.reading_pause())
         n = accepted_length(text, expected)
         if n == len(text):
             if self.options.accept_command_first:
@@ -460,7 +530,8 @@ class _Session:
         elif n >= max(1, self.options.profile.min_partial):
             buf.replace(cursor, cursor, text[:n])
             self.client.protocol.notify(
-                protocol.SUGGESTION_PARTIALLY_ACCEPTED, {"id": suggestion_id, "acceptedLength": n}
+                protocol.SUGGESTION_PARTIALLY_ACCEPTED,
+                {"id": suggestion_id, "acceptedLength": _utf16_len(text[:n])},  # as editors count
             )
             self.result.partial += 1
         else:
@@ -508,7 +579,9 @@ async def replay_async(
     home = resolve_home(home)
     root = repository_root(repo)
     shas = list_commits(root, options.rev_range)
-    done = replayed_commits(home, root.as_uri()) if options.resume else set()
+    done, last_event = replayed_commits(home, root.as_uri())
+    if not options.resume:
+        done = set()
     todo = [s for s in shas if s not in done]
     if options.max_commits is not None:
         todo = todo[: options.max_commits]
@@ -525,6 +598,7 @@ async def replay_async(
         handled = True
     try:
         await session.start_server()
+        await session.clock_after(last_event)
         await session.run(read_commits(root, todo, options.include), len(todo))
     finally:
         if handled:
