@@ -7,6 +7,7 @@ or llama_cpp (a test enforces it): the server must start in well under a second.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
@@ -21,6 +22,7 @@ from pygls.lsp.server import LanguageServer
 
 from goldiff import __version__, audit, protocol
 from goldiff.capture.recorder import Recorder
+from goldiff.capture.watcher import WorkspaceWatcher
 from goldiff.errors import ConfigError, GoldiffError, StoreError
 from goldiff.home import resolve_home, store_path
 from goldiff.protocol import PayloadError, structure
@@ -46,6 +48,17 @@ class GoldiffServer(LanguageServer):
         self.recorder = Recorder(self.store, self.settings, clock)
         self.outcomes: OutcomeTracker | None = None  # set by goldiff.outcomes.register
         self._closed = False
+        self.watcher: WorkspaceWatcher | None = None
+
+    def start_watcher(self) -> None:
+        """Watch the workspace for changes other programs make (once capture is on)."""
+        if self.watcher is not None or not self.settings.capture.enabled or not self.recorder.workspaces:
+            return
+        loop = asyncio.get_running_loop()
+        self.watcher = WorkspaceWatcher(
+            self.recorder.workspaces, loop, self.recorder.external_change, self.recorder.commit
+        )
+        self.watcher.start()
 
     # Errors from the writer thread reach the user once, through the event loop.
     def _store_failed(self, err: StoreError) -> None:
@@ -72,6 +85,8 @@ class GoldiffServer(LanguageServer):
             return
         self.settings = settings
         self.recorder.update_settings(settings)
+        with contextlib.suppress(RuntimeError):  # no running loop before initialize
+            self.start_watcher()
         log.info("settings: %s", settings.redacted())
 
     def close_store(self) -> None:
@@ -80,6 +95,8 @@ class GoldiffServer(LanguageServer):
         self._closed = True
         if self.outcomes is not None:
             self.outcomes.close()  # settles what is left, before the store closes
+        if self.watcher is not None:
+            self.watcher.stop()
         self.recorder.end_session()
         self.store.close()
 
@@ -111,6 +128,10 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
                 "a new store was started.",
                 types.MessageType.Warning,
             )
+
+    @server.feature(types.INITIALIZED)
+    def initialized(ls: GoldiffServer, params: types.InitializedParams) -> None:
+        ls.start_watcher()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(ls: GoldiffServer, params: types.DidChangeConfigurationParams) -> None:

@@ -114,6 +114,8 @@ def open_database(path: Path) -> tuple[sqlite_utils.Database, Path | None]:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     moved: Path | None = None
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder, not a trace store: move it away or choose another --home")
     if path.exists():
         problem = _check_file(path)
         if problem:
@@ -172,7 +174,8 @@ def _immediate(db: sqlite_utils.Database) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite already rolled back after e.g. SQLITE_FULL
+            conn.execute("ROLLBACK")
         raise
     else:
         conn.execute("COMMIT")
@@ -289,14 +292,20 @@ class TraceStore:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                # With a batch waiting to be retried, wake up to retry it even if idle.
+                item = self._queue.get(timeout=1.0 if self._pending_retry else None)
+            except queue.Empty:
+                item = None
             batch = self._pending_retry or _Batch()
             self._pending_retry = None
             waiters: list[threading.Event] = []
             stop = False
             deadline = time.monotonic() + BATCH_MAX_SECONDS
             while True:
-                if item is _STOP:
+                if item is None:
+                    pass
+                elif item is _STOP:
                     stop = True
                 elif isinstance(item, threading.Event):
                     waiters.append(item)

@@ -44,6 +44,8 @@ class Recorder:
         self._listeners: list[Callable[[Document, EditRecord], None]] = []
         self._document_listeners: list[Callable[[str, Document], None]] = []
         self._terminal_listeners: list[Callable[[TerminalCommand], None]] = []
+        self._commit_listeners: list[Callable[[str, str], None]] = []
+        self.external: dict[str, Document] = {}  # files changed on disk, not open in the editor
 
     # ------------------------------------------------------------------ session
 
@@ -222,6 +224,61 @@ class Recorder:
         text, _reason = read_text(path)
         return text
 
+    def on_commit(self, listener: Callable[[str, str], None]) -> None:
+        """Call `listener(workspace_uri, sha)` when a commit is seen (a settle boundary)."""
+        self._commit_listeners.append(listener)
+
+    # ------------------------------------------------------------------ outside the editor
+
+    def external_change(self, root: Path, path: Path) -> None:
+        """A file changed on disk by another program (formatter, checkout, agent)."""
+        if not self.settings.capture.enabled:
+            return
+        uri = path.resolve().as_uri()
+        rel = path.resolve().relative_to(root.resolve()).as_posix()
+        if self._excludes.match(rel) or self._excludes.match(path.name):
+            return
+        text, reason = read_text(path)
+        open_doc = self.documents.get(uri)
+        if open_doc is not None:
+            if text is not None and text != open_doc.text and open_doc.captured:
+                # The editor reports its own reload; note that the disk moved under it.
+                self.store.record_event(
+                    "external",
+                    session_id=self.session_id,
+                    document_id=open_doc.id,
+                    detail={"uri": uri, "bytes": len(text)},
+                )
+            return
+        doc = self.external.get(uri)
+        if text is None:
+            if doc is None and reason:
+                self.store.record_event(
+                    "skip", session_id=self.session_id, detail={"uri": uri, "reason": reason}
+                )
+            return
+        if doc is None:
+            doc = Document.new(uri, _language_of(path), None, "")
+            doc.workspace, doc.path = root.resolve().as_uri(), rel
+            self.external[uri] = doc
+            self._record_document(doc, None)
+        elif doc.text == text:
+            return
+        edit = doc.replace_all(text, None, "external")
+        self.store.record_edit(edit)
+        for listener in self._listeners:
+            listener(doc, edit)
+
+    def commit(self, root: Path, sha: str) -> None:
+        if not self.settings.capture.enabled:
+            return
+        workspace = root.resolve().as_uri()
+        self.store.record_event(
+            "commit", session_id=self.session_id, detail={"workspace": workspace, "sha": sha}
+        )
+        for listener in self._commit_listeners:
+            listener(workspace, sha)
+
     # ------------------------------------------------------------------ terminal
 
     def terminal_command(self, cmd: TerminalCommand) -> None:
@@ -252,3 +309,29 @@ class Recorder:
         )
         for listener in self._terminal_listeners:
             listener(cmd)
+
+
+_LANGUAGES = {
+    ".py": "python",
+    ".ts": "typescript",
+    ".tsx": "typescriptreact",
+    ".js": "javascript",
+    ".jsx": "javascriptreact",
+    ".rs": "rust",
+    ".go": "go",
+    ".java": "java",
+    ".c": "c",
+    ".h": "c",
+    ".cpp": "cpp",
+    ".md": "markdown",
+    ".json": "json",
+    ".toml": "toml",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".sh": "shellscript",
+    ".rb": "ruby",
+}
+
+
+def _language_of(path: Path) -> str:
+    return _LANGUAGES.get(path.suffix.lower(), "plaintext")

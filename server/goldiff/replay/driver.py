@@ -215,7 +215,7 @@ def replayed_commits(home: Path, repository_uri: str) -> tuple[set[str], float |
     done: set[str] = set()
     for (detail,) in rows:
         data = json.loads(detail or "{}")
-        if data.get("source") == "replay" and data.get("repository") == repository_uri:
+        if data.get("source") == "replay" and data.get("workspace") == repository_uri:
             done.add(str(data.get("sha")))
     return done, float(last) if last is not None else None
 

@@ -32,7 +32,7 @@ def record_commit(server: GoldiffServer, commit: protocol.CommitArgs) -> dict[st
         detail={
             "sha": commit.sha,
             "subject": commit.message.split("\n", 1)[0],
-            "repository": commit.repository,
+            "workspace": commit.repository,
             "author_time": commit.author_time,
             "source": commit.source,
         },
