@@ -148,6 +148,12 @@ def test_non_bpe_or_broken_tokenizers_are_refused(tmp_path: Path) -> None:
         GgufVocab.from_tokenizer_json(tmp_path)
     holey = {"model": {"type": "BPE", "vocab": {"a": 0, "b": 2}, "merges": []}}
     with pytest.raises(TokenizerError, match="not contiguous"):
-        GgufVocab.from_tokenizer_json(holey)
+        GgufVocab.from_tokenizer_json(holey, pre="qwen2")
+    # A GPT-2 style tokenizer (ByteLevel with its own regex) must not pass as qwen2.
+    gpt2 = json.loads(train_tokenizer(["x = 1"], vocab_size=270).to_str())
+    gpt2["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}
+    with pytest.raises(TokenizerError, match="pass pre="):
+        GgufVocab.from_tokenizer_json(gpt2)
+    assert GgufVocab.from_tokenizer_json(gpt2, pre="gpt-2").pre == "gpt-2"
     with pytest.raises(TokenizerError, match="at least"):
         train_tokenizer(["x"], vocab_size=100)

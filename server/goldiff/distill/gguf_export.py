@@ -13,7 +13,12 @@ Public API (torch is imported only by the functions that take torch objects)::
     export_lora_adapter(peft_model, base_gguf, out_path)   # GGUF LoRA for Llama(lora_path=)
     from_pretrained_dir(hf_dir, out_path, dtype="f16")      # a saved HF folder
     write_gguf(out_path, hparams, tensors, vocab, dtype=)   # numpy arrays, HF names
-    write_lora_gguf(out_path, arch, pairs, alpha)           # numpy LoRA pairs, HF names
+    write_lora_gguf(out_path, hparams, pairs, alpha)        # numpy LoRA pairs, HF names
+    export_checked(model, tokenizer, out_path, quantize_to=("Q8_0",))  # + parity, quantize
+    export_lora_checked(peft_model, base_gguf, out_path)   # adapter + parity with peft
+
+``export_checked`` / ``export_lora_checked`` are what training should call: every file they
+return has passed :func:`goldiff.distill.parity.check_parity`, or they raise ``ParityError``.
 
 ``tokenizer`` may be a folder or ``tokenizer.json`` path, a ``tokenizers.Tokenizer``, a
 transformers fast tokenizer, or a :class:`~goldiff.distill.tokenizer.GgufVocab`.
@@ -34,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from goldiff.distill.tokenizer import GgufVocab
+from goldiff.errors import DistillError
 
 if TYPE_CHECKING:
     import torch
@@ -51,7 +57,7 @@ _SKIPPED = re.compile(r"(rotary_emb\.inv_freq|\.rotary_emb\.|^model\.rotary_emb)
 _LAYER = re.compile(r"^model\.layers\.(\d+)\.")
 
 
-class GgufExportError(ValueError):
+class GgufExportError(DistillError):
     """A model or adapter cannot be written as GGUF; the message says what to change."""
 
 
@@ -432,3 +438,94 @@ def export_lora_adapter(
 def tensor_names(gguf_path: str | Path) -> Iterable[str]:
     """The tensor names in a GGUF file (for tests and diagnostics)."""
     return [t.name for t in gguf.GGUFReader(str(gguf_path)).tensors]
+
+
+# --- export, then prove it: what ``goldiff distill`` calls ------------------------------
+
+#: Short Python snippets that exercise common tokens; parity runs on these by default.
+PARITY_PROMPTS: tuple[str, ...] = (
+    "def add(a, b):\n    return a + b\n",
+    "import os\nimport sys\n\nclass Config:\n    def __init__(self, path):\n        self.",
+    "for i, line in enumerate(lines):\n    if not line.strip():\n        continue\n",
+    'raise ValueError(f"unknown option {name!r}")',
+)
+_FILE_TYPE_NAMES = {0: "F32", 1: "F16", 7: "Q8_0", 15: "Q4_K_M", 17: "Q5_K_M", 18: "Q6_K"}
+
+
+def file_type_name(gguf_path: str | Path) -> str:
+    """The weight type a GGUF declares (``general.file_type``): ``"F16"``, ``"Q8_0"``, ..."""
+    field = gguf.GGUFReader(str(gguf_path)).get_field("general.file_type")
+    code = int(field.contents()) if field is not None else 0
+    return _FILE_TYPE_NAMES.get(code, f"ftype-{code}")
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """One written GGUF, its size and the parity figures that cleared it."""
+
+    path: Path
+    qtype: str
+    size_bytes: int
+    parity: Any  # goldiff.distill.parity.ParityReport
+
+
+def export_checked(
+    model: Any,
+    tokenizer: Any,
+    out_path: str | Path,
+    *,
+    dtype: Dtype = "f16",
+    quantize_to: Iterable[str] = ("Q8_0",),
+    prompts: Iterable[str] = PARITY_PROMPTS,
+    name: str = "goldiff",
+) -> list[ExportedFile]:
+    """Export, check parity, quantize each type in ``quantize_to`` and check it too.
+
+    Quantized files are written next to ``out_path`` as ``<stem>-<type>.gguf``. Raises
+    :class:`~goldiff.errors.ParityError` at the first file outside its tolerance (that file
+    is left on disk for inspection but must not be served). Returns one entry per file,
+    the unquantized export first.
+    """
+    from goldiff.distill.parity import check_parity
+    from goldiff.distill.quantize import quantize
+
+    merged = _unwrap_peft(model)
+    prompt_list = list(prompts)
+    path = export_model(merged, tokenizer, out_path, dtype, name=name)
+    results = [
+        ExportedFile(
+            path=path,
+            qtype=dtype.upper(),
+            size_bytes=path.stat().st_size,
+            parity=check_parity(merged, path, prompt_list, tolerance=dtype.upper()),
+        )
+    ]
+    for qtype in quantize_to:
+        target = path.with_name(f"{path.stem}-{qtype.upper()}{path.suffix}")
+        result = quantize(path, target, qtype)
+        report = check_parity(merged, result.dst, prompt_list, tolerance=result.qtype)
+        results.append(ExportedFile(result.dst, result.qtype, result.dst_bytes, report))
+    return results
+
+
+def export_lora_checked(
+    peft_model: Any,
+    base_gguf: str | Path,
+    out_path: str | Path,
+    *,
+    prompts: Iterable[str] = PARITY_PROMPTS,
+    adapter_name: str = "default",
+    name: str = "goldiff-adapter",
+) -> ExportedFile:
+    """Export a LoRA adapter and check base GGUF + adapter against the peft model.
+
+    The tolerance follows the base file's weight type: an adapter on a Q4_K_M base is held
+    to the Q4_K_M limits.
+    """
+    from goldiff.distill.parity import check_parity
+
+    path = export_lora_adapter(peft_model, base_gguf, out_path, adapter_name=adapter_name, name=name)
+    report = check_parity(
+        peft_model, base_gguf, list(prompts), tolerance=file_type_name(base_gguf), lora_path=path
+    )
+    return ExportedFile(path=path, qtype="lora", size_bytes=path.stat().st_size, parity=report)

@@ -256,3 +256,62 @@ def write_tiny_lora_gguf(
     hp = read_hparams(base_path)
     pairs = tiny_lora_pairs(hp, rank=rank, seed=seed, targets=targets, **kwargs)
     return write_lora_gguf(path, hp, pairs, alpha, name="goldiff-tiny-adapter")
+
+
+def tiny_transformers_model(
+    arch: str = "qwen2",
+    *,
+    seed: int = 0,
+    n_layer: int = 2,
+    width: int = 64,
+    n_head: int = 4,
+    n_head_kv: int = 2,
+    ffn: int | None = None,
+    tie_word_embeddings: bool | None = None,
+    rope_theta: float = 10000.0,
+) -> Any:
+    """A random transformers ``Qwen2ForCausalLM`` / ``LlamaForCausalLM`` over the tiny vocab.
+
+    Needs the ``goldiff[train]`` extra. Weights are drawn larger than transformers' default
+    (std 0.02), so logits spread out (std ~5-10) and an export bug shows as a large logit
+    difference, yet small enough that, as in a trained model, quantization error is not
+    amplified layer after layer (Q8_0 costs ~4% of the logits' std, Q4_K_M ~15%). Embeddings
+    are tied for qwen2 and not for llama unless told, so tests cover both layouts; with tied
+    embeddings the greedy next token is mostly the input token echoed. Export it with
+    ``tokenizer=tiny_vocab()``.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    classes: dict[str, tuple[Any, Any]] = {
+        "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+        "llama": (LlamaConfig, LlamaForCausalLM),
+    }
+    if arch not in classes:
+        raise ValueError(f"unknown architecture {arch!r}; use one of {sorted(classes)}")
+    config_cls, model_cls = classes[arch]
+    extra = {"attention_bias": True} if arch == "llama" else {}
+    config = config_cls(
+        vocab_size=len(tiny_vocab().tokens),
+        hidden_size=width,
+        intermediate_size=ffn or 2 * width,
+        num_hidden_layers=n_layer,
+        num_attention_heads=n_head,
+        num_key_value_heads=n_head_kv,
+        max_position_embeddings=2048,
+        tie_word_embeddings=(arch == "qwen2") if tie_word_embeddings is None else tie_word_embeddings,
+        rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
+        **extra,
+    )
+    torch.manual_seed(seed)
+    model = model_cls(config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.ndim == 2:
+                std = 0.5 if "embed" in name or "lm_head" in name else 0.5 / param.shape[1] ** 0.5
+                param.normal_(0.0, std)
+            elif name.endswith(".bias"):
+                param.normal_(0.0, 0.5)
+            else:  # RMSNorm weights: not all ones, so a norm mapped wrongly shows
+                param.uniform_(0.5, 1.5)
+    return model.eval()

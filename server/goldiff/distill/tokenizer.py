@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import gguf
 
+from goldiff.errors import DistillError
+
 if TYPE_CHECKING:
     import tokenizers
 
@@ -54,7 +56,7 @@ MAX_TOKEN_BYTES = 32
 TOKENIZER_FILE = "tokenizer.json"
 
 
-class TokenizerError(ValueError):
+class TokenizerError(DistillError):
     """A tokenizer cannot be trained, read or mapped to GGUF (the message says why)."""
 
 
@@ -176,12 +178,21 @@ class GgufVocab:
             writer.add_uint32(key, value)
 
     @classmethod
-    def from_tokenizer_json(cls, source: str | Path | Mapping[str, Any]) -> GgufVocab:
-        """Read a byte-level BPE ``tokenizer.json`` (a file, its folder, or parsed JSON)."""
+    def from_tokenizer_json(
+        cls, source: str | Path | Mapping[str, Any], *, pre: str | None = None
+    ) -> GgufVocab:
+        """Read a byte-level BPE ``tokenizer.json`` (a file, its folder, or parsed JSON).
+
+        ``pre`` is llama.cpp's name for the tokenizer's pre-tokenizer. By default the JSON
+        must use the project's (Qwen2) split, because any other one written as ``qwen2``
+        would load and silently tokenize differently from training.
+        """
         data = _read_tokenizer_json(source) if not isinstance(source, Mapping) else source
         model = data.get("model") or {}
         if model.get("type") != "BPE":
             raise TokenizerError(f"only byte-level BPE tokenizers can be exported, not {model.get('type')!r}")
+        if pre is None:
+            pre = _detect_pre(data)
         vocab: dict[str, int] = dict(model.get("vocab") or {})
         specials: set[int] = set()
         user_defined: set[int] = set()
@@ -216,7 +227,30 @@ class GgufVocab:
             fim_mid_id=vocab.get(FIM_MIDDLE),
             fim_pad_id=vocab.get(FIM_PAD),
             pad_id=vocab.get(FIM_PAD, vocab[ENDOFTEXT]),
+            pre=pre,
         )
+
+
+def _detect_pre(data: Mapping[str, Any]) -> str:
+    """``"qwen2"`` when ``data`` pre-tokenizes as :func:`train_tokenizer` does, else an error."""
+    pre = data.get("pre_tokenizer") or {}
+    steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+    kinds = [step.get("type") for step in steps]
+    if kinds == ["Split", "ByteLevel"]:
+        split, byte_level = steps
+        if (
+            split.get("pattern", {}).get("Regex") == QWEN2_SPLIT_REGEX
+            and split.get("behavior") == "Isolated"
+            and not split.get("invert", False)
+            and not byte_level.get("add_prefix_space", False)
+            and not byte_level.get("use_regex", True)
+        ):
+            return "qwen2"
+    raise TokenizerError(
+        "this tokenizer does not pre-tokenize like Goldiff's (Qwen2 split regex, then "
+        "byte-level), so llama.cpp would split text differently; pass pre= with llama.cpp's "
+        "name for its pre-tokenizer (e.g. 'llama-bpe') if you know it"
+    )
 
 
 def _read_tokenizer_json(source: str | Path) -> dict[str, Any]:
