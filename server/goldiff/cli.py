@@ -248,3 +248,154 @@ def replay(
     if result.interrupted:
         click.echo("Stopped before the end: run the same command again to resume.", err=True)
         raise SystemExit(130)
+
+
+@main.command("export")
+@home_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["sft", "preference", "kto", "edits", "openai", "parquet"]),
+    default="sft",
+    show_default=True,
+    help="Row format: TRL prompt/completion, preference pairs, KTO labels, edit episodes, "
+    "OpenAI chat fine-tuning, or Parquet.",
+)
+@click.option(
+    "--rows", type=click.Choice(["sft", "preference", "kto", "edits"]), help="Row shape for openai/parquet."
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="File (or folder with --split). Default: HOME/exports/."
+)
+@click.option("--since", help="Only records at or after this time (ISO date or epoch seconds).")
+@click.option("--until", help="Only records before this time.")
+@click.option("--workspace", help="Only this workspace (folder path or file:// URI).")
+@click.option("--language", help="Only this language id (python, typescript, ...).")
+@click.option("--source", help="Only suggestions from this source (frontier, local).")
+@click.option("--model", help="Only suggestions from this model.")
+@click.option("--outcome", multiple=True, help="accepted, partial, rejected or pending (repeatable).")
+@click.option("--min-survival", type=float, help="Only suggestions with at least this share surviving (0-1).")
+@click.option(
+    "--tests-passed/--tests-failed", default=None, help="Only episodes whose last test run passed/failed."
+)
+@click.option("--split", is_flag=True, help="Write train/test files split by time, without context leaks.")
+@click.option("--test-fraction", type=float, default=0.1, show_default=True, help="Newest share held out.")
+@click.option("--split-at", help="Hold out everything from this time on (instead of --test-fraction).")
+@click.option("--no-code", is_flag=True, help="Export metrics only: no code, hashed paths.")
+@friendly
+def export_cmd(home: Path | None, fmt: str, rows: str | None, out: Path | None, **kw: Any) -> None:
+    """Turn recorded gold into a training dataset (prints a JSON summary)."""
+    from goldiff import export as ex
+    from goldiff.home import exports_dir
+
+    names = ("since", "until", "workspace", "language", "source", "model", "min_survival", "tests_passed")
+    filters = ex.ExportFilters.build(outcome=kw["outcome"] or None, **{k: kw[k] for k in names})
+    split_at = ex.parse_time(kw["split_at"], "--split-at") if kw["split_at"] else None
+    options = ex.ExportOptions(
+        format=fmt,
+        rows=rows,
+        filters=filters,
+        split=kw["split"] or split_at is not None,
+        test_fraction=kw["test_fraction"],
+        split_at=split_at,
+        no_code=kw["no_code"],
+    )
+    db, _ = _open_reader(home)
+    out = out or ex.default_out(exports_dir(resolve_home(home)), options)
+    with _progress("exporting") as progress:
+        result = ex.export(db, options, out, progress)
+    click.echo(json.dumps(result.as_dict(), indent=2))
+
+
+class _progress:
+    """A rich progress bar on stderr for long work; quiet when stderr is not a terminal."""
+
+    def __init__(self, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._bar = Progress(console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty())
+        self._task = self._bar.add_task(label, total=None)
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        self._bar.start()
+
+        def update(done: int, total: int) -> None:
+            self._bar.update(self._task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+
+@main.command("eval")
+@home_option
+@click.option(
+    "--data",
+    type=click.Path(exists=True, path_type=Path),
+    help="Held-out rows: a split export folder or an sft JSONL/Parquet file. "
+    "Default: split the store's sft rows now.",
+)
+@click.option("--base", type=click.Path(path_type=Path), help="The base model's GGUF.")
+@click.option("--distilled", type=click.Path(path_type=Path), help="The distilled model's GGUF.")
+@click.option(
+    "--adapter", type=click.Path(path_type=Path), help="A LoRA GGUF on --base: the distilled model."
+)
+@click.option("--model", "extra", multiple=True, metavar="NAME=GGUF", help="Another model (repeatable).")
+@click.option("--no-frontier", is_flag=True, help="Leave out the frontier's recorded suggestions.")
+@click.option("--limit", type=int, help="Evaluate only the newest N held-out rows.")
+@click.option("--max-tokens", type=int, default=48, show_default=True, help="Tokens per completion.")
+@click.option("--threads", type=int, default=2, show_default=True, help="llama.cpp threads.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder.")
+@friendly
+def eval_cmd(
+    home: Path | None,
+    data: Path | None,
+    base: Path | None,
+    distilled: Path | None,
+    adapter: Path | None,
+    extra: tuple[str, ...],
+    no_frontier: bool,
+    limit: int | None,
+    max_tokens: int,
+    threads: int,
+    out: Path | None,
+) -> None:
+    """Compare base, distilled and frontier on held-out gold; write JSON and a report."""
+    import time
+
+    from goldiff import evaluate as ev
+    from goldiff import export as ex
+    from goldiff.home import exports_dir
+
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    out = out or exports_dir(resolve_home(home)) / f"eval-{stamp}"
+    if data is None:
+        db, _ = _open_reader(home)
+        ex.export(db, ex.ExportOptions(format="sft", split=True), out / "data")
+        data = out / "data"
+    rows = ev.eval_rows(ex.load_rows(data))
+    if limit is not None:
+        rows = rows[-limit:]
+    if adapter and not base:
+        raise click.BadParameter("an adapter needs its base model: add --base", param_hint="--adapter")
+    specs: list[tuple[str, str, Path, Path | None]] = []
+    if base:
+        specs.append(("base", "base", base, None))
+    distilled_path = distilled or (base if adapter else None)
+    if distilled_path:
+        specs.append(("distilled", "distilled", distilled_path, adapter))
+    for item in extra:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter("use NAME=PATH.gguf", param_hint="--model")
+        specs.append((name, "other", Path(path), None))
+    models = [
+        ev.gguf_model(name, role, path, adapter=lora, max_tokens=max_tokens, n_threads=threads)
+        for name, role, path, lora in specs
+    ]
+    with _progress("evaluating") as progress:
+        report, files = ev.run_eval(rows, models, out, frontier=not no_frontier, progress=progress)
+    click.echo(report["switch"]["verdict"])
+    click.echo(json.dumps({k: str(v) for k, v in files.items()}, indent=2))

@@ -24,6 +24,7 @@ from goldiff import __version__, audit, protocol
 from goldiff.capture.recorder import Recorder
 from goldiff.capture.watcher import WorkspaceWatcher
 from goldiff.errors import ConfigError, GoldiffError, StoreError
+from goldiff.export import register as register_export
 from goldiff.home import resolve_home, store_path
 from goldiff.protocol import PayloadError, structure
 from goldiff.replay import hooks as replay_hooks
@@ -208,6 +209,7 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
 
     register_completion(server)
     replay_hooks.register(server)
+    register_export(server)
     return server
 
 

@@ -1,0 +1,585 @@
+"""Held-out evaluation: how the base, distilled and frontier models compare on gold.
+
+`goldiff eval` reads the test split of an export (sft rows: `prefix`, `suffix`, the gold
+`completion`, and the frontier's recorded `suggestion` where there was one), asks every
+local model for a completion of each context, and scores each answer against the gold:
+exact match (ignoring trailing whitespace), an accept proxy (the answer is a non-empty
+prefix of the gold: what a developer would have kept by pressing Tab), chrF and edit
+similarity (partial credit), the share of empty answers, latency p50/p95 measured on this
+machine (the frontier's is its recorded, network-inclusive latency), and model size. The
+summary that matters to a user, "would I have switched", is the distilled model's accept
+proxy as a fraction of the frontier's, on the rows where the frontier made a suggestion.
+
+Models sit behind one small callable, `complete(prefix, suffix) -> (text, latency_ms)`;
+`LlamaFim` is that callable over llama.cpp with the model's own FIM token ids. llama_cpp
+and matplotlib are imported only when used, so the language server never loads them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from goldiff.errors import ConfigError, DistillError, ModelLoadError
+
+Completer = Callable[[str, str], tuple[str, float]]
+Progress = Callable[[int, int], None]
+
+CHRF_ORDER = 6
+CHRF_BETA = 2.0
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def exact_match(text: str, gold: str) -> bool:
+    return text.rstrip() == gold.rstrip()
+
+
+def accept_proxy(text: str, gold: str) -> bool:
+    """The answer is a non-empty prefix of the gold: pressing Tab would have kept it."""
+    kept = text.rstrip()
+    return bool(kept) and gold.startswith(kept)
+
+
+def chrf(text: str, gold: str, order: int = CHRF_ORDER, beta: float = CHRF_BETA) -> float:
+    """Sentence chrF (0-100): character n-gram F-beta, whitespace ignored, as sacrebleu."""
+    hyp = "".join(text.split())
+    ref = "".join(gold.split())
+    if not hyp and not ref:
+        return 100.0
+    if not hyp or not ref:
+        return 0.0
+    precisions, recalls = [], []
+    for n in range(1, order + 1):
+        h = Counter(hyp[i : i + n] for i in range(len(hyp) - n + 1))
+        r = Counter(ref[i : i + n] for i in range(len(ref) - n + 1))
+        if not h or not r:
+            continue
+        overlap = sum((h & r).values())
+        precisions.append(overlap / sum(h.values()))
+        recalls.append(overlap / sum(r.values()))
+    if not precisions:
+        return 0.0
+    p, r2 = sum(precisions) / len(precisions), sum(recalls) / len(recalls)
+    if p == 0 and r2 == 0:
+        return 0.0
+    b2 = beta * beta
+    return 100.0 * (1 + b2) * p * r2 / (b2 * p + r2)
+
+
+def levenshtein(a: str, b: str) -> int:
+    """Edit distance by Hyyrö's bit-vector algorithm: one pass of int operations per char."""
+    if len(a) < len(b):
+        a, b = b, a
+    if not b:
+        return len(a)
+    m = len(b)
+    masks: dict[str, int] = {}
+    for i, ch in enumerate(b):
+        masks[ch] = masks.get(ch, 0) | (1 << i)
+    full = (1 << m) - 1
+    top = 1 << (m - 1)
+    pv, mv, score = full, 0, m
+    for ch in a:
+        eq = masks.get(ch, 0)
+        xv = eq | mv
+        xh = (((eq & pv) + pv) ^ pv) | eq
+        ph = mv | (~(xh | pv) & full)
+        mh = pv & xh
+        if ph & top:
+            score += 1
+        elif mh & top:
+            score -= 1
+        ph = ((ph << 1) | 1) & full
+        mh = (mh << 1) & full
+        pv = mh | (~(xv | ph) & full)
+        mv = ph & xv
+    return score
+
+
+def edit_similarity(text: str, gold: str) -> float:
+    """1 - edit distance / the longer length (1.0 for two empty strings)."""
+    longest = max(len(text), len(gold))
+    if longest == 0:
+        return 1.0
+    return 1.0 - levenshtein(text, gold) / longest
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile, as numpy's default."""
+    if not values:
+        return None
+    data = sorted(values)
+    pos = (len(data) - 1) * q / 100.0
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+# ---------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    """One held-out context with its gold, and the frontier's recorded answer if any."""
+
+    id: str
+    prefix: str
+    suffix: str
+    gold: str
+    source: str | None = None
+    model: str | None = None
+    suggestion: str | None = None
+    latency_ms: float | None = None
+
+
+def eval_rows(rows: Iterable[Mapping[str, Any]]) -> list[EvalRow]:
+    """EvalRows from sft export rows; says what to do when the rows are another format."""
+    out = []
+    for n, row in enumerate(rows, 1):
+        missing = [k for k in ("prefix", "suffix", "completion") if not isinstance(row.get(k), str)]
+        if missing:
+            raise ConfigError(
+                f"row {n} has no {', '.join(missing)}: evaluation needs sft rows with code; "
+                "export them with `goldiff export --format sft --split` (not --no-code)"
+            )
+        out.append(
+            EvalRow(
+                id=str(row.get("id", n)),
+                prefix=row["prefix"],
+                suffix=row["suffix"],
+                gold=row["completion"],
+                source=row.get("source"),
+                model=row.get("model"),
+                suggestion=row.get("suggestion"),
+                latency_ms=row.get("latency_ms"),
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------- models
+
+
+class LlamaFim:
+    """`complete(prefix, suffix)` through llama.cpp with the model's FIM token ids.
+
+    llama-cpp-python's own `suffix=` path does not use a model's FIM tokens, so the prompt
+    is built as ids: `[fim_pre] + prefix + [fim_suf] + suffix + [fim_mid]`, with user text
+    tokenized as plain text (a literal `<|fim_...|>` in a file stays text). When the
+    context does not fit, the prefix keeps its end and the suffix its start.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        *,
+        lora_path: str | os.PathLike[str] | None = None,
+        max_tokens: int = 48,
+        n_ctx: int = 2048,
+        n_threads: int = 2,
+        stop: Sequence[str] = (),
+    ) -> None:
+        try:
+            import llama_cpp
+        except ImportError as exc:  # pragma: no cover - a dependency of goldiff
+            raise ModelLoadError("llama-cpp-python is not installed: pip install goldiff") from exc
+        for p in (model_path, lora_path):
+            if p is not None and not Path(p).is_file():
+                raise ModelLoadError(f"no GGUF at {p}: give the path to a .gguf file")
+        try:
+            self.llm = llama_cpp.Llama(
+                model_path=str(model_path),
+                lora_path=str(lora_path) if lora_path else None,
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                verbose=False,
+                seed=0,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"llama.cpp cannot load {model_path}: {exc}") from exc
+        meta = self.llm.metadata
+        try:
+            self.fim = tuple(
+                int(meta[f"tokenizer.ggml.{k}_token_id"]) for k in ("fim_pre", "fim_suf", "fim_mid")
+            )
+        except KeyError as exc:
+            raise ModelLoadError(
+                f"{model_path} has no FIM tokens (tokenizer.ggml.fim_*_token_id): it cannot fill "
+                "in the middle; use a code model trained with FIM"
+            ) from exc
+        self.max_tokens = max_tokens
+        self.n_ctx = n_ctx
+        self.stop = list(stop)
+
+    def tokens(self, prefix: str, suffix: str) -> list[int]:
+        pre = self.llm.tokenize(prefix.encode("utf-8", "replace"), add_bos=False, special=False)
+        suf = self.llm.tokenize(suffix.encode("utf-8", "replace"), add_bos=False, special=False)
+        budget = self.n_ctx - self.max_tokens - 3
+        suf = suf[: max(budget // 4, budget - len(pre))]
+        pre = pre[max(0, len(pre) - (budget - len(suf))) :]
+        return [self.fim[0], *pre, self.fim[1], *suf, self.fim[2]]
+
+    def __call__(self, prefix: str, suffix: str) -> tuple[str, float]:
+        ids = self.tokens(prefix, suffix)
+        start = time.perf_counter()
+        out: Any = self.llm.create_completion(
+            prompt=ids, max_tokens=self.max_tokens, temperature=0.0, stop=self.stop or None
+        )
+        latency = (time.perf_counter() - start) * 1000.0
+        return str(out["choices"][0]["text"]), latency
+
+
+@dataclass
+class ModelUnderTest:
+    """A model to evaluate: a name, its role, how to ask it, and its size on disk."""
+
+    name: str
+    role: str  # base | distilled | other
+    complete: Completer
+    size_bytes: int | None = None
+    path: str | None = None
+    adapter: str | None = None
+
+
+def gguf_model(
+    name: str,
+    role: str,
+    path: str | os.PathLike[str],
+    *,
+    adapter: str | os.PathLike[str] | None = None,
+    **kwargs: Any,
+) -> ModelUnderTest:
+    """A GGUF (optionally with a LoRA adapter) served by llama.cpp, as a model under test."""
+    fim = LlamaFim(path, lora_path=adapter, **kwargs)
+    size = Path(path).stat().st_size + (Path(adapter).stat().st_size if adapter else 0)
+    return ModelUnderTest(
+        name=name,
+        role=role,
+        complete=fim,
+        size_bytes=size,
+        path=str(path),
+        adapter=str(adapter) if adapter else None,
+    )
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class Scores:
+    """Running sums of one model's metrics."""
+
+    n: int = 0
+    exact: float = 0
+    accepted: float = 0
+    chrf: float = 0.0
+    similarity: float = 0.0
+    empty: float = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def add(self, text: str, gold: str, latency_ms: float | None) -> dict[str, Any]:
+        scored = {
+            "exact": exact_match(text, gold),
+            "accept": accept_proxy(text, gold),
+            "chrf": chrf(text, gold),
+            "edit_similarity": edit_similarity(text, gold),
+            "empty": not text.strip(),
+        }
+        self.n += 1
+        self.exact += scored["exact"]
+        self.accepted += scored["accept"]
+        self.chrf += scored["chrf"]
+        self.similarity += scored["edit_similarity"]
+        self.empty += scored["empty"]
+        if latency_ms is not None:
+            self.latencies.append(latency_ms)
+        return scored
+
+    def summary(self) -> dict[str, Any]:
+        n = self.n or 1
+        return {
+            "rows": self.n,
+            "exact_match": self.exact / n,
+            "accept_proxy": self.accepted / n,
+            "chrf": self.chrf / n,
+            "edit_similarity": self.similarity / n,
+            "empty_rate": self.empty / n,
+            "latency_ms": {
+                "p50": percentile(self.latencies, 50),
+                "p95": percentile(self.latencies, 95),
+                "measured": len(self.latencies),
+            },
+        }
+
+
+def evaluate(
+    rows: Sequence[EvalRow],
+    models: Sequence[ModelUnderTest],
+    *,
+    frontier: bool = True,
+    progress: Progress | None = None,
+    predictions: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Score every model on every row; the frontier on the rows it answered.
+
+    Returns the report as plain data (see `write_report`); `predictions` receives one
+    record per (row, model) with the answer and its scores.
+    """
+    if not rows:
+        raise DistillError(
+            "no held-out rows to evaluate: export a split with `goldiff export --format sft --split` "
+            "after recording some settled suggestions"
+        )
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"two models are both called {Counter(names).most_common(1)[0][0]!r}")
+    frontier_rows = [r for r in rows if frontier and r.source == "frontier" and r.suggestion is not None]
+    if not models and not frontier_rows:
+        raise ConfigError(
+            "nothing to evaluate: give a model (--base, --distilled, --model) or evaluate rows "
+            "where the frontier made suggestions"
+        )
+    scores = {m.name: Scores() for m in models}
+    on_frontier = {m.name: Scores() for m in models}
+    frontier_scores = Scores()
+    frontier_ids = {r.id for r in frontier_rows}
+    models_seen: Counter[str] = Counter()
+    start = time.perf_counter()
+    for i, row in enumerate(rows, 1):
+        for m in models:
+            text, latency = m.complete(row.prefix, row.suffix)
+            scored = scores[m.name].add(text, row.gold, latency)
+            if row.id in frontier_ids:
+                on_frontier[m.name].add(text, row.gold, None)
+            if predictions:
+                predictions({"id": row.id, "model": m.name, "text": text, "latency_ms": latency, **scored})
+        if row.id in frontier_ids:
+            assert row.suggestion is not None
+            scored = frontier_scores.add(row.suggestion, row.gold, row.latency_ms)
+            models_seen[row.model or "unknown"] += 1
+            if predictions:
+                predictions(
+                    {"id": row.id, "model": "frontier", "text": row.suggestion, "latency_ms": row.latency_ms}
+                    | scored
+                )
+        if progress:
+            progress(i, len(rows))
+    wall = time.perf_counter() - start
+    report: dict[str, Any] = {
+        "rows": len(rows),
+        "frontier_rows": len(frontier_rows),
+        "wall_seconds": wall,
+        "models": {},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+        },
+    }
+    for m in models:
+        entry = {
+            "role": m.role,
+            "path": m.path,
+            "adapter": m.adapter,
+            "size_bytes": m.size_bytes,
+            **scores[m.name].summary(),
+        }
+        if frontier_rows:
+            entry["accept_proxy_on_frontier_rows"] = on_frontier[m.name].summary()["accept_proxy"]
+        report["models"][m.name] = entry
+    if frontier_rows:
+        report["models"]["frontier"] = {
+            "role": "frontier",
+            "recorded_models": dict(models_seen),
+            "size_bytes": None,
+            "latency_note": "recorded by the server, network included",
+            **frontier_scores.summary(),
+        }
+    report["switch"] = switch_summary(report)
+    return report
+
+
+def switch_summary(report: Mapping[str, Any]) -> dict[str, Any]:
+    """Would the user have switched: distilled accept proxy / frontier accept proxy."""
+    models = report["models"]
+    frontier = models.get("frontier")
+    distilled = next((n for n, m in models.items() if m.get("role") == "distilled"), None)
+    if frontier is None or distilled is None:
+        missing = "frontier suggestions in the held-out rows" if frontier is None else "a distilled model"
+        return {"ratio": None, "verdict": f"no comparison: the evaluation has no {missing}"}
+    f_accept = frontier["accept_proxy"]
+    d_accept = models[distilled]["accept_proxy_on_frontier_rows"]
+    ratio = d_accept / f_accept if f_accept > 0 else None
+    if ratio is None:
+        verdict = "the frontier's suggestions were never a prefix of the gold: no ratio"
+    else:
+        verdict = (
+            f"on the {report['frontier_rows']} held-out contexts where the frontier suggested, "
+            f"{distilled} would have been kept {ratio:.0%} as often as the frontier "
+            f"({d_accept:.1%} vs {f_accept:.1%} accept proxy)"
+        )
+    return {
+        "distilled": distilled,
+        "distilled_accept_proxy": d_accept,
+        "frontier_accept_proxy": f_accept,
+        "ratio": ratio,
+        "verdict": verdict,
+    }
+
+
+# ---------------------------------------------------------------------------- report
+
+
+METRICS = (
+    ("exact_match", "exact match"),
+    ("accept_proxy", "accept proxy"),
+    ("chrf", "chrF"),
+    ("edit_similarity", "edit similarity"),
+    ("empty_rate", "empty"),
+)
+
+
+def _fmt(value: Any, kind: str = "share") -> str:
+    if value is None:
+        return "n/a"
+    if kind == "share":
+        return f"{value:.1%}"
+    if kind == "ms":
+        return f"{value:.1f} ms"
+    if kind == "bytes":
+        return f"{value / 1e6:.1f} MB"
+    return f"{value:.1f}"
+
+
+def markdown(report: Mapping[str, Any], plots: Sequence[str] = ()) -> str:
+    lines = [
+        "# Goldiff evaluation",
+        "",
+        f"{report['rows']} held-out rows ({report['frontier_rows']} with a recorded frontier suggestion), "
+        f"{report['wall_seconds']:.1f} s on {report['machine']['processor']} "
+        f"({report['machine']['cpus']} CPUs).",
+        "",
+        f"**Would the user have switched?** {report['switch']['verdict']}.",
+        "",
+        "| model | role | exact | accept proxy | chrF | edit sim. | empty | p50 | p95 | size |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in report["models"].items():
+        lat = m["latency_ms"]
+        lines.append(
+            f"| {name} | {m['role']} | {_fmt(m['exact_match'])} | {_fmt(m['accept_proxy'])} | "
+            f"{_fmt(m['chrf'], 'num')} | {_fmt(m['edit_similarity'])} | {_fmt(m['empty_rate'])} | "
+            f"{_fmt(lat['p50'], 'ms')} | {_fmt(lat['p95'], 'ms')} | {_fmt(m['size_bytes'], 'bytes')} |"
+        )
+    lines += [
+        "",
+        "Exact match ignores trailing whitespace; the accept proxy counts answers that are a "
+        "non-empty prefix of the gold; chrF is sentence chrF (0-100) averaged over rows. Local "
+        "latencies were measured here; the frontier's are as recorded, network included.",
+    ]
+    for plot in plots:
+        lines += ["", f"![{Path(plot).stem}]({Path(plot).name})"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: Mapping[str, Any], out: Path) -> list[Path]:
+    """Bar charts of the metrics and latencies (matplotlib, from the train extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    names = list(report["models"])
+    paths = []
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        m = report["models"][name]
+        values = [m[k] / 100.0 if k == "chrf" else m[k] for k, _ in METRICS]
+        ax.bar([j + i * width for j in range(len(METRICS))], values, width, label=name)
+    ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(METRICS))])
+    ax.set_xticklabels([label for _, label in METRICS])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share (chrF / 100)")
+    ax.legend()
+    ax.set_title("Held-out gold: quality by model")
+    fig.tight_layout()
+    paths.append(out / "metrics.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for i, q in enumerate(("p50", "p95")):
+        vals = [report["models"][n]["latency_ms"][q] or 0.0 for n in names]
+        ax.bar([j + i * 0.4 for j in range(len(names))], vals, 0.4, label=q)
+    ax.set_xticks([j + 0.2 for j in range(len(names))])
+    ax.set_xticklabels(names)
+    ax.set_ylabel("ms per completion")
+    ax.legend()
+    ax.set_title("Latency")
+    fig.tight_layout()
+    paths.append(out / "latency.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    return paths
+
+
+def write_report(report: Mapping[str, Any], out: Path) -> dict[str, Path]:
+    """`eval.json`, `report.md` and the plots into the folder `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"json": out / "eval.json", "markdown": out / "report.md"}
+    files["json"].write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    plots = plot(report, out)
+    files["markdown"].write_text(markdown(report, [str(p) for p in plots]))
+    for p in plots:
+        files[p.stem] = p
+    return files
+
+
+def run_eval(
+    rows: Sequence[EvalRow],
+    models: Sequence[ModelUnderTest],
+    out: Path,
+    *,
+    frontier: bool = True,
+    progress: Progress | None = None,
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Evaluate and write the report, with every answer in `predictions.jsonl`."""
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "predictions.jsonl").open("w", encoding="utf-8") as fh:
+
+        def keep(record: dict[str, Any]) -> None:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+        report = evaluate(rows, models, frontier=frontier, progress=progress, predictions=keep)
+    files = write_report(report, out)
+    files["predictions"] = out / "predictions.jsonl"
+    return report, files
+
+
+__all__ = [
+    "EvalRow",
+    "LlamaFim",
+    "ModelUnderTest",
+    "accept_proxy",
+    "chrf",
+    "edit_similarity",
+    "eval_rows",
+    "evaluate",
+    "exact_match",
+    "gguf_model",
+    "levenshtein",
+    "run_eval",
+    "write_report",
+]

@@ -1,0 +1,211 @@
+"""Held-out evaluation: metrics, llama.cpp FIM completion, the report and `goldiff eval`."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from goldiff.cli import main
+from goldiff.distill.tiny import write_tiny_gguf, write_tiny_lora_gguf
+from goldiff.errors import ConfigError, ModelLoadError
+from goldiff.evaluate import (
+    EvalRow,
+    LlamaFim,
+    ModelUnderTest,
+    accept_proxy,
+    chrf,
+    edit_similarity,
+    eval_rows,
+    evaluate,
+    exact_match,
+    gguf_model,
+    levenshtein,
+    run_eval,
+)
+from goldiff.export import ExportOptions, export, load_rows
+from goldiff.store import open_database
+
+from tests.test_export import SUGGESTIONS, fill_store
+
+
+def naive_levenshtein(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def test_levenshtein_matches_the_textbook_recurrence() -> None:
+    rng = random.Random(3)
+    for _ in range(500):
+        a = "".join(rng.choice("ab c\n😀") for _ in range(rng.randint(0, 80)))
+        b = "".join(rng.choice("ab c\n😀") for _ in range(rng.randint(0, 80)))
+        assert levenshtein(a, b) == naive_levenshtein(a, b), (a, b)
+    long_a = "".join(rng.choice("abcdef") for _ in range(300))
+    long_b = "".join(rng.choice("abcdef") for _ in range(250))
+    assert levenshtein(long_a, long_b) == naive_levenshtein(long_a, long_b)
+
+
+def test_metrics_on_known_pairs() -> None:
+    gold = "return a + b"
+    assert exact_match("return a + b\n", gold) and not exact_match("return a", gold)
+    assert accept_proxy("return a", gold) and accept_proxy("return a + b  \n", gold)
+    assert not accept_proxy("", gold) and not accept_proxy("   ", gold) and not accept_proxy("return b", gold)
+    assert chrf(gold, gold) == 100.0 and chrf("", "") == 100.0
+    assert chrf("", gold) == 0.0 and chrf("xyz", "qqq") == 0.0
+    assert 0.0 < chrf("return a", gold) < chrf("return a +", gold) < 100.0
+    assert edit_similarity("kitten", "sitting") == pytest.approx(1 - 3 / 7)
+    assert edit_similarity("", "") == 1.0 and edit_similarity("", "abc") == 0.0
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("models")
+    base = write_tiny_gguf(folder / "tiny.gguf")
+    return base, write_tiny_lora_gguf(base, folder / "tiny-lora.gguf")
+
+
+def test_llama_fim_builds_the_prompt_from_fim_ids(tiny: tuple[Path, Path]) -> None:
+    fim = LlamaFim(tiny[0], max_tokens=8, n_ctx=64)
+    ids = fim.tokens("def f():\n    <|fim_middle|>", "\n")
+    assert ids[0] == 1 and ids[-1] == 3 and ids.count(2) == 1
+    assert ids.count(3) == 1  # the literal marker in the file stayed text
+    text, latency = fim("def add(a, b):\n    ", "\n")
+    again, _ = fim("def add(a, b):\n    ", "\n")
+    assert text == again and text  # greedy: deterministic, and the tiny model never stops early
+    assert latency > 0
+    long = fim.tokens("x = 1\n" * 200, "y = 2\n" * 200)
+    assert len(long) <= 64 - 8 and long[0] == 1 and long[-1] == 3
+
+
+def test_a_model_without_fim_tokens_or_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="no GGUF at"):
+        LlamaFim(tmp_path / "missing.gguf")
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"GGUF not really")
+    with pytest.raises(ModelLoadError, match="cannot load"):
+        LlamaFim(junk)
+
+
+def rows_with_frontier() -> list[EvalRow]:
+    return [
+        EvalRow(
+            "r1", "def add(a, b):\n    ", "\n", "return a + b", "frontier", "gpt-x", "return a + b", 120.0
+        ),
+        EvalRow(
+            "r2", "def sub(a, b):\n    ", "\n", "return a - b", "frontier", "gpt-x", "return b - a", 300.0
+        ),
+        EvalRow("r3", "def mul(a, b):\n    ", "\n", "return a * b", "frontier", "gpt-x", "return a", 200.0),
+        EvalRow("r4", "function hi() {\n  ", "\n}\n", "console.log('hi');", "local", "tiny-1", "x", 5.0),
+    ]
+
+
+def oracle(rows: list[EvalRow]) -> ModelUnderTest:
+    golds = {(r.prefix, r.suffix): r.gold for r in rows}
+
+    def complete(prefix: str, suffix: str) -> tuple[str, float]:
+        return golds[(prefix, suffix)], 1.0
+
+    return ModelUnderTest("oracle", "distilled", complete, size_bytes=10)
+
+
+def silent(name: str = "silent") -> ModelUnderTest:
+    return ModelUnderTest(name, "base", lambda prefix, suffix: ("", 2.0), size_bytes=20)
+
+
+def test_evaluate_scores_models_and_the_frontier() -> None:
+    rows = rows_with_frontier()
+    report = evaluate(rows, [silent(), oracle(rows)])
+    front = report["models"]["frontier"]
+    assert front["rows"] == 3  # r4 was the local model's own suggestion
+    assert front["exact_match"] == pytest.approx(1 / 3)
+    assert front["accept_proxy"] == pytest.approx(2 / 3)  # "return a" is a prefix of r3's gold
+    assert front["latency_ms"]["p50"] == 200.0 and front["latency_ms"]["p95"] == pytest.approx(290.0)
+    assert front["recorded_models"] == {"gpt-x": 3}
+    best = report["models"]["oracle"]
+    assert (best["exact_match"], best["accept_proxy"], best["chrf"], best["empty_rate"]) == (1, 1, 100, 0)
+    assert best["rows"] == 4 and best["size_bytes"] == 10
+    assert report["models"]["silent"]["empty_rate"] == 1 and report["models"]["silent"]["chrf"] == 0
+    switch = report["switch"]
+    assert switch["ratio"] == pytest.approx(1.5)
+    assert "kept 150% as often as the frontier" in switch["verdict"]
+
+
+def test_evaluate_refuses_what_it_cannot_do() -> None:
+    rows = [r for r in rows_with_frontier() if r.source != "frontier"]
+    with pytest.raises(ConfigError, match="nothing to evaluate"):
+        evaluate(rows, [])
+    with pytest.raises(ConfigError, match="both called 'silent'"):
+        evaluate(rows, [silent(), silent()])
+    assert evaluate(rows, [silent()])["switch"]["ratio"] is None
+    with pytest.raises(ConfigError, match="needs sft rows with code"):
+        eval_rows([{"id": "x", "prompt": "p", "completion": "c"}])
+
+
+def test_report_with_real_llama_models(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    base, lora = tiny
+    rows = rows_with_frontier()
+    models = [
+        gguf_model("base", "base", base, max_tokens=8),
+        gguf_model("distilled", "distilled", base, adapter=lora, max_tokens=8),
+    ]
+    report, files = run_eval(rows, models, tmp_path / "eval")
+    assert set(report["models"]) == {"base", "distilled", "frontier"}
+    for name in ("base", "distilled"):
+        m = report["models"][name]
+        for key in ("exact_match", "accept_proxy", "chrf", "edit_similarity", "empty_rate"):
+            assert 0.0 <= m[key] <= (100.0 if key == "chrf" else 1.0)
+        assert m["latency_ms"]["measured"] == 4 and m["latency_ms"]["p95"] >= m["latency_ms"]["p50"] > 0
+    assert report["models"]["base"]["size_bytes"] == base.stat().st_size
+    assert report["models"]["distilled"]["size_bytes"] == base.stat().st_size + lora.stat().st_size
+    assert json.loads(files["json"].read_text()) == json.loads(json.dumps(report))
+    md = files["markdown"].read_text()
+    assert "| distilled | distilled |" in md and "Would the user have switched?" in md
+    assert "![metrics](metrics.png)" in md
+    assert files["metrics"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert files["latency"].stat().st_size > 1000
+    predictions = [json.loads(line) for line in files["predictions"].read_text().splitlines()]
+    assert len(predictions) == 4 * 2 + 3
+    # The adapter changes the model: its answers differ from the base's somewhere.
+    by_model: dict[str, list[str]] = {}
+    for p in predictions:
+        by_model.setdefault(p["model"], []).append(p["text"])
+    assert by_model["base"] != by_model["distilled"]
+
+
+def test_cli_eval_splits_the_store_and_reports(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    base, lora = tiny
+    home = tmp_path / "home"
+    fill_store(home)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        main,
+        ["eval", "--home", str(home), "--base", str(base), "--adapter", str(lora), "--out", str(out),
+         "--max-tokens", "4"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "eval.json").read_text())
+    test_rows = load_rows(out / "data")
+    assert report["rows"] == len(test_rows) >= 1
+    assert set(report["models"]) >= {"base", "distilled"}
+    assert (out / "report.md").exists()
+    bad = CliRunner().invoke(main, ["eval", "--home", str(home), "--base", str(tmp_path / "nope.gguf")])
+    assert bad.exit_code != 0 and "no GGUF at" in bad.output
+
+
+def test_eval_reads_a_split_export(tmp_path: Path) -> None:
+    db, _ = open_database(fill_store(tmp_path / "home"))
+    export(db, ExportOptions(format="parquet", split=True, test_fraction=0.5), tmp_path / "pq")
+    rows = eval_rows(load_rows(tmp_path / "pq"))
+    assert [r.gold for r in rows] == ["return a - b", "console.log('hi');", "return a ** 2"]
+    assert rows[2].suggestion == "return a * a" and rows[2].source == "frontier"
+    report: dict[str, Any] = evaluate(rows, [])
+    assert report["models"]["frontier"]["rows"] == 2
+    assert SUGGESTIONS  # the fixture the rows came from
