@@ -133,6 +133,10 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
     @server.feature(types.INITIALIZED)
     def initialized(ls: GoldiffServer, params: types.InitializedParams) -> None:
         ls.start_watcher()
+        # One `initialized` handler per server (pygls): the completion service's warm-up too.
+        completion = getattr(ls, "completion", None)
+        if completion is not None:
+            completion.prewarm()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(ls: GoldiffServer, params: types.DidChangeConfigurationParams) -> None:

@@ -500,8 +500,5 @@ def register(server: GoldiffServer) -> CompletionService:
     ) -> types.InlineCompletionList | None:
         return await service.inline_completion(params)
 
-    @server.feature(types.INITIALIZED)
-    def initialized(ls: GoldiffServer, params: types.InitializedParams) -> None:
-        service.prewarm()
-
+    # The model is warmed up from lsp.py's `initialized` handler (pygls allows only one).
     return service
