@@ -399,3 +399,67 @@ def eval_cmd(
         report, files = ev.run_eval(rows, models, out, frontier=not no_frontier, progress=progress)
     click.echo(report["switch"]["verdict"])
     click.echo(json.dumps({k: str(v) for k, v in files.items()}, indent=2))
+
+
+@main.command()
+@click.option(
+    "--repo",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A git repository. Default: Goldiff's own.",
+)
+@click.option(
+    "--commits", type=click.IntRange(min=2), help="Recent commits to use (default 16; 4 with --tiny)."
+)
+@click.option(
+    "--held-out", type=click.IntRange(min=1), help="The last commits, kept for evaluation (default 4)."
+)
+@click.option("--steps", type=click.IntRange(min=1), help="Fine-tuning steps on the gold (default 120).")
+@click.option(
+    "--base-model", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="GGUF to start from."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated developer.")
+@click.option(
+    "--tiny", is_flag=True, help="Test size: a tiny base model trained here, a few commits and steps."
+)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the demo's data here (default: a temporary folder, deleted after).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("goldiff-demo"),
+    show_default=True,
+    help="Where the report goes.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly
+def demo(
+    repo: Path | None,
+    commits: int | None,
+    held_out: int | None,
+    steps: int | None,
+    base_model: Path | None,
+    seed: int,
+    tiny: bool,
+    home: Path | None,
+    out: Path,
+    as_json: bool,
+) -> None:
+    """Replay a real history, distill the base model on its gold, evaluate on later commits."""
+    from rich.console import Console
+
+    from goldiff.demo import DemoConfig, run_demo, summary_lines
+
+    given = {"commits": commits, "held_out": held_out, "steps": steps, "base_model": base_model}
+    changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    changes.update(repo=repo, seed=seed)
+    config = DemoConfig.for_tests(**changes) if tiny else DemoConfig(**changes)
+    console = Console(stderr=True)
+    result = run_demo(config, home, out, say=lambda text: console.print(text, highlight=False))
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, sort_keys=True, default=str))
+    else:
+        for line in summary_lines(result):
+            click.echo(line)

@@ -79,6 +79,9 @@ class ReplayOptions:
     # False: the server keeps the wall clock.
     logical_clock: bool = True
     commit_seconds: float = 30.0  # simulated time between the last save and the commit
+    # A hunk longer than this (code points) is typed up to here and the rest pasted in one
+    # change, as developers paste or generate long blocks; None types everything.
+    paste_over: int | None = None
 
 
 @dataclass
@@ -90,6 +93,7 @@ class ReplayResult:
     keystrokes: int = 0
     chars_typed: int = 0
     chars_accepted: int = 0  # inserted by accepting (all or part of) a suggestion
+    chars_pasted: int = 0  # inserted by pasting the rest of a long hunk (see paste_over)
     requests: int = 0  # inline completion requests sent
     suggestions: int = 0  # non-empty suggestions shown
     accepted: int = 0
@@ -460,8 +464,14 @@ class _Session:
         last_key = ""
         since_yield = 0
         offered = self.result.completions_offered
+        limit = self.options.paste_over
         while pos < len(text):
             if self.stop.is_set():
+                return
+            if limit is not None and pos >= limit:
+                buf.replace(cursor, cursor, text[pos:])  # paste the rest of a long block
+                self.result.chars_pasted += len(text) - pos
+                self.pause(dev.reading_pause())
                 return
             if offered:
                 line_before = buf.text[buf.text.rfind("\n", 0, cursor) + 1 : cursor]
