@@ -1,0 +1,348 @@
+"""Training data: fill-in-the-middle pretraining windows and SFT rows, as token ids.
+
+Two kinds of data feed `train.py`. *Corpus* text is cut into segments at line boundaries,
+a configurable fraction of them rearranged in PSM order
+(``<|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|> middle``), tokenised once and
+packed into a flat uint16 file that training reads through a memmap, so an epoch costs no
+tokenisation. *SFT rows* are a user's exported gold (``prompt``/``completion`` plus the raw
+``prefix``/``suffix``): each becomes exactly the prompt the local source sends at serving
+time, ``[fim_pre] + tok(prefix) + [fim_suf] + tok(suffix) + [fim_mid]``, followed by the
+completion, with the loss on the completion only. Every random choice (FIM cuts, window
+offsets, row order) is derived from the seed and the step, so a resumed run sees exactly the
+batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from goldiff.errors import ConfigError, NotEnoughDataError
+
+SPECIAL_TOKENS = ("<|endoftext|>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|fim_pad|>")
+IGNORE_INDEX = -100  # the label value torch's cross-entropy skips
+
+SEGMENT_CHARS = 3000  # ~800 tokens: a segment and its FIM rearrangement fit one window
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    eos: int
+    fim_prefix: int
+    fim_suffix: int
+    fim_middle: int
+
+    @classmethod
+    def of(cls, tokenizer: Any) -> SpecialIds:
+        ids = [tokenizer.token_to_id(t) for t in SPECIAL_TOKENS[:4]]
+        if any(i is None for i in ids):
+            raise ConfigError(
+                "The tokenizer lacks Goldiff's special tokens "
+                f"({', '.join(SPECIAL_TOKENS[:4])}); train it with goldiff's tokenizer module."
+            )
+        return cls(*ids)
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    """A `tokenizers.Tokenizer` that never turns text like ``<|fim_prefix|>`` into a control
+    token: code that mentions the tokens (this file does) must stay plain text."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.encode_special_tokens = True
+    return tokenizer
+
+
+# --------------------------------------------------------------------------- corpus packing
+
+
+def split_segments(text: str, max_chars: int = SEGMENT_CHARS) -> list[str]:
+    """Cut a document at line boundaries into pieces of at most ~max_chars."""
+    segments: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in text.splitlines(keepends=True):
+        if size + len(line) > max_chars and current:
+            segments.append("".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line)
+    if current:
+        segments.append("".join(current))
+    return segments
+
+
+def fim_split(segment: str, rng: random.Random) -> tuple[str, str, str]:
+    """Choose the middle the way an editor's cursor does: mostly the rest of a line or a few
+    lines, sometimes an arbitrary span.
+
+    The start is where a cursor rests when a suggestion is asked for: usually right after
+    a space, bracket, dot or line start (70%), sometimes inside an identifier being typed.
+    Uniformly random starts (the first default model's recipe) teach the model that a middle
+    mostly begins with the tail of a broken word, and it then opens every completion with a
+    stray letter.
+    """
+    start = rng.randrange(len(segment) + 1)
+    if rng.random() < 0.7:
+        while 0 < start < len(segment) and (segment[start - 1].isalnum() or segment[start - 1] == "_"):
+            start -= 1
+    kind = rng.random()
+    if kind < 0.5:  # the rest of the current line, newline included
+        nl = segment.find("\n", start)
+        end = len(segment) if nl < 0 else nl + 1
+    elif kind < 0.8:  # one to five whole lines
+        end = start
+        for _ in range(rng.randint(1, 5)):
+            nl = segment.find("\n", end)
+            end = len(segment) if nl < 0 else nl + 1
+    else:  # any span up to 512 characters
+        end = min(len(segment), start + rng.randint(0, 512))
+    return segment[:start], segment[start:end], segment[end:]
+
+
+def encode_documents(
+    texts: list[str], tokenizer: Any, fim_rate: float, rng: random.Random
+) -> list[int]:
+    """Token ids for a batch of documents, each followed by <|endoftext|>."""
+    special = SpecialIds.of(tokenizer)
+    # Build a plan of pieces first, then tokenise every piece in one parallel call.
+    plan: list[list[int | str]] = []
+    for text in texts:
+        doc: list[int | str] = []
+        for segment in split_segments(text):
+            if rng.random() < fim_rate:
+                prefix, middle, suffix = fim_split(segment, rng)
+                doc += [special.fim_prefix, prefix, special.fim_suffix, suffix]
+                doc += [special.fim_middle, middle, special.eos]
+            else:
+                doc.append(segment)
+        if not doc or doc[-1] != special.eos:
+            doc.append(special.eos)
+        plan.append(doc)
+    pieces = [p for doc in plan for p in doc if isinstance(p, str)]
+    encoded = iter(tokenizer.encode_batch(pieces, add_special_tokens=False))
+    ids: list[int] = []
+    for doc in plan:
+        for p in doc:
+            if isinstance(p, str):
+                ids.extend(next(encoded).ids)
+            else:
+                ids.append(p)
+    return ids
+
+
+def pack_corpus(
+    documents: Iterable[tuple[str, str]],
+    tokenizer: Any,
+    out_dir: Path,
+    fim_rate: float,
+    seed: int,
+    max_bytes: int | None = None,
+    batch_docs: int = 512,
+) -> dict[str, Any]:
+    """Tokenise ``(split, text)`` documents into ``train.bin`` / ``val.bin`` (uint16).
+
+    Returns (and writes to ``meta.json``) the token counts, which the model card reports.
+    """
+    if tokenizer.get_vocab_size() > 65536:
+        raise ConfigError("pack_corpus stores uint16 ids; use a tokenizer of at most 65536 tokens.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    counts = {"train": 0, "val": 0}
+    docs = {"train": 0, "val": 0}
+    files = {s: (out_dir / f"{s}.bin.tmp").open("wb") for s in counts}
+    pending: dict[str, list[str]] = {"train": [], "val": []}
+    seen_bytes = 0
+
+    def flush(split: str) -> None:
+        if pending[split]:
+            ids = encode_documents(pending[split], tokenizer, fim_rate, rng)
+            np.asarray(ids, dtype=np.uint16).tofile(files[split])
+            counts[split] += len(ids)
+            pending[split] = []
+
+    try:
+        for split, text in documents:
+            if max_bytes is not None and seen_bytes >= max_bytes:
+                break
+            seen_bytes += len(text)
+            pending[split].append(text)
+            docs[split] += 1
+            if len(pending[split]) >= batch_docs:
+                flush(split)
+        for split in counts:
+            flush(split)
+    finally:
+        for f in files.values():
+            f.close()
+    for split in counts:
+        (out_dir / f"{split}.bin.tmp").replace(out_dir / f"{split}.bin")
+    meta = {
+        "tokens": counts,
+        "documents": docs,
+        "bytes": seen_bytes,
+        "fim_rate": fim_rate,
+        "seed": seed,
+        "vocab_size": tokenizer.get_vocab_size(),
+    }
+    (out_dir / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return meta
+
+
+def iter_manifest_documents(manifest: Any) -> Iterator[tuple[str, str]]:
+    """``(split, text)`` for every file of a `corpus.Manifest`, train files first."""
+    for split in ("train", "val"):
+        for path in manifest.iter_files(split):
+            yield split, path.read_text(encoding="utf-8")
+
+
+def iter_jsonl_documents(path: Path) -> Iterator[tuple[str, str]]:
+    """``(split, text)`` from a JSONL bundle (one ``{"split", "text"}`` per line; ``.xz`` ok)."""
+    import lzma
+
+    opener: Any = lzma.open if path.suffix == ".xz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            yield row["split"], row["text"]
+
+
+class TokenWindows:
+    """Random windows of ``seq_len + 1`` tokens from a packed split, chosen by (seed, step)."""
+
+    def __init__(self, path: Path, seq_len: int, *, split: str, needed: int = 1) -> None:
+        self.tokens = np.memmap(path, dtype=np.uint16, mode="r") if path.stat().st_size else None
+        self.seq_len = seq_len
+        available = 0 if self.tokens is None else len(self.tokens)
+        minimum = (seq_len + 1) * needed
+        if available < minimum:
+            raise NotEnoughDataError(
+                f"The {split} split has {available} tokens; at least {minimum} are needed "
+                f"({needed} window(s) of seq_len+1={seq_len + 1}). Add more code to the corpus "
+                "(raise corpus_max_bytes) or lower seq_len."
+            )
+
+    def __len__(self) -> int:
+        return 0 if self.tokens is None else len(self.tokens)
+
+    def batch(self, batch_size: int, seed: int, step: int, micro: int = 0) -> dict[str, torch.Tensor]:
+        assert self.tokens is not None
+        g = torch.Generator().manual_seed(_mix(seed, step, micro))
+        high = len(self.tokens) - self.seq_len - 1
+        offsets = torch.randint(0, high + 1, (batch_size,), generator=g).tolist()
+        rows = np.stack([self.tokens[o : o + self.seq_len + 1] for o in offsets]).astype(np.int64)
+        data = torch.from_numpy(rows)
+        return {"input_ids": data[:, :-1], "labels": data[:, 1:]}
+
+
+def _mix(*parts: int) -> int:
+    """A 63-bit seed from several integers, stable across processes and Python versions."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+# --------------------------------------------------------------------------- SFT rows
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of an export: JSONL (``.jsonl``) or Parquet (``.parquet``)."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_table(path).to_pylist())
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise ConfigError(f"{path}:{n} is not valid JSON ({e}); is it an export?") from e
+    return rows
+
+
+def encode_sft_row(
+    row: dict[str, Any], tokenizer: Any, seq_len: int
+) -> tuple[list[int], list[int]]:
+    """(input ids, labels) of one SFT row: the serving-time FIM prompt, then the completion.
+
+    Labels are IGNORE_INDEX on the prompt, so only the completion (and the closing
+    <|endoftext|>, which teaches the model where to stop) carry loss. Long contexts keep the
+    text nearest the cursor: the prefix is cut on the left, the suffix on the right.
+    """
+    if "completion" not in row:
+        raise ConfigError(
+            "An SFT row needs 'completion' (and 'prefix'/'suffix' or 'prompt'); "
+            "export with `goldiff export --format sft`."
+        )
+    special = SpecialIds.of(tokenizer)
+    prefix = row.get("prefix")
+    suffix = row.get("suffix") or ""
+    if prefix is None:
+        prefix = row.get("prompt") or ""
+    completion = tokenizer.encode(row["completion"], add_special_tokens=False).ids + [special.eos]
+    completion = completion[: max(1, seq_len // 2)]
+    pre = tokenizer.encode(prefix, add_special_tokens=False).ids
+    suf = tokenizer.encode(suffix, add_special_tokens=False).ids
+    budget = seq_len + 1 - len(completion) - 3
+    suf = suf[: budget // 4]  # the suffix matters less than the text before the cursor
+    pre = pre[max(0, len(pre) - (budget - len(suf))) :]
+    prompt = [special.fim_prefix, *pre, special.fim_suffix, *suf, special.fim_middle]
+    ids = prompt + completion
+    labels = [IGNORE_INDEX] * len(prompt) + completion
+    return ids, labels
+
+
+class SFTRows:
+    """Encoded SFT rows and padded batches of them, chosen by (seed, step)."""
+
+    def __init__(self, encoded: list[tuple[list[int], list[int]]], pad_id: int) -> None:
+        self.encoded = encoded
+        self.pad_id = pad_id
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def batch(self, batch_size: int, seed: int, step: int, micro: int = 0) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(_mix(seed, step, micro))
+        picks = torch.randint(0, len(self.encoded), (batch_size,), generator=g).tolist()
+        return self.collate([self.encoded[i] for i in picks])
+
+    def collate(self, items: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
+        # Inputs and labels are shifted here (labels[t] is the token after inputs[t]), the
+        # same convention as TokenWindows, so train.py computes one kind of loss.
+        width = max(len(ids) for ids, _ in items) - 1
+        inputs = torch.full((len(items), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(items), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(items), width), dtype=torch.long)
+        for i, (ids, lab) in enumerate(items):
+            n = len(ids) - 1
+            inputs[i, :n] = torch.tensor(ids[:-1])
+            labels[i, :n] = torch.tensor(lab[1:])
+            mask[i, :n] = 1
+        return {"input_ids": inputs, "labels": labels, "attention_mask": mask}
+
+
+def split_rows(
+    rows: list[dict[str, Any]], val_fraction: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Hold out rows by a hash of their stable id (or content), so the split is repeatable.
+
+    The export already splits by time for evaluation; this split only watches overfitting.
+    """
+    train, val = [], []
+    for row in rows:
+        key = str(row.get("id") or json.dumps(row, sort_keys=True))
+        digest = int.from_bytes(hashlib.sha1(key.encode()).digest()[:4], "big") / 2**32
+        (val if digest < val_fraction else train).append(row)
+    if not val and len(train) > 1:
+        val.append(train.pop())
+    return train, val

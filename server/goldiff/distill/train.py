@@ -1,0 +1,413 @@
+"""Training loop: pretrain from scratch on FIM code, or fine-tune (full or LoRA) on gold.
+
+One function, `train`, reads top to bottom as nanoGPT's train.py does: set up devices and
+seeds, load data, build or load the model, optionally wrap it in LoRA, build the optimizer,
+resume from the last checkpoint if there is one, then loop: learning-rate schedule, gradient
+accumulation, clipping, a step, a progress bar with loss and tokens/s, periodic validation and
+checkpoints. It runs under `accelerate launch` unchanged (each process draws different
+micro-batches and gradients are averaged), and on a single CPU without any accelerate
+configuration. Checkpoints (model, optimizer, step, RNG state) are written atomically every
+``checkpoint_interval`` steps and when the run is stopped by SIGTERM or Ctrl-C, and a run
+started again in the same folder continues exactly where it left off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from goldiff.distill import data as data_mod
+from goldiff.distill.config import TrainConfig
+from goldiff.distill.model import build_model, count_parameters, load_model
+from goldiff.errors import ConfigError, NotEnoughDataError
+
+CHECKPOINT = "checkpoint.pt"
+FINAL = "final"
+
+
+@dataclass
+class TrainResult:
+    out_dir: str
+    final_dir: str | None  # None when the run was interrupted before the end
+    steps: int
+    tokens_seen: int
+    train_loss: float
+    val_loss: float | None
+    elapsed_s: float
+    tokens_per_s: float
+    parameters: int
+    trainable_parameters: int
+    interrupted: bool
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    corpus_dir: str | Path | None = None,
+    sft_path: str | Path | None = None,
+    tokenizer_path: str | Path | None = None,
+    progress: bool = True,
+    on_checkpoint: Callable[[Any, int], None] | None = None,
+) -> TrainResult:
+    """Train per ``config`` into ``out_dir``; resume if ``out_dir`` holds a checkpoint.
+
+    Exactly one of ``corpus_dir`` (packed ``train.bin``/``val.bin`` from
+    `data.pack_corpus`) and ``sft_path`` (an export's JSONL or Parquet rows, which needs
+    ``tokenizer_path``) says what to train on.
+    """
+    from accelerate import Accelerator
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if (corpus_dir is None) == (sft_path is None):
+        raise ConfigError("Train on either a packed corpus (corpus_dir) or SFT rows (sft_path).")
+
+    # ---- devices, precision and seeds
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    use_cuda = torch.cuda.is_available()
+    precision = config.dtype if config.dtype != "auto" else ("bf16" if use_cuda else "fp32")
+    if precision not in ("fp32", "bf16"):
+        raise ConfigError(f"dtype must be auto, fp32 or bf16, not {config.dtype!r}.")
+    accelerator = Accelerator(
+        mixed_precision="bf16" if precision == "bf16" else "no", cpu=not use_cuda
+    )
+    rank, world = accelerator.process_index, accelerator.num_processes
+    _seed_everything(config.seed)
+    if use_cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    # ---- data
+    batches: Any
+    val_batches: Any
+    if corpus_dir is not None:
+        corpus = Path(corpus_dir)
+        batches = data_mod.TokenWindows(
+            corpus / "train.bin", config.seq_len, split="train", needed=config.batch_size
+        )
+        val_batches = data_mod.TokenWindows(corpus / "val.bin", config.seq_len, split="val")
+    else:
+        if tokenizer_path is None:
+            raise ConfigError("Training on SFT rows needs the tokenizer (tokenizer_path).")
+        tokenizer = data_mod.load_tokenizer(tokenizer_path)
+        rows = data_mod.read_rows(Path(sft_path))  # type: ignore[arg-type]
+        if len(rows) < config.min_rows:
+            raise NotEnoughDataError(
+                f"{sft_path} holds {len(rows)} SFT row(s); at least {config.min_rows} are needed "
+                "to train. Keep using Goldiff (or replay a repository's history with "
+                "`goldiff replay`) and export again."
+            )
+        train_rows, val_rows = data_mod.split_rows(rows, config.val_fraction)
+        eos = data_mod.SpecialIds.of(tokenizer).eos
+        batches = data_mod.SFTRows(
+            [data_mod.encode_sft_row(r, tokenizer, config.seq_len) for r in train_rows], eos
+        )
+        val_batches = data_mod.SFTRows(
+            [data_mod.encode_sft_row(r, tokenizer, config.seq_len) for r in val_rows], eos
+        )
+
+    # ---- model
+    if config.init_from:
+        model = load_model(config.init_from)
+    else:
+        model = build_model(config)
+    vocab = model.config.vocab_size
+    if config.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=config.lora_dropout,
+                target_modules=list(config.lora_targets),
+                task_type="CAUSAL_LM",
+            ),
+        )
+    parameters = count_parameters(model)
+    trainable = count_parameters(model, trainable_only=True)
+
+    # ---- optimizer: decay matrices only; norms, biases and (tied) embeddings' scale stay free
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.learning_rate,
+        betas=(config.beta1, config.beta2),
+        fused=use_cuda,
+    )
+
+    # ---- resume
+    start_step, tokens_seen, max_steps = 0, 0, config.max_steps
+    checkpoint_path = out / CHECKPOINT
+    if checkpoint_path.is_file():
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"], strict=not config.lora)
+        optimizer.load_state_dict(state["optimizer"])
+        start_step, tokens_seen = state["step"], state["tokens_seen"]
+        max_steps = state.get("max_steps", max_steps)
+        _set_rng_state(state["rng"])
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if config.compile:
+        model = torch.compile(model)
+
+    # ---- stop cleanly on SIGTERM / Ctrl-C: finish the step, write a checkpoint, return
+    stop = {"requested": False}
+    with _stop_signals(stop):
+        bar = _progress_bar(progress and accelerator.is_main_process, start_step, max_steps)
+        started = time.perf_counter()
+        window_start, window_tokens = started, 0
+        train_loss, val_loss = math.nan, None
+        # Steps after which a time budget fixes max_steps: once early, once when warm.
+        calibrate_at = (start_step + 10, start_step + 110)
+        step = start_step
+        while step < max_steps:
+            lr = _learning_rate(config, step, max_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            model.train()
+            loss_sum = 0.0
+            for micro in range(config.grad_accum):
+                batch = batches.batch(
+                    config.batch_size, config.seed, step, micro * world + rank
+                )
+                batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+                sync = micro == config.grad_accum - 1
+                with contextlib.nullcontext() if sync else accelerator.no_sync(model):
+                    loss = _loss(model, batch, vocab) / config.grad_accum
+                    accelerator.backward(loss)
+                loss_sum += loss.item()
+                window_tokens += int(batch["input_ids"].numel()) * world
+            if config.grad_clip:
+                accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            train_loss = loss_sum
+            tokens_seen += config.tokens_per_step * world
+
+            if config.time_budget_s and step in calibrate_at:
+                # Fit the run (and its cosine schedule) to the wall time it was given.
+                per_step = (time.perf_counter() - started) / (step - start_step)
+                fitted = start_step + int(config.time_budget_s / per_step * 0.97)
+                max_steps = max(step + 1, min(config.max_steps, fitted))
+                if bar is not None:
+                    bar.total = max_steps
+            if step % config.log_interval == 0 or step == max_steps:
+                now = time.perf_counter()
+                rate = window_tokens / max(now - window_start, 1e-9)
+                window_start, window_tokens = now, 0
+                if bar is not None:
+                    bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{rate:,.0f}", lr=f"{lr:.2e}")
+            if bar is not None:
+                bar.update(1)
+            if step % config.eval_interval == 0 or step == max_steps:
+                val_loss = _evaluate(model, val_batches, config, vocab, accelerator.device)
+                _log(out, accelerator, step=step, train_loss=train_loss, val_loss=val_loss,
+                     tokens_seen=tokens_seen, elapsed_s=time.perf_counter() - started)
+            if stop["requested"] or step % config.checkpoint_interval == 0 or step == max_steps:
+                _save_checkpoint(out, accelerator, model, optimizer, config,
+                                 step=step, tokens_seen=tokens_seen, max_steps=max_steps)
+                if on_checkpoint is not None and accelerator.is_main_process:
+                    on_checkpoint(accelerator.unwrap_model(model), step)
+            if stop["requested"]:
+                break
+        if bar is not None:
+            bar.close()
+
+    elapsed = time.perf_counter() - started
+    interrupted = step < max_steps
+    final_dir = None
+    if not interrupted and accelerator.is_main_process:
+        final_dir = str(_save_final(out, accelerator.unwrap_model(model), config, tokenizer_path))
+    result = TrainResult(
+        out_dir=str(out),
+        final_dir=final_dir,
+        steps=step,
+        tokens_seen=tokens_seen,
+        train_loss=train_loss,
+        val_loss=val_loss,
+        elapsed_s=elapsed,
+        tokens_per_s=(step - start_step) * config.tokens_per_step * world / max(elapsed, 1e-9),
+        parameters=parameters,
+        trainable_parameters=trainable,
+        interrupted=interrupted,
+    )
+    if accelerator.is_main_process:
+        (out / "result.json").write_text(json.dumps(asdict(result), indent=1) + "\n")
+    return result
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def _loss(model: Any, batch: dict[str, torch.Tensor], vocab: int) -> torch.Tensor:
+    """Mean cross-entropy over labelled positions (labels are already shifted)."""
+    logits = model(
+        input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")
+    ).logits
+    return F.cross_entropy(
+        logits.float().reshape(-1, vocab),
+        batch["labels"].reshape(-1),
+        ignore_index=data_mod.IGNORE_INDEX,
+    )
+
+
+def _learning_rate(config: TrainConfig, step: int, max_steps: int) -> float:
+    """Linear warmup, then cosine decay to min_lr_ratio of the peak at max_steps."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    span = max(1, max_steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    floor = config.learning_rate * config.min_lr_ratio
+    return floor + 0.5 * (1 + math.cos(math.pi * progress)) * (config.learning_rate - floor)
+
+
+@torch.no_grad()
+def _evaluate(
+    model: Any, val_batches: Any, config: TrainConfig, vocab: int, device: torch.device
+) -> float | None:
+    if len(val_batches) == 0:
+        return None
+    model.eval()
+    losses = []
+    for i in range(config.eval_batches):
+        # A fixed set of validation batches (step -1), so successive losses compare.
+        batch = val_batches.batch(config.batch_size, config.seed, -1, i)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        losses.append(_loss(model, batch, vocab).item())
+    model.train()
+    return float(np.mean(losses))
+
+
+def evaluate_loss(
+    model: Any, val_batches: Any, config: TrainConfig, device: str = "cpu"
+) -> float | None:
+    """Validation loss of a trained model on the same fixed batches training reports."""
+    return _evaluate(model, val_batches, config, model.config.vocab_size, torch.device(device))
+
+
+def _save_checkpoint(
+    out: Path,
+    accelerator: Any,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    **progress: int,
+) -> None:
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return
+    unwrapped = accelerator.unwrap_model(model)
+    state_dict = unwrapped.state_dict()
+    if config.lora:  # the frozen base comes from init_from; keep the checkpoint small
+        trainable = {n for n, p in unwrapped.named_parameters() if p.requires_grad}
+        state_dict = {k: v for k, v in state_dict.items() if k in trainable}
+    state = {
+        "model": state_dict,
+        "optimizer": optimizer.state_dict(),
+        "rng": _get_rng_state(),
+        "config": config.to_dict(),
+        **progress,
+    }
+    # Write then rename: a kill mid-write leaves the previous checkpoint intact.
+    tmp = out / (CHECKPOINT + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, out / CHECKPOINT)
+
+
+def _save_final(
+    out: Path, model: Any, config: TrainConfig, tokenizer_path: str | Path | None
+) -> Path:
+    final = out / FINAL
+    tmp = out / (FINAL + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)  # a LoRA run saves only its adapter (peft's format)
+    if tokenizer_path is not None:
+        shutil.copy(tokenizer_path, tmp / "tokenizer.json")
+    (tmp / "goldiff_train.json").write_text(json.dumps(config.to_dict(), indent=1) + "\n")
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+def _log(out: Path, accelerator: Any, **fields: Any) -> None:
+    if accelerator.is_main_process:
+        with (out / "log.jsonl").open("a") as f:
+            f.write(json.dumps(fields) + "\n")
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _get_rng_state() -> dict[str, Any]:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _progress_bar(enabled: bool, start: int, total: int) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+
+
+@contextlib.contextmanager
+def _stop_signals(stop: dict[str, bool]) -> Iterator[None]:
+    """Turn the first SIGTERM/SIGINT into a polite stop; a second one interrupts at once."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
