@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from goldiff.cli import main
 from goldiff.demo import DemoConfig, run_demo, summary_lines
 
