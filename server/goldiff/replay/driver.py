@@ -82,6 +82,7 @@ class ReplayOptions:
     # A hunk longer than this (code points) is typed up to here and the rest pasted in one
     # change, as developers paste or generate long blocks; None types everything.
     paste_over: int | None = None
+    ask_completions: bool = True  # False: only type (capture), never request a completion
 
 
 @dataclass
@@ -310,7 +311,9 @@ class _Session:
                 )
             )
         )
-        self.result.completions_offered = bool(init.capabilities.inline_completion_provider)
+        self.result.completions_offered = self.options.ask_completions and bool(
+            init.capabilities.inline_completion_provider
+        )
         commands = init.capabilities.execute_command_provider
         self._clock_follows = self.options.logical_clock and ADVANCE_CLOCK in (
             commands.commands if commands else []
