@@ -7,6 +7,7 @@ what an editor holds, byte for byte.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sys
@@ -84,10 +85,11 @@ async def goldiff_client(
     workspace: Path | None = None,
     options: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
+    server_args: list[str] | None = None,
 ) -> AsyncIterator[LanguageClient]:
     """A client talking to a fresh `goldiff serve` with capture enabled by default."""
     config = ClientServerConfig(
-        server_command=[sys.executable, "-m", "goldiff", "serve"],
+        server_command=[sys.executable, "-m", "goldiff", "serve", *(server_args or [])],
         server_env=env or server_env(home),
     )
     client = await config.start()
@@ -106,5 +108,19 @@ async def goldiff_client(
     try:
         yield client
     finally:
+        server = client._server
+        if server is not None and server.returncode is None:
+            try:
+                await asyncio.wait_for(client.shutdown_session(), 30)
+            except Exception:
+                server.kill()
         with contextlib.suppress(Exception):
-            await client.shutdown_session()
+            await asyncio.wait_for(client.stop(), 10)
+
+
+def send_raw(client: LanguageClient, message: dict[str, Any] | bytes) -> None:
+    """Write a message to the server exactly as given, bypassing the client's typing."""
+    import json
+
+    body = message if isinstance(message, bytes) else json.dumps(message).encode()
+    client.protocol.writer.write(f"Content-Length: {len(body)}\r\n\r\n".encode() + body)

@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from goldiff import audit
 from goldiff.errors import StoreError
 from goldiff.migrations import MIGRATIONS
@@ -136,13 +135,15 @@ def test_write_failure_is_reported_once_and_retried(tmp_path: Path) -> None:
     # Make the database refuse growth, as a full disk does.
     page_count = store.db.execute("PRAGMA page_count").fetchone()[0]
     store.db.execute(f"PRAGMA max_page_count={page_count}")
-    for i in range(2000):
-        store.record_edit(EditRecord("d", "change", i + 2, 0.0, 0.0, offset=i, inserted="x\n"[i % 2]))
-    assert not store.flush(timeout=3)
+    expected = ""
+    for i in range(400):  # prepending: no typing run, one row per edit
+        store.record_edit(EditRecord("d", "change", i + 2, 0.0, 0.0, offset=0, inserted="xy"[i % 2]))
+        expected = "xy"[i % 2] + expected
+    assert not store.flush(timeout=10)
     assert len(errors) == 1 and "disk is full" in errors[0]
     store.db.execute("PRAGMA max_page_count=1073741823")
-    assert store.flush(timeout=10)
-    assert audit.rebuild(store.reader(), "file:///f.py").text == "x\n" * 1000
+    assert store.flush(timeout=60)
+    assert audit.rebuild(store.reader(), "file:///f.py").text == expected
     store.close()
 
 

@@ -6,8 +6,18 @@ model through llama.cpp. This package is the language server, the trace store an
 command line; the public API is the store and the errors a caller may need to catch.
 """
 
+from typing import Any
+
 from goldiff.errors import GoldiffError
-from goldiff.store import TraceStore
 
 __version__ = "0.1.0"
 __all__ = ["GoldiffError", "TraceStore", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported lazily: `goldiff serve` decides what may load before the store does.
+    if name == "TraceStore":
+        from goldiff.store import TraceStore
+
+        return TraceStore
+    raise AttributeError(name)

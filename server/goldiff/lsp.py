@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import resource
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +53,8 @@ class GoldiffServer(LanguageServer):
         self.outcomes: OutcomeTracker | None = None  # set by goldiff.outcomes.register
         self._closed = False
         self.watcher: WorkspaceWatcher | None = None
+        # Handling time of recent didChange notifications, for `goldiff.serverStats`.
+        self.change_timings: deque[float] = deque(maxlen=100_000)
 
     def start_watcher(self) -> None:
         """Watch the workspace for changes other programs make (once capture is on)."""
@@ -150,8 +155,10 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: GoldiffServer, params: types.DidChangeTextDocumentParams) -> None:
+        started = time.perf_counter()
         doc = params.text_document
         ls.recorder.change(doc.uri, doc.version, list(params.content_changes))
+        ls.change_timings.append(time.perf_counter() - started)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=True))
     def did_save(ls: GoldiffServer, params: types.DidSaveTextDocumentParams) -> None:
@@ -196,6 +203,22 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
             "home": str(ls.home),
         }
 
+    @server.command("goldiff.serverStats")
+    def server_stats(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        """How the server itself is doing: handling times, queue depth, memory."""
+        timings = sorted(ls.change_timings)
+
+        def pct(p: float) -> float | None:
+            return timings[min(len(timings) - 1, int(p * len(timings)))] * 1000 if timings else None
+
+        return {
+            "didChangeCount": len(timings),
+            "didChangeP50Ms": pct(0.50),
+            "didChangeP99Ms": pct(0.99),
+            "queueDepth": ls.store.queue_depth(),
+            "peakRssKb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        }
+
     @server.command("goldiff.forget")
     def forget(ls: GoldiffServer, *args: Any) -> dict[str, int]:
         workspace = _command_args(args, protocol.ForgetArgs).workspace if args else None
@@ -222,9 +245,11 @@ def serve(home: str | None = None, tcp: tuple[str, int] | None = None) -> None:
     server = build_server(resolve_home(home))
 
     def on_sigterm(signum: int, frame: Any) -> None:
-        # SIGTERM from an editor closing: write everything down before going.
+        # SIGTERM from an editor closing: write everything down, then go at once. A normal
+        # exit would wait forever on the thread blocked reading the client's stdin.
         server.close_store()
-        raise SystemExit(0)
+        logging.shutdown()
+        os._exit(0)
 
     signal.signal(signal.SIGTERM, on_sigterm)
     try:

@@ -195,3 +195,17 @@ def schema_version(db: sqlite_utils.Database) -> int:
     if "_migrations" not in db.table_names():
         return 0
     return db["_migrations"].count
+
+
+def schema_markdown() -> str:
+    """The schema of a fresh store as a markdown list (the README's schema section)."""
+    db = sqlite_utils.Database(memory=True)
+    migrate(db)
+    lines = []
+    for name in db.table_names():
+        if name.startswith("_"):
+            continue
+        table = db.table(name)
+        cols = ", ".join(f"`{c.name}` {c.type.lower() or 'any'}" for c in table.columns)
+        lines.append(f"- **{name}**: {cols}")
+    return "\n".join(lines) + "\n"

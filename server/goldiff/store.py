@@ -50,6 +50,21 @@ BUSY_TIMEOUT_MS = 30_000
 RETRY_LIMIT_ROWS = 200_000  # rows kept in memory while the disk refuses writes
 
 
+def clean_text(text: str) -> str:
+    """Lone surrogates (which no editor should send, but a client can) become U+FFFD.
+
+    SQLite stores UTF-8 only; one bad character must not make a whole batch unwritable.
+    Code-point length is kept, so offsets stay valid.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return text
+
+
 def content_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
@@ -76,6 +91,7 @@ class _Doc:
     text: str = ""
     seq: int = 0
     since_snapshot: int = 0
+    open_row: dict[str, Any] | None = None  # the last row, still growing by typing
 
 
 @dataclass
@@ -149,6 +165,28 @@ def _check_file(path: Path) -> str | None:
     if rows != [("ok",)]:
         return "; ".join(str(r[0]) for r in rows[:3])
     return None
+
+
+SCAN_MARGIN = 256  # characters scanned for secrets either side of an edit, on its lines
+
+
+def _scan_window(text: str, start: int, end: int) -> tuple[int, int]:
+    """The lines an edit touched, cut to a margin around it on very long lines.
+
+    The cut is moved out to the nearest whitespace so a secret is never split in two.
+    """
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end == -1 else line_end
+    if start - line_start > SCAN_MARGIN:
+        cut = start - SCAN_MARGIN
+        space = max(text.rfind(" ", line_start, cut), text.rfind("\t", line_start, cut))
+        line_start = space + 1 if space != -1 else line_start
+    if line_end - end > SCAN_MARGIN:
+        cut = end + SCAN_MARGIN
+        spaces = [i for i in (text.find(" ", cut, line_end), text.find("\t", cut, line_end)) if i != -1]
+        line_end = min(spaces) if spaces else line_end
+    return line_start, line_end
 
 
 def _insert_many(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]], *, upsert: bool) -> None:
@@ -297,6 +335,7 @@ class TraceStore:
                 item = self._queue.get(timeout=1.0 if self._pending_retry else None)
             except queue.Empty:
                 item = None
+            retrying = self._pending_retry is not None
             batch = self._pending_retry or _Batch()
             self._pending_retry = None
             waiters: list[threading.Event] = []
@@ -313,7 +352,10 @@ class TraceStore:
                     deadline = 0.0
                 else:
                     self._apply(batch, item)
-                if stop or batch.count >= BATCH_MAX_ROWS:
+                # While the disk refuses writes, keep taking records (and flush requests)
+                # into the waiting batch rather than retrying once per record.
+                limit = RETRY_LIMIT_ROWS if retrying else BATCH_MAX_ROWS
+                if stop or batch.count >= limit:
                     break
                 remaining = deadline - time.monotonic()
                 try:
@@ -337,7 +379,10 @@ class TraceStore:
         op, table, *rest = item
         # Redaction runs here, on the writer thread, to keep it off the editor's path.
         fields: tuple[str, ...] = rest[-1] if len(rest) > (2 if op == "update" else 1) else ()
-        values = dict(rest[1] if op == "update" else rest[0])
+        values = {
+            k: clean_text(v) if isinstance(v, str) else v
+            for k, v in (rest[1] if op == "update" else rest[0]).items()
+        }
         for key in fields:
             if isinstance(values.get(key), str):
                 values[key] = redact(values[key])
@@ -349,7 +394,9 @@ class TraceStore:
 
     def _apply_edit(self, batch: _Batch, e: EditRecord) -> None:
         doc = self._docs.setdefault(e.document_id, _Doc())
+        e.inserted = clean_text(e.inserted)
         if e.kind in ("open", "full", "external", "resync"):
+            self._close_row(batch, e.document_id, doc)
             text = redact(e.inserted)
             doc.text = text
             doc.since_snapshot = 0
@@ -361,68 +408,66 @@ class TraceStore:
         before = doc.text
         start = min(max(e.offset, 0), len(before))
         end = min(start + max(e.removed, 0), len(before))
-        text = before[:start] + e.inserted + before[end:]
-        inserted = e.inserted
-        # Scan the lines this edit touched; mask what is found in the copy and the row.
-        line_start = text.rfind("\n", 0, start) + 1
-        line_end = text.find("\n", start + len(inserted))
-        line_end = len(text) if line_end == -1 else line_end
-        spans = secret_spans(text[line_start:line_end])
-        scrub: list[tuple[int, int]] = []
-        if spans:
-            abs_spans = [(line_start + a, line_start + b) for a, b in spans]
-            text = mask_spans(text, abs_spans)
-            inserted = text[start : start + len(inserted)]
-            # Characters typed earlier (already in rows) may be part of the secret too.
-            scrub = [(a, b) for a, b in abs_spans if a < start or b > start + len(inserted)]
-        doc.text = text
-        h = content_hash(text)
-        edits = batch.rows.get("edits")
-        last = edits[-1] if edits else None
+        last = doc.open_row
         if (
-            not scrub
-            and last is not None
-            and last["document_id"] == e.document_id
-            and last["kind"] == "change"
+            last is not None
             and e.kind == "change"
             and e.removed == 0
-            and len(inserted) == 1
-            and inserted != "\n"
-            and last["snapshot"] is None
+            and len(e.inserted) == 1
             and last["removed"] == 0
             and last["version"] is not None
             and e.version == last["version"] + 1
             and last["offset"] + len(last["inserted"]) == start
             and len(last["inserted"]) == last["version"] - last["version_first"] + 1
         ):
-            # A typing run: one character appended per version. One row holds it all.
-            last["inserted"] += inserted
+            # A typing run: one character appended per version. One row holds it all;
+            # its secrets scan and hash wait until the run ends.
+            last["inserted"] += e.inserted
             last["version"] = e.version
             last["ts"] = e.ts
             last["mono"] = e.mono
-            last["content_hash"] = h
-            if last["start_line"] is not None and e.range is not None:
-                last["end_line"], last["end_character"] = (
-                    last["start_line"],
-                    last["start_character"],
-                )
+            doc.text = before[:start] + e.inserted + before[end:]
             return
+        self._close_row(batch, e.document_id, doc)
+        doc.text = before[:start] + e.inserted + before[end:]
         doc.seq += 1
-        doc.since_snapshot += 1
-        snapshot = None
-        if doc.since_snapshot >= SNAPSHOT_EVERY or scrub:
-            snapshot = h
-            batch.snapshots[h] = text
-            doc.since_snapshot = 0
-        row = self._edit_row(e, doc.seq, inserted=inserted, snapshot=snapshot, h=h)
+        row = self._edit_row(e, doc.seq, inserted=e.inserted, snapshot=None, h=None)
         row["offset"], row["removed"] = start, end - start
         batch.add("edits", row)
+        doc.open_row = row
+
+    def _close_row(self, batch: _Batch, document_id: str, doc: _Doc) -> None:
+        """Finish a document's open row: mask secrets on the lines it touched, hash the text."""
+        row = doc.open_row
+        if row is None:
+            return
+        doc.open_row = None
+        text = doc.text  # the text right after this row: nothing later is applied yet
+        start = row["offset"]
+        inserted = row["inserted"]
+        line_start, line_end = _scan_window(text, start, start + len(inserted))
+        spans = secret_spans(text[line_start:line_end])
+        scrub: list[tuple[int, int]] = []
+        if spans:
+            abs_spans = [(line_start + a, line_start + b) for a, b in spans]
+            text = mask_spans(text, abs_spans)
+            row["inserted"] = text[start : start + len(inserted)]
+            doc.text = text
+            # Characters typed earlier (already in rows) may be part of the secret too.
+            scrub = [(a, b) for a, b in abs_spans if a < start or b > start + len(inserted)]
+        h = content_hash(text)
+        row["content_hash"] = h
+        doc.since_snapshot += 1
+        if doc.since_snapshot >= SNAPSHOT_EVERY or scrub:
+            row["snapshot"] = h
+            batch.snapshots[h] = text
+            doc.since_snapshot = 0
         if scrub:
-            batch.updates.append(("__scrub__", e.document_id, {"seq": doc.seq, "spans": scrub}))
+            batch.updates.append(("__scrub__", document_id, {"seq": row["seq"], "spans": scrub}))
 
     @staticmethod
     def _edit_row(
-        e: EditRecord, seq: int, *, inserted: str | None, snapshot: str | None, h: str
+        e: EditRecord, seq: int, *, inserted: str | None, snapshot: str | None, h: str | None
     ) -> dict[str, Any]:
         r = e.range or (None, None, None, None)
         return {
@@ -446,6 +491,8 @@ class TraceStore:
         }
 
     def _write(self, batch: _Batch) -> None:
+        for document_id, doc in self._docs.items():
+            self._close_row(batch, document_id, doc)
         if batch.count == 0 and not batch.snapshots:
             return
         try:
@@ -474,6 +521,11 @@ class TraceStore:
             return
         except sqlite3.DatabaseError as exc:
             self._write_failed(batch, exc)
+            return
+        except Exception:
+            # A bug, not the disk: retrying would fail forever and block every later
+            # record. Keep the writer alive, drop this batch, and say so in the log.
+            log.exception("dropped a batch of %d records that could not be written", batch.count)
             return
         self._error_reported = False
 
@@ -548,6 +600,9 @@ class TraceStore:
     def reader(self) -> sqlite_utils.Database:
         """A separate connection for queries, so reads never wait on the writer's batch."""
         return _connect(self.path)
+
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
 
     def schema_version(self) -> int:
         return schema_version(self.db)

@@ -1,0 +1,79 @@
+"""Realistic secrets typed into files and terminals never reach the store or the logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from goldiff.capture.redaction import redact
+from lsprotocol import types
+
+from tests.lsp_client import Editor, goldiff_client
+
+# (line as a developer would type it, the secret inside it)
+FILE_SECRETS = [
+    ('AWS_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"', "AKIAIOSFODNN7EXAMPLE"),
+    ('aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"', "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    ('GITHUB_TOKEN = "ghp_4f9K2mQ7xLp0aZ8vN3bR6tY1uW5cE2dH7jKs"', "ghp_4f9K2mQ7xLp0aZ8vN3bR6tY1uW5cE2dH7jKs"),
+    ('openai.api_key = "sk-proj-Q2x9LmN4pR7tV1wZ3yB6cD8fG0hJ5kM"', "sk-proj-Q2x9LmN4pR7tV1wZ3yB6cD8fG0hJ5kM"),
+    ('SLACK = "xoxb-1234567890123-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"', "xoxb-1234567890123-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"),
+    ('stripe_key = "sk_live_51HqLyjWDarjtT1zdp7dcXgBfQ4"', "sk_live_51HqLyjWDarjtT1zdp7dcXgBfQ4"),
+    ('password = "Tr0ub4dor&3-horse-battery"', "Tr0ub4dor&3-horse-battery"),
+    ('DATABASE_URL = "postgres://admin:s3cr3tP4ssw0rd@db.internal:5432/app"', "s3cr3tP4ssw0rd"),
+    ('jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"',
+     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
+    ("API_KEY=9f8e7d6c5b4a39281706f5e4d3c2b1a0", "9f8e7d6c5b4a39281706f5e4d3c2b1a0"),
+]  # fmt: skip
+PRIVATE_KEY = (
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    "MIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM9Oi3bWsMd2Yxq0R0t5Nn8TQmK9Hf\n"
+    "Z4x8pQ2wE7rT1yU6iO9pA3sD5fG7hJ9kL1zX3cV5bN7mQ9wE2rT4yU6iO8pA0sD\n"
+    "-----END RSA PRIVATE KEY-----\n"
+)
+TERMINAL_SECRETS = [
+    ("export OPENAI_API_KEY=sk-proj-T7yU1iO3pA5sD7fG9hJ2kL4zX6cV8bN0", "sk-proj-T7yU1iO3pA5sD7fG9hJ2kL4zX6cV8bN0"),
+    ('curl -H "Authorization: Bearer tok_8s7d6f5g4h3j2k1l0qwerty" https://api.example.com', "tok_8s7d6f5g4h3j2k1l0qwerty"),
+    ("mysql -u root -pHunter2Secret! prod", "Hunter2Secret!"),
+    ("PGPASSWORD=correcthorsebattery psql -h db -U app", "correcthorsebattery"),
+    ("git clone https://deploy:glpat-xY7zW9vU5tS3rQ1pO8nM@gitlab.example.com/x.git", "glpat-xY7zW9vU5tS3rQ1pO8nM"),
+]  # fmt: skip
+
+
+def test_redact_masks_every_corpus_secret() -> None:
+    found = 0
+    for line, secret in [*FILE_SECRETS, *TERMINAL_SECRETS]:
+        masked = redact(line)
+        assert len(masked) == len(line)
+        found += secret not in masked
+    assert found == len(FILE_SECRETS) + len(TERMINAL_SECRETS)
+    assert "MIIEpAIBAAKCAQEA" not in redact(PRIVATE_KEY)
+
+
+async def test_secrets_typed_or_pasted_never_reach_store_or_logs(tmp_path: Path) -> None:
+    home, ws = tmp_path / "home", tmp_path / "ws"
+    ws.mkdir()
+    log = tmp_path / "server.log"
+    typed = (ws / "settings.py").as_uri()
+    pasted = (ws / "keys.py").as_uri()
+    async with goldiff_client(
+        home, workspace=ws, server_args=["--log-file", str(log), "--verbose"]
+    ) as client:
+        editor = Editor(client)
+        editor.open(typed, "")
+        editor.open(pasted, "")
+        offset = 0
+        for line, _ in FILE_SECRETS:
+            offset = editor.type(typed, offset, line + "\n")  # one key at a time
+        editor.replace(pasted, 0, 0, "\n".join(line for line, _ in FILE_SECRETS) + "\n" + PRIVATE_KEY)
+        editor.save(typed)
+        for line, _ in TERMINAL_SECRETS:
+            client.protocol.notify(
+                "goldiff/terminalCommand",
+                {"commandLine": line, "cwd": str(ws), "exitCode": 0, "output": f"$ {line}\nok"},
+            )
+        await client.workspace_execute_command_async(types.ExecuteCommandParams(command="goldiff.stats"))
+    blobs = {p.name: p.read_bytes() for p in home.iterdir() if p.name.startswith("traces.db")}
+    blobs["server.log"] = log.read_bytes()
+    secrets = [s for _, s in FILE_SECRETS + TERMINAL_SECRETS] + ["MIIEpAIBAAKCAQEA3Tz2mr7SZiAM"]
+    leaks = [(s, name) for s in secrets for name, blob in blobs.items() if s.encode() in blob]
+    assert leaks == []
+    assert len(secrets) == 16  # the corpus tried; every one is masked everywhere
