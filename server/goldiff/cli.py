@@ -467,3 +467,45 @@ def demo(
     else:
         for line in summary_lines(result):
             click.echo(line)
+
+
+@main.group()
+def models() -> None:
+    """Local models and adapters: list them, choose the default."""
+
+
+@models.command("list")
+@home_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@friendly
+def models_list(home: Path | None, as_json: bool) -> None:
+    """The registered models and adapters; the default is marked with *."""
+    from goldiff.sources.registry import Registry
+
+    registry = Registry(resolve_home(home))
+    entries = registry.list()
+    default = registry.default()
+    if as_json:
+        rows = [{**e.__dict__, "default": e.name == default, "exists": e.exists()} for e in entries]
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    if not entries:
+        click.echo("No local models yet. Register one with `goldiff models use PATH.gguf`.")
+        return
+    for e in entries:
+        mark = "*" if e.name == default else " "
+        missing = "" if e.exists() else "  (file missing)"
+        base = f"  on {e.base}" if e.base else ""
+        click.echo(f"{mark} {e.name}  [{e.kind}]{base}  {e.path}{missing}")
+
+
+@models.command("use")
+@home_option
+@click.argument("name_or_path")
+@friendly
+def models_use(home: Path | None, name_or_path: str) -> None:
+    """Make NAME (or a GGUF file, registered under its file name) the default local model."""
+    from goldiff.sources.registry import Registry
+
+    entry = Registry(resolve_home(home)).use(name_or_path)
+    click.echo(f"The default local model is now {entry.name} ({entry.path}).")

@@ -138,10 +138,8 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
     @server.feature(types.INITIALIZED)
     def initialized(ls: GoldiffServer, params: types.InitializedParams) -> None:
         ls.start_watcher()
-        # One `initialized` handler per server (pygls): the completion service's warm-up too.
-        completion = getattr(ls, "completion", None)
-        if completion is not None:
-            completion.prewarm()
+        if (completion := getattr(ls, "completion", None)) is not None:
+            completion.prewarm()  # load the local model now, not on the first keystroke
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(ls: GoldiffServer, params: types.DidChangeConfigurationParams) -> None:

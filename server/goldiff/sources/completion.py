@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -63,6 +64,18 @@ BURST_SECONDS = 0.15
 MAX_TOKENS = 64
 LOCAL_MAX_SECONDS = 2.0
 FRONTIER_MAX_SECONDS = 8.0
+# Overrides both budgets (seconds): for slow machines, and tests on a busy one.
+TIMEOUT_ENV = "GOLDIFF_COMPLETION_TIMEOUT"
+
+
+def _budget(default: float) -> float:
+    value = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        return float(value) if value else default
+    except ValueError:
+        return default
+
+
 CACHE_SIZE = 64
 RECENT_EDITS = 16
 PREFIX_STEP = 1024  # the prefix excerpt's start moves in steps, to keep the model's KV cache useful
@@ -164,6 +177,7 @@ class CompletionService:
         self._executor = ThreadPoolExecutor(2, thread_name_prefix="goldiff-complete")
         self._shadow_executor = ThreadPoolExecutor(1, thread_name_prefix="goldiff-shadow")
         self._shadow_seq = 0
+        self._shadow_cancel = threading.Event()
         self._load_lock = threading.Lock()
         self._local: dict[tuple[str, ...], CompletionSource] = {}
         self._failed: dict[tuple[str, ...], GoldiffError] = {}
@@ -229,8 +243,17 @@ class CompletionService:
         fr = self.server.settings.frontier
         key_hash = hashlib.sha256((fr.api_key or "").encode()).hexdigest()[:16]
         key = (fr.provider, fr.base_url or "", fr.model or "", key_hash)
-        if self._frontier is not None and self._frontier[0] == key:
-            return self._frontier[1]
+        with self._load_lock:
+            if self._frontier is not None and self._frontier[0] == key:
+                return self._frontier[1]
+            source = self._new_frontier()
+            if self._frontier is not None:
+                self._frontier[1].close()
+            self._frontier = (key, source)
+            return source
+
+    def _new_frontier(self) -> CompletionSource:
+        fr = self.server.settings.frontier
         source: CompletionSource
         if is_test_spec(fr.model):
             source = DeterministicSource.from_spec(fr.model or "", kind="frontier")
@@ -242,9 +265,6 @@ class CompletionService:
             from goldiff.sources.frontier import OpenAICompatibleSource
 
             source = OpenAICompatibleSource(base_url=fr.base_url, model=fr.model, api_key=fr.api_key)
-        if self._frontier is not None:
-            self._frontier[1].close()
-        self._frontier = (key, source)
         return source
 
     def _source(self, kind: str) -> CompletionSource:
@@ -298,7 +318,7 @@ class CompletionService:
             path=doc.path,
             recent_edits=list(self._recent.get(doc.uri, ())),
             max_tokens=MAX_TOKENS,
-            max_seconds=FRONTIER_MAX_SECONDS if kind == "frontier" else LOCAL_MAX_SECONDS,
+            max_seconds=_budget(FRONTIER_MAX_SECONDS if kind == "frontier" else LOCAL_MAX_SECONDS),
         )
         if kind == "frontier":  # only the frontier's chat prompt shows other files
             others = list(self.server.recorder.documents.values())
@@ -327,12 +347,16 @@ class CompletionService:
         hit = self.cache.lookup(uri, cache_key, before, after)
         if hit is not None:
             sid, rest = hit
-            self.server.store.record_suggestion_event(sid, "reused", {"typed": len(before)})
+            if doc.captured:
+                self.server.store.record_suggestion_event(sid, "reused", {"remaining": len(rest)})
             hooks = getattr(self.server, "outcomes", None)
             if hooks is not None and hasattr(hooks, "suggestion_reused"):
                 hooks.suggestion_reused(doc, sid, offset, rest)
             return types.InlineCompletionList(items=[self._item(sid, rest, pos)])
 
+        # The shown path comes first: hidden shadow work still running gives way (its model
+        # would compete for the same cores), and is not recorded.
+        self._shadow_cancel.set()
         generation = self._generation.get(uri, 0) + 1
         self._generation[uri] = generation
         previous = self._inflight.pop(uri, None)
@@ -381,7 +405,7 @@ class CompletionService:
         self.cache.add(sid, uri, cache_key, before, after, completion.text)
         hooks = getattr(self.server, "outcomes", None)
         if hooks is not None:
-            hooks.suggestion_made(doc, sid, offset, completion.text)
+            hooks.suggestion_made(doc, sid, offset, completion.text, source=completion.source)
         return types.InlineCompletionList(items=[self._item(sid, completion.text, pos)])
 
     def _source_key(self, kind: str) -> tuple[str, ...]:
@@ -466,16 +490,19 @@ class CompletionService:
         """Ask the local model the same question in the background; only the newest waits."""
         self._shadow_seq += 1
         seq = self._shadow_seq
-        local_request = dataclasses.replace(request, max_seconds=LOCAL_MAX_SECONDS, snippets=[])
+        cancel = self._shadow_cancel = threading.Event()
+        local_request = dataclasses.replace(request, max_seconds=_budget(LOCAL_MAX_SECONDS), snippets=[])
 
         def run() -> None:
-            if seq != self._shadow_seq:
-                return  # a newer shown suggestion came first: compare on that one
+            if seq != self._shadow_seq or cancel.is_set():
+                return  # a newer request came first: compare on a later one
             try:
-                completion = self.local_source().complete(local_request)
+                completion = self.local_source().complete(local_request, cancel)
             except GoldiffError as exc:
                 log.info("shadow completion failed: %s", exc)
                 return
+            if cancel.is_set():
+                return  # cut short by the next request: not a fair sample of the local model
             self._record(
                 doc, str(uuid.uuid4()), "shadow", shown_id, pos, offset, local_request, completion, None
             )
@@ -500,5 +527,4 @@ def register(server: GoldiffServer) -> CompletionService:
     ) -> types.InlineCompletionList | None:
         return await service.inline_completion(params)
 
-    # The model is warmed up from lsp.py's `initialized` handler (pygls allows only one).
     return service

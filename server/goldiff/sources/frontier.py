@@ -120,6 +120,10 @@ class _HttpSource:
         self.model = model
         self.base_url = base_url
         self._sleep = sleep
+        # Error bodies sometimes quote the key back; it must not reach a message or a log.
+        self._secrets = [
+            v.removeprefix("Bearer ") for k, v in headers.items() if k.lower() != "anthropic-version"
+        ]
         self._client = httpx.Client(
             base_url=base_url,
             headers=headers,
@@ -150,7 +154,7 @@ class _HttpSource:
                     response.status_code == 429 and _is_quota(response)
                 ):
                     return response
-                last = f"HTTP {response.status_code}: {_error_detail(response)}"
+                last = f"HTTP {response.status_code}: {self._detail(response)}"
                 retry_after = response.headers.get("retry-after", "")
                 if retry_after.replace(".", "", 1).isdigit():
                     delay = max(delay, float(retry_after))
@@ -162,11 +166,18 @@ class _HttpSource:
             delay *= 2
         raise FrontierError(f"the frontier endpoint {self.base_url} failed after {attempt} tries: {last}")
 
+    def _detail(self, response: httpx.Response) -> str:
+        detail = _error_detail(response)
+        for secret in self._secrets:
+            if secret:
+                detail = detail.replace(secret, "***")
+        return detail
+
     def _raise_for(self, response: httpx.Response) -> None:
         code = response.status_code
         if code < 400:
             return
-        detail = _error_detail(response)
+        detail = self._detail(response)
         if code in (401, 403):
             raise FrontierError(
                 f"the frontier endpoint refused the API key (HTTP {code}: {detail}). "

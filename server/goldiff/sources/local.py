@@ -30,7 +30,7 @@ from goldiff.sources.fim import VocabInfo, resolve_template
 log = logging.getLogger(__name__)
 
 N_CTX = 2048  # prompt + generation; larger contexts cost memory and prompt time on CPU
-PREFILL_CHUNK = 128  # prompt tokens evaluated between two looks at the cancel flag
+PREFILL_CHUNK = 32  # prompt tokens evaluated between two looks at the cancel flag
 SUFFIX_SHARE = 0.25  # of the prompt budget given to the text after the cursor
 PREFIX_STEP = 64  # the prefix is cut from the left in steps of this many tokens
 
@@ -44,8 +44,7 @@ def check_gguf(path: Path, what: str = "model") -> None:
     """Fail with a message a user can act on before llama.cpp fails with a vague one."""
     if not path.exists():
         raise ModelLoadError(
-            f"the local {what} {path} does not exist. Check goldiff.local.{what} "
-            "or `goldiff models list`."
+            f"the local {what} {path} does not exist. Check goldiff.local.{what} or `goldiff models list`."
         )
     try:
         with path.open("rb") as fh:
@@ -102,6 +101,15 @@ class LocalSource:
                 + (f" with the adapter {self.adapter_path}" if self.adapter_path else "")
                 + f" ({exc}). The file may be corrupt, or the adapter made for another base model."
             ) from exc
+        if self.adapter_path is not None and not self.llm._lora_adapter:
+            # llama-cpp-python 0.3.36 checks the adapter pointer with `is None`, so an
+            # adapter llama.cpp refused (wrong base, wrong shapes) is a NULL it lets through:
+            # the model would silently run without it.
+            self.llm.close()
+            raise ModelLoadError(
+                f"llama.cpp refused the adapter {self.adapter_path} for {self.model_path}: it was "
+                "made for another base model (tensor shapes differ). Use the adapter's own base."
+            )
         from llama_cpp import _logger
 
         _logger.set_verbose(False)

@@ -38,7 +38,8 @@ def default_model_path() -> Path | None:
     """The shipped default model: `$GOLDIFF_DEFAULT_MODEL`, else `models/goldiff-default*.gguf`."""
     env = os.environ.get(DEFAULT_MODEL_ENV)
     if env:
-        return Path(env).expanduser()
+        path = Path(env).expanduser()
+        return path if path.is_file() else None  # resolve() says the variable is wrong
     found = sorted(repo_models_dir().glob("goldiff-default*.gguf"))
     # Prefer the quantized file a release ships (…-q4_k_m.gguf sorts after the f16 one).
     quantized = [p for p in found if "q4" in p.name.lower() or "q8" in p.name.lower()]
@@ -174,9 +175,11 @@ class Registry:
         if name_or_path is None:
             name_or_path = self.default()
             if name_or_path is None:
+                env = os.environ.get(DEFAULT_MODEL_ENV)
+                hint = f" (${DEFAULT_MODEL_ENV} names {env}, which does not exist)" if env else ""
                 raise ModelLoadError(
-                    "no local model is configured and none is shipped: set goldiff.local.model to a "
-                    "GGUF file, or register one with `goldiff models use PATH`"
+                    f"no local model is configured and none is shipped{hint}: set goldiff.local.model "
+                    "to a GGUF file, or register one with `goldiff models use PATH`"
                 )
         seen: set[str] = set()
         adapter: Path | None = None

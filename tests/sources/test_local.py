@@ -1,0 +1,127 @@
+"""The local source against a real tiny GGUF served by llama.cpp in-process."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from goldiff.distill.tiny import TINY_SPECIAL_IDS, write_tiny_gguf, write_tiny_lora_gguf
+from goldiff.errors import ModelLoadError
+from goldiff.sources.base import CompletionRequest
+from goldiff.sources.local import LocalSource
+
+PRE, SUF, MID = TINY_SPECIAL_IDS["fim_pre"], TINY_SPECIAL_IDS["fim_suf"], TINY_SPECIAL_IDS["fim_mid"]
+
+
+@pytest.fixture(scope="module")
+def source(tiny_gguf: Path) -> LocalSource:
+    return LocalSource(tiny_gguf)
+
+
+def test_fim_prompt_is_token_ids_in_the_models_layout(source: LocalSource) -> None:
+    request = CompletionRequest(prefix="def f(x):\n    return ", suffix="\n\nprint(f(1))\n", max_tokens=4)
+    source.complete(request)
+    assert source.fim.template == "goldiff"
+    prefix_ids = source.tokenize(request.prefix)
+    suffix_ids = source.tokenize(request.suffix)
+    expected = [PRE, *prefix_ids, SUF, *suffix_ids, MID]
+    # What llama.cpp actually evaluated: the prompt, then the generated tokens but the last.
+    assert source.evaluated_tokens()[: len(expected)] == expected
+
+
+def test_special_token_text_in_a_file_stays_text(source: LocalSource) -> None:
+    request = CompletionRequest(prefix="s = '<|fim_suffix|><|fim_middle|>'\n", suffix="", max_tokens=2)
+    source.complete(request)
+    prompt = source.last_prompt
+    assert prompt.count(SUF) == 1 and prompt.count(MID) == 1  # only ours
+    assert prompt[0] == PRE and prompt[-1] == MID
+    assert source.llm.detokenize(prompt[1 : prompt.index(SUF)]) == request.prefix.encode()
+
+
+def test_line_mode_never_suggests_past_the_end_of_the_line(source: LocalSource) -> None:
+    reasons = set()
+    for i in range(12):
+        request = CompletionRequest(prefix=f"v{i} = ", suffix="\n", max_tokens=64)
+        completion = source.complete(request)
+        assert "\n" not in completion.text
+        assert completion.completion_tokens is not None and completion.completion_tokens <= 64
+        reasons.add(completion.stop_reason)
+    assert "line" in reasons  # the tiny model sometimes emits '):\\n': the stop rule cut there
+
+
+def test_max_tokens_and_max_time(source: LocalSource) -> None:
+    request = CompletionRequest(prefix="", suffix="", max_tokens=3)
+    completion = source.complete(request)
+    assert completion.completion_tokens == 3 or completion.stop_reason in ("block", "eos")
+    late = source.complete(CompletionRequest(prefix="x = ", suffix="", max_seconds=0.0))
+    assert late.stop_reason == "max_time" and late.completion_tokens == 0 and late.text == ""
+
+
+def test_cancellation_stops_generation_mid_way(source: LocalSource, monkeypatch: pytest.MonkeyPatch) -> None:
+    cancel = threading.Event()
+    seen: list[int] = []
+    detokenize = source.llm.detokenize
+
+    def counting(tokens: list[int], *args: object, **kwargs: object) -> bytes:
+        seen.extend(tokens)
+        if len(seen) == 3:
+            cancel.set()  # as the LSP handler does on $/cancelRequest, from another thread
+        return detokenize(tokens, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(source.llm, "detokenize", counting)
+    # An empty file: block mode, and a blank line is needed to stop: it runs long if not cancelled.
+    completion = source.complete(CompletionRequest(prefix="", suffix="", max_tokens=64), cancel)
+    assert completion.stop_reason == "cancelled"
+    assert completion.completion_tokens == 3
+    assert completion.candidates == []
+
+
+def test_cancel_before_start_evaluates_nothing(source: LocalSource) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    completion = source.complete(CompletionRequest(prefix="brand new " * 30, suffix=""), cancel)
+    assert completion.stop_reason == "cancelled" and completion.completion_tokens == 0
+
+
+def test_prefix_reuse_evaluates_only_the_new_tokens(source: LocalSource) -> None:
+    body = "".join(f"def handler_{i}(request):\n    return {i}\n\n" for i in range(12))
+    first = source.complete(CompletionRequest(prefix=body + "def ma", suffix="", max_tokens=4))
+    again = source.complete(CompletionRequest(prefix=body + "def main", suffix="", max_tokens=4))
+    assert first.prompt_tokens is not None and again.prompt_tokens is not None
+    assert again.reused_tokens is not None
+    assert again.reused_tokens >= first.prompt_tokens - 4  # all but the last few prompt tokens
+
+
+def test_greedy_is_deterministic(source: LocalSource, tiny_gguf: Path) -> None:
+    request = CompletionRequest(prefix="import os\nimport ", suffix="\n", max_tokens=12)
+    first = source.complete(request).raw_text
+    assert LocalSource(tiny_gguf).complete(request).raw_text == first
+
+
+def test_adapter_is_loaded_on_top_of_the_base(tiny_gguf: Path, tiny_lora: Path, source: LocalSource) -> None:
+    with_adapter = LocalSource(tiny_gguf, adapter_path=tiny_lora)
+    assert with_adapter.model == f"{tiny_gguf.stem}+{tiny_lora.stem}"
+    requests = [
+        CompletionRequest(prefix=p, suffix="", max_tokens=16) for p in ("x = ", "def f", "class A:\n")
+    ]
+    base = [source.complete(r).raw_text for r in requests]
+    adapted = [with_adapter.complete(r).raw_text for r in requests]
+    assert base != adapted
+
+
+def test_missing_corrupt_and_mismatched_files_are_clear(tmp_path: Path, tiny_gguf: Path) -> None:
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        LocalSource(tmp_path / "nope.gguf")
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a model at all")
+    with pytest.raises(ModelLoadError, match="not a GGUF"):
+        LocalSource(junk)
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(tiny_gguf.read_bytes()[:4096])
+    with pytest.raises(ModelLoadError, match="could not load"):
+        LocalSource(truncated)
+    wide = write_tiny_gguf(tmp_path / "wide.gguf", width=512)
+    wrong = write_tiny_lora_gguf(wide, tmp_path / "wide-lora.gguf")
+    with pytest.raises(ModelLoadError, match="adapter"):
+        LocalSource(tiny_gguf, adapter_path=wrong)
