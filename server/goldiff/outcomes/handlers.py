@@ -59,9 +59,8 @@ def _suggestion_id(args: tuple[Any, ...]) -> str:
 
 
 def register(server: GoldiffServer) -> None:
-    # pygls resolves a command handler's annotations (`ls: GoldiffServer`) in this module's
-    # globals when it runs it; the class is imported above only for type checking.
-    globals().setdefault("GoldiffServer", type(server))
+    # The handlers below take `ls: Any`: pygls resolves their annotations at run time, and
+    # `GoldiffServer` cannot be imported here without an import cycle (goldiff.lsp calls us).
     testing = os.environ.get(TESTING_ENV) == "1"
     manual: ManualClock | None = None
     if testing:
@@ -85,18 +84,18 @@ def register(server: GoldiffServer) -> None:
     )
 
     @server.command("goldiff.accepted")
-    def accepted(ls: GoldiffServer, *args: Any) -> None:
+    def accepted(ls: Any, *args: Any) -> None:
         tracker.accepted(_suggestion_id(args))
 
     @server.feature(protocol.SUGGESTION_SHOWN)
-    def shown(ls: GoldiffServer, params: Any) -> None:
+    def shown(ls: Any, params: Any) -> None:
         try:
             tracker.shown(structure(params, protocol.SuggestionShown).id)
         except PayloadError as exc:
             log.warning("ignored %s: %s", protocol.SUGGESTION_SHOWN, exc)
 
     @server.feature(protocol.SUGGESTION_PARTIALLY_ACCEPTED)
-    def partially_accepted(ls: GoldiffServer, params: Any) -> None:
+    def partially_accepted(ls: Any, params: Any) -> None:
         try:
             p = structure(params, protocol.SuggestionPartiallyAccepted)
         except PayloadError as exc:
@@ -105,7 +104,7 @@ def register(server: GoldiffServer) -> None:
         tracker.partially_accepted(p.id, p.accepted_length)
 
     @server.feature(protocol.SUGGESTION_REJECTED)
-    def rejected(ls: GoldiffServer, params: Any) -> None:
+    def rejected(ls: Any, params: Any) -> None:
         try:
             p = structure(params, protocol.SuggestionRejected)
         except PayloadError as exc:
@@ -119,7 +118,7 @@ def register(server: GoldiffServer) -> None:
 
 def _register_test_commands(server: GoldiffServer, tracker: OutcomeTracker, clock: ManualClock) -> None:
     @server.command("goldiff.test.suggest")
-    def suggest(ls: GoldiffServer, *args: Any) -> dict[str, str]:
+    def suggest(ls: Any, *args: Any) -> dict[str, str]:
         a = structure(list(args), TestSuggestArgs)
         doc = ls.recorder.documents.get(a.uri)
         if doc is None:
@@ -149,7 +148,7 @@ def _register_test_commands(server: GoldiffServer, tracker: OutcomeTracker, cloc
         return {"id": suggestion_id}
 
     @server.command("goldiff.test.advanceClock")
-    def advance_clock(ls: GoldiffServer, *args: Any) -> dict[str, float]:
+    def advance_clock(ls: Any, *args: Any) -> dict[str, float]:
         seconds = structure(list(args), AdvanceClockArgs).seconds
         tracker.advance(clock, seconds)
         ls.store.flush()

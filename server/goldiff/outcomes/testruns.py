@@ -53,7 +53,7 @@ def _is_test(words: list[str]) -> bool:
     return False
 
 
-def test_command(command_line: str) -> str | None:
+def find_test_run(command_line: str) -> str | None:
     """The test command inside `command_line` (the last one in a chain), or None."""
     found = None
     for part in _SEPARATORS.split(command_line):

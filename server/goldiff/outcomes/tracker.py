@@ -121,6 +121,21 @@ class DocState:
     items: list[Tracked] = field(default_factory=list)
     episodes: list[Episode] = field(default_factory=list)
     check_scheduled: bool = False
+    # Derived from items and episodes, rebuilt when `changed`: every span to move on an
+    # edit, and the items an edit may decide (undecided, or partly accepted and growing).
+    spans: list[Span] = field(default_factory=list)
+    active: list[Tracked] = field(default_factory=list)
+    changed: bool = True
+
+    def refresh(self) -> None:
+        self.spans = [s for item in self.items for s in item.spans()]
+        self.spans.extend(e.region for e in self.episodes)
+        self.active = [
+            i
+            for i in self.items
+            if (i.span is None and i.outcome != "rejected") or (i.outcome == "partial" and i.extendable)
+        ]
+        self.changed = False
 
 
 @dataclass
@@ -223,10 +238,29 @@ class OutcomeTracker:
         offset = max(0, min(offset, len(state.text)))
         item = Tracked(id=suggestion_id, text=text, made_at=now, anchor=Span(offset, offset))
         state.items.append(item)
+        state.changed = True
         self._by_id[suggestion_id] = (state, item)
         self._join_episode(state, item, offset, now, source)
         self._schedule(now + PENDING_TIMEOUT_SECONDS, lambda: self._timeout(state, item))
         self._schedule_settle(state)
+
+    def suggestion_reused(self, doc: Document, suggestion_id: str, offset: int, rest: str) -> None:
+        """The client asked again after typing into a suggestion; the rest was offered under
+        the same id. The typed part counted as a partial acceptance; the rest may follow."""
+        found = self._by_id.get(suggestion_id)
+        if found is None:
+            return
+        state, item = found
+        span = item.span
+        if (
+            item.outcome == "partial"
+            and span is not None
+            and not span.dead
+            and span.end == offset
+            and item.text[item.accepted_length :] == rest
+        ):
+            item.extendable = True
+            state.changed = True
 
     def shown(self, suggestion_id: str) -> None:
         self.store.update_suggestion(suggestion_id, {"shown": 1})
@@ -245,7 +279,7 @@ class OutcomeTracker:
         if item.outcome == "accepted":
             self._event(item.id, "accepted", {"inferred": False, "confirmed": True})
             return
-        start = item.span.start if item.span is not None else item.anchor.start
+        start = _where(item)
         span = None
         if state.text[start : start + len(item.text)] == item.text:
             span = Span(start, start + len(item.text), dies_when_empty=True)
@@ -271,7 +305,7 @@ class OutcomeTracker:
             self.accepted(suggestion_id)
             return
         k = max(k, item.accepted_length if item.outcome == "partial" else 0)
-        start = item.span.start if item.span is not None else item.anchor.start
+        start = _where(item)
         span = item.span
         if state.text[start : start + k] == item.text[:k]:
             span = Span(start, start + k, dies_when_empty=True)
@@ -307,9 +341,13 @@ class OutcomeTracker:
         user = edit.kind in ("change", "full")
         edits: list[tuple[int, int, str]]
         if edit.kind == "change":
-            a, r = edit.offset, edit.removed
-            if old[:a] + edit.inserted + old[a + r :] == doc.text:
-                edits = [(a, r, edit.inserted)]
+            a, r, inserted = edit.offset, edit.removed, edit.inserted
+            new = doc.text
+            # Strings are immutable: `old` is the text this edit was applied to, unless an
+            # edit went by unseen. Checking the length and the inserted window is enough to
+            # tell, and keeps a keystroke O(1) here instead of copying the file.
+            if len(new) == len(old) - r + len(inserted) and new[a : a + len(inserted)] == inserted:
+                edits = [(a, r, inserted)]
             else:
                 # Our copy and the recorder's disagree (an edit we did not see): diff instead.
                 edits = diff_edits(old, doc.text)
@@ -327,38 +365,56 @@ class OutcomeTracker:
         self, state: DocState, text: str, a: int, r: int, inserted: str, user: bool, now: float
     ) -> None:
         n = len(inserted)
-        for item in state.items:
-            if user and item.span is None and item.outcome != "rejected":
-                if self._infer(state, item, text, a, r, inserted, now):
+        b = a + r
+        delta = n - r
+        placed: set[int] = set()  # spans inference already put where they are after this edit
+        if user:
+            if state.changed:
+                state.refresh()
+            for item in state.active:
+                if item.span is None:
+                    if item.outcome != "rejected" and self._infer(state, item, text, a, r, inserted, now):
+                        placed.update(id(s) for s in item.spans())
                     continue
-            elif (
-                user
-                and item.outcome == "partial"
-                and item.extendable
-                and item.span is not None
-                and not item.span.dead
-                and r == 0
-                and a == item.span.end
-                and inserted
-                and item.text.startswith(inserted, item.accepted_length)
-            ):
-                # The next piece of a partially accepted suggestion, inserted where it goes.
-                item.span.end += n
-                if item.written is not None:
-                    item.written.apply(a, r, n)
-                k = item.accepted_length + n
-                outcome = "accepted" if k == len(item.text) else "partial"
-                self._accept(state, item, outcome, k, item.span, inferred=True, now=now)
+                span = item.span
+                if (
+                    item.extendable
+                    and not span.dead
+                    and r == 0
+                    and a == span.end
+                    and inserted
+                    and item.text.startswith(inserted, item.accepted_length)
+                ):
+                    # The next piece of a partially accepted suggestion, inserted where it goes.
+                    span.end += n
+                    placed.add(id(span))
+                    k = item.accepted_length + n
+                    outcome = "accepted" if k == len(item.text) else "partial"
+                    self._accept(state, item, outcome, k, span, inferred=True, now=now)
+                else:
+                    item.extendable = False  # anything else in between ends the piecewise acceptance
+                    state.changed = True
+        if state.changed:
+            state.refresh()
+        died = False
+        # Every live span of the document, kept cheap for the common case: most edits
+        # touch none of them, and those after the edit only shift.
+        for span in state.spans:
+            if span.end < a:
                 continue
-            if user and item.outcome == "partial":
-                item.extendable = False  # anything else in between ends the piecewise acceptance
-            was_dead = item.span is not None and item.span.dead
-            for span in item.spans():
-                span.apply(a, r, n)
-            if item.span is not None and item.span.dead and not was_dead:
-                self._revert(item, now)
-        for episode in state.episodes:
-            episode.region.apply(a, r, n)
+            if placed and id(span) in placed:
+                continue
+            if span.start > b:
+                span.start += delta
+                span.end += delta
+                continue
+            was_dead = span.dead
+            span.apply(a, r, n)
+            died = died or (span.dead and not was_dead)
+        if died:
+            for item in state.items:
+                if item.span is not None and item.span.dead and not item.reverted:
+                    self._revert(item, now)
 
     def _infer(
         self, state: DocState, item: Tracked, text: str, a: int, r: int, inserted: str, now: float
@@ -411,6 +467,7 @@ class OutcomeTracker:
     ) -> None:
         first = item.accepted_at is None
         item.outcome, item.reason = outcome, None
+        state.changed = True
         item.accepted_length = length
         item.span = span
         item.written = None
@@ -437,6 +494,7 @@ class OutcomeTracker:
         if reason not in REJECT_REASONS:
             reason = "dismissed"
         item.outcome, item.reason = "rejected", reason
+        state.changed = True
         item.extendable = False
         if written is not None:
             item.written = written
@@ -544,6 +602,7 @@ class OutcomeTracker:
                 gold = item.span.text(state.text) if item.span is not None else ""
             item.settled = True
             item.extendable = False
+            state.changed = True
             values: dict[str, Any] = {"gold": gold, "settled_at": now}
             self.store.update_suggestion(item.id, values)
             self._event(item.id, "settled", {"why": why, "gold_length": len(gold)})
@@ -560,6 +619,7 @@ class OutcomeTracker:
             else:
                 keep.append(item)
         state.items = keep
+        state.changed = True
         if not state.items and not state.episodes:
             self._docs.pop(state.doc.id, None)
 
@@ -595,6 +655,7 @@ class OutcomeTracker:
                 old_line=text.count("\n", 0, line_start),
             )
             state.episodes.append(episode)
+            state.changed = True
             self.store.record_row(
                 "episodes",
                 {
@@ -644,6 +705,7 @@ class OutcomeTracker:
             diff = ""
         episode.ended_at = now
         state.episodes.remove(episode)
+        state.changed = True
         self._recent.append(episode)
         self.store.record_row(
             "episodes",
@@ -676,7 +738,7 @@ class OutcomeTracker:
         open_episodes = [e for s in self._docs.values() for e in s.episodes]
         for episode in open_episodes:
             episode.commands.append(entry)
-        test = testruns.test_command(command_line)
+        test = testruns.find_test_run(command_line)
         if test is not None and exit_code is not None:
             run = {"command": test, "exit_code": exit_code, "passed": exit_code == 0, "at": now}
             for episode in open_episodes:
@@ -712,6 +774,15 @@ class OutcomeTracker:
 
     def live_spans(self) -> int:
         return sum(len(s.items) for s in self._docs.values())
+
+
+def _where(item: Tracked) -> int:
+    """Where a suggestion's text starts (or would start) in the document now."""
+    if item.span is not None:
+        return item.span.start
+    if item.written is not None:  # rejected: the anchor moved past what was written there
+        return item.written.start
+    return item.anchor.start
 
 
 def _line_end(text: str, offset: int) -> int:
