@@ -127,7 +127,7 @@ def test_evaluate_scores_models_and_the_frontier() -> None:
     assert front["rows"] == 3  # r4 was the local model's own suggestion
     assert front["exact_match"] == pytest.approx(1 / 3)
     assert front["accept_proxy"] == pytest.approx(2 / 3)  # "return a" is a prefix of r3's gold
-    assert front["latency_ms"]["p50"] == 200.0 and front["latency_ms"]["p95"] == pytest.approx(290.0)
+    assert front["latency_p50_ms"] == 200.0 and front["latency_p95_ms"] == pytest.approx(290.0)
     assert front["recorded_models"] == {"gpt-x": 3}
     best = report["models"]["oracle"]
     assert (best["exact_match"], best["accept_proxy"], best["chrf"], best["empty_rate"]) == (1, 1, 100, 0)
@@ -162,7 +162,7 @@ def test_report_with_real_llama_models(tiny: tuple[Path, Path], tmp_path: Path) 
         m = report["models"][name]
         for key in ("exact_match", "accept_proxy", "chrf", "edit_similarity", "empty_rate"):
             assert 0.0 <= m[key] <= (100.0 if key == "chrf" else 1.0)
-        assert m["latency_ms"]["measured"] == 4 and m["latency_ms"]["p95"] >= m["latency_ms"]["p50"] > 0
+        assert m["latency_measured"] == 4 and m["latency_p95_ms"] >= m["latency_p50_ms"] > 0
     assert report["models"]["base"]["size_bytes"] == base.stat().st_size
     assert report["models"]["distilled"]["size_bytes"] == base.stat().st_size + lora.stat().st_size
     assert json.loads(files["json"].read_text()) == json.loads(json.dumps(report))
@@ -209,3 +209,23 @@ def test_eval_reads_a_split_export(tmp_path: Path) -> None:
     report: dict[str, Any] = evaluate(rows, [])
     assert report["models"]["frontier"]["rows"] == 2
     assert SUGGESTIONS  # the fixture the rows came from
+
+
+def test_cli_eval_takes_registered_names(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    registry = pytest.importorskip("goldiff.sources.registry")  # lands with the completion sources
+    base, lora = tiny
+    home = tmp_path / "home"
+    fill_store(home)
+    reg = registry.Registry(home)
+    reg.register("tiny", base)
+    reg.register("tiny-tuned", lora, kind="adapter", base="tiny")
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        main,
+        ["eval", "--home", str(home), "--base", "tiny", "--distilled", "tiny-tuned", "--out", str(out),
+         "--max-tokens", "2"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    models = json.loads((out / "eval.json").read_text())["models"]
+    assert models["distilled"]["adapter"] == str(lora.resolve())
+    assert models["distilled"]["size_bytes"] == base.stat().st_size + lora.stat().st_size

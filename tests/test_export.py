@@ -423,6 +423,15 @@ def test_openai_rows_are_chat_messages(db: Any) -> None:
         ExportOptions(format="openai", rows="kto")
 
 
+def test_openai_file_is_uploadable_and_keeps_provenance_beside_it(db: Any, tmp_path: Path) -> None:
+    export(db, ExportOptions(format="openai"), tmp_path / "chat.jsonl")
+    lines = load_rows(tmp_path / "chat.jsonl")
+    meta = load_rows(tmp_path / "chat.meta.jsonl")
+    assert [set(line) for line in lines] == [{"messages"}] * 5  # nothing the upload would refuse
+    assert [m["id"] for m in meta] == [r["id"] for r in rows_of(db, "openai")]
+    assert all(m.keys() >= PROVENANCE for m in meta)
+
+
 def test_parquet_holds_the_sft_rows(db: Any, tmp_path: Path) -> None:
     export(db, ExportOptions(format="parquet", split=True, test_fraction=0.4), tmp_path / "pq")
     export(db, ExportOptions(format="sft", split=True, test_fraction=0.4), tmp_path / "js")
@@ -484,14 +493,30 @@ def test_edits_rows_come_from_episodes_and_the_recorded_document(tmp_path: Path)
         "source": "frontier",
         "started_at": T0 + 2,
         "ended_at": T0 + 60,
-        "start_offset": 14,
-        "end_offset": 14 + len(before),
+        # As outcomes records it: where the region sits once settled. The developer added
+        # a line above it during the episode, so it moved down by 11 characters.
+        "start_offset": 14 + 11,
+        "end_offset": 14 + 11 + len(before),
         "before": before,
         "after": after,
         "gold_diff": diff,
         "tests_passed": 1,
-        "detail": json.dumps({"model": "gpt-x", "outcome": "accepted"}),
+        "detail": json.dumps({"suggestions": ["sx"], "test_runs": []}),
     }
+    # The suggestion that opened the episode, made with the cursor after the indent.
+    cursor = 14 + len("def area(r):\n    ")
+    store.record_suggestion(
+        {
+            "id": "sx",
+            "document_id": "doc-m",
+            "ts": T0 + 2,
+            "source": "frontier",
+            "model": "gpt-x",
+            "offset": cursor,
+            "outcome": "accepted",
+            "text": "return math.pi * r**2",
+        }
+    )
     store.record_row("episodes", episode)
     store.record_row("episodes", {**episode, "id": "ep-open", "gold_diff": None, "ended_at": None})
     store.close()
@@ -502,6 +527,7 @@ def test_edits_rows_come_from_episodes_and_the_recorded_document(tmp_path: Path)
     assert row["prompt"] == format_edit_prompt(
         path="m.py",
         region=before,
+        cursor=len("def area(r):\n    "),
         context_before="import math\n\n\n",
         context_after="\n\nprint(area(2))\n",
         recent_edits=["--- a/m.py\n+++ b/m.py\n@@ -1,2 +1,2 @@\n-import os\n+import math\n \n"],

@@ -341,12 +341,12 @@ class _progress:
     help="Held-out rows: a split export folder or an sft JSONL/Parquet file. "
     "Default: split the store's sft rows now.",
 )
-@click.option("--base", type=click.Path(path_type=Path), help="The base model's GGUF.")
-@click.option("--distilled", type=click.Path(path_type=Path), help="The distilled model's GGUF.")
+@click.option("--base", help="The base model: a registered name or a GGUF path.")
+@click.option("--distilled", help="The distilled model: a registered name or a GGUF path.")
 @click.option(
     "--adapter", type=click.Path(path_type=Path), help="A LoRA GGUF on --base: the distilled model."
 )
-@click.option("--model", "extra", multiple=True, metavar="NAME=GGUF", help="Another model (repeatable).")
+@click.option("--model", "extra", multiple=True, metavar="NAME=MODEL", help="Another model (repeatable).")
 @click.option("--no-frontier", is_flag=True, help="Leave out the frontier's recorded suggestions.")
 @click.option("--limit", type=int, help="Evaluate only the newest N held-out rows.")
 @click.option("--max-tokens", type=int, default=48, show_default=True, help="Tokens per completion.")
@@ -356,8 +356,8 @@ class _progress:
 def eval_cmd(
     home: Path | None,
     data: Path | None,
-    base: Path | None,
-    distilled: Path | None,
+    base: str | None,
+    distilled: str | None,
     adapter: Path | None,
     extra: tuple[str, ...],
     no_frontier: bool,
@@ -373,8 +373,29 @@ def eval_cmd(
     from goldiff import export as ex
     from goldiff.home import exports_dir
 
+    root = resolve_home(home)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    out = out or exports_dir(resolve_home(home)) / f"eval-{stamp}"
+    out = out or exports_dir(root) / f"eval-{stamp}"
+    if adapter and not base:
+        raise click.BadParameter("an adapter needs its base model: add --base", param_hint="--adapter")
+    specs: list[tuple[str, str, str, Path | None]] = []
+    if base:
+        specs.append(("base", "base", base, None))
+    if distilled or adapter:
+        specs.append(("distilled", "distilled", distilled or base or "", adapter))
+    for item in extra:
+        name, sep, model = item.partition("=")
+        if not sep or not name or not model:
+            raise click.BadParameter("use NAME=MODEL (a registered name or GGUF path)", param_hint="--model")
+        specs.append((name, "other", model, None))
+    models = []
+    for name, role, model, lora in specs:
+        path, registered_adapter = ev.resolve_model(root, model)
+        models.append(
+            ev.gguf_model(
+                name, role, path, adapter=lora or registered_adapter, max_tokens=max_tokens, n_threads=threads
+            )
+        )
     if data is None:
         db, _ = _open_reader(home)
         ex.export(db, ex.ExportOptions(format="sft", split=True), out / "data")
@@ -382,23 +403,6 @@ def eval_cmd(
     rows = ev.eval_rows(ex.load_rows(data))
     if limit is not None:
         rows = rows[-limit:]
-    if adapter and not base:
-        raise click.BadParameter("an adapter needs its base model: add --base", param_hint="--adapter")
-    specs: list[tuple[str, str, Path, Path | None]] = []
-    if base:
-        specs.append(("base", "base", base, None))
-    distilled_path = distilled or (base if adapter else None)
-    if distilled_path:
-        specs.append(("distilled", "distilled", distilled_path, adapter))
-    for item in extra:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise click.BadParameter("use NAME=PATH.gguf", param_hint="--model")
-        specs.append((name, "other", Path(path), None))
-    models = [
-        ev.gguf_model(name, role, path, adapter=lora, max_tokens=max_tokens, n_threads=threads)
-        for name, role, path, lora in specs
-    ]
     with _progress("evaluating") as progress:
         report, files = ev.run_eval(rows, models, out, frontier=not no_frontier, progress=progress)
     click.echo(report["switch"]["verdict"])

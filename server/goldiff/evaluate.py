@@ -272,6 +272,22 @@ def gguf_model(
     )
 
 
+def resolve_model(home: Path, name_or_path: str) -> tuple[Path, Path | None]:
+    """A registered model's files (GGUF, maybe a LoRA adapter), or the path itself.
+
+    The registry belongs to the completion sources; without it, only paths are known.
+    """
+    import importlib
+
+    try:
+        registry: Any = importlib.import_module("goldiff.sources.registry")
+    except ImportError:
+        return Path(name_or_path).expanduser(), None
+    resolved = registry.Registry(home).resolve(name_or_path)
+    adapter = resolved.adapter_path
+    return Path(resolved.model_path), Path(adapter) if adapter is not None else None
+
+
 # ---------------------------------------------------------------------------- evaluation
 
 
@@ -314,11 +330,9 @@ class Scores:
             "chrf": self.chrf / n,
             "edit_similarity": self.similarity / n,
             "empty_rate": self.empty / n,
-            "latency_ms": {
-                "p50": percentile(self.latencies, 50),
-                "p95": percentile(self.latencies, 95),
-                "measured": len(self.latencies),
-            },
+            "latency_p50_ms": percentile(self.latencies, 50),
+            "latency_p95_ms": percentile(self.latencies, 95),
+            "latency_measured": len(self.latencies),
         }
 
 
@@ -424,7 +438,7 @@ def switch_summary(report: Mapping[str, Any]) -> dict[str, Any]:
         verdict = "the frontier's suggestions were never a prefix of the gold: no ratio"
     else:
         verdict = (
-            f"on the {report['frontier_rows']} held-out contexts where the frontier suggested, "
+            f"On the {report['frontier_rows']} held-out contexts where the frontier suggested, "
             f"{distilled} would have been kept {ratio:.0%} as often as the frontier "
             f"({d_accept:.1%} vs {f_accept:.1%} accept proxy)"
         )
@@ -457,7 +471,7 @@ def _fmt(value: Any, kind: str = "share") -> str:
     if kind == "ms":
         return f"{value:.1f} ms"
     if kind == "bytes":
-        return f"{value / 1e6:.1f} MB"
+        return f"{value / 1e6:.1f} MB" if value >= 1e6 else f"{value / 1e3:.1f} kB"
     return f"{value:.1f}"
 
 
@@ -475,11 +489,11 @@ def markdown(report: Mapping[str, Any], plots: Sequence[str] = ()) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in report["models"].items():
-        lat = m["latency_ms"]
         lines.append(
             f"| {name} | {m['role']} | {_fmt(m['exact_match'])} | {_fmt(m['accept_proxy'])} | "
             f"{_fmt(m['chrf'], 'num')} | {_fmt(m['edit_similarity'])} | {_fmt(m['empty_rate'])} | "
-            f"{_fmt(lat['p50'], 'ms')} | {_fmt(lat['p95'], 'ms')} | {_fmt(m['size_bytes'], 'bytes')} |"
+            f"{_fmt(m['latency_p50_ms'], 'ms')} | {_fmt(m['latency_p95_ms'], 'ms')} | "
+            f"{_fmt(m['size_bytes'], 'bytes')} |"
         )
     lines += [
         "",
@@ -521,7 +535,7 @@ def plot(report: Mapping[str, Any], out: Path) -> list[Path]:
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for i, q in enumerate(("p50", "p95")):
-        vals = [report["models"][n]["latency_ms"][q] or 0.0 for n in names]
+        vals = [report["models"][n][f"latency_{q}_ms"] or 0.0 for n in names]
         ax.bar([j + i * 0.4 for j in range(len(names))], vals, 0.4, label=q)
     ax.set_xticks([j + 0.2 for j in range(len(names))])
     ax.set_xticklabels(names)

@@ -490,6 +490,14 @@ def iter_episodes(db: sqlite_utils.Database, filters: ExportFilters) -> Iterator
             path=r[13],
             language=r[14],
         )
+        first = detail.get("suggestions")
+        if record.model is None and isinstance(first, list) and first:
+            row = db.execute(
+                "SELECT model, outcome FROM suggestions WHERE id = ?", [str(first[0])]
+            ).fetchone()
+            if row is not None:
+                record.model = row[0]
+                record.outcome = detail.get("outcome", row[1] or record.outcome)
         if filters.model is not None and record.model != filters.model:
             continue
         if filters.outcome and (record.outcome or "pending") not in filters.outcome:
@@ -755,37 +763,53 @@ def edit_view(db: sqlite_utils.Database, e: EpisodeRecord) -> EditView:
     """The episode's surroundings: from its detail when recorded, else from the document.
 
     Without recorded context, the document is replayed from the store up to the episode's
-    start; if the region found there at `start_offset` is the episode's `before`, the lines
-    around it become the excerpt's context and the last edits before it the diff history.
+    start and the episode's `before` is looked up there (`start_offset` is where the
+    region sits once settled, so edits above it may have moved it: the occurrence nearest
+    to it wins). The lines around it become the excerpt's context, the last edits before
+    it the diff history, and the first suggestion's position the cursor.
     """
     view = _detail_view(e)
     if view.context_before or view.context_after or view.recent_edits or e.document_id is None:
         return view
-    if e.start_offset is None:
-        return view
     until = e.started_at if e.started_at is not None else e.ts
     text, history = _replay(db, e.document_id, until, e.path or "file")
-    start, end = e.start_offset, e.start_offset + len(e.before)
-    if text[start:end] != e.before:
+    start = _nearest(text, e.before, e.start_offset or 0)
+    if start is None:
         return view
+    end = start + len(e.before)
     top = start
     for _ in range(EDIT_CONTEXT_LINES):
-        nl = text.rfind("\n", 0, max(top - 1, 0))
-        if nl == -1 or top == 0:
-            top = 0
+        if top == 0:
             break
-        top = nl + 1
+        top = text.rfind("\n", 0, top - 1) + 1
     bottom = end
     for _ in range(EDIT_CONTEXT_LINES):
         nl = text.find("\n", bottom)
+        bottom = len(text) if nl == -1 else nl + 1
         if nl == -1:
-            bottom = len(text)
             break
-        bottom = nl + 1
     view.context_before = text[top:start]
     view.context_after = text[end:bottom]
     view.recent_edits = history
+    first = e.detail.get("suggestions")
+    if view.cursor is None and isinstance(first, list) and first:
+        row = db.execute("SELECT offset FROM suggestions WHERE id = ?", [str(first[0])]).fetchone()
+        if row and row[0] is not None and start <= row[0] <= end:
+            view.cursor = row[0] - start
     return view
+
+
+def _nearest(text: str, needle: str, near: int) -> int | None:
+    """The start of the occurrence of `needle` in `text` closest to `near`, if any."""
+    if not needle:
+        return None
+    best: int | None = None
+    at = text.find(needle)
+    while at != -1:
+        if best is None or abs(at - near) < abs(best - near):
+            best = at
+        at = text.find(needle, at + 1)
+    return best
 
 
 def _replay(db: sqlite_utils.Database, document_id: str, until: float, path: str) -> tuple[str, list[str]]:
@@ -962,13 +986,19 @@ class ExportResult:
 Progress = Callable[[int, int], None]
 
 
+def _identity(text: str | None) -> str:
+    return text or ""
+
+
 def build_rows(
     db: sqlite_utils.Database,
     options: ExportOptions,
     progress: Progress | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Rows of `options.shape` for the records that pass the filters; and duplicates dropped."""
-    shaper = _Shaper(options.shape, no_code=options.no_code, db=db)
+    # A metrics-only export writes no text, so it needs no second redaction pass.
+    redact: Callable[[str | None], str] = _identity if options.no_code else Redactor()
+    shaper = _Shaper(options.shape, no_code=options.no_code, db=db, redact=redact)
     rows: list[dict[str, Any]] = []
     records: Iterable[SuggestionRecord | EpisodeRecord]
     if options.shape == "edits":
@@ -1028,6 +1058,8 @@ def export(
             _write(out, rows, options.format, _parquet_schema(rows) if options.format == "parquet" else None)
             paths["all"] = out
             counts["all"] = len(rows)
+        if options.format == "openai":
+            paths.update({f"{name}_meta": meta_path(p) for name, p in list(paths.items())})
     except OSError as exc:
         raise ExportError(f"cannot write the export to {out}: {exc.strerror or exc}") from exc
     result = ExportResult(
@@ -1049,8 +1081,19 @@ def export(
     return result
 
 
+def meta_path(path: Path) -> Path:
+    """Where an openai export keeps each line's id and provenance: `NAME.meta.jsonl`."""
+    return path.with_name(path.name.removesuffix(".jsonl") + ".meta.jsonl")
+
+
 def _write(path: Path, rows: list[dict[str, Any]], fmt: str, schema: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
+    if fmt == "openai":
+        # OpenAI's fine-tuning upload refuses any key beside `messages`, so the id and
+        # provenance go to a sidecar file, line for line.
+        provenance = [{k: v for k, v in r.items() if k != "messages"} for r in rows]
+        _write(meta_path(path), provenance, "jsonl", None)
+        rows = [{"messages": r["messages"]} for r in rows]
     if fmt == "parquet":
         pq, pa = _pyarrow()
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), str(tmp))

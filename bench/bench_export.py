@@ -1,0 +1,144 @@
+"""Export and evaluation throughput on this machine (not part of the test suite).
+
+    python bench/bench_export.py [--suggestions 100000] [--eval-rows 1000]
+
+Builds a trace store of N settled suggestions whose contexts are cut from the standard
+library's own files (so the second redaction pass sees real code), then times, side by
+side in one run: a plain SQL read of the same rows (the floor), the sft, kto and
+metrics-only exports. Then it evaluates the tiny GGUF on held-out rows and reports wall
+time per 1,000 rows next to the time spent inside llama.cpp. Prints rows/s and ratios.
+Nearly all of an export's time is the second redaction pass (detect-secrets, per unique
+line); `--no-code` skips it and shows the cost of everything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+from goldiff.evaluate import EvalRow, gguf_model, run_eval
+from goldiff.export import ExportFilters, ExportOptions, export
+from goldiff.store import open_database
+
+
+def stdlib_texts(limit: int = 400) -> list[tuple[str, str]]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(p for p in root.glob("*.py") if p.stat().st_size > 4000)[:limit]
+    return [(p.name, p.read_text(encoding="utf-8", errors="replace")) for p in files]
+
+
+def build_store(path: Path, n: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    texts = stdlib_texts()
+    db, _ = open_database(path)
+    db.execute("INSERT INTO sessions(id, started_at, workspace) VALUES ('s', 0, 'file:///ws')")
+    for name, _ in texts:
+        db.execute(
+            "INSERT INTO documents(id, session_id, uri, workspace, path, language) "
+            "VALUES (?, 's', ?, ?, ?, ?)",
+            [name, f"file:///ws/{name}", "file:///ws", name, "python"],
+        )
+    rows = []
+    for i in range(n):
+        name, text = texts[rng.randrange(len(texts))]
+        at = rng.randrange(200, len(text) - 200)
+        end = text.find("\n", at)
+        end = len(text) if end == -1 else end
+        gold = text[at:end]
+        outcome = rng.choice(["accepted", "accepted", "partial", "rejected", None])
+        suggestion = gold if rng.random() < 0.5 else gold[: max(1, len(gold) // 2)] + "x"
+        rows.append(
+            (
+                f"sug{i}", name, float(i), "frontier" if i % 3 else "local", "m",
+                text[max(0, at - 1500) : at],
+                text[end : end + 400], suggestion, gold if outcome else None, outcome,
+                json.dumps({"30": 1.0, "600": rng.random()}), 50.0 + rng.random() * 100,
+            )
+        )  # fmt: skip
+    with db.conn:
+        db.conn.executemany(
+            "INSERT INTO suggestions(id, document_id, ts, source, model, prefix, suffix, text, gold, "
+            "outcome, survival, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    db.conn.close()
+
+
+def timed(label: str, n: int, fn: object) -> float:
+    start = time.perf_counter()
+    out = fn()  # type: ignore[operator]
+    seconds = time.perf_counter() - start
+    print(f"{label:<28} {seconds:8.2f} s  {n / seconds:10.0f} suggestions/s  -> {out}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--suggestions", type=int, default=100_000)
+    parser.add_argument("--eval-rows", type=int, default=1000)
+    parser.add_argument("--max-tokens", type=int, default=16)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        store = folder / "traces.db"
+        start = time.perf_counter()
+        build_store(store, args.suggestions)
+        print(f"built a store of {args.suggestions} suggestions in {time.perf_counter() - start:.1f} s")
+        db, _ = open_database(store)
+        n = args.suggestions
+
+        def raw() -> int:
+            return sum(
+                1
+                for _ in db.execute(
+                    "SELECT * FROM suggestions s LEFT JOIN documents d ON d.id = s.document_id"
+                )
+            )
+
+        raw()  # warm the page cache, so the floor is SQLite's, not the disk's
+        floor = timed("plain SQL read", n, raw)
+        results = {}
+        for fmt, no_code in (("sft", False), ("kto", False), ("sft", True)):
+            label = f"export {fmt}{' --no-code' if no_code else ''}"
+            opts = ExportOptions(format=fmt, no_code=no_code, filters=ExportFilters())
+            out = folder / f"{fmt}-{no_code}.jsonl"
+            results[label] = timed(label, n, lambda o=opts, p=out: export(db, o, p).counts)
+        for label, seconds in results.items():
+            print(f"ratio {label} / plain read: {seconds / floor:.1f}x")
+
+        test = export(db, ExportOptions(format="sft", split=True, test_fraction=0.2), folder / "split")
+        from goldiff.distill.tiny import write_tiny_gguf
+        from goldiff.evaluate import eval_rows
+        from goldiff.export import load_rows
+
+        rows: list[EvalRow] = eval_rows(load_rows(test.paths["test"]))[: args.eval_rows]
+        model = gguf_model("tiny", "base", write_tiny_gguf(folder / "tiny.gguf"), max_tokens=args.max_tokens)
+        inner = 0.0
+        call = model.complete
+
+        def counting(prefix: str, suffix: str) -> tuple[str, float]:
+            nonlocal inner
+            text, ms = call(prefix, suffix)
+            inner += ms / 1000
+            return text, ms
+
+        model.complete = counting
+        start = time.perf_counter()
+        report, _ = run_eval(rows, [model], folder / "eval")
+        wall = time.perf_counter() - start
+        per_1000 = wall * 1000 / len(rows)
+        print(
+            f"eval: {len(rows)} held-out rows, tiny GGUF, {args.max_tokens} tokens: {wall:.1f} s "
+            f"= {per_1000:.1f} s per 1,000 rows; llama.cpp share {inner / wall:.0%}, "
+            f"scoring and report {(wall - inner) / wall:.0%} "
+            f"(frontier rows scored: {report['frontier_rows']})"
+        )
+
+
+if __name__ == "__main__":
+    main()
