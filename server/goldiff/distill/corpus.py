@@ -128,6 +128,14 @@ class Manifest:
             skipped=data["skipped"],
         )
 
+    def iter_split_files(self) -> Iterator[tuple[str, Path]]:
+        """Every kept file with its split, in manifest order (splits interleaved, so a byte
+        cap on the corpus still leaves files in both)."""
+        for dist in self.distributions:
+            for rel in dist.files:
+                split = "val" if is_validation(f"{dist.name}/{rel}", self.val_fraction) else "train"
+                yield split, Path(dist.root) / rel
+
     def iter_files(self, split: str) -> Iterator[Path]:
         """The kept files of one split ("train" or "val"), in a stable order."""
         for dist in self.distributions:

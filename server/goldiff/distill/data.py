@@ -198,10 +198,9 @@ def pack_corpus(
 
 
 def iter_manifest_documents(manifest: Any) -> Iterator[tuple[str, str]]:
-    """``(split, text)`` for every file of a `corpus.Manifest`, train files first."""
-    for split in ("train", "val"):
-        for path in manifest.iter_files(split):
-            yield split, path.read_text(encoding="utf-8")
+    """``(split, text)`` for every file of a `corpus.Manifest`, in manifest order."""
+    for split, path in manifest.iter_split_files():
+        yield split, path.read_text(encoding="utf-8")
 
 
 def iter_jsonl_documents(path: Path) -> Iterator[tuple[str, str]]:

@@ -160,6 +160,7 @@ def train(
 
     # ---- resume
     start_step, tokens_seen, max_steps = 0, 0, config.max_steps
+    train_loss, val_loss, earlier_s = math.nan, None, 0.0  # carried over by a resume
     checkpoint_path = out / CHECKPOINT
     if checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
@@ -167,6 +168,8 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         start_step, tokens_seen = state["step"], state["tokens_seen"]
         max_steps = state.get("max_steps", max_steps)
+        train_loss, val_loss = state.get("train_loss", math.nan), state.get("val_loss")
+        earlier_s = state.get("elapsed_s", 0.0)
         _set_rng_state(state["rng"])
     model, optimizer = accelerator.prepare(model, optimizer)
     if config.compile:
@@ -178,7 +181,6 @@ def train(
         bar = _progress_bar(progress and accelerator.is_main_process, start_step, max_steps)
         started = time.perf_counter()
         window_start, window_tokens = started, 0
-        train_loss, val_loss = math.nan, None
         # Steps after which a time budget fixes max_steps: once early, once when warm.
         calibrate_at = (start_step + 10, start_step + 110)
         step = start_step
@@ -228,7 +230,9 @@ def train(
                      tokens_seen=tokens_seen, elapsed_s=time.perf_counter() - started)
             if stop["requested"] or step % config.checkpoint_interval == 0 or step == max_steps:
                 _save_checkpoint(out, accelerator, model, optimizer, config,
-                                 step=step, tokens_seen=tokens_seen, max_steps=max_steps)
+                                 step=step, tokens_seen=tokens_seen, max_steps=max_steps,
+                                 train_loss=train_loss, val_loss=val_loss,
+                                 elapsed_s=earlier_s + time.perf_counter() - started)
                 if on_checkpoint is not None and accelerator.is_main_process:
                     on_checkpoint(accelerator.unwrap_model(model), step)
             if stop["requested"]:
@@ -236,7 +240,8 @@ def train(
         if bar is not None:
             bar.close()
 
-    elapsed = time.perf_counter() - started
+    session_s = time.perf_counter() - started
+    elapsed = earlier_s + session_s
     interrupted = step < max_steps
     final_dir = None
     if not interrupted and accelerator.is_main_process:
@@ -249,7 +254,7 @@ def train(
         train_loss=train_loss,
         val_loss=val_loss,
         elapsed_s=elapsed,
-        tokens_per_s=(step - start_step) * config.tokens_per_step * world / max(elapsed, 1e-9),
+        tokens_per_s=(step - start_step) * config.tokens_per_step * world / max(session_s, 1e-9),
         parameters=parameters,
         trainable_parameters=trainable,
         interrupted=interrupted,
@@ -314,7 +319,7 @@ def _save_checkpoint(
     model: Any,
     optimizer: torch.optim.Optimizer,
     config: TrainConfig,
-    **progress: int,
+    **progress: Any,
 ) -> None:
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:

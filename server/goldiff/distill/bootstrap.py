@@ -1,0 +1,167 @@
+"""`goldiff bootstrap`: rebuild the shipped default model from nothing but this machine.
+
+Every stage of the recipe that produced ``models/goldiff-default-Q4_K_M.gguf`` runs here, in
+order, and leaves its output in ``HOME/bootstrap/RECIPE/`` so that a stopped run picks up
+where it was: scan the machine for permissively licensed Python (`corpus`), train the
+byte-level BPE on it (`tokenizer`), pack it into FIM token windows (`data`), train (`train`,
+resumable), export to GGUF and prove parity with torch, quantize and check again
+(`gguf_export.export_checked`), and write the quantized file and a model card next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from goldiff.distill.config import TrainConfig, load_recipe
+from goldiff.home import models_dir
+
+TOKENIZER_SAMPLE_BYTES = 80_000_000  # BPE merges settle long before the whole corpus
+
+
+@dataclass
+class BootstrapResult:
+    gguf_path: str
+    card_path: str
+    qtype: str
+    size_bytes: int
+    parameters: int
+    tokens_seen: int
+    val_loss: float | None
+    train_seconds: float
+    parity: dict[str, Any]
+    corpus_files: int
+    corpus_bytes: int
+    corpus_tokens: dict[str, int]
+
+
+def bootstrap(
+    home: Path,
+    recipe: str = "default",
+    *,
+    dest: Path | None = None,
+    quantize_to: str = "Q4_K_M",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    **overrides: Any,
+) -> BootstrapResult:
+    """Reproduce a recipe's model end to end and write ``goldiff-RECIPE-QTYPE.gguf``.
+
+    ``dest`` defaults to ``HOME/models``; ``overrides`` change TrainConfig fields (for
+    example ``max_steps=``, ``batch_size=``, ``threads=``). Calling it again resumes.
+    """
+    from goldiff.distill import data, tokenizer
+    from goldiff.distill.corpus import Manifest, build_manifest
+    from goldiff.distill.gguf_export import export_checked
+    from goldiff.distill.train import train
+
+    config = load_recipe(recipe, **overrides)
+    work = Path(home) / "bootstrap" / Path(recipe).stem
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "config.json").write_text(json.dumps(config.to_dict(), indent=1) + "\n")
+
+    # 1. corpus: which files, under which licences
+    manifest_path = work / "manifest.json"
+    if manifest_path.is_file():
+        manifest = Manifest.load(manifest_path)
+    else:
+        log("Scanning this machine for permissively licensed Python...")
+        manifest = build_manifest(
+            val_fraction=config.val_fraction, max_bytes=config.corpus_max_bytes
+        )
+        manifest.save(manifest_path)
+    log(f"Corpus: {manifest.n_files} files, {manifest.n_bytes / 1e6:.1f} MB "
+        f"from {len(manifest.distributions)} distributions.")
+
+    # 2. tokenizer, trained on (a sample of) the training files
+    tok_dir = work / "tokenizer"
+    if not (tok_dir / tokenizer.TOKENIZER_FILE).is_file():
+        log(f"Training a {config.vocab_size}-token BPE tokenizer...")
+        sample_cap = min(TOKENIZER_SAMPLE_BYTES, config.corpus_max_bytes or TOKENIZER_SAMPLE_BYTES)
+        texts = _capped((p.read_text(encoding="utf-8") for p in manifest.iter_files("train")), sample_cap)
+        tok = tokenizer.train_tokenizer(texts, vocab_size=config.vocab_size)
+        tokenizer.save_tokenizer(tok, tok_dir)
+    tok_path = tok_dir / tokenizer.TOKENIZER_FILE
+
+    # 3. packed FIM token windows
+    corpus_dir = work / "corpus"
+    meta_path = corpus_dir / "meta.json"
+    expected = {"fim_rate": config.fim_rate, "seed": config.seed, "vocab_size": config.vocab_size}
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if {k: meta.get(k) for k in expected} != expected:
+        log("Tokenizing the corpus into fill-in-the-middle training windows...")
+        meta = data.pack_corpus(
+            data.iter_manifest_documents(manifest),
+            data.load_tokenizer(tok_path),
+            corpus_dir,
+            config.fim_rate,
+            config.seed,
+            max_bytes=config.corpus_max_bytes,
+        )
+    log(f"Tokens: {meta['tokens']['train']:,} train, {meta['tokens']['val']:,} validation.")
+
+    # 4. training (resumes from HOME/bootstrap/RECIPE/run/checkpoint.pt)
+    log(f"Training {recipe} for up to {config.max_steps} steps (Ctrl-C stops with a checkpoint)...")
+    result = train(config, work / "run", corpus_dir=corpus_dir, tokenizer_path=tok_path,
+                   progress=progress)
+    if result.final_dir is None:
+        raise KeyboardInterrupt("training stopped; run bootstrap again to resume")
+
+    # 5. GGUF export, parity, quantization, parity again
+    log("Exporting to GGUF and checking parity with torch...")
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(result.final_dir).eval()
+    shutil.copy(tok_dir / "tokenizer_config.json", Path(result.final_dir) / "tokenizer_config.json")
+    exported = export_checked(model, tok_dir, work / "export" / "model-F16.gguf",
+                              quantize_to=(quantize_to,), name=f"goldiff-{Path(recipe).stem}")
+    final = exported[-1]
+
+    # 6. the quantized file and its card
+    target_dir = Path(dest) if dest is not None else models_dir(Path(home))
+    target_dir.mkdir(parents=True, exist_ok=True)
+    gguf_path = target_dir / f"goldiff-{Path(recipe).stem}-{final.qtype}.gguf"
+    shutil.copy(final.path, gguf_path)
+    out = BootstrapResult(
+        gguf_path=str(gguf_path),
+        card_path=str(gguf_path.with_suffix(".json")),
+        qtype=final.qtype,
+        size_bytes=final.size_bytes,
+        parameters=result.parameters,
+        tokens_seen=result.tokens_seen,
+        val_loss=result.val_loss,
+        train_seconds=result.elapsed_s,
+        parity=_parity_summary(final.parity),
+        corpus_files=manifest.n_files,
+        corpus_bytes=manifest.n_bytes,
+        corpus_tokens=meta["tokens"],
+    )
+    card = {"recipe": config.to_dict(), **asdict(out),
+            "licences": [{"name": d.name, "version": d.version, "licence": d.licence,
+                          "files": len(d.files), "bytes": d.bytes} for d in manifest.distributions]}
+    Path(out.card_path).write_text(json.dumps(card, indent=1) + "\n")
+    log(f"Wrote {gguf_path} ({final.size_bytes / 1e6:.1f} MB, val loss {result.val_loss}).")
+    return out
+
+
+def _capped(texts: Any, cap: int) -> Any:
+    total = 0
+    for text in texts:
+        if total >= cap:
+            return
+        total += len(text)
+        yield text
+
+
+def _parity_summary(report: Any) -> dict[str, Any]:
+    """The parity report as plain JSON (its fields vary with the exporter's version)."""
+    if hasattr(report, "__dataclass_fields__"):
+        return {k: v for k, v in asdict(report).items() if isinstance(v, (int, float, str, bool))}
+    return {"summary": str(report)}
+
+
+__all__ = ["BootstrapResult", "TrainConfig", "bootstrap"]
