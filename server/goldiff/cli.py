@@ -419,7 +419,7 @@ def eval_cmd(
     "--commits", type=click.IntRange(min=2), help="Recent commits to use (default 16; 4 with --tiny)."
 )
 @click.option(
-    "--held-out", type=click.IntRange(min=1), help="The last commits, kept for evaluation (default 4)."
+    "--held-out", type=click.IntRange(min=1), help="The last commits, kept for evaluation (default 3)."
 )
 @click.option("--steps", type=click.IntRange(min=1), help="Fine-tuning steps on the gold (default 120).")
 @click.option(
@@ -464,8 +464,13 @@ def demo(
     changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     changes.update(repo=repo, seed=seed)
     config = DemoConfig.for_tests(**changes) if tiny else DemoConfig(**changes)
+    from goldiff.replay.progress import RichProgress
+
     console = Console(stderr=True)
-    result = run_demo(config, home, out, say=lambda text: console.print(text, highlight=False))
+    with RichProgress(console=console) as progress:
+        result = run_demo(
+            config, home, out, say=lambda text: console.print(text, highlight=False), progress=progress
+        )
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2, sort_keys=True, default=str))
     else:

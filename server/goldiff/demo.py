@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from goldiff.errors import ConfigError, DistillError
+from goldiff.replay.driver import Progress
 from goldiff.replay.history import list_commits, repository_root
 
 Say = Callable[[str], None]
@@ -37,7 +38,7 @@ Say = Callable[[str], None]
 class DemoConfig:
     repo: Path | None = None  # a git repository; None: the one Goldiff's own source lives in
     commits: int = 16  # the most recent first-parent commits to use (replayed and held out)
-    held_out: int = 4  # the last of them: never trained on, evaluated on
+    held_out: int = 3  # the last of them: never trained on, evaluated on
     include: tuple[str, ...] = ("*.py",)  # which files the developer is seen typing
     paste_over: int | None = 1200  # a hunk longer than this is typed up to here, then pasted
     seed: int = 0  # the simulated developer's choices
@@ -166,7 +167,13 @@ def shipped_base_model(config: DemoConfig) -> BaseModel:
 
 
 def replay_history(
-    repo: Path, home: Path, commits: list[str], base: BaseModel, config: DemoConfig, say: Say
+    repo: Path,
+    home: Path,
+    commits: list[str],
+    base: BaseModel,
+    config: DemoConfig,
+    say: Say,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Every chosen commit through the real server, the base model suggesting."""
     from goldiff.replay.driver import ReplayOptions, replay
@@ -186,7 +193,7 @@ def replay_history(
         paste_over=config.paste_over,
     )
     say(f"Replaying {len(commits)} commits ({config.held_out} held out) as a simulated developer...")
-    result = replay(repo, home, options)
+    result = replay(repo, home, options, progress)
     if result.interrupted:
         raise KeyboardInterrupt("the demo was stopped during the replay")
     for message in result.messages:
@@ -306,7 +313,11 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_demo(
-    config: DemoConfig, home: Path | None = None, out: Path | None = None, say: Say = print
+    config: DemoConfig,
+    home: Path | None = None,
+    out: Path | None = None,
+    say: Say = print,
+    progress: Progress | None = None,
 ) -> DemoResult:
     """Replay → export → distill → evaluate, in a temporary home unless `home` is given."""
     stages: dict[str, float] = {}
@@ -327,7 +338,7 @@ def run_demo(
         stages["base_model"] = time.monotonic() - t
 
         t = time.monotonic()
-        replayed = replay_history(repo, work, commits, base, config, say)
+        replayed = replay_history(repo, work, commits, base, config, say, progress)
         stages["replay"] = time.monotonic() - t
 
         t = time.monotonic()
