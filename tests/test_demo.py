@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from goldiff.cli import main
-from goldiff.demo import DemoConfig, run_demo, summary_lines
+from goldiff.demo import DemoConfig, DemoResult, run_demo, summary_lines, torch_weights_from_gguf
 
 from tests.test_replay import git
 
@@ -43,12 +43,22 @@ def history_repo(root: Path, commits: int = 4) -> list[str]:
     return shas
 
 
-def test_demo_runs_end_to_end_on_a_tiny_configuration(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], DemoResult, list[str]]:
+    """One tiny demo run (about a minute), shared by the tests that read its outputs."""
+    tmp_path = tmp_path_factory.mktemp("demo")
     repo = tmp_path / "repo"
     shas = history_repo(repo)
     said: list[str] = []
     config = DemoConfig.for_tests(repo, paste_over=400, suggester=SUGGESTER)
     result = run_demo(config, home=tmp_path / "home", out=tmp_path / "report", say=said.append)
+    return tmp_path, shas, result, said
+
+
+def test_demo_runs_end_to_end_on_a_tiny_configuration(
+    tiny_demo: tuple[Path, list[str], DemoResult, list[str]],
+) -> None:
+    tmp_path, shas, result, said = tiny_demo
     assert result.commits == shas[:3] and result.held_out == shas[3:]
     assert result.replay["commits"] == 4 and result.replay["suggestions"] > 0
     counts = result.export["counts"]
@@ -76,3 +86,26 @@ def test_demo_explains_a_history_that_is_too_short(tmp_path: Path) -> None:
     out = CliRunner().invoke(main, ["demo", "--tiny", "--repo", str(repo), "--out", str(tmp_path / "r")])
     assert out.exit_code == 1
     assert "needs at least 2" in out.output and "--repo" in out.output
+
+
+def test_the_base_gguf_reads_back_into_torch_for_fine_tuning(
+    tiny_demo: tuple[Path, list[str], DemoResult, list[str]],
+) -> None:
+    """A shipped model may be a GGUF alone: the demo fine-tunes its dequantized weights."""
+    import llama_cpp
+    from goldiff.distill.data import load_tokenizer
+    from goldiff.distill.parity import check_parity
+    from transformers import AutoModelForCausalLM
+
+    tmp_path = tiny_demo[0]
+    (gguf,) = (tmp_path / "home" / "models").glob("goldiff-tiny-*.gguf")
+    base = torch_weights_from_gguf(gguf, tmp_path / "base-hf")
+    model = AutoModelForCausalLM.from_pretrained(base.hf_dir).eval()
+    text = "def wrap(self, text):\n    return self._split(text)  # é\n"
+    llm = llama_cpp.Llama(model_path=str(gguf), vocab_only=True, verbose=False)
+    ids = llm.tokenize(text.encode(), add_bos=False)
+    # Same tokenizer: the rebuilt tokenizer.json splits text exactly as llama.cpp does.
+    assert load_tokenizer(base.tokenizer).encode(text).ids == ids
+    # Same weights: torch agrees with llama.cpp on the next token at every position.
+    report = check_parity(model, gguf, [ids], tolerance=gguf.stem.rsplit("-", 1)[-1])
+    assert report.argmax_agreement >= 0.95

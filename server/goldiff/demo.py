@@ -37,14 +37,16 @@ Say = Callable[[str], None]
 @dataclass
 class DemoConfig:
     repo: Path | None = None  # a git repository; None: the one Goldiff's own source lives in
-    commits: int = 16  # the most recent first-parent commits to use (replayed and held out)
+    commits: int = 10  # the most recent first-parent commits to use (replayed and held out)
     held_out: int = 3  # the last of them: never trained on, evaluated on
     include: tuple[str, ...] = ("*.py",)  # which files the developer is seen typing
-    paste_over: int | None = 1200  # a hunk longer than this is typed up to here, then pasted
+    paste_over: int | None = 600  # a hunk longer than this is typed up to here, then pasted
     seed: int = 0  # the simulated developer's choices
     base_model: Path | None = None  # GGUF that suggests during replay; None: the shipped default
     recipe: str = "default"  # training recipe of the base (architecture and tokenizer)
-    steps: int = 120  # fine-tuning steps on the gold
+    steps: int = 60  # fine-tuning steps on the gold
+    seq_len: int = 256  # tokens per training row: a FIM context excerpt plus its gold
+    max_eval_rows: int = 150  # held-out rows evaluated (evenly spaced), to bound the time
     learning_rate: float = 3e-4  # lower than pretraining: adapt, do not forget
     threads: int = 2  # CPU threads for training
     tiny: bool = False  # test size: a tiny base trained here in seconds, a few steps
@@ -61,6 +63,7 @@ class DemoConfig:
             "held_out": 1,
             "recipe": "tiny",
             "steps": 8,
+            "seq_len": 64,
             "learning_rate": 1e-3,
             "threads": 1,
             "tiny": True,
@@ -141,10 +144,10 @@ def prepare_base_model(config: DemoConfig, work: Path, say: Say) -> BaseModel:
             hf_dir=run / "run" / "final",
             tokenizer=run / "tokenizer" / "tokenizer.json",
         )
-    return shipped_base_model(config)
+    return shipped_base_model(config, work, say)
 
 
-def shipped_base_model(config: DemoConfig) -> BaseModel:
+def shipped_base_model(config: DemoConfig, work: Path, say: Say) -> BaseModel:
     """The shipped default model (or `--base-model`) with the torch weights it was exported from."""
     from goldiff.sources.registry import default_model_path
 
@@ -160,10 +163,35 @@ def shipped_base_model(config: DemoConfig) -> BaseModel:
         tokenizer = hf_dir / "tokenizer.json"
         if (hf_dir / "config.json").is_file() and tokenizer.is_file():
             return BaseModel(gguf=gguf, hf_dir=hf_dir, tokenizer=tokenizer)
-    raise ConfigError(
-        f"{gguf} has no torch weights beside it ({gguf.stem}-hf/ with config.json and "
-        "tokenizer.json), so it cannot be fine-tuned. `goldiff bootstrap` writes both."
-    )
+    say(f"Reading {gguf.name} back into torch (dequantized) to fine-tune it...")
+    return torch_weights_from_gguf(gguf, work / "base-hf")
+
+
+def torch_weights_from_gguf(gguf: Path, out: Path) -> BaseModel:
+    """The GGUF's weights (dequantized) and tokenizer as a transformers folder to train from.
+
+    transformers reads GGUF files (qwen2 and llama, tokenizer included); a model loaded that
+    way is marked quantized and refuses `save_pretrained`, so its weights go into a fresh
+    model of the same config. The tokenizer it rebuilds tokenizes exactly as the GGUF's.
+    """
+    try:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:
+        raise ConfigError("distilling needs the training extra: pip install 'goldiff[train]'") from exc
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    except (ValueError, OSError, KeyError) as exc:
+        raise ConfigError(f"cannot read {gguf} back into torch to fine-tune it: {exc}") from exc
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    model = type(loaded)(config)
+    model.load_state_dict(loaded.state_dict())
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return BaseModel(gguf=gguf, hf_dir=out, tokenizer=out / "tokenizer.json")
 
 
 def replay_history(
@@ -253,6 +281,7 @@ def distill(base: BaseModel, train_rows: Path, work: Path, config: DemoConfig, s
         config.recipe,
         init_from=str(base.hf_dir),
         max_steps=config.steps,
+        seq_len=config.seq_len,
         learning_rate=config.learning_rate,
         warmup_steps=max(1, config.steps // 10),
         eval_interval=config.steps,
@@ -286,12 +315,16 @@ def distill(base: BaseModel, train_rows: Path, work: Path, config: DemoConfig, s
     }
 
 
-def evaluate_models(test_rows: Path, base: BaseModel, distilled: Path, out: Path, say: Say) -> dict[str, Any]:
+def evaluate_models(
+    test_rows: Path, base: BaseModel, distilled: Path, out: Path, say: Say, max_rows: int
+) -> dict[str, Any]:
     """Base and distilled on the held-out contexts, scored against the gold."""
     from goldiff.evaluate import eval_rows, gguf_model, run_eval
     from goldiff.export import load_rows
 
     rows = eval_rows(load_rows(test_rows))
+    if len(rows) > max_rows:
+        rows = [rows[i * len(rows) // max_rows] for i in range(max_rows)]  # evenly spaced
     say(f"Evaluating base and distilled models on {len(rows)} held-out contexts...")
     models = [gguf_model("base", "base", base.gguf), gguf_model("distilled", "distilled", distilled)]
     report, _files = run_eval(rows, models, out)
@@ -351,7 +384,12 @@ def run_demo(
 
         t = time.monotonic()
         report = evaluate_models(
-            Path(exported["paths"]["test"]), base, Path(distilled["gguf"]), report_dir, say
+            Path(exported["paths"]["test"]),
+            base,
+            Path(distilled["gguf"]),
+            report_dir,
+            say,
+            config.max_eval_rows,
         )
         stages["evaluate"] = time.monotonic() - t
 
