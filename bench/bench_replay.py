@@ -99,7 +99,7 @@ def demo_headline(size: str, json_path: str | None) -> dict[str, Any] | None:
         if size == "tiny":
             repo = Path(tmp) / "history"
             make_history(repo, 4)
-            config = DemoConfig.for_tests(repo, suggester=TEST_SOURCE, paste_over=400)
+            config = DemoConfig.for_tests(repo, paste_over=400)
         else:
             config = DemoConfig()
         result = run_demo(config, home=Path(tmp) / "home", out=Path(tmp) / "report", say=lambda s: None)

@@ -21,11 +21,6 @@ from tests.test_replay import git
 
 pytestmark = pytest.mark.slow
 
-# The tiny base model trained in seconds suggests only blanks (no suggestion at all), so the
-# replay here asks the deterministic test source, whose every suggestion is typed over: the
-# gold rows are then exactly what the developer wrote at each point.
-SUGGESTER = "test:" + json.dumps({"rules": [], "default": "pass"})
-
 
 def history_repo(root: Path, commits: int = 4) -> list[str]:
     """A package growing commit by commit: each adds the next part of textwrap.py."""
@@ -50,7 +45,7 @@ def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]
     repo = tmp_path / "repo"
     shas = history_repo(repo)
     said: list[str] = []
-    config = DemoConfig.for_tests(repo, paste_over=400, suggester=SUGGESTER)
+    config = DemoConfig.for_tests(repo, paste_over=400)
     result = run_demo(config, home=tmp_path / "home", out=tmp_path / "report", say=said.append)
     return tmp_path, shas, result, said
 

@@ -33,6 +33,11 @@ from goldiff.replay.history import list_commits, repository_root
 
 Say = Callable[[str], None]
 
+# The tiny base model trained in seconds suggests only blanks, i.e. nothing. At test size the
+# replay therefore asks the deterministic test source, whose every suggestion is typed over:
+# the gold rows are then exactly what the developer wrote at each completion point.
+TINY_SUGGESTER = 'test:{"rules": [], "default": "pass"}'
+
 
 @dataclass
 class DemoConfig:
@@ -50,9 +55,8 @@ class DemoConfig:
     learning_rate: float = 3e-4  # lower than pretraining: adapt, do not forget
     threads: int = 2  # CPU threads for training
     tiny: bool = False  # test size: a tiny base trained here in seconds, a few steps
-    # What suggests during the replay, as a `local.model` setting; None: the base GGUF. The
-    # test suite's tiny base is too untrained to suggest anything, so its tests put the
-    # deterministic test source here: the gold is what was written either way.
+    # What suggests during the replay, as a `local.model` setting; None: the base GGUF
+    # (see TINY_SUGGESTER for the test size).
     suggester: str | None = None
 
     @classmethod
@@ -67,6 +71,7 @@ class DemoConfig:
             "learning_rate": 1e-3,
             "threads": 1,
             "tiny": True,
+            "suggester": TINY_SUGGESTER,
         }
         values.update(changes)
         return cls(**values)
