@@ -203,6 +203,12 @@ def doctor(home: Path | None) -> None:
     "--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable), e.g. '*.py'."
 )
 @click.option("--max-commits", type=click.IntRange(min=1), help="Stop after this many commits.")
+@click.option(
+    "--paste-over",
+    type=click.IntRange(min=1),
+    metavar="CHARS",
+    help="Type at most this much of each hunk and paste the rest (long new files).",
+)
 @click.option("--mode", type=click.Choice(["local", "frontier", "shadow"]), help="Completion source mode.")
 @click.option("--model", help="Local model (registry name or GGUF path) that makes the suggestions.")
 @click.option("--restart", is_flag=True, help="Replay commits again even if this home already holds them.")
@@ -215,6 +221,7 @@ def replay(
     seed: int,
     include: tuple[str, ...],
     max_commits: int | None,
+    paste_over: int | None,
     mode: str | None,
     model: str | None,
     restart: bool,
@@ -236,6 +243,7 @@ def replay(
         seed=seed,
         include=include,
         max_commits=max_commits,
+        paste_over=paste_over,
         settings=settings,
         resume=not restart,
     )
