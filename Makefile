@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.goldiff-installed
 
-.PHONY: install demo test lint unit faults e2e bench clean
+.PHONY: install demo test lint unit faults e2e extension-check run bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +32,20 @@ unit: install
 faults: install
 	$(BIN)/python -m pytest -q -m faults --timeout=600
 
-e2e: install
-	@if [ -x extension/scripts/e2e.sh ]; then GOLDIFF_PYTHON=$(abspath $(BIN)/python) extension/scripts/e2e.sh; else echo "no extension e2e yet"; fi
+extension-check:
+	cd extension && npm ci --no-audit --no-fund
+	cd extension && npm run typecheck && npm run lint && npm test
 
-test: lint
-	$(BIN)/python -m pytest -q --timeout=600 -p no:cacheprovider
+# A real VS Code (code-server + headless Chromium), all from the registries.
+e2e: install
+	GOLDIFF_E2E_PYTHON=$(abspath $(BIN)/python) bash extension/scripts/e2e.sh
+
+# Goldiff in a browser: code-server on http://127.0.0.1:8080 with the extension installed.
+run: install
+	GOLDIFF_PYTHON=$(abspath $(BIN)/python) bash extension/scripts/run-vscode.sh
+
+test: lint extension-check
+	$(BIN)/python -m pytest -q --timeout=600 -p no:cacheprovider -m "not e2e"
 	$(MAKE) e2e
 
 bench: install

@@ -20,8 +20,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from goldiff.store import open_database
 
-from bench.lsp_pipe import PipeClient
 from tests.lsp_client import server_env
+from tests.pipe_client import PipeClient
 
 EDITS = 20_000
 BARE_SERVER = """

@@ -8,6 +8,7 @@ hash recorded with it), `goldiff stats` counts what is kept, `goldiff forget` de
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,24 @@ def stats(db: sqlite_utils.Database, path: Path | None = None) -> dict[str, Any]
         "store_bytes": store_bytes,
         "outcomes": outcome_stats(db),
     }
+
+
+def start_of_today() -> float:
+    now = time.localtime()
+    return time.mktime((now.tm_year, now.tm_mon, now.tm_mday, 0, 0, 0, 0, 0, -1))
+
+
+def acceptance_since(db: sqlite_utils.Database, since: float) -> dict[str, Any]:
+    """Shown suggestions since `since` and how many were kept (for the status bar)."""
+    row = db.execute(
+        "SELECT COUNT(*), "
+        "SUM(outcome IN ('accepted', 'partial')), SUM(outcome = 'rejected') "
+        "FROM suggestions WHERE shadow_of IS NULL AND ts >= ?",
+        [since],
+    ).fetchone()
+    shown, kept, rejected = (int(v or 0) for v in row)
+    decided = kept + rejected
+    return {"shown": shown, "accepted": kept, "rate": kept / decided if decided else None}
 
 
 def forget(db: sqlite_utils.Database, workspace: str | None = None) -> dict[str, int]:

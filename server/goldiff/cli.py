@@ -74,6 +74,9 @@ def serve(home: Path | None, tcp: str | None, log_file: Path | None, verbose: bo
         handlers=[handler],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # pygls logs whole messages (initializationOptions, document texts) at INFO/DEBUG:
+    # they may hold an API key or a secret, so only its warnings reach the log.
+    logging.getLogger("pygls").setLevel(logging.WARNING)
     address = None
     if tcp:
         host, _, port = tcp.rpartition(":")

@@ -16,14 +16,16 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.protocol.language_server import LanguageServerProtocol, lsp_method
 
 from goldiff import __version__, audit, protocol
+from goldiff.capture.paths import uri_to_path
 from goldiff.capture.recorder import Recorder
 from goldiff.capture.watcher import WorkspaceWatcher
 from goldiff.errors import ConfigError, GoldiffError, StoreError
@@ -40,11 +42,40 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class GoldiffProtocol(LanguageServerProtocol):
+    """Goldiff keeps its own copy of every document (`capture.documents`). pygls' workspace
+    copy would repeat that work on every keystroke, so these built-ins only route to the
+    handlers below; nothing in Goldiff reads `ls.workspace` documents.
+    """
+
+    def _route(self, method: str, params: Any) -> Generator[Any, Any, None]:
+        if (user_handler := self.fm.features.get(method)) is not None:
+            yield user_handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(
+        self, params: types.DidOpenTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        yield from self._route(types.TEXT_DOCUMENT_DID_OPEN, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(
+        self, params: types.DidChangeTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        yield from self._route(types.TEXT_DOCUMENT_DID_CHANGE, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(
+        self, params: types.DidCloseTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        yield from self._route(types.TEXT_DOCUMENT_DID_CLOSE, params)
+
+
 class GoldiffServer(LanguageServer):
     """One editor window's server: settings, the store and the recorder."""
 
     def __init__(self, home: Path, clock: Callable[[], float] = time.time) -> None:
-        super().__init__("goldiff", __version__)
+        super().__init__("goldiff", __version__, protocol_cls=GoldiffProtocol)
         self.home = home
         self.clock = clock
         self.settings = Settings()
@@ -194,11 +225,17 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
 
     @server.command("goldiff.status")
     def status(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        db = ls.store.reader()
+        try:
+            today = audit.acceptance_since(db, audit.start_of_today())
+        finally:
+            db.conn.close()
         return {
             "mode": ls.settings.mode,
             "model": ls.settings.local.model,
             "capture": ls.settings.capture.enabled,
             "home": str(ls.home),
+            "acceptanceToday": today,
         }
 
     @server.command("goldiff.serverStats")
@@ -220,6 +257,11 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
     @server.command("goldiff.forget")
     def forget(ls: GoldiffServer, *args: Any) -> dict[str, int]:
         workspace = _command_args(args, protocol.ForgetArgs).workspace if args else None
+        if workspace and "://" not in workspace:
+            workspace = Path(workspace).resolve().as_uri()
+        elif workspace:
+            path = uri_to_path(workspace)  # one spelling of the URI, as documents record it
+            workspace = path.resolve().as_uri() if path else workspace
         ls.store.flush()
         db = ls.store.reader()
         try:

@@ -233,6 +233,7 @@ class TraceStore:
         self._on_error = on_error
         self._error_reported = False
         self._queue: queue.Queue[Any] = queue.Queue()
+        self._urgent = threading.Event()
         self._docs: dict[str, _Doc] = {}
         self._pending_retry: _Batch | None = None
         self._closed = False
@@ -315,6 +316,7 @@ class TraceStore:
         """Wait until everything recorded so far is written; False if it could not be."""
         done = threading.Event()
         self._queue.put(done)
+        self._urgent.set()
         return done.wait(timeout) and self._pending_retry is None
 
     def close(self) -> None:
@@ -322,6 +324,7 @@ class TraceStore:
             return
         self._closed = True
         self._queue.put(_STOP)
+        self._urgent.set()
         self._writer.join(timeout=30)
         with contextlib.suppress(sqlite3.Error):
             self.db.conn.close()
@@ -332,38 +335,35 @@ class TraceStore:
         while True:
             try:
                 # With a batch waiting to be retried, wake up to retry it even if idle.
-                item = self._queue.get(timeout=1.0 if self._pending_retry else None)
+                first = self._queue.get(timeout=1.0 if self._pending_retry else None)
             except queue.Empty:
-                item = None
+                first = None
+            # Sleep out the batch window instead of waking for every record: a writer that
+            # woke per keystroke would fight the event loop for the GIL all the time.
+            # `flush()` and `close()` cut the wait short.
+            if not isinstance(first, threading.Event) and first is not _STOP:
+                self._urgent.wait(BATCH_MAX_SECONDS)
+            self._urgent.clear()
             retrying = self._pending_retry is not None
             batch = self._pending_retry or _Batch()
             self._pending_retry = None
+            # While the disk refuses writes, keep taking records (and flush requests) into
+            # the waiting batch rather than retrying once per record.
+            limit = RETRY_LIMIT_ROWS if retrying else BATCH_MAX_ROWS
             waiters: list[threading.Event] = []
             stop = False
-            deadline = time.monotonic() + BATCH_MAX_SECONDS
+            item: Any = first
             while True:
-                if item is None:
-                    pass
-                elif item is _STOP:
+                if item is _STOP:
                     stop = True
                 elif isinstance(item, threading.Event):
                     waiters.append(item)
-                    # A flush wants its answer now, not after the batch window.
-                    deadline = 0.0
-                else:
+                elif item is not None:
                     self._apply(batch, item)
-                # While the disk refuses writes, keep taking records (and flush requests)
-                # into the waiting batch rather than retrying once per record.
-                limit = RETRY_LIMIT_ROWS if retrying else BATCH_MAX_ROWS
                 if stop or batch.count >= limit:
                     break
-                remaining = deadline - time.monotonic()
                 try:
-                    item = (
-                        self._queue.get(timeout=max(remaining, 0))
-                        if remaining > 0
-                        else self._queue.get_nowait()
-                    )
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
             self._write(batch)

@@ -48,7 +48,7 @@ class Document:
 
     @classmethod
     def new(cls, uri: str, language: str, version: int | None, text: str) -> Document:
-        return cls(id=str(uuid.uuid4()), uri=uri, language=language, version=version, text=text)
+        return cls(id=uuid.uuid4().hex[:16], uri=uri, language=language, version=version, text=text)
 
     def offset_at(self, line: int, character: int) -> int:
         """Code-point offset of an LSP position; raises OutOfSync when it is not in the text."""

@@ -37,7 +37,7 @@ class Recorder:
         self.store = store
         self.settings = settings
         self.clock = clock
-        self.session_id = str(uuid.uuid4())
+        self.session_id = uuid.uuid4().hex[:16]
         self.workspaces: list[Path] = []
         self.documents: dict[str, Document] = {}
         self._excludes = Excludes(settings.excludes())
@@ -102,7 +102,11 @@ class Recorder:
             return False, None
         path = uri_to_path(uri)
         if path is not None:
-            _ws, rel = relative_to_workspace(path, self.workspaces)
+            ws, rel = relative_to_workspace(path, self.workspaces)
+            if self.workspaces and ws is None:
+                # The editor opens its own files too (settings.json, logs): only what is
+                # inside the opted-in workspace is the developer's work.
+                return False, "outside the workspace folders"
             if self._excludes.match(rel) or self._excludes.match(path.name):
                 return False, "excluded by capture.exclude"
         reason = skip_reason(text)
