@@ -1,6 +1,7 @@
 """Export and evaluation throughput on this machine (not part of the test suite).
 
-    python bench/bench_export.py [--suggestions 100000] [--eval-rows 1000]
+    python bench/bench_export.py [--suggestions 100000] [--eval-rows 200]
+    python bench/run.py export          # the same, onto the benchmark board
 
 Builds a trace store of N settled suggestions whose contexts are cut from the standard
 library's own files (so the second redaction pass sees real code), then times, side by
@@ -16,13 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from goldiff.evaluate import EvalRow, gguf_model, run_eval
-from goldiff.export import ExportFilters, ExportOptions, export
+from goldiff.distill.tiny import write_tiny_gguf
+from goldiff.evaluate import EvalRow, eval_rows, gguf_model, run_eval
+from goldiff.export import ExportOptions, export, load_rows
 from goldiff.store import open_database
 
 
@@ -69,55 +74,57 @@ def build_store(path: Path, n: int, seed: int = 0) -> None:
     db.conn.close()
 
 
-def timed(label: str, n: int, fn: object) -> float:
+def timed(label: str, n: int, fn: Callable[[], object]) -> float:
     start = time.perf_counter()
-    out = fn()  # type: ignore[operator]
+    out = fn()
     seconds = time.perf_counter() - start
-    print(f"{label:<28} {seconds:8.2f} s  {n / seconds:10.0f} suggestions/s  -> {out}")
+    print(f"{label:<28} {seconds:8.2f} s  {n / seconds:10.0f} suggestions/s  -> {out}", file=sys.stderr)
     return seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--suggestions", type=int, default=100_000)
-    parser.add_argument("--eval-rows", type=int, default=1000)
-    parser.add_argument("--max-tokens", type=int, default=16)
-    args = parser.parse_args()
+def run(suggestions: int = 100_000, held_out: int = 200, max_tokens: int = 16) -> list[dict[str, Any]]:
+    """Board entries (see bench/run.py): export rows/s and eval seconds per 1,000 rows."""
+    entries: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         store = folder / "traces.db"
         start = time.perf_counter()
-        build_store(store, args.suggestions)
-        print(f"built a store of {args.suggestions} suggestions in {time.perf_counter() - start:.1f} s")
+        build_store(store, suggestions)
+        print(
+            f"built a store of {suggestions} suggestions in {time.perf_counter() - start:.1f} s",
+            file=sys.stderr,
+        )
         db, _ = open_database(store)
-        n = args.suggestions
+        n = suggestions
 
         def raw() -> int:
-            return sum(
-                1
-                for _ in db.execute(
-                    "SELECT * FROM suggestions s LEFT JOIN documents d ON d.id = s.document_id"
-                )
-            )
+            sql = "SELECT * FROM suggestions s LEFT JOIN documents d ON d.id = s.document_id"
+            return sum(1 for _ in db.execute(sql))
 
         raw()  # warm the page cache, so the floor is SQLite's, not the disk's
         floor = timed("plain SQL read", n, raw)
-        results = {}
         for fmt, no_code in (("sft", False), ("kto", False), ("sft", True)):
             label = f"export {fmt}{' --no-code' if no_code else ''}"
-            opts = ExportOptions(format=fmt, no_code=no_code, filters=ExportFilters())
+            opts = ExportOptions(format=fmt, no_code=no_code)
             out = folder / f"{fmt}-{no_code}.jsonl"
-            results[label] = timed(label, n, lambda o=opts, p=out: export(db, o, p).counts)
-        for label, seconds in results.items():
-            print(f"ratio {label} / plain read: {seconds / floor:.1f}x")
+            seconds = timed(label, n, lambda o=opts, p=out: export(db, o, p).counts)  # type: ignore[misc]
+            entries.append(
+                {
+                    "name": f"export_{fmt}{'_no_code' if no_code else ''}_{n // 1000}k_suggestions",
+                    "value": round(n / seconds),
+                    "unit": "suggestions/s",
+                    "baseline": {"name": "plain SQL read of the same rows", "value": round(n / floor)},
+                    "target": None,
+                    "met": None,
+                }
+            )
 
-        test = export(db, ExportOptions(format="sft", split=True, test_fraction=0.2), folder / "split")
-        from goldiff.distill.tiny import write_tiny_gguf
-        from goldiff.evaluate import eval_rows
-        from goldiff.export import load_rows
-
-        rows: list[EvalRow] = eval_rows(load_rows(test.paths["test"]))[: args.eval_rows]
-        model = gguf_model("tiny", "base", write_tiny_gguf(folder / "tiny.gguf"), max_tokens=args.max_tokens)
+        split = export(db, ExportOptions(format="sft", split=True, test_fraction=0.2), folder / "split")
+        rows: list[EvalRow] = eval_rows(load_rows(split.paths["test"]))[:held_out]
+        # One thread: llama.cpp's threads spin at barriers, and on a shared 2-core machine two
+        # of them ran ~10x slower than one (measured 5.8-7.4 s vs 0.5-0.8 s a completion).
+        tiny = write_tiny_gguf(folder / "tiny.gguf")
+        model = gguf_model("tiny", "base", tiny, max_tokens=max_tokens, n_threads=1)
         inner = 0.0
         call = model.complete
 
@@ -129,15 +136,38 @@ def main() -> None:
 
         model.complete = counting
         start = time.perf_counter()
-        report, _ = run_eval(rows, [model], folder / "eval")
+        run_eval(rows, [model], folder / "eval")
         wall = time.perf_counter() - start
-        per_1000 = wall * 1000 / len(rows)
         print(
-            f"eval: {len(rows)} held-out rows, tiny GGUF, {args.max_tokens} tokens: {wall:.1f} s "
-            f"= {per_1000:.1f} s per 1,000 rows; llama.cpp share {inner / wall:.0%}, "
-            f"scoring and report {(wall - inner) / wall:.0%} "
-            f"(frontier rows scored: {report['frontier_rows']})"
+            f"eval: {len(rows)} held-out rows, tiny GGUF, {max_tokens} tokens: {wall:.1f} s "
+            f"= {wall * 1000 / len(rows):.1f} s per 1,000 rows; inside llama.cpp {inner / wall:.0%}",
+            file=sys.stderr,
         )
+        entries.append(
+            {
+                "name": f"eval_per_1000_rows_tiny_gguf_{max_tokens}_tokens_1_thread",
+                "value": round(wall * 1000 / len(rows), 1),
+                "unit": "s",
+                "baseline": {
+                    "name": "time inside llama.cpp alone",
+                    "value": round(inner * 1000 / len(rows), 1),
+                },
+                "target": None,
+                "met": None,
+            }
+        )
+        db.conn.close()
+    return entries
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--suggestions", type=int, default=100_000)
+    parser.add_argument("--eval-rows", type=int, default=200)
+    parser.add_argument("--max-tokens", type=int, default=16)
+    args = parser.parse_args()
+    for entry in run(args.suggestions, args.eval_rows, args.max_tokens):
+        print(json.dumps(entry))
 
 
 if __name__ == "__main__":

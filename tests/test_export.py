@@ -580,3 +580,16 @@ def test_cli_export_split_and_errors(tmp_path: Path) -> None:
     assert default.exit_code == 0, default.output
     written = Path(json.loads(default.output)["paths"]["all"])
     assert written.parent == home / "exports" and written.suffix == ".jsonl"
+
+
+def test_shadow_suggestions_train_sft_but_carry_no_judgement(tmp_path: Path) -> None:
+    shadow = ("sh", 9, "calc.py", "python", "local", "tiny-1", None,
+              "def mod(a, b):\n    ", "\n", "return a % b", "return a % b", None)  # fmt: skip
+    home = tmp_path / "home"
+    fill_store(home, [])
+    store = TraceStore(home / "traces.db")
+    store.record_suggestion(suggestion_row(shadow, shadow_of="s1"))
+    store.close()
+    database, _ = open_database(home / "traces.db")
+    assert [r["completion"] for r in rows_of(database, "sft")] == ["return a % b"]
+    assert rows_of(database, "kto") == [] and rows_of(database, "preference") == []

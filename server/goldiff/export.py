@@ -583,7 +583,9 @@ class _Shaper:
         gold = s.gold or ""
         settled = s.gold is not None and s.outcome in ("accepted", "partial", "rejected")
         if fmt == "sft":
-            if not gold or (s.gold is None) or (not settled and not s.shadow):
+            # Shadow suggestions were never shown, so they have no outcome, but the gold
+            # of their context is as good as the shown one's (dedup keeps one of the two).
+            if not gold or (not settled and not s.shadow):
                 return []
             prefix, suffix, gold = self.redact(s.prefix), self.redact(s.suffix), self.redact(gold)
             if not self._fresh(prefix, suffix, gold):
