@@ -166,15 +166,20 @@ def _spdx_permissive(expression: str) -> bool:
     return False
 
 
+def _field(meta: metadata.PackageMetadata, name: str) -> str:
+    values = meta.get_all(name) or []
+    return str(values[0]).strip() if values else ""
+
+
 def classify_licence(meta: metadata.PackageMetadata) -> str | None:
     """The permissive licence a distribution's metadata declares, or None to leave it out."""
-    expression = (meta.get("License-Expression") or "").strip()
+    expression = _field(meta, "License-Expression")
     if expression:
         return expression if _spdx_permissive(expression) else None
     classifiers = [
         c.split("::")[-1].strip() for c in (meta.get_all("Classifier") or []) if c.startswith("License ::")
     ]
-    free_text = (meta.get("License") or "").strip()
+    free_text = _field(meta, "License")
     first_line = free_text.splitlines()[0][:200] if free_text else ""
     evidence = " ".join([*classifiers, first_line])
     if _RESTRICTIVE.search(evidence):
@@ -291,13 +296,11 @@ def build_manifest(
             if licence is None:
                 skipped["licence"] = skipped.get("licence", 0) + 1
                 continue
-            dist = Distribution(
-                name=name, version=found_dist.version, licence=licence, root=str(site)
-            )
+            dist = Distribution(name=name, version=found_dist.version, licence=licence, root=str(site))
             for entry in sorted(found_dist.files or [], key=str):
                 if entry.suffix != ".py" or ".." in entry.parts:
                     continue
-                path = Path(found_dist.locate_file(entry))
+                path = Path(str(found_dist.locate_file(entry)))
                 size = _keep_file(path, skipped)
                 if size and _first_seen(path, seen_files, skipped):
                     dist.files.append(str(entry))

@@ -81,35 +81,45 @@ def split_segments(text: str, max_chars: int = SEGMENT_CHARS) -> list[str]:
 
 
 def fim_split(segment: str, rng: random.Random) -> tuple[str, str, str]:
-    """Choose the middle the way an editor's cursor does: mostly the rest of a line or a few
-    lines, sometimes an arbitrary span.
+    """Choose the middle the way an editor's cursor and an inline suggestion do.
 
-    The start is where a cursor rests when a suggestion is asked for: usually right after
-    a space, bracket, dot or line start (70%), sometimes inside an identifier being typed.
-    Uniformly random starts (the first default model's recipe) teach the model that a middle
-    mostly begins with the tail of a broken word, and it then opens every completion with a
-    stray letter.
+    The start is where a cursor rests when a suggestion is asked for: usually right after a
+    space, bracket, dot or line start (70%), sometimes inside an identifier being typed.
+    The middle is mostly the rest of the line or a few more lines, and then ends *before* a
+    newline, so the suffix starts with one: that is what the editor sends when the cursor is
+    at the end of a line, the most common case. Sometimes it is an arbitrary span (the
+    cursor inside brackets). Uniformly random starts, or middles that swallow the newline,
+    teach conventions that serving never shows (see models/README.md).
     """
     start = rng.randrange(len(segment) + 1)
     if rng.random() < 0.7:
         while 0 < start < len(segment) and (segment[start - 1].isalnum() or segment[start - 1] == "_"):
             start -= 1
     kind = rng.random()
-    if kind < 0.5:  # the rest of the current line, newline included
-        nl = segment.find("\n", start)
-        end = len(segment) if nl < 0 else nl + 1
-    elif kind < 0.8:  # one to five whole lines
-        end = start
-        for _ in range(rng.randint(1, 5)):
-            nl = segment.find("\n", end)
-            end = len(segment) if nl < 0 else nl + 1
+    if kind < 0.8:
+        end = _line_end(segment, start)
+        # At a line end, the rest of the line is empty: take the next line instead.
+        extra = (rng.randint(1, 4) if kind >= 0.5 else 0) + (end == start)
+        for _ in range(extra):
+            if end < len(segment):
+                end = _line_end(segment, end + 1)
     else:  # any span up to 512 characters
         end = min(len(segment), start + rng.randint(0, 512))
     return segment[:start], segment[start:end], segment[end:]
 
 
+def _line_end(text: str, i: int) -> int:
+    """Index of the newline that ends the line holding position i (len(text) if none)."""
+    j = text.find("\n", i)
+    return len(text) if j < 0 else j
+
+
 def encode_documents(
-    texts: list[str], tokenizer: Any, fim_rate: float, rng: random.Random
+    texts: list[str],
+    tokenizer: Any,
+    fim_rate: float,
+    rng: random.Random,
+    segment_chars: int = SEGMENT_CHARS,
 ) -> list[int]:
     """Token ids for a batch of documents, each followed by <|endoftext|>."""
     special = SpecialIds.of(tokenizer)
@@ -117,7 +127,7 @@ def encode_documents(
     plan: list[list[int | str]] = []
     for text in texts:
         doc: list[int | str] = []
-        for segment in split_segments(text):
+        for segment in split_segments(text, segment_chars):
             if rng.random() < fim_rate:
                 prefix, middle, suffix = fim_split(segment, rng)
                 doc += [special.fim_prefix, prefix, special.fim_suffix, suffix]
@@ -147,6 +157,7 @@ def pack_corpus(
     seed: int,
     max_bytes: int | None = None,
     batch_docs: int = 512,
+    segment_chars: int = SEGMENT_CHARS,
 ) -> dict[str, Any]:
     """Tokenise ``(split, text)`` documents into ``train.bin`` / ``val.bin`` (uint16).
 
@@ -164,7 +175,7 @@ def pack_corpus(
 
     def flush(split: str) -> None:
         if pending[split]:
-            ids = encode_documents(pending[split], tokenizer, fim_rate, rng)
+            ids = encode_documents(pending[split], tokenizer, fim_rate, rng, segment_chars)
             np.asarray(ids, dtype=np.uint16).tofile(files[split])
             counts[split] += len(ids)
             pending[split] = []
@@ -268,9 +279,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def encode_sft_row(
-    row: dict[str, Any], tokenizer: Any, seq_len: int
-) -> tuple[list[int], list[int]]:
+def encode_sft_row(row: dict[str, Any], tokenizer: Any, seq_len: int) -> tuple[list[int], list[int]]:
     """(input ids, labels) of one SFT row: the serving-time FIM prompt, then the completion.
 
     Labels are IGNORE_INDEX on the prompt, so only the completion (and the closing
@@ -287,7 +296,7 @@ def encode_sft_row(
     suffix = row.get("suffix") or ""
     if prefix is None:
         prefix = row.get("prompt") or ""
-    completion = tokenizer.encode(row["completion"], add_special_tokens=False).ids + [special.eos]
+    completion = [*tokenizer.encode(row["completion"], add_special_tokens=False).ids, special.eos]
     completion = completion[: max(1, seq_len // 2)]
     pre = tokenizer.encode(prefix, add_special_tokens=False).ids
     suf = tokenizer.encode(suffix, add_special_tokens=False).ids
@@ -337,7 +346,8 @@ def split_rows(
 
     The export already splits by time for evaluation; this split only watches overfitting.
     """
-    train, val = [], []
+    train: list[dict[str, Any]] = []
+    val: list[dict[str, Any]] = []
     for row in rows:
         key = str(row.get("id") or json.dumps(row, sort_keys=True))
         digest = int.from_bytes(hashlib.sha1(key.encode()).digest()[:4], "big") / 2**32

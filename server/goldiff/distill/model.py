@@ -42,7 +42,7 @@ def qwen2_config(config: TrainConfig) -> Qwen2Config:
         num_attention_heads=config.num_heads,
         num_key_value_heads=config.num_kv_heads,
         max_position_embeddings=config.max_position,
-        rope_theta=config.rope_theta,
+        rope_parameters={"rope_type": "default", "rope_theta": config.rope_theta},
         tie_word_embeddings=config.tie_embeddings,
         use_sliding_window=False,
         bos_token_id=EOS_ID,

@@ -84,9 +84,7 @@ def train(
     precision = config.dtype if config.dtype != "auto" else ("bf16" if use_cuda else "fp32")
     if precision not in ("fp32", "bf16"):
         raise ConfigError(f"dtype must be auto, fp32 or bf16, not {config.dtype!r}.")
-    accelerator = Accelerator(
-        mixed_precision="bf16" if precision == "bf16" else "no", cpu=not use_cuda
-    )
+    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no", cpu=not use_cuda)
     rank, world = accelerator.process_index, accelerator.num_processes
     _seed_everything(config.seed)
     if use_cuda:
@@ -123,10 +121,7 @@ def train(
         )
 
     # ---- model
-    if config.init_from:
-        model = load_model(config.init_from)
-    else:
-        model = build_model(config)
+    model: Any = load_model(config.init_from) if config.init_from else build_model(config)
     vocab = model.config.vocab_size
     if config.lora:
         from peft import LoraConfig, get_peft_model
@@ -191,9 +186,7 @@ def train(
             model.train()
             loss_sum = 0.0
             for micro in range(config.grad_accum):
-                batch = batches.batch(
-                    config.batch_size, config.seed, step, micro * world + rank
-                )
+                batch = batches.batch(config.batch_size, config.seed, step, micro * world + rank)
                 batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                 sync = micro == config.grad_accum - 1
                 with contextlib.nullcontext() if sync else accelerator.no_sync(model):
@@ -226,13 +219,29 @@ def train(
                 bar.update(1)
             if step % config.eval_interval == 0 or step == max_steps:
                 val_loss = _evaluate(model, val_batches, config, vocab, accelerator.device)
-                _log(out, accelerator, step=step, train_loss=train_loss, val_loss=val_loss,
-                     tokens_seen=tokens_seen, elapsed_s=time.perf_counter() - started)
+                _log(
+                    out,
+                    accelerator,
+                    step=step,
+                    train_loss=train_loss,
+                    val_loss=val_loss,
+                    tokens_seen=tokens_seen,
+                    elapsed_s=time.perf_counter() - started,
+                )
             if stop["requested"] or step % config.checkpoint_interval == 0 or step == max_steps:
-                _save_checkpoint(out, accelerator, model, optimizer, config,
-                                 step=step, tokens_seen=tokens_seen, max_steps=max_steps,
-                                 train_loss=train_loss, val_loss=val_loss,
-                                 elapsed_s=earlier_s + time.perf_counter() - started)
+                _save_checkpoint(
+                    out,
+                    accelerator,
+                    model,
+                    optimizer,
+                    config,
+                    step=step,
+                    tokens_seen=tokens_seen,
+                    max_steps=max_steps,
+                    train_loss=train_loss,
+                    val_loss=val_loss,
+                    elapsed_s=earlier_s + time.perf_counter() - started,
+                )
                 if on_checkpoint is not None and accelerator.is_main_process:
                     on_checkpoint(accelerator.unwrap_model(model), step)
             if stop["requested"]:
@@ -269,9 +278,7 @@ def train(
 
 def _loss(model: Any, batch: dict[str, torch.Tensor], vocab: int) -> torch.Tensor:
     """Mean cross-entropy over labelled positions (labels are already shifted)."""
-    logits = model(
-        input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")
-    ).logits
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
     return F.cross_entropy(
         logits.float().reshape(-1, vocab),
         batch["labels"].reshape(-1),
@@ -306,9 +313,7 @@ def _evaluate(
     return float(np.mean(losses))
 
 
-def evaluate_loss(
-    model: Any, val_batches: Any, config: TrainConfig, device: str = "cpu"
-) -> float | None:
+def evaluate_loss(model: Any, val_batches: Any, config: TrainConfig, device: str = "cpu") -> float | None:
     """Validation loss of a trained model on the same fixed batches training reports."""
     return _evaluate(model, val_batches, config, model.config.vocab_size, torch.device(device))
 
@@ -342,9 +347,7 @@ def _save_checkpoint(
     os.replace(tmp, out / CHECKPOINT)
 
 
-def _save_final(
-    out: Path, model: Any, config: TrainConfig, tokenizer_path: str | Path | None
-) -> Path:
+def _save_final(out: Path, model: Any, config: TrainConfig, tokenizer_path: str | Path | None) -> Path:
     final = out / FINAL
     tmp = out / (FINAL + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
