@@ -428,3 +428,13 @@ async def test_same_seed_same_store(tmp_path: Path) -> None:
     assert runs["a"] == runs["b"]
     assert runs["a"]["edits"] == runs["c"]["edits"]  # the same text typed either way
     assert runs["a"]["suggestions"] != runs["c"]["suggestions"]  # but asked at other places
+
+
+async def test_a_request_budget_per_commit_bounds_the_completion_requests(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    make_repo(repo)
+    options = with_suggestions(seed=5)
+    options.max_requests_per_commit = 1
+    result = await replay_async(repo, tmp_path / "home", options)
+    assert result.requests == result.commits == 4  # every commit has a place to ask
+    assert_rebuilds_history(tmp_path / "home", repo.resolve())  # the rest is typed all the same

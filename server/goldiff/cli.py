@@ -427,10 +427,10 @@ def eval_cmd(
     help="A git repository. Default: Goldiff's own.",
 )
 @click.option(
-    "--commits", type=click.IntRange(min=2), help="Recent commits to use (default 16; 4 with --tiny)."
+    "--commits", type=click.IntRange(min=2), help="Recent commits to use (default 8; 4 with --tiny)."
 )
 @click.option(
-    "--held-out", type=click.IntRange(min=1), help="The last commits, kept for evaluation (default 3)."
+    "--held-out", type=click.IntRange(min=1), help="The last commits, kept for evaluation (default 2)."
 )
 @click.option("--steps", type=click.IntRange(min=1), help="Fine-tuning steps on the gold (default 120).")
 @click.option(

@@ -42,16 +42,17 @@ TINY_SUGGESTER = 'test:{"rules": [], "default": "pass"}'
 @dataclass
 class DemoConfig:
     repo: Path | None = None  # a git repository; None: the one Goldiff's own source lives in
-    commits: int = 10  # the most recent first-parent commits to use (replayed and held out)
-    held_out: int = 3  # the last of them: never trained on, evaluated on
+    commits: int = 8  # the most recent first-parent commits to use (replayed and held out)
+    held_out: int = 2  # the last of them: never trained on, evaluated on
     include: tuple[str, ...] = ("*.py",)  # which files the developer is seen typing
-    paste_over: int | None = 600  # a hunk longer than this is typed up to here, then pasted
+    paste_over: int | None = 400  # a hunk longer than this is typed up to here, then pasted
+    requests_per_commit: int | None = 40  # completion requests per commit, to bound the time
     seed: int = 0  # the simulated developer's choices
     base_model: Path | None = None  # GGUF that suggests during replay; None: the shipped default
     recipe: str = "default"  # training recipe of the base (architecture and tokenizer)
     steps: int = 60  # fine-tuning steps on the gold
     seq_len: int = 256  # tokens per training row: a FIM context excerpt plus its gold
-    max_eval_rows: int = 150  # held-out rows evaluated (evenly spaced), to bound the time
+    max_eval_rows: int = 80  # held-out rows evaluated (evenly spaced), to bound the time
     learning_rate: float = 3e-4  # lower than pretraining: adapt, do not forget
     threads: int = 2  # CPU threads for training
     tiny: bool = False  # test size: a tiny base trained here in seconds, a few steps
@@ -224,6 +225,7 @@ def replay_history(
         include=config.include,
         settings={"mode": "local", "local": {"model": config.suggester or str(base.gguf)}},
         paste_over=config.paste_over,
+        max_requests_per_commit=config.requests_per_commit,
     )
     say(f"Replaying {len(commits)} commits ({config.held_out} held out) as a simulated developer...")
     result = replay(repo, home, options, progress)

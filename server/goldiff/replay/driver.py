@@ -83,6 +83,9 @@ class ReplayOptions:
     # change, as developers paste or generate long blocks; None types everything.
     paste_over: int | None = None
     ask_completions: bool = True  # False: only type (capture), never request a completion
+    # At most this many completion requests per commit (the rest of it is only typed): bounds
+    # a replay's time when the model is slow; None: no bound.
+    max_requests_per_commit: int | None = None
 
 
 @dataclass
@@ -262,6 +265,7 @@ class _Session:
         self._clock_follows = False
         self._pending_seconds = 0.0  # simulated time the server's clock has not seen yet
         self._decided: set[str] = set()  # suggestion ids the developer already acted on
+        self._commit_requests = 0
         self._stderr_task: asyncio.Task[None] | None = None
 
         @self.client.feature(types.WINDOW_SHOW_MESSAGE)  # type: ignore[untyped-decorator]
@@ -396,6 +400,7 @@ class _Session:
             if self.stop.is_set():
                 break
             self.progress.commit_started(commit)
+            self._commit_requests = 0
             # Files stay open until the commit, as in an editor, so they settle at the commit.
             open_files: list[_Buffer] = []
             for change in commit.changes:
@@ -476,7 +481,8 @@ class _Session:
                 self.result.chars_pasted += len(text) - pos
                 self.pause(dev.reading_pause())
                 return
-            if offered:
+            budget = self.options.max_requests_per_commit
+            if offered and (budget is None or self._commit_requests < budget):
                 line_before = buf.text[buf.text.rfind("\n", 0, cursor) + 1 : cursor]
                 if dev.wants_completion(last_key, line_before, text[pos]):
                     used = await self.suggest(buf, dev, cursor, text[pos:])
@@ -506,6 +512,7 @@ class _Session:
         """Ask for a completion at `cursor`; act on it as the developer would. Returns chars it inserted."""
         await self.sync_clock()
         self.result.requests += 1
+        self._commit_requests += 1
         answer = await self._request(
             self.client.text_document_inline_completion_async(
                 types.InlineCompletionParams(
