@@ -438,6 +438,11 @@ def eval_cmd(
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated developer.")
 @click.option(
+    "--suggest-with-base",
+    is_flag=True,
+    help="The base model makes the replay's suggestions (gold only where it suggested something).",
+)
+@click.option(
     "--tiny", is_flag=True, help="Test size: a tiny base model trained here, a few commits and steps."
 )
 @click.option(
@@ -461,6 +466,7 @@ def demo(
     steps: int | None,
     base_model: Path | None,
     seed: int,
+    suggest_with_base: bool,
     tiny: bool,
     home: Path | None,
     out: Path,
@@ -473,7 +479,7 @@ def demo(
 
     given = {"commits": commits, "held_out": held_out, "steps": steps, "base_model": base_model}
     changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-    changes.update(repo=repo, seed=seed)
+    changes.update(repo=repo, seed=seed, suggest_with_base=suggest_with_base)
     config = DemoConfig.for_tests(**changes) if tiny else DemoConfig(**changes)
     from goldiff.replay.progress import RichProgress
 

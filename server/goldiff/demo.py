@@ -1,8 +1,8 @@
 """`goldiff demo`: the whole loop on a real history, offline, on this machine.
 
-In a temporary home: replay the first part of a real repository's history through the
-Goldiff server with the base model making the suggestions (the gold is what the real
-developers wrote), export that gold, distill the base model on it, then evaluate base and
+In a temporary home: replay a real repository's recent history through the Goldiff
+server (the gold is what the real developers wrote at every completion point; see
+PLACEHOLDER_SUGGESTER), export that gold, distill the base model on it, then evaluate base and
 distilled side by side on the suggestions of the later, held-out commits — contexts the
 distilled model never trained on — and write the report. The history is Goldiff's own git
 history by default (the repository this package lives in), cloned first so the replay
@@ -33,10 +33,13 @@ from goldiff.replay.history import list_commits, repository_root
 
 Say = Callable[[str], None]
 
-# The tiny base model trained in seconds suggests only blanks, i.e. nothing. At test size the
-# replay therefore asks the deterministic test source, whose every suggestion is typed over:
-# the gold rows are then exactly what the developer wrote at each completion point.
-TINY_SUGGESTER = 'test:{"rules": [], "default": "pass"}'
+# What the replay shows at each completion point unless `suggest_with_base`: a placeholder
+# (the deterministic test source) that the developer always types over, so that every
+# completion point yields a gold row — what the developer really wrote there. Gold comes
+# only from suggestions that were shown, and a small base model often suggests nothing
+# (the `empty` outcome, no gold), which would leave almost nothing to learn from. The base
+# model is then measured where it matters: offline, on the held-out contexts.
+PLACEHOLDER_SUGGESTER = 'test:{"rules": [], "default": "pass"}'
 
 
 @dataclass
@@ -56,9 +59,9 @@ class DemoConfig:
     learning_rate: float = 3e-4  # lower than pretraining: adapt, do not forget
     threads: int = 2  # CPU threads for training
     tiny: bool = False  # test size: a tiny base trained here in seconds, a few steps
-    # What suggests during the replay, as a `local.model` setting; None: the base GGUF
-    # (see TINY_SUGGESTER for the test size).
-    suggester: str | None = None
+    # True: the base model makes the replay's suggestions (its own outcomes are recorded,
+    # but gold then exists only where it suggested something); False: the placeholder.
+    suggest_with_base: bool = False
 
     @classmethod
     def for_tests(cls, repo: Path | None = None, **changes: Any) -> DemoConfig:
@@ -72,7 +75,6 @@ class DemoConfig:
             "learning_rate": 1e-3,
             "threads": 1,
             "tiny": True,
-            "suggester": TINY_SUGGESTER,
         }
         values.update(changes)
         return cls(**values)
@@ -223,7 +225,10 @@ def replay_history(
         rev_range=rev_range,
         seed=config.seed,
         include=config.include,
-        settings={"mode": "local", "local": {"model": config.suggester or str(base.gguf)}},
+        settings={
+            "mode": "local",
+            "local": {"model": str(base.gguf) if config.suggest_with_base else PLACEHOLDER_SUGGESTER},
+        },
         paste_over=config.paste_over,
         max_requests_per_commit=config.requests_per_commit,
     )
