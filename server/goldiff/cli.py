@@ -432,7 +432,7 @@ def eval_cmd(
 @click.option(
     "--held-out", type=click.IntRange(min=1), help="The last commits, kept for evaluation (default 2)."
 )
-@click.option("--steps", type=click.IntRange(min=1), help="Fine-tuning steps on the gold (default 120).")
+@click.option("--steps", type=click.IntRange(min=1), help="Fine-tuning steps on the gold (default 24).")
 @click.option(
     "--base-model", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="GGUF to start from."
 )

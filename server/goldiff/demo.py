@@ -53,7 +53,8 @@ class DemoConfig:
     seed: int = 0  # the simulated developer's choices
     base_model: Path | None = None  # GGUF that suggests during replay; None: the shipped default
     recipe: str = "default"  # training recipe of the base (architecture and tokenizer)
-    steps: int = 60  # fine-tuning steps on the gold
+    steps: int = 24  # fine-tuning steps on the gold (a 30M model takes seconds a step on 2 cores)
+    batch_size: int = 4  # rows per step
     seq_len: int = 256  # tokens per training row: a FIM context excerpt plus its gold
     max_eval_rows: int = 80  # held-out rows evaluated (evenly spaced), to bound the time
     learning_rate: float = 3e-4  # lower than pretraining: adapt, do not forget
@@ -294,6 +295,7 @@ def distill(base: BaseModel, train_rows: Path, work: Path, config: DemoConfig, s
         init_from=str(base.hf_dir),
         max_steps=config.steps,
         seq_len=config.seq_len,
+        batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         warmup_steps=max(1, config.steps // 10),
         eval_interval=config.steps,
