@@ -299,6 +299,8 @@ def distill(base: BaseModel, train_rows: Path, work: Path, config: DemoConfig, s
         learning_rate=config.learning_rate,
         warmup_steps=max(1, config.steps // 10),
         eval_interval=config.steps,
+        eval_batches=2,
+        log_interval=max(1, config.steps // 4),
         checkpoint_interval=config.steps,
         threads=config.threads,
         min_rows=1,
