@@ -315,7 +315,10 @@ def distill(base: BaseModel, train_rows: Path, work: Path, config: DemoConfig, s
     say(f"  {result.tokens_seen:,} tokens, loss {result.train_loss:.3f}, {result.tokens_per_s:,.0f} tokens/s")
     say("Exporting the distilled model to GGUF (parity-checked against torch, quantized)...")
     model = load_model(result.final_dir)
-    qtype = "Q8_0" if config.tiny else "Q4_K_M"
+    # Q8_0: Q4_K_M of a briefly fine-tuned small model can fall outside the parity
+    # tolerance (measured: 55% of the logits' std against a 30% limit), and the demo's
+    # comparison should be about the training, not the quantization.
+    qtype = "Q8_0"
     files = export_checked(
         model, base.tokenizer.parent, work / "distilled" / "model-F16.gguf", quantize_to=(qtype,)
     )
