@@ -508,6 +508,7 @@ def test_edits_rows_come_from_episodes_and_the_recorded_document(tmp_path: Path)
     store.record_suggestion(
         {
             "id": "sx",
+            "version": 2,  # made after the developer's own edit
             "document_id": "doc-m",
             "ts": T0 + 2,
             "source": "frontier",

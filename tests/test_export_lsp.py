@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 from goldiff.export import load_rows
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
+from pytest_lsp import ClientServerConfig
 
-from tests.lsp_client import goldiff_client
+from tests.lsp_client import goldiff_client, server_env
 from tests.test_export import fill_store
 
 
@@ -50,3 +52,33 @@ async def test_export_traces_command_writes_a_split_export(tmp_path: Path) -> No
             )
         with pytest.raises(JsonRpcException, match="unknown export format 'csv'"):
             await client.workspace_execute_command_async(execute("goldiff.exportTraces", {"format": "csv"}))
+
+
+async def test_export_traces_reports_work_done_progress(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    fill_store(home)
+    config = ClientServerConfig(
+        server_command=[sys.executable, "-m", "goldiff", "serve"], server_env=server_env(home)
+    )
+    client = await config.start()
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(
+                window=types.WindowClientCapabilities(work_done_progress=True)
+            ),
+            initialization_options={"capture": {"enabled": True}},
+        )
+    )
+    try:
+        result = await client.workspace_execute_command_async(
+            execute("goldiff.exportTraces", {"format": "kto", "path": "k.jsonl"})
+        )
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+    assert result["counts"] == {"all": 6}
+    (reports,) = client.progress_reports.values()
+    assert isinstance(reports[0], types.WorkDoneProgressBegin)
+    assert reports[0].title == "Goldiff: exporting kto"
+    assert reports[-2] == types.WorkDoneProgressReport(message="8/8", percentage=100)
+    assert isinstance(reports[-1], types.WorkDoneProgressEnd)

@@ -7,6 +7,7 @@ intact and holds what the client had sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -188,8 +189,10 @@ async def test_full_disk_tells_the_user_once_and_keeps_serving(tiny_disk: Path, 
         editor = Editor(client)
         editor.open(uri, "")
         await _roundtrip(client)
-        free = os.statvfs(tiny_disk)
-        filler.write_bytes(b"\0" * (free.f_bavail * free.f_frsize - 16 * 1024))
+        with filler.open("wb") as out, contextlib.suppress(OSError):
+            while True:  # until the disk is full
+                out.write(b"\0" * 65536)
+                out.flush()
         offset = 0
         for i in range(400):
             offset = editor.type(uri, offset, f"line {i} " + "z" * 60 + "\n")

@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlite_utils
 
+from goldiff.agent.stats import proposal_stats
 from goldiff.errors import GoldiffError
 from goldiff.outcomes.stats import outcome_stats
 from goldiff.store import content_hash
@@ -139,6 +140,7 @@ def stats(db: sqlite_utils.Database, path: Path | None = None) -> dict[str, Any]
         "by_source": sorted(by_source.values(), key=lambda e: str(e["source"])),
         "store_bytes": store_bytes,
         "outcomes": outcome_stats(db),
+        "proposals": proposal_stats(db),
     }
 
 

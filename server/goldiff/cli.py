@@ -143,6 +143,9 @@ def stats(home: Path | None, as_json: bool) -> None:
     from goldiff.outcomes.stats import print_outcomes
 
     print_outcomes(data["outcomes"], Console())
+    from goldiff.agent.stats import print_proposals
+
+    print_proposals(data["proposals"], Console())
 
 
 @main.command()
@@ -195,74 +198,46 @@ def doctor(home: Path | None) -> None:
         raise SystemExit(1)
 
 
-@main.command()
+@main.group()
+def models() -> None:
+    """Local models and adapters: list them, choose the default."""
+
+
+@models.command("list")
 @home_option
-@click.argument("repo", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--range", "rev_range", metavar="A..B", help="Commits to replay (git range). Default: all of HEAD."
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated developer.")
-@click.option(
-    "--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable), e.g. '*.py'."
-)
-@click.option("--max-commits", type=click.IntRange(min=1), help="Stop after this many commits.")
-@click.option(
-    "--paste-over",
-    type=click.IntRange(min=1),
-    metavar="CHARS",
-    help="Type at most this much of each hunk and paste the rest (long new files).",
-)
-@click.option("--mode", type=click.Choice(["local", "frontier", "shadow"]), help="Completion source mode.")
-@click.option("--model", help="Local model (registry name or GGUF path) that makes the suggestions.")
-@click.option("--restart", is_flag=True, help="Replay commits again even if this home already holds them.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @friendly
-def replay(
-    home: Path | None,
-    repo: Path,
-    rev_range: str | None,
-    seed: int,
-    include: tuple[str, ...],
-    max_commits: int | None,
-    paste_over: int | None,
-    mode: str | None,
-    model: str | None,
-    restart: bool,
-    as_json: bool,
-) -> None:
-    """Replay REPO's git history through the Goldiff server as a simulated developer.
+def models_list(home: Path | None, as_json: bool) -> None:
+    """The registered models and adapters; the default is marked with *."""
+    from goldiff.sources.registry import Registry
 
-    Stop with Ctrl-C at any time; the same command resumes after the last replayed commit.
-    """
-    from goldiff.replay import ReplayOptions
-    from goldiff.replay import replay as run
-    from goldiff.replay.progress import RichProgress
-
-    settings: dict[str, Any] = {"mode": mode} if mode else {}
-    if model:
-        settings["local"] = {"model": model}
-    options = ReplayOptions(
-        rev_range=rev_range,
-        seed=seed,
-        include=include,
-        max_commits=max_commits,
-        paste_over=paste_over,
-        settings=settings,
-        resume=not restart,
-    )
-    with RichProgress(quiet=as_json) as progress:
-        result = run(repo, resolve_home(home), options, progress)
+    registry = Registry(resolve_home(home))
+    entries = registry.list()
+    default = registry.default()
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2, sort_keys=True))
-    else:
-        click.echo(
-            f"replayed {result.commits} commits ({result.files} files, {result.keystrokes} keystrokes, "
-            f"{result.chars_per_second:,.0f} chars/s); suggestions: {result.suggestions} shown, "
-            f"{result.accepted} accepted, {result.partial} partly accepted, {result.rejected} typed over"
-        )
-    if result.interrupted:
-        click.echo("Stopped before the end: run the same command again to resume.", err=True)
-        raise SystemExit(130)
+        rows = [{**e.__dict__, "default": e.name == default, "exists": e.exists()} for e in entries]
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    if not entries:
+        click.echo("No local models yet. Register one with `goldiff models use PATH.gguf`.")
+        return
+    for e in entries:
+        mark = "*" if e.name == default else " "
+        missing = "" if e.exists() else "  (file missing)"
+        base = f"  on {e.base}" if e.base else ""
+        click.echo(f"{mark} {e.name}  [{e.kind}]{base}  {e.path}{missing}")
+
+
+@models.command("use")
+@home_option
+@click.argument("name_or_path")
+@friendly
+def models_use(home: Path | None, name_or_path: str) -> None:
+    """Make NAME (or a GGUF file, registered under its file name) the default local model."""
+    from goldiff.sources.registry import Registry
+
+    entry = Registry(resolve_home(home)).use(name_or_path)
+    click.echo(f"The default local model is now {entry.name} ({entry.path}).")
 
 
 @main.command("export")
@@ -317,12 +292,12 @@ def export_cmd(home: Path | None, fmt: str, rows: str | None, out: Path | None, 
     )
     db, _ = _open_reader(home)
     out = out or ex.default_out(exports_dir(resolve_home(home)), options)
-    with _progress("exporting") as progress:
+    with _ProgressBar("exporting") as progress:
         result = ex.export(db, options, out, progress)
     click.echo(json.dumps(result.as_dict(), indent=2))
 
 
-class _progress:
+class _ProgressBar:
     """A rich progress bar on stderr for long work; quiet when stderr is not a terminal."""
 
     def __init__(self, label: str) -> None:
@@ -414,10 +389,128 @@ def eval_cmd(
     rows = ev.eval_rows(ex.load_rows(data))
     if limit is not None:
         rows = rows[-limit:]
-    with _progress("evaluating") as progress:
+    with _ProgressBar("evaluating") as progress:
         report, files = ev.run_eval(rows, models, out, frontier=not no_frontier, progress=progress)
     click.echo(report["switch"]["verdict"])
     click.echo(json.dumps({k: str(v) for k, v in files.items()}, indent=2))
+
+
+@main.command()
+@home_option
+@click.option("--name", help="Registry name of the result (default: distilled-DATE-TIME).")
+@click.option(
+    "--base", type=click.Path(dir_okay=False, path_type=Path), help="Base GGUF (default: the shipped model)."
+)
+@click.option("--steps", type=int, default=24, show_default=True, help="Fine-tuning steps.")
+@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option(
+    "--quantize", "quantize_to", default="Q4_K_M", show_default=True, help="GGUF type of the result."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly
+def distill(
+    home: Path | None,
+    name: str | None,
+    base: Path | None,
+    steps: int,
+    batch_size: int,
+    threads: int,
+    quantize_to: str,
+    as_json: bool,
+) -> None:
+    """Fine-tune the base model on your gold; register the GGUF for `goldiff models use`."""
+    from goldiff.distill.pipeline import FinetuneOptions, distill_from_store
+
+    options = FinetuneOptions(steps=steps, batch_size=batch_size, threads=threads, quantize_to=quantize_to)
+    say = (lambda _msg: None) if as_json else click.echo
+    result = distill_from_store(resolve_home(home), name=name, base=base, options=options, say=say)
+    if as_json:
+        click.echo(json.dumps(result, default=str))
+
+
+@main.command()
+@home_option
+@click.option("--recipe", default="default", show_default=True, help="A recipe in models/recipes/.")
+@click.option("--dest", type=click.Path(file_okay=False, path_type=Path), help="Where to write the GGUF.")
+@click.option("--quantize", "quantize_to", default="Q6_K", show_default=True)
+@friendly
+def bootstrap(home: Path | None, recipe: str, dest: Path | None, quantize_to: str) -> None:
+    """Rebuild the default model from scratch: corpus, tokenizer, training, GGUF (resumable)."""
+    from goldiff.distill.bootstrap import bootstrap as run
+
+    result = run(resolve_home(home), recipe, dest=dest, quantize_to=quantize_to, log=click.echo)
+    click.echo(f"wrote {result.gguf_path}")
+
+
+@main.command()
+@home_option
+@click.argument("repo", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--range", "rev_range", metavar="A..B", help="Commits to replay (git range). Default: all of HEAD."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated developer.")
+@click.option(
+    "--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable), e.g. '*.py'."
+)
+@click.option("--max-commits", type=click.IntRange(min=1), help="Stop after this many commits.")
+@click.option(
+    "--paste-over",
+    type=click.IntRange(min=1),
+    metavar="CHARS",
+    help="Type at most this much of each hunk and paste the rest (long new files).",
+)
+@click.option("--mode", type=click.Choice(["local", "frontier", "shadow"]), help="Completion source mode.")
+@click.option("--model", help="Local model (registry name or GGUF path) that makes the suggestions.")
+@click.option("--restart", is_flag=True, help="Replay commits again even if this home already holds them.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@friendly
+def replay(
+    home: Path | None,
+    repo: Path,
+    rev_range: str | None,
+    seed: int,
+    include: tuple[str, ...],
+    max_commits: int | None,
+    paste_over: int | None,
+    mode: str | None,
+    model: str | None,
+    restart: bool,
+    as_json: bool,
+) -> None:
+    """Replay REPO's git history through the Goldiff server as a simulated developer.
+
+    Stop with Ctrl-C at any time; the same command resumes after the last replayed commit.
+    """
+    from goldiff.replay import ReplayOptions
+    from goldiff.replay import replay as run
+    from goldiff.replay.progress import RichProgress
+
+    settings: dict[str, Any] = {"mode": mode} if mode else {}
+    if model:
+        settings["local"] = {"model": model}
+    options = ReplayOptions(
+        rev_range=rev_range,
+        seed=seed,
+        include=include,
+        max_commits=max_commits,
+        paste_over=paste_over,
+        settings=settings,
+        resume=not restart,
+    )
+    with RichProgress(quiet=as_json) as progress:
+        result = run(repo, resolve_home(home), options, progress)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, sort_keys=True))
+    else:
+        click.echo(
+            f"replayed {result.commits} commits ({result.files} files, {result.keystrokes} keystrokes, "
+            f"{result.chars_per_second:,.0f} chars/s); suggestions: {result.suggestions} shown, "
+            f"{result.accepted} accepted, {result.partial} partly accepted, {result.rejected} typed over"
+        )
+    if result.interrupted:
+        click.echo("Stopped before the end: run the same command again to resume.", err=True)
+        raise SystemExit(130)
 
 
 @main.command()
@@ -493,45 +586,3 @@ def demo(
     else:
         for line in summary_lines(result):
             click.echo(line)
-
-
-@main.group()
-def models() -> None:
-    """Local models and adapters: list them, choose the default."""
-
-
-@models.command("list")
-@home_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-@friendly
-def models_list(home: Path | None, as_json: bool) -> None:
-    """The registered models and adapters; the default is marked with *."""
-    from goldiff.sources.registry import Registry
-
-    registry = Registry(resolve_home(home))
-    entries = registry.list()
-    default = registry.default()
-    if as_json:
-        rows = [{**e.__dict__, "default": e.name == default, "exists": e.exists()} for e in entries]
-        click.echo(json.dumps(rows, indent=2, sort_keys=True))
-        return
-    if not entries:
-        click.echo("No local models yet. Register one with `goldiff models use PATH.gguf`.")
-        return
-    for e in entries:
-        mark = "*" if e.name == default else " "
-        missing = "" if e.exists() else "  (file missing)"
-        base = f"  on {e.base}" if e.base else ""
-        click.echo(f"{mark} {e.name}  [{e.kind}]{base}  {e.path}{missing}")
-
-
-@models.command("use")
-@home_option
-@click.argument("name_or_path")
-@friendly
-def models_use(home: Path | None, name_or_path: str) -> None:
-    """Make NAME (or a GGUF file, registered under its file name) the default local model."""
-    from goldiff.sources.registry import Registry
-
-    entry = Registry(resolve_home(home)).use(name_or_path)
-    click.echo(f"The default local model is now {entry.name} ({entry.path}).")

@@ -773,8 +773,17 @@ def edit_view(db: sqlite_utils.Database, e: EpisodeRecord) -> EditView:
     view = _detail_view(e)
     if view.context_before or view.context_after or view.recent_edits or e.document_id is None:
         return view
+    # The first suggestion names the document version the episode started from; versions
+    # are exact where wall-clock times of the editor and the tracker may differ a little.
+    first = e.detail.get("suggestions")
+    opener = None
+    if isinstance(first, list) and first:
+        opener = db.execute(
+            "SELECT offset, version FROM suggestions WHERE id = ?", [str(first[0])]
+        ).fetchone()
+    version = opener[1] if opener is not None else None
     until = e.started_at if e.started_at is not None else e.ts
-    text, history = _replay(db, e.document_id, until, e.path or "file")
+    text, history = _replay(db, e.document_id, e.path or "file", until=until, version=version)
     start = _nearest(text, e.before, e.start_offset or 0)
     if start is None:
         return view
@@ -793,11 +802,8 @@ def edit_view(db: sqlite_utils.Database, e: EpisodeRecord) -> EditView:
     view.context_before = text[top:start]
     view.context_after = text[end:bottom]
     view.recent_edits = history
-    first = e.detail.get("suggestions")
-    if view.cursor is None and isinstance(first, list) and first:
-        row = db.execute("SELECT offset FROM suggestions WHERE id = ?", [str(first[0])]).fetchone()
-        if row and row[0] is not None and start <= row[0] <= end:
-            view.cursor = row[0] - start
+    if view.cursor is None and opener is not None and opener[0] is not None and start <= opener[0] <= end:
+        view.cursor = opener[0] - start
     return view
 
 
@@ -814,21 +820,34 @@ def _nearest(text: str, needle: str, near: int) -> int | None:
     return best
 
 
-def _replay(db: sqlite_utils.Database, document_id: str, until: float, path: str) -> tuple[str, list[str]]:
-    """The document's recorded text at `until` and its last edits as small diffs."""
+def _replay(
+    db: sqlite_utils.Database, document_id: str, path: str, *, until: float, version: int | None
+) -> tuple[str, list[str]]:
+    """The document's recorded text at `version` (else at time `until`) and its last edits.
+
+    The edits come back as small unified diffs, oldest first. A coalesced typing run that
+    goes past `version` is cut where the version ends, as `goldiff show` does.
+    """
+    if version is not None:
+        where, param = "version_first <= ?", float(version)
+    else:
+        where, param = "ts <= ?", until
     rows = db.execute(
-        "SELECT kind, offset, removed, inserted, snapshot FROM edits "
-        "WHERE document_id = ? AND ts <= ? ORDER BY seq",
-        [document_id, until],
+        "SELECT kind, offset, removed, inserted, snapshot, version, version_first FROM edits "
+        f"WHERE document_id = ? AND {where} ORDER BY seq",
+        [document_id, param],
     ).fetchall()
     text = ""
     recent: deque[tuple[str, str]] = deque(maxlen=EDIT_HISTORY)
-    for kind, offset, removed, inserted, snapshot in rows:
+    for kind, offset, removed, inserted, snapshot, ver, ver_first in rows:
         if snapshot is not None and inserted is None:
             snap = db.execute("SELECT text FROM snapshots WHERE hash = ?", [snapshot]).fetchone()
             new = str(snap[0]) if snap else ""
         else:
-            new = text[:offset] + (inserted or "") + text[offset + (removed or 0) :]
+            ins = inserted or ""
+            if version is not None and ver is not None and ver_first is not None and ver > version:
+                ins = ins[: version - ver_first + 1]
+            new = text[:offset] + ins + text[offset + (removed or 0) :]
         if kind in ("change", "external") and text and new != text:
             recent.append((text, new))
         text = new
@@ -1210,6 +1229,9 @@ def register(server: GoldiffServer) -> None:
 
 async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str, Any]:
     import asyncio
+    import uuid
+
+    from lsprotocol import types
 
     from goldiff import protocol
     from goldiff.home import exports_dir
@@ -1225,13 +1247,37 @@ async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str,
         out = exports / out
     ls.store.flush()  # what the editor sent up to now belongs in the export
 
+    # The editor shows a long export's progress when it supports work-done progress.
+    caps = ls.client_capabilities
+    token: str | None = None
+    if caps is not None and caps.window is not None and caps.window.work_done_progress:
+        token = f"goldiff-export-{uuid.uuid4().hex[:12]}"
+        try:
+            await ls.work_done_progress.create_async(token)
+            ls.work_done_progress.begin(
+                token, types.WorkDoneProgressBegin(title=f"Goldiff: exporting {options.format}", percentage=0)
+            )
+        except Exception:  # the client refused: export without progress
+            token = None
+    loop = asyncio.get_running_loop()
+
+    def report(done: int, total: int) -> None:
+        if token is None or not total:
+            return
+        value = types.WorkDoneProgressReport(message=f"{done}/{total}", percentage=int(100 * done / total))
+        loop.call_soon_threadsafe(ls.work_done_progress.report, token, value)
+
     def run() -> ExportResult:
         db = ls.store.reader()
         try:
-            return export(db, options, out)
+            return export(db, options, out, report)
         finally:
             db.conn.close()
 
-    # Off the event loop: a long export must not stall typing and capture.
-    result = await asyncio.to_thread(run)
+    try:
+        # Off the event loop: a long export must not stall typing and capture.
+        result = await asyncio.to_thread(run)
+    finally:
+        if token is not None:
+            ls.work_done_progress.end(token, types.WorkDoneProgressEnd())
     return result.as_dict()

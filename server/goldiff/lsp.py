@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import resource
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -130,10 +132,12 @@ class GoldiffServer(LanguageServer):
         if self._closed:
             return
         self._closed = True
-        if self.outcomes is not None:
-            self.outcomes.close()  # settles what is left, before the store closes
         if self.watcher is not None:
             self.watcher.stop()
+        if (proposals := getattr(self, "proposals", None)) is not None:
+            proposals.close()  # settles open edit episodes, before the store closes
+        if self.outcomes is not None:
+            self.outcomes.close()  # settles what is left, before the store closes
         self.recorder.end_session()
         self.store.close()
 
@@ -254,6 +258,29 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
             "peakRssKb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         }
 
+    @server.command("goldiff.distill")
+    async def distill(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        """Distill in a child process: training must not weigh on (or crash) the server."""
+        options = protocol.as_plain(args[0]) if args and args[0] else {}
+        command = [sys.executable, "-m", "goldiff", "distill", "--json", "--home", str(ls.home)]
+        for key, flag in (("name", "--name"), ("steps", "--steps"), ("base", "--base")):
+            if options.get(key) is not None:
+                command += [flag, str(options[key])]
+        ls.store.flush()
+        proc = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            out, err = await proc.communicate()
+        except asyncio.CancelledError:
+            proc.terminate()  # training checkpoints on SIGTERM; the next run resumes
+            raise
+        if proc.returncode != 0:
+            message = (err.decode(errors="replace").strip().splitlines() or ["distillation failed"])[-1]
+            raise GoldiffError(message.removeprefix("Error: "))
+        result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+        return result
+
     @server.command("goldiff.forget")
     def forget(ls: GoldiffServer, *args: Any) -> dict[str, int]:
         workspace = _command_args(args, protocol.ForgetArgs).workspace if args else None
@@ -269,12 +296,15 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
         finally:
             db.conn.close()
 
-    from goldiff import outcomes
-
-    outcomes.register(server)
     from goldiff.sources.completion import register as register_completion
 
     register_completion(server)
+    from goldiff import outcomes
+
+    outcomes.register(server)
+    from goldiff.agent import register as register_agent
+
+    register_agent(server)
     replay_hooks.register(server)
     register_export(server)
     return server

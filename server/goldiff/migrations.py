@@ -175,6 +175,41 @@ def m002_outcomes(db: sqlite_utils.Database) -> None:
     db.table("episodes").create_index(["document_id"])
 
 
+@migration
+def m004_proposals(db: sqlite_utils.Database) -> None:
+    # One row per edit proposal: a model's rewrite of a region (goldiff.proposeEdit) or a
+    # coding agent's changes to one file during one terminal command (goldiff.agent).
+    db.table("proposals").create(
+        {
+            "id": str,
+            "episode_id": str,
+            "session_id": str,
+            "document_id": str,
+            "turn": int,  # 1, 2, ... within its episode
+            "ts": float,
+            "kind": str,  # edit | agent
+            "source": str,  # frontier | local | test | the agent's name (claude, codex, ...)
+            "model": str,
+            "mode": str,
+            "shadow_of": str,  # a shadow proposal: the shown proposal it was computed beside
+            "instruction": str,  # the developer's instruction, or the agent's command line
+            "range": str,  # JSON: the editable region as LSP positions
+            "start_offset": int,
+            "end_offset": int,
+            "before": str,  # the region's text when the turn began
+            "context": str,  # JSON: the edit prompt the source was given
+            "text": str,  # the proposed region
+            "outcome": str,  # pending | accepted | rejected
+            "latency_ms": float,
+            "kept_share": float,  # share of the proposal's added lines present at settle
+            "settled_at": float,
+            "detail": str,
+        },
+        pk="id",
+    )
+    db.table("proposals").create_index(["episode_id"])
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations; return the names applied."""
     if "_migrations" not in db.table_names():

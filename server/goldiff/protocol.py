@@ -82,6 +82,33 @@ class ForgetArgs:
     workspace: str | None = None
 
 
+@attrs.define
+class EditPosition:
+    line: int = attrs.field(validator=attrs.validators.ge(0))
+    character: int = attrs.field(validator=attrs.validators.ge(0))
+
+
+@attrs.define
+class EditRange:
+    start: EditPosition
+    end: EditPosition
+
+
+@attrs.define
+class ProposeEditArgs:
+    """`goldiff.proposeEdit`: rewrite `range` of `uri` as `instruction` asks.
+
+    `episode` (the id the first turn returned) continues an earlier request on the same
+    region; `range` may then be left out to mean the episode's region as it is now.
+    """
+
+    uri: str
+    instruction: str
+    range: EditRange | None = None
+    episode: str | None = None
+    ask_instruction: bool = False  # from the code action: a client with an input box asks first
+
+
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)

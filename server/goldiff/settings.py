@@ -18,6 +18,8 @@ from goldiff.protocol import PayloadError, as_plain, converter, structure
 MODES = ("frontier", "local", "shadow")
 PROVIDERS = ("openai", "anthropic")
 
+# Terminal commands that run a coding agent: their file changes become the agent's proposals.
+DEFAULT_AGENTS: tuple[str, ...] = ("claude", "codex", "aider", "gemini", "goose", "opencode", "cursor-agent")
 DEFAULT_EXCLUDES: tuple[str, ...] = (
     ".env*",
     "*.pem",
@@ -55,6 +57,7 @@ class Settings:
     frontier: FrontierSettings = attrs.field(factory=FrontierSettings)
     local: LocalSettings = attrs.field(factory=LocalSettings)
     settle_seconds: float = 10.0  # idle time after a save before a suggestion's gold is taken
+    agents: list[str] = attrs.field(factory=lambda: list(DEFAULT_AGENTS))  # coding agent commands
 
     def excludes(self) -> list[str]:
         return [*DEFAULT_EXCLUDES, *self.capture.exclude]

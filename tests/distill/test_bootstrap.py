@@ -17,8 +17,15 @@ from goldiff.distill.bootstrap import bootstrap  # noqa: E402
 @pytest.mark.slow
 def test_tiny_bootstrap_writes_a_gguf_llama_cpp_serves(tmp_path: Path) -> None:
     messages: list[str] = []
-    result = bootstrap(tmp_path / "home", "tiny", dest=tmp_path / "models", quantize_to="Q8_0",
-                       progress=False, log=messages.append, threads=1)
+    result = bootstrap(
+        tmp_path / "home",
+        "tiny",
+        dest=tmp_path / "models",
+        quantize_to="Q8_0",
+        progress=False,
+        log=messages.append,
+        threads=1,
+    )
 
     gguf = Path(result.gguf_path)
     assert gguf == tmp_path / "models" / "goldiff-tiny-Q8_0.gguf"
@@ -43,7 +50,14 @@ def test_tiny_bootstrap_writes_a_gguf_llama_cpp_serves(tmp_path: Path) -> None:
     assert out["usage"]["completion_tokens"] >= 1
 
     # A second call resumes from what is on disk instead of starting over.
-    again = bootstrap(tmp_path / "home", "tiny", dest=tmp_path / "models", quantize_to="Q8_0",
-                      progress=False, log=messages.append, threads=1)
+    again = bootstrap(
+        tmp_path / "home",
+        "tiny",
+        dest=tmp_path / "models",
+        quantize_to="Q8_0",
+        progress=False,
+        log=messages.append,
+        threads=1,
+    )
     assert again.tokens_seen == result.tokens_seen
     assert again.val_loss == pytest.approx(result.val_loss)

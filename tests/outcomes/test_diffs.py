@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from unidiff import PatchSet
-
 from goldiff.outcomes.diffs import unified_diff, validate
 from goldiff.outcomes.tracker import cut_written
+from unidiff import PatchSet
 
 
 def apply_patch(text: str, diff: str) -> str:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from goldiff.outcomes.spans import Span, diff_edits, levenshtein, survival
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from goldiff.outcomes.spans import Span, diff_edits, levenshtein, survival
 
 
 class CharModel:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from goldiff.outcomes.testruns import find_test_run, is_commit
 
 

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from goldiff.capture.documents import Document
 from goldiff.outcomes.tracker import PENDING_TIMEOUT_SECONDS, ManualClock, OutcomeTracker
-from goldiff.store import EditRecord, TraceStore
+from goldiff.store import TraceStore
 
 
 class Rig:
@@ -181,3 +180,19 @@ def test_typing_through_then_accepting_the_rest(rig: Rig) -> None:
     assert (row["outcome"], row["accepted_length"]) == ("accepted", 8)
     rig.tracker.commit()
     assert rig.row("a")["gold"] == "return 1"
+
+
+def test_a_commit_the_watcher_sees_settles(tmp_path: Path) -> None:
+    from goldiff.capture.recorder import Recorder
+    from goldiff.settings import parse_settings
+
+    rig = Rig(tmp_path / "traces.db")
+    try:
+        recorder = Recorder(rig.store, parse_settings({"capture": {"enabled": True}}), rig.clock)
+        recorder.on_commit(lambda workspace, sha: rig.tracker.commit())
+        rig.suggest(CURSOR, "return 1", "a")
+        rig.edit(CURSOR, 0, "return 1")
+        recorder.commit(tmp_path, "0123abcd")
+        assert rig.row("a")["gold"] == "return 1"
+    finally:
+        rig.store.close()

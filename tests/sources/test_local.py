@@ -86,8 +86,13 @@ def test_cancel_before_start_evaluates_nothing(source: LocalSource) -> None:
 
 def test_prefix_reuse_evaluates_only_the_new_tokens(source: LocalSource) -> None:
     body = "".join(f"def handler_{i}(request):\n    return {i}\n\n" for i in range(12))
-    first = source.complete(CompletionRequest(prefix=body + "def ma", suffix="", max_tokens=4))
-    again = source.complete(CompletionRequest(prefix=body + "def main", suffix="", max_tokens=4))
+    # A generous time budget: on a busy machine the default one can expire mid-prompt.
+    first = source.complete(
+        CompletionRequest(prefix=body + "def ma", suffix="", max_tokens=4, max_seconds=120)
+    )
+    again = source.complete(
+        CompletionRequest(prefix=body + "def main", suffix="", max_tokens=4, max_seconds=120)
+    )
     assert first.prompt_tokens is not None and again.prompt_tokens is not None
     assert again.reused_tokens is not None
     assert again.reused_tokens >= first.prompt_tokens - 4  # all but the last few prompt tokens

@@ -42,10 +42,12 @@ class Recorder:
         self.documents: dict[str, Document] = {}
         self._excludes = Excludes(settings.excludes())
         self._listeners: list[Callable[[Document, EditRecord], None]] = []
-        self._document_listeners: list[Callable[[str, Document], None]] = []
-        self._terminal_listeners: list[Callable[[TerminalCommand], None]] = []
         self._commit_listeners: list[Callable[[str, str], None]] = []
         self.external: dict[str, Document] = {}  # files changed on disk, not open in the editor
+        self._document_listeners: list[Callable[[str, Document], None]] = []
+        self._terminal_listeners: list[Callable[[TerminalCommand], None]] = []
+        self._external_listeners: list[Callable[[str, str], None]] = []
+        self._open_listeners: list[Callable[[Document], None]] = []
 
     # ------------------------------------------------------------------ session
 
@@ -95,6 +97,14 @@ class Recorder:
         """Call `listener(cmd)` after every recorded terminal command."""
         self._terminal_listeners.append(listener)
 
+    def on_open(self, listener: Callable[[Document], None]) -> None:
+        """Call `listener(doc)` after a captured document is opened (its text as opened)."""
+        self._open_listeners.append(listener)
+
+    def on_external(self, listener: Callable[[str, str], None]) -> None:
+        """Call `listener(uri, disk_text)` when an open document changed on disk under the editor."""
+        self._external_listeners.append(listener)
+
     # ------------------------------------------------------------------ documents
 
     def _allowed(self, uri: str, text: str | None) -> tuple[bool, str | None]:
@@ -139,6 +149,8 @@ class Recorder:
         if allowed:
             self._record_document(doc, None)
             self.store.record_edit(doc.replace_all(text, version, "open"))
+            for listener in self._open_listeners:
+                listener(doc)
         elif reason is not None:
             self._record_document(doc, reason)
             self.store.record_event(
@@ -253,6 +265,10 @@ class Recorder:
                     document_id=open_doc.id,
                     detail={"uri": uri, "bytes": len(text)},
                 )
+            if text is not None and open_doc.captured:
+                # Also when the editor's reload came first: listeners tell the two apart.
+                for external_listener in self._external_listeners:
+                    external_listener(uri, text)
             return
         doc = self.external.get(uri)
         if text is None:

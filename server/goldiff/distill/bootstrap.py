@@ -179,8 +179,10 @@ def bootstrap(
         ],
     }
     Path(out.card_path).write_text(json.dumps(card, indent=1) + "\n")
-    log(f"Wrote {gguf_path} ({quantized.dst_bytes / 1e6:.1f} MB, val loss {result.val_loss}); "
-        + parity.summary())
+    log(
+        f"Wrote {gguf_path} ({quantized.dst_bytes / 1e6:.1f} MB, val loss {result.val_loss}); "
+        + parity.summary()
+    )
     return out
 
 

@@ -162,7 +162,8 @@ def train(
         model.load_state_dict(state["model"], strict=not config.lora)
         optimizer.load_state_dict(state["optimizer"])
         start_step, tokens_seen = state["step"], state["tokens_seen"]
-        max_steps = state.get("max_steps", max_steps)
+        if config.time_budget_s:  # keep the length the budget fitted; else the config decides
+            max_steps = state.get("max_steps", max_steps)
         train_loss, val_loss = state.get("train_loss", math.nan), state.get("val_loss")
         earlier_s = state.get("elapsed_s", 0.0)
         _set_rng_state(state["rng"])

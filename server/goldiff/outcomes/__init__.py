@@ -29,8 +29,8 @@ The rules (the README copies them):
   0 once reverted. `suggestions.survival` holds `{"30": 1.0, "120": 0.8, ...}`,
   `suggestions.reverted` whether it was deleted whole.
 - **Settle**: a document's suggestions settle when it has been idle for `settleSeconds`
-  (default 10) and has no unsaved edits, or at the next commit (`server.outcomes.commit()`,
-  also called for a successful `git commit` seen in the terminal), or when the document
+  (default 10) and has no unsaved edits, or at the next commit (the workspace watcher's,
+  or a successful `git commit` seen in the terminal; `server.outcomes.commit()`), or when the document
   closes or the server exits. Undecided suggestions wait for their timeout before an
   idle settle takes them.
 - **Gold**: for an accepted or partial suggestion, the text occupying its span at settle

@@ -79,6 +79,7 @@ def register(server: GoldiffServer) -> None:
     server.recorder.on_document_event(
         lambda kind, doc: tracker.on_save(doc) if kind == "save" else tracker.on_close(doc)
     )
+    server.recorder.on_commit(lambda workspace, sha: tracker.commit())
     server.recorder.on_terminal_command(
         lambda cmd: tracker.terminal_command(cmd.command_line, cmd.exit_code, cmd.cwd)
     )

@@ -82,27 +82,37 @@ def outcome_stats(db: sqlite_utils.Database) -> dict[str, Any]:
     }
 
 
+CAPTION = "acc/part/rej: accepted, partial, rejected; 30s…10m: mean survival; rev: reverted"
+
+
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
 
 def print_outcomes(data: dict[str, Any], console: Any) -> None:
     """Print `outcome_stats` as two tables (by source/model, by day) on a rich console."""
+    from rich import box
     from rich.table import Table
 
-    labels = {"30": "30 s", "120": "2 min", "300": "5 min", "600": "10 min"}
+    # Short headers: the table must fit an 80-column terminal.
+    labels = {"30": "30s", "120": "2m", "300": "5m", "600": "10m"}
     for title, rows in (
         ("Outcomes by source and model", data["by_source"]),
         ("Outcomes by day (UTC)", data["by_day"]),
     ):
         if not rows:
             continue
-        table = Table(title=title)
-        for column in ("", "suggestions", "accepted", "partial", "rejected", "acceptance", "partial rate"):
-            table.add_column(column, justify="left" if not column else "right")
+        table = Table(
+            title=title,
+            caption=None if rows is data["by_day"] else CAPTION,
+            box=box.SIMPLE_HEAD,
+            padding=(0, 0, 0, 1),
+        )
+        for column in ("", "sugg", "acc", "part", "rej", "acc %", "part %"):
+            table.add_column(column, justify="left" if not column else "right", no_wrap=bool(column))
         for s in CHECKPOINTS:
-            table.add_column(f"survival {labels.get(str(s), str(s))}", justify="right")
-        table.add_column("reverted", justify="right")
+            table.add_column(labels.get(str(s), str(s)), justify="right", no_wrap=True)
+        table.add_column("rev", justify="right", no_wrap=True)
         for e in rows:
             table.add_row(
                 str(e["day"]) if "day" in e else f"{e['source']} {e['model']}",

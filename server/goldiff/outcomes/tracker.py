@@ -752,12 +752,8 @@ class OutcomeTracker:
                         {"tests_passed": episode.tests_passed(), "detail": episode.detail()},
                     )
         if exit_code == 0 and testruns.is_commit(command_line):
-            self.store.record_event(
-                "commit",
-                session_id=self._session_id(),
-                detail={"source": "terminal", "command_line": command_line},
-                ts=now,
-            )
+            # The workspace watcher records the commit event when it sees the repository
+            # move; settling here too does not wait for it (settling twice changes nothing).
             self.commit()
 
     # ------------------------------------------------------------------ helpers

@@ -85,6 +85,20 @@ def clean_chat_reply(reply: str, request: CompletionRequest) -> str:
     return text
 
 
+def _reply(response: httpx.Response, read: Any) -> Any:
+    """`read(json)` of a successful answer; an answer of the wrong shape is a FrontierError.
+
+    A proxy's HTML error page or a half-compatible server must not surface as a crash.
+    """
+    try:
+        return read(response.json())
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise FrontierError(
+            f"the frontier endpoint {response.request.url} answered with something that is not "
+            f"the API's JSON ({type(exc).__name__}: {response.text[:80]!r}); check goldiff.frontier.baseUrl"
+        ) from exc
+
+
 def _error_detail(response: httpx.Response) -> str:
     try:
         data = response.json()
@@ -250,13 +264,11 @@ class OpenAICompatibleSource(_HttpSource):
                 self.api = "chat"
             else:
                 self._raise_for(response)
-                data = response.json()
-                raw = str(data["choices"][0].get("text") or "")
+                data, raw = _reply(response, lambda d: (d, str(d["choices"][0].get("text") or "")))
                 return self._result(request, raw, data, deadline, "completions")
         response = self._post("/chat/completions", self._chat_body(request), deadline, cancel)
         self._raise_for(response)
-        data = response.json()
-        reply = str(data["choices"][0]["message"].get("content") or "")
+        data, reply = _reply(response, lambda d: (d, str(d["choices"][0]["message"].get("content") or "")))
         return self._result(request, clean_chat_reply(reply, request), data, deadline, "chat")
 
     def _completions_body(self, request: CompletionRequest) -> dict[str, Any]:
@@ -344,8 +356,13 @@ class AnthropicSource(_HttpSource):
         path = "/messages" if self.base_url.endswith("/v1") else "/v1/messages"
         response = self._post(path, body, deadline, cancel)
         self._raise_for(response)
-        data = response.json()
-        reply = "".join(b.get("text", "") for b in data.get("content", []) if b.get("type") == "text")
+        data, reply = _reply(
+            response,
+            lambda d: (
+                d,
+                "".join(b.get("text", "") for b in d.get("content", []) if b.get("type") == "text"),
+            ),
+        )
         final = finish_text(clean_chat_reply(reply, request), request)
         usage = data.get("usage") or {}
         return Completion(

@@ -1,0 +1,241 @@
+"""Edit sources: a model rewrites one region of a file as an instruction asks.
+
+Every source gets the same prompt, `goldiff.export.format_edit_prompt` (editable-region
+and cursor markers, recent edits as diffs, the instruction), so a model distilled from
+the `edits` export answers edit requests with no glue: the answer is the new region
+followed by the region's end marker (`parse_edit_completion`). The frontier gets the
+prompt as a chat message (OpenAI-compatible `/chat/completions`, Anthropic `/messages`),
+a local GGUF as a raw completion through llama.cpp. The deterministic test source
+(`test:` model specs) answers from an `edits` list in its rules:
+`{"edits": [{"instruction": "docstring", "text": "..."}]}` — the first entry whose
+`instruction` occurs in the request's instruction wins.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from goldiff.errors import ConfigError, SourceError
+from goldiff.export import EDIT_CONTEXT_LINES, EDIT_REGION_END, format_edit_prompt, parse_edit_completion
+from goldiff.sources.base import Deadline
+from goldiff.sources.deterministic import SPEC_PREFIX
+
+EDIT_MAX_TOKENS = 1024  # a rewritten region is longer than a completion
+EDIT_MAX_SECONDS = 60.0
+
+EDIT_SYSTEM_PROMPT = (
+    "You rewrite one region of a source file as the developer's instruction asks. The region "
+    f"is marked in the excerpt. Answer with the new region's text only, then {EDIT_REGION_END}. "
+    "No explanations, no code fences."
+)
+
+
+@dataclass
+class EditRequest:
+    """What an edit source is asked: one region, its context and the instruction."""
+
+    path: str
+    region: str
+    instruction: str
+    language: str = ""
+    context_before: str = ""
+    context_after: str = ""
+    recent_edits: list[str] = field(default_factory=list)
+    cursor: int | None = None
+
+    def prompt(self) -> str:
+        return format_edit_prompt(
+            path=self.path,
+            region=self.region,
+            cursor=self.cursor,
+            context_before=self.context_before,
+            context_after=self.context_after,
+            recent_edits=self.recent_edits,
+            instruction=self.instruction,
+            language=self.language or None,
+        )
+
+
+@dataclass
+class Rewrite:
+    text: str
+    source: str
+    model: str
+    latency_ms: float
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class EditSource(Protocol):
+    kind: str
+    model: str
+
+    def rewrite(self, request: EditRequest, cancel: threading.Event) -> Rewrite: ...
+
+
+def build_request(
+    text: str, start: int, end: int, *, path: str, language: str, instruction: str, recent_edits: list[str]
+) -> EditRequest:
+    """The request for region [start, end) of `text`, with whole lines of context around it.
+
+    The context is as wide as the `edits` export's (`EDIT_CONTEXT_LINES`), so a model
+    trained on those rows sees requests shaped like its training prompts.
+    """
+    head = start
+    for _ in range(EDIT_CONTEXT_LINES):
+        head = text.rfind("\n", 0, max(0, head - 1)) + 1
+        if head == 0:
+            break
+    tail = end
+    for _ in range(EDIT_CONTEXT_LINES):
+        nl = text.find("\n", tail)
+        if nl == -1:
+            tail = len(text)
+            break
+        tail = nl + 1
+    return EditRequest(
+        path=path,
+        region=text[start:end],
+        instruction=instruction,
+        language=language,
+        context_before=text[head:start],
+        context_after=text[end:tail],
+        recent_edits=recent_edits,
+    )
+
+
+def clean_reply(reply: str) -> str:
+    """The region from a model's answer: up to the end marker, without a wrapping code fence."""
+    parsed = parse_edit_completion(reply)
+    text = parsed if parsed is not None else reply
+    fence = re.fullmatch(r"\s*```[^\n]*\n(.*?)\n?```\s*", text, re.S)
+    if fence:
+        text = fence.group(1) + "\n"
+    return text
+
+
+class DeterministicEditSource:
+    """Rules instead of a model, for tests: see the module docstring."""
+
+    def __init__(self, edits: list[tuple[str, str]], *, kind: str, model: str = "deterministic") -> None:
+        self.edits = edits
+        self.kind = kind
+        self.model = model
+
+    @classmethod
+    def from_spec(cls, spec: str, *, kind: str) -> DeterministicEditSource:
+        body = spec[len(SPEC_PREFIX) :].strip()
+        data: Any = {}
+        if body:
+            try:
+                raw = body if body.lstrip().startswith("{") else Path(body).read_text("utf-8")
+                data = json.loads(raw)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"cannot read the test source rules {body!r}: {exc}") from exc
+        edits = [(str(e["instruction"]), str(e["text"])) for e in data.get("edits", [])]
+        return cls(edits, kind=kind, model=str(data.get("model", "deterministic")))
+
+    def rewrite(self, request: EditRequest, cancel: threading.Event) -> Rewrite:
+        started = time.perf_counter()
+        prompt = request.prompt()  # built as for a real model, so the format is exercised
+        for key, text in self.edits:
+            if key in request.instruction:
+                return Rewrite(
+                    text, self.kind, self.model, (time.perf_counter() - started) * 1000, len(prompt)
+                )
+        raise SourceError(f"the test source has no edit rule for the instruction {request.instruction!r}")
+
+
+class ChatEditSource:
+    """A frontier source (OpenAI-compatible or Anthropic) asked through its chat API."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source  # goldiff.sources.frontier._HttpSource: its client, retries, errors
+        self.kind = "frontier"
+        self.model = str(source.model or "")
+
+    def rewrite(self, request: EditRequest, cancel: threading.Event) -> Rewrite:
+        deadline = Deadline(EDIT_MAX_SECONDS)
+        prompt = request.prompt()
+        src = self._source
+        if type(src).__name__ == "AnthropicSource":
+            body = {
+                "model": src.model,
+                "max_tokens": EDIT_MAX_TOKENS,
+                "temperature": 0,
+                "system": EDIT_SYSTEM_PROMPT,
+                "messages": [{"role": "user", "content": prompt}],
+            }
+            path = "/messages" if src.base_url.endswith("/v1") else "/v1/messages"
+            response = src._post(path, body, deadline, cancel)
+            src._raise_for(response)
+            data = response.json()
+            reply = "".join(b.get("text", "") for b in data.get("content", []) if b.get("type") == "text")
+            usage = data.get("usage") or {}
+            tokens = (usage.get("input_tokens"), usage.get("output_tokens"))
+        else:
+            body = {
+                "messages": [
+                    {"role": "system", "content": EDIT_SYSTEM_PROMPT},
+                    {"role": "user", "content": prompt},
+                ],
+                "max_tokens": EDIT_MAX_TOKENS,
+                "temperature": 0,
+            }
+            if src.model:
+                body["model"] = src.model
+            response = src._post("/chat/completions", body, deadline, cancel)
+            src._raise_for(response)
+            data = response.json()
+            reply = str(data["choices"][0]["message"].get("content") or "")
+            usage = data.get("usage") or {}
+            tokens = (usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        return Rewrite(clean_reply(reply), self.kind, self.model, deadline.elapsed_ms(), *tokens)
+
+
+class LocalEditSource:
+    """A local GGUF through llama.cpp: the edit prompt as a raw completion, greedy."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source  # goldiff.sources.local.LocalSource
+        self.kind = "local"
+        self.model = str(source.model)
+        self._lock = threading.Lock()  # one llama context: one generation at a time
+
+    def rewrite(self, request: EditRequest, cancel: threading.Event) -> Rewrite:
+        deadline = Deadline(EDIT_MAX_SECONDS)
+        prompt = request.prompt()
+        with self._lock:
+            out = self._source.llm.create_completion(
+                prompt, max_tokens=EDIT_MAX_TOKENS, temperature=0.0, stop=[EDIT_REGION_END]
+            )
+        text = str(out["choices"][0]["text"])
+        usage = out.get("usage") or {}
+        return Rewrite(
+            clean_reply(text + EDIT_REGION_END),
+            self.kind,
+            self.model,
+            deadline.elapsed_ms(),
+            usage.get("prompt_tokens"),
+            usage.get("completion_tokens"),
+        )
+
+
+def edit_source(server: Any, kind: str) -> EditSource:
+    """The edit source for `kind` (frontier | local) under the server's current settings."""
+    settings = server.settings
+    spec = settings.frontier.model if kind == "frontier" else settings.local.model
+    if spec is not None and spec.startswith(SPEC_PREFIX):
+        return DeterministicEditSource.from_spec(spec, kind=kind)
+    completion = getattr(server, "completion", None)
+    if completion is None:
+        raise ConfigError("edit requests need the completion sources; restart the Goldiff server")
+    if kind == "frontier":
+        return ChatEditSource(completion.frontier_source())
+    return LocalEditSource(completion.local_source())

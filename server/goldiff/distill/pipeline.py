@@ -1,0 +1,194 @@
+"""`goldiff distill`: the user's own gold → a fine-tuned model, registered and switchable.
+
+One pipeline, shared by the command line, the editor's `goldiff.distill` command and
+`goldiff demo`: export the store's gold as sft rows (time-split, so the newest contexts
+stay held out), read the base model's weights into torch (the shipped default GGUF is
+dequantized when no torch copy lies beside it), fine-tune, export to GGUF with the parity
+check, quantize, and register the result with its lineage (base, export id, recipe,
+metrics) so `goldiff models use NAME` or the editor's toggle switches to it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from goldiff.errors import ConfigError, NotEnoughDataError
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class BaseModel:
+    gguf: Path  # what the server and the evaluation load
+    hf_dir: Path  # the same weights for torch, where fine-tuning starts
+    tokenizer: Path  # tokenizer.json
+
+
+def base_model(gguf: Path | None, work: Path, say: Say = print) -> BaseModel:
+    """The base (default: the shipped model) with torch weights to fine-tune from."""
+    from goldiff.sources.registry import default_model_path
+
+    found = gguf or default_model_path()
+    if found is None or not Path(found).is_file():
+        raise ConfigError(
+            "no base model found (models/goldiff-default*.gguf). Reinstall Goldiff from a "
+            "checkout that has it, run `goldiff bootstrap`, or pass --base PATH."
+        )
+    found = Path(found)
+    # Torch weights and tokenizer may travel next to the GGUF: <stem>-hf/ (bootstrap's output).
+    for hf_dir in (found.with_name(found.stem + "-hf"), found.parent / "hf"):
+        tokenizer = hf_dir / "tokenizer.json"
+        if (hf_dir / "config.json").is_file() and tokenizer.is_file():
+            return BaseModel(gguf=found, hf_dir=hf_dir, tokenizer=tokenizer)
+    say(f"Reading {found.name} back into torch (dequantized) to fine-tune it...")
+    return torch_weights_from_gguf(found, work / "base-hf")
+
+
+def torch_weights_from_gguf(gguf: Path, out: Path) -> BaseModel:
+    """The GGUF's weights (dequantized) and tokenizer as a transformers folder to train from.
+
+    transformers reads GGUF files (qwen2 and llama, tokenizer included); a model loaded that
+    way is marked quantized and refuses `save_pretrained`, so its weights go into a fresh
+    model of the same config. The tokenizer it rebuilds tokenizes exactly as the GGUF's.
+    """
+    try:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:
+        raise ConfigError("distilling needs the training extra: pip install 'goldiff[train]'") from exc
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    except (ValueError, OSError, KeyError) as exc:
+        raise ConfigError(f"cannot read {gguf} back into torch to fine-tune it: {exc}") from exc
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    model = type(loaded)(config)
+    model.load_state_dict(loaded.state_dict())
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return BaseModel(gguf=gguf, hf_dir=out, tokenizer=out / "tokenizer.json")
+
+
+@dataclass
+class FinetuneOptions:
+    recipe: str = "default"  # architecture and tokenizer of the base
+    steps: int = 24  # fine-tuning steps on the gold (a 30M model takes seconds a step on 2 cores)
+    batch_size: int = 4  # rows per step
+    seq_len: int = 256  # tokens per row: a FIM context excerpt plus its gold
+    learning_rate: float = 3e-4  # lower than pretraining: adapt, do not forget
+    threads: int = 2
+    seed: int = 0
+    quantize_to: str = "Q4_K_M"
+
+
+def finetune(
+    base: BaseModel, train_rows: Path, work: Path, options: FinetuneOptions, say: Say = print
+) -> dict[str, Any]:
+    """Fine-tune the base on sft rows; export, check parity and quantize the result."""
+    from goldiff.distill.config import load_recipe
+    from goldiff.distill.gguf_export import export_checked
+    from goldiff.distill.model import load_model
+    from goldiff.distill.train import train
+
+    trainer = load_recipe(
+        options.recipe,
+        init_from=str(base.hf_dir),
+        max_steps=options.steps,
+        seq_len=options.seq_len,
+        batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
+        warmup_steps=max(1, options.steps // 10),
+        eval_interval=options.steps,
+        eval_batches=2,
+        log_interval=max(1, options.steps // 4),
+        checkpoint_interval=options.steps,
+        threads=options.threads,
+        min_rows=1,
+        seed=options.seed,
+    )
+    say(f"Fine-tuning the base on the gold for {options.steps} steps...")
+    result = train(
+        trainer, work / "distill", sft_path=train_rows, tokenizer_path=base.tokenizer, progress=False
+    )
+    if result.final_dir is None:
+        raise KeyboardInterrupt("stopped during training; run the same command again to resume")
+    say(f"  {result.tokens_seen:,} tokens, loss {result.train_loss:.3f}, {result.tokens_per_s:,.0f} tokens/s")
+    say("Exporting to GGUF (parity-checked against torch, quantized)...")
+    model = load_model(result.final_dir)
+    files = export_checked(
+        model,
+        base.tokenizer.parent,
+        work / "distilled" / "model-F16.gguf",
+        quantize_to=(options.quantize_to,),
+    )
+    final = files[-1]
+    return {
+        "gguf": str(final.path),
+        "qtype": final.qtype,
+        "size_bytes": final.size_bytes,
+        "steps": result.steps,
+        "tokens_seen": result.tokens_seen,
+        "train_loss": result.train_loss,
+        "train_seconds": result.elapsed_s,
+    }
+
+
+def distill_from_store(
+    home: Path,
+    *,
+    name: str | None = None,
+    base: Path | None = None,
+    options: FinetuneOptions | None = None,
+    min_rows: int = 8,
+    say: Say = print,
+) -> dict[str, Any]:
+    """The store's gold → a fine-tuned GGUF in `home/models/NAME/`, registered."""
+    from goldiff.export import ExportOptions, export
+    from goldiff.home import models_dir, store_path
+    from goldiff.sources.registry import Registry
+    from goldiff.store import open_database
+
+    options = options or FinetuneOptions()
+    name = name or time.strftime("distilled-%Y%m%d-%H%M%S")
+    work = models_dir(home) / name
+    if not store_path(home).exists():
+        raise NotEnoughDataError(
+            f"no trace store at {store_path(home)}: record some work first (or run `goldiff replay REPO`)"
+        )
+    say("Exporting the gold as training rows (the newest 10% held out)...")
+    db, _ = open_database(store_path(home))
+    try:
+        exported = export(db, ExportOptions(format="sft", split=True), work / "export")
+    finally:
+        db.conn.close()
+    train_rows = exported.counts.get("train", 0)
+    if train_rows < min_rows:
+        raise NotEnoughDataError(
+            f"only {train_rows} gold rows to train on; distilling needs at least {min_rows}. "
+            "Keep working with capture on, or fill the store from history with `goldiff replay REPO`."
+        )
+    say(f"  {train_rows} training rows, {exported.counts.get('test', 0)} held out")
+    model = base_model(base, work, say)
+    result = finetune(model, exported.paths["train"], work, options, say)
+    lineage = {
+        "base": str(model.gguf),
+        "export_id": exported.export_id,
+        "train_rows": train_rows,
+        "test_rows": str(exported.paths.get("test", "")),
+        "recipe": options.recipe,
+        "steps": result["steps"],
+        "tokens_seen": result["tokens_seen"],
+        "train_loss": result["train_loss"],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    Registry(home).register(name, result["gguf"], kind="model", lineage=lineage)
+    (work / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
+    say(f"Registered as {name!r}: `goldiff models use {name}` (or the editor's toggle) switches to it.")
+    return {"name": name, **result, "lineage": lineage}

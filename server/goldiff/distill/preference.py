@@ -1,0 +1,161 @@
+"""The optional preference stage: DPO or KTO (TRL) on what the developer accepted vs rejected.
+
+After SFT on gold, a model can still rank a rejected suggestion above an accepted one.
+Goldiff's ``preference`` export (``prompt``/``chosen``/``rejected``: the kept text against
+a suggestion that was typed over) feeds TRL's DPO; the ``kto`` export
+(``prompt``/``completion``/``label``: every suggestion with whether it survived) feeds KTO,
+which needs no pairs. Rows carrying the raw ``prefix``/``suffix`` are turned into the same
+FIM prompt the local source sends. The model is a folder saved by `train.train` (or a
+user's base); with ``config.lora`` only LoRA adapters are trained.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from goldiff.distill import data as data_mod
+from goldiff.distill.config import TrainConfig
+from goldiff.errors import ConfigError, NotEnoughDataError
+
+FIM_PROMPT = "<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>"
+
+
+@dataclass
+class PreferenceResult:
+    method: str
+    final_dir: str
+    rows: int
+    steps: int
+    train_loss: float
+
+
+def detect_method(rows: list[dict[str, Any]]) -> str:
+    """ "dpo" for prompt/chosen/rejected rows, "kto" for prompt/completion/label rows."""
+    keys = set(rows[0]) if rows else set()
+    if {"chosen", "rejected"} <= keys:
+        return "dpo"
+    if {"completion", "label"} <= keys:
+        return "kto"
+    raise ConfigError(
+        "Preference rows need prompt/chosen/rejected (export --format preference) or "
+        f"prompt/completion/label (export --format kto); these have {sorted(keys)}."
+    )
+
+
+def _prompt(row: dict[str, Any]) -> str:
+    if row.get("prefix") is not None:
+        return FIM_PROMPT.format(prefix=row["prefix"], suffix=row.get("suffix") or "")
+    return str(row.get("prompt") or "")
+
+
+def _to_trl(rows: list[dict[str, Any]], method: str, eos: str) -> list[dict[str, Any]]:
+    # Each answer ends with <|endoftext|>, as in SFT, so the stage also teaches where to stop.
+    if method == "dpo":
+        return [
+            {"prompt": _prompt(r), "chosen": r["chosen"] + eos, "rejected": r["rejected"] + eos} for r in rows
+        ]
+    return [
+        {"prompt": _prompt(r), "completion": r["completion"] + eos, "label": bool(r["label"])} for r in rows
+    ]
+
+
+def train_preference(
+    config: TrainConfig,
+    model_dir: str | Path,
+    rows_path: str | Path,
+    out_dir: str | Path,
+    *,
+    method: str = "auto",
+    beta: float = 0.1,
+) -> PreferenceResult:
+    """Run DPO or KTO from ``model_dir`` on exported rows; write ``out_dir/final``."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from goldiff.distill.model import load_model
+
+    rows = data_mod.read_rows(Path(rows_path))
+    if len(rows) < config.min_rows:
+        raise NotEnoughDataError(
+            f"{rows_path} holds {len(rows)} preference row(s); at least {config.min_rows} are "
+            "needed. Keep using Goldiff until more suggestions were accepted and rejected."
+        )
+    method = detect_method(rows) if method == "auto" else method
+    if method == "kto" and len({bool(r["label"]) for r in rows}) < 2:
+        raise NotEnoughDataError(
+            "KTO needs both accepted (label true) and rejected (label false) rows; "
+            f"{rows_path} has only one kind."
+        )
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    tokenizer.pad_token = tokenizer.pad_token or "<|fim_pad|>"
+    model = load_model(model_dir)
+    peft_config = None
+    if config.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=list(config.lora_targets),
+            task_type="CAUSAL_LM",
+        )
+    dataset = Dataset.from_list(_to_trl(rows, method, tokenizer.eos_token or "<|endoftext|>"))
+    out = Path(out_dir)
+    common: dict[str, Any] = {
+        "output_dir": str(out / "trl"),
+        "per_device_train_batch_size": max(2, config.batch_size),
+        "gradient_accumulation_steps": config.grad_accum,
+        "learning_rate": config.learning_rate,
+        "max_steps": config.max_steps,
+        "warmup_steps": min(config.warmup_steps, max(0, config.max_steps - 1)),
+        "lr_scheduler_type": "cosine",
+        "logging_steps": config.log_interval,
+        "save_strategy": "no",
+        "report_to": [],
+        "seed": config.seed,
+        "beta": beta,
+        "max_length": config.seq_len,
+        "bf16": torch.cuda.is_available(),
+        "disable_tqdm": True,
+    }
+    trl: Any = importlib.import_module("trl")  # a lazy module: mypy cannot see its names
+    if method == "dpo":
+        trainer: Any = trl.DPOTrainer(
+            model=model,
+            args=trl.DPOConfig(**common),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+        )
+    elif method == "kto":
+        trainer = trl.KTOTrainer(
+            model=model,
+            args=trl.KTOConfig(**common),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+        )
+    else:
+        raise ConfigError(f"Preference method must be auto, dpo or kto, not {method!r}.")
+    output = trainer.train()
+    final = out / "final"
+    trainer.save_model(str(final))
+    tokenizer.save_pretrained(str(final))
+    result = PreferenceResult(
+        method=method,
+        final_dir=str(final),
+        rows=len(rows),
+        steps=int(output.global_step),
+        train_loss=float(output.training_loss),
+    )
+    (out / "result.json").write_text(json.dumps(asdict(result), indent=1) + "\n")
+    return result

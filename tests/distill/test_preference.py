@@ -1,0 +1,78 @@
+"""DPO and KTO through TRL on a tiny model: the preferred completion gains probability."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("trl")
+
+from goldiff.distill.config import load_recipe  # noqa: E402
+from goldiff.distill.model import build_model  # noqa: E402
+from goldiff.distill.preference import detect_method, train_preference  # noqa: E402
+from goldiff.distill.tokenizer import save_tokenizer, train_tokenizer  # noqa: E402
+from goldiff.errors import ConfigError, NotEnoughDataError  # noqa: E402
+
+TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n" * 30
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("base")
+    save_tokenizer(train_tokenizer([TEXT], vocab_size=300), folder)
+    torch.manual_seed(0)
+    build_model(load_recipe("tiny", vocab_size=300)).save_pretrained(folder)
+    return folder
+
+
+def _logprob(model_dir: Path, prompt: str, answer: str) -> float:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
+    p = tok(prompt, add_special_tokens=False)["input_ids"]
+    a = tok(answer, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([p + a])
+    with torch.no_grad():
+        logp = model(ids).logits[0, :-1].log_softmax(-1)
+    return float(sum(logp[len(p) - 1 + i, t] for i, t in enumerate(a)))
+
+
+def _rows(kind: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for i in range(8):
+        pre = {"prompt": "", "prefix": f"def f{i}(a, b):\n    return ", "suffix": "\n"}
+        if kind == "dpo":
+            rows.append({**pre, "chosen": "a + b", "rejected": "a - b"})
+        else:
+            rows.append({**pre, "completion": "a + b", "label": True})
+            rows.append({**pre, "completion": "a - b", "label": False})
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["dpo", "kto"])
+def test_preference_stage_prefers_what_was_kept(base: Path, tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _rows(kind)))
+    prompt = "<|fim_prefix|>def f9(a, b):\n    return <|fim_suffix|>\n<|fim_middle|>"
+    margin_before = _logprob(base, prompt, "a + b") - _logprob(base, prompt, "a - b")
+    config = load_recipe("tiny", vocab_size=300, max_steps=15, learning_rate=5e-3, threads=1)
+    result = train_preference(config, base, path, tmp_path / "out")
+    assert result.method == kind and result.steps == 15
+    margin_after = _logprob(Path(result.final_dir), prompt, "a + b") - _logprob(
+        Path(result.final_dir), prompt, "a - b"
+    )
+    assert margin_after > margin_before + 0.5
+
+
+def test_preference_rows_are_checked(base: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="prompt/chosen/rejected"):
+        detect_method([{"prompt": "x", "text": "y"}])
+    path = tmp_path / "few.jsonl"
+    path.write_text(json.dumps(_rows("dpo")[0]) + "\n")
+    with pytest.raises(NotEnoughDataError, match="1 preference row"):
+        train_preference(load_recipe("tiny"), base, path, tmp_path / "out")
