@@ -441,3 +441,148 @@ def bootstrap(home: Path | None, recipe: str, dest: Path | None, quantize_to: st
 
     result = run(resolve_home(home), recipe, dest=dest, quantize_to=quantize_to, log=click.echo)
     click.echo(f"wrote {result.gguf_path}")
+
+
+@main.command()
+@home_option
+@click.argument("repo", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--range", "rev_range", metavar="A..B", help="Commits to replay (git range). Default: all of HEAD."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated developer.")
+@click.option(
+    "--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable), e.g. '*.py'."
+)
+@click.option("--max-commits", type=click.IntRange(min=1), help="Stop after this many commits.")
+@click.option(
+    "--paste-over",
+    type=click.IntRange(min=1),
+    metavar="CHARS",
+    help="Type at most this much of each hunk and paste the rest (long new files).",
+)
+@click.option("--mode", type=click.Choice(["local", "frontier", "shadow"]), help="Completion source mode.")
+@click.option("--model", help="Local model (registry name or GGUF path) that makes the suggestions.")
+@click.option("--restart", is_flag=True, help="Replay commits again even if this home already holds them.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@friendly
+def replay(
+    home: Path | None,
+    repo: Path,
+    rev_range: str | None,
+    seed: int,
+    include: tuple[str, ...],
+    max_commits: int | None,
+    paste_over: int | None,
+    mode: str | None,
+    model: str | None,
+    restart: bool,
+    as_json: bool,
+) -> None:
+    """Replay REPO's git history through the Goldiff server as a simulated developer.
+
+    Stop with Ctrl-C at any time; the same command resumes after the last replayed commit.
+    """
+    from goldiff.replay import ReplayOptions
+    from goldiff.replay import replay as run
+    from goldiff.replay.progress import RichProgress
+
+    settings: dict[str, Any] = {"mode": mode} if mode else {}
+    if model:
+        settings["local"] = {"model": model}
+    options = ReplayOptions(
+        rev_range=rev_range,
+        seed=seed,
+        include=include,
+        max_commits=max_commits,
+        paste_over=paste_over,
+        settings=settings,
+        resume=not restart,
+    )
+    with RichProgress(quiet=as_json) as progress:
+        result = run(repo, resolve_home(home), options, progress)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, sort_keys=True))
+    else:
+        click.echo(
+            f"replayed {result.commits} commits ({result.files} files, {result.keystrokes} keystrokes, "
+            f"{result.chars_per_second:,.0f} chars/s); suggestions: {result.suggestions} shown, "
+            f"{result.accepted} accepted, {result.partial} partly accepted, {result.rejected} typed over"
+        )
+    if result.interrupted:
+        click.echo("Stopped before the end: run the same command again to resume.", err=True)
+        raise SystemExit(130)
+
+
+@main.command()
+@click.option(
+    "--repo",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A git repository. Default: Goldiff's own.",
+)
+@click.option(
+    "--commits", type=click.IntRange(min=2), help="Recent commits to use (default 8; 4 with --tiny)."
+)
+@click.option(
+    "--held-out", type=click.IntRange(min=1), help="The last commits, kept for evaluation (default 2)."
+)
+@click.option("--steps", type=click.IntRange(min=1), help="Fine-tuning steps on the gold (default 24).")
+@click.option(
+    "--base-model", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="GGUF to start from."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated developer.")
+@click.option(
+    "--suggest-with-base",
+    is_flag=True,
+    help="The base model makes the replay's suggestions (gold only where it suggested something).",
+)
+@click.option(
+    "--tiny", is_flag=True, help="Test size: a tiny base model trained here, a few commits and steps."
+)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the demo's data here (default: a temporary folder, deleted after).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("goldiff-demo"),
+    show_default=True,
+    help="Where the report goes.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly
+def demo(
+    repo: Path | None,
+    commits: int | None,
+    held_out: int | None,
+    steps: int | None,
+    base_model: Path | None,
+    seed: int,
+    suggest_with_base: bool,
+    tiny: bool,
+    home: Path | None,
+    out: Path,
+    as_json: bool,
+) -> None:
+    """Replay a real history, distill the base model on its gold, evaluate on later commits."""
+    from rich.console import Console
+
+    from goldiff.demo import DemoConfig, run_demo, summary_lines
+
+    given = {"commits": commits, "held_out": held_out, "steps": steps, "base_model": base_model}
+    changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    changes.update(repo=repo, seed=seed, suggest_with_base=suggest_with_base)
+    config = DemoConfig.for_tests(**changes) if tiny else DemoConfig(**changes)
+    from goldiff.replay.progress import RichProgress
+
+    console = Console(stderr=True)
+    with RichProgress(console=console) as progress:
+        result = run_demo(
+            config, home, out, say=lambda text: console.print(text, highlight=False), progress=progress
+        )
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, sort_keys=True, default=str))
+    else:
+        for line in summary_lines(result):
+            click.echo(line)

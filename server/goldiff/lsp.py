@@ -34,6 +34,7 @@ from goldiff.errors import ConfigError, GoldiffError, StoreError
 from goldiff.export import register as register_export
 from goldiff.home import resolve_home, store_path
 from goldiff.protocol import PayloadError, structure
+from goldiff.replay import hooks as replay_hooks
 from goldiff.settings import Settings, parse_settings
 from goldiff.store import TraceStore
 
@@ -304,6 +305,7 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
     from goldiff.agent import register as register_agent
 
     register_agent(server)
+    replay_hooks.register(server)
     register_export(server)
     return server
 

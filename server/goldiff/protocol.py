@@ -185,3 +185,21 @@ def _flatten(exc: BaseException) -> list[tuple[BaseException, str]]:
 
 def unstructure(value: Any) -> Any:
     return converter.unstructure(value)
+
+
+COMMIT = "goldiff.commit"
+
+
+@attrs.define
+class CommitArgs:
+    """A commit boundary: the developer committed; pending suggestions settle here.
+
+    Sent by `goldiff replay` after each replayed commit (the workspace watcher records
+    commits it sees on disk the same way).
+    """
+
+    sha: str
+    message: str = ""
+    repository: str | None = None  # workspace folder URI of the repository
+    author_time: float | None = None  # epoch seconds, as git recorded it
+    source: str = "editor"  # editor | replay | watcher

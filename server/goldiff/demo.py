@@ -1,0 +1,454 @@
+"""`goldiff demo`: the whole loop on a real history, offline, on this machine.
+
+In a temporary home: replay a real repository's recent history through the Goldiff
+server (the gold is what the real developers wrote at every completion point; see
+PLACEHOLDER_SUGGESTER), export that gold, distill the base model on it, then evaluate base and
+distilled side by side on the suggestions of the later, held-out commits — contexts the
+distilled model never trained on — and write the report. The history is Goldiff's own git
+history by default (the repository this package lives in), cloned first so the replay
+never sees a working tree someone is editing.
+
+Each stage is one library call from another part of Goldiff (`replay`, `export`,
+`distill`, `evaluate`), wrapped in a function named after the stage so the pipeline reads
+top to bottom in `run_demo`, and each says what it is doing through `say`. `tiny=True`
+shrinks every stage (a tiny base model trained in seconds, a few commits, a few steps)
+for the test suite.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from goldiff.errors import ConfigError, DistillError
+from goldiff.replay.driver import Progress
+from goldiff.replay.history import list_commits, repository_root
+
+Say = Callable[[str], None]
+
+# What the replay shows at each completion point unless `suggest_with_base`: a placeholder
+# (the deterministic test source) that the developer always types over, so that every
+# completion point yields a gold row — what the developer really wrote there. Gold comes
+# only from suggestions that were shown, and a small base model often suggests nothing
+# (the `empty` outcome, no gold), which would leave almost nothing to learn from. The base
+# model is then measured where it matters: offline, on the held-out contexts.
+PLACEHOLDER_SUGGESTER = 'test:{"rules": [], "default": "pass"}'
+
+
+@dataclass
+class DemoConfig:
+    repo: Path | None = None  # a git repository; None: the one Goldiff's own source lives in
+    commits: int = 8  # the most recent first-parent commits to use (replayed and held out)
+    held_out: int = 2  # the last of them: never trained on, evaluated on
+    include: tuple[str, ...] = ("*.py",)  # which files the developer is seen typing
+    paste_over: int | None = 400  # a hunk longer than this is typed up to here, then pasted
+    requests_per_commit: int | None = 40  # completion requests per commit, to bound the time
+    seed: int = 0  # the simulated developer's choices
+    base_model: Path | None = None  # GGUF that suggests during replay; None: the shipped default
+    recipe: str = "default"  # training recipe of the base (architecture and tokenizer)
+    steps: int = 24  # fine-tuning steps on the gold (a 30M model takes seconds a step on 2 cores)
+    batch_size: int = 4  # rows per step
+    seq_len: int = 256  # tokens per training row: a FIM context excerpt plus its gold
+    max_eval_rows: int = 80  # held-out rows evaluated (evenly spaced), to bound the time
+    learning_rate: float = 3e-4  # lower than pretraining: adapt, do not forget
+    threads: int = 2  # CPU threads for training
+    tiny: bool = False  # test size: a tiny base trained here in seconds, a few steps
+    # True: the base model makes the replay's suggestions (its own outcomes are recorded,
+    # but gold then exists only where it suggested something); False: the placeholder.
+    suggest_with_base: bool = False
+
+    @classmethod
+    def for_tests(cls, repo: Path | None = None, **changes: Any) -> DemoConfig:
+        values: dict[str, Any] = {
+            "repo": repo,
+            "commits": 4,
+            "held_out": 1,
+            "recipe": "tiny",
+            "steps": 8,
+            "seq_len": 64,
+            "learning_rate": 1e-3,
+            "threads": 1,
+            "tiny": True,
+        }
+        values.update(changes)
+        return cls(**values)
+
+
+@dataclass
+class BaseModel:
+    gguf: Path  # what the server and the evaluation load
+    hf_dir: Path  # the same weights for torch, where fine-tuning starts
+    tokenizer: Path  # tokenizer.json
+
+
+@dataclass
+class DemoResult:
+    repo: str
+    commits: list[str]
+    held_out: list[str]
+    replay: dict[str, Any]
+    export: dict[str, Any]
+    distill: dict[str, Any]
+    evaluation: dict[str, Any]
+    headline: dict[str, Any]
+    report_dir: str
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------- stages
+
+
+def choose_history(config: DemoConfig) -> tuple[Path, list[str]]:
+    """The repository and the commits to use, oldest first."""
+    start = config.repo if config.repo is not None else Path(__file__).resolve().parent
+    try:
+        root = repository_root(start)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"the demo replays a git history and found none at {start} ({exc}). "
+            "Run it from a clone of Goldiff, or pass --repo PATH to any git repository."
+        ) from exc
+    shas = list_commits(root)
+    if config.held_out < 1 or config.commits <= config.held_out:
+        raise ConfigError("--commits must be larger than --held-out, and --held-out at least 1")
+    if len(shas) < config.held_out + 1:
+        raise ConfigError(
+            f"{root} has {len(shas)} commits; the demo needs at least {config.held_out + 1} "
+            "(some to learn from, the last ones to evaluate on). Pass --repo with a longer history."
+        )
+    return root, shas[-config.commits :]
+
+
+def clone(root: Path, work: Path) -> Path:
+    """A private clone: replay reads git objects only, and nobody edits this one."""
+    target = work / "repo"
+    subprocess.run(
+        ["git", "clone", "--quiet", "--no-checkout", str(root), str(target)],
+        check=True,
+        capture_output=True,
+    )
+    return target
+
+
+def prepare_base_model(config: DemoConfig, work: Path, say: Say) -> BaseModel:
+    """The model that suggests during replay and that distillation starts from."""
+    if config.tiny:
+        from goldiff.distill.bootstrap import bootstrap
+
+        say("Training a tiny base model from scratch (test size; a real run uses the shipped model)...")
+        result = bootstrap(work, "tiny", progress=False, log=say, quantize_to="Q8_0", threads=config.threads)
+        run = work / "bootstrap" / "tiny"
+        return BaseModel(
+            gguf=Path(result.gguf_path),
+            hf_dir=run / "run" / "final",
+            tokenizer=run / "tokenizer" / "tokenizer.json",
+        )
+    return shipped_base_model(config, work, say)
+
+
+def shipped_base_model(config: DemoConfig, work: Path, say: Say) -> BaseModel:
+    """The shipped default model (or `--base-model`) with the torch weights it was exported from."""
+    from goldiff.sources.registry import default_model_path
+
+    gguf = config.base_model or default_model_path()
+    if gguf is None or not Path(gguf).is_file():
+        raise ConfigError(
+            "no default model found (models/goldiff-default*.gguf). Reinstall Goldiff from a "
+            "checkout that has it, run `goldiff bootstrap`, or pass --base-model PATH."
+        )
+    gguf = Path(gguf)
+    # The torch weights and tokenizer travel next to the GGUF: <stem>-hf/ (bootstrap's final dir).
+    for hf_dir in (gguf.with_name(gguf.stem + "-hf"), gguf.parent / "hf"):
+        tokenizer = hf_dir / "tokenizer.json"
+        if (hf_dir / "config.json").is_file() and tokenizer.is_file():
+            return BaseModel(gguf=gguf, hf_dir=hf_dir, tokenizer=tokenizer)
+    say(f"Reading {gguf.name} back into torch (dequantized) to fine-tune it...")
+    return torch_weights_from_gguf(gguf, work / "base-hf")
+
+
+def torch_weights_from_gguf(gguf: Path, out: Path) -> BaseModel:
+    """The GGUF's weights (dequantized) and tokenizer as a transformers folder to train from.
+
+    transformers reads GGUF files (qwen2 and llama, tokenizer included); a model loaded that
+    way is marked quantized and refuses `save_pretrained`, so its weights go into a fresh
+    model of the same config. The tokenizer it rebuilds tokenizes exactly as the GGUF's.
+    """
+    try:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:
+        raise ConfigError("distilling needs the training extra: pip install 'goldiff[train]'") from exc
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    except (ValueError, OSError, KeyError) as exc:
+        raise ConfigError(f"cannot read {gguf} back into torch to fine-tune it: {exc}") from exc
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    model = type(loaded)(config)
+    model.load_state_dict(loaded.state_dict())
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return BaseModel(gguf=gguf, hf_dir=out, tokenizer=out / "tokenizer.json")
+
+
+def replay_history(
+    repo: Path,
+    home: Path,
+    commits: list[str],
+    base: BaseModel,
+    config: DemoConfig,
+    say: Say,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Every chosen commit through the real server, the base model suggesting."""
+    from goldiff.replay.driver import ReplayOptions, replay
+
+    parent = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{commits[0]}^"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    rev_range = f"{parent}..{commits[-1]}" if parent else commits[-1]
+    options = ReplayOptions(
+        rev_range=rev_range,
+        seed=config.seed,
+        include=config.include,
+        settings={
+            "mode": "local",
+            "local": {"model": str(base.gguf) if config.suggest_with_base else PLACEHOLDER_SUGGESTER},
+        },
+        paste_over=config.paste_over,
+        max_requests_per_commit=config.requests_per_commit,
+    )
+    say(f"Replaying {len(commits)} commits ({config.held_out} held out) as a simulated developer...")
+    result = replay(repo, home, options, progress)
+    if result.interrupted:
+        raise KeyboardInterrupt("the demo was stopped during the replay")
+    for message in result.messages:
+        say(f"server: {message}")
+    say(
+        f"  {result.keystrokes:,} keystrokes, {result.suggestions} suggestions shown: "
+        f"{result.accepted} accepted, {result.partial} partly, {result.rejected} typed over "
+        f"({result.chars_per_second:,.0f} chars/s)"
+    )
+    return result.as_dict()
+
+
+def split_time(home: Path, last_training_commit: str) -> float:
+    """The store's time of the last training commit: every later suggestion is held out."""
+    from goldiff.home import store_path
+    from goldiff.store import open_database
+
+    db, _ = open_database(store_path(home))
+    try:
+        for ts, detail in db.execute("SELECT ts, detail FROM events WHERE kind = 'commit' ORDER BY id"):
+            if json.loads(detail or "{}").get("sha") == last_training_commit:
+                return float(ts) + 1e-6
+    finally:
+        db.conn.close()
+    raise DistillError(f"the replay did not record commit {last_training_commit[:12]}")
+
+
+def export_gold(home: Path, work: Path, cutoff: float, say: Say) -> dict[str, Any]:
+    """sft rows of the gold, split at the held-out commits."""
+    from goldiff.export import ExportOptions, export
+    from goldiff.home import store_path
+    from goldiff.store import open_database
+
+    say("Exporting the gold as training rows (train: earlier commits, test: held-out ones)...")
+    db, _ = open_database(store_path(home))
+    try:
+        result = export(db, ExportOptions(format="sft", split=True, split_at=cutoff), work / "export")
+    finally:
+        db.conn.close()
+    say(f"  {result.counts.get('train', 0)} training rows, {result.counts.get('test', 0)} held-out rows")
+    if not result.counts.get("test"):
+        raise DistillError(
+            "the held-out commits gave no evaluation rows; use more --held-out commits "
+            "or a repository whose recent commits change Python files"
+        )
+    return result.as_dict()
+
+
+def distill(base: BaseModel, train_rows: Path, work: Path, config: DemoConfig, say: Say) -> dict[str, Any]:
+    """Fine-tune the base on the gold; export, check parity and quantize the result."""
+    from goldiff.distill.config import load_recipe
+    from goldiff.distill.gguf_export import export_checked
+    from goldiff.distill.model import load_model
+    from goldiff.distill.train import train
+
+    trainer = load_recipe(
+        config.recipe,
+        init_from=str(base.hf_dir),
+        max_steps=config.steps,
+        seq_len=config.seq_len,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        warmup_steps=max(1, config.steps // 10),
+        eval_interval=config.steps,
+        eval_batches=2,
+        log_interval=max(1, config.steps // 4),
+        checkpoint_interval=config.steps,
+        threads=config.threads,
+        min_rows=1,
+        seed=config.seed,
+    )
+    say(f"Distilling: fine-tuning the base on the gold for {config.steps} steps...")
+    result = train(
+        trainer, work / "distill", sft_path=train_rows, tokenizer_path=base.tokenizer, progress=False
+    )
+    if result.final_dir is None:
+        raise KeyboardInterrupt("the demo was stopped during training")
+    say(f"  {result.tokens_seen:,} tokens, loss {result.train_loss:.3f}, {result.tokens_per_s:,.0f} tokens/s")
+    say("Exporting the distilled model to GGUF (parity-checked against torch, quantized)...")
+    model = load_model(result.final_dir)
+    # Q8_0: Q4_K_M of a briefly fine-tuned small model can fall outside the parity
+    # tolerance (measured: 55% of the logits' std against a 30% limit), and the demo's
+    # comparison should be about the training, not the quantization.
+    qtype = "Q8_0"
+    files = export_checked(
+        model, base.tokenizer.parent, work / "distilled" / "model-F16.gguf", quantize_to=(qtype,)
+    )
+    final = files[-1]
+    return {
+        "gguf": str(final.path),
+        "qtype": final.qtype,
+        "size_bytes": final.size_bytes,
+        "steps": result.steps,
+        "tokens_seen": result.tokens_seen,
+        "train_loss": result.train_loss,
+        "train_seconds": result.elapsed_s,
+    }
+
+
+def evaluate_models(
+    test_rows: Path, base: BaseModel, distilled: Path, out: Path, say: Say, max_rows: int
+) -> dict[str, Any]:
+    """Base and distilled on the held-out contexts, scored against the gold."""
+    from goldiff.evaluate import eval_rows, gguf_model, run_eval
+    from goldiff.export import load_rows
+
+    rows = eval_rows(load_rows(test_rows))
+    if len(rows) > max_rows:
+        rows = [rows[i * len(rows) // max_rows] for i in range(max_rows)]  # evenly spaced
+    say(f"Evaluating base and distilled models on {len(rows)} held-out contexts...")
+    models = [gguf_model("base", "base", base.gguf), gguf_model("distilled", "distilled", distilled)]
+    report, _files = run_eval(rows, models, out)
+    return dict(report)
+
+
+def headline(report: dict[str, Any]) -> dict[str, Any]:
+    """The numbers a user looks at: accept proxy and exact match, base vs distilled."""
+    models = report.get("models", {})
+    out: dict[str, Any] = {"held_out_rows": report.get("rows")}
+    for name in ("base", "distilled"):
+        entry = models.get(name, {})
+        out[name] = {k: entry.get(k) for k in ("accept_proxy", "exact_match", "chrf", "empty_rate")}
+        out[name]["latency_p50_ms"] = (entry.get("latency_ms") or {}).get("p50")
+    return out
+
+
+# ---------------------------------------------------------------------------- the pipeline
+
+
+def run_demo(
+    config: DemoConfig,
+    home: Path | None = None,
+    out: Path | None = None,
+    say: Say = print,
+    progress: Progress | None = None,
+) -> DemoResult:
+    """Replay → export → distill → evaluate, in a temporary home unless `home` is given."""
+    stages: dict[str, float] = {}
+    temporary = home is None
+    work = Path(tempfile.mkdtemp(prefix="goldiff-demo-")) if home is None else Path(home)
+    work.mkdir(parents=True, exist_ok=True)
+    report_dir = Path(out) if out is not None else Path.cwd() / "goldiff-demo"
+    try:
+        t = time.monotonic()
+        root, commits = choose_history(config)
+        training, held_out = commits[: -config.held_out], commits[-config.held_out :]
+        say(f"Goldiff demo on {root}: {len(training)} commits to learn from, {len(held_out)} held out.")
+        repo = clone(root, work)
+        stages["history"] = time.monotonic() - t
+
+        t = time.monotonic()
+        base = prepare_base_model(config, work, say)
+        stages["base_model"] = time.monotonic() - t
+
+        t = time.monotonic()
+        replayed = replay_history(repo, work, commits, base, config, say, progress)
+        stages["replay"] = time.monotonic() - t
+
+        t = time.monotonic()
+        exported = export_gold(work, work, split_time(work, training[-1]), say)
+        stages["export"] = time.monotonic() - t
+
+        t = time.monotonic()
+        distilled = distill(base, Path(exported["paths"]["train"]), work, config, say)
+        stages["distill"] = time.monotonic() - t
+
+        t = time.monotonic()
+        report = evaluate_models(
+            Path(exported["paths"]["test"]),
+            base,
+            Path(distilled["gguf"]),
+            report_dir,
+            say,
+            config.max_eval_rows,
+        )
+        stages["evaluate"] = time.monotonic() - t
+
+        result = DemoResult(
+            repo=str(root),
+            commits=training,
+            held_out=held_out,
+            replay=replayed,
+            export=exported,
+            distill=distilled,
+            evaluation=report,
+            headline=headline(report),
+            report_dir=str(report_dir),
+            stage_seconds=stages,
+        )
+        (report_dir / "demo.json").write_text(json.dumps(result.as_dict(), indent=2, sort_keys=True) + "\n")
+        return result
+    finally:
+        if temporary:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def summary_lines(result: DemoResult) -> list[str]:
+    """Where it stands, in a few lines for the terminal."""
+    h = result.headline
+    lines = [f"On {h['held_out_rows']} held-out contexts from the last {len(result.held_out)} commits:"]
+    for name in ("base", "distilled"):
+        m = h[name]
+        lines.append(
+            f"  {name:9} accept proxy {_share(m['accept_proxy'])}, exact match {_share(m['exact_match'])}, "
+            f"chrF {_num(m['chrf'])}"
+        )
+    total = sum(result.stage_seconds.values())
+    lines.append(f"Report: {result.report_dir}/report.md ({total / 60:.1f} min in all)")
+    return lines
+
+
+def _share(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.1%}"
+
+
+def _num(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.3f}"

@@ -1,0 +1,106 @@
+"""`goldiff demo` end to end on a tiny configuration: replay → export → distill → evaluate.
+
+Real components throughout: git, the server over LSP with a llama.cpp model suggesting,
+the SQLite store, the exporter, torch training, GGUF export with parity, llama.cpp again
+for the evaluation. The history is generated here from a standard-library module cut into
+commits, so the test does not depend on this checkout's own history.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from goldiff.cli import main
+from goldiff.demo import DemoConfig, DemoResult, run_demo, summary_lines, torch_weights_from_gguf
+
+from tests.test_replay import git
+
+pytestmark = pytest.mark.slow
+
+
+def history_repo(root: Path, commits: int = 4) -> list[str]:
+    """A package growing commit by commit: each adds the next part of textwrap.py."""
+    source = Path(textwrap.__file__).read_text(encoding="utf-8").splitlines(keepends=True)
+    root.mkdir(parents=True)
+    git(root, "init", "-q", "-b", "main")
+    shas = []
+    step = 45
+    for i in range(commits):
+        (root / "wrap.py").write_text("".join(source[: step * (i + 1)]), encoding="utf-8")
+        (root / "NOTES.md").write_text(f"step {i}\n", encoding="utf-8")  # not Python: not replayed
+        git(root, "add", "-A")
+        git(root, "commit", "-q", "-m", f"wrap, part {i + 1}")
+        shas.append(git(root, "rev-parse", "HEAD").strip())
+    return shas
+
+
+@pytest.fixture(scope="module")
+def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], DemoResult, list[str]]:
+    """One tiny demo run (about a minute), shared by the tests that read its outputs."""
+    tmp_path = tmp_path_factory.mktemp("demo")
+    repo = tmp_path / "repo"
+    shas = history_repo(repo)
+    said: list[str] = []
+    config = DemoConfig.for_tests(repo, paste_over=400)
+    result = run_demo(config, home=tmp_path / "home", out=tmp_path / "report", say=said.append)
+    return tmp_path, shas, result, said
+
+
+def test_demo_runs_end_to_end_on_a_tiny_configuration(
+    tiny_demo: tuple[Path, list[str], DemoResult, list[str]],
+) -> None:
+    tmp_path, shas, result, said = tiny_demo
+    assert result.commits == shas[:3] and result.held_out == shas[3:]
+    assert result.replay["commits"] == 4 and result.replay["suggestions"] > 0
+    counts = result.export["counts"]
+    assert counts["train"] > 0 and counts["test"] > 0
+    # The held-out rows come from the last commit only: their contexts hold its text.
+    test_rows = [json.loads(line) for line in Path(result.export["paths"]["test"]).read_text().splitlines()]
+    assert len(test_rows) == counts["test"] == result.headline["held_out_rows"]
+    distilled = Path(result.distill["gguf"])
+    assert distilled.is_file() and result.distill["steps"] == 8
+    for name in ("base", "distilled"):
+        metrics = result.headline[name]
+        assert 0.0 <= metrics["accept_proxy"] <= 1.0 and 0.0 <= metrics["exact_match"] <= 1.0
+    report = tmp_path / "report"
+    assert (report / "report.md").is_file() and (report / "eval.json").is_file()
+    assert json.loads((report / "demo.json").read_text())["headline"] == result.headline
+    # It says what it is doing at each stage.
+    for stage in ("Replaying", "Exporting the gold", "Distilling", "Evaluating"):
+        assert any(line.startswith(stage) for line in said), stage
+    assert summary_lines(result)[0].startswith(f"On {counts['test']} held-out contexts")
+
+
+def test_demo_explains_a_history_that_is_too_short(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    history_repo(repo, commits=1)
+    out = CliRunner().invoke(main, ["demo", "--tiny", "--repo", str(repo), "--out", str(tmp_path / "r")])
+    assert out.exit_code == 1
+    assert "needs at least 2" in out.output and "--repo" in out.output
+
+
+def test_the_base_gguf_reads_back_into_torch_for_fine_tuning(
+    tiny_demo: tuple[Path, list[str], DemoResult, list[str]],
+) -> None:
+    """A shipped model may be a GGUF alone: the demo fine-tunes its dequantized weights."""
+    import llama_cpp
+    from goldiff.distill.data import load_tokenizer
+    from goldiff.distill.parity import check_parity
+    from transformers import AutoModelForCausalLM
+
+    tmp_path = tiny_demo[0]
+    (gguf,) = (tmp_path / "home" / "models").glob("goldiff-tiny-*.gguf")
+    base = torch_weights_from_gguf(gguf, tmp_path / "base-hf")
+    model = AutoModelForCausalLM.from_pretrained(base.hf_dir).eval()
+    text = "def wrap(self, text):\n    return self._split(text)  # é\n"
+    llm = llama_cpp.Llama(model_path=str(gguf), vocab_only=True, verbose=False)
+    ids = llm.tokenize(text.encode(), add_bos=False)
+    # Same tokenizer: the rebuilt tokenizer.json splits text exactly as llama.cpp does.
+    assert load_tokenizer(base.tokenizer).encode(text).ids == ids
+    # Same weights: torch agrees with llama.cpp on the next token at every position.
+    report = check_parity(model, gguf, [ids], tolerance=gguf.stem.rsplit("-", 1)[-1])
+    assert report.argmax_agreement >= 0.95
