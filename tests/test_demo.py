@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from goldiff.cli import main
-from goldiff.demo import DemoConfig, DemoResult, run_demo, summary_lines, torch_weights_from_gguf
+from goldiff.demo import DemoConfig, DemoResult, run_demo, summary_lines
+from goldiff.distill.pipeline import torch_weights_from_gguf
 
 from tests.test_replay import git
 

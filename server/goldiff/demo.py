@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from goldiff.distill.pipeline import BaseModel, FinetuneOptions, base_model, finetune
 from goldiff.errors import ConfigError, DistillError
 from goldiff.replay.driver import Progress
 from goldiff.replay.history import list_commits, repository_root
@@ -79,13 +80,6 @@ class DemoConfig:
         }
         values.update(changes)
         return cls(**values)
-
-
-@dataclass
-class BaseModel:
-    gguf: Path  # what the server and the evaluation load
-    hf_dir: Path  # the same weights for torch, where fine-tuning starts
-    tokenizer: Path  # tokenizer.json
 
 
 @dataclass
@@ -157,50 +151,8 @@ def prepare_base_model(config: DemoConfig, work: Path, say: Say) -> BaseModel:
 
 
 def shipped_base_model(config: DemoConfig, work: Path, say: Say) -> BaseModel:
-    """The shipped default model (or `--base-model`) with the torch weights it was exported from."""
-    from goldiff.sources.registry import default_model_path
-
-    gguf = config.base_model or default_model_path()
-    if gguf is None or not Path(gguf).is_file():
-        raise ConfigError(
-            "no default model found (models/goldiff-default*.gguf). Reinstall Goldiff from a "
-            "checkout that has it, run `goldiff bootstrap`, or pass --base-model PATH."
-        )
-    gguf = Path(gguf)
-    # The torch weights and tokenizer travel next to the GGUF: <stem>-hf/ (bootstrap's final dir).
-    for hf_dir in (gguf.with_name(gguf.stem + "-hf"), gguf.parent / "hf"):
-        tokenizer = hf_dir / "tokenizer.json"
-        if (hf_dir / "config.json").is_file() and tokenizer.is_file():
-            return BaseModel(gguf=gguf, hf_dir=hf_dir, tokenizer=tokenizer)
-    say(f"Reading {gguf.name} back into torch (dequantized) to fine-tune it...")
-    return torch_weights_from_gguf(gguf, work / "base-hf")
-
-
-def torch_weights_from_gguf(gguf: Path, out: Path) -> BaseModel:
-    """The GGUF's weights (dequantized) and tokenizer as a transformers folder to train from.
-
-    transformers reads GGUF files (qwen2 and llama, tokenizer included); a model loaded that
-    way is marked quantized and refuses `save_pretrained`, so its weights go into a fresh
-    model of the same config. The tokenizer it rebuilds tokenizes exactly as the GGUF's.
-    """
-    try:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-    except ImportError as exc:
-        raise ConfigError("distilling needs the training extra: pip install 'goldiff[train]'") from exc
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    except (ValueError, OSError, KeyError) as exc:
-        raise ConfigError(f"cannot read {gguf} back into torch to fine-tune it: {exc}") from exc
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        delattr(config, "quantization_config")
-    model = type(loaded)(config)
-    model.load_state_dict(loaded.state_dict())
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return BaseModel(gguf=gguf, hf_dir=out, tokenizer=out / "tokenizer.json")
+    """The shipped default model (or `--base-model`) with torch weights to fine-tune from."""
+    return base_model(config.base_model, work, say)
 
 
 def replay_history(
@@ -285,53 +237,17 @@ def export_gold(home: Path, work: Path, cutoff: float, say: Say) -> dict[str, An
 
 def distill(base: BaseModel, train_rows: Path, work: Path, config: DemoConfig, say: Say) -> dict[str, Any]:
     """Fine-tune the base on the gold; export, check parity and quantize the result."""
-    from goldiff.distill.config import load_recipe
-    from goldiff.distill.gguf_export import export_checked
-    from goldiff.distill.model import load_model
-    from goldiff.distill.train import train
-
-    trainer = load_recipe(
-        config.recipe,
-        init_from=str(base.hf_dir),
-        max_steps=config.steps,
-        seq_len=config.seq_len,
+    say("Distilling:")
+    options = FinetuneOptions(
+        recipe=config.recipe,
+        steps=config.steps,
         batch_size=config.batch_size,
+        seq_len=config.seq_len,
         learning_rate=config.learning_rate,
-        warmup_steps=max(1, config.steps // 10),
-        eval_interval=config.steps,
-        eval_batches=2,
-        log_interval=max(1, config.steps // 4),
-        checkpoint_interval=config.steps,
         threads=config.threads,
-        min_rows=1,
         seed=config.seed,
     )
-    say(f"Distilling: fine-tuning the base on the gold for {config.steps} steps...")
-    result = train(
-        trainer, work / "distill", sft_path=train_rows, tokenizer_path=base.tokenizer, progress=False
-    )
-    if result.final_dir is None:
-        raise KeyboardInterrupt("the demo was stopped during training")
-    say(f"  {result.tokens_seen:,} tokens, loss {result.train_loss:.3f}, {result.tokens_per_s:,.0f} tokens/s")
-    say("Exporting the distilled model to GGUF (parity-checked against torch, quantized)...")
-    model = load_model(result.final_dir)
-    # Q8_0: Q4_K_M of a briefly fine-tuned small model can fall outside the parity
-    # tolerance (measured: 55% of the logits' std against a 30% limit), and the demo's
-    # comparison should be about the training, not the quantization.
-    qtype = "Q8_0"
-    files = export_checked(
-        model, base.tokenizer.parent, work / "distilled" / "model-F16.gguf", quantize_to=(qtype,)
-    )
-    final = files[-1]
-    return {
-        "gguf": str(final.path),
-        "qtype": final.qtype,
-        "size_bytes": final.size_bytes,
-        "steps": result.steps,
-        "tokens_seen": result.tokens_seen,
-        "train_loss": result.train_loss,
-        "train_seconds": result.elapsed_s,
-    }
+    return finetune(base, train_rows, work, options, say)
 
 
 def evaluate_models(
