@@ -39,7 +39,6 @@ EXTERNAL_KEEP_SECONDS = 3600.0  # ... or until they are this old
 EXTERNAL_MAX_CHARS = 32_000_000  # ... or until the texts they hold exceed this
 WINDOW_SLACK_SECONDS = 1.0  # file times are coarse on some file systems; agents flush late
 RELOAD_SECONDS = 5.0  # an editor reload seen before the watcher: how recent it must be
-TEST_LINK_SECONDS = 1800.0  # test runs this long after an episode's settle still count for it
 RECENT_EPISODES = 200
 
 Scheduler = Callable[[float, Callable[[], None]], None]
@@ -442,21 +441,7 @@ class ProposalTracker:
         now = self.clock()
         entry: dict[str, Any] = {"command_line": command_line, "exit_code": exit_code, "at": now}
         open_episodes = [e for s in self._docs.values() for e in s.episodes]
-        for episode in open_episodes:
-            episode.commands.append(entry)
-        test = testruns.find_test_run(command_line)
-        if test is not None and exit_code is not None:
-            run_entry = {"command": test, "exit_code": exit_code, "passed": exit_code == 0, "at": now}
-            for episode in open_episodes:
-                episode.test_runs.append(run_entry)
-            for episode in self._recent:
-                if episode.ended_at is not None and now - episode.ended_at <= TEST_LINK_SECONDS:
-                    episode.test_runs.append(run_entry)
-                    self.store.update_row(
-                        "episodes",
-                        episode.id,
-                        {"tests_passed": episode.tests_passed(), "detail": episode.detail()},
-                    )
+        testruns.link_command(entry, open_episodes, self._recent, self.store)
         if exit_code == 0 and testruns.is_commit(command_line):
             self.commit()
         agent = agent_of(command_line, self._agents())

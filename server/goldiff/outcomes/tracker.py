@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 CHECKPOINTS: tuple[int, ...] = (30, 120, 300, 600)  # seconds after acceptance
 PENDING_TIMEOUT_SECONDS = 60.0  # a suggestion nobody acted on for this long: rejected, timeout
 JOIN_LINES = 10  # a suggestion this close to an open episode's region joins that episode
-TEST_LINK_SECONDS = 1800.0  # test runs up to 30 min after an episode's settle still count for it
 RECENT_EPISODES = 200  # settled episodes kept in memory to receive later test runs
 
 
@@ -736,21 +735,7 @@ class OutcomeTracker:
         now = self.clock()
         entry: dict[str, Any] = {"command_line": command_line, "exit_code": exit_code, "at": now, "cwd": cwd}
         open_episodes = [e for s in self._docs.values() for e in s.episodes]
-        for episode in open_episodes:
-            episode.commands.append(entry)
-        test = testruns.find_test_run(command_line)
-        if test is not None and exit_code is not None:
-            run = {"command": test, "exit_code": exit_code, "passed": exit_code == 0, "at": now}
-            for episode in open_episodes:
-                episode.test_runs.append(run)
-            for episode in self._recent:
-                if episode.ended_at is not None and now - episode.ended_at <= TEST_LINK_SECONDS:
-                    episode.test_runs.append(run)
-                    self.store.update_row(
-                        "episodes",
-                        episode.id,
-                        {"tests_passed": episode.tests_passed(), "detail": episode.detail()},
-                    )
+        testruns.link_command(entry, open_episodes, self._recent, self.store)
         if exit_code == 0 and testruns.is_commit(command_line):
             # The workspace watcher records the commit event when it sees the repository
             # move; settling here too does not wait for it (settling twice changes nothing).
