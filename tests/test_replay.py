@@ -158,12 +158,14 @@ async def test_replay_rebuilds_every_file_at_every_commit(tmp_path: Path) -> Non
     assert {e["source"] for e in events} == {"replay"}
     assert events[1]["subject"] == "Multiply, and say hello"
     # Typing is keystrokes, not whole files: every typed character is its own version,
-    # except Enter, which brings the next line's indentation along.
+    # except Enter, which brings the next line's indentation along; each accepted (or
+    # partly accepted) suggestion is inserted as one version.
     db, _ = open_database(home / "traces.db")
     try:
         versions = db.execute("SELECT SUM(version - version_first + 1) FROM edits WHERE kind = 'change'")
         env_keys = len(HISTORY[2][1][".env"] or "")  # typed, but excluded by the server
-        assert versions.fetchone()[0] == result.keystrokes - env_keys + _deletions(HISTORY)
+        insertions = result.accepted + result.partial
+        assert versions.fetchone()[0] == result.keystrokes - env_keys + _deletions(HISTORY) + insertions
         secret = db.execute("SELECT COUNT(*) FROM snapshots WHERE text LIKE '%sk-test-%'").fetchone()[0]
         assert secret == 0  # .env is excluded by the server's default globs
     finally:
