@@ -10,6 +10,7 @@ the caller resynchronises it from the next full text or from disk, recording the
 
 from __future__ import annotations
 
+import bisect
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -84,8 +85,6 @@ class Document:
         """LSP position (UTF-16) of a code-point offset."""
         if self._starts is None:
             self._starts = _line_starts(self.text)
-        import bisect
-
         line = bisect.bisect_right(self._starts, offset) - 1
         return line, utf16_len(self.text[self._starts[line] : offset])
 
@@ -105,7 +104,7 @@ class Document:
         if b < a:
             raise OutOfSync(f"range end {end} is before its start {start}")
         self.text = self.text[:a] + new_text + self.text[b:]
-        self._starts = None
+        self._shift_line_starts(a, b, new_text)
         self.version = version
         return EditRecord(
             document_id=self.id,
@@ -118,6 +117,26 @@ class Document:
             inserted=new_text,
             range=(start[0], start[1], end[0], end[1]),
         )
+
+    def _shift_line_starts(self, a: int, b: int, new_text: str) -> None:
+        """Update the line index for [a, b) replaced by `new_text`, instead of rescanning.
+
+        This runs on every keystroke: lines before the edit keep their starts, lines
+        after it move by the length change, and the edit's own newlines add starts.
+        """
+        starts = self._starts
+        if starts is None:
+            return
+        lo = bisect.bisect_right(starts, a)  # first start after a: may be removed or moved
+        hi = bisect.bisect_right(starts, b)  # starts in (a, b] were inside the replaced text
+        delta = len(new_text) - (b - a)
+        added = []
+        i = new_text.find("\n")
+        while i != -1:
+            added.append(a + i + 1)
+            i = new_text.find("\n", i + 1)
+        tail = [x + delta for x in starts[hi:]] if delta else starts[hi:]
+        starts[lo:] = added + tail
 
     def replace_all(self, text: str, version: int | None, kind: str) -> EditRecord:
         """Take a full new text (open, full change, external change, resync)."""
