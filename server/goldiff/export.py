@@ -851,20 +851,25 @@ def _replay(
         if kind in ("change", "external") and text and new != text:
             recent.append((text, new))
         text = new
+    return text, edit_history(recent, path)
+
+
+def edit_history(changes: Iterable[tuple[str, str]], path: str) -> list[str]:
+    """Recent edits as the edit prompt shows them: one small unified diff per change.
+
+    Shared by the `edits` export and the server's edit requests, so a model trained on
+    the export sees at serving time exactly the history it was trained with.
+    """
     diffs = []
-    for old, new in recent:
+    for old, new in changes:
         diff = "".join(
             difflib.unified_diff(
-                old.splitlines(keepends=True),
-                new.splitlines(keepends=True),
-                f"a/{path}",
-                f"b/{path}",
-                n=1,
+                old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{path}", f"b/{path}", n=1
             )
         )
         if diff:
             diffs.append(diff if diff.endswith("\n") else diff + "\n")
-    return text, diffs
+    return diffs
 
 
 # ---------------------------------------------------------------------------- openai rows

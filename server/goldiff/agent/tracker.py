@@ -26,7 +26,7 @@ from typing import Any
 from goldiff.agent.recognise import agent_of
 from goldiff.capture.documents import Document
 from goldiff.capture.paths import uri_to_path
-from goldiff.export import EDIT_HISTORY
+from goldiff.export import EDIT_HISTORY, edit_history
 from goldiff.outcomes import testruns
 from goldiff.outcomes.diffs import unified_diff, validate
 from goldiff.outcomes.spans import Span, diff_edits
@@ -177,22 +177,7 @@ class ProposalTracker:
 
     def recent_diffs(self, doc: Document) -> list[str]:
         """The document's last edits as small diffs, as the `edits` export shows them."""
-        state = self.state(doc)
-        path = doc.path or "file"
-        out = []
-        for old, new in state.recent:
-            diff = "".join(
-                difflib.unified_diff(
-                    old.splitlines(keepends=True),
-                    new.splitlines(keepends=True),
-                    f"a/{path}",
-                    f"b/{path}",
-                    n=1,
-                )
-            )
-            if diff:
-                out.append(diff if diff.endswith("\n") else diff + "\n")
-        return out
+        return edit_history(self.state(doc).recent, doc.path or "file")
 
     def begin_turn(
         self, doc: Document, start: int, end: int, *, episode_id: str | None, source: str
