@@ -25,6 +25,7 @@ from goldiff.errors import ConfigError, SourceError
 from goldiff.export import EDIT_CONTEXT_LINES, EDIT_REGION_END, format_edit_prompt, parse_edit_completion
 from goldiff.sources.base import Deadline
 from goldiff.sources.deterministic import SPEC_PREFIX
+from goldiff.store import clean_text
 
 EDIT_MAX_TOKENS = 1024  # a rewritten region is longer than a completion
 EDIT_MAX_SECONDS = 60.0
@@ -50,7 +51,10 @@ class EditRequest:
     cursor: int | None = None
 
     def prompt(self) -> str:
-        return format_edit_prompt(
+        # A lone surrogate (a client can send one) has no UTF-8 form: llama.cpp and HTTP
+        # bodies need one, so it becomes U+FFFD, as the store records it.
+        return clean_text(
+            format_edit_prompt(
             path=self.path,
             region=self.region,
             cursor=self.cursor,
@@ -59,6 +63,7 @@ class EditRequest:
             recent_edits=self.recent_edits,
             instruction=self.instruction,
             language=self.language or None,
+            )
         )
 
 

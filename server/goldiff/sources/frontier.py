@@ -14,6 +14,7 @@ and nowhere else: it is never logged, never part of an error message, never reco
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -155,7 +156,14 @@ class _HttpSource:
             if cancel.is_set():
                 raise FrontierError("cancelled")
             try:
-                response = self._client.post(path, json=body, timeout=max(0.1, deadline.left()))
+                # Encoded here, ASCII-escaped: a lone surrogate from the editor becomes
+                # `\ud800` in the JSON instead of a UnicodeEncodeError inside httpx.
+                response = self._client.post(
+                    path,
+                    content=json.dumps(body).encode("ascii"),
+                    headers={"Content-Type": "application/json"},
+                    timeout=max(0.1, deadline.left()),
+                )
             except httpx.TimeoutException as exc:
                 raise FrontierError(
                     f"the frontier endpoint {self.base_url} did not answer within the time budget"
