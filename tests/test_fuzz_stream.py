@@ -59,14 +59,28 @@ class Fuzzer:
 
     def text(self, long: bool = False) -> str:
         r = self.rng
-        alphabet = "ab \n\r\t😀é中\u2028\x00{}\"\\" + "\ud800\udfff"
+        alphabet = 'ab \n\r\t😀é中\u2028\x00{}"\\' + "\ud800\udfff"
         size = r.choice([0, 1, 5, 40, 200] + ([5_000, 20_000] if long else []))
         return "".join(r.choice(alphabet) for _ in range(size))
 
     def value(self) -> Any:
         r = self.rng
         return r.choice(
-            [None, True, 0, -1, r.choice(HUGE), 1.5, float("1e300"), "", self.text(), [], [1, "a"], {}, {"a": 1}]
+            [
+                None,
+                True,
+                0,
+                -1,
+                r.choice(HUGE),
+                1.5,
+                float("1e300"),
+                "",
+                self.text(),
+                [],
+                [1, "a"],
+                {},
+                {"a": 1},
+            ]
         )
 
     def position(self) -> Any:
@@ -81,13 +95,22 @@ class Fuzzer:
         r = self.rng
         uri = r.choice(URIS)
         if method == "textDocument/didOpen":
-            return {"textDocument": {"uri": uri, "languageId": "python", "version": r.randint(0, 3), "text": self.text(True)}}
+            return {
+                "textDocument": {
+                    "uri": uri,
+                    "languageId": "python",
+                    "version": r.randint(0, 3),
+                    "text": self.text(True),
+                }
+            }
         if method == "textDocument/didChange":
             changes: list[Any] = []
             for _ in range(r.randint(0, 3)):
                 kind = r.random()
                 if kind < 0.6:
-                    changes.append({"range": {"start": self.position(), "end": self.position()}, "text": self.text()})
+                    changes.append(
+                        {"range": {"start": self.position(), "end": self.position()}, "text": self.text()}
+                    )
                 elif kind < 0.8:
                     changes.append({"text": self.text()})
                 else:
@@ -105,16 +128,22 @@ class Fuzzer:
             return p
         if method == "goldiff/terminalCommand":
             keys = ["commandLine", "cwd", "exitCode", "output", "startedAt", "endedAt"]
-            return {k: r.choice([self.text(), r.choice(HUGE), None, 0]) for k in r.sample(keys, r.randint(0, 6))}
+            return {
+                k: r.choice([self.text(), r.choice(HUGE), None, 0]) for k in r.sample(keys, r.randint(0, 6))
+            }
         if method == "goldiff/suggestionPartiallyAccepted":
             return {"id": r.choice(["s1", 5, None]), "acceptedLength": r.choice([*HUGE, 3, "3"])}
         if method.startswith("goldiff/suggestion"):
-            return {"id": r.choice(["s1", 5, None, self.text()]), "reason": r.choice(["dismissed", "nope", 1])}
+            return {
+                "id": r.choice(["s1", 5, None, self.text()]),
+                "reason": r.choice(["dismissed", "nope", 1]),
+            }
         if method == "workspace/didChangeConfiguration":
             # Wrong types and values; capture stays on so the sentinel keeps being recorded.
             settings = r.choice(
                 [
                     {"local": {"model": r.choice([5, True, [], {"a": 1}])}},
+                    {"local": {"model": TEST_MODEL}},  # fixed again
                     {"local": 7},
                     {"settleSeconds": r.choice(["soon", -3, 0, None, 2**70])},
                     {"agents": r.choice(["claude", [1, 2], None])},
@@ -127,14 +156,32 @@ class Fuzzer:
             return {"settings": settings}
         if method == "workspace/executeCommand":
             command = r.choice(COMMANDS)
-            args: Any = r.choice([None, [], [self.value()], [{"uri": uri}], [{"mode": r.choice(["", "turbo", 5])}]])
+            args: Any = r.choice(
+                [None, [], [self.value()], [{"uri": uri}], [{"mode": r.choice(["", "turbo", 5])}]]
+            )
             if command == "goldiff.forget":  # every shape but a valid scope
                 args = r.choice(
-                    [None, [], [None], [{"workspace": None}], [{"workspce": "/fuzz"}], [{"all": False}],
-                     [{"all": "yes"}], [{"workspace": ""}], [{"all": True, "workspace": "/"}], [1]]
+                    [
+                        None,
+                        [],
+                        [None],
+                        [{"workspace": None}],
+                        [{"workspce": "/fuzz"}],
+                        [{"all": False}],
+                        [{"all": "yes"}],
+                        [{"workspace": ""}],
+                        [{"all": True, "workspace": "/"}],
+                        [1],
+                    ]
                 )
             if command == "goldiff.proposeEdit" and r.random() < 0.5:
-                args = [{"uri": uri, "instruction": self.text(), "range": {"start": self.position(), "end": self.position()}}]
+                args = [
+                    {
+                        "uri": uri,
+                        "instruction": self.text(),
+                        "range": {"start": self.position(), "end": self.position()},
+                    }
+                ]
             p = {"command": command, "arguments": args}
             if r.random() < 0.1:
                 del p["command"]
@@ -153,19 +200,37 @@ class Fuzzer:
             return self.broken_frame(), None
         if kind < 0.45:
             method = r.choice(
-                ["textDocument/didOpen", "textDocument/didChange", "textDocument/didChange",
-                 "textDocument/didSave", "textDocument/didClose"]
+                [
+                    "textDocument/didOpen",
+                    "textDocument/didChange",
+                    "textDocument/didChange",
+                    "textDocument/didSave",
+                    "textDocument/didClose",
+                ]
             )
         elif kind < 0.65:
             method = r.choice(
-                ["goldiff/terminalCommand", "goldiff/suggestionShown", "goldiff/suggestionRejected",
-                 "goldiff/suggestionPartiallyAccepted", "workspace/didChangeConfiguration", "$/cancelRequest",
-                 "$/setTrace", "unknown/notification"]
+                [
+                    "goldiff/terminalCommand",
+                    "goldiff/suggestionShown",
+                    "goldiff/suggestionRejected",
+                    "goldiff/suggestionPartiallyAccepted",
+                    "workspace/didChangeConfiguration",
+                    "$/cancelRequest",
+                    "$/setTrace",
+                    "unknown/notification",
+                ]
             )
         else:
             method = r.choice(
-                ["textDocument/inlineCompletion", "workspace/executeCommand", "workspace/executeCommand",
-                 "unknown/request", "textDocument/hover", "$/unknown"]
+                [
+                    "textDocument/inlineCompletion",
+                    "workspace/executeCommand",
+                    "workspace/executeCommand",
+                    "unknown/request",
+                    "textDocument/hover",
+                    "$/unknown",
+                ]
             )
             self.next_id += 1
             rid: int | str = self.next_id if r.random() < 0.8 else f"r{self.next_id}"
@@ -182,8 +247,18 @@ class Fuzzer:
 
     def broken_frame(self) -> bytes:
         r = self.rng
-        body = r.choice([b"{", b"[]", b"42", b'"x"', b"null", b'{"jsonrpc":"1.0","id":1,"method":"x"}',
-                         b'{"id":{"a":1},"jsonrpc":"2.0","method":"shutdown"}', bytes(r.randrange(256) for _ in range(30))])
+        body = r.choice(
+            [
+                b"{",
+                b"[]",
+                b"42",
+                b'"x"',
+                b"null",
+                b'{"jsonrpc":"1.0","id":1,"method":"x"}',
+                b'{"id":{"a":1},"jsonrpc":"2.0","method":"shutdown"}',
+                bytes(r.randrange(256) for _ in range(30)),
+            ]
+        )
         header = r.choice(
             [
                 b"Content-Length: %d\r\n\r\n" % len(body),  # a sound frame around a bad body
@@ -201,7 +276,12 @@ class Fuzzer:
 
 def test_ten_thousand_fuzzed_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
-    client = PipeClient([sys.executable, "-m", "goldiff", "serve"], server_env(home, GOLDIFF_TESTING="1"))
+    # A wrong local.model falls back to the default model: a missing one here, so the fuzz
+    # never loads a real GGUF.
+    env = server_env(home, GOLDIFF_TESTING="1", GOLDIFF_DEFAULT_MODEL=str(tmp_path / "none.gguf"))
+    client = PipeClient(
+        [sys.executable, "-m", "goldiff", "serve"], env, stderr=(tmp_path / "server.log").open("w")
+    )
     client.initialize({"capture": {"enabled": True}, "local": {"model": TEST_MODEL}})
     fuzz = Fuzzer(SEED)
     sentinel = "# sentinel\n"
@@ -243,6 +323,13 @@ def test_ten_thousand_fuzzed_messages(tmp_path: Path, capsys: pytest.CaptureFixt
     while time.monotonic() < deadline and not set(requests) <= client.answered():
         time.sleep(0.2)
     unanswered = set(requests) - client.answered()
+    codes: dict[str, int] = {}
+    for rid in set(requests) - unanswered:
+        answer = client.answer(rid, timeout=1)
+        code = str(answer["error"]["code"]) if "error" in answer else "result"
+        codes[code] = codes.get(code, 0) + 1
+        if code == "-32603":
+            print("internal error:", answer["error"]["message"][:200])
     popups = client.shown()
     alive = client.proc.poll() is None
     client.close()
@@ -251,7 +338,8 @@ def test_ten_thousand_fuzzed_messages(tmp_path: Path, capsys: pytest.CaptureFixt
     rebuilt = audit.rebuild(db, SENTINEL)
     print(
         f"\nfuzz seed {SEED}: {MESSAGES} messages + {version - 1} sentinel edits in {elapsed:.1f}s; "
-        f"{len(requests)} requests, {len(unanswered)} unanswered; {len(popups)} pop-ups; "
+        f"{len(requests)} requests, {len(unanswered)} unanswered, answers {dict(sorted(codes.items()))}; "
+        f"{len(popups)} pop-ups; "
         f"longest ping {max(pings):.3f}s (p99 {sorted(pings)[int(0.99 * len(pings))]:.3f}s); "
         f"sentinel {'rebuilt exactly' if rebuilt.text == sentinel else 'DIFFERS'}"
     )
@@ -259,6 +347,8 @@ def test_ten_thousand_fuzzed_messages(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not unanswered, sorted(map(str, unanswered))[:10]
     assert rebuilt.text == sentinel and rebuilt.verified
     assert audit.integrity(db) == "ok"
+    for popup in popups:
+        print("pop-up:", popup["params"]["message"][:160])
     assert len(popups) <= 50, [p["params"]["message"] for p in popups[:10]]
     # No timing assertion beyond a freeze: the machine running the suite is shared.
     assert max(pings) < 30

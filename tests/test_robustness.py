@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +23,9 @@ from goldiff.store import TraceStore, open_database
 from tests.lsp_client import server_env, utf16_pos
 from tests.pipe_client import PipeClient
 
-TEST_MODEL = "test:" + json.dumps({"rules": [], "default": "pass", "edits": [{"instruction": "tidy", "text": "x = 1\n"}]})
+TEST_MODEL = "test:" + json.dumps(
+    {"rules": [], "default": "pass", "edits": [{"instruction": "tidy", "text": "x = 1\n"}]}
+)
 DOC = "file:///probe/doc.py"
 
 
@@ -58,7 +60,8 @@ def error_of(c: PipeClient, method: str, params: Any = None, *, omit_params: boo
 
 def open_doc(c: PipeClient, uri: str, text: str) -> None:
     c.notify(
-        "textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}}
+        "textDocument/didOpen",
+        {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}},
     )
 
 
@@ -84,15 +87,25 @@ def test_a_lying_header_is_skipped_and_the_server_goes_on(client: PipeClient, he
 
 
 def test_header_names_are_case_insensitive(client: PipeClient) -> None:
-    body = json.dumps({"jsonrpc": "2.0", "id": "lower", "method": "workspace/executeCommand",
-                       "params": {"command": "goldiff.status"}}).encode()
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": "lower",
+            "method": "workspace/executeCommand",
+            "params": {"command": "goldiff.status"},
+        }
+    ).encode()
     client.write(b"content-length: %d\r\ncontent-type: application/vscode-jsonrpc\r\n\r\n" % len(body) + body)
     assert client.answer("lower", timeout=60)["result"]["capture"] is True
 
 
 def test_a_message_over_64_mb_is_refused_without_reading_it_into_memory(client: PipeClient) -> None:
     size = 65 * 1024 * 1024
-    client.write(b"Content-Length: %d\r\n\r\n" % size + b'{"jsonrpc":"2.0","method":"x","params":"' + b"a" * (size - 40))
+    client.write(
+        b"Content-Length: %d\r\n\r\n" % size
+        + b'{"jsonrpc":"2.0","method":"x","params":"'
+        + b"a" * (size - 40)
+    )
     client.write(b'"}')
     assert status(client)["capture"] is True
 
@@ -143,14 +156,19 @@ def test_an_internal_error_is_answered_with_32603_and_the_server_goes_on(client:
     error = error_of(
         client,
         "workspace/executeCommand",
-        {"command": "goldiff.test.suggest", "arguments": [{"uri": "file:///nope.py", "line": 0, "character": 0, "text": "x"}]},
+        {
+            "command": "goldiff.test.suggest",
+            "arguments": [{"uri": "file:///nope.py", "line": 0, "character": 0, "text": "x"}],
+        },
     )
     assert error["code"] == -32603
     assert status(client)["capture"] is True
 
 
 def test_invalid_command_arguments_are_answered_with_32602(client: PipeClient) -> None:
-    error = error_of(client, "workspace/executeCommand", {"command": "goldiff.setMode", "arguments": [{"mode": 5}]})
+    error = error_of(
+        client, "workspace/executeCommand", {"command": "goldiff.setMode", "arguments": [{"mode": 5}]}
+    )
     assert error["code"] == -32602
     assert "mode" in error["message"]
 
@@ -170,7 +188,10 @@ def test_integers_beyond_64_bits_lose_no_other_record(client: PipeClient) -> Non
         rng = {"line": pos.line, "character": pos.character}
         client.notify(
             "textDocument/didChange",
-            {"textDocument": {"uri": DOC, "version": i + 2}, "contentChanges": [{"range": {"start": rng, "end": rng}, "text": "x"}]},
+            {
+                "textDocument": {"uri": DOC, "version": i + 2},
+                "contentChanges": [{"range": {"start": rng, "end": rng}, "text": "x"}],
+            },
         )
         text += "x"
     client.request("workspace/executeCommand", {"command": "goldiff.stats"})
@@ -202,7 +223,9 @@ def test_the_writer_quarantines_a_record_it_cannot_write_and_keeps_the_batch(tmp
 
 def test_a_wrong_setting_is_reported_once_by_name_and_its_default_used(client: PipeClient) -> None:
     for _ in range(3):
-        client.notify("workspace/didChangeConfiguration", {"settings": {"local": {"model": 5}, "settleSeconds": 20}})
+        client.notify(
+            "workspace/didChangeConfiguration", {"settings": {"local": {"model": 5}, "settleSeconds": 20}}
+        )
     result = status(client)
     assert result["model"] is None  # the default, not a model named "5"
     shown = [m["params"]["message"] for m in client.shown()]
@@ -215,7 +238,16 @@ def test_a_wrong_setting_is_reported_once_by_name_and_its_default_used(client: P
 
 @pytest.mark.parametrize(
     "arguments",
-    [None, [], [None], [{"workspace": None}], [{"workspce": "/probe"}], [{"all": False}], [{"workspace": ""}], [1]],
+    [
+        None,
+        [],
+        [None],
+        [{"workspace": None}],
+        [{"workspce": "/probe"}],
+        [{"all": False}],
+        [{"workspace": ""}],
+        [1],
+    ],
 )
 def test_forget_without_an_explicit_scope_deletes_nothing(client: PipeClient, arguments: Any) -> None:
     open_doc(client, DOC, "keep me\n")
@@ -246,7 +278,13 @@ def test_propose_edit_on_a_document_with_a_lone_surrogate(client: PipeClient) ->
         "workspace/executeCommand",
         {
             "command": "goldiff.proposeEdit",
-            "arguments": [{"uri": DOC, "instruction": "tidy", "range": {"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 0}}}],
+            "arguments": [
+                {
+                    "uri": DOC,
+                    "instruction": "tidy",
+                    "range": {"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 0}},
+                }
+            ],
         },
     )
     answer = client.answer(rid, timeout=120)
@@ -258,7 +296,10 @@ def test_propose_edit_on_a_document_with_a_lone_surrogate(client: PipeClient) ->
 def test_a_flood_of_failing_notifications_shows_a_handful_of_pop_ups(client: PipeClient) -> None:
     for i in range(300):
         client.notify("workspace/didChangeConfiguration", {"settings": {"local": {"model": i}}})
-        client.notify("textDocument/didChange", {"textDocument": {"uri": DOC, "version": i}, "contentChanges": [{"x": i}]})
+        client.notify(
+            "textDocument/didChange",
+            {"textDocument": {"uri": DOC, "version": i}, "contentChanges": [{"x": i}]},
+        )
     status(client)
     time.sleep(0.2)
     assert len(client.shown()) <= 5

@@ -35,10 +35,11 @@ from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCRequestMessage
 from pygls.protocol.language_server import LanguageServerProtocol, lsp_method
 
 from goldiff import __version__, audit, protocol
+from goldiff.capture.documents import OutOfSync
 from goldiff.capture.paths import uri_to_path
 from goldiff.capture.recorder import Recorder
 from goldiff.capture.watcher import WorkspaceWatcher
-from goldiff.errors import GoldiffError, StoreError
+from goldiff.errors import ConfigError, GoldiffError, StoreError
 from goldiff.export import register as register_export
 from goldiff.home import resolve_home, store_path
 from goldiff.protocol import PayloadError, structure
@@ -58,7 +59,9 @@ def _is_request_id(value: Any) -> bool:
 
 
 def _payload_problem(exc: BaseException) -> bool:
-    return isinstance(exc, PayloadError) or isinstance(exc.__cause__, PayloadError)
+    """The request's own arguments were wrong: malformed, unusable or out of the document."""
+    invalid = (PayloadError, ConfigError, OutOfSync)
+    return isinstance(exc, invalid) or isinstance(exc.__cause__, PayloadError)
 
 
 class GoldiffProtocol(LanguageServerProtocol):
@@ -189,9 +192,11 @@ class GoldiffServer(LanguageServer):
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """pygls' hook for errors outside a request's answer: logged, rarely shown."""
-        log.error("server error (%s): %s", getattr(source, "__name__", source), error)
         if source is FeatureRequestError or source is JsonRpcException:
-            return  # the request's error answer carries it; an unparseable message is the client's
+            # The request's error answer carries it; an unparseable message is the client's.
+            log.warning("client error (%s): %s", source.__name__, error)
+            return
+        log.error("server error (%s): %s", getattr(source, "__name__", source), error)
         self.tell_user(
             f"Goldiff hit an internal error ({str(error)[:200]}); details are in its log.",
             types.MessageType.Error,

@@ -139,8 +139,9 @@ class FramedReader:
 def invalid_params(method: str, exc: BaseException) -> str:
     """A sentence naming each field that failed validation, for a `-32602` answer."""
     if isinstance(exc, cattrs.BaseValidationError):
-        details = cattrs.transform_error(exc, path="params")
-        problems = "; ".join(d.replace("@ $.", "at ").replace("@ $", "") for d in details[:5])
+        # Paths start at the message: `$.params.position.line` names the field the client sent.
+        details = cattrs.transform_error(exc)
+        problems = "; ".join(d.replace("@ $.", "at ").replace(" @ $", "") for d in details[:5])
     else:
         problems = str(exc) or type(exc).__name__
     return f"invalid params for {method}: {problems}"

@@ -129,7 +129,7 @@ def _merge_checked(
             elif isinstance(value, dict):
                 _merge_checked(into[key], value, field.type, defaults[key], name, problems)
             else:
-                problems.append(f"setting {name} must be an object, not {value!r:.60}; using its defaults")
+                problems.append(f"setting {name} must be an object, not {_short(value)}; using its defaults")
                 into[key] = defaults[key]
             continue
         if value is None:
@@ -140,9 +140,18 @@ def _merge_checked(
             if field.validator is not None:
                 field.validator(None, field, checked)
         except Exception as exc:
-            reason = str(exc).split("\n")[0] or type(exc).__name__
-            default = "unset" if defaults[key] is None else repr(defaults[key])
-            problems.append(f"setting {name} = {value!r:.60} is invalid ({reason}); using the default ({default})")
+            # attrs validators raise ValueError(message, attribute, ...): the message is enough.
+            reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+            reason = reason.split("\n")[0][:120] or type(exc).__name__
+            default = "unset" if defaults[key] is None else _short(defaults[key])
+            problems.append(
+                f"setting {name} = {_short(value)} is invalid ({reason}); using the default ({default})"
+            )
             into[key] = defaults[key]
         else:
             into[key] = converter.unstructure(checked)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

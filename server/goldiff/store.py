@@ -389,7 +389,8 @@ class TraceStore:
         if op in ("insert", "upsert"):
             batch.add(table, {"__op": op, **values})
         elif op == "update":
-            batch.updates.append((table, rest[0], values))
+            pk = clean_text(rest[0]) if isinstance(rest[0], str) else rest[0]
+            batch.updates.append((table, pk, values))
             batch.count += 1
 
     def _apply_edit(self, batch: _Batch, e: EditRecord) -> None:
@@ -540,7 +541,9 @@ class TraceStore:
         conn = self.db.conn
         gaps: list[dict[str, Any]] = []
 
-        def attempt(table: str, where: dict[str, Any], write: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        def attempt(
+            table: str, where: dict[str, Any], write: Callable[..., Any], *args: Any, **kw: Any
+        ) -> None:
             conn.execute("SAVEPOINT goldiff_record")
             try:
                 write(*args, **kw)

@@ -55,14 +55,14 @@ class EditRequest:
         # bodies need one, so it becomes U+FFFD, as the store records it.
         return clean_text(
             format_edit_prompt(
-            path=self.path,
-            region=self.region,
-            cursor=self.cursor,
-            context_before=self.context_before,
-            context_after=self.context_after,
-            recent_edits=self.recent_edits,
-            instruction=self.instruction,
-            language=self.language or None,
+                path=self.path,
+                region=self.region,
+                cursor=self.cursor,
+                context_before=self.context_before,
+                context_after=self.context_after,
+                recent_edits=self.recent_edits,
+                instruction=self.instruction,
+                language=self.language or None,
             )
         )
 
