@@ -321,3 +321,13 @@ def test_edit_prompts_and_frontier_bodies_survive_a_lone_surrogate() -> None:
     source = AnthropicSource(model="claude", api_key="k", transport=httpx.MockTransport(handler))
     assert ChatEditSource(source).rewrite(request, threading.Event()).text.startswith("x = 1")
     assert "x = '" in json.loads(sent[0])["messages"][0]["content"]
+
+
+def test_a_keystroke_on_a_long_line_without_spaces_scans_a_bounded_window() -> None:
+    from goldiff.store import SCAN_MARGIN, SCAN_TOKEN_MAX, _scan_window
+
+    line = "a" * 1_000_000
+    for at in (0, 500_000, len(line) - 1):
+        start, end = _scan_window(line, at, at + 1)
+        assert start <= at and end >= at + 1
+        assert end - start <= 2 * (SCAN_MARGIN + SCAN_TOKEN_MAX) + 1

@@ -168,24 +168,29 @@ def _check_file(path: Path) -> str | None:
 
 
 SCAN_MARGIN = 256  # characters scanned for secrets either side of an edit, on its lines
+SCAN_TOKEN_MAX = 4096  # no secret is longer: the window never widens further to find a space
 
 
 def _scan_window(text: str, start: int, end: int) -> tuple[int, int]:
     """The lines an edit touched, cut to a margin around it on very long lines.
 
-    The cut is moved out to the nearest whitespace so a secret is never split in two.
+    The cut is moved out to the nearest whitespace so a secret is never split in two, but
+    at most `SCAN_TOKEN_MAX` further: a minified line with no spaces must not make every
+    keystroke rescan the whole line.
     """
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", end)
     line_end = len(text) if line_end == -1 else line_end
     if start - line_start > SCAN_MARGIN:
         cut = start - SCAN_MARGIN
-        space = max(text.rfind(" ", line_start, cut), text.rfind("\t", line_start, cut))
-        line_start = space + 1 if space != -1 else line_start
+        floor = max(line_start, cut - SCAN_TOKEN_MAX)
+        space = max(text.rfind(" ", floor, cut), text.rfind("\t", floor, cut))
+        line_start = space + 1 if space != -1 else floor
     if line_end - end > SCAN_MARGIN:
         cut = end + SCAN_MARGIN
-        spaces = [i for i in (text.find(" ", cut, line_end), text.find("\t", cut, line_end)) if i != -1]
-        line_end = min(spaces) if spaces else line_end
+        ceiling = min(line_end, cut + SCAN_TOKEN_MAX)
+        spaces = [i for i in (text.find(" ", cut, ceiling), text.find("\t", cut, ceiling)) if i != -1]
+        line_end = min(spaces) if spaces else ceiling
     return line_start, line_end
 
 
