@@ -331,3 +331,27 @@ def test_a_keystroke_on_a_long_line_without_spaces_scans_a_bounded_window() -> N
         start, end = _scan_window(line, at, at + 1)
         assert start <= at and end >= at + 1
         assert end - start <= 2 * (SCAN_MARGIN + SCAN_TOKEN_MAX) + 1
+
+
+def test_the_framed_reader_resynchronises_on_the_next_header() -> None:
+    import io
+
+    from goldiff.rpc import FramedReader
+
+    body = b'{"jsonrpc":"2.0","method":"x"}'
+    sound = b"Content-Length: %d\r\n\r\n" % len(body) + body
+    streams = {
+        b"Content-Length: 1000000000000000\r\n\r\n" + body + sound: 1,
+        b"content-length: %d\r\ncontent-type: x\r\n\r\n" % len(body) + body: 0,
+        b"Content-Length: abc\r\n\r\n" + body + sound: 1,
+        b"content-length: 5" * 20_000 + b"\r\n" + sound: 0,
+        b"x" * 3_000_000 + sound: 0,
+        b"Content-Length: 0\r\n\r\n" + sound: 1,
+    }
+    for stream, skipped in streams.items():
+        reader = FramedReader(io.BytesIO(stream))
+        assert reader.readline() == b"Content-Length: %d\r\n" % len(body)
+        assert reader.readline() == b"\r\n"
+        assert reader.read(len(body)) == body
+        assert reader.skipped == skipped
+        assert reader.readline() == b""  # end of input

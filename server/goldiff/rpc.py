@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # larger than any document Goldiff records (1 MB cap)
 MAX_HEADER_BYTES = 8192  # of a header line kept while looking for the next header
 _CHUNK = 1 << 16
+_HEADER_TAIL = 256  # bytes at the end of a line searched for a Content-Length header
 
 # A Content-Length header, possibly at the end of a line of skipped bytes: a body sent
 # without its header (or skipped because its header was refused) usually has no newline
@@ -94,7 +95,9 @@ class FramedReader:
                 if body is None:
                     return None
                 return body
-            if (match := _CONTENT_LENGTH.search(line[-MAX_HEADER_BYTES:])) is not None:
+            # Only a line's tail can hold the header (it ends the line); searching just the
+            # tail keeps a hostile line of repeated "content-length:" from costing more.
+            if (match := _CONTENT_LENGTH.search(line[-_HEADER_TAIL:])) is not None:
                 seen_header = True
                 value = match.group(1)
                 if not value.isdigit():
