@@ -224,6 +224,8 @@ class GoldiffServer(LanguageServer):
         for problem in problems:
             log.warning("%s", problem)
             if problem not in self._settings_reported:  # once, however often the client resends it
+                if len(self._settings_reported) >= 256:
+                    self._settings_reported.clear()  # a client inventing values forever: stay bounded
                 self._settings_reported.add(problem)
                 self.tell_user(f"Goldiff: {problem}.", types.MessageType.Warning)
         if not problems:
@@ -384,6 +386,8 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
             "didChangeP50Ms": pct(0.50),
             "didChangeP99Ms": pct(0.99),
             "queueDepth": ls.store.queue_depth(),
+            "messagesShown": ls.shown_messages,
+            "messagesSuppressed": ls.messages.suppressed,
             "peakRssKb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         }
 
