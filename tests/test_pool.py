@@ -7,6 +7,7 @@ a folder, a `file://` URL and a `memory://` URL; `goldiff pool` merges them, and
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from pathlib import Path
@@ -92,7 +93,7 @@ def test_export_writes_hive_partitions_that_hold_whole_rows(homes: dict[str, Pat
     plain = single_file_rows(homes["alice"], tmp_path)
     # The dataset's rows are the single-file export's rows plus the pooling columns.
     assert [{k: r[k] for k in plain[0]} for r in rows] == plain
-    assert {(r["store"], r["date"]) for r in rows} == {(store, "2026-09-21")}
+    assert {(r["store"], r["date"]) for r in rows} == {(store, datetime.date(2026, 9, 21))}
     assert all(r["exported_at"] > T0 for r in rows)
     # The store id is made once and kept.
     export(homes["alice"], str(tmp_path / "again"), "--partitioned")
@@ -137,7 +138,8 @@ def test_pool_merges_developers_drops_duplicates_and_reads_in_datasets_and_duckd
             want = expected[row["id"]]
             got = {k: row[k] for k in want}
             assert got == want, reader
-            assert row["date"] == time.strftime("%Y-%m-%d", time.gmtime(row["ts"])), reader
+            day = datetime.datetime.fromtimestamp(row["ts"], datetime.UTC).date()
+            assert row["date"] == day, reader
     # DuckDB reads the partition columns from the folder names: they agree with the files.
     by_workspace = duckdb.sql(
         f"SELECT workspace, count(*) FROM read_parquet('{files}', hive_partitioning = true) GROUP BY 1 ORDER BY 1"

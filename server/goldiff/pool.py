@@ -4,7 +4,7 @@ A team pools what its developers keep by writing every developer's export into o
 dataset, laid out as Hive does (`workspace=…/date=…/part-….parquet`), in a folder on a
 shared drive or at any fsspec URL (`s3://`, `gs://`, `memory://`, `file://`, ...). HF
 `datasets`, DuckDB, Polars and Spark all read that layout unchanged. Each file holds whole
-rows: the export's columns plus `date` (the row's UTC day), `store` (the developer's store
+rows: the export's columns plus `date` (the row's UTC day, a date), `store` (the developer's store
 id, or its hash with `hash_provenance`) and `exported_at`. The partition values in the
 folder names are the same values the files hold, percent-encoded, so a reader that takes
 a column from the path and one that takes it from the file agree.
@@ -18,6 +18,7 @@ again writes the same files, and a pool into an existing dataset replaces its pa
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import time
@@ -40,7 +41,7 @@ PROVENANCE_COLUMNS = ("date", "store", "exported_at")
 # checks every file's schema (HF datasets does) refuses the dataset.
 _STRING = (
     "id workspace path language source model outcome context_hash prompt completion prefix suffix "
-    "suggestion chosen rejected before after gold_diff kind reason date store"
+    "suggestion chosen rejected before after gold_diff kind reason store"
 ).split()
 _FLOAT = ("ts", "latency_ms", "exported_at")
 _BOOL = ("tests_passed", "label", "shadow", "exact")
@@ -68,6 +69,8 @@ def _known_types() -> dict[str, Any]:
     types.update({n: pa.float64() for n in _FLOAT})
     types.update({n: pa.bool_() for n in _BOOL})
     types.update({n: pa.int64() for n in _INT})
+    # A date, not text: DuckDB and Spark type the `date=` folder as a date, and the file agrees.
+    types["date"] = pa.date32()
     types["survival"] = pa.list_(pa.struct([("after_seconds", pa.float64()), ("share", pa.float64())]))
     return types
 
@@ -123,8 +126,9 @@ def partition_value(value: Any) -> str:
     return quote(str(value), safe="")
 
 
-def row_date(ts: Any) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(float(ts or 0.0)))
+def row_date(ts: Any) -> datetime.date:
+    """The row's UTC day."""
+    return datetime.datetime.fromtimestamp(float(ts or 0.0), datetime.UTC).date()
 
 
 # ---------------------------------------------------------------------------- writing
