@@ -97,7 +97,9 @@ def measure_training(work: Path, processes: int, args: argparse.Namespace) -> di
     if not base.exists():
         write_tiny_gguf(base)
     home = work / f"home-{processes}"
-    command = [str(Path(sys.executable).with_name("accelerate")), "launch", "--cpu"]
+    command = [str(Path(sys.executable).with_name("accelerate")), "launch"]
+    # --multi_gpu picks accelerate's torch.distributed launcher; without a GPU it runs gloo on the CPU.
+    command += ["--multi_gpu"] if processes > 1 else ["--cpu"]
     command += ["--num_processes", str(processes), "--num_machines", "1", "--mixed_precision", "no"]
     command += ["--dynamo_backend", "no", "-m", "goldiff", "distill", "--home", str(home)]
     command += ["--data", str(work / "pooled"), "--base", str(base), "--name", "bench", "--recipe", "tiny"]

@@ -45,7 +45,7 @@ async def test_pool_train_on_two_processes_serve_once_complete_over_lsp(tmp_path
     base = write_tiny_gguf(tmp_path / "base" / "goldiff-tiny.gguf")
     team = tmp_path / "team-home"
     accelerate = Path(sys.executable).with_name("accelerate")
-    command = [str(accelerate), "launch", "--cpu", "--num_processes", "2", "--num_machines", "1"]
+    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
     command += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "goldiff", "distill"]
     command += ["--home", str(team), "--data", str(pooled), "--base", str(base), "--name", "team"]
     command += ["--recipe", "tiny", "--steps", "4", "--batch-size", "4", "--seq-len", "64"]

@@ -279,6 +279,10 @@ def train(
     )
     if accelerator.is_main_process:
         (out / "result.json").write_text(json.dumps(asdict(result), indent=1) + "\n")
+    if world > 1:
+        # Tear the process group down here: left to the interpreter's exit, gloo aborts
+        # the process ("terminate called without an active exception").
+        accelerator.end_training()
     return result
 
 
