@@ -22,13 +22,31 @@ pytest.importorskip("torch")
 pytest.importorskip("accelerate")
 pytest.importorskip("pyarrow")
 
-from goldiff.distill.tiny import write_tiny_gguf  # noqa: E402
+from goldiff.distill.config import load_recipe  # noqa: E402
+from goldiff.distill.gguf_export import export_checked  # noqa: E402
+from goldiff.distill.model import build_model  # noqa: E402
+from goldiff.distill.tokenizer import save_tokenizer, train_tokenizer  # noqa: E402
 from goldiff.sources.registry import Registry  # noqa: E402
+
+from tests.distill.test_train import _stdlib_texts  # noqa: E402
 
 from tests.lsp_client import Editor, goldiff_client  # noqa: E402
 from tests.sources.conftest import llama_cpp_server  # noqa: E402
 from tests.sources.test_completion_lsp import complete, patient, suggestions, wait_for_suggestions  # noqa: E402
 from tests.test_pool import DEVELOPERS, cli, fill_developer  # noqa: E402
+
+
+def tiny_base(folder: Path) -> Path:
+    """A random model of the tiny recipe as `goldiff bootstrap` leaves a base: a GGUF with its
+    torch weights and tokenizer beside it in `<stem>-hf/` (training it first would only cost time)."""
+    import torch
+
+    hf = save_tokenizer(train_tokenizer(_stdlib_texts(60_000), vocab_size=512), folder / "goldiff-tiny-hf")
+    torch.manual_seed(0)
+    model = build_model(load_recipe("tiny"))
+    model.save_pretrained(hf)
+    [f16] = export_checked(model, hf, folder / "goldiff-tiny.gguf", quantize_to=())
+    return Path(f16.path)
 
 
 @pytest.mark.slow
@@ -42,7 +60,7 @@ async def test_pool_train_on_two_processes_serve_once_complete_over_lsp(tmp_path
     assert (summary["rows"], summary["stores"]) == (10, 2)
 
     # 2. The training machine: 2 processes under accelerate launch, from the pooled dataset.
-    base = write_tiny_gguf(tmp_path / "base" / "goldiff-tiny.gguf")
+    base = tiny_base(tmp_path / "base")
     team = tmp_path / "team-home"
     accelerate = Path(sys.executable).with_name("accelerate")
     command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
