@@ -90,12 +90,29 @@ def measure_export(homes: list[Path], work: Path) -> dict[str, float]:
     return out
 
 
-def measure_training(work: Path, processes: int, args: argparse.Namespace) -> dict[str, Any]:
-    from goldiff.distill.tiny import write_tiny_gguf
+def tiny_base(folder: Path) -> Path:
+    """A random model of the tiny recipe laid out as `goldiff bootstrap` leaves a base."""
+    import sysconfig
 
+    import torch
+    from goldiff.distill.config import load_recipe
+    from goldiff.distill.gguf_export import export_checked
+    from goldiff.distill.model import build_model
+    from goldiff.distill.tokenizer import save_tokenizer, train_tokenizer
+
+    stdlib = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:40]
+    texts = [p.read_text(encoding="utf-8", errors="replace") for p in stdlib]
+    hf = save_tokenizer(train_tokenizer(texts, vocab_size=512), folder / "goldiff-tiny-hf")
+    torch.manual_seed(0)
+    model = build_model(load_recipe("tiny"))
+    model.save_pretrained(hf)
+    return Path(export_checked(model, hf, folder / "goldiff-tiny.gguf", quantize_to=())[0].path)
+
+
+def measure_training(work: Path, processes: int, args: argparse.Namespace) -> dict[str, Any]:
     base = work / "base" / "goldiff-tiny.gguf"
     if not base.exists():
-        write_tiny_gguf(base)
+        base = tiny_base(work / "base")
     home = work / f"home-{processes}"
     command = [str(Path(sys.executable).with_name("accelerate")), "launch"]
     # --multi_gpu picks accelerate's torch.distributed launcher; without a GPU it runs gloo on the CPU.
@@ -146,7 +163,10 @@ def run() -> list[dict[str, Any]]:
             "name": "teams_export_dataset_rows_per_s",
             "value": round(r["export_dataset_rows_per_s"]),
             "unit": "rows/s",
-            "baseline": {"name": "one Parquet file, rows/s", "value": round(r["export_single_file_rows_per_s"])},
+            "baseline": {
+                "name": "one Parquet file, rows/s",
+                "value": round(r["export_single_file_rows_per_s"]),
+            },
         },
         {"name": "teams_pool_rows_per_s", "value": round(r["pool_rows_per_s"]), "unit": "rows/s"},
         {

@@ -30,7 +30,9 @@ def fill_developer(home: Path, who: str, workspace: str) -> Path:
     """A developer's store: the export tests' suggestions under this developer's own ids."""
     home.mkdir(parents=True, exist_ok=True)
     store = TraceStore(home / "traces.db")
-    store.record_session({"id": f"{who}-sess", "started_at": T0 - 10, "workspace": workspace, "mode": "local"})
+    store.record_session(
+        {"id": f"{who}-sess", "started_at": T0 - 10, "workspace": workspace, "mode": "local"}
+    )
     for path, lang in {(s[2], s[3]) for s in SUGGESTIONS}:
         store.record_document(
             {
@@ -122,7 +124,7 @@ def test_pool_merges_developers_drops_duplicates_and_reads_in_datasets_and_duckd
     assert summary["partitions"] == 2
 
     expected = {}
-    for who, home in homes.items():
+    for home in homes.values():
         store = (home / "store-id").read_text().strip()
         for row in single_file_rows(home, tmp_path):
             expected[row["id"]] = {**row, "store": store}
@@ -141,9 +143,8 @@ def test_pool_merges_developers_drops_duplicates_and_reads_in_datasets_and_duckd
             day = datetime.datetime.fromtimestamp(row["ts"], datetime.UTC).date()
             assert row["date"] == day, reader
     # DuckDB reads the partition columns from the folder names: they agree with the files.
-    by_workspace = duckdb.sql(
-        f"SELECT workspace, count(*) FROM read_parquet('{files}', hive_partitioning = true) GROUP BY 1 ORDER BY 1"
-    ).fetchall()
+    query = f"SELECT workspace, count(*) FROM read_parquet('{files}', hive_partitioning = true) GROUP BY 1"
+    by_workspace = duckdb.sql(query + " ORDER BY 1").fetchall()
     assert by_workspace == [(DEVELOPERS["alice"], 5), (DEVELOPERS["bob"], 5)]
 
     # Pooling again, with the pool itself among the inputs, changes nothing.

@@ -22,18 +22,17 @@ pytest.importorskip("torch")
 pytest.importorskip("accelerate")
 pytest.importorskip("pyarrow")
 
-from goldiff.distill.config import load_recipe  # noqa: E402
-from goldiff.distill.gguf_export import export_checked  # noqa: E402
-from goldiff.distill.model import build_model  # noqa: E402
-from goldiff.distill.tokenizer import save_tokenizer, train_tokenizer  # noqa: E402
-from goldiff.sources.registry import Registry  # noqa: E402
+from goldiff.distill.config import load_recipe
+from goldiff.distill.gguf_export import export_checked
+from goldiff.distill.model import build_model
+from goldiff.distill.tokenizer import save_tokenizer, train_tokenizer
+from goldiff.sources.registry import Registry
 
-from tests.distill.test_train import _stdlib_texts  # noqa: E402
-
-from tests.lsp_client import Editor, goldiff_client  # noqa: E402
-from tests.sources.conftest import llama_cpp_server  # noqa: E402
-from tests.sources.test_completion_lsp import complete, patient, suggestions, wait_for_suggestions  # noqa: E402
-from tests.test_pool import DEVELOPERS, cli, fill_developer  # noqa: E402
+from tests.distill.test_train import _stdlib_texts
+from tests.lsp_client import Editor, goldiff_client
+from tests.sources.conftest import llama_cpp_server
+from tests.sources.test_completion_lsp import complete, patient, suggestions, wait_for_suggestions
+from tests.test_pool import DEVELOPERS, cli, fill_developer
 
 
 def tiny_base(folder: Path) -> Path:

@@ -494,7 +494,9 @@ def distill(
     main_process = processes()[0] == 0
     say = (lambda _msg: None) if as_json or not main_process else click.echo
     if data:
-        result = distill_from_dataset(resolve_home(home), data, name=name, base=base, options=options, say=say)
+        result = distill_from_dataset(
+            resolve_home(home), data, name=name, base=base, options=options, say=say
+        )
     else:
         result = distill_from_store(resolve_home(home), name=name, base=base, options=options, say=say)
     if as_json and main_process:

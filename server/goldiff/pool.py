@@ -39,16 +39,42 @@ PROVENANCE_COLUMNS = ("date", "store", "exported_at")
 # Column types fixed here rather than inferred: a column that is null in one developer's
 # export (no test runs yet) must have the same type as in another's, or a reader that
 # checks every file's schema (HF datasets does) refuses the dataset.
-_STRING = (
-    "id workspace path language source model outcome context_hash prompt completion prefix suffix "
-    "suggestion chosen rejected before after gold_diff kind reason store"
-).split()
+_STRING = [
+    "id",
+    "workspace",
+    "path",
+    "language",
+    "source",
+    "model",
+    "outcome",
+    "context_hash",
+    "prompt",
+    "completion",
+    "prefix",
+    "suffix",
+    "suggestion",
+    "chosen",
+    "rejected",
+    "before",
+    "after",
+    "gold_diff",
+    "kind",
+    "reason",
+    "store",
+]
 _FLOAT = ("ts", "latency_ms", "exported_at")
 _BOOL = ("tests_passed", "label", "shadow", "exact")
-_INT = (
-    "prefix_chars suffix_chars suggestion_chars gold_chars accepted_length before_chars after_chars "
-    "lines_added lines_removed"
-).split()
+_INT = [
+    "prefix_chars",
+    "suffix_chars",
+    "suggestion_chars",
+    "gold_chars",
+    "accepted_length",
+    "before_chars",
+    "after_chars",
+    "lines_added",
+    "lines_removed",
+]
 
 
 def _pyarrow() -> tuple[Any, Any]:
@@ -169,7 +195,9 @@ def schema_for(rows: Sequence[dict[str, Any]]) -> Any:
         for key in row:
             names.setdefault(key, None)
     unknown = [n for n in names if n not in known]
-    inferred = pa.Table.from_pylist([{k: r.get(k) for k in unknown} for r in rows]).schema if unknown else None
+    inferred = (
+        pa.Table.from_pylist([{k: r.get(k) for k in unknown} for r in rows]).schema if unknown else None
+    )
     fields = []
     for name in names:
         kind = known[name] if name in known else inferred.field(name).type  # type: ignore[union-attr]
@@ -274,7 +302,9 @@ def read_rows(source: str | Path) -> list[dict[str, Any]]:
     if fs.isdir(root):
         files = _part_files(fs, root)
         if not files:
-            raise ExportError(f"{source} holds no .parquet files; write one with `goldiff export --format parquet`")
+            raise ExportError(
+                f"{source} holds no .parquet files; write one with `goldiff export --format parquet`"
+            )
     else:
         files = [root]
     rows: list[dict[str, Any]] = []

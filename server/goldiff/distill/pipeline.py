@@ -130,6 +130,8 @@ def finetune(
     )
     if result.final_dir is None and rank == 0:
         raise KeyboardInterrupt("stopped during training; run the same command again to resume")
+    if rank != 0 or result.final_dir is None:
+        return {"steps": result.steps, "processes": world}  # the first process exports and registers
     say(f"  {result.tokens_seen:,} tokens, loss {result.train_loss:.3f}, {result.tokens_per_s:,.0f} tokens/s")
     trained = {
         "steps": result.steps,
@@ -140,8 +142,6 @@ def finetune(
         "train_seconds": result.elapsed_s,
         "processes": world,
     }
-    if rank != 0:
-        return trained  # the first process exports and registers
     say("Exporting to GGUF (parity-checked against torch, quantized)...")
     model = load_model(result.final_dir)
     files = export_checked(

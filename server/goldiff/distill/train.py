@@ -8,9 +8,10 @@ checkpoints. It runs under `accelerate launch` or `torchrun` unchanged, and on a
 without any accelerate configuration: each of N processes takes its slice of one global
 batch drawn from (seed, step), and its loss is its share of that batch's mean, so N
 processes with batch B each train exactly as one process with batch N*B (up to the order
-of floating-point sums), and a checkpoint resumes on any number of processes. Checkpoints (model, optimizer, step, RNG state) are written atomically every
-``checkpoint_interval`` steps and when the run is stopped by SIGTERM or Ctrl-C, and a run
-started again in the same folder continues exactly where it left off.
+of floating-point sums), and a checkpoint resumes on any number of processes. Checkpoints
+(model, optimizer, step, RNG state) are written atomically every ``checkpoint_interval``
+steps and when the run is stopped by SIGTERM or Ctrl-C, and a run started again in the same
+folder continues exactly where it left off.
 """
 
 from __future__ import annotations

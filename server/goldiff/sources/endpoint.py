@@ -181,7 +181,10 @@ class EndpointSource:
         attempts = (
             (f"{root}/extras/tokenize", {"input": text}),  # llama_cpp.server
             # llama-server reads `content`, vLLM `prompt`; each ignores the other's fields.
-            (f"{root}/tokenize", {"content": text, "prompt": text, "add_special": False, "model": self._served}),
+            (
+                f"{root}/tokenize",
+                {"content": text, "prompt": text, "add_special": False, "model": self._served},
+            ),
         )
         for url, body in attempts:
             try:
@@ -222,7 +225,8 @@ class EndpointSource:
             except _ContextTooLong:
                 if budget <= 256:
                     raise SourceError(
-                        f"the model server {self.base_url} refuses even a short prompt: its context is too small"
+                        f"the model server {self.base_url} refuses even a short prompt: "
+                        "its context is too small"
                     ) from None
                 budget //= 2  # the server's context is smaller than ours: ask with less
         final = "" if reason == "cancelled" else finish_text(text, request, rule)
