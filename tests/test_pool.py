@@ -193,3 +193,12 @@ def test_mistakes_say_what_to_do(homes: dict[str, Path], tmp_path: Path) -> None
     assert result.exit_code != 0 and "--format parquet" in result.output
     result = CliRunner().invoke(main, ["pool", str(tmp_path / "nothing"), "--out", str(tmp_path / "p")])
     assert result.exit_code != 0 and "no dataset or export at" in result.output
+
+
+def test_distill_from_metrics_only_says_what_is_missing(homes: dict[str, Path], tmp_path: Path) -> None:
+    metrics = str(tmp_path / "metrics")
+    export(homes["alice"], metrics, "--partitioned", "--no-code")
+    command = ["distill", "--home", str(tmp_path / "team"), "--data", metrics, "--name", "x"]
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code != 0
+    assert "holds 0 sft row(s) with a completion" in result.output and "--no-code" in result.output

@@ -45,6 +45,8 @@ def base_model(gguf: Path | None, work: Path, say: Say = print) -> BaseModel:
     for hf_dir in (found.with_name(found.stem + "-hf"), found.parent / "hf", work / "base-hf"):
         tokenizer = hf_dir / "tokenizer.json"
         if (hf_dir / "config.json").is_file() and tokenizer.is_file():
+            if hf_dir == work / "base-hf" and _read_from(hf_dir) != str(found.resolve()):
+                continue  # read from another base by an earlier run of this name
             return BaseModel(gguf=found, hf_dir=hf_dir, tokenizer=tokenizer)
     say(f"Reading {found.name} back into torch (dequantized) to fine-tune it...")
     return torch_weights_from_gguf(found, work / "base-hf")
@@ -74,7 +76,18 @@ def torch_weights_from_gguf(gguf: Path, out: Path) -> BaseModel:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    (out / READ_FROM).write_text(str(gguf.resolve()) + "\n", encoding="utf-8")
     return BaseModel(gguf=gguf, hf_dir=out, tokenizer=out / "tokenizer.json")
+
+
+READ_FROM = "goldiff_read_from.txt"  # which GGUF a dequantized base folder was read from
+
+
+def _read_from(hf_dir: Path) -> str:
+    try:
+        return (hf_dir / READ_FROM).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
 
 
 @dataclass
@@ -248,7 +261,6 @@ def distill_from_dataset(
     to resume (the same command with the same `--name` continues from its checkpoint).
     """
     from goldiff import pool
-    from goldiff.distill import data as data_mod
     from goldiff.home import models_dir
     from goldiff.sources.registry import Registry
 
@@ -278,7 +290,6 @@ def distill_from_dataset(
     _barrier()
     if rank != 0:
         model = base_model(base, work, lambda _m: None)  # read by the first process already
-        stores, rows = [], data_mod.read_rows(rows_file)
     result = finetune(model, rows_file, work, options, say if rank == 0 else (lambda _m: None))
     if rank != 0:
         return {"name": name, "rank": rank, **result}
