@@ -18,7 +18,8 @@ export interface ServerSettings {
   settleSeconds: number;
   /** Unset values are null: the server then uses its own default (public endpoint, shipped model). */
   frontier: { provider: Provider; baseUrl: string | null; model: string | null; apiKey: string | null };
-  local: { model: string | null; adapter: string | null };
+  /** `endpoint`: a team's OpenAI-compatible model server, asked instead of loading `model` here. */
+  local: { model: string | null; adapter: string | null; endpoint: string | null };
 }
 
 /** `goldiff/terminalCommand`: one command run in the integrated terminal. */

@@ -99,7 +99,11 @@ export function buildServerSettings(
         model: optional(read('frontier.model')),
         apiKey: apiKey === undefined || apiKey === '' ? null : apiKey,
       },
-      local: { model: optional(read('local.model')), adapter: optional(read('local.adapter')) },
+      local: {
+        model: optional(read('local.model')),
+        adapter: optional(read('local.adapter')),
+        endpoint: optional(read('local.endpoint')),
+      },
     },
     problems,
   };

@@ -50,6 +50,7 @@ class FrontierSettings:
 class LocalSettings:
     model: str | None = None  # registry name or path to a GGUF; None: the shipped default
     adapter: str | None = None  # optional GGUF LoRA adapter on top of the model
+    endpoint: str | None = None  # a team's OpenAI-compatible model server, used instead of the model
 
 
 @attrs.define

@@ -26,7 +26,7 @@ test('the defaults declared in package.json map to the server settings', () => {
     capture: { enabled: false, exclude: [] },
     settleSeconds: 10,
     frontier: { provider: 'openai', baseUrl: null, model: null, apiKey: null },
-    local: { model: null, adapter: null },
+    local: { model: null, adapter: null, endpoint: null },
   });
 });
 
@@ -42,6 +42,7 @@ test('user values and the API key from secret storage reach the server, trimmed'
       'frontier.model': 'claude-x',
       'local.model': '/models/tiny.gguf',
       'local.adapter': 'adapter.gguf',
+      'local.endpoint': ' http://models.example:8000/v1 ',
     }),
     'sk-test',
   );
@@ -50,7 +51,7 @@ test('user values and the API key from secret storage reach the server, trimmed'
     capture: { enabled: true, exclude: ['*.log'] },
     settleSeconds: 5,
     frontier: { provider: 'anthropic', baseUrl: 'http://127.0.0.1:8080/v1', model: 'claude-x', apiKey: 'sk-test' },
-    local: { model: '/models/tiny.gguf', adapter: 'adapter.gguf' },
+    local: { model: '/models/tiny.gguf', adapter: 'adapter.gguf', endpoint: 'http://models.example:8000/v1' },
   });
 });
 

@@ -214,8 +214,10 @@ class CompletionService:
     def local_source(self) -> CompletionSource:
         """The local source the settings ask for, loaded once and kept warm (blocks to load)."""
         local = self.server.settings.local
-        if is_test_spec(local.model):
-            key: tuple[str, ...] = ("test", local.model or "")
+        if local.endpoint:
+            key: tuple[str, ...] = ("endpoint", local.endpoint)  # a team's shared server
+        elif is_test_spec(local.model):
+            key = ("test", local.model or "")
         else:
             resolved = self.registry.resolve(local.model)
             adapter = self._adapter_path(local.adapter, resolved)
@@ -246,6 +248,10 @@ class CompletionService:
     def _load(self, key: tuple[str, ...]) -> CompletionSource:
         if key[0] == "test":
             return DeterministicSource.from_spec(key[1], kind="local")
+        if key[0] == "endpoint":
+            from goldiff.sources.endpoint import EndpointSource
+
+            return EndpointSource(key[1])
         from goldiff.sources.local import LocalSource  # imports llama_cpp: only when needed
 
         started = time.perf_counter()
@@ -430,7 +436,12 @@ class CompletionService:
                 settings.frontier.base_url or "",
                 settings.frontier.model or "",
             )
-        return (settings.local.model or "", settings.local.adapter or "", str(self.registry.mtime()))
+        return (
+            settings.local.model or "",
+            settings.local.adapter or "",
+            settings.local.endpoint or "",
+            str(self.registry.mtime()),
+        )
 
     def _complete(self, kind: str, request: CompletionRequest, cancel: threading.Event) -> Completion:
         if cancel.is_set():
