@@ -193,6 +193,29 @@ export function copyToClipboard(text: string): Thenable<void> {
   return vscode.env.clipboard.writeText(text);
 }
 
+/** Runs a program in a new integrated terminal, so its progress and result stay visible. */
+export function runInTerminal(name: string, program: string, args: string[]): void {
+  const quote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+  const terminal = vscode.window.createTerminal({ name });
+  terminal.show();
+  terminal.sendText([program, ...args].map(quote).join(' '));
+}
+
+export async function openFileDialog(title: string, filterName: string, ext: string): Promise<string | undefined> {
+  const uris = await vscode.window.showOpenDialog({
+    title,
+    canSelectMany: false,
+    canSelectFiles: true,
+    filters: { [filterName]: [ext] },
+  });
+  return uris?.[0]?.fsPath;
+}
+
+/** Asks the editor for an inline completion at the cursor now. */
+export function triggerInlineCompletion(): Thenable<unknown> {
+  return vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+}
+
 export function createLog(name: string): vscode.LogOutputChannel {
   return vscode.window.createOutputChannel(name, { log: true });
 }
@@ -201,6 +224,10 @@ export function createLog(name: string): vscode.LogOutputChannel {
 
 export function registerCommand(id: string, run: (...args: unknown[]) => unknown): vscode.Disposable {
   return vscode.commands.registerCommand(id, run);
+}
+
+export function executeCommand(id: string, ...args: unknown[]): Thenable<unknown> {
+  return vscode.commands.executeCommand(id, ...args);
 }
 
 export function setContext(key: string, value: unknown): Thenable<unknown> {

@@ -266,6 +266,15 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
             "shadowToday": shadow,
         }
 
+    @server.command("goldiff.models")
+    def models(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        """The model registry, for the editor's model picker (as `goldiff models list --json`)."""
+        from goldiff.sources.registry import Registry
+
+        registry = Registry(ls.home)
+        rows = [{**e.__dict__, "exists": e.exists()} for e in registry.list()]
+        return {"default": registry.default(), "models": rows}
+
     @server.command("goldiff.serverStats")
     def server_stats(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
         """How the server itself is doing: handling times, queue depth, memory."""

@@ -197,6 +197,8 @@ async def test_the_status_names_the_local_model_in_local_mode(tmp_path: Path) ->
         assert status["answering"] == {"source": "local", "model": "local-rules"}
         await command(client, "goldiff.setMode", {"mode": "frontier"})
         status = await command(client, "goldiff.status")
+        registry = await command(client, "goldiff.models")
+        assert isinstance(registry["models"], list) and "default" in registry
     # An empty frontier model is the provider's documented default.
     assert status["answering"] == {"source": "frontier", "provider": "openai", "model": "gpt-4.1-mini"}
 
