@@ -57,6 +57,7 @@ async def test_a_cancelled_export_stops_and_leaves_no_file(
     home = tmp_path / "home"
     fill_store(home)
     server = build_server(home)
+    server.protocol.client_capabilities = types.ClientCapabilities()  # as after initialize
     in_progress, release = threading.Event(), threading.Event()
     real_export = export_module.export
 

@@ -156,9 +156,11 @@ def acceptance_since(db: sqlite_utils.Database, since: float, source: str | None
     With `source` (frontier, local) only that source's: a figure that mixed the two
     would say nothing about either model.
     """
-    where, params = "shadow_of IS NULL AND ts >= ?", [since]
+    where = "shadow_of IS NULL AND ts >= ?"
+    params: list[Any] = [since]
     if source is not None:
-        where, params = where + " AND source = ?", [since, source]
+        where += " AND source = ?"
+        params.append(source)
     row = db.execute(
         "SELECT COUNT(*), "
         "SUM(outcome IN ('accepted', 'partial')), SUM(outcome = 'rejected') "

@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 class ExportCancelled(ExportError):
     """Raised inside the export worker when the editor cancelled the request."""
 
+
 OPENAI_COMPLETION_SYSTEM = (
     "You complete code. The user shows a file with the cursor marked <CURSOR>. "
     "Reply with exactly the text to insert at the cursor, nothing else."

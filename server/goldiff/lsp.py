@@ -66,7 +66,7 @@ class GoldiffProtocol(LanguageServerProtocol):
     ) -> Generator[Any, Any, None]:
         yield from self._route(types.TEXT_DOCUMENT_DID_CHANGE, params)
 
-    def _run_generator(self, future: Any, gen: Any, result_future: Any) -> None:
+    def _run_generator(self, future: Any, *, gen: Any, result_future: Any) -> None:
         """Make `$/cancelRequest` reach a running `workspace/executeCommand` handler.
 
         pygls runs a command as a task of its own, under an internal id, behind the
@@ -76,10 +76,12 @@ class GoldiffProtocol(LanguageServerProtocol):
         runs and can stop its work.
         """
         before = set(self._request_futures)
-        super()._run_generator(future, gen, result_future)
+        super()._run_generator(future, gen=gen, result_future=result_future)
         for key, inner in list(self._request_futures.items()):
             if key not in before and inner is not result_future:
-                result_future.add_done_callback(lambda f, inner=inner: inner.cancel() if f.cancelled() else None)
+                result_future.add_done_callback(
+                    lambda f, inner=inner: inner.cancel() if f.cancelled() else None
+                )
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
     def lsp_text_document__did_close(

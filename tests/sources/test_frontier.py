@@ -198,9 +198,9 @@ def test_unreachable_endpoint_is_a_clear_error() -> None:
 
 
 def test_public_endpoints_need_a_key_and_default_the_model() -> None:
-    with pytest.raises(ConfigError, match="API key.*'Goldiff: Set Frontier API Key'"):
+    with pytest.raises(ConfigError, match=r"API key.*'Goldiff: Set Frontier API Key'"):
         OpenAICompatibleSource(model="gpt-x")
-    with pytest.raises(ConfigError, match="'Goldiff: Set Frontier API Key'"):
+    with pytest.raises(ConfigError, match=r"'Goldiff: Set Frontier API Key'"):
         AnthropicSource(model="claude")
     # An empty goldiff.frontier.model means the provider's documented default.
     assert OpenAICompatibleSource(api_key=KEY).model == DEFAULT_MODELS["openai"]
