@@ -44,7 +44,7 @@ export async function activate(context: host.ExtensionContext): Promise<void> {
       failure,
       manual: triggerMode(host.getSetting('trigger')) === 'manual',
     });
-    statusItem.set(view.text, view.tooltip, view.warning, 'goldiff.statusMenu');
+    statusItem.set(view.text, view.tooltip, view.warning, 'goldiff.statusMenu', view.label);
   };
   const refreshStatus = async (): Promise<ServerStatus | undefined> => {
     if (server?.running === true) {

@@ -237,7 +237,7 @@ export function setContext(key: string, value: unknown): Thenable<unknown> {
 // ---- status bar ----------------------------------------------------------------------
 
 export interface StatusItem extends vscode.Disposable {
-  set(text: string, tooltip: string, warning: boolean, command: string): void;
+  set(text: string, tooltip: string, warning: boolean, command: string, label?: string): void;
 }
 
 export function createStatusItem(id: string, name: string): StatusItem {
@@ -245,11 +245,11 @@ export function createStatusItem(id: string, name: string): StatusItem {
   item.name = name;
   item.show();
   return {
-    set(text, tooltip, warning, command): void {
+    set(text, tooltip, warning, command, label): void {
       item.text = text;
       item.tooltip = tooltip;
       item.command = command;
-      item.accessibilityInformation = { label: `${name}: ${text.replace(/\$\([^)]*\)\s*/g, '')}` };
+      item.accessibilityInformation = { label: `${name}: ${label ?? text.replace(/\$\([^)]*\)\s*/g, '')}` };
       item.backgroundColor = warning ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
     },
     dispose(): void {

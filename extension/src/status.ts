@@ -15,6 +15,8 @@ export interface StatusView {
   tooltip: string;
   /** True when the item should use the warning background. */
   warning: boolean;
+  /** What a screen reader says (after "Goldiff: "): the mode first, then the rest. */
+  label?: string;
 }
 
 /** What the client adds to the server's status: snooze, and why the server failed. */
@@ -88,17 +90,18 @@ export function minutesLeft(until: number, now: number): number {
 
 export function formatStatus(state: ClientState, status: ServerStatus | undefined, client?: ClientStatus): StatusView {
   if (state === 'starting') {
-    return { text: '$(loading~spin) Goldiff', tooltip: 'Goldiff: starting the server…', warning: false };
+    return { text: '$(loading~spin) Goldiff', tooltip: 'Goldiff: starting the server…', warning: false, label: 'starting' };
   }
   if (state === 'failed') {
     return {
       text: '$(error) Goldiff',
       tooltip: `Goldiff: the server is not running.${client?.failure ? `\n${client.failure}` : ''}\nClick for the menu: restart, log, doctor.`,
       warning: true,
+      label: 'the server is not running',
     };
   }
   if (state === 'stopped') {
-    return { text: '$(debug-stop) Goldiff', tooltip: 'Goldiff: the server is stopped.', warning: false };
+    return { text: '$(debug-stop) Goldiff', tooltip: 'Goldiff: the server is stopped.', warning: false, label: 'stopped' };
   }
   const mode = status?.mode ?? 'unknown';
   const model = answeringModel(status);
@@ -124,5 +127,11 @@ export function formatStatus(state: ClientState, status: ServerStatus | undefine
     capture === undefined ? '' : `Recording: ${capture ? 'on' : 'off'} for this workspace.`,
     'Click for the Goldiff menu.',
   ].filter((l) => l !== '');
-  return { text: `${icon} ${head}${dot} ${rateText}`, tooltip: lines.join('\n'), warning: noModel };
+  const label = [
+    `${mode} mode`,
+    snoozed ? 'snoozed' : `${model ?? 'no model'}`,
+    capture === true ? 'recording' : '',
+    rates.length === 0 ? '' : `accepted today ${rates.map((r) => `${r.source} ${percent(r.rate)}`).join(', ')}`,
+  ].filter((l) => l !== '');
+  return { text: `${icon} ${head}${dot} ${rateText}`, tooltip: lines.join('\n'), warning: noModel, label: label.join(', ') };
 }

@@ -291,7 +291,11 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
     name: 'toggle-model',
     run: async ({ page }) => {
       const before = await statusLabel(page);
+      // A click opens the Goldiff menu; "Mode…" opens the mode picker.
       await statusItem(page).click();
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Mode…' }).first().waitFor({ timeout: 10000 });
+      await page.screenshot({ path: path.join(RESULTS, '04a-status-menu.png') });
+      await pickQuickItem(page, 'Mode…');
       await pickQuickItem(page, 'Shadow');
       const after = await waitFor('the status bar to show shadow mode', 15000, async () => {
         const l = await statusLabel(page);

@@ -31,6 +31,7 @@ test('the status bar names the model that answers, a recording dot, and acceptan
     ].join('\n'),
   );
   assert.equal(view.warning, false);
+  assert.equal(view.label, 'shadow mode, gpt-4.1-mini, recording, accepted today frontier 50%, local 25%');
 });
 
 test('local mode names the local model; no recording means no dot; a snooze says so', () => {
