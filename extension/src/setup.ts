@@ -165,6 +165,8 @@ export interface SetupStep {
   title: string;
   command: string;
   args: string[];
+  /** A failure is logged and the set-up goes on (a newer pip is nice, not needed offline). */
+  optional?: boolean;
 }
 
 /** The commands that create (or upgrade) the environment, in order. */
@@ -184,7 +186,7 @@ export function setupSteps(
     });
   }
   steps.push(
-    { title: 'Updating pip', command: python, args: ['-m', 'pip', 'install', '--upgrade', 'pip'] },
+    { title: 'Updating pip', command: python, args: ['-m', 'pip', 'install', '--upgrade', 'pip'], optional: true },
     {
       title: `Installing Goldiff ${wheel.version} and llama-cpp-python (compiles from source where no prebuilt wheel fits: several minutes)`,
       command: python,
@@ -219,7 +221,9 @@ export async function runSetup(
     report(step.title, i, steps.length);
     log(`$ ${step.command} ${step.args.join(' ')}`);
     const r = await sys.run(step.command, step.args, log);
-    if (r.spawnError !== undefined || r.code !== 0) {
+    if ((r.spawnError !== undefined || r.code !== 0) && step.optional === true) {
+      log(`${step.title} failed; going on without it`);
+    } else if (r.spawnError !== undefined || r.code !== 0) {
       const last = (r.stderr.trim().split(/\r?\n/).pop() ?? '') || r.spawnError || `exit code ${String(r.code)}`;
       throw new SetupError(`${step.title} failed: ${last}. The Goldiff output has the whole log.`);
     }

@@ -128,7 +128,11 @@ test('a failed step stops the set-up with its last error line, and leaves no sta
   const sys = fakeSystem(files, {
     python3: () => ok(),
     [python]: (args) =>
-      args.includes(WHEEL) ? { code: 1, stdout: '', stderr: 'Building wheel\nerror: CMake not found' } : ok(),
+      args.includes(WHEEL)
+        ? { code: 1, stdout: '', stderr: 'Building wheel\nerror: CMake not found' }
+        : args.includes('pip') && args.at(-1) === 'pip'
+          ? { code: 1, stdout: '', stderr: 'no network' } // offline: pip stays as it is
+          : ok(),
   });
   await assert.rejects(
     runSetup(sys, STORE, { command: 'python3', args: [], version: '3.11' }, { file: WHEEL, version: '0.2.0' }, () => undefined, () => undefined),
