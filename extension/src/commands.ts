@@ -22,6 +22,7 @@ import { ServerCommands, type Mode, type Provider, type ServerStatus } from './p
 import type { GoldiffServer } from './server';
 import { apiKeySecretName } from './settings';
 import { statsMarkdown } from './statsView';
+import { Cancelled } from './cancel';
 import { SNOOZE_MINUTES, Snooze, triggerMode } from './control';
 import { distillOutcome, evaluateArgs, EVALUATE, USE_IT } from './distill';
 import { menuItems, snoozeItems } from './menu';
@@ -82,6 +83,10 @@ export class Commands {
         try {
           return await run(...args);
         } catch (err) {
+          if (err instanceof Cancelled) {
+            this.d.log.info(`${id}: cancelled`);
+            return undefined;
+          }
           this.d.log.error(`${id}: ${message(err)}`);
           // An acceptance the server missed (it was restarting) is not the user's
           // business at the moment they press Tab; the log keeps it.

@@ -26,6 +26,7 @@ import {
 } from 'vscode-languageclient/node';
 import * as host from './host';
 import { RestartBackoff } from './backoff';
+import { unlessCancelled } from './cancel';
 import { diagnoseProbe, probePython, resolvePython, SERVER_ARGS, type PythonChoice } from './python';
 import type { ServerSettings } from './protocol';
 import { withoutApiKey } from './settings';
@@ -265,7 +266,8 @@ export class GoldiffServer {
       throw new Error('The Goldiff server is not running. Run "Goldiff: Restart Server" and try again.');
     }
     const params = { command, arguments: args === undefined ? [] : [args] };
-    return (await client.sendRequest(ExecuteCommandRequest.type, params, token)) as R;
+    // The token sends $/cancelRequest; the server stops the command (see lsp.py).
+    return (await unlessCancelled(token, () => client.sendRequest(ExecuteCommandRequest.type, params, token))) as R;
   }
 
   async notify(method: string, params: object): Promise<void> {

@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { Cancelled, unlessCancelled } from '../../src/cancel';
 import { completionBlocked, fileDisabled, globToRegExp, languageEnabled, Snooze } from '../../src/control';
 import { distillOutcome, evaluateArgs } from '../../src/distill';
 import { menuItems, snoozeItems } from '../../src/menu';
@@ -139,4 +140,12 @@ test('the model picker lists the registry with lineage and marks the current cho
   assert.equal(items[1]?.description, 'shipped');
   assert.equal(items[3]?.addFile, true);
   assert.equal(modelPickItems(undefined, '').length, 2);
+});
+
+test('a cancelled request is Cancelled whether the client resolves or rejects it', async () => {
+  const cancelled = { isCancellationRequested: true };
+  await assert.rejects(unlessCancelled(cancelled, () => Promise.resolve(undefined)), Cancelled);
+  await assert.rejects(unlessCancelled(cancelled, () => Promise.reject(new Error('Request got cancelled'))), Cancelled);
+  assert.deepEqual(await unlessCancelled({ isCancellationRequested: false }, () => Promise.resolve({ rows: 3 })), { rows: 3 });
+  await assert.rejects(unlessCancelled(undefined, () => Promise.reject(new Error('boom'))), /boom/);
 });
