@@ -49,7 +49,9 @@ def test_the_wheel_carries_the_default_model_and_the_server_finds_it(tmp_path: P
     env["PYTHONPATH"] = str(target)
     probe = (
         "import goldiff.sources.registry as r; p = r.default_model_path(); "
-        "print(p); assert p is not None and p.is_relative_to(r.package_models_dir())"
+        "print(p); assert p is not None and p.is_relative_to(r.package_models_dir()); "
+        "from goldiff.distill.config import recipe_path; "
+        "assert recipe_path('default').is_relative_to(r.package_models_dir())"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True, check=True
