@@ -10,7 +10,7 @@ import { GoldiffServer } from './server';
 import { apiKeySecretName, buildServerSettings, serverEnvironment } from './settings';
 import { formatStatus, type ClientState } from './status';
 import { completionBlocked, Snooze, triggerMode } from './control';
-import { decideSetup, findPython, noPythonMessage, runSetup, SetupError, type Wheel } from './setup';
+import { bundledWheel, decideSetup, findPython, noPythonMessage, runSetup, SetupError, type Wheel } from './setup';
 import { nodeSetupSystem, withSetupLock } from './setupSystem';
 import { diagnoseProbe, probePython, resolvePython } from './python';
 import { INTEGRATION_GRACE_MS, TerminalCapture } from './terminalCapture';
@@ -69,12 +69,14 @@ export async function activate(context: host.ExtensionContext): Promise<void> {
   const storageDir = context.globalStorageUri.fsPath;
   const system = nodeSetupSystem(serverEnvironment(process.env, host.getSetting('home')));
   let offered = false;
-  const install = async (wheel: Wheel, fresh: boolean): Promise<string> =>
+  // `force`: run the steps even when the version stamp says the environment is current
+  // (the user asked, for instance because the environment broke).
+  const install = async (wheel: Wheel, fresh: boolean, force = false): Promise<string> =>
     host.withProgress(`Goldiff: ${fresh ? 'setting up' : 'upgrading'} its server`, true, (report, token) =>
       withSetupLock(storageDir, 30 * 60000, (ms) => new Promise((r) => setTimeout(r, ms)), async () => {
         // Another window may have finished it while this one waited for the lock.
         const now = decideSetup(system, { pythonPathSetting: '', storageDir, extensionDir: context.extensionPath });
-        if (now.kind === 'ready') {
+        if (now.kind === 'ready' && !force) {
           return now.python;
         }
         let base;
@@ -139,9 +141,9 @@ export async function activate(context: host.ExtensionContext): Promise<void> {
     }
     return setUpNow(decision.wheel);
   };
-  const setUpNow = async (wheel: Wheel): Promise<string | undefined> => {
+  const setUpNow = async (wheel: Wheel, force = false): Promise<string | undefined> => {
     try {
-      const python = await install(wheel, true);
+      const python = await install(wheel, true, force);
       void host.info('Goldiff set up its server. Completions come from the local model.');
       return python;
     } catch (err) {
@@ -198,11 +200,17 @@ export async function activate(context: host.ExtensionContext): Promise<void> {
         void host.error('This build of the Goldiff extension carries no server wheel; set goldiff.pythonPath to an interpreter with Goldiff.');
         return;
       }
-      if (decision.kind === 'install' || decision.kind === 'upgrade') {
-        const wheel = decision.kind === 'install' ? decision.wheel : decision.to;
-        if ((await setUpNow(wheel)) === undefined) {
-          return;
-        }
+      const wheel = bundledWheel(system, context.extensionPath);
+      if (decision.kind === 'configured' || wheel === undefined) {
+        return; // unreachable: decided with no pythonPath, and 'none' means no wheel
+      }
+      // Asked for explicitly, the steps run even over a current environment: that is how
+      // a broken one is repaired.
+      if ((await setUpNow(wheel, true)) === undefined) {
+        return;
+      }
+      if (typeof host.getSetting('pythonPath') === 'string' && host.getSetting('pythonPath') !== '') {
+        void host.info("Goldiff set up its server, but goldiff.pythonPath is set and wins: clear it to use Goldiff's own.");
       }
       await s.restart();
     },
