@@ -146,6 +146,13 @@ def stats(home: Path | None, as_json: bool) -> None:
     from goldiff.agent.stats import print_proposals
 
     print_proposals(data["proposals"], Console())
+    shadow = data["shadow"]
+    if shadow["answers"]:
+        click.echo(
+            f"shadow: {shadow['answers']} hidden local answers, {shadow['empty']} empty, "
+            f"{shadow['matched_shown']} equal to the shown one, "
+            f"{shadow['matched_kept']} of {shadow['settled']} settled matching what was kept"
+        )
 
 
 @main.command()

@@ -150,6 +150,23 @@ class GoldiffProtocol(LanguageServerProtocol):
     ) -> Generator[Any, Any, None]:
         yield from self._route(types.TEXT_DOCUMENT_DID_CHANGE, params)
 
+    def _run_generator(self, future: Any, *, gen: Any, result_future: Any) -> None:
+        """Make `$/cancelRequest` reach a running `workspace/executeCommand` handler.
+
+        pygls runs a command as a task of its own, under an internal id, behind the
+        request's future; cancelling the request only cancels that outer future, and the
+        task (an export, a distillation) would run on unseen. Each task this step starts
+        is cancelled with the request, so a command's `asyncio.CancelledError` handler
+        runs and can stop its work.
+        """
+        before = set(self._request_futures)
+        super()._run_generator(future, gen=gen, result_future=result_future)
+        for key, inner in list(self._request_futures.items()):
+            if key not in before and inner is not result_future:
+                result_future.add_done_callback(
+                    lambda f, inner=inner: inner.cancel() if f.cancelled() else None
+                )
+
     @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
     def lsp_text_document__did_close(
         self, params: types.DidCloseTextDocumentParams
@@ -360,18 +377,36 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
 
     @server.command("goldiff.status")
     def status(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        since = audit.start_of_today()
         db = ls.store.reader()
         try:
-            today = audit.acceptance_since(db, audit.start_of_today())
+            today = audit.acceptance_since(db, since)
+            by_source = audit.acceptance_by_source(db, since)
+            shadow = audit.shadow_stats(db, since)
         finally:
             db.conn.close()
+        completion = getattr(ls, "completion", None)
+        answering = completion.answering() if completion is not None else {}
         return {
             "mode": ls.settings.mode,
-            "model": ls.settings.local.model,
+            # The model that answers what the user sees (the frontier's in shadow mode).
+            "model": answering.get("model"),
+            "answering": answering,
             "capture": ls.settings.capture.enabled,
             "home": str(ls.home),
             "acceptanceToday": today,
+            "acceptanceBySource": by_source,
+            "shadowToday": shadow,
         }
+
+    @server.command("goldiff.models")
+    def models(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        """The model registry, for the editor's model picker (as `goldiff models list --json`)."""
+        from goldiff.sources.registry import Registry
+
+        registry = Registry(ls.home)
+        rows = [{**e.__dict__, "exists": e.exists()} for e in registry.list()]
+        return {"default": registry.default(), "models": rows}
 
     @server.command("goldiff.serverStats")
     def server_stats(ls: GoldiffServer, *args: Any) -> dict[str, Any]:

@@ -287,6 +287,41 @@ class CompletionService:
             source = OpenAICompatibleSource(base_url=fr.base_url, model=fr.model, api_key=fr.api_key)
         return source
 
+    def answering(self) -> dict[str, Any]:
+        """The source and model that answer what the user sees, for the status bar.
+
+        In frontier and shadow mode that is the frontier model, not the local one (which
+        runs hidden in shadow mode); an unset frontier model is the provider's default.
+        """
+        settings = self.server.settings
+        if settings.mode != "local":
+            from goldiff.sources.frontier import DEFAULT_MODELS
+
+            fr = settings.frontier
+            model = fr.model
+            if not model and not (fr.provider == "openai" and fr.base_url):
+                model = DEFAULT_MODELS.get(fr.provider)
+            if is_test_spec(model):
+                model = self._test_model_name(model or "", "frontier")
+            return {"source": "frontier", "provider": fr.provider, "model": model or fr.base_url}
+        local = settings.local
+        if is_test_spec(local.model):
+            return {"source": "local", "model": self._test_model_name(local.model or "", "local")}
+        try:
+            name: str | None = self.registry.resolve(local.model).name
+        except GoldiffError:
+            name = None  # no model: the status bar says so rather than naming one
+        if local.adapter:
+            name = f"{name}+{Path(local.adapter).stem}"
+        return {"source": "local", "model": name}
+
+    @staticmethod
+    def _test_model_name(spec: str, kind: str) -> str | None:
+        try:
+            return DeterministicSource.from_spec(spec, kind=kind).model
+        except GoldiffError:
+            return None
+
     def _source(self, kind: str) -> CompletionSource:
         return self.frontier_source() if kind == "frontier" else self.local_source()
 

@@ -34,13 +34,23 @@ def repo_models_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "models"
 
 
+def package_models_dir() -> Path:
+    """`goldiff/models/` inside an installed wheel, which ships the default model as package data."""
+    return Path(__file__).resolve().parents[1] / "models"
+
+
 def default_model_path() -> Path | None:
-    """The shipped default model: `$GOLDIFF_DEFAULT_MODEL`, else `models/goldiff-default*.gguf`."""
+    """The shipped default model: `$GOLDIFF_DEFAULT_MODEL`, else `goldiff-default*.gguf` in
+    the installed package's `models/` (a wheel) or the repository's `models/` (a checkout)."""
     env = os.environ.get(DEFAULT_MODEL_ENV)
     if env:
         path = Path(env).expanduser()
         return path if path.is_file() else None  # resolve() says the variable is wrong
-    found = sorted(repo_models_dir().glob("goldiff-default*.gguf"))
+    found: list[Path] = []
+    for folder in (package_models_dir(), repo_models_dir()):
+        found = sorted(folder.glob("goldiff-default*.gguf"))
+        if found:
+            break
     # Prefer the quantized file a release ships (…-q4_k_m.gguf sorts after the f16 one).
     quantized = [p for p in found if "q4" in p.name.lower() or "q8" in p.name.lower()]
     if quantized:
