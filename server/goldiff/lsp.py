@@ -256,6 +256,7 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
             "didChangeP99Ms": pct(0.99),
             "queueDepth": ls.store.queue_depth(),
             "peakRssKb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "engine": c.engine_status() if (c := getattr(ls, "completion", None)) is not None else None,
         }
 
     @server.command("goldiff.distill")

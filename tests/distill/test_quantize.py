@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import gguf
-import llama_cpp
 import pytest
 from goldiff.distill.quantize import QuantizeError, quantize
 from goldiff.distill.tiny import write_tiny_gguf, write_tiny_lora_gguf

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from goldiff.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    import llama_cpp
 
 # Guards the moment the defaults function is swapped, so two threads loading at once
 # cannot restore each other's swap out of order.
@@ -52,12 +55,12 @@ def safe_model_params() -> Any:
     return params
 
 
-def load_llama(model_path: str, **kwargs: Any) -> Any:
+def load_llama(model_path: str, **kwargs: Any) -> llama_cpp.Llama:
     """`llama_cpp.Llama(model_path=..., **kwargs)` loaded with `safe_model_params()`."""
     import llama_cpp
     import llama_cpp.llama as llama_module
 
-    lowlevel = llama_module.llama_cpp  # the module `Llama.__init__` takes its defaults from
+    lowlevel: Any = llama_module.llama_cpp  # type: ignore[attr-defined]  # where `Llama.__init__` takes its defaults
     with _LOAD_LOCK:
         original = lowlevel.llama_model_default_params
 
