@@ -118,3 +118,11 @@ def test_a_worker_that_dies_while_loading_is_a_load_error(tiny_gguf: Path) -> No
 def test_the_memory_limit_applies_to_the_worker(tiny_gguf: Path) -> None:
     with pytest.raises(ModelLoadError):
         WorkerSource(tiny_gguf, max_memory_mb=60)  # far too little for Python and llama.cpp
+
+
+def test_edit_prompts_run_in_the_worker_too(worker: WorkerSource, tiny_gguf: Path) -> None:
+    remote = worker.raw_complete("def area(r):\n    return", 8, ["<|region_end|>"])
+    local = LocalSource(tiny_gguf, n_threads=1).raw_complete(
+        "def area(r):\n    return", 8, ["<|region_end|>"]
+    )
+    assert remote == local and remote["completion_tokens"] == 8

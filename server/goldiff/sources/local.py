@@ -331,6 +331,18 @@ class LocalSource:
             token_logprobs=logprobs,
         )
 
+    def raw_complete(self, prompt: str, max_tokens: int, stop: list[str]) -> dict[str, Any]:
+        """A plain greedy text completion (edit requests' prompts): text and token counts."""
+        with self._lock:
+            self._state_key = None  # the cache now holds this prompt, not a file's
+            out: Any = self.llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stop=stop)
+        usage = out.get("usage") or {}
+        return {
+            "text": str(out["choices"][0]["text"]),
+            "prompt_tokens": usage.get("prompt_tokens"),
+            "completion_tokens": usage.get("completion_tokens"),
+        }
+
     def evaluated_tokens(self) -> list[int]:
         """The token ids in the KV cache now: the last prompt and what was generated after it."""
         return [int(t) for t in self.llm.input_ids[: self.llm.n_tokens]]

@@ -9,9 +9,11 @@ stdout, one JSON object per line:
 
     server → worker   {"op": "complete", "id": 7, "request": {...CompletionRequest}}
                       {"op": "cancel", "id": 7}
+                      {"op": "raw", "id": 8, "prompt": "...", "max_tokens": 256, "stop": [...]}
     worker → server   {"op": "ready", "describe": {...}} | {"op": "error", "message": "..."}
                       {"id": 7, "phase": "prefill" | "generate"}
                       {"id": 7, "completion": {...Completion, token_logprobs included}}
+                      {"id": 8, "raw": {"text": ..., "prompt_tokens": ..., "completion_tokens": ...}}
 
 A cancel message sets the request's event in the worker, which stops within one token
 (or one prompt chunk). If the worker dies (EOF on its stdout) the pending request fails
@@ -81,6 +83,7 @@ def completion_from_json(data: dict[str, Any]) -> Completion:
 class _Pending:
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
     completion: Completion | None = None
+    raw: dict[str, Any] | None = None
     error: str | None = None
     phase: str = "queued"
 
@@ -200,6 +203,9 @@ class WorkerSource:
             elif "completion" in message:
                 pending.completion = completion_from_json(message["completion"])
                 pending.done.set()
+            elif "raw" in message:
+                pending.raw = dict(message["raw"])
+                pending.done.set()
             elif "error" in message:
                 pending.error = str(message["error"])
                 pending.done.set()
@@ -265,14 +271,14 @@ class WorkerSource:
 
     # ------------------------------------------------------------------ source
 
-    def complete(self, request: CompletionRequest, cancel: threading.Event | None = None) -> Completion:
-        cancel = cancel or threading.Event()
+    def _ask(self, message: dict[str, Any], max_seconds: float, cancel: threading.Event) -> _Pending:
+        """Send `message` to the worker and wait for its answer, its death or its deadline."""
         proc = self._ensure_running()
         rid = next(self._ids)
         pending = self._pending[rid] = _Pending()
         try:
-            self._send(proc, {"op": "complete", "id": rid, "request": request_to_json(request)})
-            hang_at = time.monotonic() + request.max_seconds + HANG_GRACE_SECONDS
+            self._send(proc, {**message, "id": rid})
+            hang_at = time.monotonic() + max_seconds + HANG_GRACE_SECONDS
             cancel_sent = False
             while not pending.done.wait(POLL_SECONDS):
                 if cancel.is_set() and not cancel_sent:
@@ -280,14 +286,29 @@ class WorkerSource:
                     cancel_sent = True
                 if time.monotonic() > hang_at:
                     _kill(proc)
-                    self._on_death(proc, f"did not answer within {request.max_seconds:.1f} s (killed)")
+                    self._on_death(proc, f"did not answer within {max_seconds:.1f} s (killed)")
                     break
         finally:
             self._pending.pop(rid, None)
-        if pending.completion is None:
+        if pending.completion is None and pending.raw is None:
             raise EngineError(f"the local model's engine {pending.error or 'failed'}")
         self._failures = 0
+        return pending
+
+    def complete(self, request: CompletionRequest, cancel: threading.Event | None = None) -> Completion:
+        message = {"op": "complete", "request": request_to_json(request)}
+        pending = self._ask(message, request.max_seconds, cancel or threading.Event())
+        assert pending.completion is not None
         return pending.completion
+
+    def raw_complete(
+        self, prompt: str, max_tokens: int, stop: list[str], max_seconds: float = 30.0
+    ) -> dict[str, Any]:
+        """A plain greedy text completion in the worker (edit requests): text and token counts."""
+        message = {"op": "raw", "prompt": prompt, "max_tokens": max_tokens, "stop": stop}
+        pending = self._ask(message, max_seconds, threading.Event())
+        assert pending.raw is not None
+        return pending.raw
 
     def phase(self) -> str | None:
         """What the oldest pending request is doing in the worker (tests, status)."""
@@ -386,7 +407,7 @@ def serve(stdin: IO[bytes], out: IO[bytes]) -> None:
             event = cancels.setdefault(rid, threading.Event())
             if message.get("op") == "cancel":
                 event.set()
-            elif message.get("op") == "complete":
+            elif message.get("op") in ("complete", "raw"):
                 work.put(message)
         # The server closed our stdin (it exited, or died): stop what runs, then exit.
         for event in list(cancels.values()):
@@ -399,8 +420,14 @@ def serve(stdin: IO[bytes], out: IO[bytes]) -> None:
         cancel = cancels.setdefault(rid, threading.Event())
         source.on_phase = lambda phase, rid=rid: send({"id": rid, "phase": phase})  # type: ignore[misc]
         try:
-            completion = source.complete(request_from_json(message["request"]), cancel)
-            send({"id": rid, "completion": dataclasses.asdict(completion)})
+            if message["op"] == "raw":
+                raw = source.raw_complete(
+                    message["prompt"], int(message["max_tokens"]), list(message["stop"])
+                )
+                send({"id": rid, "raw": raw})
+            else:
+                completion = source.complete(request_from_json(message["request"]), cancel)
+                send({"id": rid, "completion": dataclasses.asdict(completion)})
         except Exception as exc:
             log.exception("completion failed")
             send({"id": rid, "error": f"failed: {exc}"})
