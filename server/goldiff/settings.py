@@ -48,7 +48,9 @@ class FrontierSettings:
 class LocalSettings:
     model: str | None = None  # registry name or path to a GGUF; None: the shipped default
     adapter: str | None = None  # optional GGUF LoRA adapter on top of the model
-    threads: int = 0  # llama.cpp threads in the engine process; 0: half the cores, at least 1
+    threads: int = (
+        0  # llama.cpp threads in the engine process; 0: half the cores to generate, all for prompts
+    )
     # The engine process's address-space limit (RLIMIT_AS), in MiB; 0: no limit. A model that
     # would need more fails to load (reported) instead of pushing the machine into swap.
     max_memory_mb: int = 8192

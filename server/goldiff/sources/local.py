@@ -108,8 +108,10 @@ class LocalSource:
                 str(self.model_path),
                 lora_path=str(self.adapter_path) if self.adapter_path else None,
                 n_ctx=n_ctx,
+                # Unset: generation on half the cores, prompt evaluation (short bursts) on all,
+                # as llama.cpp's defaults. Set: both, so a limit is a limit.
                 n_threads=n_threads or default_threads(),
-                n_threads_batch=n_threads or default_threads(),
+                n_threads_batch=n_threads or _threads() or os.cpu_count() or 1,
                 verbose=True,
             )
         except (ValueError, RuntimeError, OSError) as exc:
