@@ -385,7 +385,7 @@ class _ProgressBar:
 @click.option("--model", "extra", multiple=True, metavar="NAME=MODEL", help="Another model (repeatable).")
 @click.option("--no-frontier", is_flag=True, help="Leave out the frontier's recorded suggestions.")
 @click.option("--limit", type=int, help="Evaluate only the newest N held-out rows.")
-@click.option("--max-tokens", type=int, default=48, show_default=True, help="Tokens per completion.")
+@click.option("--max-tokens", type=int, help="Tokens per completion (default: the server's, as users get).")
 @click.option("--threads", type=int, default=2, show_default=True, help="llama.cpp threads.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder.")
 @friendly
@@ -398,7 +398,7 @@ def eval_cmd(
     extra: tuple[str, ...],
     no_frontier: bool,
     limit: int | None,
-    max_tokens: int,
+    max_tokens: int | None,
     threads: int,
     out: Path | None,
 ) -> None:

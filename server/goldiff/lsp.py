@@ -424,6 +424,7 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
             "messagesShown": ls.shown_messages,
             "messagesSuppressed": ls.messages.suppressed,
             "peakRssKb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "engine": c.engine_status() if (c := getattr(ls, "completion", None)) is not None else None,
         }
 
     @server.command("goldiff.distill")

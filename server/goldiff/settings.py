@@ -51,6 +51,12 @@ class LocalSettings:
     model: str | None = None  # registry name or path to a GGUF; None: the shipped default
     adapter: str | None = None  # optional GGUF LoRA adapter on top of the model
     endpoint: str | None = None  # a team's OpenAI-compatible model server, used instead of the model
+    threads: int = (
+        0  # llama.cpp threads in the engine process; 0: half the cores to generate, all for prompts
+    )
+    # The engine process's address-space limit (RLIMIT_AS), in MiB; 0: no limit. A model that
+    # would need more fails to load (reported) instead of pushing the machine into swap.
+    max_memory_mb: int = 8192
 
 
 @attrs.define

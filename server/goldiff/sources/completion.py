@@ -15,7 +15,10 @@ local model then answers the same request in the background, never shown, record
 gets the rest back under the same id instead of a new model call.
 
 A local model that is missing or corrupt is reported once with `window/showMessage`; the
-server keeps recording (capture-only) and answers no completions until it is fixed.
+server keeps recording (capture-only) and answers no completions until it is fixed. The
+local model runs in its own process (`worker.py`): if that process dies or hangs, the
+request it was answering gets no items, the user is told once, and the engine restarts
+in the background while capture goes on.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from goldiff.capture.documents import Document, OutOfSync
-from goldiff.errors import ConfigError, GoldiffError, ModelLoadError
+from goldiff.errors import ConfigError, EngineError, GoldiffError, ModelLoadError
 from goldiff.sources.base import (
     PREFIX_CHARS,
     SUFFIX_CHARS,
@@ -113,6 +116,27 @@ def suffix_excerpt(after: str, limit: int = SUFFIX_CHARS) -> str:
         return after
     cut = after.rfind("\n", 0, limit)
     return after[: cut + 1] if cut > 0 else after[:limit]
+
+
+def make_request(
+    before: str,
+    after: str,
+    *,
+    kind: str = "local",
+    language: str = "",
+    path: str | None = None,
+    recent_edits: list[RecentEdit] | None = None,
+) -> CompletionRequest:
+    """The request a completion at this cursor sends its source: the server's, and eval's."""
+    return CompletionRequest(
+        prefix=prefix_excerpt(before),
+        suffix=suffix_excerpt(after),
+        language=language,
+        path=path,
+        recent_edits=recent_edits or [],
+        max_tokens=MAX_TOKENS,
+        max_seconds=_budget(FRONTIER_MAX_SECONDS if kind == "frontier" else LOCAL_MAX_SECONDS),
+    )
 
 
 @dataclass
@@ -221,7 +245,14 @@ class CompletionService:
         else:
             resolved = self.registry.resolve(local.model)
             adapter = self._adapter_path(local.adapter, resolved)
-            key = ("gguf", str(resolved.model_path), str(adapter or ""), resolved.name)
+            key = (
+                "gguf",
+                str(resolved.model_path),
+                str(adapter or ""),
+                resolved.name,
+                str(local.threads),
+                str(local.max_memory_mb),
+            )
         with self._load_lock:
             source = self._local.get(key)
             if source is not None:
@@ -252,12 +283,30 @@ class CompletionService:
             from goldiff.sources.endpoint import EndpointSource
 
             return EndpointSource(key[1])
-        from goldiff.sources.local import LocalSource  # imports llama_cpp: only when needed
+        from goldiff.sources.worker import WorkerSource  # llama.cpp runs in its own process
 
         started = time.perf_counter()
-        source = LocalSource(key[1], adapter_path=key[2] or None, name=key[3])
+        source = WorkerSource(
+            key[1],
+            adapter_path=key[2] or None,
+            name=key[3],
+            threads=int(key[4]),
+            max_memory_mb=int(key[5]),
+            on_crash=lambda message: self._tell_once(
+                f"Goldiff: {message}. Recording goes on.", types.MessageType.Warning
+            ),
+        )
         log.info("loaded local model %s in %.2fs", source.model, time.perf_counter() - started)
         return source
+
+    def engine_status(self) -> dict[str, Any] | None:
+        """The local engine's process: pid, restarts, last restart time (status, tests)."""
+        for source in list(self._local.values()):
+            describe = getattr(source, "describe", None)
+            if describe is not None and hasattr(source, "pid"):
+                status: dict[str, Any] = describe()
+                return status
+        return None
 
     def frontier_source(self) -> CompletionSource:
         fr = self.server.settings.frontier
@@ -365,15 +414,13 @@ class CompletionService:
             edits.append(RecentEdit(edit.offset, edit.removed, edit.inserted[:200], edit.ts))
 
     def build_request(self, doc: Document, offset: int, kind: str) -> CompletionRequest:
-        before = doc.text[:offset]
-        request = CompletionRequest(
-            prefix=prefix_excerpt(before),
-            suffix=suffix_excerpt(doc.text[offset:]),
+        request = make_request(
+            doc.text[:offset],
+            doc.text[offset:],
+            kind=kind,
             language=doc.language,
             path=doc.path,
             recent_edits=list(self._recent.get(doc.uri, ())),
-            max_tokens=MAX_TOKENS,
-            max_seconds=_budget(FRONTIER_MAX_SECONDS if kind == "frontier" else LOCAL_MAX_SECONDS),
         )
         if kind == "frontier":  # only the frontier's chat prompt shows other files
             others = list(self.server.recorder.documents.values())
@@ -440,6 +487,10 @@ class CompletionService:
             return None
         except ModelLoadError:
             return None  # told once when it first failed: capture-only until fixed
+        except EngineError:
+            # The engine died or hung under this request (the user was told once); it is
+            # restarting. Answer, with nothing to show.
+            return types.InlineCompletionList(items=[])
         except GoldiffError as exc:
             # Frontier failures come and go (rate limits, network): say so, but not twice in a row.
             self._tell_once(f"Goldiff: {exc}", types.MessageType.Warning)
