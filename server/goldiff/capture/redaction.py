@@ -72,7 +72,6 @@ _FORMATS = [
 # which raise fewer false alarms in code; its unbounded patterns (JWT, legacy OpenAI, PyPI,
 # Artifactory, Slack) by bounded equivalents here.
 _DETECT_SECRETS_FORMATS = {
-    "AWSKeyDetector",
     "AzureStorageKeyDetector",
     "DiscordBotTokenDetector",
     "GitHubTokenDetector",
@@ -208,6 +207,9 @@ _PLACEHOLDER = re.compile(
     r"|token|apikey|api[_\-]key|redacted|masked|hidden|dummy|fake|sample|example|placeholder|todo|tbd"
     r"|(?:your|my|the|some|an?|test|fake|dummy|example|sample|foo|bar)[_\-].*"
     r"|(?:test|dummy|fake|example|sample|demo)[_\-]?[A-Za-z]*\d{0,4}"
+    r"|(?:password|passwd|secret|token|changeme|pass)\d{0,4}|(?:abc|xyz|qwerty)?123\d*"
+    r"|#.*|.*::.*"
+    r"|(?-i:[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z][a-z]+(?:-[A-Z][a-z]+)+)"  # NAMES, Header-Names
     r"|.*(?:\{\{|\}\}|\$\{|\$\(|%\().*"
     r")$"
 )
@@ -228,7 +230,7 @@ def is_secret_name(key: str) -> bool:
         return False
     last = words[-1]
     prev = words[-2] if len(words) > 1 else ""
-    if prev in _NOT_SECRET_QUALIFIERS:
+    if prev in _NOT_SECRET_QUALIFIERS or "public" in words:
         return False
     if last in _SECRET_WORDS:
         if last in ("pass", "pw", "pwd") and len(words) == 1:
@@ -266,7 +268,7 @@ def _looks_secret(value: str, *, strict: bool) -> bool:
         return True  # mixed case inside the value, not a capitalised word or a camelCase name
     if re.fullmatch(r"[a-z.\-_]+", value):
         return False  # lower-case words: a name or a placeholder ("secret-key")
-    return len(value) >= 12 and _shannon(value) >= 3.5
+    return len(value) >= 12 and not _IDENTIFIER_PATH.match(value) and _shannon(value) >= 3.5
 
 
 def _shannon(data: str) -> float:
@@ -285,6 +287,8 @@ def _assignment_spans(line: str) -> Iterator[tuple[int, int]]:
         key = m.group("key")
         if not _KEYWORD.search(key) or not is_secret_name(key):
             continue
+        if line[max(m.start() - 2, 0) : m.start()] == "::":
+            continue  # a qualified type name: AWS::ApiGateway::ApiKey
         op = m.group("op")
         pos = m.end()
         if pos >= len(line):
@@ -307,6 +311,8 @@ def _assignment_spans(line: str) -> Iterator[tuple[int, int]]:
             continue
         if op in ("==", "!="):
             continue  # comparing with a name is code
+        if op == ":" and not line[m.end("op") : m.end("op") + 1].isspace():
+            continue  # YAML puts a space after the colon; `arn:aws:secret:name`, `a:b` are not YAML
         stop = _UNQUOTED_END.search(line, pos, pos + 1002)
         end = stop.start() if stop else min(len(line), pos + 1000)
         value = line[pos:end]
@@ -314,21 +320,24 @@ def _assignment_spans(line: str) -> Iterator[tuple[int, int]]:
         # where a bare word is the value itself, not a variable.
         env_style = op == "=" and key.isupper() and m.group("kq") is None and line[m.end() - 1] == "="
         env_style = env_style and not line[m.start("op") - 1 : m.start("op")].isspace()
-        if not value or (any(c in value for c in "()[]{}") if env_style else _is_code(value)):
+        if not value or (any(c in value for c in "()[]{}") if env_style else _is_code(value, line[end:])):
             continue
         if _looks_secret(value, strict=not env_style):
             yield pos, pos + len(value)
 
 
-def _is_code(value: str) -> bool:
+def _is_code(value: str, rest: str) -> bool:
     """An unquoted value that reads as a code expression: a name, attribute, call, subscript."""
     if any(c in value for c in "()[]{}"):
         return True
     if value.isdigit():
         return True
     if _IDENTIFIER_PATH.match(value):
-        # `password = hunter2` in a config is a secret; in code, a name with digits is rare.
-        return not any(c.isdigit() for c in value) or "." in value
+        # `password = hunter2` closing a config line is a secret; a dotted name, a name
+        # without digits, a CamelCase type or a name with more code after it is code.
+        if "." in value or not any(c.isdigit() for c in value) or re.search(r"[A-Z][a-z]", value):
+            return True
+        return bool(rest.strip())
     return False
 
 
@@ -373,7 +382,7 @@ def _command_spans(line: str) -> Iterator[tuple[int, int]]:
         for m in _FLAG.finditer(line):
             value = m.group("s")
             if is_secret_name(m.group("key")) and not value.startswith("-") and not value.isupper():
-                if _looks_secret(value, strict=False):
+                if _looks_secret(value, strict=True):
                     yield m.start("s"), m.end("s")
     if "://" in line:
         for m in _URL_PASSWORD.finditer(line):
@@ -385,6 +394,7 @@ def _command_spans(line: str) -> Iterator[tuple[int, int]]:
 
 _QUOTED = re.compile(r"([\"'])([A-Za-z0-9+/=_\-]{20,2000})\1")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+_SECRET_CONTEXT = re.compile(r"(?i)secret|token|passw|api.?key|auth|credential|private")
 _ALPHABET = re.compile(r"(?i)0123456|abcdefg|hijklmn|qrstuvw")
 # Encoded test data: a string being decoded is data, not a credential.
 _CODEC_CONTEXT = r"fromhex|hexlify|b64|base64|binascii|decode|encode"
@@ -409,7 +419,14 @@ def _entropy_spans(line: str, before: str = "") -> Iterator[tuple[int, int]]:
         if value.isdigit() or _ALPHABET.search(value):
             continue
         if _HEX.match(value):
-            if hexa.calculate_shannon_entropy(value) > HEX_LIMIT and not _HASH_CONTEXT.search(before + line):
+            # A bare hex string is far more often a hash than a key: only one beside a word
+            # that names a secret is taken for one.
+            context = before + line
+            if (
+                hexa.calculate_shannon_entropy(value) > HEX_LIMIT
+                and _SECRET_CONTEXT.search(context)
+                and not _HASH_CONTEXT.search(context)
+            ):
                 yield m.start(2), m.end(2)
             continue
         # Random base64 of this length has upper, lower and digits; words and identifiers
