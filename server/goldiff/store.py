@@ -37,7 +37,7 @@ from typing import Any
 
 import sqlite_utils
 
-from goldiff.capture.redaction import mask_spans, redact, secret_spans
+from goldiff.capture.redaction import key_block_open, mask_spans, redact, redact_json, secret_spans
 from goldiff.errors import StoreCorruptError, StoreError, StoreWriteError
 from goldiff.migrations import migrate, schema_version
 
@@ -63,6 +63,56 @@ def clean_text(text: str) -> str:
     except UnicodeEncodeError:
         return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
     return text
+
+
+# Redaction by construction: the writer masks secrets in every text value it writes, except
+# in the columns named here, which hold identifiers, hashes, enums and paths, never what a
+# developer typed. A new table or column is therefore redacted without anyone asking.
+SAFE_COLUMNS = frozenset(
+    {
+        "id",
+        "session_id",
+        "document_id",
+        "suggestion_id",
+        "episode_id",
+        "shadow_of",
+        "hash",
+        "content_hash",
+        "snapshot",
+        "kind",
+        "source",
+        "model",
+        "mode",
+        "outcome",
+        "reason",
+        "language",
+        "uri",
+        "workspace",
+        "path",
+        "cwd",
+        "client",
+        "server_version",
+        "skipped",
+    }
+)
+# Columns that hold JSON: their strings are redacted one by one (with their keys), so the
+# column stays valid JSON.
+JSON_COLUMNS = frozenset({"detail", "context", "range", "survival"})
+# Written only by the edit path, which redacts each document's text in context (a secret
+# typed one key at a time is masked once it is whole, in every row that typed it).
+EDIT_TABLES = frozenset({"edits", "snapshots"})
+
+
+def redact_value(column: str, value: Any) -> Any:
+    """What the store writes for `value` in `column`: cleaned, with its secrets masked."""
+    if not isinstance(value, str):
+        return value
+    value = clean_text(value)
+    if column in SAFE_COLUMNS:
+        return value
+    if column in JSON_COLUMNS:
+        return redact_json(value)
+    return redact(value)
 
 
 def content_hash(text: str) -> str:
@@ -168,6 +218,7 @@ def _check_file(path: Path) -> str | None:
 
 
 SCAN_MARGIN = 256  # characters scanned for secrets either side of an edit, on its lines
+KEY_BLOCK_REACH = 16_384  # how far above an edit a private key's header is looked for
 
 
 def _scan_window(text: str, start: int, end: int) -> tuple[int, int]:
@@ -182,6 +233,11 @@ def _scan_window(text: str, start: int, end: int) -> tuple[int, int]:
         cut = start - SCAN_MARGIN
         space = max(text.rfind(" ", line_start, cut), text.rfind("\t", line_start, cut))
         line_start = space + 1 if space != -1 else line_start
+    # A private key typed or pasted a line at a time: its body lines are only a secret
+    # beside their header, so scan from the header.
+    block = key_block_open(text[max(0, line_start - KEY_BLOCK_REACH) : line_start])
+    if block != -1:
+        line_start = max(0, line_start - KEY_BLOCK_REACH) + block
     if line_end - end > SCAN_MARGIN:
         cut = end + SCAN_MARGIN
         spaces = [i for i in (text.find(" ", cut, line_end), text.find("\t", cut, line_end)) if i != -1]
@@ -255,7 +311,7 @@ class TraceStore:
         self._queue.put(edit)
 
     def record_terminal_command(self, row: dict[str, Any]) -> None:
-        self._queue.put(("insert", "terminal_commands", row, ("command_line", "output")))
+        self._queue.put(("insert", "terminal_commands", row))
 
     def record_event(
         self,
@@ -276,10 +332,10 @@ class TraceStore:
         self._queue.put(("insert", "events", row))
 
     def record_suggestion(self, row: dict[str, Any]) -> None:
-        self._queue.put(("upsert", "suggestions", row, ("prefix", "suffix", "text", "context", "gold")))
+        self._queue.put(("upsert", "suggestions", row))
 
     def update_suggestion(self, suggestion_id: str, values: dict[str, Any]) -> None:
-        self._queue.put(("update", "suggestions", suggestion_id, values, ("gold", "text")))
+        self._queue.put(("update", "suggestions", suggestion_id, values))
 
     def record_suggestion_event(
         self,
@@ -296,21 +352,16 @@ class TraceStore:
         }
         self._queue.put(("insert", "suggestion_events", row))
 
-    def record_row(
-        self,
-        table: str,
-        row: dict[str, Any],
-        *,
-        upsert: bool = False,
-        redact_fields: tuple[str, ...] = (),
-    ) -> None:
-        """A row for any table (episodes, proposals, ...); `redact_fields` are masked first."""
-        self._queue.put(("upsert" if upsert else "insert", table, row, redact_fields))
+    def record_row(self, table: str, row: dict[str, Any], *, upsert: bool = False) -> None:
+        """A row for any table (episodes, proposals, ...); its text columns are redacted."""
+        if table in EDIT_TABLES:
+            raise ValueError(f"{table} rows come from record_edit, which redacts them in context")
+        self._queue.put(("upsert" if upsert else "insert", table, row))
 
-    def update_row(
-        self, table: str, pk: str, values: dict[str, Any], *, redact_fields: tuple[str, ...] = ()
-    ) -> None:
-        self._queue.put(("update", table, pk, values, redact_fields))
+    def update_row(self, table: str, pk: str, values: dict[str, Any]) -> None:
+        if table in EDIT_TABLES:
+            raise ValueError(f"{table} rows come from record_edit, which redacts them in context")
+        self._queue.put(("update", table, pk, values))
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything recorded so far is written; False if it could not be."""
@@ -377,15 +428,9 @@ class TraceStore:
             self._apply_edit(batch, item)
             return
         op, table, *rest = item
-        # Redaction runs here, on the writer thread, to keep it off the editor's path.
-        fields: tuple[str, ...] = rest[-1] if len(rest) > (2 if op == "update" else 1) else ()
-        values = {
-            k: clean_text(v) if isinstance(v, str) else v
-            for k, v in (rest[1] if op == "update" else rest[0]).items()
-        }
-        for key in fields:
-            if isinstance(values.get(key), str):
-                values[key] = redact(values[key])
+        # Redaction runs here, on the writer thread, to keep it off the editor's path; every
+        # row for every table passes through this one place.
+        values = {k: redact_value(k, v) for k, v in (rest[1] if op == "update" else rest[0]).items()}
         if op in ("insert", "upsert"):
             batch.add(table, {"__op": op, **values})
         elif op == "update":

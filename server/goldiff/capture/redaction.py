@@ -208,7 +208,7 @@ _PLACEHOLDER = re.compile(
     r"|(?:your|my|the|some|an?|test|fake|dummy|example|sample|foo|bar)[_\-].*"
     r"|(?:test|dummy|fake|example|sample|demo)[_\-]?[A-Za-z]*\d{0,4}"
     r"|(?:password|passwd|secret|token|changeme|pass)\d{0,4}|(?:abc|xyz|qwerty)?123\d*"
-    r"|#.*|.*::.*"
+    r"|#.*|.*::.*|[A-Za-z]+:[A-Za-z]+"
     r"|(?-i:[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z][a-z]+(?:-[A-Z][a-z]+)+)"  # NAMES, Header-Names
     r"|.*(?:\{\{|\}\}|\$\{|\$\(|%\().*"
     r")$"
@@ -386,7 +386,8 @@ def _command_spans(line: str) -> Iterator[tuple[int, int]]:
                     yield m.start("s"), m.end("s")
     if "://" in line:
         for m in _URL_PASSWORD.finditer(line):
-            if _looks_secret(m.group("s"), strict=False):
+            # strict: `http://user:pass@`, `wiki:pedia@` in docs and tests are examples.
+            if _looks_secret(m.group("s"), strict=True):
                 yield m.start("s"), m.end("s")
 
 
@@ -395,6 +396,7 @@ def _command_spans(line: str) -> Iterator[tuple[int, int]]:
 _QUOTED = re.compile(r"([\"'])([A-Za-z0-9+/=_\-]{20,2000})\1")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _SECRET_CONTEXT = re.compile(r"(?i)secret|token|passw|api.?key|auth|credential|private")
+_WORD = re.compile(r"[A-Z][a-z]{2,}|[a-z]{4,}")
 _ALPHABET = re.compile(r"(?i)0123456|abcdefg|hijklmn|qrstuvw")
 # Encoded test data: a string being decoded is data, not a credential.
 _CODEC_CONTEXT = r"fromhex|hexlify|b64|base64|binascii|decode|encode"
@@ -441,6 +443,8 @@ def _entropy_spans(line: str, before: str = "") -> Iterator[tuple[int, int]]:
             words = [w for w in value.split("_") if w]
             if all(w.isalpha() or w.isdigit() for w in words):
                 continue  # SOME_CONSTANT_NAME_2
+        if _IDENTIFIER_PATH.match(value) and len("".join(_WORD.findall(value))) >= 0.6 * len(value):
+            continue  # CamelCase words: NFCISO15693CustomCommandConfiguration
         if b64.calculate_shannon_entropy(value) > BASE64_LIMIT and not _CODEC.search(line):
             yield m.start(2), m.end(2)
 
