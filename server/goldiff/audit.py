@@ -294,6 +294,12 @@ def _forget_scoped(
         if workspace is not None and "workspace" in cols:
             where.append("workspace = ?")
             params.append(workspace)
+        links = [c for c in LINK_COLUMNS if c in cols]
+        if workspace is not None and "session_id" in cols and links:
+            # Rows of the workspace's sessions that belong to no document (its settings).
+            unlinked = " AND ".join(f"{c} IS NULL" for c in links)
+            where.append(f"({unlinked} AND session_id IN (SELECT id FROM sessions WHERE workspace = ?))")
+            params.append(workspace)
         time_col = next((c for c in TIME_COLUMNS if c in cols), None)
         if (since is not None or until is not None) and time_col:
             where.append(in_range.format(col=time_col))
@@ -302,6 +308,9 @@ def _forget_scoped(
             for needle in needles:
                 where.append("instr(detail, ?) > 0")
                 params.append(needle)
+        reachable = cols & {*LINK_COLUMNS, *TIME_COLUMNS, "workspace", "detail"} or own
+        if not where and reachable:
+            continue  # nothing of this scope can be in it (a document has no terminal commands)
         if not where:
             raise ForgetError(
                 f"the table {table} has no column that links it to a workspace, document or time; "
