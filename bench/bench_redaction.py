@@ -50,7 +50,9 @@ def measure(roots: list[Path], max_lines: int) -> dict[str, Any]:
         before, after = text.splitlines(), out.splitlines()
         lines += len(before)
         if out != text:
-            masked += [(f"{path}:{i + 1}", a) for i, (b, a) in enumerate(zip(before, after)) if a != b]
+            masked += [
+                (f"{path}:{i + 1}", a) for i, (b, a) in enumerate(zip(before, after, strict=False)) if a != b
+            ]
         if lines >= max_lines:
             break
     seconds = time.perf_counter() - started

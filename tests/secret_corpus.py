@@ -48,7 +48,11 @@ class Kind:
 def kinds() -> list[Kind]:
     lower_hex = "0123456789abcdef"
     return [
-        Kind("aws-access-key-id", "AWS_ACCESS_KEY_ID", "AKIA" + _pick(string.ascii_uppercase + string.digits, 16)),
+        Kind(
+            "aws-access-key-id",
+            "AWS_ACCESS_KEY_ID",
+            "AKIA" + _pick(string.ascii_uppercase + string.digits, 16),
+        ),
         Kind("aws-secret-access-key", "AWS_SECRET_ACCESS_KEY", _pick(ALNUM + "/+", 40)),
         Kind("github-classic", "GITHUB_TOKEN", "ghp_" + _pick(ALNUM, 36)),
         Kind("github-fine-grained", "GH_TOKEN", "github_pat_" + _pick(ALNUM, 22) + "_" + _pick(ALNUM, 59)),
@@ -109,19 +113,27 @@ def build() -> list[Case]:
             cases.append(Case(k.name, "url", f"postgres://app:{k.value}@db.internal:5432/prod", k.value))
         if k.name.startswith(("openai", "github", "huggingface", "jwt")):
             cases.append(
-                Case(k.name, "curl-header", f'curl -H "Authorization: Bearer {k.value}" https://api.example.com', k.value)
+                Case(
+                    k.name,
+                    "curl-header",
+                    f'curl -H "Authorization: Bearer {k.value}" https://api.example.com',
+                    k.value,
+                )
             )
         if k.name == "anthropic":
             cases.append(
                 Case(
                     k.name,
                     "curl-header",
-                    f'curl https://api.anthropic.com/v1/messages -H "x-api-key: {k.value}" -H "anthropic-version: 2023-06-01"',
+                    f'curl https://api.anthropic.com/v1/messages -H "x-api-key: {k.value}" '
+                    '-H "anthropic-version: 2023-06-01"',
                     k.value,
                 )
             )
         if k.name == "aws-secret-access-key":
-            cases.append(Case(k.name, "shell-aws", f"aws configure set aws_secret_access_key {k.value}", k.value))
+            cases.append(
+                Case(k.name, "shell-aws", f"aws configure set aws_secret_access_key {k.value}", k.value)
+            )
         if k.name == "password":
             cases.append(Case(k.name, "shell-mysql", f"mysql -u root -p{k.value} prod", k.value))
     for header in ("RSA PRIVATE KEY", "OPENSSH PRIVATE KEY", "EC PRIVATE KEY", "PRIVATE KEY"):

@@ -44,7 +44,7 @@ SIGNER_2 = SIGNER_1.replace(
     "        return base64_encode(hmac.new(key, value, hashlib.sha1).digest())\n\n"
     "    def derive_key(self, secret_key=None):",
 )
-SETTINGS = '''import os
+SETTINGS = """import os
 
 author = "Pallets"
 token = os.environ.get("APP_TOKEN")
@@ -59,7 +59,7 @@ def factory(secret_key="secret-key", max_age=None):
 
 def connect(password=password, token=token):
     return Client(auth_token=token, password=password)
-'''
+"""
 KEYED = SETTINGS + f'\nOPENAI_API_KEY = "{SECRET}"\n'
 HISTORY: list[tuple[str, dict[str, str | None]]] = [
     ("Signer", {"src/signer.py": SIGNER_1, "src/settings.py": SETTINGS}),

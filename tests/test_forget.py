@@ -111,7 +111,9 @@ async def test_forget_a_workspace_removes_its_bytes_and_keeps_the_other(tmp_path
     db.conn.close()
     assert proposals == 2
 
-    result = CliRunner().invoke(main, ["forget", "--workspace", str(tmp_path / "alpha"), "--yes", "--home", str(home)])
+    result = CliRunner().invoke(
+        main, ["forget", "--workspace", str(tmp_path / "alpha"), "--yes", "--home", str(home)]
+    )
     assert result.exit_code == 0, result.output
     deleted = json.loads(result.output)
     assert deleted["proposals"] == 1 and deleted["documents"] >= 1
@@ -136,13 +138,23 @@ def _store_with_two_documents(path: Path) -> None:
     store = TraceStore(path)
     for name, ts in (("a", 1000.0), ("b", 5000.0)):
         uri = f"file:///ws/{name}.py"
-        store.record_document({"id": name, "session_id": "s", "uri": uri, "workspace": "file:///ws", "opened_at": ts})
+        store.record_document(
+            {"id": name, "session_id": "s", "uri": uri, "workspace": "file:///ws", "opened_at": ts}
+        )
         store.record_edit(EditRecord(name, "open", 1, ts, 0.0, inserted=f"text_of_{name}_1234\n"))
         store.record_row(
             "proposals",
-            {"id": f"p{name}", "episode_id": f"e{name}", "document_id": name, "ts": ts, "instruction": f"ask_{name}"},
+            {
+                "id": f"p{name}",
+                "episode_id": f"e{name}",
+                "document_id": name,
+                "ts": ts,
+                "instruction": f"ask_{name}",
+            },
         )
-        store.record_row("episodes", {"id": f"e{name}", "document_id": name, "started_at": ts, "detail": "{}"})
+        store.record_row(
+            "episodes", {"id": f"e{name}", "document_id": name, "started_at": ts, "detail": "{}"}
+        )
         store.record_event("gap", session_id="s", detail={"uri": uri, "reason": "test"}, ts=ts)
     store.close()
 

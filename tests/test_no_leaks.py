@@ -108,7 +108,12 @@ async def test_a_secret_planted_through_every_input_is_nowhere_in_the_files(tmp_
         # Settings: the API key arrives again through didChangeConfiguration.
         client.workspace_did_change_configuration(
             types.DidChangeConfigurationParams(
-                settings={"goldiff": {**options, "frontier": {**options["frontier"], "apiKey": SECRETS["config_api_key"]}}}
+                settings={
+                    "goldiff": {
+                        **options,
+                        "frontier": {**options["frontier"], "apiKey": SECRETS["config_api_key"]},
+                    }
+                }
             )
         )
         editor.open(uri, SOURCE)
@@ -218,5 +223,10 @@ async def test_a_secret_planted_through_every_input_is_nowhere_in_the_files(tmp_
             if path.suffix == ".parquet":  # compressed: scan its values too
                 blobs[f"{path} (values)"] = json.dumps(pq.read_table(path).to_pylist(), default=str).encode()
     assert any("parquet" in name for name in blobs)
-    leaks = [(name, channel) for channel, s in SECRETS.items() for name, blob in blobs.items() if s.encode() in blob]
+    leaks = [
+        (name, channel)
+        for channel, s in SECRETS.items()
+        for name, blob in blobs.items()
+        if s.encode() in blob
+    ]
     assert leaks == []

@@ -248,7 +248,8 @@ def _forget_scoped(
             [lo, hi],
         )
         conn.execute(
-            f"INSERT OR IGNORE INTO forget_docs SELECT id FROM documents WHERE {in_range.format(col='opened_at')}",
+            "INSERT OR IGNORE INTO forget_docs SELECT id FROM documents "
+            f"WHERE {in_range.format(col='opened_at')}",
             [lo, hi],
         )
     conn.execute(
@@ -265,7 +266,8 @@ def _forget_scoped(
         )
     if since is not None or until is not None:
         conn.execute(
-            f"INSERT OR IGNORE INTO forget_suggestions SELECT id FROM suggestions WHERE {in_range.format(col='ts')}",
+            "INSERT OR IGNORE INTO forget_suggestions SELECT id FROM suggestions "
+            f"WHERE {in_range.format(col='ts')}",
             [lo, hi],
         )
         conn.execute(

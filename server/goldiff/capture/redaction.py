@@ -233,15 +233,16 @@ def is_secret_name(key: str) -> bool:
     if prev in _NOT_SECRET_QUALIFIERS or "public" in words:
         return False
     if last in _SECRET_WORDS:
-        if last in ("pass", "pw", "pwd") and len(words) == 1:
-            return False  # `pass`, `pw`, `PWD` (the working directory) alone are not secrets
-        return True
+        # `pass`, `pw`, `PWD` (the working directory) alone are not secrets
+        return not (last in ("pass", "pw", "pwd") and len(words) == 1)
     if last == "key":
         return prev in _KEY_QUALIFIERS
     if last == "auth":
-        return len(words) > 1 and prev in ("basic", "http", "proxy")
+        return prev in ("basic", "http", "proxy")
     # PGPASSWORD, MYSQL_PWD-like run-together names
-    return len(last) > 8 and last.endswith(("password", "passwd", "secret", "apikey", "accesskey", "authtoken"))
+    return len(last) > 8 and last.endswith(
+        ("password", "passwd", "secret", "apikey", "accesskey", "authtoken")
+    )
 
 
 def _looks_secret(value: str, *, strict: bool) -> bool:
@@ -353,7 +354,9 @@ _COMMAND_PATTERNS = [
     re.compile(r"(?:mysql|mysqldump|mysqladmin|mariadb)\b[^\n]{0,200}?\s-p(?P<s>[^\s'\"]{3,200})"),
     re.compile(r"sshpass\s{1,8}-p\s{0,8}[\"']?(?P<s>[^\s'\"]{3,200})"),
     # curl -u user:password
-    re.compile(r"(?:curl|wget|http)\b[^\n]{0,200}?\s(?:-u|--user)[\s=]{1,8}[\"']?[^\s:'\"]{1,100}:(?P<s>[^\s'\"@]{3,200})"),
+    re.compile(
+        r"(?:curl|wget|http)\b[^\n]{0,200}?\s(?:-u|--user)[\s=]{1,8}[\"']?[^\s:'\"]{1,100}:(?P<s>[^\s'\"@]{3,200})"
+    ),
     # Authorization: Bearer xyz / Basic xyz / token xyz
     # Authorization: Bearer xyz / Basic xyz / token xyz; `authorization = ...` is code
     # unless a scheme word follows.
@@ -381,9 +384,9 @@ def _command_spans(line: str) -> Iterator[tuple[int, int]]:
     if "--" in line:
         for m in _FLAG.finditer(line):
             value = m.group("s")
-            if is_secret_name(m.group("key")) and not value.startswith("-") and not value.isupper():
-                if _looks_secret(value, strict=True):
-                    yield m.start("s"), m.end("s")
+            secret = is_secret_name(m.group("key")) and not value.startswith("-") and not value.isupper()
+            if secret and _looks_secret(value, strict=True):
+                yield m.start("s"), m.end("s")
     if "://" in line:
         for m in _URL_PASSWORD.finditer(line):
             # strict: `http://user:pass@`, `wiki:pedia@` in docs and tests are examples.
@@ -452,7 +455,9 @@ def _entropy_spans(line: str, before: str = "") -> Iterator[tuple[int, int]]:
 # ------------------------------------------------------------------ key blocks
 
 _KEY_HEADER = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,4})PRIVATE KEY(?: BLOCK)?-----")
-_KEY_BODY_LINE = re.compile(r"^\s{0,8}(?:[A-Za-z0-9+/=]{8,200}|(?:Proc-Type|DEK-Info|Comment|Version|Hash): [^\n]{0,200})\s*$")
+_KEY_BODY_LINE = re.compile(
+    r"^\s{0,8}(?:[A-Za-z0-9+/=]{8,200}|(?:Proc-Type|DEK-Info|Comment|Version|Hash): [^\n]{0,200})\s*$"
+)
 _KEY_BODY_ESCAPED = re.compile(r"(?:\\[rn]|[A-Za-z0-9+/=]|(?:Proc-Type|DEK-Info): [\w,\-]{1,100}){8,}")
 
 
