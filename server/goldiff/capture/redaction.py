@@ -312,11 +312,15 @@ def _assignment_spans(line: str) -> Iterator[tuple[int, int]]:
             continue
         if op in ("==", "!="):
             continue  # comparing with a name is code
-        if op == ":" and not line[m.end("op") : m.end("op") + 1].isspace():
-            continue  # YAML puts a space after the colon; `arn:aws:secret:name`, `a:b` are not YAML
+        if op == ":" and not line[m.end("op") : m.end("op") + 1].isspace() and line[: m.start()].strip():
+            # YAML puts a space after the colon, an INI line (`password:x`) starts with its
+            # name; `arn:aws:secret:name` and `f(token:Token)` are neither.
+            continue
         stop = _UNQUOTED_END.search(line, pos, pos + 1002)
         end = stop.start() if stop else min(len(line), pos + 1000)
         value = line[pos:end]
+        if op == ":" and "=" in value:
+            value = value.split("=", 1)[0]  # `name:Type=default`, an annotated parameter
         # NAME=value with no spaces and an upper-case name: a shell or .env assignment,
         # where a bare word is the value itself, not a variable.
         env_style = op == "=" and key.isupper() and m.group("kq") is None and line[m.end() - 1] == "="
