@@ -77,3 +77,41 @@ async def test_secrets_typed_or_pasted_never_reach_store_or_logs(tmp_path: Path)
     leaks = [(s, name) for s in secrets for name, blob in blobs.items() if s.encode() in blob]
     assert leaks == []
     assert len(secrets) == 16  # the corpus tried; every one is masked everywhere
+
+
+def test_the_writer_redacts_every_text_column_but_ids_and_paths(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    import pytest
+    from goldiff.migrations import migrate
+    from goldiff.store import SAFE_COLUMNS, TraceStore
+
+    key = "sk-proj-" + "Q2x9LmN4pR7tV1wZ3yB6cD8fG0hJ5kM7aS2dF"
+    store = TraceStore(tmp_path / "traces.db")
+    # Rows as a new call site would write them: no list of fields to redact anywhere.
+    store.record_row(
+        "episodes", {"id": "e1", "kind": "agent", "detail": json.dumps({"command": f"export K={key}"})}
+    )
+    store.update_row("episodes", "e1", {"before": f'KEY = "{key}"\n', "source": key})
+    store.record_event("note", session_id="s", detail={"text": f"token {key}", "nested": [{"k": key}]})
+    store.record_terminal_command({"session_id": "s", "command_line": f"OPENAI_API_KEY={key} claude 'fix'"})
+    store.record_row(
+        "proposals", {"id": "p1", "instruction": f"use {key}", "context": json.dumps({"p": key})}
+    )
+    with pytest.raises(ValueError):
+        store.record_row("edits", {"inserted": key})
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("traces.db*"))
+    assert key.encode() not in raw
+    conn = sqlite3.connect(tmp_path / "traces.db")
+    (detail,) = conn.execute("SELECT detail FROM episodes").fetchone()
+    assert json.loads(detail) == {"command": "export K=" + "*" * len(key)}
+    (event,) = conn.execute("SELECT detail FROM events WHERE kind = 'note'").fetchone()
+    assert json.loads(event)["nested"] == [{"k": "*" * len(key)}]
+    conn.close()
+    # Every column declared safe exists: a typo would silently leave a column unredacted.
+    db = __import__("sqlite_utils").Database(memory=True)
+    migrate(db)
+    columns = {c.name for t in db.table_names() for c in db[t].columns}
+    assert SAFE_COLUMNS <= columns

@@ -66,8 +66,9 @@ def clean_text(text: str) -> str:
 
 
 # Redaction by construction: the writer masks secrets in every text value it writes, except
-# in the columns named here, which hold identifiers, hashes, enums and paths, never what a
-# developer typed. A new table or column is therefore redacted without anyone asking.
+# in the columns named here, which hold identifiers, hashes and paths the server builds.
+# Even short enums a client sends (kind, reason, model) are redacted: it costs little. A
+# new table or column is therefore redacted without anyone asking.
 SAFE_COLUMNS = frozenset(
     {
         "id",
@@ -79,20 +80,11 @@ SAFE_COLUMNS = frozenset(
         "hash",
         "content_hash",
         "snapshot",
-        "kind",
-        "source",
-        "model",
-        "mode",
-        "outcome",
-        "reason",
-        "language",
+        # Paths and URIs are looked up as written (`goldiff show URI`, forget by workspace).
         "uri",
         "workspace",
         "path",
         "cwd",
-        "client",
-        "server_version",
-        "skipped",
     }
 )
 # Columns that hold JSON: their strings are redacted one by one (with their keys), so the
