@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,29 @@ def measure(repo: Path, commits: int, include: list[str]) -> dict[str, Any]:
             got_lines = rebuilt.text.splitlines()
             differ[path] = [g for g, w in zip(got_lines, want.splitlines(), strict=False) if g != w]
     return {"commits": result.commits, "files": len(latest), "differ": differ}
+
+
+def run() -> list[dict[str, Any]]:
+    """For the benchmark board: the last 5 commits of toolz (the shared history bundle)."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "histories" / "toolz.bundle"
+    bundle = Path(os.environ.get("GOLDIFF_FIDELITY_BUNDLE", default))
+    if not bundle.exists():
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "toolz"
+        subprocess.run(["git", "clone", "-q", str(bundle), str(repo)], check=True)
+        out = measure(repo, 5, ["*.py"])
+    exact = out["files"] - len(out["differ"])
+    return [
+        {
+            "name": "fidelity: files rebuilt exactly after replaying toolz (5 commits)",
+            "value": exact,
+            "unit": f"of {out['files']} files",
+            "baseline": None,
+            "target": "all",
+            "met": not out["differ"],
+        }
+    ]
 
 
 def main() -> None:
