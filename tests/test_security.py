@@ -115,3 +115,33 @@ def test_the_writer_redacts_every_text_column_but_ids_and_paths(tmp_path: Path) 
     migrate(db)
     columns = {c.name for t in db.table_names() for c in db[t].columns}
     assert columns >= SAFE_COLUMNS
+
+
+def test_a_secret_typed_across_batches_is_masked_everywhere_and_rebuilds_verified(tmp_path: Path) -> None:
+    from goldiff import audit
+    from goldiff.store import EditRecord, TraceStore, open_database
+
+    pasted = "sk-proj-" + "Zq8wX2vR5tY9uI3oP7aS1dF4gH6jK0lMnB"
+    typed = "ghp_" + "4f9K2mQ7xLp0aZ8vN3bR6tY1uW5cE2dH7jKs"
+    store = TraceStore(tmp_path / "traces.db")
+    store.record_document({"id": "d", "session_id": "s", "uri": "file:///ws/k.py", "workspace": "file:///ws"})
+    store.record_edit(EditRecord("d", "open", 1, 0.0, 0.0, inserted="x = 1\n"))
+    # A paste holding a secret, then (in the same batch) an edit that closes its row.
+    line = f'KEY = "{pasted}"\n'
+    store.record_edit(EditRecord("d", "change", 2, 0.0, 0.0, offset=6, inserted=line))
+    store.record_edit(EditRecord("d", "change", 3, 0.0, 0.0, offset=6 + len(line), inserted="y = 2\n"))
+    # A token typed one key at a time, with the writer committing between keystrokes: the
+    # rows written before it was whole are masked after, and their hashes follow.
+    offset, version = 6 + len(line) + 6, 4
+    for ch in f'TOKEN = "{typed}"\n':
+        store.record_edit(EditRecord("d", "change", version, 0.0, 0.0, offset=offset, inserted=ch))
+        offset, version = offset + 1, version + 1
+        if version % 7 == 0:
+            assert store.flush()
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("traces.db*"))
+    assert pasted.encode() not in raw and typed.encode() not in raw
+    db, _ = open_database(tmp_path / "traces.db")
+    rebuilt = audit.rebuild(db, "file:///ws/k.py")
+    assert rebuilt.verified
+    assert rebuilt.text == f'x = 1\nKEY = "{"*" * len(pasted)}"\ny = 2\nTOKEN = "{"*" * len(typed)}"\n'

@@ -466,6 +466,9 @@ class TraceStore:
             doc.text = before[:start] + e.inserted + before[end:]
             return
         self._close_row(batch, e.document_id, doc)
+        # Closing the last row may have masked a secret in the text (same length, so the
+        # offsets hold): build on the masked text, never the copy taken before.
+        before = doc.text
         doc.text = before[:start] + e.inserted + before[end:]
         doc.seq += 1
         row = self._edit_row(e, doc.seq, inserted=e.inserted, snapshot=None, h=None)
@@ -576,21 +579,27 @@ class TraceStore:
         """Mask a newly found secret in the rows that typed it, before this one.
 
         Replays the document from its last snapshot before `upto_seq`, tracking which row
-        inserted each character, and masks the characters that now form the secret.
+        inserted each character, and masks the characters that now form the secret. The
+        rows' hashes are recomputed from the masked texts, so `goldiff show` still verifies
+        every step.
         """
         rows = self.db.execute(
-            "SELECT id, seq, snapshot, offset, removed, inserted FROM edits "
+            "SELECT id, seq, snapshot, offset, removed, inserted, content_hash FROM edits "
             "WHERE document_id = ? AND seq < ? AND seq >= COALESCE("
             "(SELECT MAX(seq) FROM edits WHERE document_id = ? AND seq < ? AND snapshot IS NOT NULL), 0) "
             "ORDER BY seq",
             [document_id, upto_seq, document_id, upto_seq],
         ).fetchall()
+        if not rows or rows[0][2] is None:
+            return  # no snapshot to replay from (a document always starts with one)
+        base = ""
         origin: list[tuple[int, int] | None] = []  # per character: (row id, index in its text)
         texts: dict[int, list[str]] = {}
-        for row_id, _seq, snap, offset, removed, inserted in rows:
-            if snap is not None and inserted is None:
-                text = self.db.execute("SELECT text FROM snapshots WHERE hash = ?", [snap]).fetchone()[0]
-                origin = [None] * len(text)
+        for n, (row_id, _seq, snap, offset, removed, inserted, _h) in enumerate(rows):
+            if n == 0:
+                # The snapshot is the text after this row: start from it.
+                base = self.db.execute("SELECT text FROM snapshots WHERE hash = ?", [snap]).fetchone()[0]
+                origin = [None] * len(base)
                 continue
             texts[row_id] = list(inserted or "")
             origin[offset : offset + removed] = [(row_id, i) for i in range(len(inserted or ""))]
@@ -601,10 +610,18 @@ class TraceStore:
                 if o is not None and texts[o[0]][o[1]] not in "\r\n":
                     texts[o[0]][o[1]] = "*"
                     touched.add(o[0])
-        for row_id in touched:
-            self.db.execute("UPDATE edits SET inserted = ? WHERE id = ?", ["".join(texts[row_id]), row_id])
-        if touched:
-            log.info("masked a secret in %d earlier edit rows", len(touched))
+        if not touched:
+            return
+        text = base
+        for row_id, _seq, _snap, offset, removed, _inserted, old_hash in rows[1:]:
+            new = "".join(texts[row_id])
+            text = text[:offset] + new + text[offset + removed :]
+            h = content_hash(text) if old_hash is not None else None
+            if row_id in touched or h != old_hash:
+                self.db.execute(
+                    "UPDATE edits SET inserted = ?, content_hash = ? WHERE id = ?", [new, h, row_id]
+                )
+        log.info("masked a secret in %d earlier edit rows", len(touched))
 
     def _write_failed(self, batch: _Batch, exc: Exception) -> None:
         msg = str(exc)
