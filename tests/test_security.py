@@ -77,3 +77,71 @@ async def test_secrets_typed_or_pasted_never_reach_store_or_logs(tmp_path: Path)
     leaks = [(s, name) for s in secrets for name, blob in blobs.items() if s.encode() in blob]
     assert leaks == []
     assert len(secrets) == 16  # the corpus tried; every one is masked everywhere
+
+
+def test_the_writer_redacts_every_text_column_but_ids_and_paths(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    import pytest
+    from goldiff.migrations import migrate
+    from goldiff.store import SAFE_COLUMNS, TraceStore
+
+    key = "sk-proj-" + "Q2x9LmN4pR7tV1wZ3yB6cD8fG0hJ5kM7aS2dF"
+    store = TraceStore(tmp_path / "traces.db")
+    # Rows as a new call site would write them: no list of fields to redact anywhere.
+    store.record_row(
+        "episodes", {"id": "e1", "kind": "agent", "detail": json.dumps({"command": f"export K={key}"})}
+    )
+    store.update_row("episodes", "e1", {"before": f'KEY = "{key}"\n', "source": key})
+    store.record_event("note", session_id="s", detail={"text": f"token {key}", "nested": [{"k": key}]})
+    store.record_terminal_command({"session_id": "s", "command_line": f"OPENAI_API_KEY={key} claude 'fix'"})
+    store.record_row(
+        "proposals", {"id": "p1", "instruction": f"use {key}", "context": json.dumps({"p": key})}
+    )
+    with pytest.raises(ValueError):
+        store.record_row("edits", {"inserted": key})
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("traces.db*"))
+    assert key.encode() not in raw
+    conn = sqlite3.connect(tmp_path / "traces.db")
+    (detail,) = conn.execute("SELECT detail FROM episodes").fetchone()
+    assert json.loads(detail) == {"command": "export K=" + "*" * len(key)}
+    (event,) = conn.execute("SELECT detail FROM events WHERE kind = 'note'").fetchone()
+    assert json.loads(event)["nested"] == [{"k": "*" * len(key)}]
+    conn.close()
+    # Every column declared safe exists: a typo would silently leave a column unredacted.
+    db = __import__("sqlite_utils").Database(memory=True)
+    migrate(db)
+    columns = {c.name for t in db.table_names() for c in db[t].columns}
+    assert columns >= SAFE_COLUMNS
+
+
+def test_a_secret_typed_across_batches_is_masked_everywhere_and_rebuilds_verified(tmp_path: Path) -> None:
+    from goldiff import audit
+    from goldiff.store import EditRecord, TraceStore, open_database
+
+    pasted = "sk-proj-" + "Zq8wX2vR5tY9uI3oP7aS1dF4gH6jK0lMnB"
+    typed = "ghp_" + "4f9K2mQ7xLp0aZ8vN3bR6tY1uW5cE2dH7jKs"
+    store = TraceStore(tmp_path / "traces.db")
+    store.record_document({"id": "d", "session_id": "s", "uri": "file:///ws/k.py", "workspace": "file:///ws"})
+    store.record_edit(EditRecord("d", "open", 1, 0.0, 0.0, inserted="x = 1\n"))
+    # A paste holding a secret, then (in the same batch) an edit that closes its row.
+    line = f'KEY = "{pasted}"\n'
+    store.record_edit(EditRecord("d", "change", 2, 0.0, 0.0, offset=6, inserted=line))
+    store.record_edit(EditRecord("d", "change", 3, 0.0, 0.0, offset=6 + len(line), inserted="y = 2\n"))
+    # A token typed one key at a time, with the writer committing between keystrokes: the
+    # rows written before it was whole are masked after, and their hashes follow.
+    offset, version = 6 + len(line) + 6, 4
+    for ch in f'TOKEN = "{typed}"\n':
+        store.record_edit(EditRecord("d", "change", version, 0.0, 0.0, offset=offset, inserted=ch))
+        offset, version = offset + 1, version + 1
+        if version % 7 == 0:
+            assert store.flush()
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("traces.db*"))
+    assert pasted.encode() not in raw and typed.encode() not in raw
+    db, _ = open_database(tmp_path / "traces.db")
+    rebuilt = audit.rebuild(db, "file:///ws/k.py")
+    assert rebuilt.verified
+    assert rebuilt.text == f'x = 1\nKEY = "{"*" * len(pasted)}"\ny = 2\nTOKEN = "{"*" * len(typed)}"\n'

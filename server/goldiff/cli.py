@@ -69,6 +69,10 @@ def serve(home: Path | None, tcp: str | None, log_file: Path | None, verbose: bo
     handler: logging.Handler = (
         logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
     )  # never stdout: it is the LSP channel
+    from goldiff.capture.redaction import RedactingFilter
+
+    # Every line the log gets passes the redactor, whichever logger wrote it.
+    handler.addFilter(RedactingFilter())
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         handlers=[handler],
@@ -174,23 +178,72 @@ def show(home: Path | None, uri: str, version: int | None) -> None:
     click.echo(rebuilt.text, nl=False)
 
 
+def _when(value: str | None, option: str) -> float | None:
+    """An instant given as ISO 8601 (`2026-12-01`, `2026-12-01T14:30`) or epoch seconds."""
+    if value is None:
+        return None
+    import datetime as dt
+
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            "give a date or time as 2026-12-01 or 2026-12-01T14:30, or epoch seconds", param_hint=option
+        ) from None
+    return when.timestamp()  # a naive time is local time, as the user reads it
+
+
 @main.command()
 @home_option
 @click.option("--workspace", help="Only this workspace's data (a folder path or file:// URI).")
+@click.option("--document", help="Only this document's data (a file path or URI).")
+@click.option("--since", help="Only data recorded from this time on (2026-12-01T14:30 or epoch seconds).")
+@click.option("--until", help="Only data recorded before this time.")
+@click.option("--all", "everything", is_flag=True, help="Everything Goldiff recorded.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @friendly
-def forget(home: Path | None, workspace: str | None, yes: bool) -> None:
-    """Delete recorded data (everything, or one workspace's)."""
+def forget(
+    home: Path | None,
+    workspace: str | None,
+    document: str | None,
+    since: str | None,
+    until: str | None,
+    everything: bool,
+    yes: bool,
+) -> None:
+    """Delete recorded data: a workspace's, a document's, a time range's, or --all.
+
+    The deleted text is overwritten in the store's files, not only unlisted.
+    """
     from goldiff import audit
     from goldiff.capture.paths import path_to_uri
 
+    scopes = [bool(workspace), bool(document), since is not None or until is not None, everything]
+    if sum(scopes) != 1:
+        raise click.UsageError(
+            "say what to forget: --workspace DIR, --document FILE, --since/--until TIME, or --all"
+        )
     if workspace and "://" not in workspace:
         workspace = path_to_uri(Path(workspace))
-    what = f"everything recorded for {workspace}" if workspace else "everything Goldiff recorded"
+    if document and "://" not in document:
+        document = path_to_uri(Path(document))
+    start, end = _when(since, "--since"), _when(until, "--until")
+    if workspace:
+        what = f"everything recorded for the workspace {workspace}"
+    elif document:
+        what = f"everything recorded for {document}"
+    elif everything:
+        what = "everything Goldiff recorded"
+    else:
+        what = f"everything recorded between {since or 'the start'} and {until or 'now'}"
     if not yes:
         click.confirm(f"Delete {what}?", abort=True)
     db, _ = _open_reader(home)
-    deleted = audit.forget(db, workspace)
+    deleted = audit.forget(db, workspace, document=document, since=start, until=end)
     click.echo(json.dumps(deleted, sort_keys=True))
 
 

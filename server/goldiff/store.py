@@ -37,7 +37,7 @@ from typing import Any
 
 import sqlite_utils
 
-from goldiff.capture.redaction import mask_spans, redact, secret_spans
+from goldiff.capture.redaction import key_block_open, mask_spans, redact, redact_json, secret_spans
 from goldiff.errors import StoreCorruptError, StoreError, StoreWriteError
 from goldiff.migrations import migrate, schema_version
 
@@ -63,6 +63,48 @@ def clean_text(text: str) -> str:
     except UnicodeEncodeError:
         return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
     return text
+
+
+# Redaction by construction: the writer masks secrets in every text value it writes, except
+# in the columns named here, which hold identifiers, hashes and paths the server builds.
+# Even short enums a client sends (kind, reason, model) are redacted: it costs little. A
+# new table or column is therefore redacted without anyone asking.
+SAFE_COLUMNS = frozenset(
+    {
+        "id",
+        "session_id",
+        "document_id",
+        "suggestion_id",
+        "episode_id",
+        "shadow_of",
+        "hash",
+        "content_hash",
+        "snapshot",
+        # Paths and URIs are looked up as written (`goldiff show URI`, forget by workspace).
+        "uri",
+        "workspace",
+        "path",
+        "cwd",
+    }
+)
+# Columns that hold JSON: their strings are redacted one by one (with their keys), so the
+# column stays valid JSON.
+JSON_COLUMNS = frozenset({"detail", "context", "range", "survival"})
+# Written only by the edit path, which redacts each document's text in context (a secret
+# typed one key at a time is masked once it is whole, in every row that typed it).
+EDIT_TABLES = frozenset({"edits", "snapshots"})
+
+
+def redact_value(column: str, value: Any) -> Any:
+    """What the store writes for `value` in `column`: cleaned, with its secrets masked."""
+    if not isinstance(value, str):
+        return value
+    value = clean_text(value)
+    if column in SAFE_COLUMNS:
+        return value
+    if column in JSON_COLUMNS:
+        return redact_json(value)
+    return redact(value)
 
 
 def content_hash(text: str) -> str:
@@ -169,6 +211,7 @@ def _check_file(path: Path) -> str | None:
 
 SCAN_MARGIN = 256  # characters scanned for secrets either side of an edit, on its lines
 SCAN_TOKEN_MAX = 4096  # no secret is longer: the window never widens further to find a space
+KEY_BLOCK_REACH = 16_384  # how far above an edit a private key's header is looked for
 
 
 def _scan_window(text: str, start: int, end: int) -> tuple[int, int]:
@@ -186,6 +229,11 @@ def _scan_window(text: str, start: int, end: int) -> tuple[int, int]:
         floor = max(line_start, cut - SCAN_TOKEN_MAX)
         space = max(text.rfind(" ", floor, cut), text.rfind("\t", floor, cut))
         line_start = space + 1 if space != -1 else floor
+    # A private key typed or pasted a line at a time: its body lines are only a secret
+    # beside their header, so scan from the header.
+    block = key_block_open(text[max(0, line_start - KEY_BLOCK_REACH) : line_start])
+    if block != -1:
+        line_start = max(0, line_start - KEY_BLOCK_REACH) + block
     if line_end - end > SCAN_MARGIN:
         cut = end + SCAN_MARGIN
         ceiling = min(line_end, cut + SCAN_TOKEN_MAX)
@@ -260,7 +308,7 @@ class TraceStore:
         self._queue.put(edit)
 
     def record_terminal_command(self, row: dict[str, Any]) -> None:
-        self._queue.put(("insert", "terminal_commands", row, ("command_line", "output")))
+        self._queue.put(("insert", "terminal_commands", row))
 
     def record_event(
         self,
@@ -281,10 +329,10 @@ class TraceStore:
         self._queue.put(("insert", "events", row))
 
     def record_suggestion(self, row: dict[str, Any]) -> None:
-        self._queue.put(("upsert", "suggestions", row, ("prefix", "suffix", "text", "context", "gold")))
+        self._queue.put(("upsert", "suggestions", row))
 
     def update_suggestion(self, suggestion_id: str, values: dict[str, Any]) -> None:
-        self._queue.put(("update", "suggestions", suggestion_id, values, ("gold", "text")))
+        self._queue.put(("update", "suggestions", suggestion_id, values))
 
     def record_suggestion_event(
         self,
@@ -301,21 +349,16 @@ class TraceStore:
         }
         self._queue.put(("insert", "suggestion_events", row))
 
-    def record_row(
-        self,
-        table: str,
-        row: dict[str, Any],
-        *,
-        upsert: bool = False,
-        redact_fields: tuple[str, ...] = (),
-    ) -> None:
-        """A row for any table (episodes, proposals, ...); `redact_fields` are masked first."""
-        self._queue.put(("upsert" if upsert else "insert", table, row, redact_fields))
+    def record_row(self, table: str, row: dict[str, Any], *, upsert: bool = False) -> None:
+        """A row for any table (episodes, proposals, ...); its text columns are redacted."""
+        if table in EDIT_TABLES:
+            raise ValueError(f"{table} rows come from record_edit, which redacts them in context")
+        self._queue.put(("upsert" if upsert else "insert", table, row))
 
-    def update_row(
-        self, table: str, pk: str, values: dict[str, Any], *, redact_fields: tuple[str, ...] = ()
-    ) -> None:
-        self._queue.put(("update", table, pk, values, redact_fields))
+    def update_row(self, table: str, pk: str, values: dict[str, Any]) -> None:
+        if table in EDIT_TABLES:
+            raise ValueError(f"{table} rows come from record_edit, which redacts them in context")
+        self._queue.put(("update", table, pk, values))
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything recorded so far is written; False if it could not be."""
@@ -382,15 +425,9 @@ class TraceStore:
             self._apply_edit(batch, item)
             return
         op, table, *rest = item
-        # Redaction runs here, on the writer thread, to keep it off the editor's path.
-        fields: tuple[str, ...] = rest[-1] if len(rest) > (2 if op == "update" else 1) else ()
-        values = {
-            k: clean_text(v) if isinstance(v, str) else v
-            for k, v in (rest[1] if op == "update" else rest[0]).items()
-        }
-        for key in fields:
-            if isinstance(values.get(key), str):
-                values[key] = redact(values[key])
+        # Redaction runs here, on the writer thread, to keep it off the editor's path; every
+        # row for every table passes through this one place.
+        values = {k: redact_value(k, v) for k, v in (rest[1] if op == "update" else rest[0]).items()}
         if op in ("insert", "upsert"):
             batch.add(table, {"__op": op, **values})
         elif op == "update":
@@ -435,6 +472,9 @@ class TraceStore:
             doc.text = before[:start] + e.inserted + before[end:]
             return
         self._close_row(batch, e.document_id, doc)
+        # Closing the last row may have masked a secret in the text (same length, so the
+        # offsets hold): build on the masked text, never the copy taken before.
+        before = doc.text
         doc.text = before[:start] + e.inserted + before[end:]
         doc.seq += 1
         row = self._edit_row(e, doc.seq, inserted=e.inserted, snapshot=None, h=None)
@@ -609,21 +649,27 @@ class TraceStore:
         """Mask a newly found secret in the rows that typed it, before this one.
 
         Replays the document from its last snapshot before `upto_seq`, tracking which row
-        inserted each character, and masks the characters that now form the secret.
+        inserted each character, and masks the characters that now form the secret. The
+        rows' hashes are recomputed from the masked texts, so `goldiff show` still verifies
+        every step.
         """
         rows = self.db.execute(
-            "SELECT id, seq, snapshot, offset, removed, inserted FROM edits "
+            "SELECT id, seq, snapshot, offset, removed, inserted, content_hash FROM edits "
             "WHERE document_id = ? AND seq < ? AND seq >= COALESCE("
             "(SELECT MAX(seq) FROM edits WHERE document_id = ? AND seq < ? AND snapshot IS NOT NULL), 0) "
             "ORDER BY seq",
             [document_id, upto_seq, document_id, upto_seq],
         ).fetchall()
+        if not rows or rows[0][2] is None:
+            return  # no snapshot to replay from (a document always starts with one)
+        base = ""
         origin: list[tuple[int, int] | None] = []  # per character: (row id, index in its text)
         texts: dict[int, list[str]] = {}
-        for row_id, _seq, snap, offset, removed, inserted in rows:
-            if snap is not None and inserted is None:
-                text = self.db.execute("SELECT text FROM snapshots WHERE hash = ?", [snap]).fetchone()[0]
-                origin = [None] * len(text)
+        for n, (row_id, _seq, snap, offset, removed, inserted, _h) in enumerate(rows):
+            if n == 0:
+                # The snapshot is the text after this row: start from it.
+                base = self.db.execute("SELECT text FROM snapshots WHERE hash = ?", [snap]).fetchone()[0]
+                origin = [None] * len(base)
                 continue
             texts[row_id] = list(inserted or "")
             origin[offset : offset + removed] = [(row_id, i) for i in range(len(inserted or ""))]
@@ -634,10 +680,18 @@ class TraceStore:
                 if o is not None and texts[o[0]][o[1]] not in "\r\n":
                     texts[o[0]][o[1]] = "*"
                     touched.add(o[0])
-        for row_id in touched:
-            self.db.execute("UPDATE edits SET inserted = ? WHERE id = ?", ["".join(texts[row_id]), row_id])
-        if touched:
-            log.info("masked a secret in %d earlier edit rows", len(touched))
+        if not touched:
+            return
+        text = base
+        for row_id, _seq, _snap, offset, removed, _inserted, old_hash in rows[1:]:
+            new = "".join(texts[row_id])
+            text = text[:offset] + new + text[offset + removed :]
+            h = content_hash(text) if old_hash is not None else None
+            if row_id in touched or h != old_hash:
+                self.db.execute(
+                    "UPDATE edits SET inserted = ?, content_hash = ? WHERE id = ?", [new, h, row_id]
+                )
+        log.info("masked a secret in %d earlier edit rows", len(touched))
 
     def _write_failed(self, batch: _Batch, exc: Exception) -> None:
         msg = str(exc)

@@ -263,7 +263,6 @@ class ProposalTracker:
                 "outcome": None if shadow_of else proposal.outcome,
                 "latency_ms": latency_ms,
             },
-            redact_fields=("before", "context", "text"),
         )
         return proposal
 
@@ -516,7 +515,6 @@ class ProposalTracker:
                 "outcome": "accepted",
                 "latency_ms": (run.ended_at - run.started_at) * 1000,
             },
-            redact_fields=("before", "text"),
         )
         self._schedule_settle(state)
 
@@ -557,7 +555,6 @@ class ProposalTracker:
                 "before": episode.before,
             },
             upsert=True,
-            redact_fields=("before",),
         )
 
     def _schedule_settle(self, state: DocEdits) -> None:
@@ -636,7 +633,6 @@ class ProposalTracker:
                 "detail": episode.detail(kept),
             },
             upsert=True,
-            redact_fields=("before", "after", "gold_diff"),
         )
         self.store.record_event(
             "episode_settled",

@@ -669,7 +669,6 @@ class OutcomeTracker:
                     "before": episode.before,
                 },
                 upsert=True,
-                redact_fields=("before",),
             )
         else:
             region = episode.region
@@ -725,7 +724,6 @@ class OutcomeTracker:
                 "detail": episode.detail(),
             },
             upsert=True,
-            redact_fields=("before", "after", "gold_diff"),
         )
 
     # ------------------------------------------------------------------ terminal
