@@ -356,3 +356,29 @@ def test_the_framed_reader_resynchronises_on_the_next_header() -> None:
         assert reader.read(len(body)) == body
         assert reader.skipped == skipped
         assert reader.readline() == b""  # end of input
+
+
+def test_keystrokes_leave_no_handler_behind(client: PipeClient, tmp_path: Path) -> None:
+    """Each didChange used to stay in pygls' table of running handlers for good: memory grew
+    with every keystroke, and so did the work of every later command's cancel hook."""
+    uri = (tmp_path / "typed.py").as_uri()
+    client.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": uri, "languageId": "python", "version": 0, "text": ""}},
+    )
+    for i in range(300):
+        client.notify(
+            "textDocument/didChange",
+            {
+                "textDocument": {"uri": uri, "version": i + 1},
+                "contentChanges": [
+                    {
+                        "range": {"start": {"line": 0, "character": i}, "end": {"line": 0, "character": i}},
+                        "text": "x",
+                    }
+                ],
+            },
+        )
+    stats = client.request("workspace/executeCommand", {"command": "goldiff.serverStats"}, timeout=60)
+    assert stats["didChangeCount"] == 300
+    assert stats["pendingHandlers"] <= 2, stats  # the serverStats request itself at most

@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -150,6 +151,25 @@ class GoldiffProtocol(LanguageServerProtocol):
     ) -> Generator[Any, Any, None]:
         yield from self._route(types.TEXT_DOCUMENT_DID_CHANGE, params)
 
+    # Futures started while a generator step runs (see `_run_generator`); None outside one.
+    _started: list[Any] | None = None
+
+    def _execute_handler(
+        self, msg_id: Any, handler: Any, callback: Any, args: Any = None, kwargs: Any = None
+    ) -> None:
+        super()._execute_handler(msg_id, handler, callback, args=args, kwargs=kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is None:
+            return
+        if self._started is not None:
+            self._started.append(future)
+        # pygls forgets a request's future when it answers, but never a notification's: every
+        # keystroke (didChange is a generator handler here) would stay in the table for good.
+        future.add_done_callback(partial(self._forget_future, msg_id))
+
+    def _forget_future(self, msg_id: Any, _done: Any) -> None:
+        self._request_futures.pop(msg_id, None)
+
     def _run_generator(self, future: Any, *, gen: Any, result_future: Any) -> None:
         """Make `$/cancelRequest` reach a running `workspace/executeCommand` handler.
 
@@ -157,12 +177,17 @@ class GoldiffProtocol(LanguageServerProtocol):
         request's future; cancelling the request only cancels that outer future, and the
         task (an export, a distillation) would run on unseen. Each task this step starts
         is cancelled with the request, so a command's `asyncio.CancelledError` handler
-        runs and can stop its work.
+        runs and can stop its work. Only the tasks this step started are looked at, so a
+        keystroke costs the same however long the server has run.
         """
-        before = set(self._request_futures)
-        super()._run_generator(future, gen=gen, result_future=result_future)
-        for key, inner in list(self._request_futures.items()):
-            if key not in before and inner is not result_future:
+        outer, self._started = self._started, []
+        try:
+            super()._run_generator(future, gen=gen, result_future=result_future)
+            started = self._started
+        finally:
+            self._started = outer
+        for inner in started:
+            if inner is not result_future:
                 result_future.add_done_callback(
                     lambda f, inner=inner: inner.cancel() if f.cancelled() else None
                 )
@@ -421,6 +446,8 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
             "didChangeP50Ms": pct(0.50),
             "didChangeP99Ms": pct(0.99),
             "queueDepth": ls.store.queue_depth(),
+            # Handlers still running (or never forgotten): stays small however long it runs.
+            "pendingHandlers": len(ls.protocol._request_futures),
             "messagesShown": ls.shown_messages,
             "messagesSuppressed": ls.messages.suppressed,
             "peakRssKb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
