@@ -240,6 +240,40 @@ def models_use(home: Path | None, name_or_path: str) -> None:
     click.echo(f"The default local model is now {entry.name} ({entry.path}).")
 
 
+@models.command("gate")
+@home_option
+@click.option("--model", "model", help="The model the gate is for (default: the default model).")
+@click.option("--source", default="local", show_default=True, help="Learn from this source's suggestions.")
+@click.option("--json", "as_json", is_flag=True, help="Print the gate's summary as JSON.")
+@friendly
+def models_gate(home: Path | None, model: str | None, source: str, as_json: bool) -> None:
+    """Train the show/hide gate on your recorded outcomes; version it beside the model."""
+    from goldiff.gate import train_gate
+    from goldiff.home import models_dir
+    from goldiff.sources.registry import Registry
+
+    root = resolve_home(home)
+    registry = Registry(root)
+    name = registry.resolve(model).name
+    db, _ = _open_reader(home)
+    version = len(registry.gates(name)["versions"]) + 1
+    out = models_dir(root) / "gates" / f"{name}.gate-v{version}.json"
+    try:
+        gate = train_gate(db, out, source=source)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    registry.set_gate(name, out, gate.info)
+    summary = {"model": name, "version": version, "path": str(out), "threshold": gate.threshold, **gate.info}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        click.echo(
+            f"Gate v{version} for {name}: trained on {gate.info['rows']} suggestions "
+            f"({gate.info['kept']} kept), threshold {gate.threshold:.2f}; the server uses it from "
+            "its next request."
+        )
+
+
 @main.command("export")
 @home_option
 @click.option(

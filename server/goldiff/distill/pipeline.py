@@ -192,5 +192,23 @@ def distill_from_store(
     }
     Registry(home).register(name, result["gguf"], kind="model", lineage=lineage)
     (work / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
-    say(f"Registered as {name!r}: `goldiff models use {name}` (or the editor's toggle) switches to it.")
-    return {"name": name, **result, "lineage": lineage}
+    say(f"Registered as {name!r}. Comparing it with the current default on the held-out gold...")
+    decision = promote_from_split(home, name, exported.paths.get("test"), threads=options.threads)
+    if decision.promote:
+        say(f"Promoted {name!r} to the default: {decision.reason}.")
+    else:
+        say(f"Not promoted ({decision.reason}); `goldiff models use {name}` switches to it anyway.")
+    return {"name": name, **result, "lineage": lineage, "promotion": decision.as_dict()}
+
+
+def promote_from_split(home: Path, name: str, test_rows: Path | None, *, threads: int | None = None) -> Any:
+    """`promote.promote_if_better` on the held-out sft rows of the export."""
+    from goldiff.distill.promote import GoldRow, promote_if_better
+
+    rows = []
+    if test_rows is not None and Path(test_rows).is_file():
+        with Path(test_rows).open(encoding="utf-8") as fh:
+            for line in fh:
+                row = json.loads(line)
+                rows.append(GoldRow(row["prefix"], row["suffix"], row["completion"]))
+    return promote_if_better(home, name, rows, threads=threads)

@@ -219,7 +219,13 @@ class CompletionService:
         else:
             resolved = self.registry.resolve(local.model)
             adapter = self._adapter_path(local.adapter, resolved)
-            key = ("gguf", str(resolved.model_path), str(adapter or ""), resolved.name)
+            key = (
+                "gguf",
+                str(resolved.model_path),
+                str(adapter or ""),
+                resolved.name,
+                str(resolved.gate or ""),
+            )
         with self._load_lock:
             source = self._local.get(key)
             if source is not None:
@@ -249,7 +255,7 @@ class CompletionService:
         from goldiff.sources.local import LocalSource  # imports llama_cpp: only when needed
 
         started = time.perf_counter()
-        source = LocalSource(key[1], adapter_path=key[2] or None, name=key[3])
+        source = LocalSource(key[1], adapter_path=key[2] or None, name=key[3], gate=key[4] or None)
         log.info("loaded local model %s in %.2fs", source.model, time.perf_counter() - started)
         return source
 
@@ -459,7 +465,7 @@ class CompletionService:
     ) -> None:
         if not doc.captured:
             return  # capture is off or the file is excluded: suggest, but keep nothing
-        context = {
+        context: dict[str, Any] = {
             "language": request.language,
             "path": request.path,
             "recentEdits": [dataclasses.asdict(e) for e in request.recent_edits],
@@ -470,6 +476,11 @@ class CompletionService:
             "serverMs": server_ms,
             "rawText": completion.raw_text,
         }
+        if completion.token_logprobs:
+            # What the show/hide gate (goldiff.gate) learns from, with the outcome.
+            context["logprobs"] = [round(v, 4) for v in completion.token_logprobs]
+        if completion.gate_score is not None:
+            context["gateScore"] = round(completion.gate_score, 4)
         row: dict[str, Any] = {
             "id": sid,
             "session_id": self.server.recorder.session_id,

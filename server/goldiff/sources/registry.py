@@ -69,6 +69,7 @@ class Resolved:
     name: str
     model_path: Path
     adapter_path: Path | None = None
+    gate: Path | None = None  # the model's current show/hide gate (goldiff.gate), if trained
 
 
 class Registry:
@@ -82,13 +83,14 @@ class Registry:
         try:
             data = json.loads(self.path.read_text("utf-8"))
         except FileNotFoundError:
-            return {"version": 1, "default": None, "models": {}}
+            return {"version": 1, "default": None, "models": {}, "gates": {}}
         except (OSError, ValueError) as exc:
             raise ConfigError(
                 f"the model registry {self.path} is unreadable ({exc}); fix or delete it"
             ) from exc
         data.setdefault("models", {})
         data.setdefault("default", None)
+        data.setdefault("gates", {})
         return dict(data)
 
     def _save(self, data: dict[str, Any]) -> None:
@@ -170,8 +172,50 @@ class Registry:
         self._save(data)
         return entry
 
+    def annotate(self, name: str, **lineage: Any) -> None:
+        """Add facts to a registered model's lineage (e.g. its promotion decision)."""
+        data = self._load()
+        if name not in data["models"]:
+            raise ConfigError(f"no registered model named {name!r}")
+        data["models"][name].setdefault("lineage", {}).update(lineage)
+        self._save(data)
+
+    # ------------------------------------------------------------------ gates
+
+    def set_gate(self, model: str, path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> int:
+        """Record a newly trained show/hide gate for `model` and make it current; its version."""
+        file = Path(path).expanduser().resolve()
+        if not file.is_file():
+            raise ConfigError(f"cannot register the gate {file}: it does not exist")
+        data = self._load()
+        gates = data["gates"].setdefault(model, {"current": None, "versions": []})
+        version = len(gates["versions"]) + 1
+        gates["versions"].append(
+            {"version": version, "path": str(file), "info": dict(info or {}), "registered_at": time.time()}
+        )
+        gates["current"] = version
+        self._save(data)
+        return version
+
+    def gates(self, model: str) -> dict[str, Any]:
+        """`{"current": N, "versions": [...]}` for `model` (no versions when none was trained)."""
+        return dict(self._load()["gates"].get(model) or {"current": None, "versions": []})
+
+    def gate_for(self, model: str) -> Path | None:
+        """The current gate's file for `model`, if one was trained and still exists."""
+        gates = self.gates(model)
+        current = next((v for v in gates["versions"] if v["version"] == gates["current"]), None)
+        if current is None or not Path(current["path"]).is_file():
+            return None
+        return Path(current["path"])
+
     def resolve(self, name_or_path: str | None = None) -> Resolved:
         """Files to load for a name, a path, or (None) the default; `ModelLoadError` if none."""
+        resolved = self._resolve(name_or_path)
+        gate = self.gate_for(resolved.name)
+        return Resolved(resolved.name, resolved.model_path, resolved.adapter_path, gate) if gate else resolved
+
+    def _resolve(self, name_or_path: str | None = None) -> Resolved:
         if name_or_path is None:
             name_or_path = self.default()
             if name_or_path is None:
