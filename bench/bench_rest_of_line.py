@@ -13,7 +13,7 @@ probability threshold would have shown.
         --config default-fim=models/goldiff-default-Q6_K.gguf:fim \\
         --config smollm2-heal=PATH/SmolLM2-135M-Instruct.Q4_1.gguf:prefix:heal --out results/rol
 
-A config is NAME=PATH[:fim|:prefix][:heal]. `--seconds` is the per-request budget (the
+A config is NAME=PATH[:fim|:prefix][:heal][:ctx=TOKENS]. `--seconds` is the per-request budget (the
 server's is 2 s; a busy shared machine needs more to measure quality rather than load).
 """
 
@@ -41,7 +41,8 @@ def parse_config(spec: str) -> tuple[str, Path, ServeProfile]:
     name, _, rest = spec.partition("=")
     path, *flags = rest.split(":")
     prompt = next((f for f in flags if f in ("fim", "prefix")), None)
-    return name, Path(path), ServeProfile(prompt=prompt, heal="heal" in flags)
+    ctx = next((int(f[4:]) for f in flags if f.startswith("ctx=")), None)
+    return name, Path(path), ServeProfile(prompt=prompt, heal="heal" in flags, context_tokens=ctx)
 
 
 def request_for(case: Case, seconds: float) -> CompletionRequest:
@@ -82,6 +83,7 @@ def run_config(
 
         def record(row: dict[str, Any]) -> None:
             fh.write(json.dumps(row | records[-1], ensure_ascii=False) + "\n")
+            fh.flush()
 
         started = time.perf_counter()
         summary = score_cases(cases, complete, record=record)
@@ -90,6 +92,7 @@ def run_config(
         "model": str(path),
         "prompt": source.prompt_mode,
         "heal": profile.heal,
+        "context_tokens": source.n_ctx,
         "wall_s": time.perf_counter() - started,
         **summary,
         "truncate_below": {str(t): truncated[t].summary() for t in TRUNCATE_AT},

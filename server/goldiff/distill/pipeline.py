@@ -30,10 +30,16 @@ class BaseModel:
 
 
 def base_model(gguf: Path | None, work: Path, say: Say = print) -> BaseModel:
-    """The base (default: the shipped model) with torch weights to fine-tune from."""
-    from goldiff.sources.registry import default_model_path
+    """The base (default: the project's own shipped model) with torch weights to fine-tune from.
 
-    found = gguf or default_model_path()
+    The pretrained default that serves (SmolLM2, llama architecture) is not a base here: the
+    GGUF export and parity check speak qwen2, the architecture of Goldiff's own model.
+    """
+    import os
+
+    from goldiff.sources.registry import DEFAULT_MODEL_ENV, default_model_path, own_model_path
+
+    found = gguf or (default_model_path() if os.environ.get(DEFAULT_MODEL_ENV) else own_model_path())
     if found is None or not Path(found).is_file():
         raise ConfigError(
             "no base model found (models/goldiff-default*.gguf). Reinstall Goldiff from a "

@@ -109,7 +109,7 @@ class LocalSource:
             self.llm = llama_cpp.Llama(
                 model_path=str(self.model_path),
                 lora_path=str(self.adapter_path) if self.adapter_path else None,
-                n_ctx=n_ctx,
+                n_ctx=self.profile.context_tokens or n_ctx,
                 n_threads=n_threads or _threads(),
                 verbose=True,
             )

@@ -5,6 +5,7 @@ A GGUF `NAME.gguf` may have a sidecar `NAME.serve.json`:
     {"prompt": "prefix",        # "fim" or "prefix": how the local source asks it
      "heal": true,              # back the prompt up one token and make the answer start with it
      "min_token_prob": 0.0,     # stop a suggestion at the first token less likely than this
+     "context_tokens": 1024,    # prompt + answer budget (a shorter prompt is a faster cold start)
      "gate": "NAME.gate.json",  # a learned show/hide gate (goldiff.gate), relative to the model
      "measured": {...}}         # the figures that decided the above, with the command
 
@@ -32,6 +33,7 @@ class ServeProfile:
     prompt: str | None = None  # None: FIM when the model has FIM tokens, else prefix
     heal: bool = False
     min_token_prob: float = 0.0
+    context_tokens: int | None = None  # None: the source's N_CTX
     gate: Path | None = None
     measured: dict[str, Any] | None = None
 
@@ -59,6 +61,7 @@ def load_profile(model_path: str | Path) -> ServeProfile:
         prompt=prompt,
         heal=bool(data.get("heal", False)),
         min_token_prob=float(data.get("min_token_prob", 0.0)),
+        context_tokens=int(data["context_tokens"]) if data.get("context_tokens") else None,
         gate=(path.parent / gate) if isinstance(gate, str) and gate else None,
         measured=data.get("measured"),
     )

