@@ -263,7 +263,21 @@ def models_gate(home: Path | None, model: str | None, source: str, as_json: bool
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     registry.set_gate(name, out, gate.info)
-    summary = {"model": name, "version": version, "path": str(out), "threshold": gate.threshold, **gate.info}
+    plot = None
+    try:
+        from goldiff.evaluate import plot_gate_curve
+
+        plot = plot_gate_curve(gate.info["curve"], out.with_suffix(".png"))
+    except ImportError:
+        pass  # matplotlib is in the train extra: the curve stays in the JSON
+    summary = {
+        "model": name,
+        "version": version,
+        "path": str(out),
+        "plot": str(plot or ""),
+        "threshold": gate.threshold,
+        **gate.info,
+    }
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
     else:
