@@ -43,6 +43,7 @@ N_CTX = 2048  # prompt + generation; larger contexts cost memory and prompt time
 PREFILL_CHUNK = 32  # prompt tokens evaluated between two looks at the cancel flag
 SUFFIX_SHARE = 0.25  # of the prompt budget given to the text after the cursor
 PREFIX_STEP = 64  # the prefix is cut from the left in steps of this many tokens
+_BLANK = (b" ", b"\t", b"\n", b"\r")
 
 
 class _Stopped(Exception):
@@ -269,9 +270,10 @@ class LocalSource:
         n = len(heal)
         if heal[-1:] in (b" ", b"\t"):
             # Whitespace healing: the answer starts with exactly the indentation or space the
-            # prompt ended with, never more (a longer run would over-indent the line).
+            # prompt ended with, then code (more blanks would over-indent the line; a newline
+            # would leave the cursor's line empty).
             allowed = np.fromiter(
-                (p.startswith(heal) and p[n : n + 1] not in (b" ", b"\t") for p in pieces),
+                (p.startswith(heal) and p[n : n + 1] not in _BLANK for p in pieces),
                 bool,
                 self._n_vocab,
             )
