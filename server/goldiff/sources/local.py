@@ -112,6 +112,9 @@ class LocalSource:
                 lora_path=str(self.adapter_path) if self.adapter_path else None,
                 n_ctx=self.profile.context_tokens or n_ctx,
                 n_threads=n_threads or _threads(),
+                # Prompt evaluation uses as many threads as generation: more than the caller
+                # asked for spin against each other on a busy machine.
+                n_threads_batch=n_threads or _threads(),
                 verbose=True,
             )
         except (ValueError, RuntimeError, OSError) as exc:
