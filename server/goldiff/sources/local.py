@@ -267,22 +267,27 @@ class LocalSource:
         ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
 
-    def _healing_mask(self, heal: bytes) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
-        """Tokens whose text starts with `heal` (None: healing impossible, ask unconstrained)."""
+    def _healing_mask(self, remaining: bytes) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
+        """Tokens that can come next while `remaining` bytes of the healed text are unmatched:
+        those that cover it, and those that are a proper start of it (the text is then matched
+        over several tokens, as the model's own tokenization may split it). None: no token fits.
+        """
         pieces, stops = self._piece_table()
-        n = len(heal)
-        if heal[-1:] in (b" ", b"\t"):
-            # Whitespace healing: the answer starts with exactly the indentation or space the
-            # prompt ended with, then code (more blanks would over-indent the line; a newline
-            # would leave the cursor's line empty).
-            allowed = np.fromiter(
-                (p.startswith(heal) and p[n : n + 1] not in _BLANK for p in pieces),
-                bool,
-                self._n_vocab,
-            )
+        n = len(remaining)
+        if remaining[-1:] in (b" ", b"\t"):
+            # Whitespace healing: the answer covers exactly the indentation or space the prompt
+            # ended with, then code (more blanks would over-indent the line; a newline or the
+            # bare blanks would leave the cursor's line empty).
+            def fits(p: bytes) -> bool:
+                if p.startswith(remaining):
+                    return len(p) > n and p[n : n + 1] not in _BLANK
+                return 0 < len(p) < n and remaining.startswith(p)
         else:
-            allowed = np.fromiter((p.startswith(heal) for p in pieces), bool, self._n_vocab)
-        allowed &= ~stops
+
+            def fits(p: bytes) -> bool:
+                return p.startswith(remaining) or (0 < len(p) < n and remaining.startswith(p))
+
+        allowed = np.fromiter((fits(p) for p in pieces), bool, self._n_vocab) & ~stops
         return allowed if allowed.any() else None
 
     def complete(self, request: CompletionRequest, cancel: threading.Event | None = None) -> Completion:
@@ -302,13 +307,14 @@ class LocalSource:
             self.last_prompt = prompt
             try:
                 reused = self._prefill(prompt, cancel, deadline)
-                mask = self._healing_mask(heal) if heal else None
-                if heal and mask is None:
+                remaining = heal  # healed bytes the answer has not covered yet
+                if heal and self._healing_mask(heal) is None:
                     self.llm.eval(self.tokenize(heal.decode("utf-8", "replace")))
-                    heal = b""
+                    heal = remaining = b""
                 while len(tokens) < request.max_tokens:
                     logits = self._logits().astype(np.float64)
-                    if mask is not None and not tokens:
+                    mask = self._healing_mask(remaining) if remaining else None
+                    if mask is not None:
                         logits = np.where(mask, logits, -np.inf)
                     token = int(np.argmax(logits))
                     if self._is_stop(token):
@@ -321,7 +327,9 @@ class LocalSource:
                         break
                     tokens.append(token)
                     logprobs.append(logprob)
-                    out += bytes(self.llm.detokenize([token]))
+                    piece = bytes(self.llm.detokenize([token]))
+                    out += piece
+                    remaining = remaining[len(piece) :] if remaining.startswith(piece) else b""
                     text = out[len(heal) :].decode("utf-8", "ignore")
                     cut = rule.cut(text)
                     if cut is not None:
