@@ -14,8 +14,10 @@ probability threshold would have shown.
         --config smollm2-heal=PATH/SmolLM2-135M-Instruct.Q4_1.gguf:prefix:heal --out results/rol
 
 A config is NAME=PATH[:fim|:prefix][:heal][:ctx=TOKENS]; NAME=PATH alone serves the model with
-its own profile (`PATH` minus `.gguf` plus `.serve.json`), as the server would. `--seconds` is the per-request budget (the
-server's is 2 s; a busy shared machine needs more to measure quality rather than load).
+its own profile (`PATH` minus `.gguf` plus `.serve.json`), as the server would. `--seconds` is
+the per-request budget (the server's is 2 s; a busy shared machine needs more to measure
+quality rather than load). Use `--threads 1` on a shared machine: llama.cpp threads that
+outnumber the free cores spin against each other.
 """
 
 from __future__ import annotations
@@ -60,7 +62,13 @@ def request_for(case: Case, seconds: float) -> CompletionRequest:
 
 
 def run_config(
-    name: str, path: Path, profile: ServeProfile | None, cases: list[Case], seconds: float, threads: int, out: Path
+    name: str,
+    path: Path,
+    profile: ServeProfile | None,
+    cases: list[Case],
+    seconds: float,
+    threads: int,
+    out: Path,
 ) -> dict[str, Any]:
     source = LocalSource(path, profile=profile, n_threads=threads)
     truncated = {t: Tally() for t in TRUNCATE_AT}
