@@ -122,3 +122,29 @@ def test_gate_trains_on_recorded_outcomes_and_changes_what_is_shown(tiny: Path, 
     kept_shown = sum(s and k for s, k, _ in shown.values())
     rejected_shown = sum(s and not k for s, k, _ in shown.values())
     assert kept_shown > rejected_shown  # it hides the ones the developer would have rejected
+
+
+def test_eval_report_has_user_metrics_per_trigger_and_the_gate_curve(tmp_path: Path) -> None:
+    from goldiff.evaluate import EvalRow, ModelUnderTest, evaluate, write_report
+    from goldiff.metrics import gate_curve
+
+    rows = [
+        EvalRow("1", "x = ", "\n", "foo()"),
+        EvalRow("2", "def f():\n    ", "\n", "return 1"),
+        EvalRow("3", "y = a.", "\n", "b"),
+    ]
+    answers = {"x = ": "foo", "def f():\n    ": "pass", "y = a.": ""}
+    model = ModelUnderTest("m", "base", lambda prefix, suffix: (answers[prefix], 1.0))
+    report = evaluate(rows, [model])
+    m = report["models"]["m"]
+    assert m["shown_accept_rate"] == 0.5  # two shown, one a prefix of the gold
+    assert m["chars_saved"] == 3 / (5 + 8 + 1)
+    assert m["by_trigger"]["after_space"]["accept_proxy"] == 1.0
+    assert m["by_trigger"]["line_start"]["accept_proxy"] == 0.0
+    assert m["by_trigger"]["after_dot"]["empty_rate"] == 1.0
+    report["gate_curve"] = gate_curve([(0.9, "foo", "foo()"), (0.2, "pass", "return 1")], [0.0, 0.5])
+    assert report["gate_curve"][1]["shown_accept_rate"] == 1.0
+    files = write_report(report, tmp_path)
+    text = files["markdown"].read_text()
+    assert "chars saved" in text and "line_start" in text and "gate's trade-off" in text
+    assert (tmp_path / "gate-curve.png").is_file()

@@ -439,8 +439,29 @@ def eval_cmd(
         rows = rows[-limit:]
     with _ProgressBar("evaluating") as progress:
         report, files = ev.run_eval(rows, models, out, frontier=not no_frontier, progress=progress)
+    curve = _gate_curve(root, distilled or base)
+    if curve:
+        # The report shows the gate's trade-off beside the models (table and plot).
+        report["gate_curve"] = curve
+        files.update(ev.write_report(report, out))
     click.echo(report["switch"]["verdict"])
     click.echo(json.dumps({k: str(v) for k, v in files.items()}, indent=2))
+
+
+def _gate_curve(home: Path, model: str | None) -> list[dict[str, float]] | None:
+    """The out-of-fold curve of the model's current show/hide gate, if it has one."""
+    from goldiff.errors import GoldiffError
+    from goldiff.gate import load_gate
+    from goldiff.sources.registry import Registry
+
+    if not model:
+        return None
+    try:
+        gate = load_gate(Registry(home).resolve(model).gate)
+    except (GoldiffError, OSError, ValueError):
+        return None
+    curve = gate.info.get("curve") if gate is not None else None
+    return list(curve) if curve else None
 
 
 @main.command()
