@@ -148,3 +148,29 @@ def test_eval_report_has_user_metrics_per_trigger_and_the_gate_curve(tmp_path: P
     text = files["markdown"].read_text()
     assert "chars saved" in text and "line_start" in text and "gate's trade-off" in text
     assert (tmp_path / "gate-curve.png").is_file()
+
+
+def test_gate_command_trains_versions_and_the_server_would_load_it(tiny: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from goldiff.cli import main
+
+    home = tmp_path / "home"
+    answers = [
+        (f"v{i} = ", "foo()", [-0.05, -0.1] if i % 2 else [-2.5, -3.0], bool(i % 2)) for i in range(20)
+    ]
+    record(home, answers)
+    Registry(home).register("tiny", tiny)
+    runner = CliRunner()
+    for version in (1, 2):
+        result = runner.invoke(main, ["models", "gate", "--home", str(home), "--model", "tiny", "--json"])
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.output)
+        assert summary["version"] == version and summary["rows"] == 20 and summary["kept"] == 10
+    gates = Registry(home).gates("tiny")
+    assert gates["current"] == 2 and len(gates["versions"]) == 2
+    assert Registry(home).resolve("tiny").gate == Path(summary["path"]).resolve()
+    empty = tmp_path / "empty"
+    record(empty, answers[:1])
+    Registry(empty).register("tiny", tiny)
+    result = runner.invoke(main, ["models", "gate", "--home", str(empty), "--model", "tiny"])
+    assert result.exit_code != 0 and "kept and rejected" in result.output
