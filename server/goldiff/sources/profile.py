@@ -12,7 +12,7 @@ A GGUF `NAME.gguf` may have a sidecar `NAME.serve.json`:
 Without a sidecar a model with FIM tokens is asked with FIM prompts and one without is
 asked left to right (the text after the cursor then only shapes the stop rule). The
 shipped models' sidecars hold the rest-of-line benchmark figures that chose their
-settings (bench/bench_rest_of_line.py); `goldiff distill` writes one for what it makes.
+settings (bench/measure_rest_of_line.py); `goldiff distill` writes one for what it makes.
 """
 
 from __future__ import annotations

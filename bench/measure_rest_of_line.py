@@ -1,5 +1,7 @@
 """Rest-of-line quality of local models on code they never saw, through the server's own source.
 
+A measurement run by hand (minutes to tens of minutes), not part of the board (bench/run.py).
+
 Cases come from the last commits of real histories (`goldiff.restofline.build_cases`: added
 lines, one natural cursor stop per line, gold = the rest of the line). Each model config is
 a `LocalSource` with a serving profile, asked with the `CompletionRequest` the language
@@ -9,7 +11,7 @@ are a prefix of the gold, chars saved, exact, empty rate, latency p50/p95, and p
 kind; and, from the per-token log-probabilities, what stopping at the first token below a
 probability threshold would have shown.
 
-    python bench/bench_rest_of_line.py --repo /tmp/toolz --repo /tmp/boltons \\
+    python bench/measure_rest_of_line.py --repo /tmp/toolz --repo /tmp/boltons \\
         --config default-fim=models/goldiff-default-Q6_K.gguf:fim \\
         --config smollm2-heal=PATH/SmolLM2-135M-Instruct.Q4_1.gguf:prefix:heal --out results/rol
 

@@ -1,13 +1,15 @@
 """The show/hide gate on rest-of-line cases: trained on one project, judged on the other.
 
-Reads a `bench_rest_of_line.py` run (the cases file and one config's per-case records, which
+A measurement run by hand (minutes to tens of minutes), not part of the board (bench/run.py).
+
+Reads a `measure_rest_of_line.py` run (the cases file and one config's per-case records, which
 hold each answer's token log-probabilities and whether it was a prefix of the gold), builds
 the gate's features for every shown answer, trains `goldiff.gate.fit` on one repository's
 cases and scores the other's (and the reverse), so every score is out of sample. Prints the
 curve (threshold → share shown, shown accept rate, chars saved over all requests) and the
 operating point the gate's own threshold rule picks on its training half; writes a plot.
 
-    python bench/bench_gate.py --cases /tmp/cases100.jsonl --records /tmp/rol/smollm2-prefix-heal.jsonl
+    python bench/measure_gate.py --cases /tmp/cases100.jsonl --records /tmp/rol/smollm2-prefix-heal.jsonl
 """
 
 from __future__ import annotations
