@@ -139,6 +139,7 @@ def finetune(
     final = files[-1]
     return {
         "gguf": str(final.path),
+        "final_dir": str(result.final_dir),
         "qtype": final.qtype,
         "size_bytes": final.size_bytes,
         "steps": result.steps,
@@ -196,15 +197,42 @@ def distill_from_store(
         "train_loss": result["train_loss"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    losses = heldout_losses(model, result["final_dir"], exported.paths.get("test"), options.seq_len)
+    lineage["heldout_loss"] = losses
     Registry(home).register(name, result["gguf"], kind="model", lineage=lineage)
     (work / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
-    say(f"Registered as {name!r}. Comparing it with the current default on the held-out gold...")
-    decision = promote_from_split(home, name, exported.paths.get("test"), threads=options.threads)
+    if losses["base"] is not None:
+        say(f"  held-out loss {losses['base']:.3f} (base) → {losses['tuned']:.3f} (fine-tuned)")
+    if losses["improved"] is False:
+        say("The fine-tune did not lower the held-out loss: registered, not promoted.")
+        decision = None
+    else:
+        say(f"Registered as {name!r}. Comparing it with the current default on the held-out gold...")
+        decision = promote_from_split(home, name, exported.paths.get("test"), threads=options.threads)
+    if decision is None:
+        return {
+            "name": name,
+            **result,
+            "lineage": lineage,
+            "promotion": {"promoted": False, "reason": "the fine-tune did not lower the held-out loss"},
+        }
     if decision.promote:
         say(f"Promoted {name!r} to the default: {decision.reason}.")
     else:
         say(f"Not promoted ({decision.reason}); `goldiff models use {name}` switches to it anyway.")
     return {"name": name, **result, "lineage": lineage, "promotion": decision.as_dict()}
+
+
+def heldout_losses(base: BaseModel, tuned_dir: str, test_rows: Path | None, seq_len: int) -> dict[str, Any]:
+    """Held-out loss of the base and of the fine-tune on the export's test rows."""
+    from goldiff.distill.data import read_rows
+    from goldiff.distill.guard import heldout_loss
+
+    rows = read_rows(Path(test_rows)) if test_rows is not None and Path(test_rows).is_file() else []
+    before = heldout_loss(base.hf_dir, rows, base.tokenizer, seq_len)
+    after = heldout_loss(tuned_dir, rows, base.tokenizer, seq_len)
+    improved = None if before is None or after is None else after < before
+    return {"base": before, "tuned": after, "rows": len(rows), "improved": improved}
 
 
 def promote_from_split(home: Path, name: str, test_rows: Path | None, *, threads: int | None = None) -> Any:
