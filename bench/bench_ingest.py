@@ -90,7 +90,9 @@ def _store_growth(path: Path, empty: Path) -> tuple[int, int]:
     return snapshot_bytes, path.stat().st_size - empty.stat().st_size
 
 
-def run(edits: int = EDITS) -> list[dict[str, Any]]:
+def run(edits: int = EDITS, quick: bool = False) -> list[dict[str, Any]]:
+    if quick:
+        edits = min(edits, 2000)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         goldiff = _drive([sys.executable, "-m", "goldiff", "serve"], server_env(home), "goldiff.stats", edits)
@@ -108,17 +110,22 @@ def run(edits: int = EDITS) -> list[dict[str, Any]]:
             "value": round(rate),
             "unit": "edits/s",
             "baseline": {"name": "bare pygls server, same client", "value": round(bare_rate)},
-            "ratio": round(rate / bare_rate, 3),
             "target": ">= 5000",
-            "met": rate >= 5000,
+        },
+        {
+            "name": "ingest_vs_bare_pygls",
+            "value": round(rate / bare_rate, 3),
+            "unit": "x",
+            "baseline": {"name": "bare pygls server, same client, edits/s", "value": round(bare_rate)},
+            "target": ">= 0.95",
         },
         {
             "name": "ingest_p99_handling_ms",
             "value": round(server["didChangeP99Ms"], 3),
             "unit": "ms",
-            "baseline": {"name": "p50", "value": round(server["didChangeP50Ms"], 3)},
+            "baseline": None,
+            "detail": {"p50_ms": round(server["didChangeP50Ms"], 3)},
             "target": "< 2",
-            "met": server["didChangeP99Ms"] < 2,
         },
         {
             "name": "ingest_peak_rss",
@@ -132,9 +139,9 @@ def run(edits: int = EDITS) -> list[dict[str, Any]]:
             "name": "store_bytes_per_typed_plus_snapshot_byte",
             "value": round(store_ratio, 2),
             "unit": "x",
-            "baseline": {"name": "typed + snapshot bytes", "value": goldiff["typed_bytes"] + snapshot_bytes},
+            "baseline": None,
+            "detail": {"typed_plus_snapshot_bytes": goldiff["typed_bytes"] + snapshot_bytes},
             "target": "<= 3",
-            "met": store_ratio <= 3,
         },
     ]
 

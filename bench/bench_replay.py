@@ -106,6 +106,35 @@ def demo_headline(size: str, json_path: str | None) -> dict[str, Any] | None:
         return {"size": size, **result.headline, "stage_seconds": result.stage_seconds}
 
 
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Board entries (see bench/run.py): replay with completions vs capture only."""
+    commits = 2 if quick else 3
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "history"
+        make_history(repo, commits)
+        capture = asyncio.run(measure(repo, Path(tmp) / "capture", completions=False))
+        suggesting = asyncio.run(measure(repo, Path(tmp) / "suggest", completions=True))
+    return [
+        {
+            "name": f"replay_chars_per_second_with_completions ({commits} commits, test source)",
+            "value": suggesting["chars_per_second"],
+            "unit": "chars/s",
+            "baseline": {
+                "name": "the same replay, capture only, chars/s",
+                "value": capture["chars_per_second"],
+            },
+            "target": None,
+        },
+        {
+            "name": "replay_commits_per_minute_with_completions",
+            "value": suggesting["commits_per_minute"],
+            "unit": "commits/min",
+            "baseline": {"name": "capture only", "value": capture["commits_per_minute"]},
+            "target": None,
+        },
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--commits", type=int, default=3)

@@ -32,7 +32,9 @@ def _start(command: list[str], env: dict[str, str]) -> tuple[float, int]:
     return elapsed, rss_kb
 
 
-def run(repeats: int = 5) -> list[dict[str, Any]]:
+def run(repeats: int = 5, quick: bool = False) -> list[dict[str, Any]]:
+    if quick:
+        repeats = 2
     with tempfile.TemporaryDirectory() as tmp:
         bare = Path(tmp) / "bare.py"
         bare.write_text(BARE)

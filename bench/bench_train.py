@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return report
 
 
-def run() -> list[dict[str, Any]]:
+def run(quick: bool = False) -> list[dict[str, Any]]:
     """For bench/run.py: the default recipe, fp32 one thread vs two, bf16 vs fp32."""
-    report = main(["--steps", "3"])
+    report = main(["--steps", "2" if quick else "3"])
     tps = report["tokens_per_s"]
     return [
         {

@@ -14,13 +14,20 @@ from typing import Any
 
 
 class PipeClient:
-    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+    """Requests wait for their answer; what the server sends unasked is kept in `notifications`.
+
+    `stderr` is where the server's log goes (DEVNULL unless a test wants to read it).
+    """
+
+    def __init__(self, command: list[str], env: dict[str, str], stderr: Any = subprocess.DEVNULL) -> None:
         self.proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env
         )
-        self._responses: dict[int, Any] = {}
+        self._responses: dict[int | str, Any] = {}
         self._cond = threading.Condition()
         self._next_id = 0
+        self.notifications: list[dict[str, Any]] = []
+        self._write_lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
 
     @staticmethod
@@ -46,26 +53,55 @@ class PipeClient:
                 with self._cond:
                     self._responses[message["id"]] = message
                     self._cond.notify_all()
+            elif "method" in message:
+                with self._cond:
+                    self.notifications.append(message)
+                if "id" in message:  # a request from the server (applyEdit, progress): say no
+                    error = {"code": -32601, "message": "not supported by this client"}
+                    self.write(self.encode({"jsonrpc": "2.0", "id": message["id"], "error": error}))
 
     def write(self, data: bytes) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
+        with self._write_lock:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
 
     def notify(self, method: str, params: Any) -> None:
         self.write(self.encode({"jsonrpc": "2.0", "method": method, "params": params}))
 
-    def request(self, method: str, params: Any, timeout: float = 300) -> Any:
+    def send(self, method: str, params: Any) -> int:
+        """Send a request without waiting; `answer(id)` waits for it."""
         self._next_id += 1
-        rid = self._next_id
-        self.write(self.encode({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}))
+        self.write(self.encode({"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params}))
+        return self._next_id
+
+    def answer(self, rid: int | str, timeout: float = 300) -> dict[str, Any]:
+        """The whole response message to request `rid` (result or error)."""
         with self._cond:
             if not self._cond.wait_for(lambda: rid in self._responses, timeout):
-                raise TimeoutError(f"no answer to {method} in {timeout}s")
-            message = self._responses.pop(rid)
+                raise TimeoutError(f"no answer to request {rid} in {timeout}s")
+            message: dict[str, Any] = self._responses.pop(rid)
+        return message
+
+    def answered(self) -> set[int | str]:
+        """Ids answered so far and not yet taken by `answer`."""
+        with self._cond:
+            return set(self._responses)
+
+    def request(self, method: str, params: Any, timeout: float = 300) -> Any:
+        rid = self.send(method, params)
+        try:
+            message = self.answer(rid, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"no answer to {method} in {timeout}s") from None
         if "error" in message:
             raise RuntimeError(message["error"])
         return message.get("result")
+
+    def shown(self) -> list[dict[str, Any]]:
+        """The window/showMessage notifications received so far (what pops up)."""
+        with self._cond:
+            return [m for m in self.notifications if m["method"] == "window/showMessage"]
 
     def initialize(self, options: dict[str, Any]) -> None:
         self.request(

@@ -88,9 +88,9 @@ def test_the_base_gguf_reads_back_into_torch_for_fine_tuning(
     tiny_demo: tuple[Path, list[str], DemoResult, list[str]],
 ) -> None:
     """A shipped model may be a GGUF alone: the demo fine-tunes its dequantized weights."""
-    import llama_cpp
     from goldiff.distill.data import load_tokenizer
     from goldiff.distill.parity import check_parity
+    from goldiff.sources.llamacpp import load_llama
     from transformers import AutoModelForCausalLM
 
     tmp_path = tiny_demo[0]
@@ -98,7 +98,7 @@ def test_the_base_gguf_reads_back_into_torch_for_fine_tuning(
     base = torch_weights_from_gguf(gguf, tmp_path / "base-hf")
     model = AutoModelForCausalLM.from_pretrained(base.hf_dir).eval()
     text = "def wrap(self, text):\n    return self._split(text)  # é\n"
-    llm = llama_cpp.Llama(model_path=str(gguf), vocab_only=True, verbose=False)
+    llm = load_llama(str(gguf), vocab_only=True, verbose=False)
     ids = llm.tokenize(text.encode(), add_bos=False)
     # Same tokenizer: the rebuilt tokenizer.json splits text exactly as llama.cpp does.
     assert load_tokenizer(base.tokenizer).encode(text).ids == ids

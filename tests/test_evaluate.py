@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,8 @@ from goldiff.cli import main
 from goldiff.distill.tiny import write_tiny_gguf, write_tiny_lora_gguf
 from goldiff.errors import ConfigError, ModelLoadError
 from goldiff.evaluate import (
+    EngineFim,
     EvalRow,
-    LlamaFim,
     ModelUnderTest,
     accept_proxy,
     chrf,
@@ -72,26 +73,33 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return base, write_tiny_lora_gguf(base, folder / "tiny-lora.gguf")
 
 
-def test_llama_fim_builds_the_prompt_from_fim_ids(tiny: tuple[Path, Path]) -> None:
-    fim = LlamaFim(tiny[0], max_tokens=8, n_ctx=64)
-    ids = fim.tokens("def f():\n    <|fim_middle|>", "\n")
-    assert ids[0] == 1 and ids[-1] == 3 and ids.count(2) == 1
-    assert ids.count(3) == 1  # the literal marker in the file stayed text
-    text, latency = fim("def add(a, b):\n    ", "\n")
-    again, _ = fim("def add(a, b):\n    ", "\n")
-    assert text == again and text  # greedy: deterministic, and the tiny model never stops early
-    assert latency > 0
-    long = fim.tokens("x = 1\n" * 200, "y = 2\n" * 200)
-    assert len(long) <= 64 - 8 and long[0] == 1 and long[-1] == 3
+def test_eval_runs_the_servers_engine_and_prompt(tiny: tuple[Path, Path]) -> None:
+    """The same worker process, request and prompt building as an inline completion."""
+    from goldiff.sources.completion import make_request
+    from goldiff.sources.local import LocalSource
+
+    fim = EngineFim(tiny[0], max_tokens=8)
+    try:
+        assert fim.source.pid is not None and fim.source.pid != os.getpid()  # its own process
+        text, latency = fim("def add(a, b):\n    ", "\n")
+        again, _ = fim("def add(a, b):\n    ", "\n")
+        assert text == again and text  # greedy: deterministic, and the tiny model never stops early
+        assert latency > 0
+    finally:
+        fim.close()
+    # In-process, the engine answers the very same request with the very same text.
+    request = make_request("def add(a, b):\n    ", "\n")
+    request.max_tokens = 8
+    assert LocalSource(tiny[0]).complete(request).text == text
 
 
 def test_a_model_without_fim_tokens_or_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="no GGUF at"):
-        LlamaFim(tmp_path / "missing.gguf")
+        EngineFim(tmp_path / "missing.gguf")
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"GGUF not really")
-    with pytest.raises(ModelLoadError, match="cannot load"):
-        LlamaFim(junk)
+    with pytest.raises(ModelLoadError, match="could not load"):
+        EngineFim(junk)
 
 
 def rows_with_frontier() -> list[EvalRow]:

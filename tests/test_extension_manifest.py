@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from goldiff.protocol import unstructure
-from goldiff.settings import MODES, PROVIDERS, Settings
+from goldiff.settings import MODES, PROVIDERS, Settings, read_settings
 
 MANIFEST = Path(__file__).resolve().parents[1] / "extension" / "package.json"
 # Held in VS Code's secret storage, never a setting.
@@ -60,3 +60,47 @@ def test_enums_match_what_the_server_accepts() -> None:
 
 def test_no_secret_is_a_setting() -> None:
     assert not [k for k in properties() if "key" in k.lower() or "token" in k.lower()]
+
+
+def nested(key: str, value: Any) -> dict[str, Any]:
+    head, _, rest = key.partition(".")
+    return {head: nested(rest, value) if rest else value}
+
+
+WRONG_TYPE = {"string": 5, "boolean": "yes", "number": "soon", "array": "claude"}
+RIGHT_TYPE = {"string": "x", "boolean": True, "number": 30, "array": ["a"]}
+
+
+def test_every_setting_is_checked_against_its_declared_schema() -> None:
+    """A value package.json would not allow is refused by name and the default used;
+    one it allows is taken. Types, enums, minimums and array items all count."""
+    props = properties()
+    defaults = flat(unstructure(Settings()))
+    for key, default in defaults.items():
+        if key in SECRET_KEYS:
+            continue
+        prop = props[f"goldiff.{key}"]
+        wrong: list[Any] = [WRONG_TYPE[prop["type"]], ["a", "b"] if prop["type"] != "array" else "x"]
+        if "enum" in prop:
+            wrong.append("no-such-value")
+        if "minimum" in prop:
+            wrong.append(prop["minimum"] - 1)
+        if prop.get("items", {}).get("type") == "string":
+            wrong.append([5])
+        for value in wrong:
+            settings, problems = read_settings(nested(key, value))
+            assert len(problems) == 1 and f"goldiff.{key} " in problems[0], (key, value, problems)
+            assert flat(unstructure(settings))[key] == default, (key, value)
+        right = prop["enum"][-1] if "enum" in prop else RIGHT_TYPE[prop["type"]]
+        settings, problems = read_settings(nested(key, right))
+        assert problems == [] and flat(unstructure(settings))[key] == right, (key, right, problems)
+
+
+def test_one_wrong_setting_leaves_the_others_applied() -> None:
+    settings, problems = read_settings(
+        {"goldiff": {"mode": "shadow", "local": {"model": 5, "adapter": "a.gguf"}}}
+    )
+    assert (settings.mode, settings.local.model, settings.local.adapter) == ("shadow", None, "a.gguf")
+    assert problems == [
+        "setting goldiff.local.model = 5 is invalid (expected a string, got int); using the default (unset)"
+    ]

@@ -10,6 +10,12 @@
 #   GOLDIFF_E2E_LOCAL_MODEL  goldiff.local.model for the ghost-text step (default: the
 #                        shipped GGUF, else the server's deterministic test source)
 #   GOLDIFF_E2E_SERVER_SRC   the server package's parent folder (default: this checkout's server/)
+#   GOLDIFF_E2E_FIRST_RUN=1  start with no goldiff.pythonPath and a python3 without Goldiff:
+#                        the run accepts the extension's offer to set up its own server
+#                        from the wheel in the .vsix (screenshots 00*-first-run-*.png)
+#   GOLDIFF_E2E_PIP_FIND_LINKS  a folder of prebuilt wheels for that set-up; by default
+#                        a llama-cpp-python wheel pip built before (in ~/.cache/pip) is
+#                        offered, so the run does not compile it (several minutes)
 #
 # Artefacts (screenshots, e2e-report.json, code-server and extension-host logs) are
 # written to extension/test-results/.
@@ -28,6 +34,14 @@ export GOLDIFF_E2E_PYTHON=${GOLDIFF_E2E_PYTHON:-${GOLDIFF_PYTHON:-python3}}
 export GOLDIFF_E2E_VSIX="$EXT/goldiff.vsix"
 # The server (and the store checks) use this checkout's package, installed or not.
 export PYTHONPATH="${GOLDIFF_E2E_SERVER_SRC:-$REPO/server}${PYTHONPATH:+:$PYTHONPATH}"
+
+if [ "${GOLDIFF_E2E_FIRST_RUN:-}" = 1 ] && [ -z "${GOLDIFF_E2E_PIP_FIND_LINKS:-}" ]; then
+  built=$(find "${PIP_CACHE_DIR:-$HOME/.cache/pip}/wheels" -name 'llama_cpp_python-*.whl' 2>/dev/null | head -1 || true)
+  if [ -n "$built" ]; then
+    mkdir -p "$TOOLS/wheels" && cp -f "$built" "$TOOLS/wheels/"
+    export GOLDIFF_E2E_PIP_FIND_LINKS="$TOOLS/wheels"
+  fi
+fi
 
 cd "$EXT"
 npm run --silent package >/dev/null

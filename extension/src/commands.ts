@@ -22,6 +22,12 @@ import { ServerCommands, type Mode, type Provider, type ServerStatus } from './p
 import type { GoldiffServer } from './server';
 import { apiKeySecretName } from './settings';
 import { statsMarkdown } from './statsView';
+import { Cancelled } from './cancel';
+import { SNOOZE_MINUTES, Snooze, triggerMode } from './control';
+import { distillOutcome, evaluateArgs, EVALUATE, USE_IT } from './distill';
+import { menuItems, snoozeItems } from './menu';
+import { modelPickItems } from './models';
+import { answeringModel, captureEnabled, type ClientState } from './status';
 
 export const CAPTURE_CONSENT_KEY = 'goldiff.captureConsent';
 
@@ -32,6 +38,12 @@ export interface CommandDeps {
   refreshStatus(): Promise<ServerStatus | undefined>;
   lastStatus(): ServerStatus | undefined;
   reloadApiKey(): Promise<void>;
+  snooze: Snooze;
+  clientState(): ClientState;
+  /** Redraws the status bar from what the client knows (after a snooze). */
+  render(): void;
+  /** Offers to set up Goldiff's own server environment (first run). */
+  setUpServer(): Promise<void>;
 }
 
 function message(err: unknown): string {
@@ -57,12 +69,24 @@ export class Commands {
       ['goldiff.restartServer', () => this.d.server.restart()],
       ['goldiff.openDataFolder', () => this.openDataFolder()],
       ['goldiff.forgetWorkspace', () => this.forgetWorkspace()],
+      ['goldiff.statusMenu', () => this.statusMenu()],
+      ['goldiff.pickModel', () => this.pickModel()],
+      ['goldiff.snooze', (minutes) => this.snoozeFor(minutes)],
+      ['goldiff.resume', () => this.resume()],
+      ['goldiff.triggerCompletion', () => this.triggerCompletion()],
+      ['goldiff.showLog', () => this.d.log.show()],
+      ['goldiff.doctor', () => this.runCli('Goldiff Doctor', ['-m', 'goldiff', 'doctor'])],
+      ['goldiff.setUpServer', () => this.d.setUpServer()],
     ];
     return entries.map(([id, run]) =>
       host.registerCommand(id, async (...args: unknown[]) => {
         try {
           return await run(...args);
         } catch (err) {
+          if (err instanceof Cancelled) {
+            this.d.log.info(`${id}: cancelled`);
+            return undefined;
+          }
           this.d.log.error(`${id}: ${message(err)}`);
           // An acceptance the server missed (it was restarting) is not the user's
           // business at the moment they press Tab; the log keeps it.
@@ -125,20 +149,110 @@ export class Commands {
   }
 
   private async distill(): Promise<void> {
+    const started = Date.now();
     const result = await host.withProgress('Goldiff: distilling a local model', true, (report, token) => {
-      report('training on the kept completions and edits…');
+      report('exporting the gold, fine-tuning, converting to GGUF (minutes; Cancel stops it)…');
       return this.d.server.execute(ServerCommands.distill, {}, token);
     });
-    const adapter =
-      result !== null && typeof result === 'object' ? (result as Record<string, unknown>).adapter : undefined;
-    if (typeof adapter === 'string' && adapter !== '') {
-      const use = await host.info(`Goldiff distilled a new adapter: ${adapter}`, 'Use It');
-      if (use === 'Use It') {
-        await host.updateSetting('local.adapter', adapter, targetFor(host.inspectSetting('local.adapter')));
-      }
-    } else {
+    this.d.log.info(`Distilled in ${Math.round((Date.now() - started) / 1000)} s: ${JSON.stringify(result)}`);
+    const outcome = distillOutcome(result);
+    if (outcome === undefined) {
       void host.info(`Goldiff distillation finished: ${JSON.stringify(result)}`);
+      return;
     }
+    const choice = await host.info(outcome.message, USE_IT, EVALUATE);
+    if (choice === USE_IT) {
+      await this.useModel(outcome.name);
+    } else if (choice === EVALUATE) {
+      this.runCli('Goldiff Eval', evaluateArgs(outcome.name));
+    }
+  }
+
+  /** Local mode with this model: the setting wins over the registry's default. */
+  async useModel(name: string): Promise<void> {
+    await host.updateSetting('local.model', name, targetFor(host.inspectSetting('local.model')));
+    // An adapter set for another base would be loaded on top of the new model.
+    if (host.getSetting('local.adapter')) {
+      await host.updateSetting('local.adapter', '', targetFor(host.inspectSetting('local.adapter')));
+    }
+    if (host.getSetting('mode') !== 'local') {
+      await host.updateSetting('mode', 'local', targetFor(host.inspectSetting('mode')));
+    }
+    await this.d.server.sendSettings();
+    await this.d.refreshStatus();
+    void host.info(`Goldiff completes with ${name === '' ? 'the registry default' : name} now (local mode).`);
+  }
+
+  private runCli(name: string, args: string[]): void {
+    const python = this.d.server.pythonCommand;
+    if (python === undefined) {
+      void host.error('Goldiff has no working Python interpreter yet: run "Goldiff: Set Up Server" first.');
+      return;
+    }
+    host.runInTerminal(name, python, args);
+  }
+
+  private async statusMenu(): Promise<void> {
+    const status = this.d.lastStatus();
+    const items = menuItems({
+      state: this.d.clientState(),
+      mode: status?.mode ?? (isMode(host.getSetting('mode')) ? (host.getSetting('mode') as string) : 'local'),
+      model: answeringModel(status),
+      recording: captureEnabled(status),
+      snoozedUntil: this.d.snooze.active(Date.now()),
+      manual: triggerMode(host.getSetting('trigger')) === 'manual',
+      now: Date.now(),
+    });
+    const chosen = await host.pick(items, 'Goldiff', 'Goldiff');
+    if (chosen !== undefined) {
+      await host.executeCommand(chosen.command);
+    }
+  }
+
+  private async pickModel(): Promise<void> {
+    const answer = await this.d.server.execute(ServerCommands.models);
+    const setting = typeof host.getSetting('local.model') === 'string' ? String(host.getSetting('local.model')) : '';
+    const chosen = await host.pick(
+      modelPickItems(answer, setting),
+      'The local model (goldiff.local.model wins over `goldiff models use`)',
+      'Goldiff: Local Model',
+    );
+    if (chosen === undefined) {
+      return;
+    }
+    if (chosen.addFile === true) {
+      const file = await host.openFileDialog('Goldiff: add a GGUF model', 'GGUF model', 'gguf');
+      if (file !== undefined) {
+        await this.useModel(file);
+      }
+      return;
+    }
+    await this.useModel(chosen.value ?? '');
+  }
+
+  private async snoozeFor(minutes: unknown): Promise<void> {
+    let m = typeof minutes === 'number' && minutes > 0 ? minutes : undefined;
+    if (m === undefined) {
+      const chosen = await host.pick(snoozeItems(SNOOZE_MINUTES), 'No completions for…', 'Goldiff: Snooze');
+      if (chosen === undefined) {
+        return;
+      }
+      m = chosen.minutes;
+    }
+    const until = this.d.snooze.snooze(m, Date.now());
+    this.d.render();
+    // Redraw when it ends, so the item does not keep saying "snoozed".
+    setTimeout(() => this.d.render(), until - Date.now() + 500);
+    void host.info(`Goldiff completions are snoozed for ${m} minutes. Recording is not affected.`);
+  }
+
+  private resume(): void {
+    this.d.snooze.resume();
+    this.d.render();
+  }
+
+  private async triggerCompletion(): Promise<void> {
+    await host.triggerInlineCompletion();
   }
 
   private async editWithModel(): Promise<void> {

@@ -9,6 +9,10 @@ import { Notifications, PROVIDERS, ServerCommands, type Provider, type ServerSta
 import { GoldiffServer } from './server';
 import { apiKeySecretName, buildServerSettings, serverEnvironment } from './settings';
 import { formatStatus, type ClientState } from './status';
+import { completionBlocked, Snooze, triggerMode } from './control';
+import { bundledWheel, decideSetup, findPython, noPythonMessage, runSetup, SetupError, type Wheel } from './setup';
+import { nodeSetupSystem, withSetupLock } from './setupSystem';
+import { diagnoseProbe, probePython, resolvePython } from './python';
 import { INTEGRATION_GRACE_MS, TerminalCapture } from './terminalCapture';
 
 const STATUS_POLL_MS = 30000;
@@ -21,6 +25,8 @@ export async function activate(context: host.ExtensionContext): Promise<void> {
   let state: ClientState = 'starting';
   let status: ServerStatus | undefined;
   let apiKey: string | undefined;
+  let failure: string | undefined;
+  const snooze = new Snooze();
 
   const captureConsent = (): boolean | undefined => context.workspaceState.get<boolean>(CAPTURE_CONSENT_KEY);
   const provider = (): Provider => {
@@ -31,8 +37,14 @@ export async function activate(context: host.ExtensionContext): Promise<void> {
     apiKey = await context.secrets.get(apiKeySecretName(provider()));
   };
   const render = (): void => {
-    const view = formatStatus(state, status);
-    statusItem.set(view.text, view.tooltip, view.warning, state === 'failed' ? 'goldiff.restartServer' : 'goldiff.toggleModel');
+    const now = Date.now();
+    const view = formatStatus(state, status, {
+      now,
+      snoozedUntil: snooze.active(now),
+      failure,
+      manual: triggerMode(host.getSetting('trigger')) === 'manual',
+    });
+    statusItem.set(view.text, view.tooltip, view.warning, 'goldiff.statusMenu', view.label);
   };
   const refreshStatus = async (): Promise<ServerStatus | undefined> => {
     if (server?.running === true) {
@@ -53,11 +65,112 @@ export async function activate(context: host.ExtensionContext): Promise<void> {
     return result.settings;
   };
 
+  // ---- first run: Goldiff's own server environment (see setup.ts)
+  const storageDir = context.globalStorageUri.fsPath;
+  const system = nodeSetupSystem(serverEnvironment(process.env, host.getSetting('home')));
+  let offered = false;
+  // `force`: run the steps even when the version stamp says the environment is current
+  // (the user asked, for instance because the environment broke).
+  const install = async (wheel: Wheel, fresh: boolean, force = false): Promise<string> =>
+    host.withProgress(`Goldiff: ${fresh ? 'setting up' : 'upgrading'} its server`, true, (report, token) =>
+      withSetupLock(storageDir, 30 * 60000, (ms) => new Promise((r) => setTimeout(r, ms)), async () => {
+        // Another window may have finished it while this one waited for the lock.
+        const now = decideSetup(system, { pythonPathSetting: '', storageDir, extensionDir: context.extensionPath });
+        if (now.kind === 'ready' && !force) {
+          return now.python;
+        }
+        let base;
+        if (fresh) {
+          const { found, tried } = await findPython(system);
+          if (found === undefined) {
+            throw new SetupError(noPythonMessage(process.platform, tried));
+          }
+          base = found;
+        }
+        return runSetup(
+          system,
+          storageDir,
+          base,
+          wheel,
+          (step, i, n) => report(`${i + 1}/${n}: ${step}…`),
+          (line) => log.info(line),
+          () => token.isCancellationRequested,
+        );
+      }),
+    );
+  const managedPython = async (): Promise<string | undefined> => {
+    const decision = decideSetup(system, {
+      pythonPathSetting: host.getSetting('pythonPath'),
+      storageDir,
+      extensionDir: context.extensionPath,
+    });
+    log.info(`Server set-up: ${decision.kind}`);
+    if (decision.kind === 'ready') {
+      return decision.python;
+    }
+    if (decision.kind === 'upgrade') {
+      try {
+        return await install(decision.to, false);
+      } catch (err) {
+        log.error(`Upgrading Goldiff's server from ${decision.from}: ${String(err)}`);
+        void host.error(`${err instanceof Error ? err.message : String(err)} The previous version keeps running.`);
+        return decision.python;
+      }
+    }
+    if (decision.kind !== 'install' || offered) {
+      return undefined;
+    }
+    offered = true;
+    // An interpreter that already has Goldiff (the Python extension's, or python3) is used as is.
+    const usual = resolvePython('', await host.pythonExtensionInterpreter(), process.platform);
+    if (diagnoseProbe(usual, await probePython(usual.command, serverEnvironment(process.env, host.getSetting('home')))) === undefined) {
+      return undefined;
+    }
+    const SET_UP = 'Set Up';
+    const answer = await host.info(
+      `Goldiff needs its server (Python). Set it up now? Goldiff ${decision.wheel.version} and its default model go into a Python environment in VS Code's storage, shared by every window; it takes a few minutes.`,
+      SET_UP,
+      'Choose Interpreter…',
+    );
+    if (answer === 'Choose Interpreter…') {
+      await host.openSettings('goldiff.pythonPath');
+      return undefined;
+    }
+    if (answer !== SET_UP) {
+      return undefined;
+    }
+    return setUpNow(decision.wheel);
+  };
+  const setUpNow = async (wheel: Wheel, force = false): Promise<string | undefined> => {
+    try {
+      const python = await install(wheel, true, force);
+      void host.info('Goldiff set up its server. Completions come from the local model.');
+      return python;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      log.error(message);
+      void host.error(message, 'Show Log').then((a) => (a === 'Show Log' ? log.show() : undefined));
+      return undefined;
+    }
+  };
+
   await reloadApiKey();
   server = new GoldiffServer(log, {
     settings,
     environment: () => serverEnvironment(process.env, host.getSetting('home')),
-    onState: (next) => {
+    managedPython,
+    completionBlocked: (doc, invoked) =>
+      completionBlocked(
+        { languageId: doc.languageId, path: doc.path, invoked, now: Date.now() },
+        {
+          enable: host.getSetting('enable'),
+          disabledFiles: host.getSetting('disabledFiles'),
+          trigger: host.getSetting('trigger'),
+          snoozedUntil: snooze.active(Date.now()),
+        },
+      ),
+    onState: (next, reason) => {
+      failure = next === 'failed' ? reason : undefined;
       state = next;
       if (next !== 'running') {
         status = undefined;
@@ -78,6 +191,29 @@ export async function activate(context: host.ExtensionContext): Promise<void> {
     refreshStatus,
     lastStatus: () => status,
     reloadApiKey,
+    snooze,
+    clientState: () => state,
+    render,
+    setUpServer: async () => {
+      const decision = decideSetup(system, { pythonPathSetting: '', storageDir, extensionDir: context.extensionPath });
+      if (decision.kind === 'none') {
+        void host.error('This build of the Goldiff extension carries no server wheel; set goldiff.pythonPath to an interpreter with Goldiff.');
+        return;
+      }
+      const wheel = bundledWheel(system, context.extensionPath);
+      if (decision.kind === 'configured' || wheel === undefined) {
+        return; // unreachable: decided with no pythonPath, and 'none' means no wheel
+      }
+      // Asked for explicitly, the steps run even over a current environment: that is how
+      // a broken one is repaired.
+      if ((await setUpNow(wheel, true)) === undefined) {
+        return;
+      }
+      if (typeof host.getSetting('pythonPath') === 'string' && host.getSetting('pythonPath') !== '') {
+        void host.info("Goldiff set up its server, but goldiff.pythonPath is set and wins: clear it to use Goldiff's own.");
+      }
+      await s.restart();
+    },
   });
 
   // Settings that change how the server process is started need a restart; the rest

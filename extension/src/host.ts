@@ -193,6 +193,29 @@ export function copyToClipboard(text: string): Thenable<void> {
   return vscode.env.clipboard.writeText(text);
 }
 
+/** Runs a program in a new integrated terminal, so its progress and result stay visible. */
+export function runInTerminal(name: string, program: string, args: string[]): void {
+  const quote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+  const terminal = vscode.window.createTerminal({ name });
+  terminal.show();
+  terminal.sendText([program, ...args].map(quote).join(' '));
+}
+
+export async function openFileDialog(title: string, filterName: string, ext: string): Promise<string | undefined> {
+  const uris = await vscode.window.showOpenDialog({
+    title,
+    canSelectMany: false,
+    canSelectFiles: true,
+    filters: { [filterName]: [ext] },
+  });
+  return uris?.[0]?.fsPath;
+}
+
+/** Asks the editor for an inline completion at the cursor now. */
+export function triggerInlineCompletion(): Thenable<unknown> {
+  return vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+}
+
 export function createLog(name: string): vscode.LogOutputChannel {
   return vscode.window.createOutputChannel(name, { log: true });
 }
@@ -203,6 +226,10 @@ export function registerCommand(id: string, run: (...args: unknown[]) => unknown
   return vscode.commands.registerCommand(id, run);
 }
 
+export function executeCommand(id: string, ...args: unknown[]): Thenable<unknown> {
+  return vscode.commands.executeCommand(id, ...args);
+}
+
 export function setContext(key: string, value: unknown): Thenable<unknown> {
   return vscode.commands.executeCommand('setContext', key, value);
 }
@@ -210,7 +237,7 @@ export function setContext(key: string, value: unknown): Thenable<unknown> {
 // ---- status bar ----------------------------------------------------------------------
 
 export interface StatusItem extends vscode.Disposable {
-  set(text: string, tooltip: string, warning: boolean, command: string): void;
+  set(text: string, tooltip: string, warning: boolean, command: string, label?: string): void;
 }
 
 export function createStatusItem(id: string, name: string): StatusItem {
@@ -218,11 +245,11 @@ export function createStatusItem(id: string, name: string): StatusItem {
   item.name = name;
   item.show();
   return {
-    set(text, tooltip, warning, command): void {
+    set(text, tooltip, warning, command, label): void {
       item.text = text;
       item.tooltip = tooltip;
       item.command = command;
-      item.accessibilityInformation = { label: `${name}: ${text.replace(/\$\([^)]*\)\s*/g, '')}` };
+      item.accessibilityInformation = { label: `${name}: ${label ?? text.replace(/\$\([^)]*\)\s*/g, '')}` };
       item.backgroundColor = warning ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
     },
     dispose(): void {

@@ -18,7 +18,10 @@ export interface ServerSettings {
   settleSeconds: number;
   /** Unset values are null: the server then uses its own default (public endpoint, shipped model). */
   frontier: { provider: Provider; baseUrl: string | null; model: string | null; apiKey: string | null };
-  local: { model: string | null; adapter: string | null };
+  /** `endpoint`: a team's OpenAI-compatible model server, asked instead of loading `model` here. */
+  local: { model: string | null; adapter: string | null; endpoint: string | null };
+  /** Terminal commands that run a coding agent (their file changes become its proposals). */
+  agents: string[];
 }
 
 /** `goldiff/terminalCommand`: one command run in the integrated terminal. */
@@ -51,17 +54,30 @@ export const ServerCommands = {
   proposeEdit: 'goldiff.proposeEdit',
   forget: 'goldiff.forget',
   status: 'goldiff.status',
+  models: 'goldiff.models',
 } as const;
 
 /**
  * `goldiff.status`. The server owns the exact shape; the extension reads it leniently
  * (see `status.ts`) so that an older or newer server still gives a useful status bar.
  */
+export interface AcceptanceCounts {
+  shown?: number;
+  accepted?: number;
+  rate?: number | null;
+}
+
 export interface ServerStatus {
   mode?: string;
+  /** The model that answers what the user sees (the frontier's in shadow mode). */
   model?: string | null;
+  answering?: { source?: string; provider?: string; model?: string | null };
+  /** Today's acceptance of shown suggestions, per source (frontier, local). */
+  acceptanceBySource?: Record<string, AcceptanceCounts>;
+  /** Today's hidden local answers in shadow mode. */
+  shadowToday?: { answers?: number; matched_shown?: number; matched_kept?: number; settled?: number };
   capture?: boolean | { enabled?: boolean };
-  acceptanceToday?: number | { shown?: number; accepted?: number; rate?: number | null } | null;
+  acceptanceToday?: number | AcceptanceCounts | null;
   home?: string;
 }
 

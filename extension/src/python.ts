@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 
-export type PythonSource = 'setting' | 'python-extension' | 'default';
+export type PythonSource = 'setting' | 'python-extension' | 'default' | 'managed';
 
 export interface PythonChoice {
   command: string;
@@ -52,6 +52,7 @@ const SOURCE_WORDS: Record<PythonSource, string> = {
   setting: 'the goldiff.pythonPath setting',
   'python-extension': "the Python extension's selected interpreter",
   default: 'the default on PATH',
+  managed: "Goldiff's own server environment",
 };
 
 /** Undefined when the interpreter can run Goldiff; otherwise a sentence saying what to do. */
@@ -67,7 +68,7 @@ export function diagnoseProbe(choice: PythonChoice, probe: ProbeResult): string 
     return undefined;
   }
   if (/No module named '?goldiff'?/.test(probe.stderr)) {
-    return `Goldiff is not installed in ${who}. Run "${choice.command} -m pip install goldiff" or set goldiff.pythonPath to an interpreter that has it.`;
+    return `Goldiff is not installed in ${who}. Run "Goldiff: Set Up Server" to let the extension install its own, or set goldiff.pythonPath to an interpreter that has it.`;
   }
   const lastLine = probe.stderr.trim().split(/\r?\n/).pop() ?? '';
   return `Goldiff failed to load in ${who}: ${lastLine || `exit code ${String(probe.exitCode)}`}. Reinstall it with "${choice.command} -m pip install --upgrade goldiff".`;

@@ -26,6 +26,7 @@ import {
 } from 'vscode-languageclient/node';
 import * as host from './host';
 import { RestartBackoff } from './backoff';
+import { unlessCancelled } from './cancel';
 import { diagnoseProbe, probePython, resolvePython, SERVER_ARGS, type PythonChoice } from './python';
 import type { ServerSettings } from './protocol';
 import { withoutApiKey } from './settings';
@@ -52,7 +53,14 @@ export interface ServerHooks {
   settings(): ServerSettings;
   environment(): Record<string, string>;
   onState(state: ClientState, reason?: string): void;
+  /** Why no completion may be offered in this document now (undefined: offer one). */
+  completionBlocked?(doc: { languageId: string; path: string }, invoked: boolean): string | undefined;
+  /** The interpreter to use instead of resolving one (the extension's own server set-up). */
+  managedPython?(): Promise<string | undefined>;
 }
+
+// vscode.InlineCompletionTriggerKind.Invoke: the user asked for a completion.
+const TRIGGER_INVOKE = 0;
 
 export class GoldiffServer {
   private client: GoldiffLanguageClient | undefined;
@@ -67,6 +75,11 @@ export class GoldiffServer {
     private readonly hooks: ServerHooks,
   ) {}
 
+  /** The interpreter the server runs on (for CLI commands in a terminal). */
+  get pythonCommand(): string | undefined {
+    return this.python?.command;
+  }
+
   get running(): boolean {
     return this.client?.state === State.Running;
   }
@@ -78,11 +91,11 @@ export class GoldiffServer {
     this.startedAt = 0;
     this.hooks.onState('starting');
     const env = this.hooks.environment();
-    const choice = resolvePython(
-      host.getSetting('pythonPath'),
-      await host.pythonExtensionInterpreter(),
-      process.platform,
-    );
+    const managed = await this.hooks.managedPython?.();
+    const choice: PythonChoice =
+      managed !== undefined
+        ? { command: managed, source: 'managed' }
+        : resolvePython(host.getSetting('pythonPath'), await host.pythonExtensionInterpreter(), process.platform);
     this.python = choice;
     this.log.info(`Starting ${choice.command} ${SERVER_ARGS.join(' ')} (interpreter from ${choice.source})`);
     const problem = diagnoseProbe(choice, await probePython(choice.command, env));
@@ -113,6 +126,21 @@ export class GoldiffServer {
       // pygls logs the whole InitializeParams at INFO, so the API key must not travel in
       // them; it follows in a didChangeConfiguration right after initialize.
       initializationOptions: withoutApiKey(this.hooks.settings()),
+      // Per-language enable, disabled files, snooze and manual trigger mode are decided
+      // here, before a request reaches the server; recording is not affected by them.
+      middleware: {
+        provideInlineCompletionItems: (document, position, context, token, next) => {
+          const blocked = this.hooks.completionBlocked?.(
+            { languageId: document.languageId, path: document.uri.fsPath || document.uri.path },
+            (context.triggerKind as number) === TRIGGER_INVOKE,
+          );
+          if (blocked !== undefined) {
+            this.log.trace(`no completion: ${blocked}`);
+            return null;
+          }
+          return next(document, position, context, token);
+        },
+      },
       // A failed initialize is reported once, by fail() below, with actions that fix it.
       initializationFailedHandler: () => false,
       errorHandler: {
@@ -156,21 +184,20 @@ export class GoldiffServer {
     return true;
   }
 
-  private fail(message: string, choice: PythonChoice): void {
+  private fail(message: string, _choice: PythonChoice): void {
     this.log.error(message);
     this.hooks.onState('failed', message);
     const actions = ['Open Settings', 'Show Log', 'Restart Server'] as const;
-    const installCommand = `${choice.command} -m pip install goldiff`;
-    const withCopy = message.includes('not installed') ? ([...actions, 'Copy Install Command'] as const) : actions;
+    const withCopy = message.includes('not installed') ? (['Set Up Server', ...actions] as const) : actions;
     void host.error(message, ...withCopy).then(async (picked) => {
-      if (picked === 'Open Settings') {
+      if (picked === 'Set Up Server') {
+        await host.executeCommand('goldiff.setUpServer');
+      } else if (picked === 'Open Settings') {
         await host.openSettings('goldiff.pythonPath');
       } else if (picked === 'Show Log') {
         this.log.show();
       } else if (picked === 'Restart Server') {
         await this.restart();
-      } else if (picked === 'Copy Install Command') {
-        await host.copyToClipboard(installCommand);
       }
     });
   }
@@ -239,7 +266,8 @@ export class GoldiffServer {
       throw new Error('The Goldiff server is not running. Run "Goldiff: Restart Server" and try again.');
     }
     const params = { command, arguments: args === undefined ? [] : [args] };
-    return (await client.sendRequest(ExecuteCommandRequest.type, params, token)) as R;
+    // The token sends $/cancelRequest; the server stops the command (see lsp.py).
+    return (await unlessCancelled(token, () => client.sendRequest(ExecuteCommandRequest.type, params, token))) as R;
   }
 
   async notify(method: string, params: object): Promise<void> {

@@ -48,15 +48,23 @@ function optional(value: unknown): string | null {
 }
 
 function globs(value: unknown, problems: string[]): string[] {
+  return strings(value, 'capture.exclude', 'glob patterns', problems) ?? [];
+}
+
+/** A list of non-empty strings; undefined (and a problem) when the value is not a list. */
+export function strings(value: unknown, key: string, what: string, problems: string[]): string[] | undefined {
   if (value === undefined || value === null) {
-    return [];
+    return undefined;
   }
   if (!Array.isArray(value)) {
-    problems.push('Setting goldiff.capture.exclude must be a list of glob patterns; ignoring it.');
-    return [];
+    problems.push(`Setting goldiff.${key} must be a list of ${what}; ignoring it.`);
+    return undefined;
   }
-  return value.filter((g): g is string => typeof g === 'string' && g.trim() !== '');
+  return value.filter((g): g is string => typeof g === 'string' && g.trim() !== '').map((g) => g.trim());
 }
+
+/** The agent commands Goldiff watches when goldiff.agents is unset (as package.json declares). */
+export const DEFAULT_AGENTS = ['claude', 'codex', 'aider', 'gemini', 'goose', 'opencode', 'cursor-agent'];
 
 /**
  * Builds the server settings. `apiKey` comes from SecretStorage, never from settings, and
@@ -99,7 +107,12 @@ export function buildServerSettings(
         model: optional(read('frontier.model')),
         apiKey: apiKey === undefined || apiKey === '' ? null : apiKey,
       },
-      local: { model: optional(read('local.model')), adapter: optional(read('local.adapter')) },
+      local: {
+        model: optional(read('local.model')),
+        adapter: optional(read('local.adapter')),
+        endpoint: optional(read('local.endpoint')),
+      },
+      agents: strings(read('agents'), 'agents', 'command names', problems) ?? [...DEFAULT_AGENTS],
     },
     problems,
   };

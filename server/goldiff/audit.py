@@ -141,6 +141,7 @@ def stats(db: sqlite_utils.Database, path: Path | None = None) -> dict[str, Any]
         "store_bytes": store_bytes,
         "outcomes": outcome_stats(db),
         "proposals": proposal_stats(db),
+        "shadow": shadow_stats(db),
     }
 
 
@@ -149,17 +150,65 @@ def start_of_today() -> float:
     return time.mktime((now.tm_year, now.tm_mon, now.tm_mday, 0, 0, 0, 0, 0, -1))
 
 
-def acceptance_since(db: sqlite_utils.Database, since: float) -> dict[str, Any]:
-    """Shown suggestions since `since` and how many were kept (for the status bar)."""
+def acceptance_since(db: sqlite_utils.Database, since: float, source: str | None = None) -> dict[str, Any]:
+    """Shown suggestions since `since` and how many were kept (for the status bar).
+
+    With `source` (frontier, local) only that source's: a figure that mixed the two
+    would say nothing about either model.
+    """
+    where = "shadow_of IS NULL AND ts >= ?"
+    params: list[Any] = [since]
+    if source is not None:
+        where += " AND source = ?"
+        params.append(source)
     row = db.execute(
         "SELECT COUNT(*), "
         "SUM(outcome IN ('accepted', 'partial')), SUM(outcome = 'rejected') "
-        "FROM suggestions WHERE shadow_of IS NULL AND ts >= ?",
-        [since],
+        f"FROM suggestions WHERE {where}",
+        params,
     ).fetchone()
     shown, kept, rejected = (int(v or 0) for v in row)
     decided = kept + rejected
     return {"shown": shown, "accepted": kept, "rate": kept / decided if decided else None}
+
+
+def acceptance_by_source(db: sqlite_utils.Database, since: float) -> dict[str, dict[str, Any]]:
+    """`acceptance_since` for each source that answered since `since`."""
+    sources = [
+        str(r[0])
+        for r in db.execute(
+            "SELECT DISTINCT source FROM suggestions WHERE shadow_of IS NULL AND ts >= ? ORDER BY source",
+            [since],
+        ).fetchall()
+    ]
+    return {s: acceptance_since(db, since, s) for s in sources}
+
+
+def shadow_stats(db: sqlite_utils.Database, since: float | None = None) -> dict[str, Any]:
+    """What shadow mode measured: the hidden local answers beside the shown frontier ones.
+
+    `matched_shown`: the local answer equals the shown one. `matched_kept`: the shown
+    suggestion settled and what was kept in its span starts with the local answer, so
+    showing the local one would have given the user the same text.
+    """
+    row = db.execute(
+        "SELECT COUNT(*), SUM(s.text = ''), SUM(s.text != '' AND s.text = p.text), "
+        "SUM(s.text != '' AND p.gold IS NOT NULL AND substr(p.gold, 1, length(s.text)) = s.text), "
+        "SUM(p.gold IS NOT NULL), AVG(s.latency_ms), AVG(p.latency_ms) "
+        "FROM suggestions s JOIN suggestions p ON p.id = s.shadow_of "
+        "WHERE s.shadow_of IS NOT NULL AND s.ts >= ?",
+        [since if since is not None else float("-inf")],
+    ).fetchone()
+    answers, empty, same, kept, settled = (int(v or 0) for v in row[:5])
+    return {
+        "answers": answers,
+        "empty": empty,
+        "matched_shown": same,
+        "settled": settled,
+        "matched_kept": kept,
+        "local_latency_ms": round(row[5], 1) if row[5] is not None else None,
+        "shown_latency_ms": round(row[6], 1) if row[6] is not None else None,
+    }
 
 
 def forget(db: sqlite_utils.Database, workspace: str | None = None) -> dict[str, int]:

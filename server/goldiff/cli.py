@@ -146,6 +146,13 @@ def stats(home: Path | None, as_json: bool) -> None:
     from goldiff.agent.stats import print_proposals
 
     print_proposals(data["proposals"], Console())
+    shadow = data["shadow"]
+    if shadow["answers"]:
+        click.echo(
+            f"shadow: {shadow['answers']} hidden local answers, {shadow['empty']} empty, "
+            f"{shadow['matched_shown']} equal to the shown one, "
+            f"{shadow['matched_kept']} of {shadow['settled']} settled matching what was kept"
+        )
 
 
 @main.command()
@@ -303,7 +310,9 @@ def models_gate(home: Path | None, model: str | None, source: str, as_json: bool
     "--rows", type=click.Choice(["sft", "preference", "kto", "edits"]), help="Row shape for openai/parquet."
 )
 @click.option(
-    "--out", type=click.Path(path_type=Path), help="File (or folder with --split). Default: HOME/exports/."
+    "--out",
+    help="File (or folder with --split). With --format parquet a folder or fsspec URL "
+    "(s3://, memory://, file://...) takes a hive-partitioned dataset. Default: HOME/exports/.",
 )
 @click.option("--since", help="Only records at or after this time (ISO date or epoch seconds).")
 @click.option("--until", help="Only records before this time.")
@@ -320,8 +329,15 @@ def models_gate(home: Path | None, model: str | None, source: str, as_json: bool
 @click.option("--test-fraction", type=float, default=0.1, show_default=True, help="Newest share held out.")
 @click.option("--split-at", help="Hold out everything from this time on (instead of --test-fraction).")
 @click.option("--no-code", is_flag=True, help="Export metrics only: no code, hashed paths.")
+@click.option(
+    "--partitioned",
+    is_flag=True,
+    help="Parquet only: write a hive-partitioned dataset (workspace=…/date=…/part-….parquet) "
+    "into --out, to pool with other developers' (implied by a URL or an existing folder).",
+)
+@click.option("--hash-provenance", is_flag=True, help="Store the developer's store id hashed, not as is.")
 @friendly
-def export_cmd(home: Path | None, fmt: str, rows: str | None, out: Path | None, **kw: Any) -> None:
+def export_cmd(home: Path | None, fmt: str, rows: str | None, out: str | None, **kw: Any) -> None:
     """Turn recorded gold into a training dataset (prints a JSON summary)."""
     from goldiff import export as ex
     from goldiff.home import exports_dir
@@ -338,10 +354,44 @@ def export_cmd(home: Path | None, fmt: str, rows: str | None, out: Path | None, 
         split_at=split_at,
         no_code=kw["no_code"],
     )
-    db, _ = _open_reader(home)
-    out = out or ex.default_out(exports_dir(resolve_home(home)), options)
+    db, store = _open_reader(home)
+    if fmt == "parquet" and out and _is_dataset_target(out, kw["partitioned"], options.split):
+        from goldiff import pool
+
+        with _ProgressBar("exporting") as progress:
+            dataset = pool.export_dataset(
+                db,
+                options,
+                out,
+                store=pool.store_id(store),
+                hash_provenance=kw["hash_provenance"],
+                progress=progress,
+            )
+        click.echo(json.dumps(dataset.as_dict(), indent=2))
+        return
+    if kw["partitioned"]:
+        raise click.BadParameter("a partitioned dataset needs --format parquet and --out", param_hint="--out")
+    target = Path(out) if out else ex.default_out(exports_dir(resolve_home(home)), options)
     with _ProgressBar("exporting") as progress:
-        result = ex.export(db, options, out, progress)
+        result = ex.export(db, options, target, progress)
+    click.echo(json.dumps(result.as_dict(), indent=2))
+
+
+def _is_dataset_target(out: str, partitioned: bool, split: bool) -> bool:
+    """A pooled dataset goes to a URL, an existing folder, or wherever --partitioned says."""
+    return partitioned or (not split and ("://" in out or Path(out).expanduser().is_dir()))
+
+
+@main.command("pool")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--out", required=True, help="The pooled dataset: a folder or an fsspec URL.")
+@click.option("--hash-provenance", is_flag=True, help="Replace store ids by their hashes.")
+@friendly
+def pool_cmd(sources: tuple[str, ...], out: str, hash_provenance: bool) -> None:
+    """Merge developers' exports (datasets, folders, URLs or files) into one, without duplicates."""
+    from goldiff import pool
+
+    result = pool.pool(list(sources), out, hash_provenance=hash_provenance)
     click.echo(json.dumps(result.as_dict(), indent=2))
 
 
@@ -383,7 +433,7 @@ class _ProgressBar:
 @click.option("--model", "extra", multiple=True, metavar="NAME=MODEL", help="Another model (repeatable).")
 @click.option("--no-frontier", is_flag=True, help="Leave out the frontier's recorded suggestions.")
 @click.option("--limit", type=int, help="Evaluate only the newest N held-out rows.")
-@click.option("--max-tokens", type=int, default=48, show_default=True, help="Tokens per completion.")
+@click.option("--max-tokens", type=int, help="Tokens per completion (default: the server's, as users get).")
 @click.option("--threads", type=int, default=2, show_default=True, help="llama.cpp threads.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder.")
 @friendly
@@ -396,7 +446,7 @@ def eval_cmd(
     extra: tuple[str, ...],
     no_frontier: bool,
     limit: int | None,
-    max_tokens: int,
+    max_tokens: int | None,
     threads: int,
     out: Path | None,
 ) -> None:
@@ -427,7 +477,15 @@ def eval_cmd(
         path, registered_adapter = ev.resolve_model(root, model)
         models.append(
             ev.gguf_model(
-                name, role, path, adapter=lora or registered_adapter, max_tokens=max_tokens, n_threads=threads
+                name,
+                role,
+                path,
+                adapter=lora or registered_adapter,
+                max_tokens=max_tokens,
+                n_threads=threads,
+                # What the server serves this model with: its serving profile (read beside
+                # the GGUF by the engine) and its registered gate.
+                gate=ev.resolve_gate(root, model),
             )
         )
     if data is None:
@@ -470,9 +528,18 @@ def _gate_curve(home: Path, model: str | None) -> list[dict[str, float]] | None:
 @click.option(
     "--base", type=click.Path(dir_okay=False, path_type=Path), help="Base GGUF (default: the shipped model)."
 )
+@click.option(
+    "--data",
+    help="Train on this pooled dataset (folder, fsspec URL or export file) instead of the store.",
+)
+@click.option("--recipe", default="default", show_default=True, help="Training recipe (models/recipes/).")
 @click.option("--steps", type=int, default=24, show_default=True, help="Fine-tuning steps.")
-@click.option("--batch-size", type=int, default=4, show_default=True)
-@click.option("--threads", type=int, default=2, show_default=True)
+@click.option(
+    "--batch-size", type=int, default=4, show_default=True, help="Rows per step, over all processes."
+)
+@click.option("--seq-len", type=int, default=256, show_default=True, help="Tokens per row.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True, help="Torch threads per process.")
 @click.option(
     "--quantize", "quantize_to", default="Q4_K_M", show_default=True, help="GGUF type of the result."
 )
@@ -482,19 +549,41 @@ def distill(
     home: Path | None,
     name: str | None,
     base: Path | None,
+    data: str | None,
+    recipe: str,
     steps: int,
     batch_size: int,
+    seq_len: int,
+    seed: int,
     threads: int,
     quantize_to: str,
     as_json: bool,
 ) -> None:
-    """Fine-tune the base model on your gold; register the GGUF for `goldiff models use`."""
-    from goldiff.distill.pipeline import FinetuneOptions, distill_from_store
+    """Fine-tune the base model on your gold; register the GGUF for `goldiff models use`.
 
-    options = FinetuneOptions(steps=steps, batch_size=batch_size, threads=threads, quantize_to=quantize_to)
-    say = (lambda _msg: None) if as_json else click.echo
-    result = distill_from_store(resolve_home(home), name=name, base=base, options=options, say=say)
-    if as_json:
+    Runs unchanged under `accelerate launch --num_processes N -m goldiff distill --data ...`
+    (or `torchrun`): --batch-size is shared out, so the result does not depend on N.
+    """
+    from goldiff.distill.pipeline import FinetuneOptions, distill_from_dataset, distill_from_store, processes
+
+    options = FinetuneOptions(
+        recipe=recipe,
+        steps=steps,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        seed=seed,
+        threads=threads,
+        quantize_to=quantize_to,
+    )
+    main_process = processes()[0] == 0
+    say = (lambda _msg: None) if as_json or not main_process else click.echo
+    if data:
+        result = distill_from_dataset(
+            resolve_home(home), data, name=name, base=base, options=options, say=say
+        )
+    else:
+        result = distill_from_store(resolve_home(home), name=name, base=base, options=options, say=say)
+    if as_json and main_process:
         click.echo(json.dumps(result, default=str))
 
 

@@ -12,6 +12,7 @@ escapes is a bug.
     │   └── StoreWriteError    disk full, read-only file system, locked too long
     ├── SourceError            a completion source failed
     │   ├── ModelLoadError     a GGUF is missing, unreadable or not a model
+    │   ├── EngineError        the local engine's process died or hung (restarted)
     │   └── FrontierError      the frontier endpoint refused or failed (401, 404, quota, 5xx)
     ├── ExportError            an export cannot be written as asked
     └── DistillError           training, GGUF export, quantization or evaluation failed
@@ -48,6 +49,10 @@ class SourceError(GoldiffError):
 
 class ModelLoadError(SourceError):
     """A local model could not be loaded."""
+
+
+class EngineError(SourceError):
+    """The local engine's process died or hung; it is being restarted."""
 
 
 class FrontierError(SourceError):

@@ -11,8 +11,9 @@ summary that matters to a user, "would I have switched", is the distilled model'
 proxy as a fraction of the frontier's, on the rows where the frontier made a suggestion.
 
 Models sit behind one small callable, `complete(prefix, suffix) -> (text, latency_ms)`;
-`LlamaFim` is that callable over llama.cpp with the model's own FIM token ids. llama_cpp
-and matplotlib are imported only when used, so the language server never loads them.
+`EngineFim` is that callable over the language server's own local engine (the worker
+process, the same request and prompt building), so evaluation measures what users get.
+llama_cpp and matplotlib are imported only when used, so the language server never loads them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from goldiff.errors import ConfigError, DistillError, ModelLoadError
+from goldiff.errors import ConfigError, DistillError, GoldiffError, ModelLoadError
 from goldiff.metrics import TRIGGER_KINDS, ByTrigger
 
 Completer = Callable[[str, str], tuple[str, float]]
@@ -170,13 +171,15 @@ def eval_rows(rows: Iterable[Mapping[str, Any]]) -> list[EvalRow]:
 # ---------------------------------------------------------------------------- models
 
 
-class LlamaFim:
-    """`complete(prefix, suffix)` through llama.cpp with the model's FIM token ids.
+class EngineFim:
+    """`complete(prefix, suffix)` through the local engine the language server serves with.
 
-    llama-cpp-python's own `suffix=` path does not use a model's FIM tokens, so the prompt
-    is built as ids: `[fim_pre] + prefix + [fim_suf] + suffix + [fim_mid]`, with user text
-    tokenized as plain text (a literal `<|fim_...|>` in a file stays text). When the
-    context does not fit, the prefix keeps its end and the suffix its start.
+    The same `WorkerSource` (llama.cpp in its own process, one warm model, file states),
+    the same request building (`make_request`: excerpts, token and time budgets) and the
+    same prompt building and post-processing (stop rule, suffix trimming) as a completion
+    in the editor, so the latency and the answers reported are the ones users get. The
+    latency is the wall time of the call, as the server's own. An engine that dies under
+    a row answers nothing for it (and restarts), as it would in the editor.
     """
 
     def __init__(
@@ -184,60 +187,42 @@ class LlamaFim:
         model_path: str | os.PathLike[str],
         *,
         lora_path: str | os.PathLike[str] | None = None,
-        max_tokens: int = 48,
-        n_ctx: int = 2048,
+        max_tokens: int | None = None,
         n_threads: int = 2,
-        stop: Sequence[str] = (),
+        gate: str | os.PathLike[str] | None = None,
     ) -> None:
-        try:
-            import llama_cpp
-        except ImportError as exc:  # pragma: no cover - a dependency of goldiff
-            raise ModelLoadError("llama-cpp-python is not installed: pip install goldiff") from exc
+        from goldiff.sources.worker import WorkerSource
+
         for p in (model_path, lora_path):
             if p is not None and not Path(p).is_file():
                 raise ModelLoadError(f"no GGUF at {p}: give the path to a .gguf file")
-        try:
-            self.llm = llama_cpp.Llama(
-                model_path=str(model_path),
-                lora_path=str(lora_path) if lora_path else None,
-                n_ctx=n_ctx,
-                n_threads=n_threads,
-                n_threads_batch=n_threads,
-                verbose=False,
-                seed=0,
-            )
-        except (ValueError, RuntimeError) as exc:
-            raise ModelLoadError(f"llama.cpp cannot load {model_path}: {exc}") from exc
-        meta = self.llm.metadata
-        try:
-            self.fim = tuple(
-                int(meta[f"tokenizer.ggml.{k}_token_id"]) for k in ("fim_pre", "fim_suf", "fim_mid")
-            )
-        except KeyError as exc:
-            raise ModelLoadError(
-                f"{model_path} has no FIM tokens (tokenizer.ggml.fim_*_token_id): it cannot fill "
-                "in the middle; use a code model trained with FIM"
-            ) from exc
+        # The engine reads the model's serving profile (prompt mode, healing, confidence
+        # stop, context) from beside the GGUF, as the server's does; `gate` is the registered
+        # show/hide gate the server would load with it.
+        self.source = WorkerSource(
+            Path(model_path),
+            adapter_path=Path(lora_path) if lora_path else None,
+            threads=n_threads,
+            gate=Path(gate) if gate else None,
+        )
         self.max_tokens = max_tokens
-        self.n_ctx = n_ctx
-        self.stop = list(stop)
-
-    def tokens(self, prefix: str, suffix: str) -> list[int]:
-        pre = self.llm.tokenize(prefix.encode("utf-8", "replace"), add_bos=False, special=False)
-        suf = self.llm.tokenize(suffix.encode("utf-8", "replace"), add_bos=False, special=False)
-        budget = self.n_ctx - self.max_tokens - 3
-        suf = suf[: max(budget // 4, budget - len(pre))]
-        pre = pre[max(0, len(pre) - (budget - len(suf))) :]
-        return [self.fim[0], *pre, self.fim[1], *suf, self.fim[2]]
 
     def __call__(self, prefix: str, suffix: str) -> tuple[str, float]:
-        ids = self.tokens(prefix, suffix)
+        from goldiff.errors import EngineError
+        from goldiff.sources.completion import make_request
+
+        request = make_request(prefix, suffix, kind="local")
+        if self.max_tokens is not None:
+            request.max_tokens = self.max_tokens
         start = time.perf_counter()
-        out: Any = self.llm.create_completion(
-            prompt=ids, max_tokens=self.max_tokens, temperature=0.0, stop=self.stop or None
-        )
-        latency = (time.perf_counter() - start) * 1000.0
-        return str(out["choices"][0]["text"]), latency
+        try:
+            text = self.source.complete(request).text
+        except EngineError:
+            text = ""
+        return text, (time.perf_counter() - start) * 1000.0
+
+    def close(self) -> None:
+        self.source.close()
 
 
 @dataclass
@@ -250,6 +235,7 @@ class ModelUnderTest:
     size_bytes: int | None = None
     path: str | None = None
     adapter: str | None = None
+    close: Callable[[], None] | None = None  # frees the engine; run_eval calls it
 
 
 def gguf_model(
@@ -261,16 +247,29 @@ def gguf_model(
     **kwargs: Any,
 ) -> ModelUnderTest:
     """A GGUF (optionally with a LoRA adapter) served by llama.cpp, as a model under test."""
-    fim = LlamaFim(path, lora_path=adapter, **kwargs)
+    fim = EngineFim(path, lora_path=adapter, **kwargs)
     size = Path(path).stat().st_size + (Path(adapter).stat().st_size if adapter else 0)
     return ModelUnderTest(
         name=name,
         role=role,
         complete=fim,
+        close=fim.close,
         size_bytes=size,
         path=str(path),
         adapter=str(adapter) if adapter else None,
     )
+
+
+def resolve_gate(home: Path, name_or_path: str) -> Path | None:
+    """The show/hide gate the server loads with this registered model (None: none, or a path)."""
+    import importlib
+
+    try:
+        registry: Any = importlib.import_module("goldiff.sources.registry")
+        gate = registry.Registry(home).resolve(name_or_path).gate
+    except (ImportError, GoldiffError):
+        return None
+    return Path(gate) if gate is not None else None
 
 
 def resolve_model(home: Path, name_or_path: str) -> tuple[Path, Path | None]:
@@ -632,20 +631,25 @@ def run_eval(
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Evaluate and write the report, with every answer in `predictions.jsonl`."""
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "predictions.jsonl").open("w", encoding="utf-8") as fh:
+    try:
+        with (out / "predictions.jsonl").open("w", encoding="utf-8") as fh:
 
-        def keep(record: dict[str, Any]) -> None:
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            def keep(record: dict[str, Any]) -> None:
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
 
-        report = evaluate(rows, models, frontier=frontier, progress=progress, predictions=keep)
+            report = evaluate(rows, models, frontier=frontier, progress=progress, predictions=keep)
+    finally:
+        for m in models:
+            if m.close is not None:
+                m.close()
     files = write_report(report, out)
     files["predictions"] = out / "predictions.jsonl"
     return report, files
 
 
 __all__ = [
+    "EngineFim",
     "EvalRow",
-    "LlamaFim",
     "ModelUnderTest",
     "accept_proxy",
     "chrf",

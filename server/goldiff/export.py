@@ -18,10 +18,13 @@ the frontier's edit prompt and a local edit model must agree on it to the charac
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
+import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -63,6 +66,13 @@ OUTCOMES: tuple[str, ...] = ("accepted", "partial", "rejected", "pending")
 # at its last survival checkpoint (outcomes records the share at 30 s ... 10 min).
 KTO_SURVIVAL = 0.8
 PROGRESS_EVERY = 1000
+
+log = logging.getLogger(__name__)
+
+
+class ExportCancelled(ExportError):
+    """Raised inside the export worker when the editor cancelled the request."""
+
 
 # The chat rows carry exactly the prompts the frontier and edit sources send (prompts.py).
 OPENAI_COMPLETION_SYSTEM = CHAT_SYSTEM_PROMPT
@@ -1222,24 +1232,45 @@ async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str,
         except Exception:  # the client refused: export without progress
             token = None
     loop = asyncio.get_running_loop()
+    # Set when the editor cancels the request: the worker thread stops at its next
+    # progress step, and a file it finished meanwhile is removed, so cancel leaves nothing.
+    cancelled = threading.Event()
 
     def report(done: int, total: int) -> None:
+        if cancelled.is_set():
+            raise ExportCancelled("the export was cancelled")
         if token is None or not total:
             return
         value = types.WorkDoneProgressReport(message=f"{done}/{total}", percentage=int(100 * done / total))
         loop.call_soon_threadsafe(ls.work_done_progress.report, token, value)
 
-    def run() -> ExportResult:
+    def run() -> ExportResult | None:
         db = ls.store.reader()
         try:
-            return export(db, options, out, report)
+            result = export(db, options, out, report)
+        except ExportCancelled:
+            return None
         finally:
             db.conn.close()
+        if cancelled.is_set():
+            for path in result.paths.values():
+                path.unlink(missing_ok=True)
+            return None
+        return result
 
+    work = asyncio.ensure_future(asyncio.to_thread(run))
     try:
         # Off the event loop: a long export must not stall typing and capture.
-        result = await asyncio.to_thread(run)
+        result = await asyncio.shield(work)
+    except asyncio.CancelledError:
+        cancelled.set()
+        with contextlib.suppress(Exception):
+            await work  # the thread notices within one progress step
+        log.info("export to %s cancelled", out)
+        raise
     finally:
         if token is not None:
             ls.work_done_progress.end(token, types.WorkDoneProgressEnd())
+    if result is None:  # cancelled from another path than this task
+        raise ExportError("the export was cancelled")
     return result.as_dict()

@@ -23,10 +23,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
+from pygls.exceptions import (
+    FeatureRequestError,
+    JsonRpcException,
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+    JsonRpcMethodNotFound,
+)
 from pygls.lsp.server import LanguageServer
+from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCRequestMessage
 from pygls.protocol.language_server import LanguageServerProtocol, lsp_method
 
 from goldiff import __version__, audit, protocol
+from goldiff.capture.documents import OutOfSync
 from goldiff.capture.paths import uri_to_path
 from goldiff.capture.recorder import Recorder
 from goldiff.capture.watcher import WorkspaceWatcher
@@ -35,7 +44,8 @@ from goldiff.export import register as register_export
 from goldiff.home import resolve_home, store_path
 from goldiff.protocol import PayloadError, structure
 from goldiff.replay import hooks as replay_hooks
-from goldiff.settings import Settings, parse_settings
+from goldiff.rpc import FramedReader, UserMessages, invalid_params
+from goldiff.settings import Settings, read_settings
 from goldiff.store import TraceStore
 
 if TYPE_CHECKING:
@@ -44,11 +54,85 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _is_request_id(value: Any) -> bool:
+    return isinstance(value, int | str) and not isinstance(value, bool)
+
+
+def _payload_problem(exc: BaseException) -> bool:
+    """The request's own arguments were wrong: malformed, unusable or out of the document."""
+    invalid = (PayloadError, ConfigError, OutOfSync)
+    return isinstance(exc, invalid) or isinstance(exc.__cause__, PayloadError)
+
+
 class GoldiffProtocol(LanguageServerProtocol):
     """Goldiff keeps its own copy of every document (`capture.documents`). pygls' workspace
     copy would repeat that work on every keystroke, so these built-ins only route to the
     handlers below; nothing in Goldiff reads `ls.workspace` documents.
+
+    Every request gets an answer: pygls validates a message inside `json.loads` and, when
+    validation fails, logs and drops it, leaving the client waiting forever. Here a message
+    is parsed as plain JSON, then validated in `handle_message`, where a failure can be
+    answered: `-32601` for an unknown method, `-32602` naming the field for invalid
+    params (Goldiff's own payloads included), `-32603` for anything else.
     """
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        # json.loads calls this for every object in a message, nested ones included.
+        return data
+
+    def handle_message(self, message: Any) -> None:
+        if not isinstance(message, dict) or message.get("jsonrpc") != self.VERSION:
+            log.warning("ignored a message that is not JSON-RPC 2.0: %.200r", message)
+            if isinstance(message, dict) and _is_request_id(message.get("id")) and "method" in message:
+                self._answer_error(message["id"], JsonRpcInvalidRequest("not a JSON-RPC 2.0 request"))
+            return
+        method = message.get("method")
+        if method is None:  # the client's answer to one of our requests
+            try:
+                super().handle_message(super().structure_message(message))
+            except JsonRpcException:
+                log.warning("ignored a malformed response: %.200r", message)
+            return
+        request = "id" in message
+        if request and not _is_request_id(message["id"]):
+            log.warning("ignored a request whose id is neither a number nor a string: %.200r", message)
+            return
+        if not isinstance(method, str):
+            if request:
+                self._answer_error(message["id"], JsonRpcInvalidRequest("method must be a string"))
+            return
+        known = method == types.CANCEL_REQUEST or method in self.fm.builtin_features
+        if not known and method not in self.fm.features:
+            if request:
+                self._answer_error(message["id"], JsonRpcMethodNotFound.of(method))
+            else:
+                log.debug("ignored notification for unknown method %r", method)
+            return
+        if request and self._shutdown and method != types.EXIT:
+            self._answer_error(message["id"], JsonRpcInvalidRequest("the server is shutting down"))
+            return
+        fallback = JsonRPCRequestMessage if request else JsonRPCNotification
+        try:
+            structured = self._converter.structure(message, self.get_message_type(method) or fallback)
+        except Exception as exc:
+            text = invalid_params(method, exc)
+            log.warning("%s", text)
+            if request:
+                self._answer_error(message["id"], JsonRpcInvalidParams(text))
+            return
+        super().handle_message(structured)
+
+    def _answer_error(self, msg_id: Any, error: JsonRpcException) -> None:
+        self._send_response(msg_id, None, error.to_response_error())
+
+    def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:
+        # A command whose arguments did not parse is the client's mistake: -32602, not -32603.
+        if not future.cancelled() and (exc := future.exception()) is not None and _payload_problem(exc):
+            self._request_futures.pop(msg_id, None)
+            log.warning("invalid params for request %s: %s", msg_id, exc)
+            self._answer_error(msg_id, JsonRpcInvalidParams(str(exc)))
+            return
+        super()._send_handler_result(future, msg_id=msg_id)
 
     def _route(self, method: str, params: Any) -> Generator[Any, Any, None]:
         if (user_handler := self.fm.features.get(method)) is not None:
@@ -65,6 +149,23 @@ class GoldiffProtocol(LanguageServerProtocol):
         self, params: types.DidChangeTextDocumentParams
     ) -> Generator[Any, Any, None]:
         yield from self._route(types.TEXT_DOCUMENT_DID_CHANGE, params)
+
+    def _run_generator(self, future: Any, *, gen: Any, result_future: Any) -> None:
+        """Make `$/cancelRequest` reach a running `workspace/executeCommand` handler.
+
+        pygls runs a command as a task of its own, under an internal id, behind the
+        request's future; cancelling the request only cancels that outer future, and the
+        task (an export, a distillation) would run on unseen. Each task this step starts
+        is cancelled with the request, so a command's `asyncio.CancelledError` handler
+        runs and can stop its work.
+        """
+        before = set(self._request_futures)
+        super()._run_generator(future, gen=gen, result_future=result_future)
+        for key, inner in list(self._request_futures.items()):
+            if key not in before and inner is not result_future:
+                result_future.add_done_callback(
+                    lambda f, inner=inner: inner.cancel() if f.cancelled() else None
+                )
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
     def lsp_text_document__did_close(
@@ -88,6 +189,9 @@ class GoldiffServer(LanguageServer):
         self.watcher: WorkspaceWatcher | None = None
         # Handling time of recent didChange notifications, for `goldiff.serverStats`.
         self.change_timings: deque[float] = deque(maxlen=100_000)
+        self.messages = UserMessages()
+        self.shown_messages = 0  # window/showMessage notifications actually sent
+        self._settings_reported: set[str] = set()
 
     def start_watcher(self) -> None:
         """Watch the workspace for changes other programs make (once capture is on)."""
@@ -103,7 +207,23 @@ class GoldiffServer(LanguageServer):
     def _store_failed(self, err: StoreError) -> None:
         self.tell_user(str(err), types.MessageType.Error)
 
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """pygls' hook for errors outside a request's answer: logged, rarely shown."""
+        if source is FeatureRequestError or source is JsonRpcException:
+            # The request's error answer carries it; an unparseable message is the client's.
+            log.warning("client error (%s): %s", source.__name__, error)
+            return
+        log.error("server error (%s): %s", getattr(source, "__name__", source), error)
+        self.tell_user(
+            f"Goldiff hit an internal error ({str(error)[:200]}); details are in its log.",
+            types.MessageType.Error,
+        )
+
     def tell_user(self, message: str, kind: types.MessageType = types.MessageType.Warning) -> None:
+        """Show `message` unless it was shown recently or too many were (see `UserMessages`)."""
+        if not self.messages.allow(message):
+            return
+        self.shown_messages += 1
         params = types.ShowMessageParams(type=kind, message=message)
         loop = getattr(self, "loop", None)
         if (
@@ -117,11 +237,16 @@ class GoldiffServer(LanguageServer):
                 self.window_show_message(params)
 
     def apply_settings(self, raw: Any) -> None:
-        try:
-            settings = parse_settings(raw, self.settings)
-        except ConfigError as exc:
-            self.tell_user(str(exc), types.MessageType.Error)
-            return
+        settings, problems = read_settings(raw, self.settings)
+        for problem in problems:
+            log.warning("%s", problem)
+            if problem not in self._settings_reported:  # once, however often the client resends it
+                if len(self._settings_reported) >= 256:
+                    self._settings_reported.clear()  # a client inventing values forever: stay bounded
+                self._settings_reported.add(problem)
+                self.tell_user(f"Goldiff: {problem}.", types.MessageType.Warning)
+        if not problems:
+            self._settings_reported.clear()  # fixed: a later mistake is news again
         self.settings = settings
         self.recorder.update_settings(settings)
         with contextlib.suppress(RuntimeError):  # no running loop before initialize
@@ -147,6 +272,29 @@ def _command_args(args: tuple[Any, ...], cls: type[protocol.T]) -> protocol.T:
         return structure(list(args), cls)
     except PayloadError as exc:
         raise ValueError(str(exc)) from exc
+
+
+FORGET_USAGE = 'goldiff.forget needs an explicit scope: [{"workspace": PATH_OR_URI}] or [{"all": true}]'
+
+
+def forget_scope(args: tuple[Any, ...]) -> str | None:
+    """The workspace `goldiff.forget` deletes, or None for everything.
+
+    Deleting is not undoable, so only an explicit scope is obeyed: a missing argument,
+    a typo in a key or an empty workspace is refused, never read as "everything".
+    """
+    plain = protocol.as_plain(list(args))
+    arg = plain[0] if len(plain) == 1 else None
+    if not isinstance(arg, dict):
+        raise PayloadError(FORGET_USAGE)
+    if unknown := sorted(str(k) for k in arg if k not in ("workspace", "all")):
+        raise PayloadError(f"{FORGET_USAGE}; unknown key {', '.join(map(repr, unknown))}")
+    if arg == {"all": True}:
+        return None
+    workspace = arg.get("workspace")
+    if set(arg) == {"workspace"} and isinstance(workspace, str) and workspace.strip():
+        return workspace
+    raise PayloadError(FORGET_USAGE)
 
 
 def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffServer:
@@ -229,18 +377,36 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
 
     @server.command("goldiff.status")
     def status(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        since = audit.start_of_today()
         db = ls.store.reader()
         try:
-            today = audit.acceptance_since(db, audit.start_of_today())
+            today = audit.acceptance_since(db, since)
+            by_source = audit.acceptance_by_source(db, since)
+            shadow = audit.shadow_stats(db, since)
         finally:
             db.conn.close()
+        completion = getattr(ls, "completion", None)
+        answering = completion.answering() if completion is not None else {}
         return {
             "mode": ls.settings.mode,
-            "model": ls.settings.local.model,
+            # The model that answers what the user sees (the frontier's in shadow mode).
+            "model": answering.get("model"),
+            "answering": answering,
             "capture": ls.settings.capture.enabled,
             "home": str(ls.home),
             "acceptanceToday": today,
+            "acceptanceBySource": by_source,
+            "shadowToday": shadow,
         }
+
+    @server.command("goldiff.models")
+    def models(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        """The model registry, for the editor's model picker (as `goldiff models list --json`)."""
+        from goldiff.sources.registry import Registry
+
+        registry = Registry(ls.home)
+        rows = [{**e.__dict__, "exists": e.exists()} for e in registry.list()]
+        return {"default": registry.default(), "models": rows}
 
     @server.command("goldiff.serverStats")
     def server_stats(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
@@ -255,7 +421,10 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
             "didChangeP50Ms": pct(0.50),
             "didChangeP99Ms": pct(0.99),
             "queueDepth": ls.store.queue_depth(),
+            "messagesShown": ls.shown_messages,
+            "messagesSuppressed": ls.messages.suppressed,
             "peakRssKb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "engine": c.engine_status() if (c := getattr(ls, "completion", None)) is not None else None,
         }
 
     @server.command("goldiff.distill")
@@ -283,7 +452,7 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
 
     @server.command("goldiff.forget")
     def forget(ls: GoldiffServer, *args: Any) -> dict[str, int]:
-        workspace = _command_args(args, protocol.ForgetArgs).workspace if args else None
+        workspace = forget_scope(args)
         if workspace and "://" not in workspace:
             workspace = Path(workspace).resolve().as_uri()
         elif workspace:
@@ -326,7 +495,7 @@ def serve(home: str | None = None, tcp: tuple[str, int] | None = None) -> None:
         if tcp is not None:
             server.start_tcp(*tcp)
         else:
-            server.start_io()
+            server.start_io(stdin=FramedReader(sys.stdin.buffer))  # type: ignore[arg-type]
     finally:
         server.close_store()
 

@@ -109,9 +109,13 @@ class ProposeEditArgs:
     ask_instruction: bool = False  # from the code action: a client with an input box asks first
 
 
-def _camel(name: str) -> str:
+def camel(name: str) -> str:
+    """A Python field name as it is spelled on the wire: `exit_code` -> `exitCode`."""
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+_camel = camel
 
 
 def _snake(name: str) -> str:
@@ -136,6 +140,73 @@ def _unstructure_factory(cls: type) -> Any:
 
 
 converter.register_structure_hook_factory(_is_goldiff_payload, _structure_factory)
+
+# Scalars are checked, never coerced: cattrs would turn `5` into the model name "5" and
+# `"abc"` into the list ["a", "b", "c"]. Integers must fit SQLite's 64 bits, so a value
+# that cannot be stored is refused here, at the boundary, and never reaches the writer.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_STRING_CHARS = 16 * 1024 * 1024  # no Goldiff payload field is near this; documents are capped at 1 MB
+
+
+def _strict_str(raw: Any, _: type) -> str:
+    if not isinstance(raw, str):
+        raise ValueError(f"expected a string, got {type(raw).__name__}")
+    value: str = raw
+    if len(value) > MAX_STRING_CHARS:
+        raise ValueError(f"string of {len(value)} characters is over the {MAX_STRING_CHARS} limit")
+    if not value.isascii():
+        # A lone surrogate (JSON allows "\ud800") has no UTF-8 form: SQLite, HTTP bodies and
+        # llama.cpp would all refuse it later. U+FFFD keeps the length in code points.
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
+    return value
+
+
+def _strict_bool(value: Any, _: type) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {type(value).__name__}")
+    return value
+
+
+def _strict_int(value: Any, _: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, got {type(value).__name__}")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError("integer out of the 64-bit range")
+    return value
+
+
+def _strict_float(value: Any, _: type) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {type(value).__name__}")
+    number = float(value) if abs(value) < 1e308 else float("inf")
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError("expected a finite number")
+    return number
+
+
+def _is_list(cls: Any) -> bool:
+    return getattr(cls, "__origin__", None) is list
+
+
+def _list_factory(cls: Any) -> Any:
+    (item,) = getattr(cls, "__args__", (Any,))
+
+    def structure_list(value: Any, _: type) -> list[Any]:
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list, got {type(value).__name__}")
+        return [converter.structure(v, item) for v in value]
+
+    return structure_list
+
+
+converter.register_structure_hook(str, _strict_str)
+converter.register_structure_hook(bool, _strict_bool)
+converter.register_structure_hook(int, _strict_int)
+converter.register_structure_hook(float, _strict_float)
+converter.register_structure_hook_factory(_is_list, _list_factory)
 converter.register_unstructure_hook_factory(_is_goldiff_payload, _unstructure_factory)
 
 

@@ -2,7 +2,9 @@
 
 Settings arrive in `initializationOptions` and again, whole or in part, in
 `workspace/didChangeConfiguration`. The extension's `package.json` is the one source of
-truth for their names and defaults; a test reads it to keep these defaults equal.
+truth for their names, types, enums, minimums and defaults; tests read it to keep this
+module in step. Each setting is checked on its own: a wrong one (`{"local": {"model": 5}}`)
+is reported by name and replaced by its default, and the others still apply.
 The frontier API key is held in memory only: `redacted()` is what logs and the store see.
 """
 
@@ -13,7 +15,7 @@ from typing import Any
 import attrs
 
 from goldiff.errors import ConfigError
-from goldiff.protocol import PayloadError, as_plain, converter, structure
+from goldiff.protocol import PayloadError, as_plain, camel, converter, structure
 
 MODES = ("frontier", "local", "shadow")
 PROVIDERS = ("openai", "anthropic")
@@ -48,6 +50,13 @@ class FrontierSettings:
 class LocalSettings:
     model: str | None = None  # registry name or path to a GGUF; None: the shipped default
     adapter: str | None = None  # optional GGUF LoRA adapter on top of the model
+    endpoint: str | None = None  # a team's OpenAI-compatible model server, used instead of the model
+    threads: int = (
+        0  # llama.cpp threads in the engine process; 0: half the cores to generate, all for prompts
+    )
+    # The engine process's address-space limit (RLIMIT_AS), in MiB; 0: no limit. A model that
+    # would need more fails to load (reported) instead of pushing the machine into swap.
+    max_memory_mb: int = 8192
 
 
 @attrs.define
@@ -56,7 +65,8 @@ class Settings:
     capture: CaptureSettings = attrs.field(factory=CaptureSettings)
     frontier: FrontierSettings = attrs.field(factory=FrontierSettings)
     local: LocalSettings = attrs.field(factory=LocalSettings)
-    settle_seconds: float = 10.0  # idle time after a save before a suggestion's gold is taken
+    # Idle time after a save before a suggestion's gold is taken.
+    settle_seconds: float = attrs.field(default=10.0, validator=attrs.validators.ge(1))
     agents: list[str] = attrs.field(factory=lambda: list(DEFAULT_AGENTS))  # coding agent commands
 
     def excludes(self) -> list[str]:
@@ -69,28 +79,86 @@ class Settings:
         return data
 
 
-def parse_settings(raw: Any, base: Settings | None = None) -> Settings:
-    """Merge `raw` (camelCase JSON from the client) over `base` and validate the result.
+for _cls in (CaptureSettings, FrontierSettings, LocalSettings, Settings):
+    attrs.resolve_types(_cls)  # field types as classes, not strings, for the checks below
 
-    Clients often nest our settings under a `goldiff` key (VS Code's configuration
-    section); both shapes are accepted.
+
+def parse_settings(raw: Any, base: Settings | None = None) -> Settings:
+    """Merge `raw` over `base`; raise `ConfigError` if any setting was wrong."""
+    settings, problems = read_settings(raw, base)
+    if problems:
+        raise ConfigError(f"{'; '.join(problems)}. Check the goldiff.* settings.")
+    return settings
+
+
+def read_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
+    """Merge `raw` (camelCase JSON from the client) over `base`, setting by setting.
+
+    Returns the settings and one sentence per wrong setting, naming it and the default
+    used in its place. Clients often nest our settings under a `goldiff` key (VS Code's
+    configuration section); both shapes are accepted. Keys the server does not use (the
+    extension's own, such as `pythonPath`) are ignored; `null` means the default.
     """
-    plain = as_plain(raw) or {}
+    base = base or Settings()
+    plain = as_plain(raw)
+    if plain is None:
+        return base, []
     if not isinstance(plain, dict):
-        raise ConfigError("Goldiff settings must be a JSON object")
+        return base, [f"Goldiff settings must be a JSON object, not {type(plain).__name__}; ignored"]
     if isinstance(plain.get("goldiff"), dict):
         plain = plain["goldiff"]
-    merged: dict[str, Any] = converter.unstructure(base or Settings())
-    _deep_merge(merged, plain)
+    merged: dict[str, Any] = converter.unstructure(base)
+    problems: list[str] = []
+    _merge_checked(merged, plain, Settings, converter.unstructure(Settings()), "goldiff", problems)
     try:
-        return structure(merged, Settings)
-    except PayloadError as exc:
-        raise ConfigError(f"{exc}. Check the goldiff.* settings.") from exc
+        return structure(merged, Settings), problems
+    except PayloadError as exc:  # not expected: every field was checked on its own
+        return base, [*problems, f"Goldiff settings ignored: {exc}"]
 
 
-def _deep_merge(into: dict[str, Any], new: dict[str, Any]) -> None:
+def _merge_checked(
+    into: dict[str, Any],
+    new: dict[str, Any],
+    cls: type,
+    defaults: dict[str, Any],
+    prefix: str,
+    problems: list[str],
+) -> None:
+    fields = {camel(f.name): f for f in attrs.fields(cls)}
     for key, value in new.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _deep_merge(into[key], value)
-        elif value is not None or key in into:
-            into[key] = value
+        field = fields.get(key)
+        if field is None:
+            continue
+        name = f"{prefix}.{key}"
+        if isinstance(field.type, type) and attrs.has(field.type):
+            if value is None:
+                into[key] = defaults[key]
+            elif isinstance(value, dict):
+                _merge_checked(into[key], value, field.type, defaults[key], name, problems)
+            else:
+                problems.append(f"setting {name} must be an object, not {_short(value)}; using its defaults")
+                into[key] = defaults[key]
+            continue
+        if value is None:
+            into[key] = defaults[key]
+            continue
+        try:
+            checked = converter.structure(value, field.type)
+            if field.validator is not None:
+                field.validator(None, field, checked)
+        except Exception as exc:
+            # attrs validators raise ValueError(message, attribute, ...): the message is enough.
+            reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+            reason = reason.split("\n")[0][:120] or type(exc).__name__
+            default = "unset" if defaults[key] is None else _short(defaults[key])
+            problems.append(
+                f"setting {name} = {_short(value)} is invalid ({reason}); using the default ({default})"
+            )
+            into[key] = defaults[key]
+        else:
+            into[key] = converter.unstructure(checked)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -168,24 +168,29 @@ def _check_file(path: Path) -> str | None:
 
 
 SCAN_MARGIN = 256  # characters scanned for secrets either side of an edit, on its lines
+SCAN_TOKEN_MAX = 4096  # no secret is longer: the window never widens further to find a space
 
 
 def _scan_window(text: str, start: int, end: int) -> tuple[int, int]:
     """The lines an edit touched, cut to a margin around it on very long lines.
 
-    The cut is moved out to the nearest whitespace so a secret is never split in two.
+    The cut is moved out to the nearest whitespace so a secret is never split in two, but
+    at most `SCAN_TOKEN_MAX` further: a minified line with no spaces must not make every
+    keystroke rescan the whole line.
     """
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", end)
     line_end = len(text) if line_end == -1 else line_end
     if start - line_start > SCAN_MARGIN:
         cut = start - SCAN_MARGIN
-        space = max(text.rfind(" ", line_start, cut), text.rfind("\t", line_start, cut))
-        line_start = space + 1 if space != -1 else line_start
+        floor = max(line_start, cut - SCAN_TOKEN_MAX)
+        space = max(text.rfind(" ", floor, cut), text.rfind("\t", floor, cut))
+        line_start = space + 1 if space != -1 else floor
     if line_end - end > SCAN_MARGIN:
         cut = end + SCAN_MARGIN
-        spaces = [i for i in (text.find(" ", cut, line_end), text.find("\t", cut, line_end)) if i != -1]
-        line_end = min(spaces) if spaces else line_end
+        ceiling = min(line_end, cut + SCAN_TOKEN_MAX)
+        spaces = [i for i in (text.find(" ", cut, ceiling), text.find("\t", cut, ceiling)) if i != -1]
+        line_end = min(spaces) if spaces else ceiling
     return line_start, line_end
 
 
@@ -389,7 +394,8 @@ class TraceStore:
         if op in ("insert", "upsert"):
             batch.add(table, {"__op": op, **values})
         elif op == "update":
-            batch.updates.append((table, rest[0], values))
+            pk = clean_text(rest[0]) if isinstance(rest[0], str) else rest[0]
+            batch.updates.append((table, pk, values))
             batch.count += 1
 
     def _apply_edit(self, batch: _Batch, e: EditRecord) -> None:
@@ -523,11 +529,75 @@ class TraceStore:
             self._write_failed(batch, exc)
             return
         except Exception:
-            # A bug, not the disk: retrying would fail forever and block every later
-            # record. Keep the writer alive, drop this batch, and say so in the log.
-            log.exception("dropped a batch of %d records that could not be written", batch.count)
+            # Not the disk: some record cannot be written (an integer beyond 64 bits, a bug).
+            # Retrying would fail forever, and dropping the batch would lose every other
+            # record in it: write it again record by record, leaving out only the bad ones.
+            log.exception("a batch of %d records failed; writing it record by record", batch.count)
+            self._write_salvaging(batch)
             return
         self._error_reported = False
+
+    def _write_salvaging(self, batch: _Batch) -> None:
+        """Write `batch` with each record in its own savepoint; quarantine the ones that fail.
+
+        A quarantined record is left out, logged, marked by a `gap` event in the store (so
+        an audit sees that something is missing) and reported to the user.
+        """
+        conn = self.db.conn
+        gaps: list[dict[str, Any]] = []
+
+        def attempt(
+            table: str, where: dict[str, Any], write: Callable[..., Any], *args: Any, **kw: Any
+        ) -> None:
+            conn.execute("SAVEPOINT goldiff_record")
+            try:
+                write(*args, **kw)
+            except sqlite3.OperationalError:
+                raise  # the disk, not the record: the whole batch waits and is retried
+            except Exception as exc:
+                conn.execute("ROLLBACK TO goldiff_record")
+                reason = "an integer beyond 64 bits" if isinstance(exc, OverflowError) else str(exc)[:200]
+                log.error("left a %s record out of the trace store: %s", table, exc)
+                gap = {"table": table, "reason": reason}
+                gaps.append(
+                    {
+                        "session_id": where.get("session_id"),
+                        "document_id": where.get("document_id"),
+                        "ts": time.time(),
+                        "kind": "gap",
+                        "detail": json.dumps(gap),
+                    }
+                )
+            conn.execute("RELEASE goldiff_record")
+
+        snapshot_sql = "INSERT OR IGNORE INTO snapshots(hash, text, bytes) VALUES (?, ?, ?)"
+        try:
+            with _immediate(self.db):
+                for h, text in batch.snapshots.items():
+                    size = len(text.encode("utf-8", "surrogatepass"))
+                    attempt("snapshots", {}, self.db.execute, snapshot_sql, [h, text, size])
+                for table, rows in batch.rows.items():
+                    for r in rows:
+                        row = {k: v for k, v in r.items() if k != "__op"}
+                        attempt(table, row, _insert_many, self.db, table, [row], upsert=r["__op"] == "upsert")
+                for table, pk, values in batch.updates:
+                    if table == "__scrub__":
+                        attempt("edits", {"document_id": pk}, self._scrub, pk, values["seq"], values["spans"])
+                    else:
+                        attempt(table, {}, self._update, table, pk, values)
+                _insert_many(self.db, "events", gaps, upsert=False)
+        except sqlite3.DatabaseError as exc:
+            self._write_failed(batch, exc)
+            return
+        for gap in gaps:
+            detail = json.loads(gap["detail"])
+            err = StoreWriteError(
+                f"Goldiff could not record a {detail['table']} record ({detail['reason']}); it was "
+                "left out, the rest was recorded, and the gap is marked in the trace store."
+            )
+            if self._on_error:
+                with contextlib.suppress(Exception):
+                    self._on_error(err)
 
     def _update(self, table: str, pk: str, values: dict[str, Any]) -> None:
         if not values:

@@ -12,6 +12,7 @@ pytest.importorskip("torch")
 llama_cpp = pytest.importorskip("llama_cpp")
 
 from goldiff.distill.bootstrap import bootstrap  # noqa: E402
+from goldiff.sources.llamacpp import load_llama  # noqa: E402
 
 
 @pytest.mark.slow
@@ -40,7 +41,7 @@ def test_tiny_bootstrap_writes_a_gguf_llama_cpp_serves(tmp_path: Path) -> None:
     assert card["recipe"]["hidden_size"] == 256
 
     # llama.cpp loads it and completes a FIM prompt built from the model's own tokens.
-    llm = llama_cpp.Llama(model_path=str(gguf), n_ctx=256, verbose=False)
+    llm = load_llama(str(gguf), n_ctx=256, verbose=False)
     pre = llm.tokenize(b"<|fim_prefix|>", add_bos=False, special=True)
     assert len(pre) == 1
     prompt = pre + llm.tokenize(b"def add(a, b):\n    return ", add_bos=False, special=False)

@@ -41,6 +41,7 @@ from goldiff.distill.tokenizer import (
     train_tokenizer,
 )
 from goldiff.errors import ParityError
+from goldiff.sources.llamacpp import load_llama
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _llama(path: Path, **kwargs: object) -> llama_cpp.Llama:
-    return llama_cpp.Llama(model_path=str(path), n_ctx=256, n_threads=1, verbose=False, **kwargs)
+    return load_llama(str(path), n_ctx=256, n_threads=1, verbose=False, **kwargs)
 
 
 def test_tiny_gguf_loads_and_generates_deterministically(tiny: Path) -> None:

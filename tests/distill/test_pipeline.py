@@ -13,6 +13,7 @@ llama_cpp = pytest.importorskip("llama_cpp")
 from goldiff.distill.bootstrap import bootstrap  # noqa: E402
 from goldiff.distill.pipeline import FinetuneOptions, distill_from_store  # noqa: E402
 from goldiff.errors import NotEnoughDataError  # noqa: E402
+from goldiff.sources.llamacpp import load_llama  # noqa: E402
 from goldiff.sources.registry import Registry  # noqa: E402
 
 from tests.test_export import fill_store  # noqa: E402
@@ -46,7 +47,7 @@ def test_distill_from_the_store_registers_a_model_llama_cpp_loads(tmp_path: Path
     assert entry.lineage["base"] == base.gguf_path and entry.lineage["export_id"]
     assert entry.lineage["train_rows"] >= 2 and result["steps"] == 2
     assert any("Registered" in m for m in said)
-    llm = llama_cpp.Llama(model_path=result["gguf"], n_ctx=128, verbose=False)
+    llm = load_llama(result["gguf"], n_ctx=128, verbose=False)
     assert (
         llm.create_completion("def add(a, b):", max_tokens=4, temperature=0.0)["usage"]["completion_tokens"]
         >= 1

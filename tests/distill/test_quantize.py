@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import gguf
-import llama_cpp
 import pytest
 from goldiff.distill.quantize import QuantizeError, quantize
 from goldiff.distill.tiny import write_tiny_gguf, write_tiny_lora_gguf
+from goldiff.sources.llamacpp import load_llama
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_quantized_files_are_smaller_and_serve(
     assert result.dst_bytes == result.dst.stat().st_size
     assert result.ratio < max_ratio
     assert _tensor_types(result.dst) <= expected_types
-    llm = llama_cpp.Llama(model_path=str(result.dst), n_ctx=128, n_threads=1, verbose=False)
+    llm = load_llama(str(result.dst), n_ctx=128, n_threads=1, verbose=False)
     out = llm.create_completion("def f(", max_tokens=8, temperature=0)
     assert out["usage"]["completion_tokens"] == 8  # type: ignore[index]
 

@@ -22,6 +22,7 @@ from goldiff.distill.tokenizer import (
     save_tokenizer,
     train_tokenizer,
 )
+from goldiff.sources.llamacpp import load_llama
 
 pytest.importorskip("tokenizers", reason="needs the goldiff[train] extra")
 
@@ -45,7 +46,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _vocab_only(model: Path) -> llama_cpp.Llama:
-    return llama_cpp.Llama(model_path=str(model), vocab_only=True, verbose=False)
+    return load_llama(str(model), vocab_only=True, verbose=False)
 
 
 def test_hf_and_llama_cpp_tokenize_real_python_files_identically(

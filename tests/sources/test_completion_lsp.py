@@ -163,6 +163,46 @@ async def test_shadow_mode_records_the_local_suggestion_beside_the_shown_one(
     assert shadow["prefix"] == shown["prefix"] == SOURCE  # the same context, for comparison
 
 
+async def test_shadow_answers_reach_the_stats_and_the_status_names_the_shown_model(tmp_path: Path) -> None:
+    home, uri = tmp_path / "home", (tmp_path / "m.py").as_uri()
+    options = {
+        "mode": "shadow",
+        "capture": {"enabled": True},
+        "frontier": {"model": rules("return a + b", "frontier-rules")},
+        "local": {"model": rules("return a + b", "local-rules")},
+    }
+    async with goldiff_client(home, env=patient(home), options=options) as client:
+        Editor(client).open(uri, SOURCE)
+        await complete(client, uri, SOURCE)
+        await wait_for_suggestions(client, 2)
+        stats = await command(client, "goldiff.stats")
+        status = await command(client, "goldiff.status")
+    # The hidden local answer is counted, and compared with the shown frontier one.
+    assert stats["shadow"]["answers"] == 1 and stats["shadow"]["matched_shown"] == 1
+    assert stats["shadow"]["empty"] == 0
+    assert status["shadowToday"]["answers"] == 1
+    # In shadow mode the frontier answers what the user sees; the status bar names it.
+    assert status["answering"] == {"source": "frontier", "provider": "openai", "model": "frontier-rules"}
+    assert status["model"] == "frontier-rules"
+    # Acceptance is per source: the hidden local answer is not a shown local suggestion.
+    assert set(status["acceptanceBySource"]) == {"frontier"}
+    assert status["acceptanceBySource"]["frontier"]["shown"] == 1
+
+
+async def test_the_status_names_the_local_model_in_local_mode(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    options = {"mode": "local", "local": {"model": rules("x", "local-rules")}}
+    async with goldiff_client(home, env=patient(home), options=options) as client:
+        status = await command(client, "goldiff.status")
+        assert status["answering"] == {"source": "local", "model": "local-rules"}
+        await command(client, "goldiff.setMode", {"mode": "frontier"})
+        status = await command(client, "goldiff.status")
+        registry = await command(client, "goldiff.models")
+        assert isinstance(registry["models"], list) and "default" in registry
+    # An empty frontier model is the provider's documented default.
+    assert status["answering"] == {"source": "frontier", "provider": "openai", "model": "gpt-4.1-mini"}
+
+
 async def test_typing_into_a_suggestion_reuses_it_and_set_mode_switches(tmp_path: Path) -> None:
     home, uri = tmp_path / "home", (tmp_path / "m.py").as_uri()
     options = {

@@ -15,13 +15,20 @@ import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from goldiff.errors import ConfigError, FrontierError
 from goldiff.sources.base import CompletionRequest
-from goldiff.sources.frontier import CURSOR, AnthropicSource, OpenAICompatibleSource, clean_chat_reply
+from goldiff.sources.frontier import (
+    CURSOR,
+    DEFAULT_MODELS,
+    AnthropicSource,
+    OpenAICompatibleSource,
+    clean_chat_reply,
+)
 
 KEY = "sk-test-0123456789abcdef-never-logged"
 # A generous budget: the machine running the tests may be busy; timing is not under test.
@@ -190,13 +197,23 @@ def test_unreachable_endpoint_is_a_clear_error() -> None:
         source.complete(REQUEST)
 
 
-def test_public_endpoints_need_a_key_and_a_model() -> None:
-    with pytest.raises(ConfigError, match="API key"):
+def test_public_endpoints_need_a_key_and_default_the_model() -> None:
+    with pytest.raises(ConfigError, match=r"API key.*'Goldiff: Set Frontier API Key'"):
         OpenAICompatibleSource(model="gpt-x")
-    with pytest.raises(ConfigError, match=r"frontier.model"):
-        OpenAICompatibleSource(api_key=KEY)
-    with pytest.raises(ConfigError, match="API key"):
+    with pytest.raises(ConfigError, match=r"'Goldiff: Set Frontier API Key'"):
         AnthropicSource(model="claude")
+    # An empty goldiff.frontier.model means the provider's documented default.
+    assert OpenAICompatibleSource(api_key=KEY).model == DEFAULT_MODELS["openai"]
+    assert AnthropicSource(api_key=KEY).model == DEFAULT_MODELS["anthropic"]
+    # A self-hosted OpenAI-compatible server is asked without a model name.
+    assert OpenAICompatibleSource(base_url="http://127.0.0.1:1/v1").model == ""
+
+
+def test_default_models_are_the_ones_the_setting_documents() -> None:
+    manifest = json.loads((Path(__file__).resolve().parents[2] / "extension" / "package.json").read_text())
+    described = manifest["contributes"]["configuration"]["properties"]["goldiff.frontier.model"]
+    for model in DEFAULT_MODELS.values():
+        assert f"`{model}`" in described["markdownDescription"]
 
 
 # ---------------------------------------------------------------------- Anthropic (recorded)
@@ -243,7 +260,7 @@ def test_anthropic_errors_are_classified() -> None:
         )
 
     source = AnthropicSource(model="claude", api_key=KEY, transport=httpx.MockTransport(handler))
-    with pytest.raises(FrontierError, match=r"invalid x-api-key.*Set API Key") as info:
+    with pytest.raises(FrontierError, match=r"invalid x-api-key.*'Goldiff: Set Frontier API Key'") as info:
         source.complete(REQUEST)
     assert KEY not in str(info.value)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from goldiff.distill.tiny import TINY_SPECIAL_IDS, write_tiny_gguf, write_tiny_lora_gguf
 from goldiff.errors import ModelLoadError
@@ -130,3 +131,62 @@ def test_missing_corrupt_and_mismatched_files_are_clear(tmp_path: Path, tiny_ggu
     wrong = write_tiny_lora_gguf(wide, tmp_path / "wide-lora.gguf")
     with pytest.raises(ModelLoadError, match="adapter"):
         LocalSource(tiny_gguf, adapter_path=wrong)
+
+
+def _file(name: str, n: int = 30) -> str:
+    return "".join(f"def {name}_{i}(request):\n    return {i} * {name}\n\n" for i in range(n))
+
+
+def test_switching_back_to_a_file_starts_from_its_saved_state(tiny_gguf: Path) -> None:
+    source = LocalSource(tiny_gguf, cold_seconds=1e6)  # whole prompts, however busy the machine
+    a = CompletionRequest(
+        prefix=_file("alpha") + "x = ", suffix="", max_tokens=4, max_seconds=120, path="/a.py"
+    )
+    b = CompletionRequest(
+        prefix=_file("beta") + "y = ", suffix="", max_tokens=4, max_seconds=120, path="/b.py"
+    )
+    first = source.complete(a)
+    other = source.complete(b)
+    assert other.reused_tokens is not None and other.reused_tokens < 8  # a cold file
+    back = source.complete(a)
+    assert source.restored == 1
+    assert first.prompt_tokens is not None and back.reused_tokens == first.prompt_tokens - 1
+    assert back.raw_text == first.raw_text  # the restored state answers as the original did
+    # A file never seen is not helped by another file's state.
+    c = CompletionRequest(
+        prefix=_file("gamma") + "z = ", suffix="", max_tokens=4, max_seconds=120, path="/c.py"
+    )
+    assert (source.complete(c).reused_tokens or 0) < 8 and source.restored == 1
+
+
+def test_cold_prompts_are_capped_to_the_latency_budget_in_whole_steps(tiny_gguf: Path) -> None:
+    from goldiff.sources.local import MIN_PROMPT
+
+    source = LocalSource(tiny_gguf, cold_seconds=0.0)  # as if this machine were very slow
+    assert source.prompt_cap == MIN_PROMPT
+    prefix = _file("delta", 80)
+    completion = source.complete(CompletionRequest(prefix=prefix, suffix="", max_tokens=4, max_seconds=120))
+    assert completion.prompt_tokens is not None and completion.prompt_tokens <= MIN_PROMPT
+    kept = source.llm.detokenize(source.last_prompt[1:-2]).decode()
+    assert prefix.endswith(kept)  # the end of the prefix, next to the cursor, is what stays
+    longer = source.complete(CompletionRequest(prefix=prefix + "v", suffix="", max_tokens=4, max_seconds=120))
+    assert longer.reused_tokens is not None and longer.reused_tokens >= completion.prompt_tokens - 2
+
+
+def test_token_logprobs_are_the_models_own(tiny_gguf: Path, source: LocalSource) -> None:
+    from goldiff.sources.llamacpp import load_llama
+
+    request = CompletionRequest(prefix="def f(x):\n    return ", suffix="\n", max_tokens=6)
+    completion = source.complete(request)
+    assert len(completion.token_logprobs) == completion.completion_tokens
+    assert all(lp <= 0.0 for lp in completion.token_logprobs)
+    # The same prompt and tokens through a fresh model that keeps every position's logits.
+    prompt = source.last_prompt
+    generated = source.evaluated_tokens()[len(prompt) :]
+    full = load_llama(str(tiny_gguf), n_ctx=512, logits_all=True, verbose=False)
+    full.eval([*prompt, *generated])
+    for i, lp in enumerate(completion.token_logprobs[: len(generated)]):
+        row = np.asarray(full.scores[len(prompt) - 1 + i], dtype=np.float64)
+        expected = row[generated[i]] - row.max() - np.log(np.exp(row - row.max()).sum())
+        assert lp == pytest.approx(expected, abs=1e-3)
+    full.close()

@@ -25,6 +25,10 @@ const VSIX = process.env.GOLDIFF_E2E_VSIX ?? path.join(EXT_DIR, 'goldiff.vsix');
 const CHROMIUM = process.env.GOLDIFF_E2E_CHROMIUM ?? '/usr/bin/chromium';
 const REQUIRE_ALL = process.env.GOLDIFF_E2E_REQUIRE_ALL === '1';
 const KEEP = process.env.GOLDIFF_E2E_KEEP === '1';
+// First run: no goldiff.pythonPath, a python3 without Goldiff on PATH, and the user
+// accepts the extension's offer to set up its own server from the wheel in the .vsix.
+const FIRST_RUN = process.env.GOLDIFF_E2E_FIRST_RUN === '1';
+const SETUP_TIMEOUT_MS = Number(process.env.GOLDIFF_E2E_SETUP_TIMEOUT_S ?? '1800') * 1000;
 
 type Outcome = 'passed' | 'failed' | 'skipped';
 
@@ -291,7 +295,11 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
     name: 'toggle-model',
     run: async ({ page }) => {
       const before = await statusLabel(page);
+      // A click opens the Goldiff menu; "Mode…" opens the mode picker.
       await statusItem(page).click();
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Mode…' }).first().waitFor({ timeout: 10000 });
+      await page.screenshot({ path: path.join(RESULTS, '04a-status-menu.png') });
+      await pickQuickItem(page, 'Mode…');
       await pickQuickItem(page, 'Shadow');
       const after = await waitFor('the status bar to show shadow mode', 15000, async () => {
         const l = await statusLabel(page);
@@ -447,6 +455,53 @@ steps.push(
   },
 );
 
+if (FIRST_RUN) {
+  steps.unshift({
+    name: 'first-run-setup',
+    run: async ({ page, userData }) => {
+      const offer = page.locator('.notification-toast', { hasText: /Goldiff needs its server/ }).first();
+      await offer.waitFor({ state: 'visible', timeout: 90000 });
+      await page.screenshot({ path: path.join(RESULTS, '00a-first-run-offer.png') });
+      await offer.getByRole('button', { name: 'Set Up' }).click();
+      const progress = page.locator('.notification-toast', { hasText: /Goldiff: setting up its server/ }).first();
+      await progress.waitFor({ state: 'visible', timeout: 30000 });
+      await page.screenshot({ path: path.join(RESULTS, '00b-first-run-progress.png') });
+      const t0 = Date.now();
+      // Screenshots of the stages as they pass (the install one is the slow one).
+      const seen = new Set<string>();
+      const done = page.locator('.notification-toast', { hasText: /Goldiff set up its server/ }).first();
+      let failure: string | undefined;
+      await waitFor('the set-up to finish', SETUP_TIMEOUT_MS, async () => {
+        if (await done.isVisible().catch(() => false)) {
+          return true;
+        }
+        const failed = page.locator('.notification-toast', { hasText: /failed:|needs Python 3\.11/ }).first();
+        if (await failed.isVisible().catch(() => false)) {
+          failure = (await failed.textContent()) ?? 'the set-up failed';
+          return true;
+        }
+        const stage = /(\d)\/\d: /.exec((await progress.textContent().catch(() => '')) ?? '')?.[1];
+        if (stage !== undefined && !seen.has(stage)) {
+          seen.add(stage);
+          await page.screenshot({ path: path.join(RESULTS, `00b-first-run-stage-${stage}.png`) });
+        }
+        return undefined;
+      });
+      await page.screenshot({ path: path.join(RESULTS, '00c-first-run-done.png') });
+      if (failure !== undefined) {
+        throw new Error(`the set-up failed: ${failure}`);
+      }
+      const venvPython = fs
+        .readdirSync(userData, { recursive: true, encoding: 'utf8' })
+        .find((f) => f.endsWith(path.join('server-venv', 'bin', 'python')));
+      if (venvPython === undefined) {
+        throw new Error('no server-venv/bin/python under the user data folder');
+      }
+      return `set up in ${Math.round((Date.now() - t0) / 1000)} s through the offer; stages seen ${[...seen].join(', ')}; ${venvPython}`;
+    },
+  });
+}
+
 // ---- harness -------------------------------------------------------------------------
 
 function killGroup(child: ChildProcess | undefined, signal: NodeJS.Signals): void {
@@ -482,12 +537,12 @@ async function main(): Promise<number> {
   // goldiff.pythonPath and goldiff.home are read from the Machine file only.
   const features = serverFeatures();
   log(`server requests: ${features.requests.join(', ')}; commands: ${features.commands.join(', ')}`);
-  const model = localModel(features);
+  // First run: the model comes with the wheel the extension installs.
+  const model = FIRST_RUN ? { setting: '', description: 'the default model from the bundled wheel' } : localModel(features);
   log(`local model: ${model.description}`);
   const userSettings = JSON.stringify(
       {
-        'goldiff.pythonPath': PYTHON,
-        'goldiff.local.model': model.setting,
+        ...(FIRST_RUN ? {} : { 'goldiff.pythonPath': PYTHON, 'goldiff.local.model': model.setting }),
         'goldiff.home': home,
         'workbench.startupEditor': 'none',
         'workbench.tips.enabled': false,
@@ -518,6 +573,23 @@ async function main(): Promise<number> {
     XDG_CACHE_HOME: path.join(fakeHome, '.cache'),
     SHELL: '/bin/bash',
   };
+  if (FIRST_RUN) {
+    // The editor must not see this checkout's server: python3 on PATH has no Goldiff.
+    delete env.PYTHONPATH;
+    delete env.VIRTUAL_ENV;
+    // pyenv's shims find their interpreters under PYENV_ROOT, which defaults to $HOME.
+    if (process.env.PYENV_ROOT === undefined && fs.existsSync(path.join(os.homedir(), '.pyenv'))) {
+      env.PYENV_ROOT = path.join(os.homedir(), '.pyenv');
+    }
+    if (process.env.GOLDIFF_E2E_PIP_FIND_LINKS) {
+      // Prebuilt wheels (llama-cpp-python) so the run does not compile it for many minutes.
+      env.PIP_FIND_LINKS = [process.env.PIP_FIND_LINKS, process.env.GOLDIFF_E2E_PIP_FIND_LINKS].filter(Boolean).join(' ');
+    }
+    const probe = spawnSync('python3', ['-c', 'import goldiff'], { env, encoding: 'utf8' });
+    if (probe.status === 0) {
+      throw new Error('python3 on PATH already has Goldiff; the first-run test needs one without it');
+    }
+  }
   log(`workspace ${ws}, Goldiff home ${home}, python ${PYTHON}`);
 
 

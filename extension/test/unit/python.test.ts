@@ -38,7 +38,7 @@ test('a real interpreter is diagnosed by importing goldiff: installed, or the pi
   } else {
     assert.equal(
       message,
-      `Goldiff is not installed in ${choice.command} (the default on PATH). Run "${choice.command} -m pip install goldiff" or set goldiff.pythonPath to an interpreter that has it.`,
+      `Goldiff is not installed in ${choice.command} (the default on PATH). Run "Goldiff: Set Up Server" to let the extension install its own, or set goldiff.pythonPath to an interpreter that has it.`,
     );
   }
 });

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { apiKeySecretName, buildServerSettings, serverEnvironment, withoutApiKey } from '../../src/settings';
+import { apiKeySecretName, buildServerSettings, DEFAULT_AGENTS, serverEnvironment, withoutApiKey } from '../../src/settings';
 
 interface Manifest {
   contributes: { configuration: { properties: Record<string, { default?: unknown; scope?: string; description?: string; markdownDescription?: string; enum?: unknown[]; enumDescriptions?: unknown[] }> } };
@@ -26,8 +26,21 @@ test('the defaults declared in package.json map to the server settings', () => {
     capture: { enabled: false, exclude: [] },
     settleSeconds: 10,
     frontier: { provider: 'openai', baseUrl: null, model: null, apiKey: null },
-    local: { model: null, adapter: null },
+    local: { model: null, adapter: null, endpoint: null },
+    agents: ['claude', 'codex', 'aider', 'gemini', 'goose', 'opencode', 'cursor-agent'],
   });
+});
+
+test('goldiff.agents reaches the server, and its default is the one package.json declares', () => {
+  assert.deepEqual(properties['goldiff.agents']?.default, DEFAULT_AGENTS);
+  const { settings, problems } = buildServerSettings(defaults({ agents: [' my-agent ', '', 7, 'claude'] }), undefined);
+  assert.deepEqual(settings.agents, ['my-agent', 'claude']);
+  assert.deepEqual(problems, []);
+  // An empty list is a choice (watch no agent), not "unset".
+  assert.deepEqual(buildServerSettings(defaults({ agents: [] }), undefined).settings.agents, []);
+  const wrong = buildServerSettings(defaults({ agents: 'claude' }), undefined);
+  assert.deepEqual(wrong.settings.agents, DEFAULT_AGENTS);
+  assert.deepEqual(wrong.problems, ['Setting goldiff.agents must be a list of command names; ignoring it.']);
 });
 
 test('user values and the API key from secret storage reach the server, trimmed', () => {
@@ -42,6 +55,7 @@ test('user values and the API key from secret storage reach the server, trimmed'
       'frontier.model': 'claude-x',
       'local.model': '/models/tiny.gguf',
       'local.adapter': 'adapter.gguf',
+      'local.endpoint': ' http://models.example:8000/v1 ',
     }),
     'sk-test',
   );
@@ -50,7 +64,8 @@ test('user values and the API key from secret storage reach the server, trimmed'
     capture: { enabled: true, exclude: ['*.log'] },
     settleSeconds: 5,
     frontier: { provider: 'anthropic', baseUrl: 'http://127.0.0.1:8080/v1', model: 'claude-x', apiKey: 'sk-test' },
-    local: { model: '/models/tiny.gguf', adapter: 'adapter.gguf' },
+    local: { model: '/models/tiny.gguf', adapter: 'adapter.gguf', endpoint: 'http://models.example:8000/v1' },
+    agents: ['claude', 'codex', 'aider', 'gemini', 'goose', 'opencode', 'cursor-agent'],
   });
 });
 

@@ -8,24 +8,50 @@ import { defaultExportName, exportedFiles, exportedRows, exportMessage, formatPi
 import { humanBytes, statsMarkdown } from '../../src/statsView';
 import { parseServerLogLine } from '../../src/serverLog';
 
-test('the status bar shows mode and today\'s acceptance rate', () => {
+test('the status bar names the model that answers, a recording dot, and acceptance per source', () => {
   const view = formatStatus('running', {
-    mode: 'local',
-    model: 'goldiff-tiny',
+    mode: 'shadow',
+    model: 'gpt-4.1-mini',
+    answering: { source: 'frontier', provider: 'openai', model: 'gpt-4.1-mini' },
     capture: true,
-    acceptanceToday: { shown: 8, accepted: 3 },
+    acceptanceToday: { shown: 12, accepted: 5 },
+    acceptanceBySource: { local: { shown: 4, accepted: 1, rate: 0.25 }, frontier: { shown: 8, accepted: 4, rate: 0.5 } },
+    shadowToday: { answers: 7, matched_shown: 2 },
   });
-  assert.equal(view.text, '$(sparkle) local 38%');
+  // In shadow mode the frontier answers: its model is named, not the hidden local one.
+  assert.equal(view.text, '$(sparkle) gpt-4.1-mini $(circle-filled) frontier 50% · local 25%');
   assert.equal(
     view.tooltip,
-    'Goldiff: local mode (goldiff-tiny)\nAccepted today: 38% of suggestions shown.\nCapture: on for this workspace.\nClick to switch between frontier, local and shadow.',
+    [
+      'Goldiff: shadow mode — frontier model gpt-4.1-mini answers (the local model runs hidden beside it).',
+      'Accepted today: frontier 50% of 8 shown, local 25% of 4 shown.',
+      'Shadow today: 7 hidden local answers, 2 equal to the shown one.',
+      'Recording: on for this workspace.',
+      'Click for the Goldiff menu.',
+    ].join('\n'),
   );
   assert.equal(view.warning, false);
+  assert.equal(view.label, 'shadow mode, gpt-4.1-mini, recording, accepted today frontier 50%, local 25%');
+});
+
+test('local mode names the local model; no recording means no dot; a snooze says so', () => {
+  const status = { mode: 'local', answering: { source: 'local', model: 'goldiff-default' }, capture: false };
+  assert.equal(formatStatus('running', status).text, '$(sparkle) goldiff-default –');
+  const now = 1_000_000;
+  const snoozed = formatStatus('running', status, { now, snoozedUntil: now + 14.5 * 60000 });
+  assert.equal(snoozed.text, '$(bell-slash) snoozed 15 min –');
+  assert.match(snoozed.tooltip, /no completions for 15 more min/);
+  // A snooze that ended is not shown.
+  assert.equal(formatStatus('running', status, { now, snoozedUntil: now - 1 }).text, '$(sparkle) goldiff-default –');
+  // No local model at all: the item warns.
+  const none = formatStatus('running', { mode: 'local', answering: { source: 'local', model: null } });
+  assert.equal(none.warning, true);
+  assert.match(none.tooltip, /no model answers/);
 });
 
 test('no suggestion shown yet reads as a dash, not 0%', () => {
-  assert.equal(formatStatus('running', { mode: 'frontier', acceptanceToday: { shown: 0, accepted: 0 } }).text, '$(sparkle) frontier –');
-  assert.equal(formatStatus('running', { mode: 'shadow', acceptanceToday: null }).text, '$(sparkle) shadow –');
+  assert.equal(formatStatus('running', { mode: 'frontier', model: 'm', acceptanceBySource: { frontier: { shown: 0, accepted: 0 } } }).text, '$(sparkle) m –');
+  assert.equal(formatStatus('running', { mode: 'shadow', model: 'm', acceptanceToday: null }).text, '$(sparkle) m –');
 });
 
 test('the acceptance rate is read from a number, a rate or counts', () => {
@@ -37,10 +63,11 @@ test('the acceptance rate is read from a number, a rate or counts', () => {
 });
 
 test('a failed server turns the item into a warning that restarts on click', () => {
-  const view = formatStatus('failed', undefined);
+  const view = formatStatus('failed', undefined, { now: 0, failure: 'Goldiff is not installed in python3.' });
   assert.equal(view.text, '$(error) Goldiff');
+  assert.match(view.tooltip, /not installed in python3/);
   assert.equal(view.warning, true);
-  assert.match(view.tooltip, /restart/);
+  assert.match(view.tooltip, /restart, log, doctor/);
   assert.equal(formatStatus('starting', { mode: 'local' }).text, '$(loading~spin) Goldiff');
 });
 

@@ -31,6 +31,7 @@ from goldiff.prompts import (
 )
 from goldiff.sources.base import Deadline
 from goldiff.sources.deterministic import SPEC_PREFIX
+from goldiff.store import clean_text
 
 EDIT_MAX_TOKENS = 1024  # a rewritten region is longer than a completion
 EDIT_MAX_SECONDS = 60.0
@@ -50,15 +51,19 @@ class EditRequest:
     cursor: int | None = None
 
     def prompt(self) -> str:
-        return format_edit_prompt(
-            path=self.path,
-            region=self.region,
-            cursor=self.cursor,
-            context_before=self.context_before,
-            context_after=self.context_after,
-            recent_edits=self.recent_edits,
-            instruction=self.instruction,
-            language=self.language or None,
+        # A lone surrogate (a client can send one) has no UTF-8 form: llama.cpp and HTTP
+        # bodies need one, so it becomes U+FFFD, as the store records it.
+        return clean_text(
+            format_edit_prompt(
+                path=self.path,
+                region=self.region,
+                cursor=self.cursor,
+                context_before=self.context_before,
+                context_after=self.context_after,
+                recent_edits=self.recent_edits,
+                instruction=self.instruction,
+                language=self.language or None,
+            )
         )
 
 
@@ -203,7 +208,7 @@ class LocalEditSource:
     """A local GGUF through llama.cpp: the edit prompt as a raw completion, greedy."""
 
     def __init__(self, source: Any) -> None:
-        self._source = source  # goldiff.sources.local.LocalSource
+        self._source = source  # the local engine: a WorkerSource (or a LocalSource in-process)
         self.kind = "local"
         self.model = str(source.model)
         self._lock = threading.Lock()  # one llama context: one generation at a time
@@ -212,18 +217,14 @@ class LocalEditSource:
         deadline = Deadline(EDIT_MAX_SECONDS)
         prompt = request.prompt()
         with self._lock:
-            out = self._source.llm.create_completion(
-                prompt, max_tokens=EDIT_MAX_TOKENS, temperature=0.0, stop=[EDIT_REGION_END]
-            )
-        text = str(out["choices"][0]["text"])
-        usage = out.get("usage") or {}
+            out = self._source.raw_complete(prompt, EDIT_MAX_TOKENS, [EDIT_REGION_END])
         return Rewrite(
-            clean_reply(text + EDIT_REGION_END),
+            clean_reply(str(out["text"]) + EDIT_REGION_END),
             self.kind,
             self.model,
             deadline.elapsed_ms(),
-            usage.get("prompt_tokens"),
-            usage.get("completion_tokens"),
+            out.get("prompt_tokens"),
+            out.get("completion_tokens"),
         )
 
 

@@ -17,9 +17,14 @@ from typing import Any
 
 from goldiff.errors import ConfigError
 
-# models/recipes/ in a source checkout; an installed package has no recipes beside it, so
-# callers may also pass a path to a TOML file of their own.
-RECIPES_DIR = Path(__file__).resolve().parents[3] / "models" / "recipes"
+# models/recipes/ in a source checkout, goldiff/models/recipes/ in an installed wheel (it
+# carries models/ as package data); callers may also pass a path to a TOML file of their own.
+_PACKAGE_RECIPES = Path(__file__).resolve().parents[1] / "models" / "recipes"
+RECIPES_DIR = (
+    _PACKAGE_RECIPES
+    if _PACKAGE_RECIPES.is_dir()
+    else Path(__file__).resolve().parents[3] / "models" / "recipes"
+)
 
 
 @dataclass

@@ -243,14 +243,25 @@ class TokenWindows:
     def __len__(self) -> int:
         return 0 if self.tokens is None else len(self.tokens)
 
-    def batch(self, batch_size: int, seed: int, step: int, micro: int = 0) -> dict[str, torch.Tensor]:
+    def batch(
+        self, batch_size: int, seed: int, step: int, micro: int = 0, *, rank: int = 0, world: int = 1
+    ) -> dict[str, torch.Tensor]:
+        """Process `rank`'s `batch_size` windows of the step's global batch of `batch_size * world`.
+
+        The global batch depends only on (seed, step, micro), so N processes together train
+        on exactly the windows one process would with an N times larger batch, and a run
+        resumed on another number of processes continues with the same data.
+        ``label_count`` is the labelled tokens of the whole global batch.
+        """
         assert self.tokens is not None
         g = torch.Generator().manual_seed(_mix(seed, step, micro))
         high = len(self.tokens) - self.seq_len - 1
-        offsets = torch.randint(0, high + 1, (batch_size,), generator=g).tolist()
+        offsets = torch.randint(0, high + 1, (batch_size * world,), generator=g).tolist()
+        offsets = offsets[rank * batch_size : (rank + 1) * batch_size]
         rows = np.stack([self.tokens[o : o + self.seq_len + 1] for o in offsets]).astype(np.int64)
         data = torch.from_numpy(rows)
-        return {"input_ids": data[:, :-1], "labels": data[:, 1:]}
+        count = torch.tensor(batch_size * world * self.seq_len)
+        return {"input_ids": data[:, :-1], "labels": data[:, 1:], "label_count": count}
 
 
 def _mix(*parts: int) -> int:
@@ -315,14 +326,21 @@ class SFTRows:
     def __init__(self, encoded: list[tuple[list[int], list[int]]], pad_id: int) -> None:
         self.encoded = encoded
         self.pad_id = pad_id
+        # Supervised tokens per row (labels shifted by one, as collate does).
+        self.labelled = [sum(1 for t in lab[1:] if t != IGNORE_INDEX) for _, lab in encoded]
 
     def __len__(self) -> int:
         return len(self.encoded)
 
-    def batch(self, batch_size: int, seed: int, step: int, micro: int = 0) -> dict[str, torch.Tensor]:
+    def batch(
+        self, batch_size: int, seed: int, step: int, micro: int = 0, *, rank: int = 0, world: int = 1
+    ) -> dict[str, torch.Tensor]:
+        """Process `rank`'s share of the step's global batch (see `TokenWindows.batch`)."""
         g = torch.Generator().manual_seed(_mix(seed, step, micro))
-        picks = torch.randint(0, len(self.encoded), (batch_size,), generator=g).tolist()
-        return self.collate([self.encoded[i] for i in picks])
+        picks = torch.randint(0, len(self.encoded), (batch_size * world,), generator=g).tolist()
+        count = torch.tensor(sum(self.labelled[i] for i in picks))
+        mine = picks[rank * batch_size : (rank + 1) * batch_size]
+        return {**self.collate([self.encoded[i] for i in mine]), "label_count": count}
 
     def collate(self, items: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
         # Inputs and labels are shifted here (labels[t] is the token after inputs[t]), the

@@ -122,8 +122,10 @@ def torch_logits(model: Any, ids: Sequence[int]) -> npt.NDArray[np.float32]:
 
 def _load(llama_cpp: Any, **kwargs: Any) -> Any:
     """A ``Llama``, or None when llama.cpp refuses the model or adapter file."""
+    from goldiff.sources.llamacpp import load_llama
+
     try:
-        return llama_cpp.Llama(**kwargs)
+        return load_llama(**kwargs)
     except (ValueError, RuntimeError):  # what llama-cpp-python raises for either
         return None
 

@@ -46,10 +46,13 @@ def base_model(gguf: Path | None, work: Path, say: Say = print) -> BaseModel:
             "checkout that has it, run `goldiff bootstrap`, or pass --base PATH."
         )
     found = Path(found)
-    # Torch weights and tokenizer may travel next to the GGUF: <stem>-hf/ (bootstrap's output).
-    for hf_dir in (found.with_name(found.stem + "-hf"), found.parent / "hf"):
+    # Torch weights and tokenizer may travel next to the GGUF: <stem>-hf/ (bootstrap's output),
+    # or lie in the work folder from an earlier (or another process's) read of this GGUF.
+    for hf_dir in (found.with_name(found.stem + "-hf"), found.parent / "hf", work / "base-hf"):
         tokenizer = hf_dir / "tokenizer.json"
         if (hf_dir / "config.json").is_file() and tokenizer.is_file():
+            if hf_dir == work / "base-hf" and _read_from(hf_dir) != str(found.resolve()):
+                continue  # read from another base by an earlier run of this name
             return BaseModel(gguf=found, hf_dir=hf_dir, tokenizer=tokenizer)
     say(f"Reading {found.name} back into torch (dequantized) to fine-tune it...")
     return torch_weights_from_gguf(found, work / "base-hf")
@@ -79,7 +82,18 @@ def torch_weights_from_gguf(gguf: Path, out: Path) -> BaseModel:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    (out / READ_FROM).write_text(str(gguf.resolve()) + "\n", encoding="utf-8")
     return BaseModel(gguf=gguf, hf_dir=out, tokenizer=out / "tokenizer.json")
+
+
+READ_FROM = "goldiff_read_from.txt"  # which GGUF a dequantized base folder was read from
+
+
+def _read_from(hf_dir: Path) -> str:
+    try:
+        return (hf_dir / READ_FROM).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
 
 
 @dataclass
@@ -105,12 +119,20 @@ def finetune(
     from goldiff.distill.model import load_model
     from goldiff.distill.train import train
 
+    rank, world = processes()
+    if options.batch_size % world:
+        raise ConfigError(
+            f"the batch of {options.batch_size} rows cannot be shared by {world} processes; "
+            f"use a multiple of {world} (--batch-size)"
+        )
     trainer = load_recipe(
         options.recipe,
         init_from=str(base.hf_dir),
         max_steps=options.steps,
         seq_len=options.seq_len,
-        batch_size=options.batch_size,
+        # options.batch_size is the global batch: the same command trains the same way on
+        # any number of processes (see train.py).
+        batch_size=options.batch_size // world,
         learning_rate=options.learning_rate,
         warmup_steps=max(1, options.steps // 10),
         eval_interval=options.steps,
@@ -125,9 +147,20 @@ def finetune(
     result = train(
         trainer, work / "distill", sft_path=train_rows, tokenizer_path=base.tokenizer, progress=False
     )
-    if result.final_dir is None:
+    if result.final_dir is None and rank == 0:
         raise KeyboardInterrupt("stopped during training; run the same command again to resume")
+    if rank != 0 or result.final_dir is None:
+        return {"steps": result.steps, "processes": world}  # the first process exports and registers
     say(f"  {result.tokens_seen:,} tokens, loss {result.train_loss:.3f}, {result.tokens_per_s:,.0f} tokens/s")
+    trained = {
+        "steps": result.steps,
+        "tokens_seen": result.tokens_seen,
+        "train_loss": result.train_loss,
+        "val_loss": result.val_loss,
+        "tokens_per_s": result.tokens_per_s,
+        "train_seconds": result.elapsed_s,
+        "processes": world,
+    }
     say("Exporting to GGUF (parity-checked against torch, quantized)...")
     model = load_model(result.final_dir)
     files = export_checked(
@@ -139,14 +172,28 @@ def finetune(
     final = files[-1]
     return {
         "gguf": str(final.path),
-        "final_dir": str(result.final_dir),
+        "final_dir": str(result.final_dir),  # the torch weights, for the held-out loss
         "qtype": final.qtype,
         "size_bytes": final.size_bytes,
-        "steps": result.steps,
-        "tokens_seen": result.tokens_seen,
-        "train_loss": result.train_loss,
-        "train_seconds": result.elapsed_s,
+        **trained,
     }
+
+
+def processes() -> tuple[int, int]:
+    """(rank, number of processes) under `accelerate launch` or `torchrun`; (0, 1) alone."""
+    import os
+
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _barrier() -> None:
+    """Wait for every process (no-op for a single one): the first one prepares the data."""
+    if processes()[1] > 1:
+        import torch
+        from accelerate import PartialState
+
+        # The same device choice as train.py's Accelerator, which shares this state.
+        PartialState(cpu=not torch.cuda.is_available()).wait_for_everyone()
 
 
 def distill_from_store(
@@ -165,6 +212,11 @@ def distill_from_store(
     from goldiff.store import open_database
 
     options = options or FinetuneOptions()
+    if processes()[1] > 1:
+        raise ConfigError(
+            "several processes train from a dataset: export the store first (`goldiff export "
+            "--format parquet --out DIR`) and run `goldiff distill --data DIR --name NAME`"
+        )
     name = name or time.strftime("distilled-%Y%m%d-%H%M%S")
     work = models_dir(home) / name
     if not store_path(home).exists():
@@ -246,3 +298,71 @@ def promote_from_split(home: Path, name: str, test_rows: Path | None, *, threads
                 row = json.loads(line)
                 rows.append(GoldRow(row["prefix"], row["suffix"], row["completion"]))
     return promote_if_better(home, name, rows, threads=threads)
+
+
+def distill_from_dataset(
+    home: Path,
+    data: str | Path,
+    *,
+    name: str | None = None,
+    base: Path | None = None,
+    options: FinetuneOptions | None = None,
+    min_rows: int = 8,
+    say: Say = print,
+) -> dict[str, Any]:
+    """A pooled dataset (folder, URL or export file) → a fine-tuned GGUF, registered.
+
+    Runs as it is under `accelerate launch --num_processes N` or `torchrun`: the first
+    process reads the dataset and the base into the work folder while the others wait, all
+    of them train, and the first exports, checks and registers the result. A name is needed
+    to resume (the same command with the same `--name` continues from its checkpoint).
+    """
+    from goldiff import pool
+    from goldiff.home import models_dir
+    from goldiff.sources.registry import Registry
+
+    options = options or FinetuneOptions()
+    rank, world = processes()
+    if name is None and world > 1:
+        raise ConfigError("several processes must agree on the run's folder: give --name")
+    name = name or time.strftime("distilled-%Y%m%d-%H%M%S")
+    work = models_dir(home) / name
+    rows_file = work / "data" / "train.jsonl"
+    if rank == 0:
+        say(f"Reading {data}...")
+        rows = [r for r in pool.read_rows(data) if r.get("completion") is not None]
+        if len(rows) < min_rows:
+            raise NotEnoughDataError(
+                f"{data} holds {len(rows)} sft row(s) with a completion; distilling needs at least "
+                f"{min_rows}. Pool more developers' exports (`goldiff pool`), or export sft rows, "
+                "not --no-code metrics."
+            )
+        rows_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = rows_file.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows), encoding="utf-8")
+        tmp.replace(rows_file)
+        stores = sorted({str(r.get("store")) for r in rows if r.get("store")})
+        say(f"  {len(rows)} rows from {len(stores)} store(s)")
+        model = base_model(base, work, say)
+    _barrier()
+    if rank != 0:
+        model = base_model(base, work, lambda _m: None)  # read by the first process already
+    result = finetune(model, rows_file, work, options, say if rank == 0 else (lambda _m: None))
+    if rank != 0:
+        return {"name": name, "rank": rank, **result}
+    lineage = {
+        "base": str(model.gguf),
+        "data": str(data),
+        "stores": len(stores),
+        "train_rows": len(rows),
+        "recipe": options.recipe,
+        "processes": world,
+        "steps": result["steps"],
+        "tokens_seen": result["tokens_seen"],
+        "train_loss": result["train_loss"],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    Registry(home).register(name, result["gguf"], kind="model", lineage=lineage)
+    (work / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
+    say(f"Registered as {name!r}: `goldiff models use {name}` (or the editor's toggle) switches to it.")
+    return {"name": name, **result, "lineage": lineage}

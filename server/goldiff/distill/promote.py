@@ -2,7 +2,8 @@
 
 The candidate and the current default answer the same held-out gold contexts (the test
 split of the export the candidate was trained without) through the server's own local
-source (`LocalSource`: the same prompts, serving profile, stop rules and gate a user gets).
+engine (`goldiff eval`'s `EngineFim`: the engine process, the same request building,
+prompts, serving profile, stop rules and gate a user gets).
 The **primary metric is chars saved**: accepted characters over the gold's characters,
 where an answer counts as accepted when it is a non-empty prefix of the gold (what Tab
 would have kept). The candidate is promoted when it saves more characters than the current
@@ -84,27 +85,16 @@ def local_completer(
     adapter: str | Path | None = None,
     gate: Path | None = None,
     threads: int | None = None,
-    max_seconds: float = 10.0,
 ) -> tuple[Completer, Callable[[], None]]:
-    """A completer over the server's own `LocalSource` (and a function that closes it)."""
-    from goldiff.sources.base import CompletionRequest
-    from goldiff.sources.completion import MAX_TOKENS, prefix_excerpt, suffix_excerpt
-    from goldiff.sources.local import LocalSource
+    """A completer over the server's own local engine (and a function that closes it).
 
-    source = LocalSource(path, adapter_path=adapter, gate=gate, n_threads=threads)
+    `goldiff eval`'s `EngineFim`: the engine process, the server's request building and the
+    model's serving profile and gate, so promotion compares what users would be served.
+    """
+    from goldiff.evaluate import EngineFim
 
-    def complete(prefix: str, suffix: str) -> tuple[str, float]:
-        request = CompletionRequest(
-            prefix=prefix_excerpt(prefix),
-            suffix=suffix_excerpt(suffix),
-            language="python",
-            max_tokens=MAX_TOKENS,
-            max_seconds=max_seconds,
-        )
-        completion = source.complete(request)
-        return completion.text, completion.latency_ms
-
-    return complete, source.close
+    fim = EngineFim(path, lora_path=adapter, gate=gate, n_threads=threads or 0)
+    return fim, fim.close
 
 
 def promote_if_better(

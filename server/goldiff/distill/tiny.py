@@ -16,7 +16,7 @@ Usage::
 
     path = write_tiny_gguf(tmp_path / "tiny.gguf")
     adapter = write_tiny_lora_gguf(path, tmp_path / "tiny-lora.gguf")
-    llm = llama_cpp.Llama(model_path=str(path), lora_path=str(adapter), verbose=False)
+    llm = load_llama(str(path), lora_path=str(adapter), verbose=False)  # goldiff.sources.llamacpp
 """
 
 from __future__ import annotations

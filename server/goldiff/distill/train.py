@@ -4,11 +4,14 @@ One function, `train`, reads top to bottom as nanoGPT's train.py does: set up de
 seeds, load data, build or load the model, optionally wrap it in LoRA, build the optimizer,
 resume from the last checkpoint if there is one, then loop: learning-rate schedule, gradient
 accumulation, clipping, a step, a progress bar with loss and tokens/s, periodic validation and
-checkpoints. It runs under `accelerate launch` unchanged (each process draws different
-micro-batches and gradients are averaged), and on a single CPU without any accelerate
-configuration. Checkpoints (model, optimizer, step, RNG state) are written atomically every
-``checkpoint_interval`` steps and when the run is stopped by SIGTERM or Ctrl-C, and a run
-started again in the same folder continues exactly where it left off.
+checkpoints. It runs under `accelerate launch` or `torchrun` unchanged, and on a single CPU
+without any accelerate configuration: each of N processes takes its slice of one global
+batch drawn from (seed, step), and its loss is its share of that batch's mean, so N
+processes with batch B each train exactly as one process with batch N*B (up to the order
+of floating-point sums), and a checkpoint resumes on any number of processes. Checkpoints
+(model, optimizer, step, RNG state) are written atomically every ``checkpoint_interval``
+steps and when the run is stopped by SIGTERM or Ctrl-C, and a run started again in the same
+folder continues exactly where it left off.
 """
 
 from __future__ import annotations
@@ -185,22 +188,26 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             model.train()
-            loss_sum = 0.0
+            loss_sum = torch.zeros((), device=accelerator.device)
             for micro in range(config.grad_accum):
-                batch = batches.batch(config.batch_size, config.seed, step, micro * world + rank)
+                # Each process takes its slice of one global batch, and its loss is its
+                # share of the global mean (summed over its tokens, divided by the global
+                # count): the averaged gradients are then exactly one process's gradient on
+                # the whole batch, so N processes train as one does with the same global batch.
+                batch = batches.batch(config.batch_size, config.seed, step, micro, rank=rank, world=world)
                 batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                 sync = micro == config.grad_accum - 1
                 with contextlib.nullcontext() if sync else accelerator.no_sync(model):
-                    loss = _loss(model, batch, vocab) / config.grad_accum
-                    accelerator.backward(loss)
-                loss_sum += loss.item()
+                    share = _loss_share(model, batch, vocab) / config.grad_accum
+                    accelerator.backward(share * world)  # DDP averages over the world
+                loss_sum += share.detach()
                 window_tokens += int(batch["input_ids"].numel()) * world
             if config.grad_clip:
                 accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            train_loss = loss_sum
+            train_loss = float(accelerator.reduce(loss_sum, "sum").item())
             tokens_seen += config.tokens_per_step * world
 
             if config.time_budget_s and step in calibrate_at:
@@ -219,7 +226,9 @@ def train(
             if bar is not None:
                 bar.update(1)
             if step % config.eval_interval == 0 or step == max_steps:
-                val_loss = _evaluate(model, val_batches, config, vocab, accelerator.device)
+                val_loss = _evaluate(
+                    model, val_batches, config, vocab, accelerator.device, rank, world, accelerator.reduce
+                )
                 _log(
                     out,
                     accelerator,
@@ -271,6 +280,10 @@ def train(
     )
     if accelerator.is_main_process:
         (out / "result.json").write_text(json.dumps(asdict(result), indent=1) + "\n")
+    if world > 1:
+        # Tear the process group down here: left to the interpreter's exit, gloo aborts
+        # the process ("terminate called without an active exception").
+        accelerator.end_training()
     return result
 
 
@@ -287,6 +300,18 @@ def _loss(model: Any, batch: dict[str, torch.Tensor], vocab: int) -> torch.Tenso
     )
 
 
+def _loss_share(model: Any, batch: dict[str, torch.Tensor], vocab: int) -> torch.Tensor:
+    """This process's part of the global batch's mean cross-entropy (see the loop)."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
+    total = F.cross_entropy(
+        logits.float().reshape(-1, vocab),
+        batch["labels"].reshape(-1),
+        ignore_index=data_mod.IGNORE_INDEX,
+        reduction="sum",
+    )
+    return total / batch["label_count"].clamp(min=1)
+
+
 def _learning_rate(config: TrainConfig, step: int, max_steps: int) -> float:
     """Linear warmup, then cosine decay to min_lr_ratio of the peak at max_steps."""
     if step < config.warmup_steps:
@@ -299,19 +324,29 @@ def _learning_rate(config: TrainConfig, step: int, max_steps: int) -> float:
 
 @torch.no_grad()
 def _evaluate(
-    model: Any, val_batches: Any, config: TrainConfig, vocab: int, device: torch.device
+    model: Any,
+    val_batches: Any,
+    config: TrainConfig,
+    vocab: int,
+    device: torch.device,
+    rank: int = 0,
+    world: int = 1,
+    reduce: Callable[[torch.Tensor, str], torch.Tensor] | None = None,
 ) -> float | None:
     if len(val_batches) == 0:
         return None
     model.eval()
-    losses = []
+    total = torch.zeros((), device=device)
     for i in range(config.eval_batches):
-        # A fixed set of validation batches (step -1), so successive losses compare.
-        batch = val_batches.batch(config.batch_size, config.seed, -1, i)
+        # A fixed set of validation batches (step -1), so successive losses compare; each
+        # process evaluates its slice of them, as in training.
+        batch = val_batches.batch(config.batch_size, config.seed, -1, i, rank=rank, world=world)
         batch = {k: v.to(device) for k, v in batch.items()}
-        losses.append(_loss(model, batch, vocab).item())
+        total += _loss_share(model, batch, vocab)
     model.train()
-    return float(np.mean(losses))
+    if reduce is not None:
+        total = reduce(total, "sum")
+    return float(total.item()) / config.eval_batches
 
 
 def evaluate_loss(model: Any, val_batches: Any, config: TrainConfig, device: str = "cpu") -> float | None:

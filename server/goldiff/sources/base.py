@@ -76,7 +76,8 @@ class Completion:
     stop_reason: str = ""  # line | block | eos | max_tokens | max_time | cancelled | ...
     reused_tokens: int | None = None  # prompt tokens whose KV was reused (local only)
     raw_text: str = ""  # what the model produced before post-processing
-    token_logprobs: list[float] = field(default_factory=list)  # per generated token (local only)
+    # log p of each generated token (local only; the raw generation, before trimming)
+    token_logprobs: list[float] = field(default_factory=list)
     gate_score: float | None = None  # the show/hide gate's P(kept), where a gate decided
 
     @property

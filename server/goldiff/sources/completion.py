@@ -15,7 +15,10 @@ local model then answers the same request in the background, never shown, record
 gets the rest back under the same id instead of a new model call.
 
 A local model that is missing or corrupt is reported once with `window/showMessage`; the
-server keeps recording (capture-only) and answers no completions until it is fixed.
+server keeps recording (capture-only) and answers no completions until it is fixed. The
+local model runs in its own process (`worker.py`): if that process dies or hangs, the
+request it was answering gets no items, the user is told once, and the engine restarts
+in the background while capture goes on.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from goldiff.capture.documents import Document, OutOfSync
-from goldiff.errors import ConfigError, GoldiffError, ModelLoadError
+from goldiff.errors import ConfigError, EngineError, GoldiffError, ModelLoadError
 from goldiff.sources.base import (
     PREFIX_CHARS,
     SUFFIX_CHARS,
@@ -113,6 +116,27 @@ def suffix_excerpt(after: str, limit: int = SUFFIX_CHARS) -> str:
         return after
     cut = after.rfind("\n", 0, limit)
     return after[: cut + 1] if cut > 0 else after[:limit]
+
+
+def make_request(
+    before: str,
+    after: str,
+    *,
+    kind: str = "local",
+    language: str = "",
+    path: str | None = None,
+    recent_edits: list[RecentEdit] | None = None,
+) -> CompletionRequest:
+    """The request a completion at this cursor sends its source: the server's, and eval's."""
+    return CompletionRequest(
+        prefix=prefix_excerpt(before),
+        suffix=suffix_excerpt(after),
+        language=language,
+        path=path,
+        recent_edits=recent_edits or [],
+        max_tokens=MAX_TOKENS,
+        max_seconds=_budget(FRONTIER_MAX_SECONDS if kind == "frontier" else LOCAL_MAX_SECONDS),
+    )
 
 
 @dataclass
@@ -214,8 +238,10 @@ class CompletionService:
     def local_source(self) -> CompletionSource:
         """The local source the settings ask for, loaded once and kept warm (blocks to load)."""
         local = self.server.settings.local
-        if is_test_spec(local.model):
-            key: tuple[str, ...] = ("test", local.model or "")
+        if local.endpoint:
+            key: tuple[str, ...] = ("endpoint", local.endpoint)  # a team's shared server
+        elif is_test_spec(local.model):
+            key = ("test", local.model or "")
         else:
             resolved = self.registry.resolve(local.model)
             adapter = self._adapter_path(local.adapter, resolved)
@@ -224,6 +250,8 @@ class CompletionService:
                 str(resolved.model_path),
                 str(adapter or ""),
                 resolved.name,
+                str(local.threads),
+                str(local.max_memory_mb),
                 str(resolved.gate or ""),
             )
         with self._load_lock:
@@ -252,12 +280,35 @@ class CompletionService:
     def _load(self, key: tuple[str, ...]) -> CompletionSource:
         if key[0] == "test":
             return DeterministicSource.from_spec(key[1], kind="local")
-        from goldiff.sources.local import LocalSource  # imports llama_cpp: only when needed
+        if key[0] == "endpoint":
+            from goldiff.sources.endpoint import EndpointSource
+
+            return EndpointSource(key[1])
+        from goldiff.sources.worker import WorkerSource  # llama.cpp runs in its own process
 
         started = time.perf_counter()
-        source = LocalSource(key[1], adapter_path=key[2] or None, name=key[3], gate=key[4] or None)
+        source = WorkerSource(
+            key[1],
+            adapter_path=key[2] or None,
+            name=key[3],
+            threads=int(key[4]),
+            max_memory_mb=int(key[5]),
+            gate=key[6] or None,
+            on_crash=lambda message: self._tell_once(
+                f"Goldiff: {message}. Recording goes on.", types.MessageType.Warning
+            ),
+        )
         log.info("loaded local model %s in %.2fs", source.model, time.perf_counter() - started)
         return source
+
+    def engine_status(self) -> dict[str, Any] | None:
+        """The local engine's process: pid, restarts, last restart time (status, tests)."""
+        for source in list(self._local.values()):
+            describe = getattr(source, "describe", None)
+            if describe is not None and hasattr(source, "pid"):
+                status: dict[str, Any] = describe()
+                return status
+        return None
 
     def frontier_source(self) -> CompletionSource:
         fr = self.server.settings.frontier
@@ -286,6 +337,41 @@ class CompletionService:
 
             source = OpenAICompatibleSource(base_url=fr.base_url, model=fr.model, api_key=fr.api_key)
         return source
+
+    def answering(self) -> dict[str, Any]:
+        """The source and model that answer what the user sees, for the status bar.
+
+        In frontier and shadow mode that is the frontier model, not the local one (which
+        runs hidden in shadow mode); an unset frontier model is the provider's default.
+        """
+        settings = self.server.settings
+        if settings.mode != "local":
+            from goldiff.sources.frontier import DEFAULT_MODELS
+
+            fr = settings.frontier
+            model = fr.model
+            if not model and not (fr.provider == "openai" and fr.base_url):
+                model = DEFAULT_MODELS.get(fr.provider)
+            if is_test_spec(model):
+                model = self._test_model_name(model or "", "frontier")
+            return {"source": "frontier", "provider": fr.provider, "model": model or fr.base_url}
+        local = settings.local
+        if is_test_spec(local.model):
+            return {"source": "local", "model": self._test_model_name(local.model or "", "local")}
+        try:
+            name: str | None = self.registry.resolve(local.model).name
+        except GoldiffError:
+            name = None  # no model: the status bar says so rather than naming one
+        if local.adapter:
+            name = f"{name}+{Path(local.adapter).stem}"
+        return {"source": "local", "model": name}
+
+    @staticmethod
+    def _test_model_name(spec: str, kind: str) -> str | None:
+        try:
+            return DeterministicSource.from_spec(spec, kind=kind).model
+        except GoldiffError:
+            return None
 
     def _source(self, kind: str) -> CompletionSource:
         return self.frontier_source() if kind == "frontier" else self.local_source()
@@ -330,15 +416,13 @@ class CompletionService:
             edits.append(RecentEdit(edit.offset, edit.removed, edit.inserted[:200], edit.ts))
 
     def build_request(self, doc: Document, offset: int, kind: str) -> CompletionRequest:
-        before = doc.text[:offset]
-        request = CompletionRequest(
-            prefix=prefix_excerpt(before),
-            suffix=suffix_excerpt(doc.text[offset:]),
+        request = make_request(
+            doc.text[:offset],
+            doc.text[offset:],
+            kind=kind,
             language=doc.language,
             path=doc.path,
             recent_edits=list(self._recent.get(doc.uri, ())),
-            max_tokens=MAX_TOKENS,
-            max_seconds=_budget(FRONTIER_MAX_SECONDS if kind == "frontier" else LOCAL_MAX_SECONDS),
         )
         if kind == "frontier":  # only the frontier's chat prompt shows other files
             others = list(self.server.recorder.documents.values())
@@ -405,6 +489,10 @@ class CompletionService:
             return None
         except ModelLoadError:
             return None  # told once when it first failed: capture-only until fixed
+        except EngineError:
+            # The engine died or hung under this request (the user was told once); it is
+            # restarting. Answer, with nothing to show.
+            return types.InlineCompletionList(items=[])
         except GoldiffError as exc:
             # Frontier failures come and go (rate limits, network): say so, but not twice in a row.
             self._tell_once(f"Goldiff: {exc}", types.MessageType.Warning)
@@ -436,7 +524,12 @@ class CompletionService:
                 settings.frontier.base_url or "",
                 settings.frontier.model or "",
             )
-        return (settings.local.model or "", settings.local.adapter or "", str(self.registry.mtime()))
+        return (
+            settings.local.model or "",
+            settings.local.adapter or "",
+            settings.local.endpoint or "",
+            str(self.registry.mtime()),
+        )
 
     def _complete(self, kind: str, request: CompletionRequest, cancel: threading.Event) -> Completion:
         if cancel.is_set():

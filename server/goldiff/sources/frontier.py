@@ -14,6 +14,7 @@ and nowhere else: it is never logged, never part of an error message, never reco
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -38,6 +39,15 @@ log = logging.getLogger(__name__)
 OPENAI_URL = "https://api.openai.com/v1"
 ANTHROPIC_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
+# The model asked when goldiff.frontier.model is empty (documented in the setting's
+# description): a fast, inexpensive model of each provider, as completion wants.
+DEFAULT_MODELS = {"openai": "gpt-4.1-mini", "anthropic": "claude-haiku-4-5"}
+# How a user sets the key: VS Code keeps it in its secret storage through this command;
+# other editors send it as `frontier.apiKey` in the server's settings.
+SET_KEY_HINT = (
+    "run the command 'Goldiff: Set Frontier API Key' (other editors: send frontier.apiKey "
+    "in the server settings)"
+)
 MAX_ATTEMPTS = 4
 BACKOFF_FIRST = 0.25  # seconds; doubled on every retry, with jitter
 BACKOFF_MAX = 4.0
@@ -148,7 +158,14 @@ class _HttpSource:
             if cancel.is_set():
                 raise FrontierError("cancelled")
             try:
-                response = self._client.post(path, json=body, timeout=max(0.1, deadline.left()))
+                # Encoded here, ASCII-escaped: a lone surrogate from the editor becomes
+                # `\ud800` in the JSON instead of a UnicodeEncodeError inside httpx.
+                response = self._client.post(
+                    path,
+                    content=json.dumps(body).encode("ascii"),
+                    headers={"Content-Type": "application/json"},
+                    timeout=max(0.1, deadline.left()),
+                )
             except httpx.TimeoutException as exc:
                 raise FrontierError(
                     f"the frontier endpoint {self.base_url} did not answer within the time budget"
@@ -188,7 +205,7 @@ class _HttpSource:
         if code in (401, 403):
             raise FrontierError(
                 f"the frontier endpoint refused the API key (HTTP {code}: {detail}). "
-                "Set a valid key with the command 'Goldiff: Set API Key' (goldiff.frontier.apiKey)."
+                f"To set a valid key, {SET_KEY_HINT}."
             )
         if code == 404:
             raise FrontierError(
@@ -224,11 +241,11 @@ class OpenAICompatibleSource(_HttpSource):
     ) -> None:
         if base_url is None and not api_key:
             raise ConfigError(
-                "the frontier needs an API key: run 'Goldiff: Set API Key' or set goldiff.frontier.apiKey "
-                "(or point goldiff.frontier.baseUrl at an OpenAI-compatible server)"
+                f"the frontier needs an API key: {SET_KEY_HINT}, "
+                "or point goldiff.frontier.baseUrl at an OpenAI-compatible server"
             )
         if base_url is None and not model:
-            raise ConfigError("set goldiff.frontier.model to the OpenAI model to complete with")
+            model = DEFAULT_MODELS["openai"]  # a self-hosted server may take no model name
         url = (base_url or OPENAI_URL).rstrip("/")
         if not re.search(r"/v\d+$", url) and httpx.URL(url).path in ("", "/"):
             url += "/v1"  # "http://host:8000" means the usual OpenAI-style root
@@ -323,9 +340,8 @@ class AnthropicSource(_HttpSource):
         sleep: Any = time.sleep,
     ) -> None:
         if not api_key:
-            raise ConfigError("the Anthropic frontier needs an API key: run 'Goldiff: Set API Key'")
-        if not model:
-            raise ConfigError("set goldiff.frontier.model to the Anthropic model to complete with")
+            raise ConfigError(f"the Anthropic frontier needs an API key: {SET_KEY_HINT}")
+        model = model or DEFAULT_MODELS["anthropic"]
         headers = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
         super().__init__(
             base_url=(base_url or ANTHROPIC_URL).rstrip("/"),

@@ -1,30 +1,44 @@
-"""The local source: a GGUF model served in-process by llama.cpp (llama-cpp-python).
+"""The local engine: a GGUF model run by llama.cpp (llama-cpp-python).
 
 One warm `Llama` per model is kept between requests, so a prompt that shares its start
 with the previous one (typing moves only the end of the prefix) re-evaluates just the
-tokens after the shared part. Prompts are FIM token ids (`fim.py`), or the prefix alone for a
-model without FIM tokens or whose FIM measured weak (its serving profile, `profile.py`).
-Generation is ours, greedy and token by token, so it stops where a suggestion should end
-(the shared `StopRule`), at an end-of-generation or control token, after `max_tokens`, when
-the time budget is spent, where the model's confidence drops below the profile's
-`min_token_prob`, or as soon as the `cancel` event is set — also between chunks of a long
-prompt evaluation. Each generated token's log-probability is returned with the answer.
+tokens after the shared part. Switching files would throw that away, so the evaluated
+state (the KV cache of sequence 0) of the last `STATE_FILES` files is kept as bytes and
+put back when the developer returns to one of them. A file never seen is evaluated cold;
+its prompt is capped at what this machine evaluates in `COLD_SECONDS` (measured once
+at load), in whole `PROMPT_STEP`s so the cap never moves the prompt's start. A serving
+profile's `context_tokens` (`profile.py`) caps it too: the smaller cap wins.
+
+Prompts are FIM token ids (`fim.py`), or the prefix alone for a model without FIM tokens
+or whose FIM measured weak (its serving profile, `profile.py`). Generation is ours, greedy
+and token by token, so it stops where a suggestion should end (the shared `StopRule`), at
+an end-of-generation or control token, after `max_tokens`, when the time budget is spent,
+where the model's confidence drops below the profile's `min_token_prob`, or as soon as the
+`cancel` event is set — also between chunks of a long prompt evaluation. Each generated
+token's log-probability under the model is returned with the completion, and a profile's
+show/hide gate (`gate.py`) scores the answer (`Completion.gate_score`).
 
 Token healing (profile `heal`): a prompt that ends inside a token, or in indentation, ends
 where training text is rarely split; the last prompt token is taken back and the first
 generated token must start with its text, so the model chooses its own tokenization of the
 boundary (measured in models/README.md).
 
-Importing this module imports llama_cpp; `goldiff.lsp` imports it lazily, only when a
-local model is first used.
+The language server never runs this in its own process: `worker.py` runs it in a child
+process, so that a native fault here cannot end capture. Evaluation, the demo and the
+benchmarks use the same class, through the same worker or directly. Importing this module
+imports llama_cpp.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import os
 import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +49,23 @@ from goldiff.errors import ModelLoadError
 from goldiff.gate import apply, features, load_gate
 from goldiff.sources.base import Completion, CompletionRequest, Deadline, finish_text
 from goldiff.sources.fim import FimPrompt, VocabInfo, resolve_template
+from goldiff.sources.llamacpp import check_gguf, load_llama
 from goldiff.sources.profile import ServeProfile, load_profile
 
 log = logging.getLogger(__name__)
 
 N_CTX = 2048  # prompt + generation; larger contexts cost memory and prompt time on CPU
-PREFILL_CHUNK = 32  # prompt tokens evaluated between two looks at the cancel flag
+# Prompt tokens evaluated between two looks at the cancel flag (the environment variable:
+# for tests that must catch the engine mid-prompt).
+PREFILL_CHUNK = int(os.environ.get("GOLDIFF_PREFILL_CHUNK", "") or 32)
 SUFFIX_SHARE = 0.25  # of the prompt budget given to the text after the cursor
 PREFIX_STEP = 64  # the prefix is cut from the left in steps of this many tokens
 _BLANK = (b" ", b"\t", b"\n", b"\r")
+STATE_FILES = 8  # files whose evaluated prompt state is kept for a switch back
+STATE_BYTES = 512 * 1024 * 1024  # and at most this many bytes of it
+COLD_SECONDS = 0.2  # what evaluating a cold prompt may take, measured on this machine
+PROMPT_STEP = 128  # the cold prompt cap is a multiple of this many tokens
+MIN_PROMPT = 256  # never cap a prompt below this many tokens
 
 
 class _Stopped(Exception):
@@ -51,26 +73,20 @@ class _Stopped(Exception):
         self.reason = reason
 
 
-def check_gguf(path: Path, what: str = "model") -> None:
-    """Fail with a message a user can act on before llama.cpp fails with a vague one."""
-    if not path.exists():
-        raise ModelLoadError(
-            f"the local {what} {path} does not exist. Check goldiff.local.{what} or `goldiff models list`."
-        )
-    try:
-        with path.open("rb") as fh:
-            magic = fh.read(4)
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read the local {what} {path}: {exc}") from exc
-    if magic != b"GGUF":
-        raise ModelLoadError(
-            f"{path} is not a GGUF file (it may be truncated or corrupt); re-download or re-export it"
-        )
-
-
 def _threads() -> int | None:
     value = os.environ.get("GOLDIFF_THREADS")
-    return int(value) if value and value.isdigit() else None
+    return int(value) if value and value.isdigit() and int(value) > 0 else None
+
+
+def default_threads() -> int:
+    """Half the cores, at least one: llama.cpp's threads spin, and the editor needs a core."""
+    return _threads() or max(1, (os.cpu_count() or 2) // 2)
+
+
+def _common(a: list[int] | np.ndarray[Any, Any], b: list[int]) -> int:
+    m = min(len(a), len(b))
+    diff = np.nonzero(np.asarray(a[:m]) != np.asarray(b[:m]))[0]
+    return int(diff[0]) if len(diff) else m
 
 
 class LocalSource:
@@ -89,6 +105,7 @@ class LocalSource:
         template: str | None = None,
         profile: ServeProfile | None = None,
         gate: str | Path | None = None,
+        cold_seconds: float = COLD_SECONDS,
     ) -> None:
         self.model_path = Path(model_path)
         self.profile = profile if profile is not None else load_profile(self.model_path)
@@ -107,14 +124,16 @@ class LocalSource:
         try:
             # verbose=True: with verbose=False llama-cpp-python points fd 1 at /dev/null while
             # it loads, and fd 1 is the LSP channel. Its log goes to stderr; quieted below.
-            self.llm = llama_cpp.Llama(
-                model_path=str(self.model_path),
+            self.llm = load_llama(
+                str(self.model_path),
                 lora_path=str(self.adapter_path) if self.adapter_path else None,
+                # The profile's context budget (a shorter prompt is a faster cold start); the
+                # measured cold-prompt cap below applies within it, so the smaller one wins.
                 n_ctx=self.profile.context_tokens or n_ctx,
-                n_threads=n_threads or _threads(),
-                # Prompt evaluation uses as many threads as generation: more than the caller
-                # asked for spin against each other on a busy machine.
-                n_threads_batch=n_threads or _threads(),
+                # Unset: generation on half the cores, prompt evaluation (short bursts) on all,
+                # as llama.cpp's defaults. Set: both, so a limit is a limit.
+                n_threads=n_threads or default_threads(),
+                n_threads_batch=n_threads or _threads() or os.cpu_count() or 1,
                 verbose=True,
             )
         except (ValueError, RuntimeError, OSError) as exc:
@@ -156,6 +175,11 @@ class LocalSource:
         self._lock = threading.Lock()
         self.last_prompt: list[int] = []  # the ids of the last prompt, for tests and benchmarks
         self.last_tokens: list[int] = []  # the ids the last answer generated, likewise
+        self._states: OrderedDict[str, tuple[list[int], bytes]] = OrderedDict()
+        self._state_key: str | None = None  # the file whose prompt is in the KV cache now
+        self.restored = 0  # prompts started from a saved file state (tests, benchmarks)
+        self.on_phase: Callable[[str], None] | None = None  # "prefill", then "generate"
+        self.prompt_cap = self._measure_prompt_cap(cold_seconds)
 
     @property
     def prompt_mode(self) -> str:
@@ -203,12 +227,26 @@ class LocalSource:
             return []
         return list(self.llm.tokenize(text.encode("utf-8", "surrogatepass"), add_bos=False, special=False))
 
+    def _measure_prompt_cap(self, seconds: float) -> int:
+        """Prompt tokens this machine evaluates cold in `seconds` (and a warm-up)."""
+        budget = max(16, self.n_ctx - 64 - 8)
+        probe = [self.llm.token_bos() if self.llm.token_bos() >= 0 else 0] * 64
+        started = time.perf_counter()
+        self.llm.reset()  # type: ignore[no-untyped-call]
+        self.llm.eval(probe)
+        per_token = max((time.perf_counter() - started) / len(probe), 1e-6)
+        self.llm.reset()  # type: ignore[no-untyped-call]
+        cap = int(seconds / per_token) // PROMPT_STEP * PROMPT_STEP
+        return max(MIN_PROMPT, min(budget, cap))
+
     def prompt_ids(self, request: CompletionRequest) -> list[int]:
         return self.build_prompt(request)[0]
 
     def build_prompt(self, request: CompletionRequest) -> tuple[list[int], bytes]:
         """The prompt's token ids, and the bytes the answer must start with (healing)."""
-        budget = max(16, self.n_ctx - request.max_tokens - 8)
+        # Capped by the context (the profile's, when it has one) and by what this machine
+        # evaluates cold in `cold_seconds`, whichever is smaller.
+        budget = max(16, min(self.n_ctx - request.max_tokens, self.prompt_cap) - 8)
         suffix_ids = self.tokenize(request.suffix)[: int(budget * SUFFIX_SHARE)] if self.fim else []
         prefix_ids = self.tokenize(request.prefix)
         heal = b""
@@ -230,10 +268,7 @@ class LocalSource:
     def _prefill(self, prompt: list[int], cancel: threading.Event, deadline: Deadline) -> int:
         """Evaluate what the KV cache lacks of `prompt`; return how many tokens were reused."""
         llm = self.llm
-        have = llm.input_ids[: llm.n_tokens]
-        m = min(len(have), len(prompt))
-        diff = np.nonzero(have[:m] != np.asarray(prompt[:m], dtype=have.dtype))[0]
-        common = int(diff[0]) if len(diff) else m
+        common = _common(llm.input_ids[: llm.n_tokens], prompt)
         # The last prompt token is always evaluated again: its logits start the generation.
         common = min(common, len(prompt) - 1)
         llm.n_tokens = common
@@ -245,6 +280,44 @@ class LocalSource:
                 raise _Stopped("max_time")
             llm.eval(rest[i : i + PREFILL_CHUNK])
         return common
+
+    # ------------------------------------------------------------------ file states
+
+    def _switch_file(self, key: str, prompt: list[int]) -> None:
+        """Keep the state of the file being left; start from `key`'s own if it has one."""
+        if key == self._state_key:
+            return
+        llm = self.llm
+        if self._state_key is not None and llm.n_tokens > 0:
+            self._save_state(self._state_key)
+        self._state_key = key
+        saved = self._states.get(key)
+        if saved is None:
+            return
+        tokens, blob = saved
+        if _common(tokens, prompt) <= _common(llm.input_ids[: llm.n_tokens], prompt):
+            return  # what is in the cache now serves this prompt as well
+        buf = (ctypes.c_uint8 * len(blob)).from_buffer_copy(blob)
+        if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buf, len(blob), 0) != len(blob):
+            # The cache is in an unknown state: evaluate from scratch.
+            llm.reset()  # type: ignore[no-untyped-call]
+            return
+        llm.input_ids[: len(tokens)] = tokens
+        llm.n_tokens = len(tokens)
+        self._states.move_to_end(key)
+        self.restored += 1
+
+    def _save_state(self, key: str) -> None:
+        llm = self.llm
+        size = int(llama_cpp.llama_state_seq_get_size(llm._ctx.ctx, 0))
+        buf = (ctypes.c_uint8 * size)()
+        written = int(llama_cpp.llama_state_seq_get_data(llm._ctx.ctx, buf, size, 0))
+        self._states[key] = ([int(t) for t in llm.input_ids[: llm.n_tokens]], bytes(buf)[:written])
+        self._states.move_to_end(key)
+        while len(self._states) > STATE_FILES or (
+            len(self._states) > 1 and sum(len(b) for _, b in self._states.values()) > STATE_BYTES
+        ):
+            self._states.popitem(last=False)
 
     # ------------------------------------------------------------------ generation
 
@@ -306,11 +379,16 @@ class LocalSource:
                 prompt = self.bos or self.tokenize("\n")
             self.last_prompt = prompt
             try:
+                self._switch_file(request.path or "", prompt)
+                if self.on_phase is not None:
+                    self.on_phase("prefill")
                 reused = self._prefill(prompt, cancel, deadline)
                 remaining = heal  # healed bytes the answer has not covered yet
                 if heal and self._healing_mask(heal) is None:
                     self.llm.eval(self.tokenize(heal.decode("utf-8", "replace")))
                     heal = remaining = b""
+                if self.on_phase is not None:
+                    self.on_phase("generate")
                 while len(tokens) < request.max_tokens:
                     logits = self._logits().astype(np.float64)
                     mask = self._healing_mask(remaining) if remaining else None
@@ -375,6 +453,18 @@ class LocalSource:
             gate_score=gate_score,
         )
 
+    def raw_complete(self, prompt: str, max_tokens: int, stop: list[str]) -> dict[str, Any]:
+        """A plain greedy text completion (edit requests' prompts): text and token counts."""
+        with self._lock:
+            self._state_key = None  # the cache now holds this prompt, not a file's
+            out: Any = self.llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stop=stop)
+        usage = out.get("usage") or {}
+        return {
+            "text": str(out["choices"][0]["text"]),
+            "prompt_tokens": usage.get("prompt_tokens"),
+            "completion_tokens": usage.get("completion_tokens"),
+        }
+
     def evaluated_tokens(self) -> list[int]:
         """The token ids in the KV cache now: the last prompt and what was generated after it."""
         return [int(t) for t in self.llm.input_ids[: self.llm.n_tokens]]
@@ -390,6 +480,7 @@ class LocalSource:
             "min_token_prob": self.profile.min_token_prob,
             "gate": self.gate.info if self.gate is not None else None,
             "n_ctx": self.n_ctx,
+            "prompt_cap": self.prompt_cap,
         }
 
     def close(self) -> None:

@@ -34,16 +34,26 @@ def repo_models_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "models"
 
 
+def package_models_dir() -> Path:
+    """`goldiff/models/` inside an installed wheel, which ships the default model as package data."""
+    return Path(__file__).resolve().parents[1] / "models"
+
+
 # The shipped default is the project's own model, served with its measured profile
-# (models/goldiff-default-Q6_K.serve.json): on rest-of-line cases from code it never saw
-# it matched the pretrained SmolLM2-135M's accept proxy at an eighth of its latency
-# (models/README.md). SmolLM2 can be fetched (`python -m goldiff.sources.shipped`) and
-# chosen with `goldiff models use`.
+# (models/goldiff-default-Q6_K.serve.json, shipped beside it): on rest-of-line cases from
+# code it never saw it matched the pretrained SmolLM2-135M's accept proxy at an eighth of
+# its latency (models/README.md). SmolLM2 can be fetched (`python -m goldiff.sources.shipped`)
+# and chosen with `goldiff models use`.
 
 
 def own_model_path() -> Path | None:
-    """The project's own model (`models/goldiff-default*.gguf`): the base distillation trains."""
-    found = sorted(repo_models_dir().glob("goldiff-default*.gguf"))
+    """The project's own model, `goldiff-default*.gguf` in the installed package's `models/`
+    (a wheel) or the repository's `models/` (a checkout): the base distillation trains."""
+    found: list[Path] = []
+    for folder in (package_models_dir(), repo_models_dir()):
+        found = sorted(folder.glob("goldiff-default*.gguf"))
+        if found:
+            break
     # Prefer the quantized file a release ships (…-q4_k_m.gguf sorts after the f16 one).
     quantized = [p for p in found if any(q in p.name.lower() for q in ("q4", "q6", "q8"))]
     if quantized:
@@ -52,7 +62,7 @@ def own_model_path() -> Path | None:
 
 
 def default_model_path() -> Path | None:
-    """The shipped default: `$GOLDIFF_DEFAULT_MODEL`, else `models/goldiff-default*.gguf`."""
+    """The shipped default model: `$GOLDIFF_DEFAULT_MODEL`, else `own_model_path()`."""
     env = os.environ.get(DEFAULT_MODEL_ENV)
     if env:
         path = Path(env).expanduser()

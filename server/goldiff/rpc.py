@@ -1,0 +1,195 @@
+"""The JSON-RPC boundary: framing, malformed messages, and what the user gets to see.
+
+A server that lives for days next to an editor meets buggy clients and odd input. This
+module keeps the damage local. `FramedReader` sits between stdin and pygls' message loop
+and hands pygls only well-formed frames: header names are matched case-insensitively, a
+message over `MAX_MESSAGE_BYTES` or with a missing, non-numeric or absurd `Content-Length`
+is skipped with a logged reason (the reader finds the next message's header and carries
+on), and nothing is ever allocated from a length the client claims. `invalid_params`
+turns a validation failure into a sentence that names the field, for the `-32602`
+answer every malformed request gets. `UserMessages` decides which messages reach the
+user's screen: each distinct one once in a while, and only a few a minute, whatever
+the client sends; the details always go to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import BinaryIO
+
+import cattrs
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # larger than any document Goldiff records (1 MB cap)
+MAX_HEADER_BYTES = 8192  # of a header line kept while looking for the next header
+_CHUNK = 1 << 16
+_HEADER_TAIL = 256  # bytes at the end of a line searched for a Content-Length header
+
+# A Content-Length header, possibly at the end of a line of skipped bytes: a body sent
+# without its header (or skipped because its header was refused) usually has no newline
+# of its own, so the next message's header follows it on the same line.
+_CONTENT_LENGTH = re.compile(rb"content-length[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?\n\Z", re.IGNORECASE)
+_HEADER = re.compile(rb"[!-9;-~]+[ \t]*:[^\r\n]*\r?\n\Z")  # any other header, e.g. Content-Type
+
+
+class FramedReader:
+    """A file-like stdin for pygls (`readline` and `read`) that only yields sound frames.
+
+    pygls' loop reads header lines until a blank one, then `read(length)`. This reader
+    parses the real stream itself and replays each accepted message to pygls as exactly
+    `Content-Length: N\\r\\n`, `\\r\\n`, body; frames it refuses never reach pygls.
+    """
+
+    def __init__(self, raw: BinaryIO, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
+        self._raw = raw
+        self._max = max_bytes
+        self._lines: deque[bytes] = deque()
+        self._body = b""
+        self.skipped = 0  # frames refused so far (for tests and the log)
+
+    def readline(self) -> bytes:
+        if not self._lines:
+            body = self._next_body()
+            if body is None:
+                return b""  # end of input: pygls stops its loop
+            self._body = body
+            self._lines.extend((b"Content-Length: %d\r\n" % len(body), b"\r\n"))
+        return self._lines.popleft()
+
+    def read(self, n: int = -1) -> bytes:
+        body, self._body = self._body, b""
+        return body
+
+    def _skip(self, reason: str) -> None:
+        self.skipped += 1
+        log.warning("skipped a message from the client: %s", reason)
+
+    def _next_body(self) -> bytes | None:
+        length: int | None = None
+        refused: str | None = None
+        seen_header = False
+        while True:
+            line = self._read_line()
+            if line is None:
+                return None
+            if line in (b"\r\n", b"\n"):
+                if not seen_header:
+                    continue  # blank lines between messages, or in skipped bytes
+                if refused is not None or length is None:
+                    # The body (if any) follows without a usable length: skip forward to
+                    # the next header rather than trust any number.
+                    self._skip(refused or "no Content-Length header")
+                    length, refused, seen_header = None, None, False
+                    continue
+                if length == 0:
+                    self._skip("empty body")
+                    length, seen_header = None, False
+                    continue
+                body = self._read_exactly(length)
+                if body is None:
+                    return None
+                return body
+            # Only a line's tail can hold the header (it ends the line); searching just the
+            # tail keeps a hostile line of repeated "content-length:" from costing more.
+            if (match := _CONTENT_LENGTH.search(line[-_HEADER_TAIL:])) is not None:
+                seen_header = True
+                value = match.group(1)
+                if not value.isdigit():
+                    length, refused = None, f"Content-Length {value[:40]!r} is not a byte count"
+                elif len(value) > 12 or int(value) > self._max:
+                    # Checked on the digits first: a 5,000-digit number is refused unparsed.
+                    length = None
+                    refused = f"Content-Length {value[:24].decode()} is over the {self._max} byte limit"
+                else:
+                    length, refused = int(value), None
+            elif seen_header and _HEADER.match(line) is not None:
+                continue  # Content-Type and any other header: nothing to check
+            elif seen_header:
+                # Neither header nor blank line: this frame is broken; look for the next.
+                self._skip("malformed header")
+                length, refused, seen_header = None, None, False
+
+    def _read_line(self) -> bytes | None:
+        """One line, of which at most the last `MAX_HEADER_BYTES` are kept; None at EOF."""
+        line = self._raw.readline(_CHUNK)
+        if not line:
+            return None
+        while not line.endswith(b"\n"):
+            more = self._raw.readline(_CHUNK)
+            if not more:
+                return None
+            line = line[-MAX_HEADER_BYTES:] + more
+        return line
+
+    def _read_exactly(self, n: int) -> bytes | None:
+        parts: list[bytes] = []
+        left = n
+        while left > 0:
+            part = self._raw.read(min(left, 1 << 20))
+            if not part:
+                return None
+            parts.append(part)
+            left -= len(part)
+        return b"".join(parts)
+
+
+def invalid_params(method: str, exc: BaseException) -> str:
+    """A sentence naming each field that failed validation, for a `-32602` answer."""
+    if isinstance(exc, cattrs.BaseValidationError):
+        # Paths start at the message: `$.params.position.line` names the field the client sent.
+        details = cattrs.transform_error(exc)
+        problems = "; ".join(d.replace("@ $.", "at ").replace(" @ $", "") for d in details[:5])
+    else:
+        problems = str(exc) or type(exc).__name__
+    return f"invalid params for {method}: {problems}"
+
+
+class UserMessages:
+    """Rate limit and deduplicate what the server shows the user (`window/showMessage`).
+
+    A distinct message is shown at most once per `repeat_after` seconds, and no more
+    than `burst` messages in a row, refilled at one per `refill_seconds`: a client that
+    sends thousands of bad messages gets a handful of notices, not thousands of pop-ups.
+    Suppressed messages are still logged, so nothing is lost for a bug report.
+    """
+
+    def __init__(
+        self,
+        *,
+        burst: int = 5,
+        refill_seconds: float = 30.0,
+        repeat_after: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._burst = burst
+        self._refill = refill_seconds
+        self._repeat_after = repeat_after
+        self._clock = clock
+        self._tokens = float(burst)
+        self._stamp = clock()
+        self._shown: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+        self.suppressed = 0
+
+    def allow(self, message: str) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._burst, self._tokens + (now - self._stamp) / self._refill)
+            self._stamp = now
+            last = self._shown.get(message)
+            if (last is not None and now - last < self._repeat_after) or self._tokens < 1:
+                self.suppressed += 1
+                log.info("not shown to the user again: %s", message)
+                return False
+            self._tokens -= 1
+            self._shown[message] = now
+            self._shown.move_to_end(message)
+            while len(self._shown) > 256:
+                self._shown.popitem(last=False)
+            return True
