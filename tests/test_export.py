@@ -416,7 +416,7 @@ def test_openai_rows_are_chat_messages(db: Any) -> None:
     assert len(rows) == 5
     roles = [[m["role"] for m in r["messages"]] for r in rows]
     assert roles == [["system", "user", "assistant"]] * 5
-    assert rows[0]["messages"][1]["content"] == "File: calc.py (python)\ndef add(a, b):\n    <CURSOR>\n"
+    assert rows[0]["messages"][1]["content"] == "calc.py (python):\ndef add(a, b):\n    <|cursor|>\n"
     assert rows[0]["messages"][2]["content"] == "return a + b"
     assert rows[0].keys() >= PROVENANCE
     with pytest.raises(ExportError, match="sft or edits"):

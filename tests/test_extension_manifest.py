@@ -67,8 +67,8 @@ def nested(key: str, value: Any) -> dict[str, Any]:
     return {head: nested(rest, value) if rest else value}
 
 
-WRONG_TYPE = {"string": 5, "boolean": "yes", "number": "soon", "array": "claude"}
-RIGHT_TYPE = {"string": "x", "boolean": True, "number": 30, "array": ["a"]}
+WRONG_TYPE = {"string": 5, "boolean": "yes", "number": "soon", "integer": 2.5, "array": "claude"}
+RIGHT_TYPE = {"string": "x", "boolean": True, "number": 30, "integer": 3, "array": ["a"]}
 
 
 def test_every_setting_is_checked_against_its_declared_schema() -> None:

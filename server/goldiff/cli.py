@@ -300,6 +300,54 @@ def models_use(home: Path | None, name_or_path: str) -> None:
     click.echo(f"The default local model is now {entry.name} ({entry.path}).")
 
 
+@models.command("gate")
+@home_option
+@click.option("--model", "model", help="The model the gate is for (default: the default model).")
+@click.option("--source", default="local", show_default=True, help="Learn from this source's suggestions.")
+@click.option("--json", "as_json", is_flag=True, help="Print the gate's summary as JSON.")
+@friendly
+def models_gate(home: Path | None, model: str | None, source: str, as_json: bool) -> None:
+    """Train the show/hide gate on your recorded outcomes; version it beside the model."""
+    from goldiff.gate import train_gate
+    from goldiff.home import models_dir
+    from goldiff.sources.registry import Registry
+
+    root = resolve_home(home)
+    registry = Registry(root)
+    name = registry.resolve(model).name
+    db, _ = _open_reader(home)
+    version = len(registry.gates(name)["versions"]) + 1
+    out = models_dir(root) / "gates" / f"{name}.gate-v{version}.json"
+    try:
+        gate = train_gate(db, out, source=source)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    registry.set_gate(name, out, gate.info)
+    plot = None
+    try:
+        from goldiff.evaluate import plot_gate_curve
+
+        plot = plot_gate_curve(gate.info["curve"], out.with_suffix(".png"))
+    except ImportError:
+        pass  # matplotlib is in the train extra: the curve stays in the JSON
+    summary = {
+        "model": name,
+        "version": version,
+        "path": str(out),
+        "plot": str(plot or ""),
+        "threshold": gate.threshold,
+        **gate.info,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        click.echo(
+            f"Gate v{version} for {name}: trained on {gate.info['rows']} suggestions "
+            f"({gate.info['kept']} kept), threshold {gate.threshold:.2f}; the server uses it from "
+            "its next request."
+        )
+
+
 @main.command("export")
 @home_option
 @click.option(
@@ -482,7 +530,15 @@ def eval_cmd(
         path, registered_adapter = ev.resolve_model(root, model)
         models.append(
             ev.gguf_model(
-                name, role, path, adapter=lora or registered_adapter, max_tokens=max_tokens, n_threads=threads
+                name,
+                role,
+                path,
+                adapter=lora or registered_adapter,
+                max_tokens=max_tokens,
+                n_threads=threads,
+                # What the server serves this model with: its serving profile (read beside
+                # the GGUF by the engine) and its registered gate.
+                gate=ev.resolve_gate(root, model),
             )
         )
     if data is None:
@@ -494,8 +550,29 @@ def eval_cmd(
         rows = rows[-limit:]
     with _ProgressBar("evaluating") as progress:
         report, files = ev.run_eval(rows, models, out, frontier=not no_frontier, progress=progress)
+    curve = _gate_curve(root, distilled or base)
+    if curve:
+        # The report shows the gate's trade-off beside the models (table and plot).
+        report["gate_curve"] = curve
+        files.update(ev.write_report(report, out))
     click.echo(report["switch"]["verdict"])
     click.echo(json.dumps({k: str(v) for k, v in files.items()}, indent=2))
+
+
+def _gate_curve(home: Path, model: str | None) -> list[dict[str, float]] | None:
+    """The out-of-fold curve of the model's current show/hide gate, if it has one."""
+    from goldiff.errors import GoldiffError
+    from goldiff.gate import load_gate
+    from goldiff.sources.registry import Registry
+
+    if not model:
+        return None
+    try:
+        gate = load_gate(Registry(home).resolve(model).gate)
+    except (GoldiffError, OSError, ValueError):
+        return None
+    curve = gate.info.get("curve") if gate is not None else None
+    return list(curve) if curve else None
 
 
 @main.command()

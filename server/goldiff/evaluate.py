@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from goldiff.errors import ConfigError, DistillError, ModelLoadError
+from goldiff.errors import ConfigError, DistillError, GoldiffError, ModelLoadError
+from goldiff.metrics import TRIGGER_KINDS, ByTrigger
 
 Completer = Callable[[str, str], tuple[str, float]]
 Progress = Callable[[int, int], None]
@@ -188,14 +189,21 @@ class EngineFim:
         lora_path: str | os.PathLike[str] | None = None,
         max_tokens: int | None = None,
         n_threads: int = 2,
+        gate: str | os.PathLike[str] | None = None,
     ) -> None:
         from goldiff.sources.worker import WorkerSource
 
         for p in (model_path, lora_path):
             if p is not None and not Path(p).is_file():
                 raise ModelLoadError(f"no GGUF at {p}: give the path to a .gguf file")
+        # The engine reads the model's serving profile (prompt mode, healing, confidence
+        # stop, context) from beside the GGUF, as the server's does; `gate` is the registered
+        # show/hide gate the server would load with it.
         self.source = WorkerSource(
-            Path(model_path), adapter_path=Path(lora_path) if lora_path else None, threads=n_threads
+            Path(model_path),
+            adapter_path=Path(lora_path) if lora_path else None,
+            threads=n_threads,
+            gate=Path(gate) if gate else None,
         )
         self.max_tokens = max_tokens
 
@@ -252,6 +260,18 @@ def gguf_model(
     )
 
 
+def resolve_gate(home: Path, name_or_path: str) -> Path | None:
+    """The show/hide gate the server loads with this registered model (None: none, or a path)."""
+    import importlib
+
+    try:
+        registry: Any = importlib.import_module("goldiff.sources.registry")
+        gate = registry.Registry(home).resolve(name_or_path).gate
+    except (ImportError, GoldiffError):
+        return None
+    return Path(gate) if gate is not None else None
+
+
 def resolve_model(home: Path, name_or_path: str) -> tuple[Path, Path | None]:
     """A registered model's files (GGUF, maybe a LoRA adapter), or the path itself.
 
@@ -282,8 +302,9 @@ class Scores:
     similarity: float = 0.0
     empty: float = 0
     latencies: list[float] = field(default_factory=list)
+    users: ByTrigger = field(default_factory=ByTrigger)  # shown accept rate, chars saved, by trigger
 
-    def add(self, text: str, gold: str, latency_ms: float | None) -> dict[str, Any]:
+    def add(self, text: str, gold: str, latency_ms: float | None, prefix: str = "") -> dict[str, Any]:
         scored = {
             "exact": exact_match(text, gold),
             "accept": accept_proxy(text, gold),
@@ -299,10 +320,12 @@ class Scores:
         self.empty += scored["empty"]
         if latency_ms is not None:
             self.latencies.append(latency_ms)
+        self.users.add(prefix, text, gold)
         return scored
 
     def summary(self) -> dict[str, Any]:
         n = self.n or 1
+        users = self.users.summary()
         return {
             "rows": self.n,
             "exact_match": self.exact / n,
@@ -313,6 +336,9 @@ class Scores:
             "latency_p50_ms": percentile(self.latencies, 50),
             "latency_p95_ms": percentile(self.latencies, 95),
             "latency_measured": len(self.latencies),
+            "shown_accept_rate": users["shown_accept_rate"],
+            "chars_saved": users["chars_saved"],
+            "by_trigger": users["by_trigger"],
         }
 
 
@@ -352,14 +378,14 @@ def evaluate(
     for i, row in enumerate(rows, 1):
         for m in models:
             text, latency = m.complete(row.prefix, row.suffix)
-            scored = scores[m.name].add(text, row.gold, latency)
+            scored = scores[m.name].add(text, row.gold, latency, row.prefix)
             if row.id in frontier_ids:
-                on_frontier[m.name].add(text, row.gold, None)
+                on_frontier[m.name].add(text, row.gold, None, row.prefix)
             if predictions:
                 predictions({"id": row.id, "model": m.name, "text": text, "latency_ms": latency, **scored})
         if row.id in frontier_ids:
             assert row.suggestion is not None
-            scored = frontier_scores.add(row.suggestion, row.gold, row.latency_ms)
+            scored = frontier_scores.add(row.suggestion, row.gold, row.latency_ms, row.prefix)
             models_seen[row.model or "unknown"] += 1
             if predictions:
                 predictions(
@@ -465,12 +491,14 @@ def markdown(report: Mapping[str, Any], plots: Sequence[str] = ()) -> str:
         "",
         f"**Would the user have switched?** {report['switch']['verdict']}.",
         "",
-        "| model | role | exact | accept proxy | chrF | edit sim. | empty | p50 | p95 | size |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | role | exact | accept proxy | shown accepted | chars saved | chrF | edit sim. | empty "
+        "| p50 | p95 | size |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in report["models"].items():
         lines.append(
             f"| {name} | {m['role']} | {_fmt(m['exact_match'])} | {_fmt(m['accept_proxy'])} | "
+            f"{_fmt(m.get('shown_accept_rate'))} | {_fmt(m.get('chars_saved'))} | "
             f"{_fmt(m['chrf'], 'num')} | {_fmt(m['edit_similarity'])} | {_fmt(m['empty_rate'])} | "
             f"{_fmt(m['latency_p50_ms'], 'ms')} | {_fmt(m['latency_p95_ms'], 'ms')} | "
             f"{_fmt(m['size_bytes'], 'bytes')} |"
@@ -479,8 +507,35 @@ def markdown(report: Mapping[str, Any], plots: Sequence[str] = ()) -> str:
         "",
         "Exact match ignores trailing whitespace; the accept proxy counts answers that are a "
         "non-empty prefix of the gold; chrF is sentence chrF (0-100) averaged over rows. Local "
-        "latencies were measured here; the frontier's are as recorded, network included.",
+        "latencies were measured here; the frontier's are as recorded, network included. "
+        "Shown accepted: accepted answers among the non-empty ones; chars saved: accepted "
+        "characters over the gold's characters.",
     ]
+    lines += ["", "Accept proxy / chars saved by trigger kind (where the cursor rested):", ""]
+    kinds = [
+        k for k in TRIGGER_KINDS if any(k in (m.get("by_trigger") or {}) for m in report["models"].values())
+    ]
+    lines += ["| model | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+    for name, m in report["models"].items():
+        cells = []
+        for k in kinds:
+            t = (m.get("by_trigger") or {}).get(k)
+            cells.append(
+                f"{_fmt(t['accept_proxy'])} / {_fmt(t['chars_saved'])} ({t['requests']})" if t else "n/a"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if report.get("gate_curve"):
+        lines += [
+            "",
+            "The show/hide gate's trade-off (threshold → share shown, shown accepted, chars saved):",
+            "",
+        ]
+        lines += ["| threshold | shown | shown accepted | chars saved |", "|---|---|---|---|"]
+        for point in report["gate_curve"]:
+            lines.append(
+                f"| {point['threshold']:.2f} | {_fmt(point['shown'])} | {_fmt(point['shown_accept_rate'])} | "
+                f"{_fmt(point['chars_saved'])} |"
+            )
     for plot in plots:
         lines += ["", f"![{Path(plot).stem}]({Path(plot).name})"]
     return "\n".join(lines) + "\n"
@@ -526,7 +581,32 @@ def plot(report: Mapping[str, Any], out: Path) -> list[Path]:
     paths.append(out / "latency.png")
     fig.savefig(paths[-1], dpi=100)
     plt.close(fig)
+    if report.get("gate_curve"):
+        paths.append(plot_gate_curve(report["gate_curve"], out / "gate-curve.png"))
     return paths
+
+
+def plot_gate_curve(curve: Sequence[Mapping[str, float]], path: Path) -> Path:
+    """Shown accept rate against chars saved as the gate's threshold rises (matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    xs = [p["chars_saved"] for p in curve]
+    ys = [p["shown_accept_rate"] for p in curve]
+    ax.plot(xs, ys, marker="o")
+    for p in curve[:: max(1, len(curve) // 6)]:
+        ax.annotate(f"{p['threshold']:.2f}", (p["chars_saved"], p["shown_accept_rate"]), fontsize=7)
+    ax.set_xlabel("chars saved (accepted chars / gold chars)")
+    ax.set_ylabel("accept rate of shown suggestions")
+    ax.set_title("Show/hide gate: thresholds")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def write_report(report: Mapping[str, Any], out: Path) -> dict[str, Path]:

@@ -36,6 +36,23 @@ import sqlite_utils
 
 from goldiff.capture.redaction import mask_spans, secret_spans
 from goldiff.errors import ExportError
+from goldiff.prompts import (
+    CHAT_SYSTEM_PROMPT,
+    EDIT_CONTEXT_LINES,
+    EDIT_CURSOR,
+    EDIT_HISTORY,
+    EDIT_REGION_END,
+    EDIT_REGION_START,
+    EDIT_SYSTEM_PROMPT,
+    FIM_MIDDLE,
+    FIM_PREFIX,
+    FIM_SUFFIX,
+    chat_user_message,
+    edit_completion,
+    fim_prompt,
+    format_edit_prompt,
+    parse_edit_completion,
+)
 
 if TYPE_CHECKING:
     from goldiff.lsp import GoldiffServer
@@ -45,23 +62,9 @@ FORMATS: tuple[str, ...] = ("sft", "preference", "kto", "edits", "openai", "parq
 ROW_FORMATS: tuple[str, ...] = ("sft", "preference", "kto", "edits")
 OUTCOMES: tuple[str, ...] = ("accepted", "partial", "rejected", "pending")
 
-FIM_PREFIX = "<|fim_prefix|>"
-FIM_SUFFIX = "<|fim_suffix|>"
-FIM_MIDDLE = "<|fim_middle|>"
-
-# The edit prompt's markers. Plain text, not special tokens: any tokenizer can carry them
-# and a model learns them from the export itself.
-EDIT_REGION_START = "<|editable_region_start|>"
-EDIT_REGION_END = "<|editable_region_end|>"
-EDIT_CURSOR = "<|user_cursor_is_here|>"
-
 # A suggestion counts as "survived" for KTO's label when this share of it was still there
 # at its last survival checkpoint (outcomes records the share at 30 s ... 10 min).
 KTO_SURVIVAL = 0.8
-# Lines of the document kept above and below an episode's editable region.
-EDIT_CONTEXT_LINES = 12
-# Recent edits shown before an edit prompt, newest last.
-EDIT_HISTORY = 5
 PROGRESS_EVERY = 1000
 
 log = logging.getLogger(__name__)
@@ -71,19 +74,9 @@ class ExportCancelled(ExportError):
     """Raised inside the export worker when the editor cancelled the request."""
 
 
-OPENAI_COMPLETION_SYSTEM = (
-    "You complete code. The user shows a file with the cursor marked <CURSOR>. "
-    "Reply with exactly the text to insert at the cursor, nothing else."
-)
-OPENAI_EDIT_SYSTEM = (
-    "You rewrite the editable region of a file excerpt as the developer would. Reply with "
-    f"the new region followed by {EDIT_REGION_END}, nothing else."
-)
-
-
-def fim_prompt(prefix: str, suffix: str) -> str:
-    """The fill-in-the-middle prompt as text (PSM order, Qwen/StarCoder token names)."""
-    return f"{FIM_PREFIX}{prefix}{FIM_SUFFIX}{suffix}{FIM_MIDDLE}"
+# The chat rows carry exactly the prompts the frontier and edit sources send (prompts.py).
+OPENAI_COMPLETION_SYSTEM = CHAT_SYSTEM_PROMPT
+OPENAI_EDIT_SYSTEM = EDIT_SYSTEM_PROMPT
 
 
 def context_hash(*parts: str) -> str:
@@ -102,50 +95,6 @@ def row_id(record_id: str, fmt: str) -> str:
 
 
 # ---------------------------------------------------------------------------- edit prompt
-
-
-def format_edit_prompt(
-    *,
-    path: str,
-    region: str,
-    cursor: int | None = None,
-    context_before: str = "",
-    context_after: str = "",
-    recent_edits: Sequence[str] = (),
-    instruction: str | None = None,
-    language: str | None = None,
-) -> str:
-    """The edit model's prompt: recent edits as diffs, then the excerpt with markers.
-
-    `region` is the editable region's current text and `cursor` an offset into it (None:
-    no cursor inside the region). The model answers with the rewritten region followed by
-    `EDIT_REGION_END` (see `edit_completion` / `parse_edit_completion`).
-    """
-    parts = [f"### File: {path}" + (f" ({language})" if language else "")]
-    if instruction:
-        parts.append(f"### Instruction\n{instruction.rstrip()}")
-    if recent_edits:
-        parts.append("### Recent edits\n" + "\n".join(d.rstrip("\n") for d in recent_edits))
-    if cursor is not None:
-        cursor = max(0, min(cursor, len(region)))
-        region = region[:cursor] + EDIT_CURSOR + region[cursor:]
-    excerpt = f"{context_before}{EDIT_REGION_START}{region}{EDIT_REGION_END}{context_after}"
-    parts.append(f"### Excerpt\n{excerpt}")
-    parts.append(f"### Rewrite\n{EDIT_REGION_START}")
-    return "\n".join(parts)
-
-
-def edit_completion(after: str) -> str:
-    """What an edit model is trained to answer: the new region, then the end marker."""
-    return after + EDIT_REGION_END
-
-
-def parse_edit_completion(text: str) -> str | None:
-    """The rewritten region from an edit model's answer; None when it never closed it."""
-    end = text.find(EDIT_REGION_END)
-    if end == -1:
-        return None
-    return text[:end].replace(EDIT_CURSOR, "")
 
 
 # ---------------------------------------------------------------------------- filters
@@ -891,9 +840,10 @@ def openai_row(row: dict[str, Any], base: str) -> dict[str, Any]:
         system, user = OPENAI_EDIT_SYSTEM, row["prompt"]
         answer = row["completion"]
     elif base == "sft":
-        lang = f" ({row['language']})" if row.get("language") else ""
         system = OPENAI_COMPLETION_SYSTEM
-        user = f"File: {row.get('path') or 'untitled'}{lang}\n{row['prefix']}<CURSOR>{row['suffix']}"
+        user = chat_user_message(
+            prefix=row["prefix"], suffix=row["suffix"], path=row.get("path"), language=row.get("language")
+        )
         answer = row["completion"]
     else:
         raise ExportError(f"the openai format carries sft or edits rows, not {base}; use --rows sft")
@@ -1190,6 +1140,13 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
 
 
 __all__ = [
+    "EDIT_CURSOR",
+    "EDIT_HISTORY",
+    "EDIT_REGION_END",
+    "EDIT_REGION_START",
+    "FIM_MIDDLE",
+    "FIM_PREFIX",
+    "FIM_SUFFIX",
     "FORMATS",
     "ROW_FORMATS",
     "ExportFilters",

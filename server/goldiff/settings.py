@@ -51,12 +51,11 @@ class LocalSettings:
     model: str | None = None  # registry name or path to a GGUF; None: the shipped default
     adapter: str | None = None  # optional GGUF LoRA adapter on top of the model
     endpoint: str | None = None  # a team's OpenAI-compatible model server, used instead of the model
-    threads: int = (
-        0  # llama.cpp threads in the engine process; 0: half the cores to generate, all for prompts
-    )
+    # llama.cpp threads in the engine process; 0: half the cores to generate, all for prompts
+    threads: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     # The engine process's address-space limit (RLIMIT_AS), in MiB; 0: no limit. A model that
     # would need more fails to load (reported) instead of pushing the machine into swap.
-    max_memory_mb: int = 8192
+    max_memory_mb: int = attrs.field(default=8192, validator=attrs.validators.ge(0))
 
 
 @attrs.define

@@ -126,3 +126,42 @@ def test_edit_prompts_run_in_the_worker_too(worker: WorkerSource, tiny_gguf: Pat
         "def area(r):\n    return", 8, ["<|region_end|>"]
     )
     assert remote == local and remote["completion_tokens"] == 8
+
+
+def test_the_worker_serves_the_models_profile_and_gate(tiny_gguf: Path, tmp_path: Path) -> None:
+    """The profile's decoding (prefix prompt, healing, confidence stop) and the gate run in the
+    worker, and what they add to a completion comes back over the protocol."""
+    import shutil
+
+    from goldiff.gate import FEATURES, Gate
+    from goldiff.sources.profile import write_profile
+
+    model = shutil.copy(tiny_gguf, tmp_path / "goldiff-tiny.gguf")
+    write_profile(model, prompt="prefix", heal=True, min_token_prob=0.01, context_tokens=512)
+    zeros = [0.0] * len(FEATURES)
+    shows = Gate(weights=zeros, bias=2.0, mean=zeros, std=[1.0] * len(FEATURES)).save(tmp_path / "show.json")
+    hides = Gate(weights=zeros, bias=-2.0, mean=zeros, std=[1.0] * len(FEATURES)).save(tmp_path / "hide.json")
+    request = CompletionRequest(prefix="def f(x):\n    return x +", suffix="\n", max_tokens=8, path="/f.py")
+    for gate in (shows, hides):
+        local_source = LocalSource(model, n_threads=1, gate=gate)
+        local = local_source.complete(request)
+        local_source.close()
+        worker = WorkerSource(model, threads=1, gate=gate)
+        try:
+            remote = worker.complete(request)
+            info = worker.describe()
+        finally:
+            worker.close()
+        assert (info["prompt"], info["heal"], info["n_ctx"]) == ("prefix", True, 512)
+        assert info["gate"] is not None
+        assert (remote.text, remote.raw_text, remote.stop_reason) == (
+            local.text,
+            local.raw_text,
+            local.stop_reason,
+        )
+        assert remote.token_logprobs == pytest.approx(local.token_logprobs, abs=1e-4)
+        assert remote.gate_score is not None and remote.gate_score == pytest.approx(local.gate_score)
+        if gate == shows:
+            assert remote.text and remote.gate_score > 0.5
+        else:  # the same answer, scored and hidden
+            assert remote.stop_reason == "gated" and remote.candidates == [] and remote.gate_score < 0.5

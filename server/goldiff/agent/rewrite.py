@@ -22,19 +22,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from goldiff.errors import ConfigError, SourceError
-from goldiff.export import EDIT_CONTEXT_LINES, EDIT_REGION_END, format_edit_prompt, parse_edit_completion
+from goldiff.prompts import (
+    EDIT_CONTEXT_LINES,
+    EDIT_REGION_END,
+    EDIT_SYSTEM_PROMPT,
+    format_edit_prompt,
+    parse_edit_completion,
+)
 from goldiff.sources.base import Deadline
 from goldiff.sources.deterministic import SPEC_PREFIX
 from goldiff.store import clean_text
 
 EDIT_MAX_TOKENS = 1024  # a rewritten region is longer than a completion
 EDIT_MAX_SECONDS = 60.0
-
-EDIT_SYSTEM_PROMPT = (
-    "You rewrite one region of a source file as the developer's instruction asks. The region "
-    f"is marked in the excerpt. Answer with the new region's text only, then {EDIT_REGION_END}. "
-    "No explanations, no code fences."
-)
 
 
 @dataclass

@@ -26,10 +26,11 @@ from typing import Any
 from goldiff.agent.recognise import agent_of
 from goldiff.capture.documents import Document
 from goldiff.capture.paths import uri_to_path
-from goldiff.export import EDIT_HISTORY, edit_history
+from goldiff.export import edit_history
 from goldiff.outcomes import testruns
 from goldiff.outcomes.diffs import unified_diff, validate
 from goldiff.outcomes.spans import Span, diff_edits
+from goldiff.prompts import EDIT_HISTORY
 from goldiff.store import EditRecord, TraceStore
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from goldiff.errors import ConfigError, NotEnoughDataError
+from goldiff.prompts import SPECIAL_TOKENS
 
-SPECIAL_TOKENS = ("<|endoftext|>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|fim_pad|>")
 IGNORE_INDEX = -100  # the label value torch's cross-entropy skips
 
 SEGMENT_CHARS = 3000  # ~800 tokens: a segment and its FIM rearrangement fit one window

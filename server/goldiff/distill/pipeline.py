@@ -30,10 +30,16 @@ class BaseModel:
 
 
 def base_model(gguf: Path | None, work: Path, say: Say = print) -> BaseModel:
-    """The base (default: the shipped model) with torch weights to fine-tune from."""
-    from goldiff.sources.registry import default_model_path
+    """The base (default: the project's own shipped model) with torch weights to fine-tune from.
 
-    found = gguf or default_model_path()
+    The pretrained default that serves (SmolLM2, llama architecture) is not a base here: the
+    GGUF export and parity check speak qwen2, the architecture of Goldiff's own model.
+    """
+    import os
+
+    from goldiff.sources.registry import DEFAULT_MODEL_ENV, default_model_path, own_model_path
+
+    found = gguf or (default_model_path() if os.environ.get(DEFAULT_MODEL_ENV) else own_model_path())
     if found is None or not Path(found).is_file():
         raise ConfigError(
             "no base model found (models/goldiff-default*.gguf). Reinstall Goldiff from a "
@@ -164,7 +170,13 @@ def finetune(
         quantize_to=(options.quantize_to,),
     )
     final = files[-1]
-    return {"gguf": str(final.path), "qtype": final.qtype, "size_bytes": final.size_bytes, **trained}
+    return {
+        "gguf": str(final.path),
+        "final_dir": str(result.final_dir),  # the torch weights, for the held-out loss
+        "qtype": final.qtype,
+        "size_bytes": final.size_bytes,
+        **trained,
+    }
 
 
 def processes() -> tuple[int, int]:
@@ -237,10 +249,55 @@ def distill_from_store(
         "train_loss": result["train_loss"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    losses = heldout_losses(model, result["final_dir"], exported.paths.get("test"), options.seq_len)
+    lineage["heldout_loss"] = losses
     Registry(home).register(name, result["gguf"], kind="model", lineage=lineage)
     (work / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
-    say(f"Registered as {name!r}: `goldiff models use {name}` (or the editor's toggle) switches to it.")
-    return {"name": name, **result, "lineage": lineage}
+    if losses["base"] is not None:
+        say(f"  held-out loss {losses['base']:.3f} (base) → {losses['tuned']:.3f} (fine-tuned)")
+    if losses["improved"] is False:
+        say("The fine-tune did not lower the held-out loss: registered, not promoted.")
+        decision = None
+    else:
+        say(f"Registered as {name!r}. Comparing it with the current default on the held-out gold...")
+        decision = promote_from_split(home, name, exported.paths.get("test"), threads=options.threads)
+    if decision is None:
+        return {
+            "name": name,
+            **result,
+            "lineage": lineage,
+            "promotion": {"promoted": False, "reason": "the fine-tune did not lower the held-out loss"},
+        }
+    if decision.promote:
+        say(f"Promoted {name!r} to the default: {decision.reason}.")
+    else:
+        say(f"Not promoted ({decision.reason}); `goldiff models use {name}` switches to it anyway.")
+    return {"name": name, **result, "lineage": lineage, "promotion": decision.as_dict()}
+
+
+def heldout_losses(base: BaseModel, tuned_dir: str, test_rows: Path | None, seq_len: int) -> dict[str, Any]:
+    """Held-out loss of the base and of the fine-tune on the export's test rows."""
+    from goldiff.distill.data import read_rows
+    from goldiff.distill.guard import heldout_loss
+
+    rows = read_rows(Path(test_rows)) if test_rows is not None and Path(test_rows).is_file() else []
+    before = heldout_loss(base.hf_dir, rows, base.tokenizer, seq_len)
+    after = heldout_loss(tuned_dir, rows, base.tokenizer, seq_len)
+    improved = None if before is None or after is None else after < before
+    return {"base": before, "tuned": after, "rows": len(rows), "improved": improved}
+
+
+def promote_from_split(home: Path, name: str, test_rows: Path | None, *, threads: int | None = None) -> Any:
+    """`promote.promote_if_better` on the held-out sft rows of the export."""
+    from goldiff.distill.promote import GoldRow, promote_if_better
+
+    rows = []
+    if test_rows is not None and Path(test_rows).is_file():
+        with Path(test_rows).open(encoding="utf-8") as fh:
+            for line in fh:
+                row = json.loads(line)
+                rows.append(GoldRow(row["prefix"], row["suffix"], row["completion"]))
+    return promote_if_better(home, name, rows, threads=threads)
 
 
 def distill_from_dataset(

@@ -20,8 +20,7 @@ from typing import Any
 from goldiff.distill import data as data_mod
 from goldiff.distill.config import TrainConfig
 from goldiff.errors import ConfigError, NotEnoughDataError
-
-FIM_PROMPT = "<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>"
+from goldiff.prompts import fim_prompt
 
 
 @dataclass
@@ -48,7 +47,7 @@ def detect_method(rows: list[dict[str, Any]]) -> str:
 
 def _prompt(row: dict[str, Any]) -> str:
     if row.get("prefix") is not None:
-        return FIM_PROMPT.format(prefix=row["prefix"], suffix=row.get("suffix") or "")
+        return fim_prompt(row["prefix"], row.get("suffix") or "")
     return str(row.get("prompt") or "")
 
 

@@ -37,11 +37,11 @@ from goldiff.distill.gguf_export import (
     write_lora_gguf,
 )
 from goldiff.distill.tokenizer import (
-    SPECIAL_TOKENS,
     GgufVocab,
     byte_level_piece,
     byte_to_unicode,
 )
+from goldiff.prompts import SPECIAL_TOKENS
 
 # Merges in rank order, as text; each side is a byte or an earlier merge's result.
 _TINY_MERGES: tuple[tuple[str, str], ...] = (

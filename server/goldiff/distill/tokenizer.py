@@ -28,23 +28,12 @@ from typing import TYPE_CHECKING, Any
 import gguf
 
 from goldiff.errors import DistillError
+from goldiff.prompts import END_OF_TEXT, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX, SPECIAL_TOKENS
 
 if TYPE_CHECKING:
     import tokenizers
 
-ENDOFTEXT = "<|endoftext|>"
-FIM_PREFIX = "<|fim_prefix|>"
-FIM_SUFFIX = "<|fim_suffix|>"
-FIM_MIDDLE = "<|fim_middle|>"
-FIM_PAD = "<|fim_pad|>"
-#: The control tokens of the project's tokenizer, in id order (they take ids 0..4).
-SPECIAL_TOKENS: tuple[str, ...] = (
-    ENDOFTEXT,
-    FIM_PREFIX,
-    FIM_SUFFIX,
-    FIM_MIDDLE,
-    FIM_PAD,
-)
+ENDOFTEXT = END_OF_TEXT
 
 #: Qwen2's pre-tokenizer split pattern; llama.cpp implements it under ``pre = "qwen2"``.
 QWEN2_SPLIT_REGEX = (

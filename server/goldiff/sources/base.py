@@ -78,6 +78,7 @@ class Completion:
     raw_text: str = ""  # what the model produced before post-processing
     # log p of each generated token (local only; the raw generation, before trimming)
     token_logprobs: list[float] = field(default_factory=list)
+    gate_score: float | None = None  # the show/hide gate's P(kept), where a gate decided
 
     @property
     def text(self) -> str:

@@ -252,6 +252,7 @@ class CompletionService:
                 resolved.name,
                 str(local.threads),
                 str(local.max_memory_mb),
+                str(resolved.gate or ""),
             )
         with self._load_lock:
             source = self._local.get(key)
@@ -292,6 +293,7 @@ class CompletionService:
             name=key[3],
             threads=int(key[4]),
             max_memory_mb=int(key[5]),
+            gate=key[6] or None,
             on_crash=lambda message: self._tell_once(
                 f"Goldiff: {message}. Recording goes on.", types.MessageType.Warning
             ),
@@ -556,7 +558,7 @@ class CompletionService:
     ) -> None:
         if not doc.captured:
             return  # capture is off or the file is excluded: suggest, but keep nothing
-        context = {
+        context: dict[str, Any] = {
             "language": request.language,
             "path": request.path,
             "recentEdits": [dataclasses.asdict(e) for e in request.recent_edits],
@@ -567,6 +569,11 @@ class CompletionService:
             "serverMs": server_ms,
             "rawText": completion.raw_text,
         }
+        if completion.token_logprobs:
+            # What the show/hide gate (goldiff.gate) learns from, with the outcome.
+            context["logprobs"] = [round(v, 4) for v in completion.token_logprobs]
+        if completion.gate_score is not None:
+            context["gateScore"] = round(completion.gate_score, 4)
         row: dict[str, Any] = {
             "id": sid,
             "session_id": self.server.recorder.session_id,

@@ -25,6 +25,13 @@ from typing import Any
 import httpx
 
 from goldiff.errors import ConfigError, FrontierError
+from goldiff.prompts import (
+    CHAT_PREFIX_CHARS,
+    CHAT_SUFFIX_CHARS,
+    CHAT_SYSTEM_PROMPT,
+    CURSOR,
+    chat_user_message,
+)
 from goldiff.sources.base import Completion, CompletionRequest, Deadline, finish_text
 
 log = logging.getLogger(__name__)
@@ -45,38 +52,24 @@ MAX_ATTEMPTS = 4
 BACKOFF_FIRST = 0.25  # seconds; doubled on every retry, with jitter
 BACKOFF_MAX = 4.0
 CONNECT_TIMEOUT = 5.0
-PROMPT_PREFIX_CHARS = 6_000  # of the request's prefix sent to the frontier
-PROMPT_SUFFIX_CHARS = 1_500
+PROMPT_PREFIX_CHARS = CHAT_PREFIX_CHARS  # of the request's prefix sent to the frontier
+PROMPT_SUFFIX_CHARS = CHAT_SUFFIX_CHARS
+SYSTEM_PROMPT = CHAT_SYSTEM_PROMPT
 
-CURSOR = "<|cursor|>"
-SYSTEM_PROMPT = (
-    "You are a code completion engine inside an editor. You are shown a file with the "
-    f"cursor marked {CURSOR}. Reply with only the text to insert at the cursor: no "
-    "explanation, no code fences, nothing that is already before or after the cursor. "
-    "Finish the current line, or the current block when the cursor is on an empty line. "
-    "Reply with nothing if no insertion makes sense."
-)
 _RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 _FENCE = re.compile(r"^```[\w+-]*\n(.*?)\n?```\s*$", re.S)
 
 
 def chat_prompt(request: CompletionRequest) -> str:
-    """The user message for chat models: context first, then the file with the cursor."""
-    parts = []
-    for snippet in request.snippets[:3]:
-        parts.append(f"Related code from {snippet.path}:\n{snippet.text}\n")
-    if request.recent_edits:
-        edits = "\n".join(
-            f"- at {e.offset}: removed {e.removed} chars, inserted {e.inserted!r}"
-            for e in request.recent_edits[-5:]
-        )
-        parts.append(f"The developer's most recent edits in this file:\n{edits}\n")
-    where = request.path or "the file"
-    language = f" ({request.language})" if request.language else ""
-    prefix = request.prefix[-PROMPT_PREFIX_CHARS:]
-    suffix = request.suffix[:PROMPT_SUFFIX_CHARS]
-    parts.append(f"{where}{language}:\n{prefix}{CURSOR}{suffix}")
-    return "\n".join(parts)
+    """The user message for chat models (`prompts.chat_user_message` over the request)."""
+    return chat_user_message(
+        prefix=request.prefix,
+        suffix=request.suffix,
+        path=request.path,
+        language=request.language,
+        snippets=[(s.path, s.text) for s in request.snippets],
+        recent_edits=[(e.offset, e.removed, e.inserted) for e in request.recent_edits],
+    )
 
 
 def clean_chat_reply(reply: str, request: CompletionRequest) -> str:

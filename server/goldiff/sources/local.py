@@ -6,13 +6,22 @@ tokens after the shared part. Switching files would throw that away, so the eval
 state (the KV cache of sequence 0) of the last `STATE_FILES` files is kept as bytes and
 put back when the developer returns to one of them. A file never seen is evaluated cold;
 its prompt is capped at what this machine evaluates in `COLD_SECONDS` (measured once
-at load), in whole `PROMPT_STEP`s so the cap never moves the prompt's start.
+at load), in whole `PROMPT_STEP`s so the cap never moves the prompt's start. A serving
+profile's `context_tokens` (`profile.py`) caps it too: the smaller cap wins.
 
-Prompts are FIM token ids (`fim.py`). Generation is ours, token by token, so it stops
-where a suggestion should end (the shared `StopRule`), at an end-of-generation or control
-token, after `max_tokens`, when the time budget is spent, or as soon as the `cancel` event
-is set — also between chunks of a long prompt evaluation. Each generated token's
-log-probability under the model is returned with the completion.
+Prompts are FIM token ids (`fim.py`), or the prefix alone for a model without FIM tokens
+or whose FIM measured weak (its serving profile, `profile.py`). Generation is ours, greedy
+and token by token, so it stops where a suggestion should end (the shared `StopRule`), at
+an end-of-generation or control token, after `max_tokens`, when the time budget is spent,
+where the model's confidence drops below the profile's `min_token_prob`, or as soon as the
+`cancel` event is set — also between chunks of a long prompt evaluation. Each generated
+token's log-probability under the model is returned with the completion, and a profile's
+show/hide gate (`gate.py`) scores the answer (`Completion.gate_score`).
+
+Token healing (profile `heal`): a prompt that ends inside a token, or in indentation, ends
+where training text is rarely split; the last prompt token is taken back and the first
+generated token must start with its text, so the model chooses its own tokenization of the
+boundary (measured in models/README.md).
 
 The language server never runs this in its own process: `worker.py` runs it in a child
 process, so that a native fault here cannot end capture. Evaluation, the demo and the
@@ -22,9 +31,9 @@ imports llama_cpp.
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import logging
+import math
 import os
 import threading
 import time
@@ -37,9 +46,11 @@ import llama_cpp
 import numpy as np
 
 from goldiff.errors import ModelLoadError
+from goldiff.gate import apply, features, load_gate
 from goldiff.sources.base import Completion, CompletionRequest, Deadline, finish_text
-from goldiff.sources.fim import VocabInfo, resolve_template
+from goldiff.sources.fim import FimPrompt, VocabInfo, resolve_template
 from goldiff.sources.llamacpp import check_gguf, load_llama
+from goldiff.sources.profile import ServeProfile, load_profile
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +60,7 @@ N_CTX = 2048  # prompt + generation; larger contexts cost memory and prompt time
 PREFILL_CHUNK = int(os.environ.get("GOLDIFF_PREFILL_CHUNK", "") or 32)
 SUFFIX_SHARE = 0.25  # of the prompt budget given to the text after the cursor
 PREFIX_STEP = 64  # the prefix is cut from the left in steps of this many tokens
+_BLANK = (b" ", b"\t", b"\n", b"\r")
 STATE_FILES = 8  # files whose evaluated prompt state is kept for a switch back
 STATE_BYTES = 512 * 1024 * 1024  # and at most this many bytes of it
 COLD_SECONDS = 0.2  # what evaluating a cold prompt may take, measured on this machine
@@ -91,9 +103,17 @@ class LocalSource:
         n_ctx: int = N_CTX,
         n_threads: int | None = None,
         template: str | None = None,
+        profile: ServeProfile | None = None,
+        gate: str | Path | None = None,
         cold_seconds: float = COLD_SECONDS,
     ) -> None:
         self.model_path = Path(model_path)
+        self.profile = profile if profile is not None else load_profile(self.model_path)
+        gate_path = Path(gate) if gate else self.profile.gate
+        try:
+            self.gate = load_gate(gate_path)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot read the show/hide gate {gate_path}: {exc}") from exc
         self.adapter_path = Path(adapter_path) if adapter_path else None
         check_gguf(self.model_path)
         if self.adapter_path is not None:
@@ -107,7 +127,9 @@ class LocalSource:
             self.llm = load_llama(
                 str(self.model_path),
                 lora_path=str(self.adapter_path) if self.adapter_path else None,
-                n_ctx=n_ctx,
+                # The profile's context budget (a shorter prompt is a faster cold start); the
+                # measured cold-prompt cap below applies within it, so the smaller one wins.
+                n_ctx=self.profile.context_tokens or n_ctx,
                 # Unset: generation on half the cores, prompt evaluation (short bursts) on all,
                 # as llama.cpp's defaults. Set: both, so a limit is a limit.
                 n_threads=n_threads or default_threads(),
@@ -133,16 +155,38 @@ class LocalSource:
 
         _logger.set_verbose(False)
         self.llm.verbose = False
-        self.fim = resolve_template(self._vocab_info(), template)
+        info = self._vocab_info()
+        self.fim: FimPrompt | None = None
+        if self.profile.prompt != "prefix" or template is not None:
+            try:
+                self.fim = resolve_template(info, template)
+            except ModelLoadError:
+                if self.profile.prompt == "fim" or template is not None:
+                    self.llm.close()
+                    raise
+                # No FIM tokens: ask left to right; the suffix still shapes the stop rule.
+        self.stop_ids = self.fim.stop_ids if self.fim is not None else info.eog_ids
+        self.bos = [info.bos_id] if self._adds_bos() and info.bos_id is not None and info.bos_id >= 0 else []
         self.n_ctx = self.llm.n_ctx()
         self._vocab = self.llm._model.vocab
+        self._n_vocab = self.llm.n_vocab()
+        self._pieces: list[bytes] | None = None  # every token's bytes, for healing
+        self._stops: np.ndarray[Any, np.dtype[np.bool_]] = np.zeros(0, bool)
         self._lock = threading.Lock()
         self.last_prompt: list[int] = []  # the ids of the last prompt, for tests and benchmarks
+        self.last_tokens: list[int] = []  # the ids the last answer generated, likewise
         self._states: OrderedDict[str, tuple[list[int], bytes]] = OrderedDict()
         self._state_key: str | None = None  # the file whose prompt is in the KV cache now
         self.restored = 0  # prompts started from a saved file state (tests, benchmarks)
         self.on_phase: Callable[[str], None] | None = None  # "prefill", then "generate"
         self.prompt_cap = self._measure_prompt_cap(cold_seconds)
+
+    @property
+    def prompt_mode(self) -> str:
+        return "fim" if self.fim is not None else "prefix"
+
+    def _adds_bos(self) -> bool:
+        return str(self.llm.metadata.get("tokenizer.ggml.add_bos_token", "false")).lower() == "true"
 
     def _vocab_info(self) -> VocabInfo:
         llm = self.llm
@@ -196,9 +240,20 @@ class LocalSource:
         return max(MIN_PROMPT, min(budget, cap))
 
     def prompt_ids(self, request: CompletionRequest) -> list[int]:
+        return self.build_prompt(request)[0]
+
+    def build_prompt(self, request: CompletionRequest) -> tuple[list[int], bytes]:
+        """The prompt's token ids, and the bytes the answer must start with (healing)."""
+        # Capped by the context (the profile's, when it has one) and by what this machine
+        # evaluates cold in `cold_seconds`, whichever is smaller.
         budget = max(16, min(self.n_ctx - request.max_tokens, self.prompt_cap) - 8)
-        suffix_ids = self.tokenize(request.suffix)[: int(budget * SUFFIX_SHARE)]
+        suffix_ids = self.tokenize(request.suffix)[: int(budget * SUFFIX_SHARE)] if self.fim else []
         prefix_ids = self.tokenize(request.prefix)
+        heal = b""
+        if self.profile.heal and prefix_ids and not request.prefix.endswith("\n"):
+            # The last token is asked again, constrained to start with its text.
+            heal = bytes(self.llm.detokenize([prefix_ids[-1]]))
+            prefix_ids = prefix_ids[:-1]
         room = budget - len(suffix_ids)
         if len(prefix_ids) > room:
             # Cut in whole steps so the prompt's start (and its cached KV) stays put while
@@ -206,7 +261,9 @@ class LocalSource:
             excess = len(prefix_ids) - room
             drop = -(-excess // PREFIX_STEP) * PREFIX_STEP
             prefix_ids = prefix_ids[drop:]
-        return self.fim.build(prefix_ids, suffix_ids)
+        if self.fim is None:
+            return self.bos + prefix_ids, heal
+        return self.fim.build(prefix_ids, suffix_ids), heal
 
     def _prefill(self, prompt: list[int], cancel: threading.Event, deadline: Deadline) -> int:
         """Evaluate what the KV cache lacks of `prompt`; return how many tokens were reused."""
@@ -264,73 +321,136 @@ class LocalSource:
 
     # ------------------------------------------------------------------ generation
 
-    def _logprob(self, token: int) -> float:
-        """log p(token) under the logits that produced it (the last evaluated position)."""
-        pointer = llama_cpp.llama_get_logits(self.llm._ctx.ctx)
-        logits = np.ctypeslib.as_array(pointer, shape=(self.llm.n_vocab(),))
-        top = float(logits.max())
-        return float(logits[token]) - top - float(np.log(np.exp(logits - top).sum()))
-
     def _is_stop(self, token: int) -> bool:
         return (
-            token in self.fim.stop_ids
+            token in self.stop_ids
             or bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
             or bool(llama_cpp.llama_vocab_is_control(self._vocab, token))
         )
+
+    def _piece_table(self) -> tuple[list[bytes], np.ndarray[Any, np.dtype[np.bool_]]]:
+        """Every token's bytes, and which tokens end a suggestion (built once, for healing)."""
+        if self._pieces is None:
+            self._pieces = [bytes(self.llm.detokenize([i])) for i in range(self._n_vocab)]
+            self._stops = np.fromiter((self._is_stop(i) for i in range(self._n_vocab)), bool, self._n_vocab)
+        return self._pieces, self._stops
+
+    def _logits(self) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """The next-token logits after the last evaluated token."""
+        ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
+
+    def _healing_mask(self, remaining: bytes) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
+        """Tokens that can come next while `remaining` bytes of the healed text are unmatched:
+        those that cover it, and those that are a proper start of it (the text is then matched
+        over several tokens, as the model's own tokenization may split it). None: no token fits.
+        """
+        pieces, stops = self._piece_table()
+        n = len(remaining)
+        if remaining[-1:] in (b" ", b"\t"):
+            # Whitespace healing: the answer covers exactly the indentation or space the prompt
+            # ended with, then code (more blanks would over-indent the line; a newline or the
+            # bare blanks would leave the cursor's line empty).
+            def fits(p: bytes) -> bool:
+                if p.startswith(remaining):
+                    return len(p) > n and p[n : n + 1] not in _BLANK
+                return 0 < len(p) < n and remaining.startswith(p)
+        else:
+
+            def fits(p: bytes) -> bool:
+                return p.startswith(remaining) or (0 < len(p) < n and remaining.startswith(p))
+
+        allowed = np.fromiter((fits(p) for p in pieces), bool, self._n_vocab) & ~stops
+        return allowed if allowed.any() else None
 
     def complete(self, request: CompletionRequest, cancel: threading.Event | None = None) -> Completion:
         cancel = cancel or threading.Event()
         deadline = Deadline(request.max_seconds)
         rule = request.stop_rule()
-        text = ""
-        produced = 0
-        reused = 0
+        min_logprob = math.log(self.profile.min_token_prob) if self.profile.min_token_prob > 0 else -math.inf
+        out = b""
         logprobs: list[float] = []
+        tokens: list[int] = []
+        reused = 0
         reason = "max_tokens"
         with self._lock:
-            prompt = self.prompt_ids(request)
+            prompt, heal = self.build_prompt(request)
+            if not prompt:
+                prompt = self.bos or self.tokenize("\n")
             self.last_prompt = prompt
             try:
                 self._switch_file(request.path or "", prompt)
                 if self.on_phase is not None:
                     self.on_phase("prefill")
                 reused = self._prefill(prompt, cancel, deadline)
+                remaining = heal  # healed bytes the answer has not covered yet
+                if heal and self._healing_mask(heal) is None:
+                    self.llm.eval(self.tokenize(heal.decode("utf-8", "replace")))
+                    heal = remaining = b""
                 if self.on_phase is not None:
                     self.on_phase("generate")
-                decoder = codecs.getincrementaldecoder("utf-8")("replace")
-                for token in self.llm.generate(prompt, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True):
+                while len(tokens) < request.max_tokens:
+                    logits = self._logits().astype(np.float64)
+                    mask = self._healing_mask(remaining) if remaining else None
+                    if mask is not None:
+                        logits = np.where(mask, logits, -np.inf)
+                    token = int(np.argmax(logits))
                     if self._is_stop(token):
                         reason = "eos"
                         break
-                    produced += 1
-                    logprobs.append(self._logprob(token))
-                    text += decoder.decode(self.llm.detokenize([token]))
+                    top = logits[token]
+                    logprob = float(-np.log(np.exp(logits - top).sum()))
+                    if logprob < min_logprob:
+                        reason = "unsure"  # the model is guessing from here on
+                        break
+                    tokens.append(token)
+                    logprobs.append(logprob)
+                    piece = bytes(self.llm.detokenize([token]))
+                    out += piece
+                    remaining = remaining[len(piece) :] if remaining.startswith(piece) else b""
+                    text = out[len(heal) :].decode("utf-8", "ignore")
                     cut = rule.cut(text)
                     if cut is not None:
-                        text = text[:cut]
                         reason = "block" if rule.multiline else "line"
-                        break
-                    if produced >= request.max_tokens:
                         break
                     if cancel.is_set():
                         raise _Stopped("cancelled")
                     if deadline.expired:
                         raise _Stopped("max_time")
-                text += decoder.decode(b"", final=True)
+                    if len(tokens) < request.max_tokens:
+                        self.llm.eval([token])
             except _Stopped as stop:
                 reason = stop.reason
+            self.last_tokens = tokens
+        text = out[len(heal) :].decode("utf-8", "replace")
+        if reason in ("block", "line"):
+            cut = rule.cut(text)
+            text = text[:cut] if cut is not None else text
         final = "" if reason == "cancelled" else finish_text(text, request, rule)
+        gate_score = None
+        if final and self.gate is not None:
+            x = features(
+                prefix=request.prefix,
+                suffix=request.suffix,
+                text=final,
+                logprobs=logprobs,
+                language=request.language,
+            )
+            show, gate_score = apply(self.gate, x)
+            if not show:
+                final, reason = "", "gated"  # likely rejected: show nothing
         return Completion(
             candidates=[final] if final else [],
             source=self.kind,
             model=self.model,
             latency_ms=deadline.elapsed_ms(),
             prompt_tokens=len(prompt),
-            completion_tokens=produced,
+            completion_tokens=len(tokens),
             stop_reason=reason,
             reused_tokens=reused,
             raw_text=text,
             token_logprobs=logprobs,
+            gate_score=gate_score,
         )
 
     def raw_complete(self, prompt: str, max_tokens: int, stop: list[str]) -> dict[str, Any]:
@@ -354,7 +474,11 @@ class LocalSource:
             "model": self.model,
             "path": str(self.model_path),
             "adapter": str(self.adapter_path) if self.adapter_path else None,
-            "template": self.fim.template,
+            "template": self.fim.template if self.fim is not None else None,
+            "prompt": self.prompt_mode,
+            "heal": self.profile.heal,
+            "min_token_prob": self.profile.min_token_prob,
+            "gate": self.gate.info if self.gate is not None else None,
             "n_ctx": self.n_ctx,
             "prompt_cap": self.prompt_cap,
         }

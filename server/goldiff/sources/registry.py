@@ -39,23 +39,35 @@ def package_models_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "models"
 
 
-def default_model_path() -> Path | None:
-    """The shipped default model: `$GOLDIFF_DEFAULT_MODEL`, else `goldiff-default*.gguf` in
-    the installed package's `models/` (a wheel) or the repository's `models/` (a checkout)."""
-    env = os.environ.get(DEFAULT_MODEL_ENV)
-    if env:
-        path = Path(env).expanduser()
-        return path if path.is_file() else None  # resolve() says the variable is wrong
+# The shipped default is the project's own model, served with its measured profile
+# (models/goldiff-default-Q6_K.serve.json, shipped beside it): on rest-of-line cases from
+# code it never saw it matched the pretrained SmolLM2-135M's accept proxy at an eighth of
+# its latency (models/README.md). SmolLM2 can be fetched (`python -m goldiff.sources.shipped`)
+# and chosen with `goldiff models use`.
+
+
+def own_model_path() -> Path | None:
+    """The project's own model, `goldiff-default*.gguf` in the installed package's `models/`
+    (a wheel) or the repository's `models/` (a checkout): the base distillation trains."""
     found: list[Path] = []
     for folder in (package_models_dir(), repo_models_dir()):
         found = sorted(folder.glob("goldiff-default*.gguf"))
         if found:
             break
     # Prefer the quantized file a release ships (…-q4_k_m.gguf sorts after the f16 one).
-    quantized = [p for p in found if "q4" in p.name.lower() or "q8" in p.name.lower()]
+    quantized = [p for p in found if any(q in p.name.lower() for q in ("q4", "q6", "q8"))]
     if quantized:
         return quantized[0]
     return found[0] if found else None
+
+
+def default_model_path() -> Path | None:
+    """The shipped default model: `$GOLDIFF_DEFAULT_MODEL`, else `own_model_path()`."""
+    env = os.environ.get(DEFAULT_MODEL_ENV)
+    if env:
+        path = Path(env).expanduser()
+        return path if path.is_file() else None  # resolve() says the variable is wrong
+    return own_model_path()
 
 
 @dataclass
@@ -79,6 +91,7 @@ class Resolved:
     name: str
     model_path: Path
     adapter_path: Path | None = None
+    gate: Path | None = None  # the model's current show/hide gate (goldiff.gate), if trained
 
 
 class Registry:
@@ -92,13 +105,14 @@ class Registry:
         try:
             data = json.loads(self.path.read_text("utf-8"))
         except FileNotFoundError:
-            return {"version": 1, "default": None, "models": {}}
+            return {"version": 1, "default": None, "models": {}, "gates": {}}
         except (OSError, ValueError) as exc:
             raise ConfigError(
                 f"the model registry {self.path} is unreadable ({exc}); fix or delete it"
             ) from exc
         data.setdefault("models", {})
         data.setdefault("default", None)
+        data.setdefault("gates", {})
         return dict(data)
 
     def _save(self, data: dict[str, Any]) -> None:
@@ -180,8 +194,50 @@ class Registry:
         self._save(data)
         return entry
 
+    def annotate(self, name: str, **lineage: Any) -> None:
+        """Add facts to a registered model's lineage (e.g. its promotion decision)."""
+        data = self._load()
+        if name not in data["models"]:
+            raise ConfigError(f"no registered model named {name!r}")
+        data["models"][name].setdefault("lineage", {}).update(lineage)
+        self._save(data)
+
+    # ------------------------------------------------------------------ gates
+
+    def set_gate(self, model: str, path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> int:
+        """Record a newly trained show/hide gate for `model` and make it current; its version."""
+        file = Path(path).expanduser().resolve()
+        if not file.is_file():
+            raise ConfigError(f"cannot register the gate {file}: it does not exist")
+        data = self._load()
+        gates = data["gates"].setdefault(model, {"current": None, "versions": []})
+        version = len(gates["versions"]) + 1
+        gates["versions"].append(
+            {"version": version, "path": str(file), "info": dict(info or {}), "registered_at": time.time()}
+        )
+        gates["current"] = version
+        self._save(data)
+        return version
+
+    def gates(self, model: str) -> dict[str, Any]:
+        """`{"current": N, "versions": [...]}` for `model` (no versions when none was trained)."""
+        return dict(self._load()["gates"].get(model) or {"current": None, "versions": []})
+
+    def gate_for(self, model: str) -> Path | None:
+        """The current gate's file for `model`, if one was trained and still exists."""
+        gates = self.gates(model)
+        current = next((v for v in gates["versions"] if v["version"] == gates["current"]), None)
+        if current is None or not Path(current["path"]).is_file():
+            return None
+        return Path(current["path"])
+
     def resolve(self, name_or_path: str | None = None) -> Resolved:
         """Files to load for a name, a path, or (None) the default; `ModelLoadError` if none."""
+        resolved = self._resolve(name_or_path)
+        gate = self.gate_for(resolved.name)
+        return Resolved(resolved.name, resolved.model_path, resolved.adapter_path, gate) if gate else resolved
+
+    def _resolve(self, name_or_path: str | None = None) -> Resolved:
         if name_or_path is None:
             name_or_path = self.default()
             if name_or_path is None:

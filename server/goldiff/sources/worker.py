@@ -12,7 +12,8 @@ stdout, one JSON object per line:
                       {"op": "raw", "id": 8, "prompt": "...", "max_tokens": 256, "stop": [...]}
     worker → server   {"op": "ready", "describe": {...}} | {"op": "error", "message": "..."}
                       {"id": 7, "phase": "prefill" | "generate"}
-                      {"id": 7, "completion": {...Completion, token_logprobs included}}
+                      {"id": 7, "completion": {...Completion, every field: token_logprobs,
+                                               gate_score, stop_reason "unsure" | "gated"}}
                       {"id": 8, "raw": {"text": ..., "prompt_tokens": ..., "completion_tokens": ...}}
 
 A cancel message sets the request's event in the worker, which stops within one token
@@ -101,6 +102,7 @@ class WorkerSource:
         name: str | None = None,
         threads: int = 0,
         max_memory_mb: int = 0,
+        gate: str | Path | None = None,
         on_crash: Callable[[str], None] | None = None,
         load_timeout: float = LOAD_TIMEOUT_SECONDS,
         cold_seconds: float | None = None,
@@ -120,6 +122,7 @@ class WorkerSource:
             "threads": threads,
             "max_memory_mb": max_memory_mb,
             "cold_seconds": cold_seconds,
+            "gate": str(gate) if gate else None,
         }
         self.on_crash = on_crash
         self.load_timeout = load_timeout
@@ -388,6 +391,7 @@ def serve(stdin: IO[bytes], out: IO[bytes]) -> None:
             name=config.get("name"),
             n_threads=int(config.get("threads") or 0) or None,
             cold_seconds=float(config.get("cold_seconds") or COLD_SECONDS),
+            gate=config.get("gate"),
         )
     except Exception as exc:
         send({"op": "error", "message": str(exc) or type(exc).__name__})

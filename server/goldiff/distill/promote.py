@@ -1,0 +1,141 @@
+"""Promotion: a distilled model becomes the default only if it beats the current one.
+
+The candidate and the current default answer the same held-out gold contexts (the test
+split of the export the candidate was trained without) through the server's own local
+engine (`goldiff eval`'s `EngineFim`: the engine process, the same request building,
+prompts, serving profile, stop rules and gate a user gets).
+The **primary metric is chars saved**: accepted characters over the gold's characters,
+where an answer counts as accepted when it is a non-empty prefix of the gold (what Tab
+would have kept). The candidate is promoted when it saves more characters than the current
+default on the same rows, by at least `MIN_GAIN` of the gold's characters; otherwise it
+stays registered, not the default, and the decision says why. Accept proxy, shown accept
+rate, empty rate and latency are reported beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from goldiff.metrics import ByTrigger
+
+PRIMARY = "chars_saved"
+MIN_GAIN = 0.005  # half a percent of the gold's characters: less is noise on a few dozen rows
+
+Completer = Callable[[str, str], tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class GoldRow:
+    prefix: str
+    suffix: str
+    gold: str
+
+
+def score(rows: Sequence[GoldRow], complete: Completer) -> dict[str, Any]:
+    tally = ByTrigger()
+    for row in rows:
+        text, latency = complete(row.prefix, row.suffix)
+        tally.add(row.prefix, text, row.gold, latency)
+    return tally.summary()
+
+
+@dataclass
+class Decision:
+    promote: bool
+    reason: str
+    primary: str
+    candidate: dict[str, Any]
+    current: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        keep = (PRIMARY, "accept_proxy", "shown_accept_rate", "empty_rate", "latency_p50_ms", "requests")
+        return {
+            "promoted": self.promote,
+            "reason": self.reason,
+            "primary_metric": self.primary,
+            "candidate": {k: self.candidate.get(k) for k in keep},
+            "current": {k: self.current.get(k) for k in keep},
+        }
+
+
+def decide(candidate: dict[str, Any], current: dict[str, Any], *, min_gain: float = MIN_GAIN) -> Decision:
+    """Promote only when the candidate's chars saved beats the current's by `min_gain`."""
+    c, d = candidate[PRIMARY], current[PRIMARY]
+    gain = c - d
+    n = candidate.get("requests", 0)
+    if not n:
+        return Decision(False, "no held-out gold rows to compare on", PRIMARY, candidate, current)
+    if gain >= min_gain and gain > 0:
+        reason = f"chars saved {c:.1%} vs {d:.1%} (+{gain * 100:.1f} points) on {n} held-out rows"
+        return Decision(True, reason, PRIMARY, candidate, current)
+    verdict = "worse" if gain < 0 else "not better by enough"
+    reason = (
+        f"{verdict}: chars saved {c:.1%} vs the current default's {d:.1%} ({gain * 100:+.1f} points, "
+        f"needs +{min_gain * 100:.1f}) on {n} held-out rows"
+    )
+    return Decision(False, reason, PRIMARY, candidate, current)
+
+
+def local_completer(
+    path: str | Path,
+    *,
+    adapter: str | Path | None = None,
+    gate: Path | None = None,
+    threads: int | None = None,
+) -> tuple[Completer, Callable[[], None]]:
+    """A completer over the server's own local engine (and a function that closes it).
+
+    `goldiff eval`'s `EngineFim`: the engine process, the server's request building and the
+    model's serving profile and gate, so promotion compares what users would be served.
+    """
+    from goldiff.evaluate import EngineFim
+
+    fim = EngineFim(path, lora_path=adapter, gate=gate, n_threads=threads or 0)
+    return fim, fim.close
+
+
+def promote_if_better(
+    home: Path,
+    candidate: str,
+    rows: Sequence[GoldRow],
+    *,
+    current: str | None = None,
+    threads: int | None = None,
+    completer: Callable[[str], tuple[Completer, Callable[[], None]]] | None = None,
+) -> Decision:
+    """Compare the registered `candidate` with the default (or `current`); switch if better.
+
+    The decision is recorded in the candidate's lineage either way.
+    """
+    from goldiff.sources.registry import Registry
+
+    registry = Registry(home)
+    current = current or registry.default()
+
+    def default_completer(name: str) -> tuple[Completer, Callable[[], None]]:
+        resolved = registry.resolve(name)
+        return local_completer(
+            resolved.model_path, adapter=resolved.adapter_path, gate=resolved.gate, threads=threads
+        )
+
+    make = completer or default_completer
+    scores = {}
+    for name in (candidate, current):
+        if name is None:
+            continue
+        complete, close = make(name)
+        try:
+            scores[name] = score(rows, complete)
+        finally:
+            close()
+    if current is None:
+        decision = Decision(True, "there was no default model", PRIMARY, scores[candidate], {})
+    else:
+        decision = decide(scores[candidate], scores[current])
+    if decision.promote:
+        registry.use(candidate)
+    registry.annotate(candidate, promotion={**decision.as_dict(), "against": current})
+    return decision

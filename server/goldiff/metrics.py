@@ -1,0 +1,178 @@
+"""The numbers users care about, for one suggestion and for many.
+
+A suggestion is judged against the *gold*: what the developer really wrote from the
+cursor on (the rest of the line at a natural cursor stop, or the settled gold of a
+recorded suggestion). It counts as **accepted** when it is a non-empty prefix of the gold
+(pressing Tab would have kept it); its **chars saved** are its length when accepted. Over
+many requests:
+
+- accept proxy      accepted / requests (an empty answer is a request that showed nothing)
+- shown accept rate accepted / suggestions shown (non-empty): what a user sees as quality
+- chars saved       accepted characters / characters of the gold: the typing it spared
+- exact             the suggestion is the whole gold (trailing whitespace ignored)
+- empty rate        requests that showed nothing
+- latency           p50/p95 per request, measured here
+
+Every figure is also split by **trigger kind**, the character class the cursor rests
+after (`trigger_kind`): line start (after indentation), after `.`, `(`, `,`, `=`, a space,
+inside a word, other. This module imports nothing heavy; the language server, the gate,
+evaluation and the benchmarks share it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+TRIGGER_KINDS = (
+    "line_start",
+    "after_dot",
+    "after_paren",
+    "after_comma",
+    "after_equals",
+    "after_space",
+    "in_word",
+    "other",
+)
+
+# Where a cursor naturally rests while typing a line: after these, a suggestion is asked.
+STOP_CHARS = {
+    ".": "after_dot",
+    "(": "after_paren",
+    ",": "after_comma",
+    "=": "after_equals",
+    " ": "after_space",
+}
+
+
+def trigger_kind(prefix: str) -> str:
+    """The class of the cursor position at the end of `prefix` (see TRIGGER_KINDS)."""
+    line = prefix[prefix.rfind("\n") + 1 :]
+    if not line.strip():
+        return "line_start"
+    last = line[-1]
+    if last in STOP_CHARS:
+        return STOP_CHARS[last]
+    if last.isalnum() or last == "_":
+        return "in_word"
+    return "other"
+
+
+def cursor_stops(line: str) -> list[int]:
+    """Offsets in `line` where a cursor naturally rests: after the indentation, and after
+    `.`, `(`, `,`, `=` or a space (outside the indentation), with something left to type."""
+    indent = len(line) - len(line.lstrip(" \t"))
+    if not line[indent:].strip():
+        return []
+    stops = [indent]
+    for i in range(indent, len(line)):
+        if line[i] in STOP_CHARS and line[i + 1 :].strip():
+            stops.append(i + 1)
+    return stops
+
+
+def accepted(text: str, gold: str) -> bool:
+    """The suggestion is a non-empty prefix of the gold: pressing Tab would have kept it."""
+    kept = text.rstrip()
+    return bool(kept) and gold.startswith(kept)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile, as numpy's default."""
+    if not values:
+        return None
+    data = sorted(values)
+    pos = (len(data) - 1) * q / 100.0
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+@dataclass
+class Tally:
+    """Running sums of the user-facing metrics over requests."""
+
+    requests: int = 0
+    shown: int = 0
+    accepted: int = 0
+    exact: int = 0
+    chars_saved: int = 0
+    gold_chars: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def add(self, text: str, gold: str, latency_ms: float | None = None) -> bool:
+        """Count one request's answer; returns whether it was accepted."""
+        kept = text.rstrip()
+        ok = accepted(text, gold)
+        self.requests += 1
+        self.shown += bool(kept)
+        self.accepted += ok
+        self.exact += bool(kept) and kept == gold.rstrip()
+        self.chars_saved += len(kept) if ok else 0
+        self.gold_chars += len(gold.rstrip())
+        if latency_ms is not None:
+            self.latencies.append(latency_ms)
+        return ok
+
+    def summary(self) -> dict[str, Any]:
+        n = self.requests or 1
+        return {
+            "requests": self.requests,
+            "shown": self.shown,
+            "accepted": self.accepted,
+            "accept_proxy": self.accepted / n,
+            "shown_accept_rate": self.accepted / self.shown if self.shown else None,
+            "chars_saved": self.chars_saved / self.gold_chars if self.gold_chars else 0.0,
+            "exact": self.exact / n,
+            "empty_rate": (self.requests - self.shown) / n,
+            "latency_p50_ms": percentile(self.latencies, 50),
+            "latency_p95_ms": percentile(self.latencies, 95),
+        }
+
+
+class ByTrigger:
+    """A `Tally` overall and one per trigger kind."""
+
+    def __init__(self) -> None:
+        self.all = Tally()
+        self.kinds: dict[str, Tally] = {}
+
+    def add(self, prefix: str, text: str, gold: str, latency_ms: float | None = None) -> bool:
+        self.kinds.setdefault(trigger_kind(prefix), Tally()).add(text, gold, latency_ms)
+        return self.all.add(text, gold, latency_ms)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **self.all.summary(),
+            "by_trigger": {k: self.kinds[k].summary() for k in TRIGGER_KINDS if k in self.kinds},
+        }
+
+
+def gate_curve(
+    scored: Iterable[tuple[float, str, str]], thresholds: Sequence[float] | None = None
+) -> list[dict[str, float]]:
+    """Accept rate of shown suggestions vs chars saved as a show/hide threshold rises.
+
+    `scored` holds (gate score, suggestion, gold) per request; a suggestion is shown at a
+    threshold when its score is at least the threshold.
+    """
+    items = list(scored)
+    if thresholds is None:
+        thresholds = [i / 20 for i in range(20)]
+    curve = []
+    for t in thresholds:
+        tally = Tally()
+        for score, text, gold in items:
+            tally.add(text if score >= t else "", gold)
+        s = tally.summary()
+        curve.append(
+            {
+                "threshold": t,
+                "shown": s["shown"] / (s["requests"] or 1),
+                "shown_accept_rate": s["shown_accept_rate"] or 0.0,
+                "chars_saved": s["chars_saved"],
+                "accept_proxy": s["accept_proxy"],
+            }
+        )
+    return curve

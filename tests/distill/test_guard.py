@@ -1,0 +1,72 @@
+"""A fine-tune must lower held-out loss: `goldiff distill` measures base and fine-tune on the
+export's held-out rows, and a no-op or a worse fine-tune would fail here."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("llama_cpp")
+
+from goldiff.distill.bootstrap import bootstrap
+from goldiff.distill.pipeline import FinetuneOptions, distill_from_store
+from goldiff.sources.registry import Registry
+
+from tests.test_export import fill_store
+
+# One idiom of this "repository", 30 times: what a user's gold teaches a model.
+SPECS = [
+    (
+        f"g{i}",
+        i,
+        "app.py",
+        "python",
+        "frontier",
+        "gpt-x",
+        "accepted",
+        f"total_{i} = compute(",
+        "\n",
+        "alpha, beta)",
+        "alpha, beta)",
+        {"30": 1.0},
+    )
+    for i in range(30)
+]
+
+
+@pytest.mark.slow
+def test_the_fine_tune_lowers_held_out_loss(tmp_path: Path) -> None:
+    base = bootstrap(
+        tmp_path / "boot",
+        "tiny",
+        dest=tmp_path / "base",
+        quantize_to="Q8_0",
+        progress=False,
+        log=lambda _m: None,
+        threads=1,
+    )
+    run = tmp_path / "boot" / "bootstrap" / "tiny"
+    shutil.copytree(run / "run" / "final", tmp_path / "base" / "hf")
+    for f in (run / "tokenizer").iterdir():
+        shutil.copy(f, tmp_path / "base" / "hf" / f.name)
+    home = tmp_path / "home"
+    fill_store(home, SPECS)
+    said: list[str] = []
+    options = FinetuneOptions(
+        recipe="tiny", steps=8, batch_size=4, seq_len=64, learning_rate=2e-3, threads=1, quantize_to="Q8_0"
+    )
+    result = distill_from_store(
+        home, name="tuned", base=Path(base.gguf_path), options=options, min_rows=2, say=said.append
+    )
+    losses = result["lineage"]["heldout_loss"]
+    assert losses["rows"] >= 1
+    assert losses["base"] is not None and losses["tuned"] is not None
+    assert losses["tuned"] < losses["base"] - 0.1, losses  # learned, not a no-op
+    assert losses["improved"] is True
+    entry = Registry(home).get("tuned")
+    assert entry is not None and entry.lineage["heldout_loss"] == losses
+    assert "promotion" in entry.lineage  # compared with the default on the held-out gold
+    assert any("held-out loss" in m for m in said)

@@ -1,0 +1,176 @@
+"""The show/hide gate learns from recorded outcomes and changes what the local source shows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from goldiff.distill.tiny import write_tiny_gguf
+from goldiff.gate import FEATURES, Gate, features, fit, train_gate, training_rows
+from goldiff.sources.base import CompletionRequest
+from goldiff.sources.registry import Registry
+from goldiff.store import TraceStore, open_database
+
+from tests.test_export import T0, suggestion_row
+
+PREFIXES = (
+    [f"{name} = " for name in ("a", "bb", "total", "x1", "count", "value", "n", "items")]
+    + [f"def f{i}(x):\n    return " for i in range(8)]
+    + [f"for i in range({i}):\n    " for i in range(8)]
+)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_gguf(tmp_path_factory.mktemp("models") / "goldiff-tiny.gguf")
+
+
+def record(home: Path, answers: list[tuple[str, str, list[float], bool]]) -> Path:
+    """A store holding the local source's suggestions with their log-probabilities and fate."""
+    home.mkdir(parents=True, exist_ok=True)
+    store = TraceStore(home / "traces.db")
+    store.record_session({"id": "sess", "started_at": T0 - 10, "workspace": "file:///w", "mode": "local"})
+    store.record_document(
+        {
+            "id": "doc-m.py",
+            "session_id": "sess",
+            "uri": "file:///w/m.py",
+            "workspace": "file:///w",
+            "path": "m.py",
+            "language": "python",
+            "opened_at": T0 - 5,
+        }
+    )
+    for i, (prefix, text, logprobs, kept) in enumerate(answers):
+        spec = (
+            f"s{i}",
+            i,
+            "m.py",
+            "python",
+            "local",
+            "tiny",
+            "accepted" if kept else "rejected",
+            prefix,
+            "\n",
+            text,
+            text if kept else "other()",
+            None,
+        )
+        row = suggestion_row(spec)
+        row["context"] = json.dumps({"language": "python", "logprobs": logprobs})
+        store.record_suggestion(row)
+    store.close()
+    return home / "traces.db"
+
+
+def test_fit_learns_that_confident_suggestions_are_kept() -> None:
+    rows_x = []
+    for i in range(40):
+        sure = i % 2 == 0
+        lps = [-0.1 - 0.01 * i] * 3 if sure else [-2.5 - 0.01 * i] * 3
+        rows_x.append(
+            (features(prefix="x = ", suffix="\n", text="foo()", logprobs=lps, language="python"), sure)
+        )
+    from goldiff.gate import GateRow
+
+    gate = fit([GateRow(x, kept, 5 if kept else 0, 5) for x, kept in rows_x])
+    assert gate.shows(features(prefix="y = ", suffix="\n", text="bar()", logprobs=[-0.05] * 3))
+    assert not gate.shows(features(prefix="y = ", suffix="\n", text="bar()", logprobs=[-3.0] * 3))
+    with pytest.raises(ValueError, match="kept and rejected"):
+        fit([GateRow(x, True, 1, 1) for x, _ in rows_x])
+
+
+def test_gate_trains_on_recorded_outcomes_and_changes_what_is_shown(tiny: Path, tmp_path: Path) -> None:
+    from goldiff.sources.local import LocalSource
+
+    plain = LocalSource(tiny, n_threads=1)
+    answers: list[tuple[str, str, list[float]]] = []
+    for prefix in PREFIXES:
+        c = plain.complete(CompletionRequest(prefix=prefix, suffix="\n", max_tokens=6))
+        if c.text:
+            answers.append((prefix, c.text, c.token_logprobs))
+    plain.close()
+    assert len(answers) >= 8 and all(len(a[2]) >= 1 for a in answers)
+    # The developer kept the suggestions the model was surer of: the gate must learn that.
+    median = sorted(sum(a[2]) / len(a[2]) for a in answers)[len(answers) // 2]
+    labelled = [(p, t, lps, sum(lps) / len(lps) >= median) for p, t, lps in answers]
+    home = tmp_path / "home"
+    db, _ = open_database(record(home, labelled))
+    assert len(training_rows(db)) == len(labelled)
+    gate = train_gate(db, home / "models" / "gates" / "tiny.gate-v1.json")
+    db.conn.close()
+    assert gate.info["rows"] == len(labelled) and gate.info["curve"]
+    assert Gate.load(home / "models" / "gates" / "tiny.gate-v1.json").features == list(FEATURES)
+    registry = Registry(home)
+    registry.register("tiny", tiny)
+    assert registry.set_gate("tiny", home / "models" / "gates" / "tiny.gate-v1.json", gate.info) == 1
+    resolved = registry.resolve("tiny")
+    assert resolved.gate == (home / "models" / "gates" / "tiny.gate-v1.json").resolve()
+
+    gated = LocalSource(tiny, n_threads=1, gate=resolved.gate)
+    shown: dict[str, Any] = {}
+    for prefix, _text, _lps, kept in labelled:
+        c = gated.complete(CompletionRequest(prefix=prefix, suffix="\n", max_tokens=6))
+        assert c.gate_score is not None
+        shown[prefix] = (bool(c.text), kept, c.stop_reason)
+    gated.close()
+    hidden = [p for p, (s, _k, _r) in shown.items() if not s]
+    assert hidden, "the gate hid nothing"
+    assert all(shown[p][2] == "gated" for p in hidden)
+    kept_shown = sum(s and k for s, k, _ in shown.values())
+    rejected_shown = sum(s and not k for s, k, _ in shown.values())
+    assert kept_shown > rejected_shown  # it hides the ones the developer would have rejected
+
+
+def test_eval_report_has_user_metrics_per_trigger_and_the_gate_curve(tmp_path: Path) -> None:
+    from goldiff.evaluate import EvalRow, ModelUnderTest, evaluate, write_report
+    from goldiff.metrics import gate_curve
+
+    rows = [
+        EvalRow("1", "x = ", "\n", "foo()"),
+        EvalRow("2", "def f():\n    ", "\n", "return 1"),
+        EvalRow("3", "y = a.", "\n", "b"),
+    ]
+    answers = {"x = ": "foo", "def f():\n    ": "pass", "y = a.": ""}
+    model = ModelUnderTest("m", "base", lambda prefix, suffix: (answers[prefix], 1.0))
+    report = evaluate(rows, [model])
+    m = report["models"]["m"]
+    assert m["shown_accept_rate"] == 0.5  # two shown, one a prefix of the gold
+    assert m["chars_saved"] == 3 / (5 + 8 + 1)
+    assert m["by_trigger"]["after_space"]["accept_proxy"] == 1.0
+    assert m["by_trigger"]["line_start"]["accept_proxy"] == 0.0
+    assert m["by_trigger"]["after_dot"]["empty_rate"] == 1.0
+    report["gate_curve"] = gate_curve([(0.9, "foo", "foo()"), (0.2, "pass", "return 1")], [0.0, 0.5])
+    assert report["gate_curve"][1]["shown_accept_rate"] == 1.0
+    files = write_report(report, tmp_path)
+    text = files["markdown"].read_text()
+    assert "chars saved" in text and "line_start" in text and "gate's trade-off" in text
+    assert (tmp_path / "gate-curve.png").is_file()
+
+
+def test_gate_command_trains_versions_and_the_server_would_load_it(tiny: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from goldiff.cli import main
+
+    home = tmp_path / "home"
+    answers = [
+        (f"v{i} = ", "foo()", [-0.05, -0.1] if i % 2 else [-2.5, -3.0], bool(i % 2)) for i in range(20)
+    ]
+    record(home, answers)
+    Registry(home).register("tiny", tiny)
+    runner = CliRunner()
+    for version in (1, 2):
+        result = runner.invoke(main, ["models", "gate", "--home", str(home), "--model", "tiny", "--json"])
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.output)
+        assert summary["version"] == version and summary["rows"] == 20 and summary["kept"] == 10
+    gates = Registry(home).gates("tiny")
+    assert gates["current"] == 2 and len(gates["versions"]) == 2
+    assert Registry(home).resolve("tiny").gate == Path(summary["path"]).resolve()
+    empty = tmp_path / "empty"
+    record(empty, answers[:1])
+    Registry(empty).register("tiny", tiny)
+    result = runner.invoke(main, ["models", "gate", "--home", str(empty), "--model", "tiny"])
+    assert result.exit_code != 0 and "kept and rejected" in result.output
