@@ -49,7 +49,9 @@ class Tolerance:
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     "F32": Tolerance(0.001, 1.0),
     "F16": Tolerance(0.01, 0.95),
-    "Q8_0": Tolerance(0.1, 0.9),
+    # A distilled 30M model's Q8_0 measured 10.3% (argmax 100%) in `goldiff demo`: single
+    # outlier positions dominate max |diff|, while a wrong export shows in argmax (48-93%).
+    "Q8_0": Tolerance(0.15, 0.9),
     "Q6_K": Tolerance(0.15, 0.85),
     "Q5_K_M": Tolerance(0.2, 0.85),
     "Q4_K_M": Tolerance(0.3, 0.8),
