@@ -25,7 +25,7 @@ from goldiff.distill.gguf_export import (
     tensor_names,
     write_gguf,
 )
-from goldiff.distill.parity import check_parity
+from goldiff.distill.parity import DEFAULT_TOLERANCES, check_parity
 from goldiff.distill.quantize import quantize
 from goldiff.distill.tiny import (
     TINY_SPECIAL_IDS,
@@ -302,4 +302,4 @@ def test_export_lora_checked_holds_a_quantized_base_to_its_tolerance(
     lora = peft.get_peft_model(base, peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
     _randomise_lora(lora)
     exported = export_lora_checked(lora, q8, tmp_path / "adapter.gguf")
-    assert exported.parity.passed and exported.parity.tolerance.max_rel_diff == 0.1
+    assert exported.parity.passed and exported.parity.tolerance == DEFAULT_TOLERANCES["Q8_0"]
