@@ -54,6 +54,20 @@ async def test_export_traces_command_writes_a_split_export(tmp_path: Path) -> No
             await client.workspace_execute_command_async(execute("goldiff.exportTraces", {"format": "csv"}))
 
 
+async def test_export_traces_writes_parquet(tmp_path: Path) -> None:
+    """The server keeps pandas out of its start-up, not out of a Parquet export."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    home = tmp_path / "home"
+    fill_store(home)
+    async with goldiff_client(home) as client:
+        result = await client.workspace_execute_command_async(
+            execute("goldiff.exportTraces", {"format": "parquet", "path": "rows.parquet"})
+        )
+    table = pq.read_table(home / "exports" / "rows.parquet")
+    assert table.num_rows == sum(result["counts"].values()) > 0
+    assert "completion" in table.column_names
+
+
 async def test_export_traces_reports_work_done_progress(tmp_path: Path) -> None:
     home = tmp_path / "home"
     fill_store(home)

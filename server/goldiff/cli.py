@@ -66,6 +66,10 @@ def serve(home: Path | None, tcp: str | None, log_file: Path | None, verbose: bo
         sys.modules["pandas"] = None  # type: ignore[assignment]
     from goldiff.lsp import serve as run
 
+    if "pandas" in sys.modules and sys.modules["pandas"] is None:
+        # sqlite-utils has made its choice; a Parquet export (pyarrow) may still want pandas.
+        del sys.modules["pandas"]
+
     handler: logging.Handler = (
         logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
     )  # never stdout: it is the LSP channel
