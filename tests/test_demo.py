@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from goldiff.cli import main
-from goldiff.demo import DemoConfig, DemoResult, run_demo, summary_lines
+from goldiff.demo import DemoConfig, DemoResult, choose_history, run_demo, summary_lines
 from goldiff.distill.pipeline import torch_weights_from_gguf
 
 from tests.test_replay import git
@@ -74,6 +74,17 @@ def test_demo_runs_end_to_end_on_a_tiny_configuration(
     for stage in ("Replaying", "Exporting the gold", "Distilling", "Evaluating"):
         assert any(line.startswith(stage) for line in said), stage
     assert summary_lines(result)[0].startswith(f"On {counts['test']} held-out contexts")
+
+
+def test_the_held_out_commits_end_at_the_newest_python_change(tmp_path: Path) -> None:
+    """A history ending in documentation commits still has held-out code to evaluate on."""
+    repo = tmp_path / "repo"
+    shas = history_repo(repo)
+    for i in range(2):
+        (repo / "NOTES.md").write_text(f"release notes {i}\n", encoding="utf-8")
+        git(repo, "commit", "-q", "-am", f"notes {i}")
+    root, commits = choose_history(DemoConfig.for_tests(repo))
+    assert root == repo.resolve() and commits == shas
 
 
 def test_demo_explains_a_history_that_is_too_short(tmp_path: Path) -> None:

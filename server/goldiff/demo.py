@@ -30,7 +30,7 @@ from typing import Any
 from goldiff.distill.pipeline import BaseModel, FinetuneOptions, base_model, finetune
 from goldiff.errors import ConfigError, DistillError
 from goldiff.replay.driver import Progress
-from goldiff.replay.history import list_commits, repository_root
+from goldiff.replay.history import list_commits, repository_root, touches
 
 Say = Callable[[str], None]
 
@@ -120,7 +120,13 @@ def choose_history(config: DemoConfig) -> tuple[Path, list[str]]:
             f"{root} has {len(shas)} commits; the demo needs at least {config.held_out + 1} "
             "(some to learn from, the last ones to evaluate on). Pass --repo with a longer history."
         )
-    return root, shas[-config.commits :]
+    # The held-out commits are evaluated on the files the developer is seen typing: a history
+    # that ends in commits changing none of them (documentation, a release tag) would leave
+    # nothing to evaluate, so the window ends at the newest commit that changes one.
+    end = len(shas)
+    while end > config.held_out + 1 and not touches(root, shas[end - 1], config.include):
+        end -= 1
+    return root, shas[max(0, end - config.commits) : end]
 
 
 def clone(root: Path, work: Path) -> Path:

@@ -141,6 +141,15 @@ def _included(path: str, include: tuple[str, ...]) -> bool:
     return not include or any(fnmatch.fnmatch(path, g) or fnmatch.fnmatch(name, g) for g in include)
 
 
+def touches(repo: Path, sha: str, include: tuple[str, ...] = ()) -> bool:
+    """Whether commit `sha` changes a file `include` selects (against its first parent)."""
+    parents = _git(repo, "show", "-s", "--format=%P", sha).decode().split()
+    names = _git(
+        repo, "diff", "--no-renames", "--name-only", "-z", parents[0] if parents else EMPTY_TREE, sha, "--"
+    )
+    return any(_included(p, include) for p in names.decode("utf-8", "surrogateescape").split("\x00") if p)
+
+
 def read_commits(repo: Path, shas: list[str], include: tuple[str, ...] = ()) -> Iterator[Commit]:
     """Each commit of `shas` with the text of its changed files before and after.
 

@@ -106,6 +106,7 @@ class LocalSource:
         profile: ServeProfile | None = None,
         gate: str | Path | None = None,
         cold_seconds: float = COLD_SECONDS,
+        verbose: bool = True,
     ) -> None:
         self.model_path = Path(model_path)
         self.profile = profile if profile is not None else load_profile(self.model_path)
@@ -122,8 +123,9 @@ class LocalSource:
             f"+{self.adapter_path.stem}" if self.adapter_path else ""
         )
         try:
-            # verbose=True: with verbose=False llama-cpp-python points fd 1 at /dev/null while
-            # it loads, and fd 1 is the LSP channel. Its log goes to stderr; quieted below.
+            # verbose=False makes llama-cpp-python point fd 1 at /dev/null while it loads: only
+            # safe where fd 1 is not a protocol channel (the engine process moves its own off
+            # fd 1 and loads quietly). Otherwise its load log goes to stderr; quieted below.
             self.llm = load_llama(
                 str(self.model_path),
                 lora_path=str(self.adapter_path) if self.adapter_path else None,
@@ -134,7 +136,7 @@ class LocalSource:
                 # as llama.cpp's defaults. Set: both, so a limit is a limit.
                 n_threads=n_threads or default_threads(),
                 n_threads_batch=n_threads or _threads() or os.cpu_count() or 1,
-                verbose=True,
+                verbose=verbose,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(

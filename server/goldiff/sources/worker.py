@@ -392,6 +392,9 @@ def serve(stdin: IO[bytes], out: IO[bytes]) -> None:
             n_threads=int(config.get("threads") or 0) or None,
             cold_seconds=float(config.get("cold_seconds") or COLD_SECONDS),
             gate=config.get("gate"),
+            # The protocol is not on fd 1 here, so llama.cpp may load without its
+            # hundreds of log lines landing in the editor's output channel.
+            verbose=False,
         )
     except Exception as exc:
         send({"op": "error", "message": str(exc) or type(exc).__name__})
