@@ -53,6 +53,7 @@ from goldiff.prompts import (
     format_edit_prompt,
     parse_edit_completion,
 )
+from goldiff.protocol import camel
 
 if TYPE_CHECKING:
     from goldiff.lsp import GoldiffServer
@@ -126,7 +127,7 @@ class ExportFilters:
             if name not in known:
                 raise ExportError(
                     f"unknown export filter {key!r}; use one of: "
-                    + ", ".join(sorted(_camel(n) for n in known))
+                    + ", ".join(sorted(camel(n) for n in known))
                 )
             values[name] = value
         return cls.build(**values)
@@ -166,13 +167,8 @@ class ExportFilters:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            _camel(f.name): getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+            camel(f.name): getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
         }
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p.title() for p in rest)
 
 
 def parse_time(value: Any, what: str = "time") -> float:

@@ -78,11 +78,6 @@ class ExportArgs:
 
 
 @attrs.define
-class ForgetArgs:
-    workspace: str | None = None
-
-
-@attrs.define
 class EditPosition:
     line: int = attrs.field(validator=attrs.validators.ge(0))
     character: int = attrs.field(validator=attrs.validators.ge(0))
@@ -115,9 +110,6 @@ def camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-_camel = camel
-
-
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -130,12 +122,12 @@ def _is_goldiff_payload(cls: type) -> bool:
 
 
 def _structure_factory(cls: type) -> Any:
-    overrides = {f.name: override(rename=_camel(f.name)) for f in attrs.fields(cls)}
+    overrides = {f.name: override(rename=camel(f.name)) for f in attrs.fields(cls)}
     return make_dict_structure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
 
 
 def _unstructure_factory(cls: type) -> Any:
-    overrides = {f.name: override(rename=_camel(f.name)) for f in attrs.fields(cls)}
+    overrides = {f.name: override(rename=camel(f.name)) for f in attrs.fields(cls)}
     return make_dict_unstructure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
 
 
