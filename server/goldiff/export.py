@@ -1077,7 +1077,7 @@ def _write(path: Path, rows: list[dict[str, Any]], fmt: str, schema: Any) -> Non
         _write(meta_path(path), provenance, "jsonl", None)
         rows = [{"messages": r["messages"]} for r in rows]
     if fmt == "parquet":
-        pq, pa = _pyarrow()
+        pa, pq = import_pyarrow()
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), str(tmp))
     else:
         with tmp.open("w", encoding="utf-8", newline="\n") as fh:
@@ -1087,20 +1087,21 @@ def _write(path: Path, rows: list[dict[str, Any]], fmt: str, schema: Any) -> Non
     tmp.replace(path)  # a reader never sees half an export
 
 
-def _pyarrow() -> tuple[Any, Any]:
+def import_pyarrow(
+    missing: str = "the parquet format needs pyarrow: pip install 'goldiff[parquet]' (or goldiff[train])",
+) -> tuple[Any, Any]:
+    """`(pyarrow, pyarrow.parquet)`, or an `ExportError` saying `missing` when not installed."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as exc:
-        raise ExportError(
-            "the parquet format needs pyarrow: pip install 'goldiff[parquet]' (or goldiff[train])"
-        ) from exc
-    return pq, pa
+        raise ExportError(missing) from exc
+    return pa, pq
 
 
 def _parquet_schema(rows: list[dict[str, Any]]) -> Any:
     """One schema for train and test alike, inferred from all rows (nulls need a type)."""
-    _, pa = _pyarrow()
+    pa, _ = import_pyarrow()
     if not rows:
         return pa.schema([("id", pa.string())])
     return pa.Table.from_pylist(rows).schema
@@ -1122,7 +1123,7 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise ExportError(f"no export at {path}")
     if path.suffix == ".parquet":
-        pq, _ = _pyarrow()
+        _, pq = import_pyarrow()
         return list(pq.read_table(str(path)).to_pylist())
     rows = []
     with path.open(encoding="utf-8") as fh:

@@ -78,14 +78,11 @@ _INT = [
 
 
 def _pyarrow() -> tuple[Any, Any]:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise ExportError(
-            "pooled datasets need pyarrow and fsspec: pip install 'goldiff[parquet]' (or goldiff[train])"
-        ) from exc
-    return pa, pq
+    from goldiff.export import import_pyarrow
+
+    return import_pyarrow(
+        "pooled datasets need pyarrow and fsspec: pip install 'goldiff[parquet]' (or goldiff[train])"
+    )
 
 
 def _known_types() -> dict[str, Any]:
