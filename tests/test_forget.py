@@ -21,6 +21,7 @@ from goldiff.store import EditRecord, TraceStore, open_database
 from lsprotocol import types
 
 from tests.lsp_client import Editor, goldiff_client, server_env
+from tests.sources.test_completion_lsp import complete
 
 
 def _marks(name: str) -> dict[str, str]:
@@ -73,14 +74,8 @@ async def _record(home: Path, ws: Path, name: str) -> None:
                 "range": {"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 0}},
             },
         )
-        now = editor.texts[uri]
-        await client.text_document_inline_completion_async(
-            types.InlineCompletionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri),
-                position=types.Position(line=now.count("\n"), character=0),
-                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
-            )
-        )
+        # The declined edit left the text ending in a newline: the completion is asked on a new line.
+        await complete(client, uri, editor.texts[uri])
         editor.save(uri)
         await command("goldiff.test.advanceClock", {"seconds": 120})
         await command("goldiff.stats")

@@ -26,6 +26,7 @@ from goldiff.cli import main
 from lsprotocol import types
 
 from tests.lsp_client import Editor, goldiff_client, server_env
+from tests.sources.test_completion_lsp import complete
 
 _rng = random.Random(1414)
 ALNUM = string.ascii_letters + string.digits
@@ -145,14 +146,7 @@ async def test_a_secret_planted_through_every_input_is_nowhere_in_the_files(tmp_
         offset = editor.type(uri, offset, f'OPENAI_KEY = "{SECRETS["typed"]}"\n')
         editor.replace(uri, offset, offset, f'SLACK_TOKEN = "{SECRETS["pasted"]}"\n# next\n')
         # An inline completion after `# next`: the deterministic source suggests a secret.
-        text = editor.texts[uri]
-        await client.text_document_inline_completion_async(
-            types.InlineCompletionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri),
-                position=types.Position(line=text.count("\n"), character=0),
-                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
-            )
-        )
+        await complete(client, uri, editor.texts[uri])
         saved = editor.texts[uri] + f'STRIPE = "{SECRETS["saved"]}"\n'
         client.text_document_did_save(
             types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri), text=saved)

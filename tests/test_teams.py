@@ -29,9 +29,9 @@ from goldiff.distill.tokenizer import save_tokenizer, train_tokenizer
 from goldiff.sources.registry import Registry
 
 from tests.distill.test_train import _stdlib_texts
-from tests.lsp_client import Editor, goldiff_client
+from tests.lsp_client import goldiff_client
 from tests.sources.conftest import llama_cpp_server
-from tests.sources.test_completion_lsp import complete, patient, suggestions, wait_for_suggestions
+from tests.sources.test_completion_lsp import complete_one_line, patient, suggestions
 from tests.test_pool import DEVELOPERS, cli, fill_developer
 
 
@@ -85,11 +85,6 @@ async def test_pool_train_on_two_processes_serve_once_complete_over_lsp(tmp_path
         text = "def add(a, b):\n    return "
         options = {"mode": "local", "local": {"endpoint": endpoint}}
         async with goldiff_client(home, env=patient(home), options=options) as client:
-            Editor(client).open(uri, text)
-            answer = await complete(client, uri, text)
-            assert answer is not None and len(answer.items) == 1
-            item = answer.items[0]
-            assert item.insert_text and "\n" not in item.insert_text
-            await wait_for_suggestions(client, 1)
+            item = await complete_one_line(client, uri, text)
     [row] = suggestions(home)
     assert (row["source"], row["model"], row["text"]) == ("local", gguf.stem, item.insert_text)

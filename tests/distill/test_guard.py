@@ -3,15 +3,14 @@ export's held-out rows, and a no-op or a worse fine-tune would fail here."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("llama_cpp")
 
-from goldiff.distill.bootstrap import bootstrap
 from goldiff.distill.pipeline import FinetuneOptions, distill_from_store
 from goldiff.sources.registry import Registry
 
@@ -38,20 +37,8 @@ SPECS = [
 
 
 @pytest.mark.slow
-def test_the_fine_tune_lowers_held_out_loss(tmp_path: Path) -> None:
-    base = bootstrap(
-        tmp_path / "boot",
-        "tiny",
-        dest=tmp_path / "base",
-        quantize_to="Q8_0",
-        progress=False,
-        log=lambda _m: None,
-        threads=1,
-    )
-    run = tmp_path / "boot" / "bootstrap" / "tiny"
-    shutil.copytree(run / "run" / "final", tmp_path / "base" / "hf")
-    for f in (run / "tokenizer").iterdir():
-        shutil.copy(f, tmp_path / "base" / "hf" / f.name)
+def test_the_fine_tune_lowers_held_out_loss(tmp_path: Path, tiny_base: Any) -> None:
+    base = tiny_base
     home = tmp_path / "home"
     fill_store(home, SPECS)
     said: list[str] = []

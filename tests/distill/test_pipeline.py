@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytest.importorskip("torch")
 llama_cpp = pytest.importorskip("llama_cpp")
 
-from goldiff.distill.bootstrap import bootstrap  # noqa: E402
 from goldiff.distill.pipeline import FinetuneOptions, distill_from_store  # noqa: E402
 from goldiff.errors import NotEnoughDataError  # noqa: E402
 from goldiff.sources.llamacpp import load_llama  # noqa: E402
@@ -20,21 +19,8 @@ from tests.test_export import fill_store  # noqa: E402
 
 
 @pytest.mark.slow
-def test_distill_from_the_store_registers_a_model_llama_cpp_loads(tmp_path: Path) -> None:
-    base = bootstrap(
-        tmp_path / "boot",
-        "tiny",
-        dest=tmp_path / "base",
-        quantize_to="Q8_0",
-        progress=False,
-        log=lambda _m: None,
-        threads=1,
-    )
-    # The torch weights travel beside the GGUF, as `goldiff bootstrap` leaves them.
-    run = tmp_path / "boot" / "bootstrap" / "tiny"
-    shutil.copytree(run / "run" / "final", tmp_path / "base" / "hf")
-    for f in (run / "tokenizer").iterdir():
-        shutil.copy(f, tmp_path / "base" / "hf" / f.name)
+def test_distill_from_the_store_registers_a_model_llama_cpp_loads(tmp_path: Path, tiny_base: Any) -> None:
+    base = tiny_base
     home = tmp_path / "home"
     fill_store(home)
     said: list[str] = []

@@ -40,6 +40,18 @@ async def complete(client: LanguageClient, uri: str, text: str) -> types.InlineC
     return result
 
 
+async def complete_one_line(client: LanguageClient, uri: str, text: str) -> types.InlineCompletionItem:
+    """Open `text`, ask for an inline completion at its end, and return the single one-line item
+    once the server has recorded it as a suggestion."""
+    Editor(client).open(uri, text)
+    result = await complete(client, uri, text)
+    assert result is not None and len(result.items) == 1
+    item = result.items[0]
+    assert item.insert_text and "\n" not in item.insert_text
+    await wait_for_suggestions(client, 1)
+    return item
+
+
 async def command(client: LanguageClient, name: str, *args: Any) -> Any:
     return await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command=name, arguments=list(args))

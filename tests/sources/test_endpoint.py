@@ -17,8 +17,8 @@ from goldiff.errors import SourceError
 from goldiff.sources.base import CompletionRequest
 from goldiff.sources.endpoint import EndpointPrompt, EndpointSource, endpoint_root
 
-from tests.lsp_client import Editor, goldiff_client
-from tests.sources.test_completion_lsp import complete, patient, suggestions, wait_for_suggestions
+from tests.lsp_client import goldiff_client
+from tests.sources.test_completion_lsp import complete_one_line, patient, suggestions
 
 CASES = [
     ("import os\n\n\ndef main():\n    value = ", "\n"),
@@ -113,12 +113,7 @@ async def test_local_mode_over_lsp_uses_the_endpoint(tmp_path: Path, openai_serv
         "local": {"endpoint": openai_server, "model": str(tmp_path / "absent.gguf")},
     }
     async with goldiff_client(home, env=patient(home), options=options) as client:
-        Editor(client).open(uri, text)
-        result = await complete(client, uri, text)
-        assert result is not None and len(result.items) == 1
-        item = result.items[0]
-        assert item.insert_text and "\n" not in item.insert_text
-        await wait_for_suggestions(client, 1)
+        item = await complete_one_line(client, uri, text)
     [row] = suggestions(home)
     assert (row["source"], row["model"], row["mode"], row["text"]) == (
         "local",
