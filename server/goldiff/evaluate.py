@@ -262,14 +262,12 @@ def gguf_model(
 
 def resolve_gate(home: Path, name_or_path: str) -> Path | None:
     """The show/hide gate the server loads with this registered model (None: none, or a path)."""
-    import importlib
+    from goldiff.sources.registry import Registry
 
     try:
-        registry: Any = importlib.import_module("goldiff.sources.registry")
-        gate = registry.Registry(home).resolve(name_or_path).gate
-    except (ImportError, GoldiffError):
+        return Registry(home).resolve(name_or_path).gate
+    except GoldiffError:
         return None
-    return Path(gate) if gate is not None else None
 
 
 def resolve_model(home: Path, name_or_path: str) -> tuple[Path, Path | None]:

@@ -46,7 +46,6 @@ def score(rows: Sequence[GoldRow], complete: Completer) -> dict[str, Any]:
 class Decision:
     promote: bool
     reason: str
-    primary: str
     candidate: dict[str, Any]
     current: dict[str, Any]
 
@@ -55,7 +54,7 @@ class Decision:
         return {
             "promoted": self.promote,
             "reason": self.reason,
-            "primary_metric": self.primary,
+            "primary_metric": PRIMARY,
             "candidate": {k: self.candidate.get(k) for k in keep},
             "current": {k: self.current.get(k) for k in keep},
         }
@@ -67,16 +66,16 @@ def decide(candidate: dict[str, Any], current: dict[str, Any], *, min_gain: floa
     gain = c - d
     n = candidate.get("requests", 0)
     if not n:
-        return Decision(False, "no held-out gold rows to compare on", PRIMARY, candidate, current)
+        return Decision(False, "no held-out gold rows to compare on", candidate, current)
     if gain >= min_gain and gain > 0:
         reason = f"chars saved {c:.1%} vs {d:.1%} (+{gain * 100:.1f} points) on {n} held-out rows"
-        return Decision(True, reason, PRIMARY, candidate, current)
+        return Decision(True, reason, candidate, current)
     verdict = "worse" if gain < 0 else "not better by enough"
     reason = (
         f"{verdict}: chars saved {c:.1%} vs the current default's {d:.1%} ({gain * 100:+.1f} points, "
         f"needs +{min_gain * 100:.1f}) on {n} held-out rows"
     )
-    return Decision(False, reason, PRIMARY, candidate, current)
+    return Decision(False, reason, candidate, current)
 
 
 def local_completer(
@@ -132,7 +131,7 @@ def promote_if_better(
         finally:
             close()
     if current is None:
-        decision = Decision(True, "there was no default model", PRIMARY, scores[candidate], {})
+        decision = Decision(True, "there was no default model", scores[candidate], {})
     else:
         decision = decide(scores[candidate], scores[current])
     if decision.promote:

@@ -46,6 +46,22 @@ def check_gguf(path: Path, what: str = "model") -> None:
         )
 
 
+def checked_model(
+    model_path: str | Path, adapter_path: str | Path | None, name: str | None
+) -> tuple[Path, Path | None, str]:
+    """The model and adapter paths, checked as GGUF files, and the name the model goes by.
+
+    The in-process source and its worker process both start from these, so a bad path
+    fails the same way, and a model is named the same way, whichever serves it.
+    """
+    model = Path(model_path)
+    adapter = Path(adapter_path) if adapter_path else None
+    check_gguf(model)
+    if adapter is not None:
+        check_gguf(adapter, "adapter")
+    return model, adapter, name or model.stem + (f"+{adapter.stem}" if adapter else "")
+
+
 def safe_model_params() -> Any:
     """llama.cpp's default model parameters with extra (repacking) buffer types off."""
     import llama_cpp

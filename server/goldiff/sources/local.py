@@ -49,7 +49,7 @@ from goldiff.errors import ModelLoadError
 from goldiff.gate import apply, features, load_gate
 from goldiff.sources.base import Completion, CompletionRequest, Deadline, finish_text
 from goldiff.sources.fim import FimPrompt, VocabInfo, resolve_template
-from goldiff.sources.llamacpp import check_gguf, load_llama
+from goldiff.sources.llamacpp import checked_model, load_llama
 from goldiff.sources.profile import ServeProfile, load_profile
 
 log = logging.getLogger(__name__)
@@ -115,13 +115,7 @@ class LocalSource:
             self.gate = load_gate(gate_path)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot read the show/hide gate {gate_path}: {exc}") from exc
-        self.adapter_path = Path(adapter_path) if adapter_path else None
-        check_gguf(self.model_path)
-        if self.adapter_path is not None:
-            check_gguf(self.adapter_path, "adapter")
-        self.model = name or self.model_path.stem + (
-            f"+{self.adapter_path.stem}" if self.adapter_path else ""
-        )
+        self.model_path, self.adapter_path, self.model = checked_model(self.model_path, adapter_path, name)
         try:
             # verbose=False makes llama-cpp-python point fd 1 at /dev/null while it loads: only
             # safe where fd 1 is not a protocol channel (the engine process moves its own off

@@ -53,7 +53,7 @@ from typing import IO, Any
 
 from goldiff.errors import EngineError, ModelLoadError
 from goldiff.sources.base import Completion, CompletionRequest, RecentEdit, Snippet
-from goldiff.sources.llamacpp import check_gguf
+from goldiff.sources.llamacpp import checked_model
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +107,7 @@ class WorkerSource:
         load_timeout: float = LOAD_TIMEOUT_SECONDS,
         cold_seconds: float | None = None,
     ) -> None:
-        self.model_path = Path(model_path)
-        self.adapter_path = Path(adapter_path) if adapter_path else None
-        check_gguf(self.model_path)
-        if self.adapter_path is not None:
-            check_gguf(self.adapter_path, "adapter")
-        self.model = name or self.model_path.stem + (
-            f"+{self.adapter_path.stem}" if self.adapter_path else ""
-        )
+        self.model_path, self.adapter_path, self.model = checked_model(model_path, adapter_path, name)
         self.config = {
             "model": str(self.model_path),
             "adapter": str(self.adapter_path) if self.adapter_path else None,
