@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,12 @@ def _losses(out: Path) -> dict[int, tuple[float, float | None]]:
     return {r["step"]: (r["train_loss"], r["val_loss"]) for r in rows}
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _launch(launcher: list[str], script: Path, out: Path, corpus: Path) -> dict[str, Any]:
     env = {
         **os.environ,
@@ -74,7 +81,7 @@ def _launch(launcher: list[str], script: Path, out: Path, corpus: Path) -> dict[
         capture_output=True,
         text=True,
         env=env,
-        timeout=600,
+        timeout=240,  # well under the test's own limit, so a hang reports the launcher's stderr
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("{"))
@@ -111,8 +118,11 @@ def test_two_processes_train_as_one_and_resume_across_process_counts(corpus: Pat
         assert double[step] == pytest.approx(single[step], rel=TOLERANCE), step
     assert single[STEPS][0] < single[1][0]  # it did learn something
 
-    # The 1-process checkpoint at step 3, resumed on 2 processes by torchrun.
-    torchrun = [str(bin_dir / "torchrun"), "--standalone", "--nproc_per_node", "2"]
+    # The 1-process checkpoint at step 3, resumed on 2 processes by torchrun. The rendezvous
+    # is pinned to loopback: `--standalone` publishes the machine's FQDN, which on a sandboxed
+    # machine may resolve to an address nobody answers on, and the workers then wait forever.
+    torchrun = [str(bin_dir / "torchrun"), "--nnodes", "1", "--nproc_per_node", "2"]
+    torchrun += ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
     resumed = _launch(torchrun, script, tmp_path / "resume", corpus)
     assert resumed["world"] == 2 and resumed["steps"] == STEPS
     after = _losses(tmp_path / "resume")

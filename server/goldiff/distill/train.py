@@ -282,7 +282,10 @@ def train(
         (out / "result.json").write_text(json.dumps(asdict(result), indent=1) + "\n")
     if world > 1:
         # Tear the process group down here: left to the interpreter's exit, gloo aborts
-        # the process ("terminate called without an active exception").
+        # the process ("terminate called without an active exception"). Meet first: rank 0
+        # is still writing the final model, and a peer that tears down alone can leave
+        # both waiting on each other for ever (seen about one run in four).
+        accelerator.wait_for_everyone()
         accelerator.end_training()
     return result
 
