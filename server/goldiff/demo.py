@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from goldiff.distill.pipeline import BaseModel, FinetuneOptions, base_model, finetune
+from goldiff.distill.pipeline import BaseModel, FinetuneOptions, adapted_rows, base_model, finetune
 from goldiff.errors import ConfigError, DistillError
 from goldiff.replay.driver import Progress
 from goldiff.replay.history import list_commits, repository_root, touches
@@ -241,8 +241,23 @@ def export_gold(home: Path, work: Path, cutoff: float, say: Say) -> dict[str, An
     return result.as_dict()
 
 
-def distill(base: BaseModel, train_rows: Path, work: Path, config: DemoConfig, say: Say) -> dict[str, Any]:
-    """Fine-tune the base on the gold; export, check parity and quantize the result."""
+def workspace_code(home: Path, cutoff: float) -> dict[str, str]:
+    """The replayed files as the store saw them at the cutoff (nothing held out is read)."""
+    from goldiff.distill.workspace import documents_at
+    from goldiff.home import store_path
+    from goldiff.store import open_database
+
+    db, _ = open_database(store_path(home))
+    try:
+        return documents_at(db, cutoff)
+    finally:
+        db.conn.close()
+
+
+def distill(
+    base: BaseModel, train_rows: Path, texts: dict[str, str], work: Path, config: DemoConfig, say: Say
+) -> dict[str, Any]:
+    """Fine-tune the base on the gold and the workspace's code; export, check, quantize."""
     say("Distilling:")
     options = FinetuneOptions(
         recipe=config.recipe,
@@ -253,7 +268,7 @@ def distill(base: BaseModel, train_rows: Path, work: Path, config: DemoConfig, s
         threads=config.threads,
         seed=config.seed,
     )
-    return finetune(base, train_rows, work, options, say)
+    return finetune(base, adapted_rows(train_rows, texts, work, options, say), work, options, say)
 
 
 def evaluate_models(
@@ -316,11 +331,13 @@ def run_demo(
         stages["replay"] = time.monotonic() - t
 
         t = time.monotonic()
-        exported = export_gold(work, work, split_time(work, training[-1]), say)
+        cutoff = split_time(work, training[-1])
+        exported = export_gold(work, work, cutoff, say)
+        texts = workspace_code(work, cutoff)
         stages["export"] = time.monotonic() - t
 
         t = time.monotonic()
-        distilled = distill(base, Path(exported["paths"]["train"]), work, config, say)
+        distilled = distill(base, Path(exported["paths"]["train"]), texts, work, config, say)
         stages["distill"] = time.monotonic() - t
 
         t = time.monotonic()

@@ -190,6 +190,7 @@ class EngineFim:
         max_tokens: int | None = None,
         n_threads: int = 2,
         gate: str | os.PathLike[str] | None = None,
+        max_seconds: float | None = None,
     ) -> None:
         from goldiff.sources.worker import WorkerSource
 
@@ -206,6 +207,9 @@ class EngineFim:
             gate=Path(gate) if gate else None,
         )
         self.max_tokens = max_tokens
+        # None: the editor's time budget. A longer one measures answers, not this machine's
+        # load (a busy machine otherwise turns slow answers into empty ones).
+        self.max_seconds = max_seconds
 
     def __call__(self, prefix: str, suffix: str) -> tuple[str, float]:
         from goldiff.errors import EngineError
@@ -214,6 +218,8 @@ class EngineFim:
         request = make_request(prefix, suffix, kind="local")
         if self.max_tokens is not None:
             request.max_tokens = self.max_tokens
+        if self.max_seconds is not None:
+            request.max_seconds = self.max_seconds
         start = time.perf_counter()
         try:
             text = self.source.complete(request).text

@@ -45,6 +45,8 @@ class TrainConfig:
     fim_rate: float = 0.7  # share of segments in FIM order: the editor only ever asks FIM
     val_fraction: float = 0.02  # share of files (by path hash) held out for validation
     corpus_max_bytes: int | None = None  # cap on the code read (None = everything found)
+    sft_prompt: str = "fim"  # how SFT rows are shaped: as the model is served, "fim" or "prefix"
+    sft_heal: bool = False  # prefix rows as served with token healing (sources/local.py)
 
     # --- optimisation
     batch_size: int = 8  # windows per micro-batch on one device
@@ -78,6 +80,7 @@ class TrainConfig:
         "down_proj",
     )  # every linear projection: works better than attention-only at equal rank
     min_rows: int = 8  # fewer SFT rows than this cannot teach anything; refuse early
+    keep_best: bool = False  # end with the weights of the lowest validation loss (step 0 included)
 
     # --- bookkeeping
     eval_interval: int = 200  # steps between validation losses

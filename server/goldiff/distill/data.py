@@ -290,24 +290,46 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def encode_sft_row(row: dict[str, Any], tokenizer: Any, seq_len: int) -> tuple[list[int], list[int]]:
-    """(input ids, labels) of one SFT row: the serving-time FIM prompt, then the completion.
+def encode_sft_row(
+    row: dict[str, Any], tokenizer: Any, seq_len: int, prompt: str = "fim", heal: bool = False
+) -> tuple[list[int], list[int]]:
+    """(input ids, labels) of one SFT row, in the shape the model is served with.
+
+    `prompt` is the serving profile's prompt mode (`sources/profile.py`): "fim" puts the
+    FIM prompt before the completion; "prefix" is the text before the cursor read left to
+    right, as a prefix-only model is asked (`heal`: with token healing). A row
+    `{"text": ...}` (the workspace's own code, for repository adaptation) is plain text
+    with every token labelled.
+    """
+    if "completion" not in row:
+        if isinstance(row.get("text"), str):
+            ids = tokenizer.encode(row["text"], add_special_tokens=False).ids[: seq_len + 1]
+            return ids, list(ids)
+        raise ConfigError(
+            "An SFT row needs 'completion' (and 'prefix'/'suffix' or 'prompt'); "
+            "export with `goldiff export --format sft`."
+        )
+    prefix = row.get("prefix")
+    if prefix is None:
+        prefix = row.get("prompt") or ""
+    if prompt == "prefix":
+        return _encode_prefix_row(prefix, row["completion"], tokenizer, seq_len, heal)
+    if prompt != "fim":
+        raise ConfigError(f"the prompt mode is fim or prefix, not {prompt!r}")
+    return _encode_fim_row(prefix, row.get("suffix") or "", row["completion"], tokenizer, seq_len)
+
+
+def _encode_fim_row(
+    prefix: str, suffix: str, completion_text: str, tokenizer: Any, seq_len: int
+) -> tuple[list[int], list[int]]:
+    """The serving-time FIM prompt, then the completion and its end-of-text.
 
     Labels are IGNORE_INDEX on the prompt, so only the completion (and the closing
     <|endoftext|>, which teaches the model where to stop) carry loss. Long contexts keep the
     text nearest the cursor: the prefix is cut on the left, the suffix on the right.
     """
-    if "completion" not in row:
-        raise ConfigError(
-            "An SFT row needs 'completion' (and 'prefix'/'suffix' or 'prompt'); "
-            "export with `goldiff export --format sft`."
-        )
     special = SpecialIds.of(tokenizer)
-    prefix = row.get("prefix")
-    suffix = row.get("suffix") or ""
-    if prefix is None:
-        prefix = row.get("prompt") or ""
-    completion = [*tokenizer.encode(row["completion"], add_special_tokens=False).ids, special.eos]
+    completion = [*tokenizer.encode(completion_text, add_special_tokens=False).ids, special.eos]
     completion = completion[: max(1, seq_len // 2)]
     pre = tokenizer.encode(prefix, add_special_tokens=False).ids
     suf = tokenizer.encode(suffix, add_special_tokens=False).ids
@@ -318,6 +340,28 @@ def encode_sft_row(row: dict[str, Any], tokenizer: Any, seq_len: int) -> tuple[l
     ids = prompt + completion
     labels = [IGNORE_INDEX] * len(prompt) + completion
     return ids, labels
+
+
+def _encode_prefix_row(
+    prefix: str, completion: str, tokenizer: Any, seq_len: int, heal: bool
+) -> tuple[list[int], list[int]]:
+    """The text before the cursor, then the completion, tokenized as the server does.
+
+    With token healing (`LocalSource.build_prompt`) the prompt's last token is dropped
+    unless the prefix ends a line, and the answer must start with its text: the row's
+    answer is then that text and the completion, so the model learns exactly the question
+    it is asked. No end-of-text: a left-to-right model is stopped by the serving rules.
+    """
+    encoding = tokenizer.encode(prefix, add_special_tokens=False)
+    context = list(encoding.ids)
+    head = ""
+    if heal and context and not prefix.endswith("\n"):
+        head = prefix[encoding.offsets[-1][0] :]
+        context = context[:-1]
+    answer = tokenizer.encode(head + completion, add_special_tokens=False).ids if completion else []
+    answer = answer[: max(1, seq_len // 2)]
+    context = context[-(seq_len + 1 - len(answer)) :]  # the answer is at most half the row
+    return context + answer, [IGNORE_INDEX] * len(context) + answer
 
 
 class SFTRows:

@@ -1,7 +1,7 @@
 """A fine-tune must not come out worse than its base: held-out loss before and after.
 
 `heldout_loss` is the mean cross-entropy per completion token of a model on sft rows (the
-same encoding training uses: the FIM prompt, then the gold and its end-of-text), computed
+same encoding training uses, in the model's serving prompt shape), computed
 on rows training never saw (the export's time-split test rows). `goldiff distill` measures
 the base and the fine-tune on them, records both in the lineage, and refuses to promote a
 fine-tune that did not lower it.
@@ -24,13 +24,18 @@ BATCH = 8
 
 @torch.no_grad()
 def heldout_loss(
-    model_dir: str | Path, rows: Sequence[dict[str, Any]], tokenizer_path: str | Path, seq_len: int = 256
+    model_dir: str | Path,
+    rows: Sequence[dict[str, Any]],
+    tokenizer_path: str | Path,
+    seq_len: int = 256,
+    prompt: str = "fim",
+    heal: bool = False,
 ) -> float | None:
     """Mean loss per labelled token of the model in `model_dir` on `rows` (None: no rows)."""
     if not rows:
         return None
     tokenizer = data_mod.load_tokenizer(tokenizer_path)
-    encoded = [data_mod.encode_sft_row(dict(r), tokenizer, seq_len) for r in rows]
+    encoded = [data_mod.encode_sft_row(dict(r), tokenizer, seq_len, prompt, heal) for r in rows]
     batches = data_mod.SFTRows(encoded, data_mod.SpecialIds.of(tokenizer).eos)
     model = load_model(model_dir)
     model.eval()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from goldiff.distill.workspace import documents_at, text_rows, training_rows, write_rows
 from goldiff.errors import ConfigError, NotEnoughDataError
 
 Say = Callable[[str], None]
@@ -108,6 +109,37 @@ class FinetuneOptions:
     # Q8_0: after a short fine-tune a 30M model's Q4_K_M fell outside the parity tolerance
     # (measured: 55% of the logits' spread against a 30% limit).
     quantize_to: str = "Q8_0"
+    # Training rows take the shape the base is served with (its serving profile): a
+    # prefix-only model trained on FIM rows is then asked a question it never learned.
+    prompt: str | None = None  # None: the base's serving profile decides
+    val_fraction: float = 0.1  # gold rows (by id hash) that only watch for overfitting
+    evals: int = 6  # validation points; the weights of the best one are kept (the start included)
+    workspace_code: bool = True  # also learn the workspace's own code (repository adaptation)
+    gold_weight: int = 2  # each gold row counts this many times against the code windows
+
+
+def serving_prompt(base: BaseModel) -> tuple[str, bool]:
+    """How the base is asked when it serves (its profile): prompt mode and token healing."""
+    from goldiff.sources.profile import load_profile
+
+    profile = load_profile(base.gguf)
+    prompt = profile.prompt or "fim"
+    return prompt, profile.heal and prompt == "prefix"
+
+
+def inherit_profile(base: BaseModel, model: Path, prompt: str, heal: bool) -> None:
+    """The fine-tune is served the way its base is (and the way it was trained)."""
+    from goldiff.sources.profile import load_profile, write_profile
+
+    profile = load_profile(base.gguf)
+    write_profile(
+        model,
+        prompt=prompt,
+        heal=heal,
+        min_token_prob=profile.min_token_prob,
+        context_tokens=profile.context_tokens,
+        measured={"why": f"inherited from its base {base.gguf.name}, trained in the same prompt shape"},
+    )
 
 
 def finetune(
@@ -120,6 +152,9 @@ def finetune(
     from goldiff.distill.train import train
 
     rank, world = processes()
+    prompt, heal = serving_prompt(base)
+    if options.prompt is not None and options.prompt != prompt:
+        prompt, heal = options.prompt, False
     if options.batch_size % world:
         raise ConfigError(
             f"the batch of {options.batch_size} rows cannot be shared by {world} processes; "
@@ -135,15 +170,19 @@ def finetune(
         batch_size=options.batch_size // world,
         learning_rate=options.learning_rate,
         warmup_steps=max(1, options.steps // 10),
-        eval_interval=options.steps,
-        eval_batches=2,
         log_interval=max(1, options.steps // 4),
+        eval_interval=max(1, options.steps // max(1, options.evals)),
+        eval_batches=4,
         checkpoint_interval=options.steps,
         threads=options.threads,
         min_rows=1,
         seed=options.seed,
+        sft_prompt=prompt,
+        sft_heal=heal,
+        val_fraction=options.val_fraction,
+        keep_best=True,
     )
-    say(f"Fine-tuning the base on the gold for {options.steps} steps...")
+    say(f"Fine-tuning the base on the gold for {options.steps} steps ({prompt} prompts)...")
     result = train(
         trainer, work / "distill", sft_path=train_rows, tokenizer_path=base.tokenizer, progress=False
     )
@@ -152,7 +191,14 @@ def finetune(
     if rank != 0 or result.final_dir is None:
         return {"steps": result.steps, "processes": world}  # the first process exports and registers
     say(f"  {result.tokens_seen:,} tokens, loss {result.train_loss:.3f}, {result.tokens_per_s:,.0f} tokens/s")
+    if result.best_step == 0:
+        say("  No step beat the base on the validation gold: the base's weights are kept.")
+    elif result.best_step < result.steps:
+        say(f"  Kept step {result.best_step}'s weights: the validation loss rose after it.")
     trained = {
+        "best_step": result.best_step,
+        "prompt": prompt,
+        "heal": heal,
         "steps": result.steps,
         "tokens_seen": result.tokens_seen,
         "train_loss": result.train_loss,
@@ -170,6 +216,7 @@ def finetune(
         quantize_to=(options.quantize_to,),
     )
     final = files[-1]
+    inherit_profile(base, final.path, prompt, heal)
     return {
         "gguf": str(final.path),
         "final_dir": str(result.final_dir),  # the torch weights, for the held-out loss
@@ -227,6 +274,8 @@ def distill_from_store(
     db, _ = open_database(store_path(home))
     try:
         exported = export(db, ExportOptions(format="sft", split=True), work / "export")
+        # The workspace's code as it was at the cutoff: the held-out gold is never read.
+        texts = documents_at(db, exported.cutoff)
     finally:
         db.conn.close()
     train_rows = exported.counts.get("train", 0)
@@ -237,7 +286,8 @@ def distill_from_store(
         )
     say(f"  {train_rows} training rows, {exported.counts.get('test', 0)} held out")
     model = base_model(base, work, say)
-    result = finetune(model, exported.paths["train"], work, options, say)
+    rows = adapted_rows(exported.paths["train"], texts, work, options, say)
+    result = finetune(model, rows, work, options, say)
     lineage = {
         "base": str(model.gguf),
         "export_id": exported.export_id,
@@ -249,14 +299,21 @@ def distill_from_store(
         "train_loss": result["train_loss"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    losses = heldout_losses(model, result["final_dir"], exported.paths.get("test"), options.seq_len)
+    losses = heldout_losses(
+        model,
+        result["final_dir"],
+        exported.paths.get("test"),
+        options.seq_len,
+        result["prompt"],
+        result["heal"],
+    )
     lineage["heldout_loss"] = losses
     Registry(home).register(name, result["gguf"], kind="model", lineage=lineage)
     (work / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
     if losses["base"] is not None:
         say(f"  held-out loss {losses['base']:.3f} (base) → {losses['tuned']:.3f} (fine-tuned)")
     if losses["improved"] is False:
-        say("The fine-tune did not lower the held-out loss: registered, not promoted.")
+        say(f"Registered as {name!r}, not promoted: the fine-tune did not lower the held-out loss.")
         decision = None
     else:
         say(f"Registered as {name!r}. Comparing it with the current default on the held-out gold...")
@@ -275,14 +332,35 @@ def distill_from_store(
     return {"name": name, **result, "lineage": lineage, "promotion": decision.as_dict()}
 
 
-def heldout_losses(base: BaseModel, tuned_dir: str, test_rows: Path | None, seq_len: int) -> dict[str, Any]:
+def adapted_rows(
+    gold: Path, texts: dict[str, str], work: Path, options: FinetuneOptions, say: Say = print
+) -> Path:
+    """The gold rows (weighted up) and the workspace's own code, as one training file."""
+    from goldiff.distill.data import read_rows
+
+    if not options.workspace_code or not texts:
+        return gold
+    code = text_rows(texts, options.seq_len)
+    rows = training_rows(read_rows(gold), code, options.gold_weight, options.seed)
+    say(f"  and {len(code)} windows of the workspace's own code from {len(texts)} documents")
+    return write_rows(rows, work / "data" / "adapt.jsonl")
+
+
+def heldout_losses(
+    base: BaseModel,
+    tuned_dir: str,
+    test_rows: Path | None,
+    seq_len: int,
+    prompt: str = "fim",
+    heal: bool = False,
+) -> dict[str, Any]:
     """Held-out loss of the base and of the fine-tune on the export's test rows."""
     from goldiff.distill.data import read_rows
     from goldiff.distill.guard import heldout_loss
 
     rows = read_rows(Path(test_rows)) if test_rows is not None and Path(test_rows).is_file() else []
-    before = heldout_loss(base.hf_dir, rows, base.tokenizer, seq_len)
-    after = heldout_loss(tuned_dir, rows, base.tokenizer, seq_len)
+    before = heldout_loss(base.hf_dir, rows, base.tokenizer, seq_len, prompt, heal)
+    after = heldout_loss(tuned_dir, rows, base.tokenizer, seq_len, prompt, heal)
     improved = None if before is None or after is None else after < before
     return {"base": before, "tuned": after, "rows": len(rows), "improved": improved}
 

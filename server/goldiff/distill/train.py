@@ -55,6 +55,7 @@ class TrainResult:
     parameters: int
     trainable_parameters: int
     interrupted: bool
+    best_step: int = 0  # the step whose weights were kept (the last, unless keep_best chose one)
 
 
 def train(
@@ -114,14 +115,18 @@ def train(
                 "to train. Keep using Goldiff (or replay a repository's history with "
                 "`goldiff replay`) and export again."
             )
-        train_rows, val_rows = data_mod.split_rows(rows, config.val_fraction)
+        # Validation watches the gold alone; the workspace's own code (text rows) all trains.
+        gold = [r for r in rows if "completion" in r]
+        train_rows, val_rows = data_mod.split_rows(gold, config.val_fraction)
+        train_rows += [r for r in rows if "completion" not in r]
         eos = data_mod.SpecialIds.of(tokenizer).eos
-        batches = data_mod.SFTRows(
-            [data_mod.encode_sft_row(r, tokenizer, config.seq_len) for r in train_rows], eos
-        )
-        val_batches = data_mod.SFTRows(
-            [data_mod.encode_sft_row(r, tokenizer, config.seq_len) for r in val_rows], eos
-        )
+
+        def encode(part: list[dict[str, Any]]) -> list[tuple[list[int], list[int]]]:
+            shape = (config.sft_prompt, config.sft_heal)
+            return [data_mod.encode_sft_row(r, tokenizer, config.seq_len, *shape) for r in part]
+
+        batches = data_mod.SFTRows(encode(train_rows), eos)
+        val_batches = data_mod.SFTRows(encode(val_rows), eos)
 
     # ---- model
     model: Any = load_model(config.init_from) if config.init_from else build_model(config)
@@ -183,6 +188,15 @@ def train(
         # Steps after which a time budget fixes max_steps: once early, once when warm.
         calibrate_at = (start_step + 10, start_step + 110)
         step = start_step
+        # keep_best: the weights of the lowest validation loss so far, the start included,
+        # so a fine-tune that only gets worse ends where it began (and says so: best_step 0).
+        best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+        if config.keep_best and start_step == 0:
+            start_val = _evaluate(
+                model, val_batches, config, vocab, accelerator.device, rank, world, accelerator.reduce
+            )
+            if start_val is not None:
+                best = (start_val, 0, _weights(accelerator.unwrap_model(model)))
         while step < max_steps:
             lr = _learning_rate(config, step, max_steps)
             for group in optimizer.param_groups:
@@ -229,6 +243,8 @@ def train(
                 val_loss = _evaluate(
                     model, val_batches, config, vocab, accelerator.device, rank, world, accelerator.reduce
                 )
+                if config.keep_best and val_loss is not None and (best is None or val_loss < best[0]):
+                    best = (val_loss, step, _weights(accelerator.unwrap_model(model)))
                 _log(
                     out,
                     accelerator,
@@ -263,6 +279,10 @@ def train(
     elapsed = earlier_s + session_s
     interrupted = step < max_steps
     final_dir = None
+    best_step = step
+    if best is not None and not interrupted:
+        val_loss, best_step = best[0], best[1]
+        accelerator.unwrap_model(model).load_state_dict(best[2])
     if not interrupted and accelerator.is_main_process:
         final_dir = str(_save_final(out, accelerator.unwrap_model(model), config, tokenizer_path))
     result = TrainResult(
@@ -277,6 +297,7 @@ def train(
         parameters=parameters,
         trainable_parameters=trainable,
         interrupted=interrupted,
+        best_step=best_step,
     )
     if accelerator.is_main_process:
         (out / "result.json").write_text(json.dumps(asdict(result), indent=1) + "\n")
@@ -403,6 +424,11 @@ def _log(out: Path, accelerator: Any, **fields: Any) -> None:
     if accelerator.is_main_process:
         with (out / "log.jsonl").open("a") as f:
             f.write(json.dumps(fields) + "\n")
+
+
+def _weights(model: Any) -> dict[str, torch.Tensor]:
+    """A copy of the model's weights in memory (a small model's: tens of MB)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def _seed_everything(seed: int) -> None:

@@ -1,0 +1,127 @@
+"""Repository-adapted distillation: rows in the shape the model is served, the workspace's own
+code as it was at the cutoff, the best validation step kept, the serving profile inherited."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("llama_cpp")
+
+from goldiff.distill import data
+from goldiff.distill.pipeline import FinetuneOptions, distill_from_store
+from goldiff.distill.workspace import documents_at, text_rows, training_rows
+from goldiff.sources.base import CompletionRequest
+from goldiff.sources.profile import load_profile, write_profile
+from goldiff.store import EditRecord, TraceStore, open_database
+
+from tests.distill.test_guard import SPECS
+from tests.test_export import fill_store
+
+CONTEXTS = [
+    ("def f(x):\n", "    return x\n"),  # a line end: nothing to heal
+    ("def add(a, b):\n    return a", " + b\n"),
+    ("import os\nresult = os.path.jo", "in(a, b)\n"),
+    ("class Point:\n    def __init__(self, x):\n        self.", "x = x\n"),
+    ("for i in range(", "10):\n"),
+    ("    value = compute(alpha,", " beta)\n"),
+]
+
+
+@pytest.mark.slow
+def test_prefix_rows_are_the_prompt_the_server_sends_and_the_answer_after_it(
+    tiny_base: Any, tmp_path: Path
+) -> None:
+    from goldiff.sources.local import LocalSource
+
+    gguf = Path(tiny_base.gguf_path)
+    write_profile(gguf, prompt="prefix", heal=True)
+    source = LocalSource(gguf, n_threads=1)
+    assert source.prompt_mode == "prefix"
+    tokenizer = data.load_tokenizer(gguf.parent / "hf" / "tokenizer.json")
+    for prefix, completion in CONTEXTS:
+        ids, labels = data.encode_sft_row(
+            {"prefix": prefix, "suffix": "\n", "completion": completion}, tokenizer, 256, "prefix", heal=True
+        )
+        context = [t for t, lab in zip(ids, labels, strict=True) if lab == data.IGNORE_INDEX]
+        answer = [t for t, lab in zip(ids, labels, strict=True) if lab != data.IGNORE_INDEX]
+        served, heal = source.build_prompt(CompletionRequest(prefix=prefix, suffix="\n"))
+        assert source.bos + context == served, prefix  # the prompt, token for token
+        written = tokenizer.decode(answer)
+        # The answer starts with the text token healing asks again, and writes the gold.
+        assert written.startswith(heal.decode()) and heal.decode() + completion == written, prefix
+    source.close()
+
+
+def test_fim_rows_keep_the_fim_prompt_and_text_rows_are_all_labelled(tiny_base: Any) -> None:
+    tokenizer = data.load_tokenizer(Path(tiny_base.gguf_path).parent / "hf" / "tokenizer.json")
+    special = data.SpecialIds.of(tokenizer)
+    ids, labels = data.encode_sft_row({"prefix": "x = ", "suffix": "\n", "completion": "1"}, tokenizer, 64)
+    assert ids[0] == special.fim_prefix and special.fim_middle in ids and labels[-1] == special.eos
+    ids, labels = data.encode_sft_row({"text": "def f():\n    return 1\n"}, tokenizer, 64, "prefix")
+    assert ids == labels and tokenizer.decode(ids) == "def f():\n    return 1\n"
+    with pytest.raises(Exception, match="fim or prefix"):
+        data.encode_sft_row({"prefix": "a", "completion": "b"}, tokenizer, 64, "chat")
+
+
+def test_the_workspace_code_is_read_as_it_was_at_the_cutoff(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    fill_store(home, SPECS)
+    store = TraceStore(home / "traces.db")
+    t0 = time.time()
+    doc = {"id": "doc-lib", "session_id": "sess", "uri": "file:///w/lib.py", "workspace": "w"}
+    store.record_document({**doc, "path": "lib.py", "language": "python", "opened_at": t0})
+    store.record_edit(EditRecord("doc-lib", "open", 1, t0 + 1, 1.0, inserted="def kept():\n    return 1\n"))
+    store.record_edit(EditRecord("doc-lib", "change", 2, t0 + 10, 10.0, inserted="LATER = 2\n"))
+    store.close()
+    db, _ = open_database(home / "traces.db")
+    try:
+        before = documents_at(db, t0 + 5)
+        after = documents_at(db, None)
+    finally:
+        db.conn.close()
+    assert before["file:///w/lib.py"] == "def kept():\n    return 1\n"  # the later edit is not read
+    assert after["file:///w/lib.py"].startswith("LATER = 2\ndef kept")
+    rows = text_rows({"a.py": "x = 1\n" * 400}, seq_len=64)
+    assert len(rows) > 1 and "".join(r["text"] for r in rows) == "x = 1\n" * 400
+    assert all(len(r["text"]) <= 64 * 3.5 for r in rows)
+    mixed = training_rows([{"id": "g", "completion": "c"}], rows, gold_weight=3)
+    assert sum(1 for r in mixed if r.get("id") == "g") == 3 and len(mixed) == len(rows) + 3
+
+
+@pytest.mark.slow
+def test_distill_learns_the_workspace_keeps_its_best_step_and_serves_as_its_base(
+    tmp_path: Path, tiny_base: Any
+) -> None:
+    base = Path(tiny_base.gguf_path)
+    write_profile(base, prompt="prefix", heal=True, min_token_prob=0.1, context_tokens=256)
+    home = tmp_path / "home"
+    fill_store(home, SPECS)
+    said: list[str] = []
+    options = FinetuneOptions(
+        recipe="tiny", steps=12, batch_size=4, seq_len=64, learning_rate=2e-3, threads=1, evals=3
+    )
+    result = distill_from_store(home, name="adapted", base=base, options=options, min_rows=2, say=said.append)
+    assert result["prompt"] == "prefix" and 0 < result["best_step"] <= 12
+    losses = result["lineage"]["heldout_loss"]
+    assert losses["tuned"] < losses["base"], losses  # learned the gold, in the served shape
+    profile = load_profile(result["gguf"])
+    assert (profile.prompt, profile.heal, profile.min_token_prob, profile.context_tokens) == (
+        "prefix",
+        True,
+        0.1,
+        256,
+    )
+
+    # A learning rate that can only hurt: no step beats the start, and the base's weights stay.
+    hurt = FinetuneOptions(
+        recipe="tiny", steps=4, batch_size=4, seq_len=64, learning_rate=50.0, threads=1, evals=4
+    )
+    worse = distill_from_store(home, name="hurt", base=base, options=hurt, min_rows=2, say=said.append)
+    assert worse["best_step"] == 0
+    assert any("base's weights are kept" in m for m in said)
+    assert worse["lineage"]["heldout_loss"]["tuned"] == pytest.approx(losses["base"], rel=1e-4)
