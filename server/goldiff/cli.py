@@ -649,12 +649,25 @@ def distill(
 @click.option("--recipe", default="default", show_default=True, help="A recipe in models/recipes/.")
 @click.option("--dest", type=click.Path(file_okay=False, path_type=Path), help="Where to write the GGUF.")
 @click.option("--quantize", "quantize_to", default="Q6_K", show_default=True)
+@click.option("--time-budget", type=click.FloatRange(min=1), help="Fit training to this many seconds.")
+@click.option("--max-steps", type=click.IntRange(min=1), help="Training steps (at most).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Windows per step and device.")
 @friendly
-def bootstrap(home: Path | None, recipe: str, dest: Path | None, quantize_to: str) -> None:
+def bootstrap(
+    home: Path | None,
+    recipe: str,
+    dest: Path | None,
+    quantize_to: str,
+    time_budget: float | None,
+    max_steps: int | None,
+    batch_size: int | None,
+) -> None:
     """Rebuild the default model from scratch: corpus, tokenizer, training, GGUF (resumable)."""
     from goldiff.distill.bootstrap import bootstrap as run
 
-    result = run(resolve_home(home), recipe, dest=dest, quantize_to=quantize_to, log=click.echo)
+    given = {"time_budget_s": time_budget, "max_steps": max_steps, "batch_size": batch_size}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    result = run(resolve_home(home), recipe, dest=dest, quantize_to=quantize_to, log=click.echo, **overrides)
     click.echo(f"wrote {result.gguf_path}")
 
 

@@ -50,15 +50,15 @@ def test_tiny_bootstrap_writes_a_gguf_llama_cpp_serves(tmp_path: Path) -> None:
     assert isinstance(out["choices"][0]["text"], str)
     assert out["usage"]["completion_tokens"] >= 1
 
-    # A second call resumes from what is on disk instead of starting over.
-    again = bootstrap(
-        tmp_path / "home",
-        "tiny",
-        dest=tmp_path / "models",
-        quantize_to="Q8_0",
-        progress=False,
-        log=messages.append,
-        threads=1,
-    )
-    assert again.tokens_seen == result.tokens_seen
-    assert again.val_loss == pytest.approx(result.val_loss)
+    # The same run through the command line resumes from what is on disk instead of starting over.
+    from click.testing import CliRunner
+    from goldiff.cli import main
+
+    args = ["bootstrap", "--home", str(tmp_path / "home"), "--recipe", "tiny"]
+    args += ["--dest", str(tmp_path / "models"), "--quantize", "Q8_0", "--max-steps", "40"]
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    assert f"wrote {gguf}" in done.output
+    state = json.loads((tmp_path / "home" / "bootstrap" / "tiny" / "run" / "result.json").read_text())
+    assert state["tokens_seen"] == result.tokens_seen  # nothing trained again
+    assert state["val_loss"] == pytest.approx(result.val_loss)

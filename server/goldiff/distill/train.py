@@ -197,6 +197,7 @@ def train(
             )
             if start_val is not None:
                 best = (start_val, 0, _weights(accelerator.unwrap_model(model)))
+                _log(out, accelerator, step=0, train_loss=None, val_loss=start_val, tokens_seen=0)
         while step < max_steps:
             lr = _learning_rate(config, step, max_steps)
             for group in optimizer.param_groups:

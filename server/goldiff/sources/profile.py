@@ -12,8 +12,8 @@ A GGUF `NAME.gguf` may have a sidecar `NAME.serve.json`:
 Without a sidecar a model with FIM tokens is asked with FIM prompts and one without is
 asked left to right (the text after the cursor then only shapes the stop rule). The
 shipped models' sidecars hold the rest-of-line benchmark figures that chose their
-settings (bench/measure_rest_of_line.py). A model `goldiff distill` makes has none: it
-was trained on FIM rows, so it is asked with FIM prompts.
+settings (bench/measure_rest_of_line.py). A model `goldiff distill` makes inherits its
+base's (`distill.pipeline.inherit_profile`): it was trained in the same prompt shape.
 """
 
 from __future__ import annotations
