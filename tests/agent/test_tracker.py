@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from goldiff.agent.proposals import changed_lines
 from goldiff.agent.recognise import agent_of
-from goldiff.agent.tracker import changed_lines, kept_share, whole_lines
+from goldiff.outcomes.episodes import kept_share, whole_lines
 from goldiff.settings import DEFAULT_AGENTS
 from goldiff.store import TraceStore
 

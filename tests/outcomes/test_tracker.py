@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from goldiff.capture.documents import Document
-from goldiff.outcomes.tracker import PENDING_TIMEOUT_SECONDS, ManualClock, OutcomeTracker
+from goldiff.outcomes.suggestions import PENDING_TIMEOUT_SECONDS, ManualClock, OutcomeTracker
 from goldiff.store import TraceStore
 
 

@@ -52,6 +52,6 @@ The rules (the README copies them):
 from __future__ import annotations
 
 from goldiff.outcomes.handlers import register
-from goldiff.outcomes.tracker import CHECKPOINTS, ManualClock, OutcomeTracker
+from goldiff.outcomes.suggestions import CHECKPOINTS, ManualClock, OutcomeTracker
 
 __all__ = ["CHECKPOINTS", "ManualClock", "OutcomeTracker", "register"]
