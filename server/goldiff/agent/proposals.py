@@ -26,7 +26,6 @@ from goldiff.agent.recognise import agent_of
 from goldiff.capture.documents import Document
 from goldiff.capture.paths import uri_to_path
 from goldiff.export import edit_history
-from goldiff.outcomes import testruns
 from goldiff.outcomes.episodes import Episode, Episodes, Proposal, whole_lines
 from goldiff.outcomes.spans import Span, diff_edits
 from goldiff.prompts import EDIT_HISTORY
@@ -158,15 +157,18 @@ class ProposalTracker:
         source: str,
         model: str,
         instruction: str,
-        rng: dict[str, Any],
-        context: dict[str, Any],
+        rng: dict[str, Any] | None,
+        context: dict[str, Any] | None,
         latency_ms: float,
         shadow_of: str | None = None,
         kind: str = "edit",
         outcome: str = "pending",
+        before: str | None = None,
+        ts: float | None = None,
     ) -> Proposal:
-        state = self._docs[episode.uri]
-        before = state.text[start:end]
+        """Record a turn of `episode` over [start, end) of the text, the region `before` it
+        (by default the document's text there now)."""
+        before = self._docs[episode.uri].text[start:end] if before is None else before
         turn = len([p for p in episode.proposals if p.outcome != "shadow"]) + (0 if shadow_of else 1)
         proposal = Proposal(
             id=str(uuid.uuid4()),
@@ -181,7 +183,7 @@ class ProposalTracker:
         if not shadow_of:
             episode.instructions.append(instruction)
             if not episode.context:
-                episode.context = dict(context)
+                episode.context = dict(context or {})
             self._proposals[proposal.id] = (episode, proposal)
         self.store.record_row(
             "proposals",
@@ -191,18 +193,18 @@ class ProposalTracker:
                 "session_id": self._session_id(),
                 "document_id": episode.document_id,
                 "turn": turn,
-                "ts": self.clock(),
+                "ts": self.clock() if ts is None else ts,
                 "kind": kind,
                 "source": source,
                 "model": model,
                 "mode": self._mode(),
                 "shadow_of": shadow_of,
                 "instruction": instruction,
-                "range": json.dumps(rng),
+                "range": None if rng is None else json.dumps(rng),
                 "start_offset": start,
                 "end_offset": end,
                 "before": before,
-                "context": json.dumps(context),
+                "context": None if context is None else json.dumps(context),
                 "text": text,
                 "outcome": None if shadow_of else proposal.outcome,
                 "latency_ms": latency_ms,
@@ -368,8 +370,7 @@ class ProposalTracker:
         """
         now = self.clock()
         entry: dict[str, Any] = {"command_line": command_line, "exit_code": exit_code, "at": now}
-        self.episodes.terminal_command(entry, [e for s in self._docs.values() for e in s.episodes])
-        if exit_code == 0 and testruns.is_commit(command_line):
+        if self.episodes.terminal_command(entry, [e for s in self._docs.values() for e in s.episodes]):
             self.commit()
         agent = agent_of(command_line, self._agents())
         if agent is None or started_at is None:
@@ -417,37 +418,21 @@ class ProposalTracker:
             state, "agent", run.agent, run.started_at, region, before[b_start:b_end], before, b_start
         )
         episode.context = {"agent": run.agent, "command_line": run.command_line}
-        proposal = Proposal(
-            id=str(uuid.uuid4()),
-            turn=1,
-            source=run.agent,
+        self.add_proposal(
+            episode,
+            start=b_start,
+            end=b_end,
             text=after[a_start:a_end],
-            before=before[b_start:b_end],
+            source=run.agent,
+            model=run.agent,
+            instruction=run.command_line,
+            rng=None,
+            context=None,
+            latency_ms=(run.ended_at - run.started_at) * 1000,
+            kind="agent",
             outcome="accepted",  # an agent writes the file itself: applied as proposed
-        )
-        episode.proposals.append(proposal)
-        episode.instructions.append(run.command_line)
-        self.store.record_row(
-            "proposals",
-            {
-                "id": proposal.id,
-                "episode_id": episode.id,
-                "session_id": self._session_id(),
-                "document_id": episode.document_id,
-                "turn": 1,
-                "ts": run.ended_at,
-                "kind": "agent",
-                "source": run.agent,
-                "model": run.agent,
-                "mode": self._mode(),
-                "instruction": run.command_line,
-                "start_offset": b_start,
-                "end_offset": b_end,
-                "before": proposal.before,
-                "text": proposal.text,
-                "outcome": "accepted",
-                "latency_ms": (run.ended_at - run.started_at) * 1000,
-            },
+            before=before[b_start:b_end],
+            ts=run.ended_at,
         )
         self._schedule_settle(state)
 

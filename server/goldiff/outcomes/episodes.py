@@ -157,19 +157,21 @@ class Episodes:
             detail=episode.detail(),
         )
 
-    def terminal_command(self, entry: dict[str, Any], open_episodes: Iterable[Episode]) -> None:
+    def terminal_command(self, entry: dict[str, Any], open_episodes: Iterable[Episode]) -> bool:
         """Link a terminal command to the open episodes; a test run also to recently ended ones.
 
         `entry` holds `command_line`, `exit_code` and `at`; ended episodes that get a new
-        test run are rewritten in the store.
+        test run are rewritten in the store. True when the command made a commit, which
+        settles every episode (the caller's to do).
         """
         open_list = list(open_episodes)
         for episode in open_list:
             episode.commands.append(entry)
-        test = testruns.find_test_run(entry["command_line"])
         exit_code = entry.get("exit_code")
+        commit = exit_code == 0 and testruns.is_commit(entry["command_line"])
+        test = testruns.find_test_run(entry["command_line"])
         if test is None or exit_code is None:
-            return
+            return commit
         now = entry["at"]
         run = {"command": test, "exit_code": exit_code, "passed": exit_code == 0, "at": now}
         for episode in open_list:
@@ -177,11 +179,9 @@ class Episodes:
         for episode in self.recent:
             if episode.ended_at is not None and now - episode.ended_at <= TEST_LINK_SECONDS:
                 episode.test_runs.append(run)
-                self.store.update_row(
-                    "episodes",
-                    episode.id,
-                    {"tests_passed": episode.tests_passed(), "detail": episode.detail()},
-                )
+                values = {"tests_passed": episode.tests_passed(), "detail": episode.detail()}
+                self.store.update_row("episodes", episode.id, values)
+        return commit
 
     def _write(self, episode: Episode, **values: Any) -> None:
         row = {

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from goldiff.capture.documents import Document
-from goldiff.outcomes import testruns
 from goldiff.outcomes.episodes import Episode, Episodes, line_end
 from goldiff.outcomes.spans import Span, diff_edits, survival
 from goldiff.prompts import EDIT_HISTORY
@@ -510,6 +509,10 @@ class OutcomeTracker:
 
     # ------------------------------------------------------------------ settle
 
+    def on_open(self, doc: Document) -> None:
+        """A document opened: its edits from here on make the history its episodes show."""
+        self._activity.setdefault(doc.id, Activity()).text = doc.text
+
     def on_save(self, doc: Document) -> None:
         activity = self._activity.setdefault(doc.id, Activity())
         activity.dirty = False
@@ -658,8 +661,7 @@ class OutcomeTracker:
         """A command ran in the editor's terminal: link it, judge test runs, settle at commits."""
         now = self.clock()
         entry: dict[str, Any] = {"command_line": command_line, "exit_code": exit_code, "at": now, "cwd": cwd}
-        self.episodes.terminal_command(entry, [e for s in self._docs.values() for e in s.episodes])
-        if exit_code == 0 and testruns.is_commit(command_line):
+        if self.episodes.terminal_command(entry, [e for s in self._docs.values() for e in s.episodes]):
             # The workspace watcher records the commit event when it sees the repository
             # move; settling here too does not wait for it (settling twice changes nothing).
             self.commit()
