@@ -26,7 +26,7 @@ from goldiff.agent.recognise import agent_of
 from goldiff.capture.documents import Document
 from goldiff.capture.paths import uri_to_path
 from goldiff.export import edit_history
-from goldiff.outcomes.episodes import Episode, Episodes, Proposal, whole_lines
+from goldiff.outcomes.episodes import Episode, Episodes, Proposal, as_applied, whole_lines
 from goldiff.outcomes.spans import Span, diff_edits
 from goldiff.prompts import EDIT_HISTORY
 from goldiff.store import EditRecord, TraceStore
@@ -263,15 +263,7 @@ class ProposalTracker:
         else:
             seen = None
         if state.episodes:
-            if edit.kind == "change":
-                a, r, inserted = edit.offset, edit.removed, edit.inserted
-                new = doc.text
-                if len(new) == len(old) - r + len(inserted) and new[a : a + len(inserted)] == inserted:
-                    edits = [(a, r, inserted)]
-                else:
-                    edits = diff_edits(old, new)
-            else:
-                edits = diff_edits(old, doc.text)
+            edits = as_applied(old, doc.text, edit) or diff_edits(old, doc.text)
             spans = [e.region for e in state.episodes]
             spans += [p.span for e in state.episodes for p in e.proposals if p.span is not None]
             for a, r, inserted in edits:

@@ -30,7 +30,7 @@ from goldiff.outcomes import testruns
 from goldiff.outcomes.diffs import unified_diff, validate
 from goldiff.outcomes.spans import Span
 from goldiff.prompts import EDIT_CONTEXT_LINES
-from goldiff.store import TraceStore
+from goldiff.store import EditRecord, TraceStore
 
 RECENT_EPISODES = 200  # ended episodes kept in memory to receive later test runs
 TEST_LINK_SECONDS = 1800.0  # test runs up to 30 min after an episode's end still count for it
@@ -204,6 +204,23 @@ def line_end(text: str, offset: int) -> int:
     """The offset just after the newline ending the line at `offset` (or the text's end)."""
     nl = text.find("\n", offset)
     return len(text) if nl == -1 else nl + 1
+
+
+def as_applied(old: str, new: str, edit: EditRecord) -> list[tuple[int, int, str]] | None:
+    """A change as the (offset, removed, inserted) that turns `old` into `new`; None when it
+    is not what did (a full text, or an edit that went by unseen: the caller diffs).
+
+    Strings are immutable: `old` is the text the change was applied to unless an edit went
+    by unseen. The length and the inserted window tell, and keep a keystroke O(1).
+    """
+    a, r, inserted = edit.offset, edit.removed, edit.inserted
+    if (
+        edit.kind == "change"
+        and len(new) == len(old) - r + len(inserted)
+        and new[a : a + len(inserted)] == inserted
+    ):
+        return [(a, r, inserted)]
+    return None
 
 
 def whole_lines(text: str, start: int, end: int) -> tuple[int, int]:

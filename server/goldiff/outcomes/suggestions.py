@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from goldiff.capture.documents import Document
-from goldiff.outcomes.episodes import Episode, Episodes, line_end
+from goldiff.outcomes.episodes import Episode, Episodes, as_applied, line_end
 from goldiff.outcomes.spans import Span, diff_edits, survival
 from goldiff.prompts import EDIT_HISTORY
 from goldiff.protocol import REJECT_REASONS
@@ -319,20 +319,10 @@ class OutcomeTracker:
             return
         old = state.text
         user = edit.kind in ("change", "full")
-        edits: list[tuple[int, int, str]]
-        if edit.kind == "change":
-            a, r, inserted = edit.offset, edit.removed, edit.inserted
-            new = doc.text
-            # Strings are immutable: `old` is the text this edit was applied to, unless an
-            # edit went by unseen. Checking the length and the inserted window is enough to
-            # tell, and keeps a keystroke O(1) here instead of copying the file.
-            if len(new) == len(old) - r + len(inserted) and new[a : a + len(inserted)] == inserted:
-                edits = [(a, r, inserted)]
-            else:
-                # Our copy and the recorder's disagree (an edit we did not see): diff instead.
-                edits = diff_edits(old, doc.text)
-                user = False
-        else:
+        edits = as_applied(old, doc.text, edit)
+        if edits is None:
+            # A full text, or our copy and the recorder's disagree (a change we did not see).
+            user = user and edit.kind != "change"
             edits = diff_edits(old, doc.text)
         text = old
         for a, r, inserted in edits:
