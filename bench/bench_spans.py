@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from goldiff.capture.documents import Document
-from goldiff.outcomes.tracker import ManualClock, OutcomeTracker
+from goldiff.outcomes.suggestions import ManualClock, OutcomeTracker
 from goldiff.store import TraceStore
 
 

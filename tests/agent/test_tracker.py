@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from goldiff.agent.proposals import ProposalTracker, changed_lines
 from goldiff.agent.recognise import agent_of
-from goldiff.agent.tracker import changed_lines, kept_share, whole_lines
+from goldiff.capture.documents import Document
+from goldiff.outcomes.episodes import kept_share, whole_lines
+from goldiff.outcomes.suggestions import ManualClock
 from goldiff.settings import DEFAULT_AGENTS
 from goldiff.store import TraceStore
 
@@ -97,3 +101,28 @@ def test_fresh_store_has_the_proposals_table(tmp_path: Path) -> None:
         "shadow_of", "instruction", "range", "start_offset", "end_offset", "before", "context", "text",
         "outcome", "latency_ms", "kept_share", "settled_at", "detail",
     ]  # fmt: skip
+
+
+def test_a_test_run_after_the_settle_keeps_the_kept_shares(tmp_path: Path) -> None:
+    store = TraceStore(tmp_path / "traces.db")
+    clock = ManualClock(1_000_000.0)
+    tracker = ProposalTracker(store, clock=clock)
+    doc = Document.new("file:///w/a.py", "python", 1, "def f():\n    pass\n")
+    tracker.on_open(doc)
+    episode, start, end = tracker.begin_turn(doc, 9, 13, episode_id=None, source="test")
+    proposal = tracker.add_proposal(
+        episode, start=start, end=end, text="    return 2\n", source="test", model="m",
+        instruction="return 2", rng=None, context=None, latency_ms=1.0,
+    )  # fmt: skip
+    tracker.resolve(proposal.id, True)
+    tracker.on_edit(doc, doc.replace_all("def f():\n    return 2\n", 2, "full"))
+    tracker.commit()
+    clock.now += 60
+    tracker.terminal_command("pytest", 0, None, None)  # linked to the settled episode
+    store.flush()
+    db = store.reader()
+    detail, passed = db.execute("SELECT detail, tests_passed FROM episodes").fetchone()
+    db.conn.close()
+    store.close()
+    assert passed == 1
+    assert json.loads(detail)["kept_share"] == {proposal.id: 1.0}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from goldiff.outcomes.diffs import unified_diff, validate
-from goldiff.outcomes.tracker import cut_written
+from goldiff.outcomes.suggestions import cut_written
 from unidiff import PatchSet
 
 

@@ -156,6 +156,12 @@ async def test_accept_then_edit_half_of_it(session: Session) -> None:
     assert validate(episode["gold_diff"])
     assert apply_patch(SOURCE, episode["gold_diff"]) == s.text
     assert episode["source"] == "test" and episode["detail"]["suggestions"] == [sid]
+    context = episode["detail"]["context"]  # what the suggestion saw, for an edits export
+    assert (context["context_before"], context["context_after"]) == (
+        "def add(a, b):\n",
+        "\n\nprint(add(1, 2))\n",
+    )
+    assert (context["cursor"], context["recent_edits"]) == (4, [])
 
 
 async def test_accept_then_revert(session: Session) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from goldiff.capture.documents import Document
-from goldiff.outcomes.tracker import PENDING_TIMEOUT_SECONDS, ManualClock, OutcomeTracker
+from goldiff.outcomes.suggestions import PENDING_TIMEOUT_SECONDS, ManualClock, OutcomeTracker
 from goldiff.store import TraceStore
 
 
@@ -196,3 +196,27 @@ def test_a_commit_the_watcher_sees_settles(tmp_path: Path) -> None:
         assert rig.row("a")["gold"] == "return 1"
     finally:
         rig.store.close()
+
+
+def test_a_completion_episode_keeps_the_context_it_was_opened_in(rig: Rig) -> None:
+    # What an exporter needs to show the episode as an edit: the lines around the region
+    # as the first suggestion saw them, the cursor in it and the edits before it.
+    rig.tracker.on_open(rig.doc)
+    rig.edit(0, 0, "# a\n")
+    cursor = CURSOR + 4
+    rig.suggest(cursor, "return 1", "a")
+    rig.edit(cursor, 0, "return 1")
+    rig.edit(0, 0, "import os\n")  # after the episode opened: not part of its history
+    rig.tracker.on_close(rig.doc)
+    rig.store.flush()
+    conn = sqlite3.connect(rig.store.path)
+    try:
+        before, after, detail = conn.execute("SELECT before, after, detail FROM episodes").fetchone()
+    finally:
+        conn.close()
+    assert (before, after) == ("    \n", "    return 1\n")
+    context = json.loads(detail)["context"]
+    assert context["context_before"] == "# a\ndef f():\n"
+    assert context["context_after"] == ""
+    assert context["cursor"] == 4
+    assert context["recent_edits"] == ["--- a/a.py\n+++ b/a.py\n@@ -1 +1,2 @@\n+# a\n def f():\n"]

@@ -46,12 +46,14 @@ The rules (the README copies them):
   before the first suggestion and after settle. Terminal commands run while it is open are
   linked to it; each recognised test run (pytest, npm/yarn/pnpm test, go test, cargo test,
   make test, tox, nox) while it is open or within 30 min after its end is recorded with
-  it, and `tests_passed` is the last one's result.
+  it, and `tests_passed` is the last one's result. Its `detail.context` keeps what the
+  first suggestion saw: the 12 lines around the region, the cursor in it and the last
+  edits before it as diffs.
 """
 
 from __future__ import annotations
 
 from goldiff.outcomes.handlers import register
-from goldiff.outcomes.tracker import CHECKPOINTS, ManualClock, OutcomeTracker
+from goldiff.outcomes.suggestions import CHECKPOINTS, ManualClock, OutcomeTracker
 
 __all__ = ["CHECKPOINTS", "ManualClock", "OutcomeTracker", "register"]

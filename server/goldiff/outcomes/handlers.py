@@ -75,6 +75,7 @@ def register(server: GoldiffServer) -> None:
         real_timers=not testing,
     )
     server.outcomes = tracker
+    server.recorder.on_open(tracker.on_open)
     server.recorder.on_edit(tracker.on_edit)
     server.recorder.on_document_event(
         lambda kind, doc: tracker.on_save(doc) if kind == "save" else tracker.on_close(doc)

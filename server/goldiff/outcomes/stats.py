@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
-from goldiff.outcomes.tracker import CHECKPOINTS
+from goldiff.outcomes.suggestions import CHECKPOINTS
 
 
 def _select(group: str) -> str:

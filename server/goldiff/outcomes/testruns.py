@@ -13,16 +13,10 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Protocol
 
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _WRAPPERS = {("uv", "run"), ("poetry", "run"), ("pipenv", "run"), ("hatch", "run"), ("pdm", "run")}
 _SEPARATORS = re.compile(r"&&|\|\||;|\|")
-
-
-if TYPE_CHECKING:
-    from goldiff.store import TraceStore
 
 
 def _words(part: str) -> list[str]:
@@ -82,49 +76,3 @@ def is_commit(command_line: str) -> bool:
         if args[:1] in (["commit"], ["merge"], ["cherry-pick"], ["revert"]):
             return True
     return False
-
-
-TEST_LINK_SECONDS = 1800.0  # test runs up to 30 min after an episode's settle still count for it
-
-
-class LinkedEpisode(Protocol):
-    """What both kinds of episode (completions, edit requests) keep of the terminal."""
-
-    id: str
-    ended_at: float | None
-    commands: list[dict[str, Any]]
-    test_runs: list[dict[str, Any]]
-
-    def tests_passed(self) -> int | None: ...
-
-    def detail(self) -> str: ...
-
-
-def link_command(
-    entry: dict[str, Any],
-    open_episodes: Iterable[LinkedEpisode],
-    recent: Iterable[LinkedEpisode],
-    store: TraceStore,
-) -> None:
-    """Link a terminal command to the open episodes; a test run also to recently settled ones.
-
-    `entry` holds `command_line`, `exit_code` and `at`; settled episodes that get a new
-    test run are rewritten in the store.
-    """
-    open_list = list(open_episodes)
-    for episode in open_list:
-        episode.commands.append(entry)
-    test = find_test_run(entry["command_line"])
-    exit_code = entry.get("exit_code")
-    if test is None or exit_code is None:
-        return
-    now = entry["at"]
-    run = {"command": test, "exit_code": exit_code, "passed": exit_code == 0, "at": now}
-    for episode in open_list:
-        episode.test_runs.append(run)
-    for episode in recent:
-        if episode.ended_at is not None and now - episode.ended_at <= TEST_LINK_SECONDS:
-            episode.test_runs.append(run)
-            store.update_row(
-                "episodes", episode.id, {"tests_passed": episode.tests_passed(), "detail": episode.detail()}
-            )
