@@ -75,6 +75,22 @@ class ExportArgs:
     format: str
     path: str | None = None
     filters: dict[str, Any] = attrs.field(factory=dict)
+    # A work-done progress token the client created (its own notification shows the
+    # percentages and Cancel); without one the server creates its own if it may.
+    progress_token: str | None = None
+
+
+PULL_MODEL = "goldiff.pullModel"
+
+
+@attrs.define
+class PullModelArgs:
+    """`goldiff.pullModel`: fetch a GGUF (hf://, http(s) URL or local path) and register it."""
+
+    source: str
+    name: str | None = None
+    sha256: str | None = None
+    progress_token: str | None = None
 
 
 @attrs.define
