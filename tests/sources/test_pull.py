@@ -111,7 +111,10 @@ def no_shipped_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture
 def hub(tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
-    files = {"goldiff/tiny/tiny-coder.gguf": tiny_gguf.read_bytes(), "goldiff/tiny/fake.gguf": b"not a model" * 10}
+    files = {
+        "goldiff/tiny/tiny-coder.gguf": tiny_gguf.read_bytes(),
+        "goldiff/tiny/fake.gguf": b"not a model" * 10,
+    }
     with serve_hub(files) as served:
         monkeypatch.setenv("HF_ENDPOINT", served.url)
         yield served
@@ -244,6 +247,7 @@ async def test_pull_model_command_reports_progress_and_registers(tmp_path: Path,
         with pytest.raises(Exception, match="not a GGUF"):
             await client.workspace_execute_command_async(
                 types.ExecuteCommandParams(
-                    command="goldiff.pullModel", arguments=[{"source": f"{hub.url}/cdn/goldiff/tiny/fake.gguf"}]
+                    command="goldiff.pullModel",
+                    arguments=[{"source": f"{hub.url}/cdn/goldiff/tiny/fake.gguf"}],
                 )
             )
