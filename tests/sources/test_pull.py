@@ -203,7 +203,9 @@ def test_a_wrong_checksum_or_a_file_that_is_not_gguf_is_refused(tmp_path: Path, 
 
 def test_sources_a_user_can_name(tmp_path: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_ENDPOINT", "http://mirror.example/")
-    assert resolve_source("hf://o/r/sub/x.gguf@v2").location == "http://mirror.example/o/r/resolve/v2/sub/x.gguf"
+    assert (
+        resolve_source("hf://o/r/sub/x.gguf@v2").location == "http://mirror.example/o/r/resolve/v2/sub/x.gguf"
+    )
     assert resolve_source("https://example.com/a/b%20c.gguf").filename == "b c.gguf"
     assert resolve_source(tiny_gguf.as_uri()).kind == "file"
     for bad in ("hf://only/two", "https://example.com/model.bin", str(tmp_path / "missing.gguf")):
