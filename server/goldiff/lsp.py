@@ -440,6 +440,13 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
 
         return await pull_for_server(ls, args)
 
+    @server.command(protocol.COMPARE)
+    async def compare(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        """The current model beside another on recent held-out gold (`goldiff eval`)."""
+        from goldiff.compare import compare_for_server
+
+        return await compare_for_server(ls, args)
+
     @server.command("goldiff.serverStats")
     def server_stats(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
         """How the server itself is doing: handling times, queue depth, memory."""

@@ -120,6 +120,18 @@ class ProposeEditArgs:
     ask_instruction: bool = False  # from the code action: a client with an input box asks first
 
 
+COMPARE = "goldiff.compare"
+
+
+@attrs.define
+class CompareArgs:
+    """`goldiff.compare`: `current` beside `other` (a model, or "frontier") on held-out gold."""
+
+    current: str
+    other: str
+    limit: int = attrs.field(default=200, validator=attrs.validators.ge(1))
+
+
 def camel(name: str) -> str:
     """A Python field name as it is spelled on the wire: `exit_code` -> `exitCode`."""
     head, *rest = name.split("_")
