@@ -1,0 +1,73 @@
+/**
+ * The model picker's "Download…": what a user may type as a source (an `hf://` hub file,
+ * an http(s) URL of a GGUF, or a path), and what to tell them when `goldiff.pullModel`
+ * answers. The download itself (resumable, SHA-256 and GGUF checked, registered) is the
+ * server's `goldiff.sources.pull`.
+ */
+
+export const HUB_EXAMPLE = 'hf://OWNER/REPO/FILE.gguf';
+
+export interface PullAnswer {
+  name?: string;
+  path?: string;
+  sha256?: string;
+  bytes?: number;
+  verified?: boolean;
+  resumedFrom?: number;
+  reused?: boolean;
+}
+
+/** Why `text` cannot be a source, or undefined when it can (the input box shows the reason). */
+export function pullSourceProblem(text: string): string | undefined {
+  const t = text.trim();
+  if (t === '') {
+    return `A hub file (${HUB_EXAMPLE}), a URL of a .gguf file, or a path on this machine.`;
+  }
+  if (t.startsWith('hf://')) {
+    const parts = t.slice(5).split('@')[0]!.split('/').filter((p) => p !== '');
+    if (parts.length < 3) {
+      return `A hub file needs an owner, a repository and a file: ${HUB_EXAMPLE}`;
+    }
+  }
+  let name = t;
+  if (/^(https?|file):\/\//.test(t)) {
+    try {
+      name = decodeURIComponent(new URL(t).pathname);
+    } catch {
+      return 'That is not a valid URL.';
+    }
+  }
+  name = name.split('@')[0]!;
+  if (!name.toLowerCase().endsWith('.gguf')) {
+    return 'Goldiff serves GGUF models: the source must name a .gguf file.';
+  }
+  return undefined;
+}
+
+/** Plain http(s) servers may not state a checksum; the hub does (its X-Linked-Etag). */
+export function asksForChecksum(source: string): boolean {
+  return /^https?:\/\//.test(source.trim());
+}
+
+export function sha256Problem(text: string): string | undefined {
+  const t = text.trim();
+  return t === '' || /^[0-9a-fA-F]{64}$/.test(t) ? undefined : 'A SHA-256 is 64 hexadecimal digits (or leave it empty).';
+}
+
+function mib(bytes: number | undefined): string {
+  return bytes === undefined ? '' : `${(bytes / (1 << 20)).toFixed(1)} MiB`;
+}
+
+export function pullMessage(answer: unknown): string {
+  const a = (answer !== null && typeof answer === 'object' ? answer : {}) as PullAnswer;
+  const facts = [
+    mib(a.bytes),
+    a.reused === true ? 'already downloaded' : '',
+    typeof a.resumedFrom === 'number' && a.resumedFrom > 0 ? `resumed after ${mib(a.resumedFrom)}` : '',
+    a.verified === true ? 'SHA-256 verified' : 'no checksum was stated to verify against',
+  ].filter((f) => f !== '');
+  return `Goldiff downloaded and registered ${a.name ?? 'the model'} (${facts.join(', ')}).`;
+}
+
+export const PULL_CANCELLED =
+  'Goldiff paused the download. Choose "Download…" again with the same source to resume where it stopped.';
