@@ -396,6 +396,9 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
       const target = path.join(tmp, 'export-sft.jsonl');
       await runCommand(page, 'Goldiff: Export Traces');
       await pickQuickItem(page, 'sft');
+      // The filters: which workspace's data, and since when.
+      await pickQuickItem(page, 'All workspaces');
+      await pickQuickItem(page, 'All time');
       // code-server's save dialog is VS Code's simple dialog: a path in a quick input.
       // Wait until the input holds the dialog's proposed path, not the format picker's text.
       const input = page.locator('.quick-input-widget input');
