@@ -132,7 +132,7 @@ def test_pull_from_the_hub_layout_verifies_and_registers(tmp_path: Path, hub: Hu
     assert answer["name"] == "tiny-coder" and answer["sha256"] == expected and answer["verified"] is True
     assert answer["default"] is True and answer["resumedFrom"] == 0
     path = Path(answer["path"])
-    assert path == home / "models" / "pulled" / "tiny-coder.gguf"
+    assert path == home / "models" / "pulled" / "tiny-coder" / "tiny-coder.gguf"
     assert path.read_bytes() == tiny_gguf.read_bytes()
     assert not path.with_name("tiny-coder.gguf.part").exists()
     registry = Registry(home)
@@ -152,7 +152,7 @@ def test_an_interrupted_download_resumes_with_a_range_request(
     hub.cut_after = 700_000
     with pytest.raises(PullError, match="resume"):
         pull(home, "hf://goldiff/tiny/tiny-coder.gguf")
-    part = home / "models" / "pulled" / "tiny-coder.gguf.part"
+    part = home / "models" / "pulled" / "tiny-coder" / "tiny-coder.gguf.part"
     assert part.stat().st_size == 700_000
     assert Registry(home).get("tiny-coder") is None  # nothing half-fetched is registered
     seen: list[tuple[int, int | None]] = []
@@ -174,10 +174,11 @@ def test_cancel_keeps_the_partial_file_and_the_next_pull_resumes(
         pull(
             home,
             f"{hub.url}/goldiff/tiny/resolve/main/tiny-coder.gguf",
+            name="coder",
             progress=lambda d, t: blocks.append(d),
             cancelled=lambda: len(blocks) > 3,
         )
-    kept = (home / "models" / "pulled" / "tiny-coder.gguf.part").stat().st_size
+    kept = (home / "models" / "pulled" / "coder" / "tiny-coder.gguf.part").stat().st_size
     assert 0 < kept < tiny_gguf.stat().st_size
     pulled = pull(home, f"{hub.url}/goldiff/tiny/resolve/main/tiny-coder.gguf", name="coder")
     assert pulled.resumed_from == kept and pulled.entry.name == "coder"
@@ -192,7 +193,7 @@ def test_a_wrong_checksum_or_a_file_that_is_not_gguf_is_refused(tmp_path: Path, 
     with pytest.raises(PullError, match="not a GGUF"):
         pull(home, "hf://goldiff/tiny/fake.gguf")
     folder = home / "models" / "pulled"
-    assert sorted(p.name for p in folder.iterdir()) == []  # neither left a file behind
+    assert [p for p in folder.rglob("*") if p.is_file()] == []  # neither left a file behind
     assert Registry(home).list() == []
     with pytest.raises(PullError, match="HTTP 404"):
         pull(home, "hf://goldiff/tiny/missing.gguf")
@@ -220,7 +221,9 @@ def test_a_local_file_is_copied_in_and_registered(tmp_path: Path, tiny_gguf: Pat
     expected = hashlib.sha256(tiny_gguf.read_bytes()).hexdigest()
     pulled = pull(home, str(tiny_gguf), name="local-copy", sha256=expected)
     assert pulled.verified and not pulled.reused
-    assert Path(pulled.entry.path).parent == home / "models" / "pulled"
+    assert Path(pulled.entry.path).parent == home / "models" / "pulled" / "local-copy"
+    with pytest.raises(ConfigError, match="usable model name"):
+        pull(home, str(tiny_gguf), name="..")
     again = pull(home, str(tiny_gguf), name="local-copy", sha256=expected)
     assert again.reused  # the same file with the same checksum is not copied twice
 

@@ -1,7 +1,7 @@
 """Getting models: a GGUF from a URL, the Hugging Face hub, or a file on this machine.
 
 `goldiff models pull SOURCE` (and the editor's "Download…" in the model picker) fetches
-one GGUF into `home/models/pulled/` and registers it through `Registry.register`, so a
+one GGUF into `home/models/pulled/NAME/` and registers it through `Registry.register`, so a
 pulled model is listed, chosen and resolved like any other. SOURCE is
 
 - `hf://OWNER/REPO/FILE.gguf` (optionally `@REVISION`): the hub's `resolve` URL layout,
@@ -193,14 +193,19 @@ def pull(
     cancelled: Callable[[], bool] | None = None,
     timeout: float = 30.0,
 ) -> Pulled:
-    """Fetch SOURCE into `home/models/pulled/`, check it, and register it as NAME (default: file stem)."""
+    """Fetch SOURCE into `home/models/pulled/NAME/`, check it, register it as NAME (default: file stem)."""
     expected = sha256.strip().lower() if sha256 else None
     if expected is not None and not _SHA256.match(expected):
         raise ConfigError(f"{sha256!r} is not a SHA-256 (64 hexadecimal digits)")
     found = resolve_source(source)
+    name = name or Path(found.filename).stem
+    if Path(name).name != name or name in (".", ".."):
+        raise ConfigError(f"{name!r} is not a usable model name (no '/', not empty)")
     report: Progress = progress or (lambda done, total: None)
     stop: Callable[[], bool] = cancelled or (lambda: False)
-    folder = models_dir(home) / "pulled"
+    # One folder per registered name: two repositories' `model.gguf` never overwrite each
+    # other, and pulling a name again replaces that name's file only.
+    folder = models_dir(home) / "pulled" / name
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / found.filename
     part = folder / (found.filename + ".part")
@@ -231,7 +236,7 @@ def pull(
                 raise PullError(f"{source} is not a GGUF model file (it does not start with 'GGUF')")
         os.replace(part, target)
     lineage = {"pulled_from": source, "sha256": digest, "pulled_at": time.time()}
-    entry = Registry(home).register(name or Path(found.filename).stem, target, lineage=lineage)
+    entry = Registry(home).register(name, target, lineage=lineage)
     verified = reused or (expected or stated) is not None
     return Pulled(entry, digest, size, verified, resumed, reused)
 
