@@ -28,7 +28,7 @@ import {
 } from './exportTraces';
 import { compareMarkdown, compareTargets } from './compareView';
 import { progressText } from './progress';
-import { asksForChecksum, pullMessage, PULL_CANCELLED, pullSourceProblem, sha256Problem, HUB_EXAMPLE } from './pull';
+import { asksForChecksum, describeDownload, DOWNLOAD, HUB_EXAMPLE, isRemote, pullMessage, PULL_CANCELLED, pullSourceProblem, sha256Problem } from './pull';
 import { bundledWheel, type SetupSystem } from './setup';
 import { INSTALL_TRAIN, manualTrainInstall, parseTrainProbe, TRAIN_PROBE, trainInstall } from './trainExtra';
 import { isMode, modePickItems, targetFor } from './mode';
@@ -368,16 +368,18 @@ export class Commands {
       return;
     }
     let sha256: string | undefined;
-    if (asksForChecksum(source)) {
-      sha256 = (
-        await host.input({
-          title: 'Goldiff: Download Model',
-          prompt: 'Its SHA-256, from the page you got the URL from (empty: record the checksum without verifying it)',
-          validate: sha256Problem,
-        })
-      )?.trim();
-      if (sha256 === undefined) {
+    if (isRemote(source)) {
+      // Size, licence and checksum before a byte is fetched.
+      const described = await this.d.server.execute(ServerCommands.pullModel, { source, describe: true });
+      const about = describeDownload(described);
+      if ((await host.confirm(about.message, about.detail, DOWNLOAD)) !== DOWNLOAD) {
         return;
+      }
+      if (asksForChecksum(source, described)) {
+        sha256 = await this.askChecksum();
+        if (sha256 === undefined) {
+          return;
+        }
       }
     }
     let answer: unknown;
@@ -403,6 +405,16 @@ export class Commands {
     if (choice === USE_IT && typeof name === 'string') {
       await this.useModel(name);
     }
+  }
+
+  private async askChecksum(): Promise<string | undefined> {
+    return (
+      await host.input({
+        title: 'Goldiff: Download Model',
+        prompt: 'Its SHA-256, from the page you got the URL from (empty: record the checksum without verifying it)',
+        validate: sha256Problem,
+      })
+    )?.trim();
   }
 
   /** The current local model beside another (or the frontier) on recent held-out gold. */

@@ -44,10 +44,38 @@ export function pullSourceProblem(text: string): string | undefined {
   return undefined;
 }
 
-/** Plain http(s) servers may not state a checksum; the hub does (its X-Linked-Etag). */
-export function asksForChecksum(source: string): boolean {
-  return /^https?:\/\//.test(source.trim());
+/** What `goldiff.pullModel {describe: true}` says before anything is fetched. */
+export interface PullDescription {
+  filename?: string;
+  kind?: string;
+  bytes?: number;
+  sha256?: string;
+  licence?: string;
 }
+
+export function isRemote(source: string): boolean {
+  return /^(https?|hf):\/\//.test(source.trim());
+}
+
+/** A remote file whose server stated no checksum: the user may type one to verify against. */
+export function asksForChecksum(source: string, described: unknown): boolean {
+  const d = (described !== null && typeof described === 'object' ? described : {}) as PullDescription;
+  return isRemote(source) && typeof d.sha256 !== 'string';
+}
+
+/** The confirmation before a download: size, licence (the user accepts it by downloading), checksum. */
+export function describeDownload(described: unknown): { message: string; detail: string } {
+  const d = (described !== null && typeof described === 'object' ? described : {}) as PullDescription;
+  const size = typeof d.bytes === 'number' ? mib(d.bytes) : 'size unknown';
+  const licence =
+    typeof d.licence === 'string' && d.licence !== ''
+      ? `Licence: ${d.licence}. Downloading means you accept it; read it on the model's page first.`
+      : 'The server states no licence: check the model page for its terms before you use it.';
+  const check = typeof d.sha256 === 'string' ? `SHA-256 ${d.sha256.slice(0, 12)}… is stated and will be verified.` : 'No checksum is stated.';
+  return { message: `Download ${d.filename ?? 'the model'} (${size})?`, detail: `${licence} ${check}` };
+}
+
+export const DOWNLOAD = 'Download';
 
 export function sha256Problem(text: string): string | undefined {
   const t = text.trim();

@@ -320,10 +320,15 @@ def models_pull(
     The download is checked (SHA-256, GGUF header) before it is registered; an interrupted
     one resumes when the same command runs again. HF_ENDPOINT points hf:// at a mirror.
     """
-    from goldiff.sources.pull import pull
+    from goldiff.sources.pull import describe, pull
     from goldiff.sources.registry import Registry
 
     root = resolve_home(home)
+    if not as_json:
+        info = describe(source)
+        size = f"{info['bytes'] / (1 << 20):.1f} MiB" if "bytes" in info else "size unknown"
+        licence = f", licence {info['licence']}" if "licence" in info else ""
+        click.echo(f"{info['filename']}: {size}{licence}", err=True)
     with _ProgressBar("downloading") as progress:
         pulled = pull(root, source, name=name, sha256=sha256, progress=lambda d, t: progress(d, t or 0))
     if make_default:

@@ -3,7 +3,9 @@
 The download itself is `goldiff.sources.pull` (resumable, checksum- and GGUF-checked,
 registered through the registry); here it runs off the event loop, so typing and capture
 go on, with work-done progress in percent, and stops when the editor cancels. A cancelled
-download keeps its partial file: "Download…" with the same source resumes it.
+download keeps its partial file: "Download…" with the same source resumes it. With
+`describe` it only says what would be fetched (size, checksum, licence), for the editor
+to show before the user agrees.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from goldiff import protocol
 from goldiff.errors import ConfigError
 from goldiff.progress import begin_progress
-from goldiff.sources.pull import Pulled, pull, resolve_source
+from goldiff.sources.pull import Pulled, describe, pull, resolve_source
 
 
 def _mib(n: int) -> str:
@@ -27,6 +29,8 @@ async def pull_for_server(ls: Any, args: Sequence[Any]) -> dict[str, Any]:
     params = protocol.structure(list(args), protocol.PullModelArgs)
     if not params.source.strip():
         raise ConfigError("goldiff.pullModel needs a source: hf://OWNER/REPO/FILE.gguf, a URL or a path")
+    if params.describe:
+        return await asyncio.to_thread(describe, params.source)
     filename = resolve_source(params.source).filename  # a bad source fails before any progress
     progress = await begin_progress(ls, f"Goldiff: downloading {filename}", params.progress_token)
 

@@ -91,6 +91,7 @@ class PullModelArgs:
     name: str | None = None
     sha256: str | None = None
     progress_token: str | None = None
+    describe: bool = False  # only say what would be fetched: size, stated SHA-256, licence
 
 
 @attrs.define

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from goldiff.cli import main
 from goldiff.errors import ConfigError, PullCancelled, PullError
 from goldiff.sources import pull as pull_module
-from goldiff.sources.pull import pull, resolve_source
+from goldiff.sources.pull import describe, pull, resolve_source
 from goldiff.sources.registry import DEFAULT_MODEL_ENV, Registry
 from lsprotocol import types
 
@@ -43,8 +43,19 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def do_GET(self) -> None:
+        def do_HEAD(self) -> None:
+            self.do_GET(body=False)
+
+        def do_GET(self, body: bool = True) -> None:
             parts = self.path.strip("/").split("/")
+            if parts[:2] == ["api", "models"]:
+                payload = json.dumps({"id": "/".join(parts[2:4]), "cardData": {"license": "apache-2.0"}})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload.encode())
+                return
             if len(parts) >= 5 and parts[2] == "resolve":
                 # The hub answers on its own host with a redirect to its CDN, stating the SHA-256.
                 key = "/".join([parts[0], parts[1], *parts[4:]])
@@ -63,7 +74,8 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             if data is None:
                 self.send_error(404)
                 return
-            hub.ranges.append(self.headers.get("Range"))
+            if body:
+                hub.ranges.append(self.headers.get("Range"))
             start = 0
             if (rng := self.headers.get("Range")) is not None:
                 start = int(rng.removeprefix("bytes=").split("-")[0])
@@ -76,16 +88,18 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
             else:
                 self.send_response(200)
-            body = data[start:]
-            self.send_header("Content-Length", str(len(body)))
+            content = data[start:]
+            self.send_header("Content-Length", str(len(content)))
             self.end_headers()
+            if not body:
+                return
             if hub.cut_after is not None:
                 cut, hub.cut_after = hub.cut_after, None
-                self.wfile.write(body[:cut])
+                self.wfile.write(content[:cut])
                 self.wfile.flush()
                 self.close_connection = True
                 return
-            self.wfile.write(body)
+            self.wfile.write(content)
 
     return Handler
 
@@ -143,6 +157,33 @@ def test_pull_from_the_hub_layout_verifies_and_registers(tmp_path: Path, hub: Hu
     assert registry.resolve(None).model_path == path
     listed = runner.invoke(main, ["models", "list", "--home", str(home)])
     assert "* tiny-coder  [model]" in listed.output
+
+
+def test_describe_says_size_checksum_and_licence_before_anything_is_fetched(
+    tmp_path: Path, hub: Hub, tiny_gguf: Path
+) -> None:
+    info = describe("hf://goldiff/tiny/tiny-coder.gguf")
+    assert info == {
+        "filename": "tiny-coder.gguf",
+        "kind": "url",
+        "bytes": tiny_gguf.stat().st_size,
+        "sha256": hashlib.sha256(tiny_gguf.read_bytes()).hexdigest(),
+        "licence": "apache-2.0",
+    }
+    assert hub.ranges == []  # a HEAD request: nothing was downloaded
+    assert describe(str(tiny_gguf)) == {
+        "filename": tiny_gguf.name,
+        "kind": "file",
+        "bytes": tiny_gguf.stat().st_size,
+    }
+    with pytest.raises(PullError, match="HTTP 404"):
+        describe("hf://goldiff/tiny/missing.gguf")
+    result = CliRunner().invoke(
+        main, ["models", "pull", "hf://goldiff/tiny/tiny-coder.gguf", "--home", str(tmp_path / "h")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "tiny-coder.gguf: 2.4 MiB, licence apache-2.0" in result.output
+    assert "SHA-256 verified" in result.output
 
 
 def test_an_interrupted_download_resumes_with_a_range_request(
@@ -240,6 +281,13 @@ async def test_pull_model_command_reports_progress_and_registers(tmp_path: Path,
             )
         )
         assert answer["name"] == "tiny-coder" and answer["verified"] is True
+        about = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command="goldiff.pullModel",
+                arguments=[{"source": "hf://goldiff/tiny/tiny-coder.gguf", "describe": True}],
+            )
+        )
+        assert about["licence"] == "apache-2.0" and about["sha256"] == answer["sha256"]
         models = await client.workspace_execute_command_async(
             types.ExecuteCommandParams(command="goldiff.models", arguments=[])
         )

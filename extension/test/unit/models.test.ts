@@ -6,7 +6,7 @@ import { compareMarkdown, compareTargets, verdict } from '../../src/compareView'
 import { dateProblem, emptyExport, EXPORT_EVERYTHING, filtersFor, scopeItems, sinceItems, START_RECORDING } from '../../src/exportTraces';
 import { PercentSteps, progressText } from '../../src/progress';
 import { ServerCommands } from '../../src/protocol';
-import { asksForChecksum, pullMessage, pullSourceProblem, sha256Problem } from '../../src/pull';
+import { asksForChecksum, describeDownload, pullMessage, pullSourceProblem, sha256Problem } from '../../src/pull';
 import { manualTrainInstall, parseTrainProbe, TRAIN_PROBE, trainInstall } from '../../src/trainExtra';
 
 const root = path.join(__dirname, '..', '..', '..');
@@ -22,8 +22,9 @@ test('a download source must name a .gguf on the hub, at a URL or on disk', () =
   assert.match(pullSourceProblem('hf://owner/x.gguf') ?? '', /owner, a repository and a file/);
   assert.match(pullSourceProblem('https://example.com/model.bin') ?? '', /\.gguf/);
   assert.match(pullSourceProblem('  ') ?? '', /hub file/);
-  assert.equal(asksForChecksum('https://x/y.gguf'), true);
-  assert.equal(asksForChecksum('hf://o/r/y.gguf'), false); // the hub states it
+  assert.equal(asksForChecksum('https://x/y.gguf', { bytes: 5 }), true);
+  assert.equal(asksForChecksum('hf://o/r/y.gguf', { sha256: 'a'.repeat(64) }), false); // the hub states it
+  assert.equal(asksForChecksum('/local/y.gguf', {}), false);
   assert.equal(sha256Problem(''), undefined);
   assert.equal(sha256Problem('a'.repeat(64)), undefined);
   assert.ok(sha256Problem('abc') !== undefined);
@@ -33,6 +34,14 @@ test('the download message says what was checked and whether it resumed', () => 
   const msg = pullMessage({ name: 'coder', bytes: 3 * 1048576, verified: true, resumedFrom: 1048576 });
   assert.equal(msg, 'Goldiff downloaded and registered coder (3.0 MiB, resumed after 1.0 MiB, SHA-256 verified).');
   assert.match(pullMessage({ name: 'x', bytes: 10, verified: false }), /no checksum was stated/);
+});
+
+test('before a download the user sees its size, licence and checksum', () => {
+  const about = describeDownload({ filename: 'coder.gguf', bytes: 5 * 1048576, licence: 'apache-2.0', sha256: 'ab'.repeat(32) });
+  assert.equal(about.message, 'Download coder.gguf (5.0 MiB)?');
+  assert.match(about.detail, /^Licence: apache-2\.0\. Downloading means you accept it/);
+  assert.match(about.detail, /SHA-256 abababababab… is stated and will be verified\./);
+  assert.match(describeDownload({ filename: 'x.gguf' }).detail, /states no licence.*No checksum is stated/);
 });
 
 test('percentages become increments that never go backwards', () => {

@@ -173,6 +173,57 @@ def _download(
     return h, done, resumed, stated
 
 
+def _hub_repo(source: str) -> tuple[str, str] | None:
+    if not source.strip().startswith("hf://"):
+        return None
+    parts = [p for p in source.strip().removeprefix("hf://").partition("@")[0].split("/") if p]
+    return (parts[0], parts[1]) if len(parts) >= 3 else None
+
+
+def describe(source: str, timeout: float = 15.0) -> dict[str, Any]:
+    """What a user sees before saying yes: file name, size, stated SHA-256, and the licence.
+
+    The size and checksum come from a HEAD request (the hub states both); the licence from
+    the hub's model API (`/api/models/OWNER/REPO`: `cardData.license`, else a `license:`
+    tag). A server that says nothing leaves the field out; only an unreachable or refused
+    file is an error.
+    """
+    import httpx
+
+    found = resolve_source(source)
+    info: dict[str, Any] = {"filename": found.filename, "kind": found.kind}
+    if found.kind == "file":
+        info["bytes"] = Path(found.location).stat().st_size
+        return info
+    try:
+        r = httpx.head(found.location, follow_redirects=True, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise PullError(f"cannot reach {found.location} ({exc}); check the address and the network") from exc
+    if r.status_code >= 400:
+        raise PullError(f"{found.location} answered HTTP {r.status_code}; check the address")
+    length = r.headers.get("content-length")
+    if length and length.isdigit():
+        info["bytes"] = int(length)
+    stated = next((x for x in (_stated_sha256(h.headers) for h in [*r.history, r]) if x is not None), None)
+    if stated:
+        info["sha256"] = stated
+    repo = _hub_repo(source)
+    if repo is not None:
+        endpoint = os.environ.get(HF_ENDPOINT_ENV, HF_ENDPOINT).rstrip("/")
+        try:
+            meta = httpx.get(f"{endpoint}/api/models/{repo[0]}/{repo[1]}", timeout=timeout).json()
+        except (httpx.HTTPError, ValueError):
+            meta = {}
+        card = meta.get("cardData") if isinstance(meta, dict) else None
+        licence = card.get("license") if isinstance(card, dict) else None
+        tags = meta.get("tags") if isinstance(meta, dict) else None
+        if not licence and isinstance(tags, list):
+            licence = next((t[8:] for t in tags if isinstance(t, str) and t.startswith("license:")), None)
+        if licence:
+            info["licence"] = str(licence)
+    return info
+
+
 class _Stream:
     """An iterator of byte blocks read like a file (so downloads and copies share `_copy`)."""
 
@@ -241,4 +292,4 @@ def pull(
     return Pulled(entry, digest, size, verified, resumed, reused)
 
 
-__all__ = ["PullCancelled", "PullError", "Pulled", "pull", "resolve_source"]
+__all__ = ["PullCancelled", "PullError", "Pulled", "describe", "pull", "resolve_source"]
