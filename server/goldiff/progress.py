@@ -46,6 +46,8 @@ class CommandProgress:
         if self.token is not None:
             with contextlib.suppress(Exception):
                 self.ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
+            # pygls keeps a future per token for good; a long session exports many times.
+            self.ls.work_done_progress.tokens.pop(self.token, None)
 
 
 async def begin_progress(ls: Any, title: str, client_token: str | None) -> CommandProgress:
