@@ -9,13 +9,28 @@ import * as host from './host';
 import { captureExplanation, ENABLE_CAPTURE, NOT_NOW, shouldAskForCapture } from './consent';
 import { EditEpisodes, episodeOf } from './episodes';
 import {
+  dateProblem,
   defaultExportName,
+  emptyExport,
+  EXPORT_EVERYTHING,
   exportedFiles,
   exportedRows,
   exportExtension,
   exportMessage,
+  filtersFor,
   formatPickItems,
+  OPEN,
+  REVEAL,
+  scopeItems,
+  sinceItems,
+  START_RECORDING,
+  type ExportFilters,
 } from './exportTraces';
+import { compareMarkdown, compareTargets } from './compareView';
+import { progressText } from './progress';
+import { asksForChecksum, describeDownload, DOWNLOAD, HUB_EXAMPLE, isRemote, pullMessage, PULL_CANCELLED, pullSourceProblem, sha256Problem } from './pull';
+import { bundledWheel, type SetupSystem } from './setup';
+import { INSTALL_TRAIN, manualTrainInstall, parseTrainProbe, TRAIN_PROBE, trainInstall } from './trainExtra';
 import { isMode, modePickItems, targetFor } from './mode';
 import { dataFolder } from './paths';
 import { ServerCommands, type Mode, type Provider, type ServerStatus } from './protocol';
@@ -26,7 +41,7 @@ import { Cancelled } from './cancel';
 import { SNOOZE_MINUTES, Snooze, triggerMode } from './control';
 import { distillOutcome, evaluateArgs, EVALUATE, USE_IT } from './distill';
 import { menuItems, snoozeItems } from './menu';
-import { modelPickItems } from './models';
+import { modelPickItems, type ModelsAnswer } from './models';
 import { answeringModel, captureEnabled, type ClientState } from './status';
 
 export const CAPTURE_CONSENT_KEY = 'goldiff.captureConsent';
@@ -44,6 +59,10 @@ export interface CommandDeps {
   render(): void;
   /** Offers to set up Goldiff's own server environment (first run). */
   setUpServer(): Promise<void>;
+  /** Runs programs (pip, probes) in the server's interpreter. */
+  system: SetupSystem;
+  /** Where the extension lies (its bundled wheel). */
+  extensionDir: string;
 }
 
 function message(err: unknown): string {
@@ -77,6 +96,8 @@ export class Commands {
       ['goldiff.showLog', () => this.d.log.show()],
       ['goldiff.doctor', () => this.runCli('Goldiff Doctor', ['-m', 'goldiff', 'doctor'])],
       ['goldiff.setUpServer', () => this.d.setUpServer()],
+      ['goldiff.downloadModel', () => this.downloadModel()],
+      ['goldiff.compareModels', () => this.compareModels()],
     ];
     return entries.map(([id, run]) =>
       host.registerCommand(id, async (...args: unknown[]) => {
@@ -123,22 +144,65 @@ export class Commands {
     if (format === undefined) {
       return;
     }
-    const folder = host.workspaceFolderPaths()[0] ?? os.homedir();
+    const scope = await host.pick(
+      scopeItems(host.workspaceFolderUris(), host.workspaceFolderPaths().map((p) => path.basename(p))),
+      'Which workspace’s data',
+      'Goldiff: Export Traces',
+    );
+    if (scope === undefined) {
+      return;
+    }
+    const period = await host.pick(sinceItems(new Date()), 'Recorded since', 'Goldiff: Export Traces');
+    if (period === undefined) {
+      return;
+    }
+    let since = period.since;
+    if (period.ask === true) {
+      since = (
+        await host.input({ title: 'Goldiff: Export Traces', prompt: 'Only data recorded from this date on (UTC)', placeHolder: 'YYYY-MM-DD', validate: dateProblem })
+      )?.trim();
+      if (since === undefined) {
+        return;
+      }
+    }
+    // The data folder's exports/ by default: where `goldiff export` writes too.
     const file = await host.saveDialog(
-      path.join(folder, defaultExportName(format.format, new Date())),
+      path.join(this.dataFolder(), 'exports', defaultExportName(format.format, new Date())),
       `Goldiff ${format.label}`,
       exportExtension(format.format),
     );
     if (file === undefined) {
       return;
     }
-    const result = await host.withProgress(`Goldiff: exporting ${format.label} traces`, true, (_report, token) =>
-      this.d.server.execute(ServerCommands.exportTraces, { format: format.format, path: file, filters: {} }, token),
+    await this.runExport(format.format, format.label, file, filtersFor(scope, since));
+  }
+
+  private async runExport(format: string, label: string, file: string, filters: ExportFilters): Promise<void> {
+    const result = await host.withPercentProgress(`Goldiff: exporting ${label} traces`, (report, token) =>
+      this.d.server.executeWithProgress(
+        ServerCommands.exportTraces,
+        { format, path: file, filters },
+        (value) => report(progressText(value), value.percentage),
+        token,
+      ),
     );
-    this.d.log.info(`Exported ${format.format} to ${file}: ${JSON.stringify(result)}`);
+    this.d.log.info(`Exported ${format} to ${file}: ${JSON.stringify(result)}`);
+    const rows = exportedRows(result);
+    if (rows === 0) {
+      const empty = emptyExport(result, filters, captureEnabled(this.d.lastStatus()));
+      const choice = await host.warn(empty.message, ...empty.actions);
+      if (choice === EXPORT_EVERYTHING) {
+        await this.runExport(format, label, file, {});
+      } else if (choice === START_RECORDING) {
+        await this.setCapture(true);
+      }
+      return;
+    }
     const files = exportedFiles(result, file);
-    const open = await host.info(exportMessage(exportedRows(result), files.join(', ')), 'Open');
-    if (open === 'Open') {
+    const choice = await host.info(exportMessage(rows, files.join(', ')), REVEAL, OPEN);
+    if (choice === REVEAL) {
+      await host.revealFile(files[0]!);
+    } else if (choice === OPEN) {
       await host.openFile(files[0]!);
     }
   }
@@ -149,6 +213,9 @@ export class Commands {
   }
 
   private async distill(): Promise<void> {
+    if (!(await this.ensureTrainExtra())) {
+      return;
+    }
     const started = Date.now();
     const result = await host.withProgress('Goldiff: distilling a local model', true, (report, token) => {
       report('exporting the gold, fine-tuning, converting to GGUF (minutes; Cancel stops it)…');
@@ -166,6 +233,46 @@ export class Commands {
     } else if (choice === EVALUATE) {
       this.runCli('Goldiff Eval', evaluateArgs(outcome.name));
     }
+  }
+
+  /**
+   * Whether the server's interpreter can train; when it cannot, offers to install the
+   * `train` extra (size and time said first) and answers whether it now can.
+   */
+  private async ensureTrainExtra(): Promise<boolean> {
+    const python = this.d.server.pythonCommand;
+    if (python === undefined) {
+      return true; // the server says what is wrong when it is asked to distill
+    }
+    const r = await this.d.system.run(python, ['-c', TRAIN_PROBE]);
+    const probe = parseTrainProbe(r.code, r.stdout);
+    if (probe === undefined || probe.missing.length === 0) {
+      return true;
+    }
+    this.d.log.info(`Distill Now: the training extra is missing (${probe.missing.join(', ')})`);
+    const checkout = probe.root !== undefined && this.d.system.exists(path.join(probe.root, 'pyproject.toml')) ? probe.root : undefined;
+    const plan = trainInstall(process.platform, bundledWheel(this.d.system, this.d.extensionDir), checkout);
+    if (plan === undefined) {
+      void host.error(manualTrainInstall(probe.missing));
+      return false;
+    }
+    const answer = await host.confirm('Install Goldiff’s training extra?', plan.warning, INSTALL_TRAIN);
+    if (answer !== INSTALL_TRAIN) {
+      return false;
+    }
+    // Not cancellable: pip stopped half-way leaves an environment worse than before.
+    const done = await host.withProgress('Goldiff: installing the training extra', false, async (report) => {
+      report('downloading PyTorch, transformers, peft and trl (about 1 GB; the Goldiff output shows pip)…');
+      this.d.log.info(`$ ${python} ${plan.args.join(' ')}`);
+      return this.d.system.run(python, plan.args, (line) => this.d.log.info(line));
+    });
+    if (done.code !== 0) {
+      const last = done.stderr.trim().split(/\r?\n/).pop() ?? done.spawnError ?? `exit code ${String(done.code)}`;
+      void host.error(`Installing the training extra failed: ${last}. The Goldiff output has pip's whole log.`);
+      return false;
+    }
+    void host.info('Goldiff’s training extra is installed; distilling now.');
+    return true;
   }
 
   /** Local mode with this model: the setting wins over the registry's default. */
@@ -220,6 +327,10 @@ export class Commands {
     if (chosen === undefined) {
       return;
     }
+    if (chosen.download === true) {
+      await this.downloadModel();
+      return;
+    }
     if (chosen.addFile === true) {
       const file = await host.openFileDialog('Goldiff: add a GGUF model', 'GGUF model', 'gguf');
       if (file !== undefined) {
@@ -228,6 +339,103 @@ export class Commands {
       return;
     }
     await this.useModel(chosen.value ?? '');
+  }
+
+  /** "Download…": a GGUF from the hub, a URL or a file, into the registry. */
+  private async downloadModel(): Promise<void> {
+    const FROM_FILE = '$(file) A GGUF file on this machine…';
+    const FROM_URL = '$(cloud-download) From the hub or a URL…';
+    const how = await host.pick(
+      [
+        { label: FROM_URL, detail: `${HUB_EXAMPLE} or https://…/model.gguf; resumes if interrupted, SHA-256 checked.` },
+        { label: FROM_FILE, detail: 'Copied into Goldiff’s models folder and registered.' },
+      ],
+      'Where is the model?',
+      'Goldiff: Download Model',
+    );
+    if (how === undefined) {
+      return;
+    }
+    let source: string | undefined;
+    if (how.label === FROM_FILE) {
+      source = await host.openFileDialog('Goldiff: a GGUF model to add', 'GGUF model', 'gguf');
+    } else {
+      source = (
+        await host.input({ title: 'Goldiff: Download Model', prompt: 'The model file', placeHolder: HUB_EXAMPLE, validate: pullSourceProblem })
+      )?.trim();
+    }
+    if (source === undefined || source === '') {
+      return;
+    }
+    let sha256: string | undefined;
+    if (isRemote(source)) {
+      // Size, licence and checksum before a byte is fetched.
+      const described = await this.d.server.execute(ServerCommands.pullModel, { source, describe: true });
+      const about = describeDownload(described);
+      if ((await host.confirm(about.message, about.detail, DOWNLOAD)) !== DOWNLOAD) {
+        return;
+      }
+      if (asksForChecksum(source, described)) {
+        sha256 = await this.askChecksum();
+        if (sha256 === undefined) {
+          return;
+        }
+      }
+    }
+    let answer: unknown;
+    try {
+      answer = await host.withPercentProgress('Goldiff: downloading a model', (report, token) =>
+        this.d.server.executeWithProgress(
+          ServerCommands.pullModel,
+          { source, ...(sha256 ? { sha256 } : {}) },
+          (value) => report(progressText(value), value.percentage),
+          token,
+        ),
+      );
+    } catch (err) {
+      if (err instanceof Cancelled) {
+        void host.info(PULL_CANCELLED);
+        return;
+      }
+      throw err;
+    }
+    this.d.log.info(`Downloaded ${source}: ${JSON.stringify(answer)}`);
+    const name = (answer as { name?: unknown } | undefined)?.name;
+    const choice = await host.info(pullMessage(answer), USE_IT);
+    if (choice === USE_IT && typeof name === 'string') {
+      await this.useModel(name);
+    }
+  }
+
+  private async askChecksum(): Promise<string | undefined> {
+    return (
+      await host.input({
+        title: 'Goldiff: Download Model',
+        prompt: 'Its SHA-256, from the page you got the URL from (empty: record the checksum without verifying it)',
+        validate: sha256Problem,
+      })
+    )?.trim();
+  }
+
+  /** The current local model beside another (or the frontier) on recent held-out gold. */
+  private async compareModels(): Promise<void> {
+    const answer = await this.d.server.execute<ModelsAnswer>(ServerCommands.models);
+    const setting = host.getSetting('local.model');
+    const current = typeof setting === 'string' && setting !== '' ? setting : (answer?.default ?? undefined);
+    if (current === undefined || current === null) {
+      void host.info('Goldiff has no local model to compare yet: choose one with "Goldiff: Choose Local Model".');
+      return;
+    }
+    const target = await host.pick(compareTargets(answer, current), `Compare ${current} with…`, 'Goldiff: Compare Models');
+    if (target === undefined) {
+      return;
+    }
+    const result = await host.withProgress(`Goldiff: comparing ${current} with ${target.other}`, true, (report, token) => {
+      report('running both on your newest held-out completions (a minute or more; Cancel stops it)…');
+      return this.d.server.execute(ServerCommands.compare, { current, other: target.other, limit: 200 }, token);
+    });
+    this.d.log.info(`Compared ${current} with ${target.other}: ${JSON.stringify(result).slice(0, 2000)}`);
+    await host.showMarkdown('Goldiff Compare.md', compareMarkdown(result, new Date()));
   }
 
   private async snoozeFor(minutes: unknown): Promise<void> {

@@ -77,3 +77,86 @@ export function exportMessage(rows: number | undefined, file: string): string {
     ? `Goldiff exported traces to ${file}.`
     : `Goldiff exported ${rows} row${rows === 1 ? '' : 's'} to ${file}.`;
 }
+
+/** The export's filters as `goldiff.exportTraces` reads them (camelCase keys). */
+export interface ExportFilters {
+  workspace?: string;
+  since?: string;
+}
+
+export interface ScopeItem {
+  label: string;
+  description?: string;
+  workspace?: string;
+}
+
+export function scopeItems(workspaceUris: string[], workspaceNames: string[]): ScopeItem[] {
+  const items: ScopeItem[] = workspaceUris.map((uri, i) => ({
+    label: workspaceUris.length === 1 ? 'This workspace' : `Workspace ${workspaceNames[i] ?? uri}`,
+    description: workspaceNames[i],
+    workspace: uri,
+  }));
+  items.push({ label: 'All workspaces', description: 'everything recorded on this machine' });
+  return items;
+}
+
+export interface SinceItem {
+  label: string;
+  /** ISO date (UTC) or undefined for all time; `ask` asks for a date. */
+  since?: string;
+  ask?: boolean;
+}
+
+function daysBefore(now: Date, days: number): string {
+  return new Date(now.getTime() - days * 86400000).toISOString().slice(0, 10);
+}
+
+export function sinceItems(now: Date): SinceItem[] {
+  return [
+    { label: 'All time' },
+    { label: 'Last 7 days', since: daysBefore(now, 7) },
+    { label: 'Last 30 days', since: daysBefore(now, 30) },
+    { label: 'Since a date…', ask: true },
+  ];
+}
+
+export function dateProblem(text: string): string | undefined {
+  const t = text.trim();
+  return /^\d{4}-\d{2}-\d{2}$/.test(t) && !Number.isNaN(Date.parse(t)) ? undefined : 'A date as YYYY-MM-DD, e.g. 2026-11-01.';
+}
+
+export function filtersFor(scope: ScopeItem, since: string | undefined): ExportFilters {
+  const filters: ExportFilters = {};
+  if (scope.workspace !== undefined) {
+    filters.workspace = scope.workspace;
+  }
+  if (since !== undefined) {
+    filters.since = since;
+  }
+  return filters;
+}
+
+export const EXPORT_EVERYTHING = 'Export Without Filters';
+export const START_RECORDING = 'Start Recording';
+export const REVEAL = 'Reveal in File Explorer';
+export const OPEN = 'Open';
+
+/**
+ * What to say when an export wrote no rows: the server's reason (`why`), and the one
+ * action that is most likely to help.
+ */
+export function emptyExport(result: unknown, filters: ExportFilters, recording: boolean | undefined): { message: string; actions: string[] } {
+  const why = result !== null && typeof result === 'object' ? (result as Record<string, unknown>).why : undefined;
+  const reason =
+    typeof why === 'string' && why !== ''
+      ? why
+      : 'No recorded suggestion has settled gold yet: accepted suggestions become rows once their file is saved and left alone for a few seconds.';
+  const actions: string[] = [];
+  if (Object.keys(filters).length > 0) {
+    actions.push(EXPORT_EVERYTHING);
+  }
+  if (recording === false) {
+    actions.push(START_RECORDING);
+  }
+  return { message: `Goldiff exported 0 rows. ${reason}`, actions };
+}

@@ -194,6 +194,8 @@ export async function activate(context: host.ExtensionContext): Promise<void> {
     snooze,
     clientState: () => state,
     render,
+    system,
+    extensionDir: context.extensionPath,
     setUpServer: async () => {
       const decision = decideSetup(system, { pythonPathSetting: '', storageDir, extensionDir: context.extensionPath });
       if (decision.kind === 'none') {

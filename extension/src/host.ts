@@ -6,6 +6,7 @@
  */
 import * as vscode from 'vscode';
 import type { SettingScopes, SettingTarget } from './mode';
+import { PercentSteps } from './progress';
 
 export type Disposable = vscode.Disposable;
 export type ExtensionContext = vscode.ExtensionContext;
@@ -128,8 +129,11 @@ export function input(options: {
   placeHolder?: string;
   password?: boolean;
   value?: string;
+  /** The reason the text cannot be accepted, shown under the box; undefined when it can. */
+  validate?: (text: string) => string | undefined;
 }): Thenable<string | undefined> {
-  return vscode.window.showInputBox({ ...options, ignoreFocusOut: true });
+  const { validate, ...rest } = options;
+  return vscode.window.showInputBox({ ...rest, ignoreFocusOut: true, validateInput: validate });
 }
 
 export async function saveDialog(defaultPath: string, filterName: string, ext: string): Promise<string | undefined> {
@@ -154,6 +158,20 @@ export function withProgress<R>(
   );
 }
 
+/**
+ * A cancellable notification whose bar follows the percentages `task` reports (absolute,
+ * 0-100, as work-done progress carries them).
+ */
+export function withPercentProgress<R>(
+  title: string,
+  task: (report: (message: string | undefined, percent: number | undefined) => void, token: vscode.CancellationToken) => Thenable<R>,
+): Thenable<R> {
+  return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, token) => {
+    const steps = new PercentSteps();
+    return task((message, percent) => progress.report({ message, increment: steps.step(percent) }), token);
+  });
+}
+
 // Read-only documents Goldiff shows (the stats). A scheme of our own keeps them out of
 // the language client's document selector, so the server never records its own reports.
 const READONLY_SCHEME = 'goldiff';
@@ -173,6 +191,27 @@ export async function showReadOnly(name: string, content: string, language: stri
   await vscode.window.showTextDocument(await vscode.languages.setTextDocumentLanguage(doc, language), {
     preview: true,
   });
+}
+
+/** Markdown Goldiff wrote, rendered in the preview (the source stays read-only). */
+export async function showMarkdown(name: string, content: string): Promise<void> {
+  await showReadOnly(name, content, 'markdown');
+  const uri = vscode.Uri.from({ scheme: READONLY_SCHEME, path: name });
+  try {
+    await vscode.commands.executeCommand('markdown.showPreview', uri);
+  } catch {
+    // Without the built-in markdown extension the source view stays: still readable.
+  }
+}
+
+/** Shows a file selected in the OS file manager (on a remote, in the Explorer). */
+export async function revealFile(fsPath: string): Promise<void> {
+  const uri = vscode.Uri.file(fsPath);
+  if (vscode.env.uiKind === vscode.UIKind.Desktop && vscode.env.remoteName === undefined) {
+    await vscode.commands.executeCommand('revealFileInOS', uri);
+  } else {
+    await vscode.commands.executeCommand('revealInExplorer', uri);
+  }
 }
 
 export async function openFile(fsPath: string): Promise<void> {

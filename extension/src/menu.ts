@@ -44,6 +44,7 @@ export function menuItems(s: MenuState): MenuItem[] {
   items.push(
     { label: '$(zap) Trigger Completion', description: s.manual ? 'manual trigger mode' : '', command: 'goldiff.triggerCompletion' },
     { label: '$(graph) Show Stats', command: 'goldiff.showStats' },
+    { label: '$(split-horizontal) Compare Models…', detail: 'The local model beside another, or the frontier, on your recent gold.', command: 'goldiff.compareModels' },
     { label: '$(output) Show Log', command: 'goldiff.showLog' },
     { label: '$(pulse) Run Doctor', detail: 'Checks the interpreter, the store, the model and llama.cpp.', command: 'goldiff.doctor' },
   );

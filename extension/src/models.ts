@@ -1,7 +1,7 @@
 /**
  * The local model picker: the registry as `goldiff.models` returns it (name, kind, base,
- * lineage with its data and loss, date), the current choice marked, plus "Add GGUF
- * File…". The choice goes into `goldiff.local.model`, which wins over the registry's
+ * lineage with its data and loss, date), the current choice marked, plus "Download…"
+ * (a GGUF from the hub or a URL, registered) and "Add GGUF File…". The choice goes into `goldiff.local.model`, which wins over the registry's
  * default (`goldiff models use`); clearing it hands the choice back to the registry.
  */
 
@@ -28,6 +28,8 @@ export interface ModelPickItem {
   /** The value for goldiff.local.model; '' hands the choice to the registry's default. */
   value?: string;
   addFile?: boolean;
+  /** "Download…": fetch a GGUF into the registry (goldiff.pullModel). */
+  download?: boolean;
 }
 
 function day(epochSeconds: number | undefined): string {
@@ -63,6 +65,9 @@ export function modelPickItems(answer: unknown, setting: string): ModelPickItem[
       value: m.name,
     });
   }
-  items.push({ label: '$(file-add) Add GGUF File…', detail: 'A model file on this machine.', addFile: true });
+  items.push(
+    { label: '$(cloud-download) Download…', detail: 'A GGUF from the Hugging Face hub (hf://OWNER/REPO/FILE.gguf) or a URL, checked and registered.', download: true },
+    { label: '$(file-add) Add GGUF File…', detail: 'A model file on this machine, used where it is.', addFile: true },
+  );
   return items;
 }

@@ -55,6 +55,10 @@ export const ServerCommands = {
   forget: 'goldiff.forget',
   status: 'goldiff.status',
   models: 'goldiff.models',
+  /** Fetch a GGUF (hf://, URL or path) into the registry; resumable, checksum-verified. */
+  pullModel: 'goldiff.pullModel',
+  /** The current local model beside another (or the frontier) on recent held-out gold. */
+  compare: 'goldiff.compare',
 } as const;
 
 /**

@@ -17,6 +17,7 @@ import {
   ExecuteCommandRequest,
   LanguageClient,
   State,
+  WorkDoneProgress,
   type CloseHandlerResult,
   type ErrorHandlerResult,
   type LanguageClientOptions,
@@ -29,6 +30,7 @@ import { RestartBackoff } from './backoff';
 import { unlessCancelled } from './cancel';
 import { diagnoseProbe, probePython, resolvePython, SERVER_ARGS, type PythonChoice } from './python';
 import type { ServerSettings } from './protocol';
+import type { WorkDoneValue } from './progress';
 import { withoutApiKey } from './settings';
 import { parseServerLogLine } from './serverLog';
 import * as readline from 'node:readline';
@@ -268,6 +270,30 @@ export class GoldiffServer {
     const params = { command, arguments: args === undefined ? [] : [args] };
     // The token sends $/cancelRequest; the server stops the command (see lsp.py).
     return (await unlessCancelled(token, () => client.sendRequest(ExecuteCommandRequest.type, params, token))) as R;
+  }
+
+  /**
+   * Runs a long server command (an export, a download) whose progress goes to `onProgress`:
+   * the extension creates the work-done token and passes it as `progressToken`, so its own
+   * notification shows the server's percentages and its Cancel cancels the request.
+   */
+  async executeWithProgress<R = unknown>(
+    command: string,
+    args: object,
+    onProgress: (value: WorkDoneValue) => void,
+    token?: host.CancellationToken,
+  ): Promise<R> {
+    const client = this.client;
+    if (client === undefined || !this.running) {
+      return this.execute<R>(command, args, token); // throws the "not running" sentence
+    }
+    const progressToken = `goldiff-${command}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+    const subscription = client.onProgress(WorkDoneProgress.type, progressToken, (value) => onProgress(value));
+    try {
+      return await this.execute<R>(command, { ...args, progressToken }, token);
+    } finally {
+      subscription.dispose();
+    }
   }
 
   async notify(method: string, params: object): Promise<void> {

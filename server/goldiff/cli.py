@@ -304,6 +304,49 @@ def models_use(home: Path | None, name_or_path: str) -> None:
     click.echo(f"The default local model is now {entry.name} ({entry.path}).")
 
 
+@models.command("pull")
+@home_option
+@click.argument("source")
+@click.option("--name", help="Registry name (default: the file name without .gguf).")
+@click.option("--sha256", help="The file's expected SHA-256 (the hub states it; other servers may not).")
+@click.option("--use", "make_default", is_flag=True, help="Make it the default local model too.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@friendly
+def models_pull(
+    home: Path | None, source: str, name: str | None, sha256: str | None, make_default: bool, as_json: bool
+) -> None:
+    """Fetch a GGUF model and register it: hf://OWNER/REPO/FILE.gguf, an http(s) URL or a file.
+
+    The download is checked (SHA-256, GGUF header) before it is registered; an interrupted
+    one resumes when the same command runs again. HF_ENDPOINT points hf:// at a mirror.
+    """
+    from goldiff.sources.pull import describe, pull
+    from goldiff.sources.registry import Registry
+
+    root = resolve_home(home)
+    if not as_json:
+        info = describe(source)
+        size = f"{info['bytes'] / (1 << 20):.1f} MiB" if "bytes" in info else "size unknown"
+        licence = f", licence {info['licence']}" if "licence" in info else ""
+        click.echo(f"{info['filename']}: {size}{licence}", err=True)
+    with _ProgressBar("downloading") as progress:
+        pulled = pull(root, source, name=name, sha256=sha256, progress=lambda d, t: progress(d, t or 0))
+    if make_default:
+        Registry(root).use(pulled.entry.name)
+    if as_json:
+        click.echo(json.dumps({**pulled.as_dict(), "default": make_default}, indent=2, sort_keys=True))
+        return
+    check = (
+        "SHA-256 verified" if pulled.verified else "no SHA-256 was stated to check against (pass --sha256)"
+    )
+    click.echo(f"Registered {pulled.entry.name} ({pulled.entry.path}, {pulled.bytes} bytes; {check}).")
+    click.echo(
+        "It is now the default local model."
+        if make_default
+        else f"Use it: goldiff models use {pulled.entry.name}"
+    )
+
+
 @models.command("gate")
 @home_option
 @click.option("--model", "model", help="The model the gate is for (default: the default model).")
@@ -431,7 +474,10 @@ def export_cmd(home: Path | None, fmt: str, rows: str | None, out: str | None, *
     target = Path(out) if out else ex.default_out(exports_dir(resolve_home(home)), options)
     with _ProgressBar("exporting") as progress:
         result = ex.export(db, options, target, progress)
-    click.echo(json.dumps(result.as_dict(), indent=2))
+    answer = ex.with_explanation(db, options, result)
+    click.echo(json.dumps(answer, indent=2))
+    if "why" in answer:
+        click.echo(answer["why"], err=True)
 
 
 def _is_dataset_target(out: str, partitioned: bool, split: bool) -> bool:

@@ -14,6 +14,8 @@ escapes is a bug.
     │   ├── ModelLoadError     a GGUF is missing, unreadable or not a model
     │   ├── EngineError        the local engine's process died or hung (restarted)
     │   └── FrontierError      the frontier endpoint refused or failed (401, 404, quota, 5xx)
+    ├── PullError              a model could not be fetched or failed its checksum/GGUF check
+    │   └── PullCancelled      the user stopped a download (its partial file is kept)
     ├── ExportError            an export cannot be written as asked
     └── DistillError           training, GGUF export, quantization or evaluation failed
         ├── NotEnoughDataError too few rows/tokens to train on; says how many are needed
@@ -57,6 +59,14 @@ class EngineError(SourceError):
 
 class FrontierError(SourceError):
     """The frontier endpoint refused or failed the request."""
+
+
+class PullError(GoldiffError):
+    """A model could not be fetched or failed its checks; the message says what to do."""
+
+
+class PullCancelled(PullError):
+    """The user stopped a download; the partial file stays for the next try to resume."""
 
 
 class ExportError(GoldiffError):

@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import math
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -1198,12 +1197,10 @@ def register(server: GoldiffServer) -> None:
 
 async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str, Any]:
     import asyncio
-    import uuid
-
-    from lsprotocol import types
 
     from goldiff import protocol
     from goldiff.home import exports_dir
+    from goldiff.progress import begin_progress
 
     try:
         params = protocol.structure(list(args), protocol.ExportArgs)
@@ -1216,30 +1213,16 @@ async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str,
         out = exports / out
     ls.store.flush()  # what the editor sent up to now belongs in the export
 
-    # The editor shows a long export's progress when it supports work-done progress.
-    caps = ls.client_capabilities
-    token: str | None = None
-    if caps is not None and caps.window is not None and caps.window.work_done_progress:
-        token = f"goldiff-export-{uuid.uuid4().hex[:12]}"
-        try:
-            await ls.work_done_progress.create_async(token)
-            ls.work_done_progress.begin(
-                token, types.WorkDoneProgressBegin(title=f"Goldiff: exporting {options.format}", percentage=0)
-            )
-        except Exception:  # the client refused: export without progress
-            token = None
-    loop = asyncio.get_running_loop()
-    # Set when the editor cancels the request: the worker thread stops at its next
-    # progress step, and a file it finished meanwhile is removed, so cancel leaves nothing.
-    cancelled = threading.Event()
+    # The editor shows a long export's progress (percent, Cancel) when it supports it.
+    progress = await begin_progress(ls, f"Goldiff: exporting {options.format}", params.progress_token)
+    # Set when the editor cancels (the request or the progress): the worker thread stops at
+    # its next progress step, and a file it finished meanwhile is removed, so cancel leaves nothing.
+    cancelled = progress.cancelled
 
     def report(done: int, total: int) -> None:
         if cancelled.is_set():
             raise ExportCancelled("the export was cancelled")
-        if token is None or not total:
-            return
-        value = types.WorkDoneProgressReport(message=f"{done}/{total}", percentage=int(100 * done / total))
-        loop.call_soon_threadsafe(ls.work_done_progress.report, token, value)
+        progress.report(done, total)
 
     def run() -> ExportResult | None:
         db = ls.store.reader()
@@ -1266,8 +1249,22 @@ async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str,
         log.info("export to %s cancelled", out)
         raise
     finally:
-        if token is not None:
-            ls.work_done_progress.end(token, types.WorkDoneProgressEnd())
+        progress.end()
     if result is None:  # cancelled from another path than this task
         raise ExportError("the export was cancelled")
-    return result.as_dict()
+    return with_explanation(ls.store.reader(), options, result)
+
+
+def with_explanation(
+    db: sqlite_utils.Database, options: ExportOptions, result: ExportResult
+) -> dict[str, Any]:
+    """The export's answer; with `why` (what to do) when it wrote no rows. Closes `db`."""
+    answer = result.as_dict()
+    try:
+        if not any(result.counts.values()):
+            from goldiff.export_why import explain_empty
+
+            answer["why"] = explain_empty(db, options)
+    finally:
+        db.conn.close()
+    return answer

@@ -433,6 +433,20 @@ def build_server(home: Path, clock: Callable[[], float] = time.time) -> GoldiffS
         rows = [{**e.__dict__, "exists": e.exists()} for e in registry.list()]
         return {"default": registry.default(), "models": rows}
 
+    @server.command(protocol.PULL_MODEL)
+    async def pull_model(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        """Fetch a GGUF into the registry (the model picker's "Download…")."""
+        from goldiff.downloads import pull_for_server
+
+        return await pull_for_server(ls, args)
+
+    @server.command(protocol.COMPARE)
+    async def compare(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        """The current model beside another on recent held-out gold (`goldiff eval`)."""
+        from goldiff.compare import compare_for_server
+
+        return await compare_for_server(ls, args)
+
     @server.command("goldiff.serverStats")
     def server_stats(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
         """How the server itself is doing: handling times, queue depth, memory."""

@@ -75,6 +75,23 @@ class ExportArgs:
     format: str
     path: str | None = None
     filters: dict[str, Any] = attrs.field(factory=dict)
+    # A work-done progress token the client created (its own notification shows the
+    # percentages and Cancel); without one the server creates its own if it may.
+    progress_token: str | None = None
+
+
+PULL_MODEL = "goldiff.pullModel"
+
+
+@attrs.define
+class PullModelArgs:
+    """`goldiff.pullModel`: fetch a GGUF (hf://, http(s) URL or local path) and register it."""
+
+    source: str
+    name: str | None = None
+    sha256: str | None = None
+    progress_token: str | None = None
+    describe: bool = False  # only say what would be fetched: size, stated SHA-256, licence
 
 
 @attrs.define
@@ -102,6 +119,18 @@ class ProposeEditArgs:
     range: EditRange | None = None
     episode: str | None = None
     ask_instruction: bool = False  # from the code action: a client with an input box asks first
+
+
+COMPARE = "goldiff.compare"
+
+
+@attrs.define
+class CompareArgs:
+    """`goldiff.compare`: `current` beside `other` (a model, or "frontier") on held-out gold."""
+
+    current: str
+    other: str
+    limit: int = attrs.field(default=200, validator=attrs.validators.ge(1))
 
 
 def camel(name: str) -> str:

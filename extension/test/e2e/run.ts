@@ -11,6 +11,8 @@
  * process group and is always killed with it, whatever happens to this script.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as http from 'node:http';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -396,6 +398,9 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
       const target = path.join(tmp, 'export-sft.jsonl');
       await runCommand(page, 'Goldiff: Export Traces');
       await pickQuickItem(page, 'sft');
+      // The filters: which workspace's data, and since when.
+      await pickQuickItem(page, 'All workspaces');
+      await pickQuickItem(page, 'All time');
       // code-server's save dialog is VS Code's simple dialog: a path in a quick input.
       // Wait until the input holds the dialog's proposed path, not the format picker's text.
       const input = page.locator('.quick-input-widget input');
@@ -420,6 +425,65 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
         }
       }
       return `${target}: ${lines.length} valid JSON rows`;
+    },
+  },
+  {
+    name: 'download-model',
+    run: async ({ page, home, features }) => {
+      if (!features.commands.includes('goldiff.pullModel')) {
+        throw new Skip('the server has no goldiff.pullModel command yet');
+      }
+      if (features.defaultModel === null) {
+        throw new Skip('this checkout has no GGUF to serve as a download');
+      }
+      // A loopback file server stands in for a model host (no hub is reachable here); it
+      // states no checksum, so the user types the one "from the model's page".
+      const bytes = fs.readFileSync(features.defaultModel);
+      const sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
+      const server = http.createServer((req, res) => {
+        if (req.url !== '/models/e2e-coder.gguf') {
+          res.writeHead(404).end();
+          return;
+        }
+        res.writeHead(200, { 'Content-Length': String(bytes.length), 'Content-Type': 'application/octet-stream' });
+        res.end(req.method === 'HEAD' ? undefined : bytes);
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const port = (server.address() as net.AddressInfo).port;
+      try {
+        await runCommand(page, 'Goldiff: Download Model');
+        await pickQuickItem(page, 'From the hub or a URL');
+        const input = page.locator('.quick-input-widget input');
+        await waitFor('the source input', 10000, async () => ((await input.getAttribute('placeholder'))?.includes('hf://') ? true : undefined));
+        await input.fill(`http://127.0.0.1:${port}/models/e2e-coder.gguf`);
+        await page.keyboard.press('Enter');
+        const dialog = page.locator('.monaco-dialog-box', { hasText: 'e2e-coder.gguf' });
+        await dialog.waitFor({ state: 'visible', timeout: 15000 });
+        const asked = ((await dialog.textContent()) ?? '').replace(/\s+/g, ' ');
+        if (!/Download e2e-coder\.gguf \(\d+\.\d MiB\)\?/.test(asked) || !asked.includes('states no licence')) {
+          throw new Error(`the confirmation says "${asked}"`);
+        }
+        await dialog.getByRole('button', { name: 'Download' }).click();
+        await waitFor('the checksum input', 10000, async () => ((await page.locator('.quick-input-widget').textContent())?.includes('SHA-256') ? true : undefined));
+        await input.fill(sha256);
+        await page.keyboard.press('Enter');
+        const toast = page.locator('.notification-toast', { hasText: /downloaded and registered/ }).first();
+        await toast.waitFor({ timeout: 120000 });
+        const said = (await toast.textContent()) ?? '';
+        if (!said.includes('SHA-256 verified')) {
+          throw new Error(`the message says "${said}"`);
+        }
+        const registry = JSON.parse(fs.readFileSync(path.join(home, 'models', 'registry.json'), 'utf8')) as {
+          models: Record<string, { path: string; lineage: { sha256?: string } }>;
+        };
+        const entry = registry.models['e2e-coder'];
+        if (entry === undefined || entry.lineage.sha256 !== sha256 || !fs.existsSync(entry.path)) {
+          throw new Error(`registry entry ${JSON.stringify(entry)}`);
+        }
+        return `${entry.path} registered as e2e-coder; toast "${/Goldiff downloaded[^)]*\)/.exec(said)?.[0] ?? said.trim()}"`;
+      } finally {
+        server.close();
+      }
     },
   },
 ];

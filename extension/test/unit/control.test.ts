@@ -68,7 +68,7 @@ test('a snooze lasts its minutes and can be ended early', () => {
   assert.deepEqual(snoozeItems([5, 60, 120]).map((i) => i.label), ['5 minutes', '1 hour', '2 hours']);
 });
 
-test('the status menu offers mode, model, recording, snooze, stats, log and doctor', () => {
+test('the status menu offers mode, model, recording, snooze, stats, compare, log and doctor', () => {
   const base = { state: 'running' as const, mode: 'local', model: 'goldiff-default', recording: true, snoozedUntil: undefined, manual: false, now: 0 };
   const commands = menuItems(base).map((i) => i.command);
   assert.deepEqual(commands, [
@@ -78,6 +78,7 @@ test('the status menu offers mode, model, recording, snooze, stats, log and doct
     'goldiff.snooze',
     'goldiff.triggerCompletion',
     'goldiff.showStats',
+    'goldiff.compareModels',
     'goldiff.showLog',
     'goldiff.doctor',
   ]);
@@ -133,13 +134,20 @@ test('the model picker lists the registry with lineage and marks the current cho
     },
     'distilled-1',
   );
-  assert.deepEqual(items.map((i) => i.label), ['Registry default', 'goldiff-default', 'distilled-1', '$(file-add) Add GGUF File…']);
+  assert.deepEqual(items.map((i) => i.label), [
+    'Registry default',
+    'goldiff-default',
+    'distilled-1',
+    '$(cloud-download) Download…',
+    '$(file-add) Add GGUF File…',
+  ]);
   assert.equal(items[0]?.value, '');
   assert.equal(items[2]?.description, 'current');
   assert.equal(items[2]?.detail, 'base d.gguf · 120 rows · loss 0.500 · 2025-12-01');
   assert.equal(items[1]?.description, 'shipped');
-  assert.equal(items[3]?.addFile, true);
-  assert.equal(modelPickItems(undefined, '').length, 2);
+  assert.equal(items[3]?.download, true);
+  assert.equal(items[4]?.addFile, true);
+  assert.equal(modelPickItems(undefined, '').length, 3);
 });
 
 test('a cancelled request is Cancelled whether the client resolves or rejects it', async () => {

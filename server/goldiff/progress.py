@@ -1,0 +1,76 @@
+"""Work-done progress for a long server command (an export, a model download).
+
+The editor shows a command's progress in one notification with percentages and a
+Cancel button. A client that wants that notification to be its own (so it can word it
+and offer "Reveal" afterwards) passes a token it created (`progressToken`); otherwise the
+server creates one when the client supports work-done progress. Cancel arrives either as
+`$/cancelRequest` (the command's task is cancelled) or as
+`window/workDoneProgress/cancel` on the token; both set `cancelled`, which the worker
+thread checks between steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import uuid
+from typing import Any
+
+from lsprotocol import types
+
+log = logging.getLogger(__name__)
+
+
+class CommandProgress:
+    def __init__(self, ls: Any, token: str | None, loop: asyncio.AbstractEventLoop) -> None:
+        self.ls = ls
+        self.token = token
+        self.loop = loop
+        self.cancelled = threading.Event()
+        self._percent = -1
+
+    def report(self, done: int, total: int | None, message: str | None = None) -> None:
+        """From any thread: `done` of `total` steps; only whole-percent changes are sent."""
+        if self.token is None or not total:
+            return
+        percent = max(0, min(100, int(100 * done / total)))
+        if percent == self._percent:
+            return
+        self._percent = percent
+        value = types.WorkDoneProgressReport(message=message or f"{done}/{total}", percentage=percent)
+        self.loop.call_soon_threadsafe(self.ls.work_done_progress.report, self.token, value)
+
+    def end(self, message: str | None = None) -> None:
+        if self.token is not None:
+            with contextlib.suppress(Exception):
+                self.ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
+            # pygls keeps a future per token for good; a long session exports many times.
+            self.ls.work_done_progress.tokens.pop(self.token, None)
+
+
+async def begin_progress(ls: Any, title: str, client_token: str | None) -> CommandProgress:
+    """Start the command's progress on the client's token, or on a new one if the client may."""
+    token = client_token
+    if token is None:
+        caps = ls.client_capabilities
+        if caps is not None and caps.window is not None and caps.window.work_done_progress:
+            token = f"goldiff-{uuid.uuid4().hex[:12]}"
+            try:
+                await ls.work_done_progress.create_async(token)
+            except Exception:  # the client refused: work without progress
+                token = None
+    progress = CommandProgress(ls, token, asyncio.get_running_loop())
+    if token is not None:
+        try:
+            begin = types.WorkDoneProgressBegin(title=title, percentage=0, cancellable=True)
+            ls.work_done_progress.begin(token, begin)
+        except Exception as exc:  # a token the client already used: no progress, still work
+            log.warning("no progress for %s: %s", title, exc)
+            progress.token = None
+            return progress
+        future = ls.work_done_progress.tokens.get(token)
+        if future is not None:
+            future.add_done_callback(lambda f: progress.cancelled.set() if f.cancelled() else None)
+    return progress
