@@ -712,7 +712,7 @@ def bootstrap(
     from goldiff.distill.bootstrap import bootstrap as run
 
     given = {"time_budget_s": time_budget, "max_steps": max_steps, "batch_size": batch_size}
-    overrides = {k: v for k, v in given.items() if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     result = run(resolve_home(home), recipe, dest=dest, quantize_to=quantize_to, log=click.echo, **overrides)
     click.echo(f"wrote {result.gguf_path}")
 

@@ -22,13 +22,13 @@ from goldiff.store import EditRecord, TraceStore, open_database
 from tests.distill.test_guard import SPECS
 from tests.test_export import fill_store
 
-CONTEXTS = [
-    ("def f(x):\n", "    return x\n"),  # a line end: nothing to heal
-    ("def add(a, b):\n    return a", " + b\n"),
-    ("import os\nresult = os.path.jo", "in(a, b)\n"),
-    ("class Point:\n    def __init__(self, x):\n        self.", "x = x\n"),
-    ("for i in range(", "10):\n"),
-    ("    value = compute(alpha,", " beta)\n"),
+CONTEXTS = [  # (prefix, the rest of the line the developer wrote)
+    ("def f(x):\n", "    return x"),  # a line end: nothing to heal
+    ("def add(a, b):\n    return a", " + b"),
+    ("import os\nresult = os.path.jo", "in(a, b)"),
+    ("class Point:\n    def __init__(self, x):\n        self.", "x = x"),
+    ("for i in range(", "10):"),
+    ("    value = compute(alpha,", " beta)"),
 ]
 
 
@@ -53,7 +53,8 @@ def test_prefix_rows_are_the_prompt_the_server_sends_and_the_answer_after_it(
         assert source.bos + context == served, prefix  # the prompt, token for token
         written = tokenizer.decode(answer)
         # The answer starts with the text token healing asks again, and writes the gold.
-        assert written.startswith(heal.decode()) and heal.decode() + completion == written, prefix
+        # The answer runs on to the end of the line, the first thing that stops a suggestion.
+        assert written.startswith(heal.decode()) and heal.decode() + completion + "\n" == written, prefix
     source.close()
 
 
