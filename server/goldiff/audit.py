@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,81 +17,28 @@ import sqlite_utils
 from goldiff.agent.stats import proposal_stats
 from goldiff.errors import GoldiffError
 from goldiff.outcomes.stats import outcome_stats
-from goldiff.store import content_hash
+from goldiff.records import DocumentText, NotRecordedError, document_at, iter_documents
 
-
-class NotRecordedError(GoldiffError):
-    """The store holds nothing for what was asked."""
-
-
-@dataclass
-class Rebuilt:
-    uri: str
-    document_id: str
-    version: int | None
-    text: str
-    verified: bool  # every step matched its recorded hash
-
-
-def rebuild(db: sqlite_utils.Database, uri: str, version: int | None = None) -> Rebuilt:
-    """The text of `uri` as recorded, at `version` or its latest recorded state."""
-    docs = db.execute(
-        "SELECT d.id FROM documents d LEFT JOIN edits e ON e.document_id = d.id "
-        "WHERE d.uri = ? GROUP BY d.id ORDER BY MAX(COALESCE(e.ts, d.opened_at)) DESC",
-        [uri],
-    ).fetchall()
-    if not docs:
-        raise NotRecordedError(f"nothing is recorded for {uri}. `goldiff stats` lists what is.")
-    for (doc_id,) in docs:
-        try:
-            return rebuild_document(db, doc_id, uri, version)
-        except NotRecordedError:
-            continue
-    raise NotRecordedError(f"version {version} of {uri} is not recorded")
+Rebuilt = DocumentText  # the name `goldiff show`'s callers know it by
 
 
 def rebuild_document(
     db: sqlite_utils.Database, document_id: str, uri: str = "", version: int | None = None
-) -> Rebuilt:
-    rows = db.execute(
-        "SELECT seq, kind, version, version_first, offset, removed, inserted, snapshot, content_hash "
-        "FROM edits WHERE document_id = ? ORDER BY seq",
-        [document_id],
-    ).fetchall()
-    if version is not None:
-        rows = [r for r in rows if r[3] is None or r[3] <= version]
-        if not rows:
-            raise NotRecordedError(f"version {version} of {uri or document_id} is not recorded")
-    # Start from the last snapshot; replay what follows.
-    start = 0
-    for i, r in enumerate(rows):
-        if r[7] is not None and r[6] is None:
-            start = i
-    text = ""
-    verified = True
-    reached: int | None = None
-    for seq, _kind, ver, ver_first, offset, removed, inserted, snapshot, h in rows[start:]:
-        if snapshot is not None and inserted is None:
-            text = _snapshot(db, snapshot)
-        else:
-            ins = inserted or ""
-            if version is not None and ver is not None and ver_first is not None and ver > version:
-                ins = ins[: version - ver_first + 1]  # part of a coalesced typing run
-                ver = version
-                h = None
-            text = text[:offset] + ins + text[offset + removed :]
-        if h is not None and content_hash(text) != h:
-            verified = False
-        reached = ver
-        _ = seq
-    return Rebuilt(uri=uri, document_id=document_id, version=reached, text=text, verified=verified)
+) -> DocumentText:
+    return document_at(db, document_id, version, uri=uri)
 
 
-def _snapshot(db: sqlite_utils.Database, h: str) -> str:
-    row = db.execute("SELECT text FROM snapshots WHERE hash = ?", [h]).fetchone()
-    if row is None:
-        raise NotRecordedError(f"snapshot {h} is missing from the store")
-    return str(row[0])
+def rebuild(db: sqlite_utils.Database, uri: str, version: int | None = None) -> DocumentText:
+    """The text of `uri` as recorded, at `version` or its latest recorded state."""
+    docs = list(iter_documents(db, uri))
+    if not docs:
+        raise NotRecordedError(f"nothing is recorded for {uri}. `goldiff stats` lists what is.")
+    for doc in docs:
+        try:
+            return document_at(db, doc.id, version, uri=uri)
+        except NotRecordedError:
+            continue
+    raise NotRecordedError(f"version {version} of {uri} is not recorded")
 
 
 def stats(db: sqlite_utils.Database, path: Path | None = None) -> dict[str, Any]:

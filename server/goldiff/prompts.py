@@ -12,7 +12,8 @@ This module is the lowest layer: it imports nothing from Goldiff.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 
 # ---------------------------------------------------------------------------- FIM
 
@@ -92,6 +93,24 @@ EDIT_SYSTEM_PROMPT = (
     "instruction when there is one. The region is marked in the excerpt. Answer with the new "
     f"region's text only, then {EDIT_REGION_END}. No explanations, no code fences."
 )
+
+
+def edit_history(changes: Iterable[tuple[str, str]], path: str) -> list[str]:
+    """Recent edits as the edit prompt shows them: one small unified diff per change.
+
+    Shared by the `edits` export and the server's edit requests, so a model trained on
+    the export sees at serving time exactly the history it was trained with.
+    """
+    diffs = []
+    for old, new in changes:
+        diff = "".join(
+            difflib.unified_diff(
+                old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{path}", f"b/{path}", n=1
+            )
+        )
+        if diff:
+            diffs.append(diff if diff.endswith("\n") else diff + "\n")
+    return diffs
 
 
 def format_edit_prompt(
