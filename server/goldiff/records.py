@@ -483,6 +483,58 @@ def iter_proposals(db: sqlite_utils.Database, episode_id: str | None = None) -> 
         yield ProposalRecord(*r)
 
 
+# What `count_rows` counts: a table's rows, or a figure that needs more than a COUNT.
+_COUNTS = {
+    "documents": "SELECT COUNT(DISTINCT uri) FROM documents",  # a file reopened is one document
+    "keystroke_versions": "SELECT SUM(COALESCE(version - version_first, 0) + 1) FROM edits",
+}
+
+
 def count_rows(db: sqlite_utils.Database, table: str) -> int:
-    """Rows of one table (tables are names from the schema, never user input)."""
-    return int(db.execute(f"SELECT COUNT(*) FROM [{table}]").fetchone()[0] or 0)
+    """Rows of one table (a name from the schema, never user input), or a `_COUNTS` figure."""
+    return int(db.execute(_COUNTS.get(table, f"SELECT COUNT(*) FROM [{table}]")).fetchone()[0] or 0)
+
+
+@dataclass
+class SuggestionTally:
+    source: str | None
+    model: str | None
+    outcome: str | None  # None while pending
+    shadow: bool  # computed beside a shown suggestion, never shown
+    count: int
+
+
+def tally_suggestions(db: sqlite_utils.Database, since: float | None = None) -> list[SuggestionTally]:
+    """Suggestions (made since `since`) counted by source, model, outcome and shadow."""
+    rows = db.execute(
+        "SELECT source, model, outcome, shadow_of IS NOT NULL, COUNT(*) FROM suggestions "
+        "WHERE ? IS NULL OR ts >= ? GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+        [since, since],
+    ).fetchall()
+    return [SuggestionTally(r[0], r[1], r[2], bool(r[3]), int(r[4])) for r in rows]
+
+
+@dataclass
+class ShadowTally:
+    """Shadow answers (since a time) beside the shown suggestions they were computed for."""
+
+    answers: int
+    empty: int
+    matched_shown: int  # the same text as the shown suggestion
+    settled: int  # the shown suggestion settled
+    matched_kept: int  # what was kept in the shown one's span starts with the shadow answer
+    local_latency_ms: float | None
+    shown_latency_ms: float | None
+
+
+def shadow_tally(db: sqlite_utils.Database, since: float | None = None) -> ShadowTally:
+    row = db.execute(
+        "SELECT COUNT(*), SUM(s.text = ''), SUM(s.text != '' AND s.text = p.text), SUM(p.gold IS NOT NULL), "
+        "SUM(s.text != '' AND p.gold IS NOT NULL AND substr(p.gold, 1, length(s.text)) = s.text), "
+        "AVG(s.latency_ms), AVG(p.latency_ms) "
+        "FROM suggestions s JOIN suggestions p ON p.id = s.shadow_of "
+        "WHERE s.shadow_of IS NOT NULL AND s.ts >= ?",
+        [since if since is not None else float("-inf")],
+    ).fetchone()
+    answers, empty, same, settled, kept = (int(v or 0) for v in row[:5])
+    return ShadowTally(answers, empty, same, settled, kept, row[5], row[6])
