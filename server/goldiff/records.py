@@ -145,11 +145,13 @@ class SuggestionRecord:
         return _object(self.raw_context)
 
 
+# Columns named as the record's fields, so a row becomes a record by name.
 _SUGGESTIONS = (
-    "SELECT s.id, s.ts, s.source, s.model, s.outcome, s.reason, s.shadow_of, s.prefix, s.suffix, "
-    "s.text, s.gold, s.survival, s.latency_ms, s.accepted_length, d.workspace, d.path, "
-    "d.language, e.tests_passed, s.episode_id, s.document_id, s.version, s.offset, s.context "
-    "FROM suggestions s LEFT JOIN documents d ON d.id = s.document_id "
+    "SELECT s.id, COALESCE(s.ts, 0.0) AS ts, s.source, s.model, s.outcome, s.reason, "
+    "s.shadow_of IS NOT NULL AS shadow, COALESCE(s.prefix, '') AS prefix, COALESCE(s.suffix, '') AS suffix, "
+    "COALESCE(s.text, '') AS text, s.gold, s.survival, s.latency_ms, s.accepted_length, d.workspace, "
+    "d.path, d.language, e.tests_passed, s.episode_id, s.document_id, s.version, s.offset, "
+    "s.context AS raw_context FROM suggestions s LEFT JOIN documents d ON d.id = s.document_id "
     "LEFT JOIN episodes e ON e.id = s.episode_id"
 )
 
@@ -171,32 +173,10 @@ def _suggestion_where(filters: Filters) -> tuple[list[str], list[Any]]:
     return clauses, params
 
 
-def _suggestion(r: Any) -> SuggestionRecord:
-    return SuggestionRecord(
-        id=r[0],
-        ts=float(r[1] or 0.0),
-        source=r[2],
-        model=r[3],
-        outcome=r[4],
-        reason=r[5],
-        shadow=r[6] is not None,
-        prefix=r[7] or "",
-        suffix=r[8] or "",
-        text=r[9] or "",
-        gold=r[10],
-        survival=_survival(r[11]),
-        latency_ms=r[12],
-        accepted_length=r[13],
-        workspace=r[14],
-        path=r[15],
-        language=r[16],
-        tests_passed=_bool(r[17]),
-        episode_id=r[18],
-        document_id=r[19],
-        version=r[20],
-        offset=r[21],
-        raw_context=r[22],
-    )
+def _suggestion(row: dict[str, Any]) -> SuggestionRecord:
+    row.update(ts=float(row["ts"]), shadow=bool(row["shadow"]), survival=_survival(row["survival"]))
+    row["tests_passed"] = _bool(row["tests_passed"])
+    return SuggestionRecord(**row)
 
 
 def count_suggestions(db: sqlite_utils.Database, filters: Filters = Filters()) -> int:
@@ -211,8 +191,8 @@ def iter_suggestions(db: sqlite_utils.Database, filters: Filters = Filters()) ->
     """Suggestions matching `filters`, oldest first (shown before shadow at equal times)."""
     clauses, params = _suggestion_where(filters)
     sql = _SUGGESTIONS + _and(clauses) + " ORDER BY s.ts, s.shadow_of IS NOT NULL, s.id"
-    for r in db.execute(sql, params):
-        record = _suggestion(r)
+    for row in db.query(sql, params):
+        record = _suggestion(row)
         if filters.min_survival is not None:
             share = record.final_survival
             if share is None or share < filters.min_survival:
@@ -221,8 +201,8 @@ def iter_suggestions(db: sqlite_utils.Database, filters: Filters = Filters()) ->
 
 
 def suggestion(db: sqlite_utils.Database, suggestion_id: str) -> SuggestionRecord | None:
-    row = db.execute(_SUGGESTIONS + " WHERE s.id = ?", [suggestion_id]).fetchone()
-    return None if row is None else _suggestion(row)
+    rows = list(db.query(_SUGGESTIONS + " WHERE s.id = ?", [suggestion_id]))
+    return _suggestion(rows[0]) if rows else None
 
 
 # ---------------------------------------------------------------------------- episodes
@@ -277,34 +257,18 @@ def iter_episodes(db: sqlite_utils.Database, filters: Filters = Filters()) -> It
     """Settled episodes (those with a gold diff) matching `filters`, oldest first."""
     clauses, params = _episode_where(filters)
     sql = (
-        "SELECT e.id, COALESCE(e.ended_at, e.started_at), e.kind, e.source, e.document_id, "
-        "e.start_offset, e.end_offset, e.before, e.after, e.gold_diff, e.tests_passed, e.detail, "
-        f"d.workspace, d.path, d.language, e.started_at {_EPISODES}{_and(clauses)} ORDER BY 2, e.id"
+        "SELECT e.id, COALESCE(e.ended_at, e.started_at, 0.0) AS ts, e.started_at, e.kind, e.source, "
+        "e.document_id, e.start_offset, e.end_offset, COALESCE(e.before, '') AS before, "
+        "COALESCE(e.after, '') AS after, COALESCE(e.gold_diff, '') AS gold_diff, e.tests_passed, e.detail, "
+        f"d.workspace, d.path, d.language {_EPISODES}{_and(clauses)} ORDER BY 2, e.id"
     )
-    for r in db.execute(sql, params).fetchall():
-        detail = _object(r[11])
-        record = EpisodeRecord(
-            id=r[0],
-            ts=float(r[1] or 0.0),
-            started_at=r[15],
-            kind=r[2],
-            source=r[3],
-            model=detail.get("model"),
-            outcome=detail.get("outcome", "settled"),
-            document_id=r[4],
-            start_offset=r[5],
-            end_offset=r[6],
-            before=r[7] or "",
-            after=r[8] or "",
-            gold_diff=r[9] or "",
-            tests_passed=_bool(r[10]),
-            detail=detail,
-            workspace=r[12],
-            path=r[13],
-            language=r[14],
-        )
-        opener = suggestion(db, record.first_suggestion) if record.first_suggestion else None
-        if record.model is None and opener is not None:
+    for row in list(db.query(sql, params)):
+        detail = _object(row["detail"])
+        row.update(ts=float(row["ts"]), detail=detail, tests_passed=_bool(row["tests_passed"]))
+        record = EpisodeRecord(**row, model=detail.get("model"), outcome=detail.get("outcome", "settled"))
+        first = record.first_suggestion
+        opener = suggestion(db, first) if record.model is None and first else None
+        if opener is not None:
             record.model = opener.model
             record.outcome = detail.get("outcome", opener.outcome or record.outcome)
         if filters.model is not None and record.model != filters.model:
@@ -330,14 +294,12 @@ class DocumentRecord:
 
 def iter_documents(db: sqlite_utils.Database, uri: str) -> Iterator[DocumentRecord]:
     """The recorded documents of `uri`, the most recently edited first."""
-    rows = db.execute(
+    sql = (
         "SELECT d.id, d.uri, d.workspace, d.path, d.language, d.opened_at, d.skipped FROM documents d "
         "LEFT JOIN edits e ON e.document_id = d.id "
-        "WHERE d.uri = ? GROUP BY d.id ORDER BY MAX(COALESCE(e.ts, d.opened_at)) DESC",
-        [uri],
-    ).fetchall()
-    for r in rows:
-        yield DocumentRecord(*r)
+        "WHERE d.uri = ? GROUP BY d.id ORDER BY MAX(COALESCE(e.ts, d.opened_at)) DESC"
+    )
+    return (DocumentRecord(**row) for row in list(db.query(sql, [uri])))
 
 
 @dataclass
@@ -429,8 +391,8 @@ class EventRecord:
 def iter_events(db: sqlite_utils.Database, kind: str) -> Iterator[EventRecord]:
     """The events of one kind, in the order they were recorded."""
     sql = "SELECT id, ts, kind, session_id, document_id, detail FROM events WHERE kind = ? ORDER BY id"
-    for r in db.execute(sql, [kind]).fetchall():
-        yield EventRecord(r[0], float(r[1] or 0.0), r[2], r[3], r[4], _object(r[5]))
+    for row in list(db.query(sql, [kind])):
+        yield EventRecord(**{**row, "ts": float(row["ts"] or 0.0), "detail": _object(row["detail"])})
 
 
 def last_event_at(db: sqlite_utils.Database) -> float | None:
@@ -449,7 +411,7 @@ class TerminalCommandRecord:
     started_at: float | None
     ended_at: float | None
     output: str | None  # redacted, bounded excerpt
-    output_truncated: bool
+    output_truncated: int  # 1 when the excerpt left the middle out
 
 
 def iter_terminal_commands(db: sqlite_utils.Database) -> Iterator[TerminalCommandRecord]:
@@ -457,8 +419,7 @@ def iter_terminal_commands(db: sqlite_utils.Database) -> Iterator[TerminalComman
         "SELECT id, session_id, workspace, command_line, cwd, exit_code, started_at, ended_at, output, "
         "output_truncated FROM terminal_commands ORDER BY id"
     )
-    for r in db.execute(sql).fetchall():
-        yield TerminalCommandRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]))
+    return (TerminalCommandRecord(**row) for row in list(db.query(sql)))
 
 
 @dataclass
@@ -477,10 +438,9 @@ class ProposalRecord:
 def iter_proposals(db: sqlite_utils.Database, episode_id: str | None = None) -> Iterator[ProposalRecord]:
     """Proposals (of one episode, or all), in time order."""
     sql = "SELECT id, episode_id, document_id, turn, ts, kind, source, model, outcome FROM proposals"
-    params = [] if episode_id is None else [episode_id]
+    params: list[Any] = [] if episode_id is None else [episode_id]
     sql += ("" if episode_id is None else " WHERE episode_id = ?") + " ORDER BY ts, turn, id"
-    for r in db.execute(sql, params).fetchall():
-        yield ProposalRecord(*r)
+    return (ProposalRecord(**row) for row in list(db.query(sql, params)))
 
 
 # What `count_rows` counts: a table's rows, or a figure that needs more than a COUNT.
