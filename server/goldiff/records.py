@@ -344,6 +344,10 @@ def document_at(
     ).fetchall()
     if version is not None:
         rows = [r for r in rows if r[2] is None or r[2] <= version]
+        # Rows without a version (made on disk) after the last one at or below `version`
+        # came later; a document recorded without versions at all is kept whole.
+        versioned = [i for i, r in enumerate(rows) if r[2] is not None]
+        rows = rows[: versioned[-1] + 1] if versioned else rows
         if not rows:
             raise NotRecordedError(f"version {version} of {uri or document_id} is not recorded")
     if until is not None:

@@ -14,17 +14,15 @@ from goldiff.export.command import ExportCancelled, export_for_server, options_f
 from goldiff.export.files import (
     ExportOptions,
     ExportResult,
-    Split,
     build_rows,
     default_out,
     export,
     import_pyarrow,
     load_rows,
-    meta_path,
     split_rows,
 )
-from goldiff.export.filters import OUTCOMES, ExportFilters, parse_time
-from goldiff.export.formats import FORMATS, ROW_FORMATS, Redactor, context_hash, kto_label, openai_row, row_id
+from goldiff.export.filters import ExportFilters, parse_time
+from goldiff.export.formats import FORMATS, ROW_FORMATS, openai_row
 from goldiff.prompts import (
     EDIT_CURSOR,
     EDIT_HISTORY,
@@ -49,16 +47,12 @@ __all__ = [
     "FIM_PREFIX",
     "FIM_SUFFIX",
     "FORMATS",
-    "OUTCOMES",
     "ROW_FORMATS",
     "ExportCancelled",
     "ExportFilters",
     "ExportOptions",
     "ExportResult",
-    "Redactor",
-    "Split",
     "build_rows",
-    "context_hash",
     "default_out",
     "edit_completion",
     "edit_history",
@@ -67,14 +61,11 @@ __all__ = [
     "fim_prompt",
     "format_edit_prompt",
     "import_pyarrow",
-    "kto_label",
     "load_rows",
-    "meta_path",
     "openai_row",
     "options_from_wire",
     "parse_edit_completion",
     "parse_time",
     "register",
-    "row_id",
     "split_rows",
 ]

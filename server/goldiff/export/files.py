@@ -183,7 +183,6 @@ def export(
     counts: dict[str, int] = {}
     leaked = 0
     cutoff: float | None = None
-    export_id = hashlib.blake2b("\n".join(r["id"] for r in rows).encode(), digest_size=8).hexdigest()
     # One schema for train and test alike, inferred from all rows (nulls need a type).
     schema = _parquet_schema(rows) if options.format == "parquet" else None
     try:
@@ -214,7 +213,7 @@ def export(
         duplicates=duplicates,
         leaked=leaked,
         cutoff=cutoff,
-        export_id=export_id,
+        export_id=export_id(rows),
         filters=options.filters.as_dict(),
         no_code=options.no_code,
     )
@@ -223,6 +222,11 @@ def export(
         manifest["paths"] = {k: v.name for k, v in paths.items()}
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return result
+
+
+def export_id(rows: Iterable[dict[str, Any]]) -> str:
+    """The identity of a set of rows: the same rows in the same order, the same id."""
+    return hashlib.blake2b("\n".join(r["id"] for r in rows).encode(), digest_size=8).hexdigest()
 
 
 def meta_path(path: Path) -> Path:
