@@ -95,6 +95,24 @@ JSON_COLUMNS = frozenset({"detail", "context", "range", "survival"})
 EDIT_TABLES = frozenset({"edits", "snapshots"})
 
 
+# Tables written only through their own `record_*` / `update_*` methods.
+TYPED_TABLES = EDIT_TABLES | {
+    "sessions",
+    "documents",
+    "terminal_commands",
+    "events",
+    "suggestions",
+    "suggestion_events",
+}
+
+
+def _untyped(table: str) -> None:
+    if table in EDIT_TABLES:
+        raise ValueError(f"{table} rows come from record_edit, which redacts them in context")
+    if table in TYPED_TABLES:
+        raise ValueError(f"{table} rows have their own record_* method in TraceStore")
+
+
 def redact_value(column: str, value: Any) -> Any:
     """What the store writes for `value` in `column`: cleaned, with its secrets masked."""
     if not isinstance(value, str):
@@ -350,14 +368,12 @@ class TraceStore:
         self._queue.put(("insert", "suggestion_events", row))
 
     def record_row(self, table: str, row: dict[str, Any], *, upsert: bool = False) -> None:
-        """A row for any table (episodes, proposals, ...); its text columns are redacted."""
-        if table in EDIT_TABLES:
-            raise ValueError(f"{table} rows come from record_edit, which redacts them in context")
+        """A row for a table without its own `record_*` (episodes, proposals); redacted."""
+        _untyped(table)
         self._queue.put(("upsert" if upsert else "insert", table, row))
 
     def update_row(self, table: str, pk: str, values: dict[str, Any]) -> None:
-        if table in EDIT_TABLES:
-            raise ValueError(f"{table} rows come from record_edit, which redacts them in context")
+        _untyped(table)
         self._queue.put(("update", table, pk, values))
 
     def flush(self, timeout: float = 30.0) -> bool:
