@@ -27,17 +27,12 @@ class NotRecordedError(GoldiffError):
     """The store holds nothing for what was asked."""
 
 
-def _json(value: Any) -> Any:
-    if value is None or value == "":
-        return None
-    try:
-        return json.loads(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _object(value: Any) -> dict[str, Any]:
-    data = _json(value)
+    """A JSON column as a dict ({} when empty, invalid or not an object)."""
+    try:
+        data = json.loads(value) if value else None
+    except (TypeError, ValueError):
+        return {}
     return data if isinstance(data, dict) else {}
 
 
