@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import sqlite_utils
 
@@ -127,6 +127,41 @@ def redact_value(column: str, value: Any) -> Any:
 
 def content_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+# The rows the recorder writes, typed so that a misspelt column fails `mypy`, not a batch.
+class SessionRow(TypedDict, total=False):
+    id: str
+    started_at: float
+    pid: int
+    client: str | None
+    workspace: str | None
+    server_version: str
+    mode: str
+
+
+class DocumentRow(TypedDict, total=False):
+    id: str
+    session_id: str
+    uri: str
+    workspace: str | None
+    path: str | None
+    language: str
+    opened_at: float
+    skipped: str | None
+
+
+class TerminalCommandRow(TypedDict, total=False):
+    id: int
+    session_id: str | None
+    workspace: str | None
+    command_line: str
+    cwd: str | None
+    exit_code: int | None
+    started_at: float | None
+    ended_at: float | None
+    output: str | None
+    output_truncated: int
 
 
 @dataclass
@@ -313,19 +348,19 @@ class TraceStore:
 
     # ------------------------------------------------------------------ recording
 
-    def record_session(self, row: dict[str, Any]) -> None:
+    def record_session(self, row: SessionRow) -> None:
         self._queue.put(("upsert", "sessions", row))
 
     def end_session(self, session_id: str) -> None:
         self._queue.put(("update", "sessions", session_id, {"ended_at": time.time()}))
 
-    def record_document(self, row: dict[str, Any]) -> None:
+    def record_document(self, row: DocumentRow) -> None:
         self._queue.put(("upsert", "documents", row))
 
     def record_edit(self, edit: EditRecord) -> None:
         self._queue.put(edit)
 
-    def record_terminal_command(self, row: dict[str, Any]) -> None:
+    def record_terminal_command(self, row: TerminalCommandRow) -> None:
         self._queue.put(("insert", "terminal_commands", row))
 
     def record_event(
