@@ -1,10 +1,10 @@
-"""The trace store read back as typed records: the only module that reads the store with SQL.
+"""The trace store read back as typed records.
 
-`store.py` writes; everything that reads (the export, `goldiff show` and `stats`, the
-gate, evaluation, replay, the demo) goes through the `iter_*` / `count_*` functions here,
-which return dataclasses rather than tuples, so a column renamed in a migration breaks
-one place. A document's text at any version is rebuilt in one place, `document_at`,
-which checks every step against the hash the writer recorded with it.
+`store.py` writes; the readers (the export, `goldiff show` and `stats`, the gate, replay,
+the demo) go through the `iter_*` / `count_*` functions here, which return dataclasses
+rather than tuples, so a column renamed in a migration is followed in one place. A
+document's text at any version is rebuilt in one place, `document_at`, which checks every
+step against the hash the writer recorded with it.
 """
 
 from __future__ import annotations
