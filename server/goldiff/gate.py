@@ -137,7 +137,7 @@ def training_rows(db: Any, *, source: str | None = "local") -> list[GateRow]:
     from goldiff.records import SETTLED, Filters, iter_suggestions
 
     rows = []
-    for s in iter_suggestions(db, Filters(source=source, outcome=SETTLED)):
+    for s in iter_suggestions(db, Filters(source=source, outcome=SETTLED), context=True):
         logprobs = s.context.get("logprobs")
         if not s.text or not isinstance(logprobs, list) or not logprobs:
             continue

@@ -140,14 +140,18 @@ class SuggestionRecord:
         return _object(self.raw_context)
 
 
-# Columns named as the record's fields, so a row becomes a record by name.
+_FROM_SUGGESTIONS = (
+    "FROM suggestions s LEFT JOIN documents d ON d.id = s.document_id "
+    "LEFT JOIN episodes e ON e.id = s.episode_id"
+)
+# Columns named as the record's fields, so a row becomes a record by name. The context
+# (a few KiB per suggestion) is read only where it is asked for.
 _SUGGESTIONS = (
     "SELECT s.id, COALESCE(s.ts, 0.0) AS ts, s.source, s.model, s.outcome, s.reason, "
     "s.shadow_of IS NOT NULL AS shadow, COALESCE(s.prefix, '') AS prefix, COALESCE(s.suffix, '') AS suffix, "
     "COALESCE(s.text, '') AS text, s.gold, s.survival, s.latency_ms, s.accepted_length, d.workspace, "
     "d.path, d.language, e.tests_passed, s.episode_id, s.document_id, s.version, s.offset, "
-    "s.context AS raw_context FROM suggestions s LEFT JOIN documents d ON d.id = s.document_id "
-    "LEFT JOIN episodes e ON e.id = s.episode_id"
+    f"{{context}} AS raw_context {_FROM_SUGGESTIONS}"
 )
 
 
@@ -176,16 +180,19 @@ def _suggestion(row: dict[str, Any]) -> SuggestionRecord:
 
 def count_suggestions(db: sqlite_utils.Database, filters: Filters = Filters()) -> int:
     clauses, params = _suggestion_where(filters)
-    sql = (
-        "SELECT COUNT(*) FROM (" + _SUGGESTIONS + (" WHERE " + " AND ".join(clauses) if clauses else "") + ")"
-    )
-    return int(db.execute(sql, params).fetchone()[0])
+    return int(db.execute(f"SELECT COUNT(*) {_FROM_SUGGESTIONS}{_and(clauses)}", params).fetchone()[0])
 
 
-def iter_suggestions(db: sqlite_utils.Database, filters: Filters = Filters()) -> Iterator[SuggestionRecord]:
+def iter_suggestions(
+    db: sqlite_utils.Database, filters: Filters = Filters(), *, context: bool = False
+) -> Iterator[SuggestionRecord]:
     """Suggestions matching `filters`, oldest first (shown before shadow at equal times)."""
     clauses, params = _suggestion_where(filters)
-    sql = _SUGGESTIONS + _and(clauses) + " ORDER BY s.ts, s.shadow_of IS NOT NULL, s.id"
+    sql = (
+        _SUGGESTIONS.format(context="s.context" if context else "NULL")
+        + _and(clauses)
+        + " ORDER BY s.ts, s.shadow_of IS NOT NULL, s.id"
+    )
     for row in db.query(sql, params):
         record = _suggestion(row)
         if filters.min_survival is not None:
@@ -196,7 +203,7 @@ def iter_suggestions(db: sqlite_utils.Database, filters: Filters = Filters()) ->
 
 
 def suggestion(db: sqlite_utils.Database, suggestion_id: str) -> SuggestionRecord | None:
-    rows = list(db.query(_SUGGESTIONS + " WHERE s.id = ?", [suggestion_id]))
+    rows = list(db.query(_SUGGESTIONS.format(context="s.context") + " WHERE s.id = ?", [suggestion_id]))
     return _suggestion(rows[0]) if rows else None
 
 
