@@ -14,6 +14,8 @@ import pytest
 from goldiff.agent.rewrite import ChatEditSource, EditRequest
 from goldiff.distill.tiny import write_tiny_gguf
 from goldiff.export import FORMATS, ROW_FORMATS, ExportOptions, build_rows, openai_row
+from goldiff.export.formats import RowShaper
+from goldiff.records import EpisodeRecord
 from goldiff.sources.base import CompletionRequest
 from goldiff.sources.frontier import OpenAICompatibleSource
 from goldiff.store import open_database
@@ -95,26 +97,42 @@ def test_edit_rows_are_the_prompt_the_edit_source_sends() -> None:
     request = EditRequest(
         path="m.py",
         region="def area(r):\n    pass\n",
-        instruction="",
+        instruction="use math.pi",
         language="python",
         context_before="import math\n\n\n",
         context_after="\n\nprint(area(2))\n",
         recent_edits=["--- a/m.py\n+++ b/m.py\n@@ -1 +1 @@\n-import os\n+import math\n"],
         cursor=17,
     )
-    row = {
-        "id": "e1",
-        "ts": 0.0,
-        "workspace": "w",
-        "path": "m.py",
-        "language": "python",
-        "source": "frontier",
-        "model": "m",
-        "outcome": "accepted",
-        "context_hash": "h",
-        "prompt": request.prompt(),
-        "completion": "x",
-    }
+    # The episode as the store records an edit request: its context in the detail.
+    episode = EpisodeRecord(
+        id="e1",
+        ts=0.0,
+        started_at=0.0,
+        kind="edit",
+        source="frontier",
+        model="m",
+        outcome="accepted",
+        document_id=None,
+        start_offset=0,
+        end_offset=len(request.region),
+        before=request.region,
+        after="def area(r):\n    return math.pi * r * r\n",
+        gold_diff="-    pass\n+    return math.pi * r * r\n",
+        tests_passed=None,
+        detail={
+            "context_before": request.context_before,
+            "context_after": request.context_after,
+            "recent_edits": request.recent_edits,
+            "cursor": request.cursor,
+            "instruction": request.instruction,
+        },
+        workspace="w",
+        path="m.py",
+        language="python",
+    )
+    (row,) = RowShaper("edits").episode_rows(episode)
+    assert row["prompt"] == request.prompt()
     capture = Capture()
     frontier = OpenAICompatibleSource(
         base_url="http://frontier.test/v1", model="m", transport=httpx.MockTransport(capture.handler)

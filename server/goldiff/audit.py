@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,124 +18,64 @@ import sqlite_utils
 from goldiff.agent.stats import proposal_stats
 from goldiff.errors import GoldiffError
 from goldiff.outcomes.stats import outcome_stats
-from goldiff.store import content_hash
+from goldiff.records import (
+    SETTLED,
+    DocumentText,
+    NotRecordedError,
+    count_rows,
+    document_at,
+    iter_documents,
+    shadow_tally,
+    tally_suggestions,
+)
+
+Rebuilt = DocumentText  # the name `goldiff show`'s callers know it by
 
 
-class NotRecordedError(GoldiffError):
-    """The store holds nothing for what was asked."""
+def rebuild_document(
+    db: sqlite_utils.Database, document_id: str, uri: str = "", version: int | None = None
+) -> DocumentText:
+    return document_at(db, document_id, version, uri=uri)
 
 
-@dataclass
-class Rebuilt:
-    uri: str
-    document_id: str
-    version: int | None
-    text: str
-    verified: bool  # every step matched its recorded hash
-
-
-def rebuild(db: sqlite_utils.Database, uri: str, version: int | None = None) -> Rebuilt:
+def rebuild(db: sqlite_utils.Database, uri: str, version: int | None = None) -> DocumentText:
     """The text of `uri` as recorded, at `version` or its latest recorded state."""
-    docs = db.execute(
-        "SELECT d.id FROM documents d LEFT JOIN edits e ON e.document_id = d.id "
-        "WHERE d.uri = ? GROUP BY d.id ORDER BY MAX(COALESCE(e.ts, d.opened_at)) DESC",
-        [uri],
-    ).fetchall()
+    docs = list(iter_documents(db, uri))
     if not docs:
         raise NotRecordedError(f"nothing is recorded for {uri}. `goldiff stats` lists what is.")
-    for (doc_id,) in docs:
+    for doc in docs:
         try:
-            return rebuild_document(db, doc_id, uri, version)
+            return document_at(db, doc.id, version, uri=uri)
         except NotRecordedError:
             continue
     raise NotRecordedError(f"version {version} of {uri} is not recorded")
 
 
-def rebuild_document(
-    db: sqlite_utils.Database, document_id: str, uri: str = "", version: int | None = None
-) -> Rebuilt:
-    rows = db.execute(
-        "SELECT seq, kind, version, version_first, offset, removed, inserted, snapshot, content_hash "
-        "FROM edits WHERE document_id = ? ORDER BY seq",
-        [document_id],
-    ).fetchall()
-    if version is not None:
-        rows = [r for r in rows if r[3] is None or r[3] <= version]
-        if not rows:
-            raise NotRecordedError(f"version {version} of {uri or document_id} is not recorded")
-    # Start from the last snapshot; replay what follows.
-    start = 0
-    for i, r in enumerate(rows):
-        if r[7] is not None and r[6] is None:
-            start = i
-    text = ""
-    verified = True
-    reached: int | None = None
-    for seq, _kind, ver, ver_first, offset, removed, inserted, snapshot, h in rows[start:]:
-        if snapshot is not None and inserted is None:
-            text = _snapshot(db, snapshot)
-        else:
-            ins = inserted or ""
-            if version is not None and ver is not None and ver_first is not None and ver > version:
-                ins = ins[: version - ver_first + 1]  # part of a coalesced typing run
-                ver = version
-                h = None
-            text = text[:offset] + ins + text[offset + removed :]
-        if h is not None and content_hash(text) != h:
-            verified = False
-        reached = ver
-        _ = seq
-    return Rebuilt(uri=uri, document_id=document_id, version=reached, text=text, verified=verified)
-
-
-def _snapshot(db: sqlite_utils.Database, h: str) -> str:
-    row = db.execute("SELECT text FROM snapshots WHERE hash = ?", [h]).fetchone()
-    if row is None:
-        raise NotRecordedError(f"snapshot {h} is missing from the store")
-    return str(row[0])
-
-
 def stats(db: sqlite_utils.Database, path: Path | None = None) -> dict[str, Any]:
     """Counts of everything recorded, for `goldiff stats --json` and `goldiff.stats`."""
-
-    def count(sql: str, params: list[Any] | None = None) -> int:
-        return int(db.execute(sql, params or []).fetchone()[0] or 0)
-
-    outcomes = {
-        (row[0] or "pending"): row[1]
-        for row in db.execute("SELECT outcome, COUNT(*) FROM suggestions GROUP BY outcome").fetchall()
-    }
+    tally = tally_suggestions(db)
+    outcomes: dict[str, int] = {}
+    for t in sorted(tally, key=lambda t: (t.outcome is not None, t.outcome or "")):
+        outcomes[t.outcome or "pending"] = outcomes.get(t.outcome or "pending", 0) + t.count
     by_source: dict[str, dict[str, Any]] = {}
-    for source, model, outcome, n in db.execute(
-        "SELECT source, model, outcome, COUNT(*) FROM suggestions WHERE shadow_of IS NULL "
-        "GROUP BY source, model, outcome"
-    ).fetchall():
-        key = f"{source}:{model}"
-        entry = by_source.setdefault(key, {"source": source, "model": model, "suggestions": 0})
-        entry["suggestions"] += n
-        entry[outcome or "pending"] = n
+    for t in tally:
+        if not t.shadow:
+            entry = by_source.setdefault(f"{t.source}:{t.model}", {"source": t.source, "model": t.model})
+            entry["suggestions"] = entry.get("suggestions", 0) + t.count
+            entry[t.outcome or "pending"] = t.count
     for entry in by_source.values():
-        decided = sum(entry.get(k, 0) for k in ("accepted", "partial", "rejected"))
+        decided = sum(entry.get(k, 0) for k in SETTLED)
         entry["acceptance_rate"] = (
             (entry.get("accepted", 0) + entry.get("partial", 0)) / decided if decided else None
         )
     store_bytes = 0
-    if path is not None:
-        for suffix in ("", "-wal"):
-            p = Path(str(path) + suffix)
-            if p.exists():
-                store_bytes += p.stat().st_size
+    for suffix in ("", "-wal") if path is not None else ():
+        p = Path(str(path) + suffix)
+        if p.exists():
+            store_bytes += p.stat().st_size
+    tables = ("sessions", "documents", "edits", "keystroke_versions", "snapshots", "terminal_commands")
     return {
-        "sessions": count("SELECT COUNT(*) FROM sessions"),
-        "documents": count("SELECT COUNT(DISTINCT uri) FROM documents"),
-        "edits": count("SELECT COUNT(*) FROM edits"),
-        "keystroke_versions": count(
-            "SELECT COALESCE(SUM(COALESCE(version - version_first, 0) + 1), 0) FROM edits"
-        ),
-        "snapshots": count("SELECT COUNT(*) FROM snapshots"),
-        "terminal_commands": count("SELECT COUNT(*) FROM terminal_commands"),
-        "events": count("SELECT COUNT(*) FROM events"),
-        "suggestions": count("SELECT COUNT(*) FROM suggestions"),
+        **{name: count_rows(db, name) for name in (*tables, "events", "suggestions")},
         "suggestions_by_outcome": outcomes,
         "by_source": sorted(by_source.values(), key=lambda e: str(e["source"])),
         "store_bytes": store_bytes,
@@ -156,31 +96,19 @@ def acceptance_since(db: sqlite_utils.Database, since: float, source: str | None
     With `source` (frontier, local) only that source's: a figure that mixed the two
     would say nothing about either model.
     """
-    where = "shadow_of IS NULL AND ts >= ?"
-    params: list[Any] = [since]
-    if source is not None:
-        where += " AND source = ?"
-        params.append(source)
-    row = db.execute(
-        "SELECT COUNT(*), "
-        "SUM(outcome IN ('accepted', 'partial')), SUM(outcome = 'rejected') "
-        f"FROM suggestions WHERE {where}",
-        params,
-    ).fetchone()
-    shown, kept, rejected = (int(v or 0) for v in row)
-    decided = kept + rejected
-    return {"shown": shown, "accepted": kept, "rate": kept / decided if decided else None}
+    shown = [t for t in tally_suggestions(db, since) if not t.shadow and source in (None, t.source)]
+    kept = sum(t.count for t in shown if t.outcome in ("accepted", "partial"))
+    decided = kept + sum(t.count for t in shown if t.outcome == "rejected")
+    return {
+        "shown": sum(t.count for t in shown),
+        "accepted": kept,
+        "rate": kept / decided if decided else None,
+    }
 
 
 def acceptance_by_source(db: sqlite_utils.Database, since: float) -> dict[str, dict[str, Any]]:
     """`acceptance_since` for each source that answered since `since`."""
-    sources = [
-        str(r[0])
-        for r in db.execute(
-            "SELECT DISTINCT source FROM suggestions WHERE shadow_of IS NULL AND ts >= ? ORDER BY source",
-            [since],
-        ).fetchall()
-    ]
+    sources = sorted({str(t.source) for t in tally_suggestions(db, since) if not t.shadow})
     return {s: acceptance_since(db, since, s) for s in sources}
 
 
@@ -191,24 +119,10 @@ def shadow_stats(db: sqlite_utils.Database, since: float | None = None) -> dict[
     suggestion settled and what was kept in its span starts with the local answer, so
     showing the local one would have given the user the same text.
     """
-    row = db.execute(
-        "SELECT COUNT(*), SUM(s.text = ''), SUM(s.text != '' AND s.text = p.text), "
-        "SUM(s.text != '' AND p.gold IS NOT NULL AND substr(p.gold, 1, length(s.text)) = s.text), "
-        "SUM(p.gold IS NOT NULL), AVG(s.latency_ms), AVG(p.latency_ms) "
-        "FROM suggestions s JOIN suggestions p ON p.id = s.shadow_of "
-        "WHERE s.shadow_of IS NOT NULL AND s.ts >= ?",
-        [since if since is not None else float("-inf")],
-    ).fetchone()
-    answers, empty, same, kept, settled = (int(v or 0) for v in row[:5])
-    return {
-        "answers": answers,
-        "empty": empty,
-        "matched_shown": same,
-        "settled": settled,
-        "matched_kept": kept,
-        "local_latency_ms": round(row[5], 1) if row[5] is not None else None,
-        "shown_latency_ms": round(row[6], 1) if row[6] is not None else None,
-    }
+    out = asdict(shadow_tally(db, since))
+    for key in ("local_latency_ms", "shown_latency_ms"):
+        out[key] = round(out[key], 1) if out[key] is not None else None
+    return out
 
 
 # Columns by which a row belongs to a document, a suggestion or an episode, and the column

@@ -208,13 +208,14 @@ def replay_history(
 def split_time(home: Path, last_training_commit: str) -> float:
     """The store's time of the last training commit: every later suggestion is held out."""
     from goldiff.home import store_path
+    from goldiff.records import iter_events
     from goldiff.store import open_database
 
     db, _ = open_database(store_path(home))
     try:
-        for ts, detail in db.execute("SELECT ts, detail FROM events WHERE kind = 'commit' ORDER BY id"):
-            if json.loads(detail or "{}").get("sha") == last_training_commit:
-                return float(ts) + 1e-6
+        for event in iter_events(db, "commit"):
+            if event.detail.get("sha") == last_training_commit:
+                return event.ts + 1e-6
     finally:
         db.conn.close()
     raise DistillError(f"the replay did not record commit {last_training_commit[:12]}")

@@ -15,7 +15,8 @@ from typing import Any
 
 import sqlite_utils
 
-from goldiff.export import ExportFilters, ExportOptions, _suggestion_where, count_suggestions
+from goldiff.export import ExportFilters, ExportOptions
+from goldiff.records import _suggestion_where, count_suggestions
 
 
 def _describe(name: str, value: Any) -> str:

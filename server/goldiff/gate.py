@@ -134,33 +134,23 @@ class GateRow:
 
 def training_rows(db: Any, *, source: str | None = "local") -> list[GateRow]:
     """Settled, shown suggestions that carry the log-probabilities recorded with them."""
-    sql = (
-        "SELECT prefix, suffix, text, outcome, accepted_length, gold, context FROM suggestions "
-        "WHERE outcome IN ('accepted', 'partial', 'rejected') AND text IS NOT NULL AND text != ''"
-    )
-    args: list[Any] = []
-    if source is not None:
-        sql += " AND source = ?"
-        args.append(source)
+    from goldiff.records import SETTLED, Filters, iter_suggestions
+
     rows = []
-    for prefix, suffix, text, outcome, accepted_length, gold, context in db.conn.execute(sql, args):
-        try:
-            ctx = json.loads(context or "{}")
-        except ValueError:
+    for s in iter_suggestions(db, Filters(source=source, outcome=SETTLED), context=True):
+        logprobs = s.context.get("logprobs")
+        if not s.text or not isinstance(logprobs, list) or not logprobs:
             continue
-        logprobs = ctx.get("logprobs")
-        if not isinstance(logprobs, list) or not logprobs:
-            continue
-        kept = outcome == "accepted"
+        kept = s.outcome == "accepted"
         x = features(
-            prefix=prefix or "",
-            suffix=suffix or "",
-            text=text,
+            prefix=s.prefix,
+            suffix=s.suffix,
+            text=s.text,
             logprobs=[float(v) for v in logprobs],
-            language=str(ctx.get("language") or ""),
+            language=str(s.context.get("language") or ""),
         )
-        saved = len(text) if kept else int(accepted_length or 0) if outcome == "partial" else 0
-        rows.append(GateRow(x, kept, saved, len(gold or text)))
+        saved = len(s.text) if kept else int(s.accepted_length or 0) if s.outcome == "partial" else 0
+        rows.append(GateRow(x, kept, saved, len(s.gold or s.text)))
     return rows
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 from goldiff.errors import ExportError
+from goldiff.export.files import build_rows, export_id, import_pyarrow
 
 STORE_ID_FILE = "store-id"  # beside traces.db: the developer's store identity
 DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"  # Hive's (and Spark's) name for a null value
@@ -78,8 +79,6 @@ _INT = [
 
 
 def _pyarrow() -> tuple[Any, Any]:
-    from goldiff.export import import_pyarrow
-
     return import_pyarrow(
         "pooled datasets need pyarrow and fsspec: pip install 'goldiff[parquet]' (or goldiff[train])"
     )
@@ -226,7 +225,7 @@ def write_dataset(
     try:
         for (workspace, date), chunk in sorted(groups.items()):
             folder = f"{root}/workspace={workspace}/date={date}"
-            digest = hashlib.blake2b("\n".join(r["id"] for r in chunk).encode(), digest_size=8).hexdigest()
+            digest = export_id(chunk)
             path = f"{folder}/{part}-{digest}.parquet"
             fs.makedirs(folder, exist_ok=True)
             # Readers glob `*.parquet`: the temporary name keeps a half-written file out of sight.
@@ -267,8 +266,6 @@ def export_dataset(
     now: float | None = None,
 ) -> DatasetResult:
     """`goldiff export --format parquet --partitioned`: this store's rows into a dataset."""
-    from goldiff.export import build_rows
-
     if options.split:
         raise ExportError(
             "a pooled dataset is not split: export it whole, and split or hold out when training "
@@ -282,7 +279,7 @@ def export_dataset(
     owner = (hashed(store) or "")[2:] if hash_provenance else store
     result = write_dataset(rows, target, part=f"part-{owner[:12]}")
     result.duplicates = duplicates
-    result.export_id = hashlib.blake2b("\n".join(r["id"] for r in rows).encode(), digest_size=8).hexdigest()
+    result.export_id = export_id(rows)
     result.extra = {"format": "parquet", "rows_shape": options.shape, "noCode": options.no_code}
     return result
 
@@ -354,7 +351,7 @@ def pool(
     result = write_dataset(rows, target, part="part", replace=True)
     result.duplicates = total - len(rows)
     result.sources = len(sources)
-    result.export_id = hashlib.blake2b("\n".join(r["id"] for r in rows).encode(), digest_size=8).hexdigest()
+    result.export_id = export_id(rows)
     result.extra = {"stores": len({r["store"] for r in rows})}
     return result
 

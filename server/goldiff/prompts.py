@@ -12,7 +12,9 @@ This module is the lowest layer: it imports nothing from Goldiff.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 # ---------------------------------------------------------------------------- FIM
 
@@ -32,6 +34,62 @@ def fim_prompt(prefix: str, suffix: str) -> str:
     user's text tokenized as plain text so it can never become a control token.
     """
     return f"{FIM_PREFIX}{prefix}{FIM_SUFFIX}{suffix}{FIM_MIDDLE}"
+
+
+# Other families' FIM layouts, for serving a third-party GGUF (sources/fim.py resolves
+# them against a model's vocabulary). The slots mark where the user's text goes.
+PREFIX = "{prefix}"
+SUFFIX = "{suffix}"
+BOS = "{bos}"
+
+
+@dataclass(frozen=True)
+class FimTemplate:
+    """A family's FIM layout: control-token texts and the prefix/suffix slots, in order."""
+
+    name: str
+    layout: tuple[str, ...]
+    stop: tuple[str, ...] = ()  # control tokens that end the middle, besides end-of-generation
+    hints: tuple[str, ...] = ()  # lower-case pieces of a model's name that mean this family
+
+    @property
+    def control_tokens(self) -> tuple[str, ...]:
+        return tuple(part for part in self.layout if part not in (PREFIX, SUFFIX, BOS))
+
+
+_QWEN_LAYOUT = (FIM_PREFIX, PREFIX, FIM_SUFFIX, SUFFIX, FIM_MIDDLE)
+
+TEMPLATES: tuple[FimTemplate, ...] = (
+    # The project's own model uses Qwen's token names (distill/tokenizer.py).
+    FimTemplate("goldiff", _QWEN_LAYOUT, stop=(END_OF_TEXT, FIM_PAD), hints=("goldiff",)),
+    FimTemplate(
+        "qwen2.5-coder",
+        _QWEN_LAYOUT,
+        stop=(END_OF_TEXT, FIM_PAD, "<|file_sep|>", "<|repo_name|>", "<|im_end|>"),
+        hints=("qwen",),
+    ),
+    FimTemplate(
+        "starcoder2",
+        ("<fim_prefix>", PREFIX, "<fim_suffix>", SUFFIX, "<fim_middle>"),
+        stop=(END_OF_TEXT, "<file_sep>", "<fim_pad>"),
+        hints=("starcoder",),
+    ),
+    FimTemplate(
+        "codellama",
+        (BOS, "▁<PRE>", PREFIX, "▁<SUF>", SUFFIX, "▁<MID>"),
+        stop=("▁<EOT>",),
+        hints=("codellama", "code llama", "code-llama"),
+    ),
+    FimTemplate(
+        "deepseek-coder",
+        (BOS, "<｜fim▁begin｜>", PREFIX, "<｜fim▁hole｜>", SUFFIX, "<｜fim▁end｜>"),
+        stop=("<|EOT|>",),
+        hints=("deepseek",),
+    ),
+    # Codestral puts the suffix first (SPM) and has no middle token: the prefix runs
+    # straight into the generated middle.
+    FimTemplate("codestral", (BOS, "[SUFFIX]", SUFFIX, "[PREFIX]", PREFIX), hints=("codestral",)),
+)
 
 
 # ---------------------------------------------------------------------------- chat completion
@@ -92,6 +150,24 @@ EDIT_SYSTEM_PROMPT = (
     "instruction when there is one. The region is marked in the excerpt. Answer with the new "
     f"region's text only, then {EDIT_REGION_END}. No explanations, no code fences."
 )
+
+
+def edit_history(changes: Iterable[tuple[str, str]], path: str) -> list[str]:
+    """Recent edits as the edit prompt shows them: one small unified diff per change.
+
+    Shared by the `edits` export and the server's edit requests, so a model trained on
+    the export sees at serving time exactly the history it was trained with.
+    """
+    diffs = []
+    for old, new in changes:
+        diff = "".join(
+            difflib.unified_diff(
+                old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{path}", f"b/{path}", n=1
+            )
+        )
+        if diff:
+            diffs.append(diff if diff.endswith("\n") else diff + "\n")
+    return diffs
 
 
 def format_edit_prompt(

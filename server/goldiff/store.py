@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import sqlite_utils
 
@@ -95,6 +95,24 @@ JSON_COLUMNS = frozenset({"detail", "context", "range", "survival"})
 EDIT_TABLES = frozenset({"edits", "snapshots"})
 
 
+# Tables written only through their own `record_*` / `update_*` methods.
+TYPED_TABLES = EDIT_TABLES | {
+    "sessions",
+    "documents",
+    "terminal_commands",
+    "events",
+    "suggestions",
+    "suggestion_events",
+}
+
+
+def _untyped(table: str) -> None:
+    if table in EDIT_TABLES:
+        raise ValueError(f"{table} rows come from record_edit, which redacts them in context")
+    if table in TYPED_TABLES:
+        raise ValueError(f"{table} rows have their own record_* method in TraceStore")
+
+
 def redact_value(column: str, value: Any) -> Any:
     """What the store writes for `value` in `column`: cleaned, with its secrets masked."""
     if not isinstance(value, str):
@@ -109,6 +127,41 @@ def redact_value(column: str, value: Any) -> Any:
 
 def content_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+# The rows the recorder writes, typed so that a misspelt column fails `mypy`, not a batch.
+class SessionRow(TypedDict, total=False):
+    id: str
+    started_at: float
+    pid: int
+    client: str | None
+    workspace: str | None
+    server_version: str
+    mode: str
+
+
+class DocumentRow(TypedDict, total=False):
+    id: str
+    session_id: str
+    uri: str
+    workspace: str | None
+    path: str | None
+    language: str
+    opened_at: float
+    skipped: str | None
+
+
+class TerminalCommandRow(TypedDict, total=False):
+    id: int
+    session_id: str | None
+    workspace: str | None
+    command_line: str
+    cwd: str | None
+    exit_code: int | None
+    started_at: float | None
+    ended_at: float | None
+    output: str | None
+    output_truncated: int
 
 
 @dataclass
@@ -295,19 +348,19 @@ class TraceStore:
 
     # ------------------------------------------------------------------ recording
 
-    def record_session(self, row: dict[str, Any]) -> None:
+    def record_session(self, row: SessionRow) -> None:
         self._queue.put(("upsert", "sessions", row))
 
     def end_session(self, session_id: str) -> None:
         self._queue.put(("update", "sessions", session_id, {"ended_at": time.time()}))
 
-    def record_document(self, row: dict[str, Any]) -> None:
+    def record_document(self, row: DocumentRow) -> None:
         self._queue.put(("upsert", "documents", row))
 
     def record_edit(self, edit: EditRecord) -> None:
         self._queue.put(edit)
 
-    def record_terminal_command(self, row: dict[str, Any]) -> None:
+    def record_terminal_command(self, row: TerminalCommandRow) -> None:
         self._queue.put(("insert", "terminal_commands", row))
 
     def record_event(
@@ -350,14 +403,12 @@ class TraceStore:
         self._queue.put(("insert", "suggestion_events", row))
 
     def record_row(self, table: str, row: dict[str, Any], *, upsert: bool = False) -> None:
-        """A row for any table (episodes, proposals, ...); its text columns are redacted."""
-        if table in EDIT_TABLES:
-            raise ValueError(f"{table} rows come from record_edit, which redacts them in context")
+        """A row for a table without its own `record_*` (episodes, proposals); redacted."""
+        _untyped(table)
         self._queue.put(("upsert" if upsert else "insert", table, row))
 
     def update_row(self, table: str, pk: str, values: dict[str, Any]) -> None:
-        if table in EDIT_TABLES:
-            raise ValueError(f"{table} rows come from record_edit, which redacts them in context")
+        _untyped(table)
         self._queue.put(("update", table, pk, values))
 
     def flush(self, timeout: float = 30.0) -> bool:

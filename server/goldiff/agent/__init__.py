@@ -7,7 +7,7 @@ The rules (the README copies them):
   lines: that is the editable region. The mode's source rewrites it (`frontier` and
   `shadow`: the frontier, `local`: the local model; in shadow mode the local model's
   rewrite is recorded beside it, never shown) from the shared edit prompt
-  (`goldiff.export.format_edit_prompt`: the instruction, the last edits as diffs, the
+  (`goldiff.prompts.format_edit_prompt`: the instruction, the last edits as diffs, the
   region between its markers with `EDIT_CONTEXT_LINES` lines around it). The rewrite goes
   back as `workspace/applyEdit` with a change annotation that needs confirmation; the
   editor's answer decides the proposal: `applied: true` accepted, otherwise rejected.

@@ -25,10 +25,9 @@ from typing import Any
 from goldiff.agent.recognise import agent_of
 from goldiff.capture.documents import Document
 from goldiff.capture.paths import uri_to_path
-from goldiff.export import edit_history
 from goldiff.outcomes.episodes import Episode, Episodes, Proposal, as_applied, whole_lines
 from goldiff.outcomes.spans import Span, diff_edits
-from goldiff.prompts import EDIT_HISTORY
+from goldiff.prompts import EDIT_HISTORY, edit_history
 from goldiff.store import EditRecord, TraceStore
 
 log = logging.getLogger(__name__)

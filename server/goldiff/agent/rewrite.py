@@ -1,6 +1,6 @@
 """Edit sources: a model rewrites one region of a file as an instruction asks.
 
-Every source gets the same prompt, `goldiff.export.format_edit_prompt` (editable-region
+Every source gets the same prompt, `goldiff.prompts.format_edit_prompt` (editable-region
 and cursor markers, recent edits as diffs, the instruction), so a model distilled from
 the `edits` export answers edit requests with no glue: the answer is the new region
 followed by the region's end marker (`parse_edit_completion`). The frontier gets the

@@ -20,7 +20,7 @@ from typing import Any
 from goldiff.distill import data as data_mod
 from goldiff.distill.config import TrainConfig
 from goldiff.errors import ConfigError, NotEnoughDataError
-from goldiff.prompts import fim_prompt
+from goldiff.prompts import END_OF_TEXT, FIM_PAD, fim_prompt
 
 
 @dataclass
@@ -94,7 +94,7 @@ def train_preference(
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    tokenizer.pad_token = tokenizer.pad_token or "<|fim_pad|>"
+    tokenizer.pad_token = tokenizer.pad_token or FIM_PAD
     model = load_model(model_dir)
     peft_config = None
     if config.lora:
@@ -107,7 +107,7 @@ def train_preference(
             target_modules=list(config.lora_targets),
             task_type="CAUSAL_LM",
         )
-    dataset = Dataset.from_list(_to_trl(rows, method, tokenizer.eos_token or "<|endoftext|>"))
+    dataset = Dataset.from_list(_to_trl(rows, method, tokenizer.eos_token or END_OF_TEXT))
     out = Path(out_dir)
     common: dict[str, Any] = {
         "output_dir": str(out / "trl"),

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
-from goldiff.audit import NotRecordedError, rebuild_document
+from goldiff.records import NotRecordedError, document_at
 
 CHARS_PER_TOKEN = 3.5  # measured on Python with Goldiff's tokenizer; sizes a window in characters
 MAX_CHARS = 3_000_000  # at most this much code trains (the newest documents first)
@@ -38,7 +38,7 @@ def documents_at(db: sqlite_utils.Database, before: float | None) -> dict[str, s
         if uri in texts:
             continue  # a document opened again later: its newest recording before the cutoff wins
         try:
-            rebuilt = rebuild_document(db, doc_id, uri, version)
+            rebuilt = document_at(db, doc_id, version, uri=uri)
         except NotRecordedError:
             continue
         if rebuilt.text.strip():

@@ -25,11 +25,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from goldiff.export import edit_history
 from goldiff.outcomes import testruns
 from goldiff.outcomes.diffs import unified_diff, validate
 from goldiff.outcomes.spans import Span
-from goldiff.prompts import EDIT_CONTEXT_LINES
+from goldiff.prompts import EDIT_CONTEXT_LINES, edit_history
 from goldiff.store import EditRecord, TraceStore
 
 RECENT_EPISODES = 200  # ended episodes kept in memory to receive later test runs

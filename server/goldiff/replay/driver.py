@@ -210,22 +210,21 @@ def replayed_commits(home: Path, repository_uri: str) -> tuple[set[str], float |
     path = store_path(home)
     if not path.exists():
         return set(), None
+    from goldiff.records import iter_events, last_event_at
     from goldiff.store import open_database
 
     db, _ = open_database(path)
     try:
-        rows = db.execute(
-            "SELECT detail FROM events WHERE kind = 'commit' AND detail LIKE '%\"replay\"%'"
-        ).fetchall()
-        last = db.execute("SELECT MAX(ts) FROM events").fetchone()[0]
+        commits = [e.detail for e in iter_events(db, "commit")]
+        last = last_event_at(db)
     finally:
         db.conn.close()
-    done: set[str] = set()
-    for (detail,) in rows:
-        data = json.loads(detail or "{}")
-        if data.get("source") == "replay" and data.get("workspace") == repository_uri:
-            done.add(str(data.get("sha")))
-    return done, float(last) if last is not None else None
+    done = {
+        str(data.get("sha"))
+        for data in commits
+        if data.get("source") == "replay" and data.get("workspace") == repository_uri
+    }
+    return done, last
 
 
 def _server_env(home: Path, logical_clock: bool) -> dict[str, str]:

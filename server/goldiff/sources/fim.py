@@ -18,60 +18,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from goldiff.errors import ModelLoadError
+from goldiff.prompts import BOS, PREFIX, SUFFIX, TEMPLATES, FimTemplate
 
-PREFIX = "{prefix}"
-SUFFIX = "{suffix}"
-BOS = "{bos}"
+__all__ = [
+    "BOS",
+    "PREFIX",
+    "SUFFIX",
+    "TEMPLATES",
+    "FimPrompt",
+    "FimTemplate",
+    "VocabInfo",
+    "resolve_template",
+]
+
+# The slots and every family's template live with the other prompts (prompts.py).
 _SLOTS = (PREFIX, SUFFIX, BOS)
-
-
-@dataclass(frozen=True)
-class FimTemplate:
-    """A family's FIM layout: control-token texts and the prefix/suffix slots, in order."""
-
-    name: str
-    layout: tuple[str, ...]
-    stop: tuple[str, ...] = ()  # control tokens that end the middle, besides end-of-generation
-    hints: tuple[str, ...] = ()  # lower-case pieces of a model's name that mean this family
-
-    @property
-    def control_tokens(self) -> tuple[str, ...]:
-        return tuple(part for part in self.layout if part not in _SLOTS)
-
-
-_QWEN_LAYOUT = ("<|fim_prefix|>", PREFIX, "<|fim_suffix|>", SUFFIX, "<|fim_middle|>")
-
-TEMPLATES: tuple[FimTemplate, ...] = (
-    # The project's own model uses Qwen's token names (distill/tokenizer.py).
-    FimTemplate("goldiff", _QWEN_LAYOUT, stop=("<|endoftext|>", "<|fim_pad|>"), hints=("goldiff",)),
-    FimTemplate(
-        "qwen2.5-coder",
-        _QWEN_LAYOUT,
-        stop=("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|repo_name|>", "<|im_end|>"),
-        hints=("qwen",),
-    ),
-    FimTemplate(
-        "starcoder2",
-        ("<fim_prefix>", PREFIX, "<fim_suffix>", SUFFIX, "<fim_middle>"),
-        stop=("<|endoftext|>", "<file_sep>", "<fim_pad>"),
-        hints=("starcoder",),
-    ),
-    FimTemplate(
-        "codellama",
-        (BOS, "▁<PRE>", PREFIX, "▁<SUF>", SUFFIX, "▁<MID>"),
-        stop=("▁<EOT>",),
-        hints=("codellama", "code llama", "code-llama"),
-    ),
-    FimTemplate(
-        "deepseek-coder",
-        (BOS, "<｜fim▁begin｜>", PREFIX, "<｜fim▁hole｜>", SUFFIX, "<｜fim▁end｜>"),
-        stop=("<|EOT|>",),
-        hints=("deepseek",),
-    ),
-    # Codestral puts the suffix first (SPM) and has no middle token: the prefix runs
-    # straight into the generated middle.
-    FimTemplate("codestral", (BOS, "[SUFFIX]", SUFFIX, "[PREFIX]", PREFIX), hints=("codestral",)),
-)
 
 
 @dataclass(frozen=True)

@@ -52,9 +52,6 @@ MAX_ATTEMPTS = 4
 BACKOFF_FIRST = 0.25  # seconds; doubled on every retry, with jitter
 BACKOFF_MAX = 4.0
 CONNECT_TIMEOUT = 5.0
-PROMPT_PREFIX_CHARS = CHAT_PREFIX_CHARS  # of the request's prefix sent to the frontier
-PROMPT_SUFFIX_CHARS = CHAT_SUFFIX_CHARS
-SYSTEM_PROMPT = CHAT_SYSTEM_PROMPT
 
 _RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 _FENCE = re.compile(r"^```[\w+-]*\n(.*?)\n?```\s*$", re.S)
@@ -283,8 +280,8 @@ class OpenAICompatibleSource(_HttpSource):
 
     def _completions_body(self, request: CompletionRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "prompt": request.prefix[-PROMPT_PREFIX_CHARS:],
-            "suffix": request.suffix[:PROMPT_SUFFIX_CHARS],
+            "prompt": request.prefix[-CHAT_PREFIX_CHARS:],
+            "suffix": request.suffix[:CHAT_SUFFIX_CHARS],
             "max_tokens": request.max_tokens,
             "temperature": 0,
         }
@@ -297,7 +294,7 @@ class OpenAICompatibleSource(_HttpSource):
     def _chat_body(self, request: CompletionRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
             "messages": [
-                {"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "system", "content": CHAT_SYSTEM_PROMPT},
                 {"role": "user", "content": chat_prompt(request)},
             ],
             "max_tokens": request.max_tokens,
@@ -359,7 +356,7 @@ class AnthropicSource(_HttpSource):
             "model": self.model,
             "max_tokens": request.max_tokens,
             "temperature": 0,
-            "system": SYSTEM_PROMPT,
+            "system": CHAT_SYSTEM_PROMPT,
             "messages": [{"role": "user", "content": chat_prompt(request)}],
         }
         path = "/messages" if self.base_url.endswith("/v1") else "/v1/messages"

@@ -1,0 +1,78 @@
+"""Turn recorded suggestions and episodes into training rows: sft, preference, kto, edits.
+
+The store holds, for every suggestion, the context it was made in, the model's text, its
+outcome and, once settled, the gold; for every episode the region before the first
+suggestion, the region after settle and their gold diff. An export reads them as typed
+records (`goldiff.records`), keeps those that pass its filters (`filters`), shapes them
+into rows of one format with the prompts the sources serve with (`formats`), splits them
+by time and writes them (`files`); `command` is the editor's `goldiff.exportTraces`.
+"""
+
+from __future__ import annotations
+
+from goldiff.export.command import (
+    ExportCancelled,
+    export_for_server,
+    options_from_wire,
+    register,
+    with_explanation,
+)
+from goldiff.export.files import (
+    ExportOptions,
+    ExportResult,
+    build_rows,
+    default_out,
+    export,
+    import_pyarrow,
+    load_rows,
+    split_rows,
+)
+from goldiff.export.filters import ExportFilters, parse_time
+from goldiff.export.formats import FORMATS, ROW_FORMATS, openai_row
+from goldiff.prompts import (
+    EDIT_CURSOR,
+    EDIT_HISTORY,
+    EDIT_REGION_END,
+    EDIT_REGION_START,
+    FIM_MIDDLE,
+    FIM_PREFIX,
+    FIM_SUFFIX,
+    edit_completion,
+    edit_history,
+    fim_prompt,
+    format_edit_prompt,
+    parse_edit_completion,
+)
+
+__all__ = [
+    "EDIT_CURSOR",
+    "EDIT_HISTORY",
+    "EDIT_REGION_END",
+    "EDIT_REGION_START",
+    "FIM_MIDDLE",
+    "FIM_PREFIX",
+    "FIM_SUFFIX",
+    "FORMATS",
+    "ROW_FORMATS",
+    "ExportCancelled",
+    "ExportFilters",
+    "ExportOptions",
+    "ExportResult",
+    "build_rows",
+    "default_out",
+    "edit_completion",
+    "edit_history",
+    "export",
+    "export_for_server",
+    "fim_prompt",
+    "format_edit_prompt",
+    "import_pyarrow",
+    "load_rows",
+    "openai_row",
+    "options_from_wire",
+    "parse_edit_completion",
+    "parse_time",
+    "register",
+    "split_rows",
+    "with_explanation",
+]

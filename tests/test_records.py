@@ -1,0 +1,40 @@
+"""The store read back as typed records: what the writer recorded, by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from goldiff import records
+from goldiff.store import EditRecord, TraceStore, open_database
+
+
+def test_records_read_back_what_was_recorded(tmp_path: Path) -> None:
+    store = TraceStore(tmp_path / "traces.db")
+    store.record_session({"id": "s", "started_at": 1.0, "mode": "frontier"})
+    store.record_document({"id": "d", "session_id": "s", "uri": "file:///w/a.py", "path": "a.py"})
+    store.record_edit(EditRecord("d", "open", 1, 1.0, 1.0, inserted="a = 1\n"))
+    for version, ch in enumerate("b = 2\n", 2):  # a typing run: one row for six versions
+        store.record_edit(EditRecord("d", "change", version, 2.0, 2.0, offset=4 + version, inserted=ch))
+    store.record_edit(EditRecord("d", "change", 8, 3.0, 3.0, offset=4, removed=1, inserted="10"))
+    store.record_terminal_command({"session_id": "s", "command_line": "pytest -q", "exit_code": 1})
+    store.record_event("commit", session_id="s", detail={"sha": "abc"}, ts=4.0)
+    store.record_row("proposals", {"id": "p", "episode_id": "e", "turn": 1, "ts": 5.0, "kind": "edit"})
+    store.close()
+    db, _ = open_database(tmp_path / "traces.db")
+
+    assert [d.id for d in records.iter_documents(db, "file:///w/a.py")] == ["d"]
+    latest = records.document_at(db, "d", history=5)
+    assert (latest.text, latest.version, latest.verified) == ("a = 10\nb = 2\n", 8, True)
+    assert latest.changes[-1] == ("a = 1\nb = 2\n", "a = 10\nb = 2\n")
+    assert records.document_at(db, "d", 4).text == "a = 1\nb ="  # cut inside the typing run
+    with pytest.raises(records.NotRecordedError):
+        records.document_at(db, "d", 0)
+    (command,) = records.iter_terminal_commands(db)
+    assert (command.command_line, command.exit_code, command.session_id) == ("pytest -q", 1, "s")
+    (event,) = records.iter_events(db, "commit")
+    assert (event.detail, event.ts, records.last_event_at(db)) == ({"sha": "abc"}, 4.0, 4.0)
+    assert [p.id for p in records.iter_proposals(db, "e")] == ["p"]
+    assert not list(records.iter_proposals(db, "x"))
+    assert records.count_rows(db, "documents") == 1 and records.count_rows(db, "keystroke_versions") == 8
+    assert records.shadow_tally(db).answers == 0
