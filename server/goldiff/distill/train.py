@@ -88,6 +88,13 @@ def train(
     precision = config.dtype if config.dtype != "auto" else ("bf16" if use_cuda else "fp32")
     if precision not in ("fp32", "bf16"):
         raise ConfigError(f"dtype must be auto, fp32 or bf16, not {config.dtype!r}.")
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        # One process: forget the settings an earlier trainer in this process left (the
+        # preference stage's TRL trainer, an earlier distill with another precision);
+        # accelerate otherwise refuses new ones.
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
     accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no", cpu=not use_cuda)
     rank, world = accelerator.process_index, accelerator.num_processes
     _seed_everything(config.seed)
