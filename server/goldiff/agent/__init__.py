@@ -42,7 +42,6 @@ The rules (the README copies them):
 
 from __future__ import annotations
 
-from goldiff.agent.handlers import register
 from goldiff.agent.tracker import ProposalTracker, kept_share
 
-__all__ = ["ProposalTracker", "kept_share", "register"]
+__all__ = ["ProposalTracker", "kept_share"]

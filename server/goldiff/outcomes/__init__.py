@@ -51,7 +51,6 @@ The rules (the README copies them):
 
 from __future__ import annotations
 
-from goldiff.outcomes.handlers import register
-from goldiff.outcomes.tracker import CHECKPOINTS, ManualClock, OutcomeTracker
+from goldiff.outcomes.tracker import CHECKPOINTS, OutcomeTracker
 
-__all__ = ["CHECKPOINTS", "ManualClock", "OutcomeTracker", "register"]
+__all__ = ["CHECKPOINTS", "OutcomeTracker"]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from goldiff.capture.documents import Document
+from goldiff.clock import LogicalClock
 from goldiff.outcomes import testruns
 from goldiff.outcomes.diffs import unified_diff, validate
 from goldiff.outcomes.spans import Span, diff_edits, survival
@@ -38,14 +39,7 @@ JOIN_LINES = 10  # a suggestion this close to an open episode's region joins tha
 RECENT_EPISODES = 200  # settled episodes kept in memory to receive later test runs
 
 
-class ManualClock:
-    """A clock that moves only when told: tests drive timers with it, never sleeping."""
-
-    def __init__(self, start: float | None = None) -> None:
-        self.now = time.time() if start is None else start
-
-    def __call__(self) -> float:
-        return self.now
+ManualClock = LogicalClock  # the tests' name for the logical clock
 
 
 @dataclass(eq=False)
@@ -171,6 +165,10 @@ class OutcomeTracker:
         self._closed = False
 
     # ------------------------------------------------------------------ timers
+
+    def schedule(self, due: float, fn: Callable[[], None]) -> None:
+        """Run `fn` at `due` on this tracker's timer heap (proposals share it: one clock)."""
+        self._schedule(due, fn)
 
     def _schedule(self, due: float, fn: Callable[[], None]) -> None:
         heapq.heappush(self._timers, (due, next(self._seq), fn))

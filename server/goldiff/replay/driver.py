@@ -28,8 +28,9 @@ from pygls.lsp.client import LanguageClient
 
 import goldiff
 from goldiff import protocol
-from goldiff.errors import GoldiffError
+from goldiff.errors import ReplayError
 from goldiff.home import resolve_home, store_path
+from goldiff.protocol import ACCEPTED, ADVANCE_CLOCK
 from goldiff.replay.developer import Developer, DeveloperProfile, accepted_length, hunks, next_keystroke
 from goldiff.replay.history import Commit, FileChange, list_commits, read_commits, repository_root
 
@@ -55,13 +56,7 @@ LANGUAGES = {
     ".html": "html",
     ".css": "css",
 }
-MANUAL_CLOCK_ENV = "GOLDIFF_TESTING"
-ADVANCE_CLOCK = "goldiff.test.advanceClock"
 YIELD_EVERY = 64  # keystrokes between yields to the event loop, so the pipe to the server drains
-
-
-class ReplayError(GoldiffError):
-    """The replay could not go on (the server stopped, the repository is unreadable)."""
 
 
 @dataclass
@@ -228,14 +223,9 @@ def replayed_commits(home: Path, repository_uri: str) -> tuple[set[str], float |
     return done, float(last) if last is not None else None
 
 
-def _server_env(home: Path, logical_clock: bool) -> dict[str, str]:
+def _server_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["GOLDIFF_HOME"] = str(home)
-    if logical_clock:
-        # The outcome tracker's manual clock, moved by `ADVANCE_CLOCK` (see ReplayOptions).
-        env[MANUAL_CLOCK_ENV] = "1"
-    else:
-        env.pop(MANUAL_CLOCK_ENV, None)
     # The server must import this same goldiff, installed or not.
     package_root = str(Path(goldiff.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -290,7 +280,10 @@ class _Session:
             str(self.home),
             "--log-file",
             str(log_file),
-            env=_server_env(self.home, self.options.logical_clock),
+            # A logical clock, moved by `ADVANCE_CLOCK` (see ReplayOptions.logical_clock).
+            "--clock",
+            "logical" if self.options.logical_clock else "wall",
+            env=_server_env(self.home),
             start_new_session=True,  # Ctrl-C goes to us; we shut the server down in order
         )
         server = self.client._server
@@ -585,7 +578,7 @@ class _Session:
 
 def _suggestion_id(item: types.InlineCompletionItem) -> str | None:
     command = item.command
-    if command is not None and command.command == "goldiff.accepted" and command.arguments:
+    if command is not None and command.command == ACCEPTED and command.arguments:
         return str(command.arguments[0])
     return None
 

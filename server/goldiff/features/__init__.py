@@ -1,0 +1,30 @@
+"""The language server's features: one LSP feature per module, as pygls' examples are.
+
+Each module's `register(server)` adds its handlers; a handler takes `ls: GoldiffServer`
+and is a few lines over a method of a part the server owns or a library function. The
+order below is only the order they are listed in: no feature depends on another's
+registration, because the server builds every part they use before any registers.
+"""
+
+from __future__ import annotations
+
+from goldiff.features import (
+    clock,
+    commands,
+    commit,
+    completion,
+    documents,
+    export,
+    lifecycle,
+    outcomes,
+    proposals,
+)
+from goldiff.server import GoldiffServer
+
+FEATURES = (lifecycle, documents, completion, outcomes, proposals, commands, export, commit, clock)
+
+
+def register_all(server: GoldiffServer) -> GoldiffServer:
+    for feature in FEATURES:
+        feature.register(server)
+    return server
