@@ -1186,16 +1186,6 @@ def options_from_wire(fmt: str, raw: Mapping[str, Any] | None) -> ExportOptions:
     )
 
 
-def register(server: GoldiffServer) -> None:
-    """Add `goldiff.exportTraces {format, path, filters}` to the language server."""
-
-    # `ls: Any`: pygls resolves handler annotations at runtime, and importing the server
-    # class here would make this module import the language server.
-    @server.command("goldiff.exportTraces")
-    async def export_traces(ls: Any, *args: Any) -> dict[str, Any]:
-        return await export_for_server(ls, args)
-
-
 async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str, Any]:
     import asyncio
     import uuid
