@@ -1,4 +1,4 @@
-"""`python -m tests.testing_server`: `goldiff serve --clock logical` plus test-only commands.
+"""`python -m tests.testing_server serve`: `goldiff serve --clock logical` plus test-only commands.
 
 Tests drive time with the server's own `goldiff.advanceClock` and need suggestions without
 a model; `goldiff.test.suggest {uri, line, character, text}` records one at a position, as
@@ -68,9 +68,6 @@ def build_test_server(home: Path, clock: ClockMode = "wall") -> GoldiffServer:
     return server
 
 
-# The command `python -m tests.testing_server` runs, for clients that start a server.
-COMMAND = [sys.executable, "-m", "tests.testing_server"]
-
 if __name__ == "__main__":
-    lsp.build_server = build_test_server  # `goldiff serve`, with the test commands
-    cli.main(["serve", *sys.argv[1:]])
+    lsp.build_server = build_test_server  # `goldiff serve ...`, with the test commands
+    cli.main(sys.argv[1:], prog_name="tests.testing_server")
