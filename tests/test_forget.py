@@ -16,6 +16,7 @@ import sqlite_utils
 from click.testing import CliRunner
 from goldiff import audit
 from goldiff.cli import main
+from goldiff.errors import ForgetError
 from goldiff.migrations import migrate
 from goldiff.store import EditRecord, TraceStore, open_database
 from lsprotocol import types
@@ -196,5 +197,5 @@ def test_every_table_is_reached_by_forget(tmp_path: Path) -> None:
     migrate(db)
     assert audit.forget(db, "file:///nowhere") == {}
     db.table("notes").create({"id": int, "text": str}, pk="id")
-    with pytest.raises(audit.ForgetError, match="notes"):
+    with pytest.raises(ForgetError, match="notes"):
         audit.forget(db, "file:///nowhere")
