@@ -31,6 +31,7 @@ from typing import Any
 
 from goldiff.errors import ConfigError, DistillError, GoldiffError, ModelLoadError
 from goldiff.metrics import TRIGGER_KINDS, ByTrigger
+from goldiff.outcomes.spans import levenshtein
 
 Completer = Callable[[str, str], tuple[str, float]]
 Progress = Callable[[int, int], None]
@@ -76,36 +77,6 @@ def chrf(text: str, gold: str, order: int = CHRF_ORDER, beta: float = CHRF_BETA)
         return 0.0
     b2 = beta * beta
     return 100.0 * (1 + b2) * p * r2 / (b2 * p + r2)
-
-
-def levenshtein(a: str, b: str) -> int:
-    """Edit distance by Hyyrö's bit-vector algorithm: one pass of int operations per char."""
-    if len(a) < len(b):
-        a, b = b, a
-    if not b:
-        return len(a)
-    m = len(b)
-    masks: dict[str, int] = {}
-    for i, ch in enumerate(b):
-        masks[ch] = masks.get(ch, 0) | (1 << i)
-    full = (1 << m) - 1
-    top = 1 << (m - 1)
-    pv, mv, score = full, 0, m
-    for ch in a:
-        eq = masks.get(ch, 0)
-        xv = eq | mv
-        xh = (((eq & pv) + pv) ^ pv) | eq
-        ph = mv | (~(xh | pv) & full)
-        mh = pv & xh
-        if ph & top:
-            score += 1
-        elif mh & top:
-            score -= 1
-        ph = ((ph << 1) | 1) & full
-        mh = (mh << 1) & full
-        pv = mh | (~(xv | ph) & full)
-        mv = ph & xv
-    return score
 
 
 def edit_similarity(text: str, gold: str) -> float:

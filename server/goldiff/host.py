@@ -1,9 +1,7 @@
-"""What the server's services see of the server that owns them.
+"""What the server's services see of the server that owns them (`GoldiffServer` is one).
 
-The completion and edit services need the settings of the moment, the documents, the
-store, the clock and a way to tell the user something; `GoldiffServer` has all of that
-and builds them. They ask for this protocol instead of the server class, so nothing below
-`goldiff.server` imports it: the import graph has no cycle (a test keeps it so).
+The completion and edit services ask for this protocol, not the server class, so nothing
+below `goldiff.server` imports it and the import graph has no cycle.
 """
 
 from __future__ import annotations
@@ -22,22 +20,11 @@ if TYPE_CHECKING:
 
 
 class Host(Protocol):
-    @property
-    def home(self) -> Path: ...
-
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def store(self) -> TraceStore: ...
-
-    @property
-    def recorder(self) -> Recorder: ...
-
-    @property
-    def outcomes(self) -> OutcomeTracker: ...
-
-    @property
-    def clock(self) -> Callable[[], float]: ...
+    home: Path
+    settings: Settings  # replaced whole when the editor's settings change
+    store: TraceStore
+    recorder: Recorder
+    outcomes: OutcomeTracker
+    clock: Callable[[], float]
 
     def tell_user(self, message: str, kind: MessageType = MessageType.Warning) -> None: ...

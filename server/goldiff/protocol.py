@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import PurePosixPath
 from typing import Any, Literal, TypeVar
 
 import attrs
@@ -61,6 +62,36 @@ MODES = ("frontier", "local", "shadow")
 PROVIDERS = ("openai", "anthropic")
 EXPORT_FORMATS = ("sft", "preference", "kto", "edits", "openai", "parquet")
 ROW_FORMATS = ("sft", "preference", "kto", "edits")  # the row shapes `openai` and `parquet` carry
+
+# The `languageId` of a file Goldiff opens itself (replay, a change on disk), by suffix.
+LANGUAGES = {
+    ".py": "python",
+    ".pyi": "python",
+    ".js": "javascript",
+    ".jsx": "javascriptreact",
+    ".ts": "typescript",
+    ".tsx": "typescriptreact",
+    ".json": "json",
+    ".md": "markdown",
+    ".toml": "toml",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".rs": "rust",
+    ".go": "go",
+    ".c": "c",
+    ".h": "c",
+    ".cpp": "cpp",
+    ".java": "java",
+    ".sh": "shellscript",
+    ".rb": "ruby",
+    ".html": "html",
+    ".css": "css",
+}
+
+
+def language_of(path: str) -> str:
+    return LANGUAGES.get(PurePosixPath(path).suffix.lower(), "plaintext")
+
 
 RejectReason = Literal["dismissed", "typedOver", "replaced", "timeout"]
 REJECT_REASONS: tuple[str, ...] = ("dismissed", "typedOver", "replaced", "timeout")

@@ -8,20 +8,10 @@ registration, because the server builds every part they use before any registers
 
 from __future__ import annotations
 
-from goldiff.features import (
-    clock,
-    commands,
-    commit,
-    completion,
-    documents,
-    export,
-    lifecycle,
-    outcomes,
-    proposals,
-)
+from goldiff.features import commands, completion, documents, export, lifecycle, outcomes, proposals, replay
 from goldiff.server import GoldiffServer
 
-FEATURES = (lifecycle, documents, completion, outcomes, proposals, commands, export, commit, clock)
+FEATURES = (lifecycle, documents, completion, outcomes, proposals, commands, export, replay)
 
 
 def register_all(server: GoldiffServer) -> GoldiffServer:

@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Protocol
 
 from lsprotocol import types
@@ -30,32 +30,10 @@ import goldiff
 from goldiff import protocol
 from goldiff.errors import ReplayError
 from goldiff.home import resolve_home, store_path
-from goldiff.protocol import ACCEPTED, ADVANCE_CLOCK
+from goldiff.protocol import ACCEPTED, ADVANCE_CLOCK, language_of
 from goldiff.replay.developer import Developer, DeveloperProfile, accepted_length, hunks, next_keystroke
 from goldiff.replay.history import Commit, FileChange, list_commits, read_commits, repository_root
 
-LANGUAGES = {
-    ".py": "python",
-    ".pyi": "python",
-    ".js": "javascript",
-    ".ts": "typescript",
-    ".tsx": "typescriptreact",
-    ".jsx": "javascriptreact",
-    ".json": "json",
-    ".md": "markdown",
-    ".toml": "toml",
-    ".yaml": "yaml",
-    ".yml": "yaml",
-    ".rs": "rust",
-    ".go": "go",
-    ".c": "c",
-    ".h": "c",
-    ".cpp": "cpp",
-    ".java": "java",
-    ".sh": "shellscript",
-    ".html": "html",
-    ".css": "css",
-}
 YIELD_EVERY = 64  # keystrokes between yields to the event loop, so the pipe to the server drains
 
 
@@ -444,7 +422,7 @@ class _Session:
         self.pause(dev.switch_pause())
         before = change.before or ""
         uri = (self.root / change.path).as_uri()
-        language = LANGUAGES.get(PurePosixPath(change.path).suffix.lower(), "plaintext")
+        language = language_of(change.path)
         buf = _Buffer(self.client, uri, language, before)
         self.result.files += 1
         for hunk in hunks(before, change.after):
