@@ -1,11 +1,9 @@
 """The server's clock: the wall clock, or a logical one that moves only when told.
 
 Every timestamp the server records and every timer it runs (settle, survival checkpoints,
-pending timeouts) reads this clock. `goldiff serve --clock logical` starts the server on a
-logical clock: time stands still until a client sends `goldiff.advanceClock {seconds}`,
-which moves it forward and runs each timer due on the way at its own time. `goldiff replay`
-and `goldiff demo` use it so the simulated developer's time, not the machine's, decides
-what settles when, and a replay is reproducible.
+pending timeouts) reads it. On a logical clock (`goldiff serve --clock logical`, as
+`goldiff replay` and `goldiff demo` run it) time stands still until `goldiff.advanceClock
+{seconds}` moves it, running each timer due on the way: a replay is reproducible.
 """
 
 from __future__ import annotations
@@ -25,6 +23,3 @@ class LogicalClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-__all__ = ["CLOCK_MODES", "ClockMode", "LogicalClock"]

@@ -1,9 +1,5 @@
-"""Build the Goldiff language server and serve it: the entry point `goldiff serve` runs.
-
-`build_server` makes a `GoldiffServer` (`goldiff.server`: every part it owns) and
-registers the LSP features (`goldiff.features`, one per module); `serve` runs it on stdio
-or TCP until the client exits. Nothing here may import torch, transformers or llama_cpp
-(a test enforces it): the server must start in well under a second.
+"""`goldiff serve`: build a `GoldiffServer` (`goldiff.server`), register its LSP features
+(`goldiff.features`) and serve it on stdio or TCP until the client exits.
 """
 
 from __future__ import annotations
@@ -29,11 +25,7 @@ def build_server(home: Path, clock: ClockMode = "wall") -> GoldiffServer:
 
 def serve(home: str | None = None, tcp: tuple[str, int] | None = None, clock: ClockMode = "wall") -> None:
     """Run the server on stdio (or TCP, for debugging) until the client exits."""
-    run(build_server(resolve_home(home), clock), tcp)
-
-
-def run(server: GoldiffServer, tcp: tuple[str, int] | None = None) -> None:
-    """Serve `server` until the client exits, writing everything down on the way out."""
+    server = build_server(resolve_home(home), clock)
 
     def on_sigterm(signum: int, frame: Any) -> None:
         # SIGTERM from an editor closing: write everything down, then go at once. A normal
@@ -52,4 +44,4 @@ def run(server: GoldiffServer, tcp: tuple[str, int] | None = None) -> None:
         server.close_store()
 
 
-__all__ = ["GoldiffServer", "build_server", "run", "serve"]
+__all__ = ["GoldiffServer", "build_server", "serve"]

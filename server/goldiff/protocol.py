@@ -43,20 +43,12 @@ FORGET = "goldiff.forget"
 COMMIT = "goldiff.commit"  # a commit boundary (replay, and the watcher's own record)
 # Only under `goldiff serve --clock logical`: move the clock forward, running due timers.
 ADVANCE_CLOCK = "goldiff.advanceClock"
+# fmt: off
 COMMANDS = (
-    ACCEPTED,
-    SET_MODE,
-    EXPORT_TRACES,
-    STATS,
-    STATUS,
-    MODELS,
-    SERVER_STATS,
-    DISTILL,
-    PROPOSE_EDIT,
-    FORGET,
-    COMMIT,
-    ADVANCE_CLOCK,
+    ACCEPTED, SET_MODE, EXPORT_TRACES, STATS, STATUS, MODELS, SERVER_STATS, DISTILL, PROPOSE_EDIT,
+    FORGET, COMMIT, ADVANCE_CLOCK,
 )
+# fmt: on
 
 MODES = ("frontier", "local", "shadow")
 PROVIDERS = ("openai", "anthropic")
@@ -64,29 +56,15 @@ EXPORT_FORMATS = ("sft", "preference", "kto", "edits", "openai", "parquet")
 ROW_FORMATS = ("sft", "preference", "kto", "edits")  # the row shapes `openai` and `parquet` carry
 
 # The `languageId` of a file Goldiff opens itself (replay, a change on disk), by suffix.
+# fmt: off
 LANGUAGES = {
-    ".py": "python",
-    ".pyi": "python",
-    ".js": "javascript",
-    ".jsx": "javascriptreact",
-    ".ts": "typescript",
-    ".tsx": "typescriptreact",
-    ".json": "json",
-    ".md": "markdown",
-    ".toml": "toml",
-    ".yaml": "yaml",
-    ".yml": "yaml",
-    ".rs": "rust",
-    ".go": "go",
-    ".c": "c",
-    ".h": "c",
-    ".cpp": "cpp",
-    ".java": "java",
-    ".sh": "shellscript",
-    ".rb": "ruby",
-    ".html": "html",
-    ".css": "css",
+    ".py": "python", ".pyi": "python", ".js": "javascript", ".jsx": "javascriptreact",
+    ".ts": "typescript", ".tsx": "typescriptreact", ".json": "json", ".md": "markdown",
+    ".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".rs": "rust", ".go": "go", ".c": "c",
+    ".h": "c", ".cpp": "cpp", ".java": "java", ".sh": "shellscript", ".rb": "ruby",
+    ".html": "html", ".css": "css",
 }
+# fmt: on
 
 
 def language_of(path: str) -> str:

@@ -223,6 +223,17 @@ def bad_arguments(exc: BaseException) -> bool:
     return isinstance(exc, ConfigError | OutOfSync) or isinstance(exc.__cause__, PayloadError)
 
 
+def _routed(method: str) -> Any:  # a method of GoldiffProtocol, as pygls discovers it
+    """A built-in LSP method that only hands its params to the server's own handler."""
+
+    @lsp_method(method)
+    def route(self: LanguageServerProtocol, params: Any) -> Generator[Any, Any, None]:
+        if (user_handler := self.fm.features.get(method)) is not None:
+            yield user_handler, (params,), None
+
+    return route
+
+
 class GoldiffProtocol(LanguageServerProtocol):
     """Goldiff keeps its own copy of every document (`capture.documents`). pygls' workspace
     copy would repeat that work on every keystroke, so these built-ins only route to the
@@ -234,6 +245,10 @@ class GoldiffProtocol(LanguageServerProtocol):
     answered: `-32601` for an unknown method, `-32602` naming the field for invalid
     params (Goldiff's own payloads included), `-32603` for anything else.
     """
+
+    lsp_text_document__did_open = _routed(types.TEXT_DOCUMENT_DID_OPEN)
+    lsp_text_document__did_change = _routed(types.TEXT_DOCUMENT_DID_CHANGE)
+    lsp_text_document__did_close = _routed(types.TEXT_DOCUMENT_DID_CLOSE)
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         # json.loads calls this for every object in a message, nested ones included.
@@ -293,22 +308,6 @@ class GoldiffProtocol(LanguageServerProtocol):
             return
         super()._send_handler_result(future, msg_id=msg_id)
 
-    def _route(self, method: str, params: Any) -> Generator[Any, Any, None]:
-        if (user_handler := self.fm.features.get(method)) is not None:
-            yield user_handler, (params,), None
-
-    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
-    def lsp_text_document__did_open(
-        self, params: types.DidOpenTextDocumentParams
-    ) -> Generator[Any, Any, None]:
-        yield from self._route(types.TEXT_DOCUMENT_DID_OPEN, params)
-
-    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
-    def lsp_text_document__did_change(
-        self, params: types.DidChangeTextDocumentParams
-    ) -> Generator[Any, Any, None]:
-        yield from self._route(types.TEXT_DOCUMENT_DID_CHANGE, params)
-
     # Futures started while a generator step runs (see `_run_generator`); None outside one.
     _started: list[Any] | None = None
 
@@ -349,9 +348,3 @@ class GoldiffProtocol(LanguageServerProtocol):
                 result_future.add_done_callback(
                     lambda f, inner=inner: inner.cancel() if f.cancelled() else None
                 )
-
-    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
-    def lsp_text_document__did_close(
-        self, params: types.DidCloseTextDocumentParams
-    ) -> Generator[Any, Any, None]:
-        yield from self._route(types.TEXT_DOCUMENT_DID_CLOSE, params)

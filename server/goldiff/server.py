@@ -1,13 +1,10 @@
 """`GoldiffServer`: one editor window's server, and every part it owns, built in one place.
 
-The server owns the settings, the trace store and its recorder, the clock, outcome
-tracking (`outcomes`), edit proposals (`proposals`, `edits`) and the completion service
-(`completion`), each a typed attribute built here, in the order their recorder hooks must
-run. LSP handlers live in `goldiff.features`, one feature per module, and take
-`ls: GoldiffServer`; this module imports none of them (pygls resolves handler annotations
-at run time, so they import it). `goldiff.lsp` builds a server and registers the features.
-Nothing here may import torch, transformers or llama_cpp (a test enforces it): the server
-must start in well under a second.
+Settings, the trace store and its recorder, the clock, outcome tracking, edit proposals
+and the completion service are typed attributes, built in the order their recorder hooks
+run. The LSP handlers live in `goldiff.features` and take `ls: GoldiffServer`; this module
+imports none of them. Nothing here may import torch, transformers or llama_cpp (a test
+enforces it): the server must start in well under a second.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """The language server's features: one LSP feature per module, as pygls' examples are.
 
 Each module's `register(server)` adds its handlers; a handler takes `ls: GoldiffServer`
-and is a few lines over a method of a part the server owns or a library function. The
-order below is only the order they are listed in: no feature depends on another's
-registration, because the server builds every part they use before any registers.
+and is a few lines over a part the server owns or a library function. No feature depends
+on another's registration: the server builds every part before any registers.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import resource
 import sys
@@ -25,22 +26,16 @@ def register(server: GoldiffServer) -> None:
     @server.command(protocol.STATS)
     def stats(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
         ls.store.flush()
-        db = ls.store.reader()
-        try:
+        with contextlib.closing(ls.store.reader()) as db:
             return audit.stats(db, ls.store.path)
-        finally:
-            db.conn.close()
 
     @server.command(protocol.STATUS)
     def status(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
         since = audit.start_of_today()
-        db = ls.store.reader()
-        try:
+        with contextlib.closing(ls.store.reader()) as db:
             today = audit.acceptance_since(db, since)
             by_source = audit.acceptance_by_source(db, since)
             shadow = audit.shadow_stats(db, since)
-        finally:
-            db.conn.close()
         answering = ls.completion.answering()
         return {
             "mode": ls.settings.mode,
@@ -114,8 +109,5 @@ def register(server: GoldiffServer) -> None:
             path = uri_to_path(workspace)  # one spelling of the URI, as documents record it
             workspace = path.resolve().as_uri() if path else workspace
         ls.store.flush()
-        db = ls.store.reader()
-        try:
+        with contextlib.closing(ls.store.reader()) as db:
             return audit.forget(db, workspace)
-        finally:
-            db.conn.close()

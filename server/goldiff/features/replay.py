@@ -1,12 +1,9 @@
 """What `goldiff replay` drives: commit boundaries and the logical clock.
 
-`goldiff.commit` marks where a developer says "this is what I keep": it records an
-`events` row of kind `commit` (sha, subject, repository, source), settles every pending
-suggestion, and flushes the store before it answers, so a client that got the answer knows
-the commit and everything before it are on disk (replay resumes from the store on that
-promise). `goldiff.advanceClock {seconds}` exists only on a logical clock (`goldiff serve
---clock logical`, `goldiff.clock`), so a client can tell from the server's capabilities
-whether it may drive time; it answers the new time once every timer due on the way has run.
+`goldiff.commit` records the commit (an `events` row), settles every pending suggestion
+and flushes the store before it answers: replay resumes from the store on that promise.
+`goldiff.advanceClock {seconds}` exists only on a logical clock (`goldiff.clock`), so a
+client can tell from the server's capabilities whether it may drive time.
 """
 
 from __future__ import annotations

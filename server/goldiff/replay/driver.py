@@ -28,6 +28,7 @@ from pygls.lsp.client import LanguageClient
 
 import goldiff
 from goldiff import protocol
+from goldiff.capture.documents import utf16_len
 from goldiff.errors import ReplayError
 from goldiff.home import resolve_home, store_path
 from goldiff.protocol import ACCEPTED, ADVANCE_CLOCK, language_of
@@ -118,10 +119,6 @@ class _NoProgress:
         pass
 
 
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
 class _Buffer:
     """The editor's copy of one open document; every change goes out as incremental didChange."""
 
@@ -139,7 +136,7 @@ class _Buffer:
     def position(self, offset: int) -> types.Position:
         line_start = self.text.rfind("\n", 0, offset) + 1
         return types.Position(
-            line=self.text.count("\n", 0, offset), character=_utf16_len(self.text[line_start:offset])
+            line=self.text.count("\n", 0, offset), character=utf16_len(self.text[line_start:offset])
         )
 
     def offset(self, pos: types.Position) -> int | None:
@@ -522,7 +519,7 @@ class _Session:
             buf.replace(cursor, cursor, text[:n])
             self.client.protocol.notify(
                 protocol.SUGGESTION_PARTIALLY_ACCEPTED,
-                {"id": suggestion_id, "acceptedLength": _utf16_len(text[:n])},  # as editors count
+                {"id": suggestion_id, "acceptedLength": utf16_len(text[:n])},  # as editors count
             )
             self.result.partial += 1
         else:
