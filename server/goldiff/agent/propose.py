@@ -176,9 +176,9 @@ def _context(request: EditRequest) -> dict[str, Any]:
 def _workspace_edit(
     uri: str, version: int | None, doc: Any, start: int, end: int, rewrite: Rewrite, instruction: str
 ) -> types.WorkspaceEdit:
-    rng = _lsp_range(doc, start, end)
+    (sl, sc), (el, ec) = doc.position_at(start), doc.position_at(end)
     edit = types.AnnotatedTextEdit(
-        range=types.Range(start=types.Position(**rng["start"]), end=types.Position(**rng["end"])),
+        range=types.Range(start=types.Position(sl, sc), end=types.Position(el, ec)),
         new_text=rewrite.text,
         annotation_id=ANNOTATION_ID,
     )
