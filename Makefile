@@ -30,6 +30,7 @@ lint: install
 	$(BIN)/ruff format --check server tests bench
 	$(BIN)/mypy
 	$(BIN)/cog --check README.md
+	$(BIN)/lint-imports --no-cache
 
 unit: install
 	$(BIN)/python -m pytest -q -m "not faults and not e2e" --timeout=600

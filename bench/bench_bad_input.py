@@ -63,7 +63,7 @@ def _typing(home: Path, text: str) -> tuple[float, float]:
 
 
 def _fuzz(home: Path, seed: int = 18, messages: int = 10_000) -> dict[str, Any]:
-    client = PipeClient([sys.executable, "-m", "goldiff", "serve"], server_env(home, GOLDIFF_TESTING="1"))
+    client = PipeClient([sys.executable, "-m", "goldiff", "serve", "--clock", "logical"], server_env(home))
     client.initialize({"capture": {"enabled": True}, "local": {"model": TEST_MODEL}})
     fuzz = Fuzzer(seed)
     requests, longest = [], 0.0

@@ -86,10 +86,16 @@ async def goldiff_client(
     options: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     server_args: list[str] | None = None,
+    testing: bool = False,
 ) -> AsyncIterator[LanguageClient]:
-    """A client talking to a fresh `goldiff serve` with capture enabled by default."""
+    """A client talking to a fresh `goldiff serve` with capture enabled by default.
+
+    `testing`: the server of `tests.testing_server` (a logical clock and the test-only
+    `goldiff.test.suggest`) instead of the product's.
+    """
+    command = [sys.executable, "-m", "tests.testing_server"] if testing else [sys.executable, "-m", "goldiff"]
     config = ClientServerConfig(
-        server_command=[sys.executable, "-m", "goldiff", "serve", *(server_args or [])],
+        server_command=[*command, "serve", *(server_args or [])],
         server_env=env or server_env(home),
     )
     client = await config.start()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from goldiff.export import command as export_module
-from goldiff.export import export_for_server
+from goldiff.features.export import export_for_server
 from goldiff.lsp import build_server
 from lsprotocol import types
 

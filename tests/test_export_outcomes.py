@@ -1,7 +1,7 @@
 """From a scripted editor session to training rows: outcomes' real gold, exported over LSP.
 
-Runs once the outcome tracker is in the package (it provides the `goldiff.test.*`
-commands under GOLDIFF_TESTING=1: suggestions on demand and a clock moved by the test).
+The server is `tests.testing_server`: suggestions on demand (`goldiff.test.suggest`) and a
+logical clock moved by the test (`goldiff.advanceClock`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from goldiff.export import EDIT_CURSOR, EDIT_REGION_END, EDIT_REGION_START, load_rows, parse_edit_completion
 from lsprotocol import types
 
-from tests.lsp_client import Editor, goldiff_client, server_env, utf16_pos
+from tests.lsp_client import Editor, goldiff_client, utf16_pos
 
 pytest.importorskip("goldiff.outcomes")
 
@@ -26,7 +26,7 @@ async def test_settled_suggestion_exports_as_sft_and_edit_rows(tmp_path: Path) -
     ws.mkdir()
     home = tmp_path / "home"
     uri = (ws / "geo.py").as_uri()
-    async with goldiff_client(home, workspace=ws, env=server_env(home, GOLDIFF_TESTING="1")) as client:
+    async with goldiff_client(home, workspace=ws, testing=True) as client:
 
         async def command(name: str, *args: Any) -> Any:
             return await client.workspace_execute_command_async(
@@ -35,7 +35,7 @@ async def test_settled_suggestion_exports_as_sft_and_edit_rows(tmp_path: Path) -
 
         editor = Editor(client)
         editor.open(uri, SOURCE)
-        await command("goldiff.test.advanceClock", {"seconds": 0})
+        await command("goldiff.advanceClock", {"seconds": 0})
         pos = utf16_pos(SOURCE, CURSOR)
         suggestion = "return 3.14 * r * r"
         sid = (
@@ -45,13 +45,13 @@ async def test_settled_suggestion_exports_as_sft_and_edit_rows(tmp_path: Path) -
             )
         )["id"]
         client.protocol.notify("goldiff/suggestionShown", {"id": sid})
-        await command("goldiff.test.advanceClock", {"seconds": 1})
+        await command("goldiff.advanceClock", {"seconds": 1})
         editor.replace(uri, CURSOR, CURSOR, suggestion)  # Tab
         await command("goldiff.accepted", sid)
-        await command("goldiff.test.advanceClock", {"seconds": 5})
+        await command("goldiff.advanceClock", {"seconds": 5})
         editor.replace(uri, CURSOR + 7, CURSOR + 11, "math.pi")  # the developer's fix: 3.14 → math.pi
         editor.save(uri)
-        await command("goldiff.test.advanceClock", {"seconds": 700})  # settled, every checkpoint
+        await command("goldiff.advanceClock", {"seconds": 700})  # settled, every checkpoint
         sft = await command("goldiff.exportTraces", {"format": "sft", "path": "sft.jsonl"})
         edits = await command("goldiff.exportTraces", {"format": "edits", "path": "edits.jsonl"})
         kto = await command("goldiff.exportTraces", {"format": "kto", "path": "kto.jsonl"})

@@ -1,20 +1,26 @@
-"""The extension's package.json and the server's settings agree.
+"""The extension's package.json and protocol.ts agree with the server.
 
 package.json is the one source of truth for the `goldiff.*` settings a user sees; the
 server parses the same settings (camelCase) from initializationOptions. A default or an
 enum that drifts on one side would make the Settings editor lie about what the server does.
+`extension/src/protocol.ts` names the server's commands and the notifications it takes:
+each must be one `goldiff.protocol` declares and the server registers.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from goldiff.protocol import unstructure
-from goldiff.settings import MODES, PROVIDERS, Settings, read_settings
+from goldiff import protocol
+from goldiff.lsp import build_server
+from goldiff.protocol import MODES, PROVIDERS, unstructure
+from goldiff.settings import Settings, read_settings
 
 MANIFEST = Path(__file__).resolve().parents[1] / "extension" / "package.json"
+PROTOCOL_TS = MANIFEST.parent / "src" / "protocol.ts"
 # Held in VS Code's secret storage, never a setting.
 SECRET_KEYS = {"frontier.apiKey"}
 
@@ -104,3 +110,32 @@ def test_one_wrong_setting_leaves_the_others_applied() -> None:
     assert problems == [
         "setting goldiff.local.model = 5 is invalid (expected a string, got int); using the default (unset)"
     ]
+
+
+def ts_names(constant: str) -> set[str]:
+    """The string values of `export const NAME = { key: 'value', ... }` in protocol.ts."""
+    source = PROTOCOL_TS.read_text(encoding="utf-8")
+    body = re.search(rf"export const {constant} = \{{(.*?)\}} as const;", source, re.S)
+    assert body is not None, f"{constant} is not in protocol.ts"
+    return set(re.findall(r"^\s*\w+: '([^']+)',", body.group(1), re.M))
+
+
+def ts_tuple(constant: str) -> list[str]:
+    source = PROTOCOL_TS.read_text(encoding="utf-8")
+    body = re.search(rf"export const {constant} = \[(.*?)\] as const;", source, re.S)
+    assert body is not None, f"{constant} is not in protocol.ts"
+    return re.findall(r"'([^']+)'", body.group(1))
+
+
+def test_protocol_ts_names_what_the_server_declares_and_registers(tmp_path: Path) -> None:
+    commands, notifications = ts_names("ServerCommands"), ts_names("Notifications")
+    assert commands and commands <= set(protocol.COMMANDS)
+    assert notifications == set(protocol.NOTIFICATIONS)
+    assert ts_tuple("MODES") == list(MODES)
+    assert ts_tuple("PROVIDERS") == list(PROVIDERS)
+    server = build_server(tmp_path, clock="logical")  # the logical clock adds goldiff.advanceClock
+    try:
+        assert set(server.protocol.fm.commands) == set(protocol.COMMANDS)
+        assert set(protocol.NOTIFICATIONS) <= set(server.protocol.fm.features)
+    finally:
+        server.close_store()

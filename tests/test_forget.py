@@ -16,6 +16,7 @@ import sqlite_utils
 from click.testing import CliRunner
 from goldiff import audit
 from goldiff.cli import main
+from goldiff.errors import ForgetError
 from goldiff.migrations import migrate
 from goldiff.store import EditRecord, TraceStore, open_database
 from lsprotocol import types
@@ -43,11 +44,13 @@ async def _record(home: Path, ws: Path, name: str) -> None:
         "edits": [{"instruction": "rename", "text": marks["proposal"]}],
     }
     options = {"mode": "frontier", "frontier": {"model": "test:" + json.dumps(rules)}}
-    env = server_env(home, GOLDIFF_TESTING="1")
+    env = server_env(home)
     path = ws / "mod.py"
     text = marks["opened"] + "\n# go\n"
     path.write_text(text)
-    async with goldiff_client(home, workspace=ws, env=env, options=options) as client:
+    async with goldiff_client(
+        home, workspace=ws, env=env, options=options, server_args=["--clock", "logical"]
+    ) as client:
 
         @client.feature(types.WORKSPACE_APPLY_EDIT)
         def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
@@ -77,7 +80,7 @@ async def _record(home: Path, ws: Path, name: str) -> None:
         # The declined edit left the text ending in a newline: the completion is asked on a new line.
         await complete(client, uri, editor.texts[uri])
         editor.save(uri)
-        await command("goldiff.test.advanceClock", {"seconds": 120})
+        await command("goldiff.advanceClock", {"seconds": 120})
         await command("goldiff.stats")
 
 
@@ -194,5 +197,5 @@ def test_every_table_is_reached_by_forget(tmp_path: Path) -> None:
     migrate(db)
     assert audit.forget(db, "file:///nowhere") == {}
     db.table("notes").create({"id": int, "text": str}, pk="id")
-    with pytest.raises(audit.ForgetError, match="notes"):
+    with pytest.raises(ForgetError, match="notes"):
         audit.forget(db, "file:///nowhere")

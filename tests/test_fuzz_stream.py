@@ -278,9 +278,11 @@ def test_ten_thousand_fuzzed_messages(tmp_path: Path, capsys: pytest.CaptureFixt
     home = tmp_path / "home"
     # A wrong local.model falls back to the default model: a missing one here, so the fuzz
     # never loads a real GGUF.
-    env = server_env(home, GOLDIFF_TESTING="1", GOLDIFF_DEFAULT_MODEL=str(tmp_path / "none.gguf"))
+    env = server_env(home, GOLDIFF_DEFAULT_MODEL=str(tmp_path / "none.gguf"))
     client = PipeClient(
-        [sys.executable, "-m", "goldiff", "serve"], env, stderr=(tmp_path / "server.log").open("w")
+        [sys.executable, "-m", "goldiff", "serve", "--clock", "logical"],
+        env,
+        stderr=(tmp_path / "server.log").open("w"),
     )
     client.initialize({"capture": {"enabled": True}, "local": {"model": TEST_MODEL}})
     fuzz = Fuzzer(SEED)

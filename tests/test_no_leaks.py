@@ -83,9 +83,13 @@ async def test_a_secret_planted_through_every_input_is_nowhere_in_the_files(tmp_
         "frontier": {"model": "test:" + json.dumps(rules), "apiKey": SECRETS["init_api_key"]},
         "agents": ["claude"],
     }
-    env = server_env(home, GOLDIFF_TESTING="1")
+    env = server_env(home)
     async with goldiff_client(
-        home, workspace=ws, env=env, options=options, server_args=["--log-file", str(log), "--verbose"]
+        home,
+        workspace=ws,
+        env=env,
+        options=options,
+        server_args=["--log-file", str(log), "--verbose", "--clock", "logical"],
     ) as client:
         editor = Editor(client)
 
@@ -118,7 +122,7 @@ async def test_a_secret_planted_through_every_input_is_nowhere_in_the_files(tmp_
             )
         )
         editor.open(uri, SOURCE)
-        await command("goldiff.test.advanceClock", {"seconds": 0})
+        await command("goldiff.advanceClock", {"seconds": 0})
         # An edit proposal whose instruction holds a secret, and whose text holds another;
         # its episode stays open while a terminal command exports a key.
         decisions.append(True)
@@ -188,7 +192,7 @@ async def test_a_secret_planted_through_every_input_is_nowhere_in_the_files(tmp_
             assert time.monotonic() < deadline, "the agent run or the watched file was never recorded"
             await command("goldiff.stats")
         editor.save(uri)
-        await command("goldiff.test.advanceClock", {"seconds": 120})
+        await command("goldiff.advanceClock", {"seconds": 120})
         await command("goldiff.stats")
         for fmt in ("sft", "preference", "kto", "edits", "openai"):
             await command("goldiff.exportTraces", {"format": fmt, "path": str(exports / f"all.{fmt}")})

@@ -31,9 +31,7 @@ DOC = "file:///probe/doc.py"
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[PipeClient]:
-    c = PipeClient(
-        [sys.executable, "-m", "goldiff", "serve"], server_env(tmp_path / "home", GOLDIFF_TESTING="1")
-    )
+    c = PipeClient([sys.executable, "-m", "tests.testing_server", "serve"], server_env(tmp_path / "home"))
     c.initialize({"capture": {"enabled": True}, "local": {"model": TEST_MODEL}})
     c.home = tmp_path / "home"  # type: ignore[attr-defined]
     yield c

@@ -16,12 +16,11 @@ from typing import Any
 import sqlite_utils
 
 from goldiff.agent.stats import proposal_stats
-from goldiff.errors import GoldiffError
+from goldiff.errors import ForgetError, NotRecordedError
 from goldiff.outcomes.stats import outcome_stats
 from goldiff.records import (
     SETTLED,
     DocumentText,
-    NotRecordedError,
     count_rows,
     document_at,
     iter_documents,
@@ -130,10 +129,6 @@ def shadow_stats(db: sqlite_utils.Database, since: float | None = None) -> dict[
 # alone, so a table added later is forgotten with the rest (or forget refuses to run).
 LINK_COLUMNS = ("document_id", "suggestion_id", "episode_id")
 TIME_COLUMNS = ("ts", "started_at", "opened_at")
-
-
-class ForgetError(GoldiffError):
-    """The store has a table that `forget` cannot tell the owner of."""
 
 
 def forget(

@@ -17,8 +17,10 @@ from typing import Any, TypeVar
 import click
 
 from goldiff import __version__
+from goldiff.clock import CLOCK_MODES, ClockMode
 from goldiff.errors import GoldiffError
 from goldiff.home import resolve_home, store_path
+from goldiff.protocol import EXPORT_FORMATS, ROW_FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,7 +60,14 @@ def main() -> None:
     "--log-file", type=click.Path(dir_okay=False, path_type=Path), help="Write the server log here."
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
-def serve(home: Path | None, tcp: str | None, log_file: Path | None, verbose: bool) -> None:
+@click.option(
+    "--clock",
+    type=click.Choice(CLOCK_MODES),
+    default="wall",
+    show_default=True,
+    help="logical: time moves only through goldiff.advanceClock (replay, demo).",
+)
+def serve(home: Path | None, tcp: str | None, log_file: Path | None, verbose: bool, clock: ClockMode) -> None:
     """Run the language server (stdio by default)."""
     if "pandas" not in sys.modules:
         # sqlite-utils imports pandas when it is installed (the train extra brings it):
@@ -91,7 +100,7 @@ def serve(home: Path | None, tcp: str | None, log_file: Path | None, verbose: bo
         if not host or not port.isdigit():
             raise click.BadParameter("use HOST:PORT, e.g. 127.0.0.1:2087", param_hint="--tcp")
         address = (host, int(port))
-    run(str(home) if home else None, address)
+    run(str(home) if home else None, address, clock)
 
 
 def _open_reader(home: Path | None) -> Any:
@@ -400,15 +409,13 @@ def models_gate(home: Path | None, model: str | None, source: str, as_json: bool
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["sft", "preference", "kto", "edits", "openai", "parquet"]),
+    type=click.Choice(EXPORT_FORMATS),
     default="sft",
     show_default=True,
     help="Row format: TRL prompt/completion, preference pairs, KTO labels, edit episodes, "
     "OpenAI chat fine-tuning, or Parquet.",
 )
-@click.option(
-    "--rows", type=click.Choice(["sft", "preference", "kto", "edits"]), help="Row shape for openai/parquet."
-)
+@click.option("--rows", type=click.Choice(ROW_FORMATS), help="Row shape for openai/parquet.")
 @click.option(
     "--out",
     help="File (or folder with --split). With --format parquet a folder or fsspec URL "

@@ -10,17 +10,11 @@ distillation: it must not weigh on, or crash, the server that completes as the u
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
-import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from goldiff import protocol
-from goldiff.errors import ConfigError, GoldiffError
-from goldiff.home import exports_dir
+from goldiff.errors import ConfigError
 
 FRONTIER = "frontier"
 
@@ -42,30 +36,3 @@ def eval_command(home: Path, args: protocol.CompareArgs, out: Path) -> list[str]
             raise ConfigError(f"compare {current} with another model, not {other or 'nothing'}")
         command += ["--model", f"{label(other)}={other}", "--no-frontier"]
     return command
-
-
-async def compare_for_server(ls: Any, args: Sequence[Any]) -> dict[str, Any]:
-    params = protocol.structure(list(args), protocol.CompareArgs)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    out = exports_dir(ls.home) / f"compare-{stamp}"
-    command = eval_command(ls.home, params, out)
-    ls.store.flush()  # the newest gold belongs in the comparison
-    proc = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        _, err = await proc.communicate()
-    except asyncio.CancelledError:
-        proc.terminate()
-        raise
-    if proc.returncode != 0:
-        message = (err.decode(errors="replace").strip().splitlines() or ["the evaluation failed"])[-1]
-        raise GoldiffError(message.removeprefix("Error: "))
-    report = json.loads((out / "eval.json").read_text("utf-8"))
-    return {
-        "current": label(params.current),
-        "other": label(params.other),
-        "report": report,
-        "folder": str(out),
-        "markdown": str(out / "report.md"),
-    }

@@ -16,15 +16,15 @@ import contextlib
 import logging
 import threading
 import uuid
-from typing import Any
 
 from lsprotocol import types
+from pygls.lsp.server import LanguageServer
 
 log = logging.getLogger(__name__)
 
 
 class CommandProgress:
-    def __init__(self, ls: Any, token: str | None, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, ls: LanguageServer, token: str | None, loop: asyncio.AbstractEventLoop) -> None:
         self.ls = ls
         self.token = token
         self.loop = loop
@@ -50,7 +50,7 @@ class CommandProgress:
             self.ls.work_done_progress.tokens.pop(self.token, None)
 
 
-async def begin_progress(ls: Any, title: str, client_token: str | None) -> CommandProgress:
+async def begin_progress(ls: LanguageServer, title: str, client_token: str | None) -> CommandProgress:
     """Start the command's progress on the client's token, or on a new one if the client may."""
     token = client_token
     if token is None:

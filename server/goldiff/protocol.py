@@ -1,36 +1,78 @@
-"""Payloads Goldiff adds to LSP: custom notifications and command arguments.
+"""What Goldiff adds to LSP: every command and notification name, and their payloads.
 
-Every custom payload on the wire is an attrs class here. Field names are snake_case in
-Python and camelCase on the wire; `structure` and `unstructure` convert, and turn any
-malformed payload into a `PayloadError` that says which field was wrong, so a handler
-never sees half-parsed data.
+The names below are the whole custom wire; `extension/src/protocol.ts` spells the same
+names (a test compares them, and checks the server registers each). Every custom payload
+on the wire is an attrs class here. Field names are snake_case in Python and camelCase on
+the wire; `structure` and `unstructure` convert, and turn any malformed payload into a
+`PayloadError` that says which field was wrong, so a handler never sees half-parsed data.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import PurePosixPath
 from typing import Any, Literal, TypeVar
 
 import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from goldiff.errors import GoldiffError
+from goldiff.errors import PayloadError as PayloadError  # re-exported: goldiff.export catches it here
 
 T = TypeVar("T")
 
+# Notifications the client sends.
 SUGGESTION_SHOWN = "goldiff/suggestionShown"
 SUGGESTION_PARTIALLY_ACCEPTED = "goldiff/suggestionPartiallyAccepted"
 SUGGESTION_REJECTED = "goldiff/suggestionRejected"
 TERMINAL_COMMAND = "goldiff/terminalCommand"
+NOTIFICATIONS = (SUGGESTION_SHOWN, SUGGESTION_PARTIALLY_ACCEPTED, SUGGESTION_REJECTED, TERMINAL_COMMAND)
+
+# Commands the server executes (`workspace/executeCommand`).
+ACCEPTED = "goldiff.accepted"  # carried by every inline completion item: [suggestionId]
+SET_MODE = "goldiff.setMode"
+EXPORT_TRACES = "goldiff.exportTraces"
+STATS = "goldiff.stats"
+STATUS = "goldiff.status"
+MODELS = "goldiff.models"
+SERVER_STATS = "goldiff.serverStats"
+DISTILL = "goldiff.distill"
+PROPOSE_EDIT = "goldiff.proposeEdit"
+FORGET = "goldiff.forget"
+COMMIT = "goldiff.commit"  # a commit boundary (replay, and the watcher's own record)
+# Only under `goldiff serve --clock logical`: move the clock forward, running due timers.
+ADVANCE_CLOCK = "goldiff.advanceClock"
+# fmt: off
+COMMANDS = (
+    ACCEPTED, SET_MODE, EXPORT_TRACES, STATS, STATUS, MODELS, SERVER_STATS, DISTILL, PROPOSE_EDIT,
+    FORGET, COMMIT, ADVANCE_CLOCK,
+)
+# fmt: on
+
+MODES = ("frontier", "local", "shadow")
+PROVIDERS = ("openai", "anthropic")
+EXPORT_FORMATS = ("sft", "preference", "kto", "edits", "openai", "parquet")
+ROW_FORMATS = ("sft", "preference", "kto", "edits")  # the row shapes `openai` and `parquet` carry
+
+# The `languageId` of a file Goldiff opens itself (replay, a change on disk), by suffix.
+# fmt: off
+LANGUAGES = {
+    ".py": "python", ".pyi": "python", ".js": "javascript", ".jsx": "javascriptreact",
+    ".ts": "typescript", ".tsx": "typescriptreact", ".json": "json", ".md": "markdown",
+    ".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".rs": "rust", ".go": "go", ".c": "c",
+    ".h": "c", ".cpp": "cpp", ".java": "java", ".sh": "shellscript", ".rb": "ruby",
+    ".html": "html", ".css": "css",
+}
+# fmt: on
+
+
+def language_of(path: str) -> str:
+    return LANGUAGES.get(PurePosixPath(path).suffix.lower(), "plaintext")
+
 
 RejectReason = Literal["dismissed", "typedOver", "replaced", "timeout"]
 REJECT_REASONS: tuple[str, ...] = ("dismissed", "typedOver", "replaced", "timeout")
-
-
-class PayloadError(GoldiffError):
-    """A custom notification or command argument did not have the expected shape."""
 
 
 @attrs.define
@@ -67,7 +109,7 @@ class TerminalCommand:
 
 @attrs.define
 class SetModeArgs:
-    mode: str = attrs.field(validator=attrs.validators.in_(("frontier", "local", "shadow")))
+    mode: str = attrs.field(validator=attrs.validators.in_(MODES))
 
 
 @attrs.define
@@ -279,9 +321,6 @@ def unstructure(value: Any) -> Any:
     return converter.unstructure(value)
 
 
-COMMIT = "goldiff.commit"
-
-
 @attrs.define
 class CommitArgs:
     """A commit boundary: the developer committed; pending suggestions settle here.
@@ -295,3 +334,47 @@ class CommitArgs:
     repository: str | None = None  # workspace folder URI of the repository
     author_time: float | None = None  # epoch seconds, as git recorded it
     source: str = "editor"  # editor | replay | watcher
+
+
+@attrs.define
+class AcceptedArgs:
+    id: str
+
+
+def accepted_id(args: Sequence[Any]) -> str:
+    """`goldiff.accepted` takes `[id]`; an `{id}` object is accepted too."""
+    plain = as_plain(list(args))
+    if len(plain) == 1 and isinstance(plain[0], str):
+        return str(plain[0])
+    try:
+        return structure(plain, AcceptedArgs).id
+    except PayloadError as exc:
+        raise PayloadError(f"{ACCEPTED} expects [suggestionId]: {exc}") from exc
+
+
+@attrs.define
+class AdvanceClockArgs:
+    seconds: float = attrs.field(validator=attrs.validators.ge(0))
+
+
+FORGET_USAGE = f'{FORGET} needs an explicit scope: [{{"workspace": PATH_OR_URI}}] or [{{"all": true}}]'
+
+
+def forget_scope(args: Sequence[Any]) -> str | None:
+    """The workspace `goldiff.forget` deletes, or None for everything.
+
+    Deleting is not undoable, so only an explicit scope is obeyed: a missing argument,
+    a typo in a key or an empty workspace is refused, never read as "everything".
+    """
+    plain = as_plain(list(args))
+    arg = plain[0] if len(plain) == 1 else None
+    if not isinstance(arg, dict):
+        raise PayloadError(FORGET_USAGE)
+    if unknown := sorted(str(k) for k in arg if k not in ("workspace", "all")):
+        raise PayloadError(f"{FORGET_USAGE}; unknown key {', '.join(map(repr, unknown))}")
+    if arg == {"all": True}:
+        return None
+    workspace = arg.get("workspace")
+    if set(arg) == {"workspace"} and isinstance(workspace, str) and workspace.strip():
+        return workspace
+    raise PayloadError(FORGET_USAGE)

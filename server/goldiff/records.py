@@ -17,14 +17,10 @@ from typing import Any
 
 import sqlite_utils
 
-from goldiff.errors import GoldiffError
+from goldiff.errors import NotRecordedError
 from goldiff.store import content_hash
 
 SETTLED = ("accepted", "partial", "rejected")
-
-
-class NotRecordedError(GoldiffError):
-    """The store holds nothing for what was asked."""
 
 
 def _object(value: Any) -> dict[str, Any]:

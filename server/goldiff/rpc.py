@@ -9,7 +9,9 @@ on), and nothing is ever allocated from a length the client claims. `invalid_par
 turns a validation failure into a sentence that names the field, for the `-32602`
 answer every malformed request gets. `UserMessages` decides which messages reach the
 user's screen: each distinct one once in a while, and only a few a minute, whatever
-the client sends; the details always go to the log.
+the client sends; the details always go to the log. `GoldiffProtocol` is pygls' protocol
+with every request answered (see its docstring), and `bad_arguments` the one rule that
+turns an error into the client's `-32602` or the server's `-32603`.
 """
 
 from __future__ import annotations
@@ -19,10 +21,23 @@ import re
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
-from typing import BinaryIO
+from collections.abc import Callable, Generator
+from functools import partial
+from typing import Any, BinaryIO
 
 import cattrs
+from lsprotocol import types
+from pygls.exceptions import (
+    JsonRpcException,
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+    JsonRpcMethodNotFound,
+)
+from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCRequestMessage
+from pygls.protocol.language_server import LanguageServerProtocol, lsp_method
+
+from goldiff.capture.documents import OutOfSync
+from goldiff.errors import ConfigError, PayloadError
 
 log = logging.getLogger(__name__)
 
@@ -193,3 +208,143 @@ class UserMessages:
             while len(self._shown) > 256:
                 self._shown.popitem(last=False)
             return True
+
+
+def _is_request_id(value: Any) -> bool:
+    return isinstance(value, int | str) and not isinstance(value, bool)
+
+
+def bad_arguments(exc: BaseException) -> bool:
+    """The request's own arguments were wrong: malformed, unusable or out of the document.
+
+    The one place that decides it: such an error is answered `-32602` with its message (a
+    `ConfigError` says what to change), anything else `-32603`.
+    """
+    return isinstance(exc, ConfigError | OutOfSync) or isinstance(exc.__cause__, PayloadError)
+
+
+def _routed(method: str) -> Any:  # a method of GoldiffProtocol, as pygls discovers it
+    """A built-in LSP method that only hands its params to the server's own handler."""
+
+    @lsp_method(method)
+    def route(self: LanguageServerProtocol, params: Any) -> Generator[Any, Any, None]:
+        if (user_handler := self.fm.features.get(method)) is not None:
+            yield user_handler, (params,), None
+
+    return route
+
+
+class GoldiffProtocol(LanguageServerProtocol):
+    """Goldiff keeps its own copy of every document (`capture.documents`). pygls' workspace
+    copy would repeat that work on every keystroke, so these built-ins only route to the
+    handlers below; nothing in Goldiff reads `ls.workspace` documents.
+
+    Every request gets an answer: pygls validates a message inside `json.loads` and, when
+    validation fails, logs and drops it, leaving the client waiting forever. Here a message
+    is parsed as plain JSON, then validated in `handle_message`, where a failure can be
+    answered: `-32601` for an unknown method, `-32602` naming the field for invalid
+    params (Goldiff's own payloads included), `-32603` for anything else.
+    """
+
+    lsp_text_document__did_open = _routed(types.TEXT_DOCUMENT_DID_OPEN)
+    lsp_text_document__did_change = _routed(types.TEXT_DOCUMENT_DID_CHANGE)
+    lsp_text_document__did_close = _routed(types.TEXT_DOCUMENT_DID_CLOSE)
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        # json.loads calls this for every object in a message, nested ones included.
+        return data
+
+    def handle_message(self, message: Any) -> None:
+        if not isinstance(message, dict) or message.get("jsonrpc") != self.VERSION:
+            log.warning("ignored a message that is not JSON-RPC 2.0: %.200r", message)
+            if isinstance(message, dict) and _is_request_id(message.get("id")) and "method" in message:
+                self._answer_error(message["id"], JsonRpcInvalidRequest("not a JSON-RPC 2.0 request"))
+            return
+        method = message.get("method")
+        if method is None:  # the client's answer to one of our requests
+            try:
+                super().handle_message(super().structure_message(message))
+            except JsonRpcException:
+                log.warning("ignored a malformed response: %.200r", message)
+            return
+        request = "id" in message
+        if request and not _is_request_id(message["id"]):
+            log.warning("ignored a request whose id is neither a number nor a string: %.200r", message)
+            return
+        if not isinstance(method, str):
+            if request:
+                self._answer_error(message["id"], JsonRpcInvalidRequest("method must be a string"))
+            return
+        known = method == types.CANCEL_REQUEST or method in self.fm.builtin_features
+        if not known and method not in self.fm.features:
+            if request:
+                self._answer_error(message["id"], JsonRpcMethodNotFound.of(method))
+            else:
+                log.debug("ignored notification for unknown method %r", method)
+            return
+        if request and self._shutdown and method != types.EXIT:
+            self._answer_error(message["id"], JsonRpcInvalidRequest("the server is shutting down"))
+            return
+        fallback = JsonRPCRequestMessage if request else JsonRPCNotification
+        try:
+            structured = self._converter.structure(message, self.get_message_type(method) or fallback)
+        except Exception as exc:
+            text = invalid_params(method, exc)
+            log.warning("%s", text)
+            if request:
+                self._answer_error(message["id"], JsonRpcInvalidParams(text))
+            return
+        super().handle_message(structured)
+
+    def _answer_error(self, msg_id: Any, error: JsonRpcException) -> None:
+        self._send_response(msg_id, None, error.to_response_error())
+
+    def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:
+        # A command whose arguments did not parse is the client's mistake: -32602, not -32603.
+        if not future.cancelled() and (exc := future.exception()) is not None and bad_arguments(exc):
+            self._request_futures.pop(msg_id, None)
+            log.warning("invalid params for request %s: %s", msg_id, exc)
+            self._answer_error(msg_id, JsonRpcInvalidParams(str(exc)))
+            return
+        super()._send_handler_result(future, msg_id=msg_id)
+
+    # Futures started while a generator step runs (see `_run_generator`); None outside one.
+    _started: list[Any] | None = None
+
+    def _execute_handler(
+        self, msg_id: Any, handler: Any, callback: Any, args: Any = None, kwargs: Any = None
+    ) -> None:
+        super()._execute_handler(msg_id, handler, callback, args=args, kwargs=kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is None:
+            return
+        if self._started is not None:
+            self._started.append(future)
+        # pygls forgets a request's future when it answers, but never a notification's: every
+        # keystroke (didChange is a generator handler here) would stay in the table for good.
+        future.add_done_callback(partial(self._forget_future, msg_id))
+
+    def _forget_future(self, msg_id: Any, _done: Any) -> None:
+        self._request_futures.pop(msg_id, None)
+
+    def _run_generator(self, future: Any, *, gen: Any, result_future: Any) -> None:
+        """Make `$/cancelRequest` reach a running `workspace/executeCommand` handler.
+
+        pygls runs a command as a task of its own, under an internal id, behind the
+        request's future; cancelling the request only cancels that outer future, and the
+        task (an export, a distillation) would run on unseen. Each task this step starts
+        is cancelled with the request, so a command's `asyncio.CancelledError` handler
+        runs and can stop its work. Only the tasks this step started are looked at, so a
+        keystroke costs the same however long the server has run.
+        """
+        outer, self._started = self._started, []
+        try:
+            super()._run_generator(future, gen=gen, result_future=result_future)
+            started = self._started
+        finally:
+            self._started = outer
+        for inner in started:
+            if inner is not result_future:
+                result_future.add_done_callback(
+                    lambda f, inner=inner: inner.cancel() if f.cancelled() else None
+                )

@@ -14,11 +14,8 @@ from typing import Any
 
 import attrs
 
-from goldiff.errors import ConfigError
-from goldiff.protocol import PayloadError, as_plain, camel, converter, structure
-
-MODES = ("frontier", "local", "shadow")
-PROVIDERS = ("openai", "anthropic")
+from goldiff.errors import ConfigError, PayloadError
+from goldiff.protocol import MODES, PROVIDERS, as_plain, camel, converter, structure
 
 # Terminal commands that run a coding agent: their file changes become the agent's proposals.
 DEFAULT_AGENTS: tuple[str, ...] = ("claude", "codex", "aider", "gemini", "goose", "opencode", "cursor-agent")

@@ -1,6 +1,6 @@
 """Scripted editor sessions over real LSP: edit proposals, their turns, agents, and the gold.
 
-The server runs with GOLDIFF_TESTING=1 (time moves only through `goldiff.test.advanceClock`)
+The server runs on a logical clock (time moves only through `goldiff.advanceClock`)
 and the deterministic test source answers edit requests from its `edits` rules. The test
 client answers `workspace/applyEdit` as VS Code's refactor preview does: it either applies
 the edit (sending the didChange) and answers `applied: true`, or discards it.
@@ -94,7 +94,7 @@ class Session:
         return dict(await self.command("goldiff.proposeEdit", arg))
 
     async def advance(self, seconds: float) -> None:
-        await self.command("goldiff.test.advanceClock", {"seconds": seconds})
+        await self.command("goldiff.advanceClock", {"seconds": seconds})
 
     @property
     def text(self) -> str:
@@ -138,8 +138,10 @@ async def session(tmp_path: Path) -> AsyncIterator[Session]:
         "frontier": {"model": "test:" + json.dumps(EDIT_RULES)},
         "agents": ["claude", "fakeagent"],
     }
-    env = server_env(home, GOLDIFF_TESTING="1")
-    async with goldiff_client(home, workspace=ws, env=env, options=options) as client:
+    env = server_env(home)
+    async with goldiff_client(
+        home, workspace=ws, env=env, options=options, server_args=["--clock", "logical"]
+    ) as client:
         s = Session(client, home, ws, path.as_uri())
         s.editor.open(s.uri, SOURCE)
         await s.advance(0)
@@ -488,8 +490,10 @@ async def test_shadow_mode_records_the_local_rewrite_beside_the_shown_one(tmp_pa
         "frontier": {"model": "test:" + json.dumps(EDIT_RULES)},
         "local": {"model": "test:" + json.dumps(local_rules)},
     }
-    env = server_env(home, GOLDIFF_TESTING="1")
-    async with goldiff_client(home, workspace=ws, env=env, options=options) as client:
+    env = server_env(home)
+    async with goldiff_client(
+        home, workspace=ws, env=env, options=options, server_args=["--clock", "logical"]
+    ) as client:
         s = Session(client, home, ws, path.as_uri())
         s.editor.open(s.uri, SOURCE)
         result = await s.propose("add a docstring", accept=True)

@@ -13,7 +13,6 @@ import llama_cpp
 import numpy as np
 import pytest
 from goldiff.distill.gguf_export import (
-    GgufExportError,
     ModelHParams,
     export_checked,
     export_lora_adapter,
@@ -40,7 +39,7 @@ from goldiff.distill.tokenizer import (
     save_tokenizer,
     train_tokenizer,
 )
-from goldiff.errors import ParityError
+from goldiff.errors import GgufExportError, ParityError
 from goldiff.sources.llamacpp import load_llama
 
 

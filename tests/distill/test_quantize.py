@@ -6,8 +6,9 @@ from pathlib import Path
 
 import gguf
 import pytest
-from goldiff.distill.quantize import QuantizeError, quantize
+from goldiff.distill.quantize import quantize
 from goldiff.distill.tiny import write_tiny_gguf, write_tiny_lora_gguf
+from goldiff.errors import QuantizeError
 from goldiff.sources.llamacpp import load_llama
 
 

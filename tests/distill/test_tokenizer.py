@@ -16,12 +16,12 @@ from goldiff.distill.tokenizer import (
     MAX_TOKEN_BYTES,
     SPECIAL_TOKENS,
     GgufVocab,
-    TokenizerError,
     byte_to_unicode,
     load_tokenizer,
     save_tokenizer,
     train_tokenizer,
 )
+from goldiff.errors import TokenizerError
 from goldiff.sources.llamacpp import load_llama
 
 pytest.importorskip("tokenizers", reason="needs the goldiff[train] extra")

@@ -1,7 +1,7 @@
 """Scripted editor sessions over real LSP: each suggestion's outcome, survival and gold.
 
-The server runs with GOLDIFF_TESTING=1: suggestions come from `goldiff.test.suggest` and
-time moves only through `goldiff.test.advanceClock`, so nothing here sleeps.
+The server is `tests.testing_server`: suggestions come from `goldiff.test.suggest` and
+time moves only through `goldiff.advanceClock` (a logical clock), so nothing here sleeps.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from goldiff.outcomes.diffs import validate
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.lsp_client import Editor, goldiff_client, server_env, utf16_pos
+from tests.lsp_client import Editor, goldiff_client, utf16_pos
 from tests.outcomes.test_diffs import apply_patch
 
 SOURCE = "def add(a, b):\n    \n\n\nprint(add(1, 2))\n"
@@ -47,7 +47,7 @@ class Session:
         return str(result["id"])
 
     async def advance(self, seconds: float) -> float:
-        self.now = (await self.command("goldiff.test.advanceClock", {"seconds": seconds}))["now"]
+        self.now = (await self.command("goldiff.advanceClock", {"seconds": seconds}))["now"]
         return self.now
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
@@ -112,8 +112,7 @@ async def session(tmp_path: Path) -> AsyncIterator[Session]:
     ws.mkdir()
     home = tmp_path / "home"
     uri = (ws / "app.py").as_uri()
-    env = server_env(home, GOLDIFF_TESTING="1")
-    async with goldiff_client(home, workspace=ws, env=env) as client:
+    async with goldiff_client(home, workspace=ws, testing=True) as client:
         s = Session(client, home, uri)
         s.editor.open(uri, SOURCE)
         await s.advance(0)

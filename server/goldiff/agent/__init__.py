@@ -42,8 +42,7 @@ The rules (the README copies them):
 
 from __future__ import annotations
 
-from goldiff.agent.handlers import register
 from goldiff.agent.proposals import ProposalTracker
 from goldiff.outcomes.episodes import kept_share
 
-__all__ = ["ProposalTracker", "kept_share", "register"]
+__all__ = ["ProposalTracker", "kept_share"]

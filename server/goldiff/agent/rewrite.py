@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from goldiff.errors import ConfigError, SourceError
 from goldiff.prompts import (
@@ -32,6 +32,10 @@ from goldiff.prompts import (
 from goldiff.sources.base import Deadline
 from goldiff.sources.deterministic import SPEC_PREFIX
 from goldiff.store import clean_text
+
+if TYPE_CHECKING:
+    from goldiff.settings import Settings
+    from goldiff.sources.completion import CompletionService
 
 EDIT_MAX_TOKENS = 1024  # a rewritten region is longer than a completion
 EDIT_MAX_SECONDS = 60.0
@@ -228,15 +232,11 @@ class LocalEditSource:
         )
 
 
-def edit_source(server: Any, kind: str) -> EditSource:
+def edit_source(kind: str, settings: Settings, completion: CompletionService) -> EditSource:
     """The edit source for `kind` (frontier | local) under the server's current settings."""
-    settings = server.settings
     spec = settings.frontier.model if kind == "frontier" else settings.local.model
     if spec is not None and spec.startswith(SPEC_PREFIX):
         return DeterministicEditSource.from_spec(spec, kind=kind)
-    completion = getattr(server, "completion", None)
-    if completion is None:
-        raise ConfigError("edit requests need the completion sources; restart the Goldiff server")
     if kind == "frontier":
         return ChatEditSource(completion.frontier_source())
     return LocalEditSource(completion.local_source())

@@ -23,7 +23,7 @@ from goldiff.capture.paths import (
     skip_reason,
     uri_to_path,
 )
-from goldiff.protocol import TerminalCommand
+from goldiff.protocol import TerminalCommand, language_of
 from goldiff.settings import Settings
 from goldiff.store import EditRecord, TraceStore
 
@@ -278,7 +278,7 @@ class Recorder:
                 )
             return
         if doc is None:
-            doc = Document.new(uri, _language_of(path), None, "")
+            doc = Document.new(uri, language_of(path.name), None, "")
             doc.workspace, doc.path = root.resolve().as_uri(), rel
             self.external[uri] = doc
             self._record_document(doc, None)
@@ -329,29 +329,3 @@ class Recorder:
         )
         for listener in self._terminal_listeners:
             listener(cmd)
-
-
-_LANGUAGES = {
-    ".py": "python",
-    ".ts": "typescript",
-    ".tsx": "typescriptreact",
-    ".js": "javascript",
-    ".jsx": "javascriptreact",
-    ".rs": "rust",
-    ".go": "go",
-    ".java": "java",
-    ".c": "c",
-    ".h": "c",
-    ".cpp": "cpp",
-    ".md": "markdown",
-    ".json": "json",
-    ".toml": "toml",
-    ".yaml": "yaml",
-    ".yml": "yaml",
-    ".sh": "shellscript",
-    ".rb": "ruby",
-}
-
-
-def _language_of(path: Path) -> str:
-    return _LANGUAGES.get(path.suffix.lower(), "plaintext")

@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from goldiff.distill.tokenizer import GgufVocab
-from goldiff.errors import DistillError
+from goldiff.errors import GgufExportError
 
 if TYPE_CHECKING:
     import torch
@@ -55,10 +55,6 @@ _ARCH_ENUM: dict[str, gguf.MODEL_ARCH] = {
 # Buffers and duplicates that transformers keeps in a state dict but a GGUF must not hold.
 _SKIPPED = re.compile(r"(rotary_emb\.inv_freq|\.rotary_emb\.|^model\.rotary_emb)")
 _LAYER = re.compile(r"^model\.layers\.(\d+)\.")
-
-
-class GgufExportError(DistillError):
-    """A model or adapter cannot be written as GGUF; the message says what to change."""
 
 
 @dataclass(frozen=True)

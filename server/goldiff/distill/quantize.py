@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from goldiff.errors import DistillError
+from goldiff.errors import QuantizeError
 
 #: llama.cpp's ``llama_ftype`` values for the types Goldiff offers.
 QUANT_TYPES: dict[str, int] = {
@@ -33,10 +33,6 @@ QUANT_TYPES: dict[str, int] = {
     "Q6_K": 18,
 }
 QuantType = Literal["F32", "F16", "Q8_0", "Q4_K_M", "Q5_K_M", "Q6_K"]
-
-
-class QuantizeError(DistillError):
-    """llama.cpp could not quantize a file; the message says what to check."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import gguf
 
-from goldiff.errors import DistillError
+from goldiff.errors import TokenizerError
 from goldiff.prompts import END_OF_TEXT, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX, SPECIAL_TOKENS
 
 if TYPE_CHECKING:
@@ -43,10 +43,6 @@ QWEN2_SPLIT_REGEX = (
 #: Longest token in bytes that llama-cpp-python 0.3.36 can decode (see module docstring).
 MAX_TOKEN_BYTES = 32
 TOKENIZER_FILE = "tokenizer.json"
-
-
-class TokenizerError(DistillError):
-    """A tokenizer cannot be trained, read or mapped to GGUF (the message says why)."""
 
 
 @cache

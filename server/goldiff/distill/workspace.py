@@ -19,7 +19,8 @@ from typing import Any
 
 import sqlite_utils
 
-from goldiff.records import NotRecordedError, document_at
+from goldiff.errors import NotRecordedError
+from goldiff.records import document_at
 
 CHARS_PER_TOKEN = 3.5  # measured on Python with Goldiff's tokenizer; sizes a window in characters
 MAX_CHARS = 3_000_000  # at most this much code trains (the newest documents first)

@@ -5,18 +5,14 @@ outcome and, once settled, the gold; for every episode the region before the fir
 suggestion, the region after settle and their gold diff. An export reads them as typed
 records (`goldiff.records`), keeps those that pass its filters (`filters`), shapes them
 into rows of one format with the prompts the sources serve with (`formats`), splits them
-by time and writes them (`files`); `command` is the editor's `goldiff.exportTraces`.
+by time and writes them (`files`); `command` reads the editor's options
+(`goldiff.features.export` runs the editor's `goldiff.exportTraces`).
 """
 
 from __future__ import annotations
 
-from goldiff.export.command import (
-    ExportCancelled,
-    export_for_server,
-    options_from_wire,
-    register,
-    with_explanation,
-)
+from goldiff.errors import ExportCancelled
+from goldiff.export.command import options_from_wire, with_explanation
 from goldiff.export.files import (
     ExportOptions,
     ExportResult,
@@ -63,7 +59,6 @@ __all__ = [
     "edit_completion",
     "edit_history",
     "export",
-    "export_for_server",
     "fim_prompt",
     "format_edit_prompt",
     "import_pyarrow",
@@ -72,7 +67,6 @@ __all__ = [
     "options_from_wire",
     "parse_edit_completion",
     "parse_time",
-    "register",
     "split_rows",
     "with_explanation",
 ]

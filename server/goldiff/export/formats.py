@@ -18,7 +18,7 @@ from typing import Any
 import sqlite_utils
 
 from goldiff.capture.redaction import mask_spans, secret_spans
-from goldiff.errors import ExportError
+from goldiff.errors import ExportError, NotRecordedError
 from goldiff.prompts import (
     CHAT_SYSTEM_PROMPT,
     EDIT_CONTEXT_LINES,
@@ -33,7 +33,6 @@ from goldiff.prompts import (
 from goldiff.records import (
     SETTLED,
     EpisodeRecord,
-    NotRecordedError,
     SuggestionRecord,
     document_at,
     suggestion,

@@ -53,7 +53,6 @@ The rules (the README copies them):
 
 from __future__ import annotations
 
-from goldiff.outcomes.handlers import register
-from goldiff.outcomes.suggestions import CHECKPOINTS, ManualClock, OutcomeTracker
+from goldiff.outcomes.suggestions import CHECKPOINTS, OutcomeTracker
 
-__all__ = ["CHECKPOINTS", "ManualClock", "OutcomeTracker", "register"]
+__all__ = ["CHECKPOINTS", "OutcomeTracker"]

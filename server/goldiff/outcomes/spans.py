@@ -72,33 +72,33 @@ class Span:
 
 
 def levenshtein(a: str, b: str) -> int:
-    """Edit distance (insert, delete, substitute: cost 1 each) between two strings."""
-    # Most checkpoints see small edits: strip the common ends so the table stays small.
-    i = 0
-    limit = min(len(a), len(b))
-    while i < limit and a[i] == b[i]:
-        i += 1
-    a, b = a[i:], b[i:]
-    j = 0
-    limit = min(len(a), len(b))
-    while j < limit and a[-1 - j] == b[-1 - j]:
-        j += 1
-    if j:
-        a, b = a[:-j], b[:-j]
-    if not a:
-        return len(b)
-    if not b:
-        return len(a)
+    """Edit distance by Hyyrö's bit-vector algorithm: one pass of int operations per char."""
     if len(a) < len(b):
         a, b = b, a
-    previous = list(range(len(b) + 1))
-    for x, ca in enumerate(a, 1):
-        current = [x]
-        append = current.append
-        for y, cb in enumerate(b, 1):
-            append(min(previous[y] + 1, current[y - 1] + 1, previous[y - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
+    if not b:
+        return len(a)
+    m = len(b)
+    masks: dict[str, int] = {}
+    for i, ch in enumerate(b):
+        masks[ch] = masks.get(ch, 0) | (1 << i)
+    full = (1 << m) - 1
+    top = 1 << (m - 1)
+    pv, mv, score = full, 0, m
+    for ch in a:
+        eq = masks.get(ch, 0)
+        xv = eq | mv
+        xh = (((eq & pv) + pv) ^ pv) | eq
+        ph = mv | (~(xh | pv) & full)
+        mh = pv & xh
+        if ph & top:
+            score += 1
+        elif mh & top:
+            score -= 1
+        ph = ((ph << 1) | 1) & full
+        mh = (mh << 1) & full
+        pv = mh | (~(xv | ph) & full)
+        mv = ph & xv
+    return score
 
 
 def survival(accepted: str, current: str) -> float:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from goldiff.capture.documents import Document
+from goldiff.clock import LogicalClock
 from goldiff.outcomes.episodes import Episode, Episodes, as_applied, line_end
 from goldiff.outcomes.spans import Span, diff_edits, survival
 from goldiff.prompts import EDIT_HISTORY
@@ -37,14 +38,7 @@ PENDING_TIMEOUT_SECONDS = 60.0  # a suggestion nobody acted on for this long: re
 JOIN_LINES = 10  # a suggestion this close to an open episode's region joins that episode
 
 
-class ManualClock:
-    """A clock that moves only when told: tests drive timers with it, never sleeping."""
-
-    def __init__(self, start: float | None = None) -> None:
-        self.now = time.time() if start is None else start
-
-    def __call__(self) -> float:
-        return self.now
+ManualClock = LogicalClock  # the tests' name for the logical clock
 
 
 @dataclass(eq=False)

@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Protocol
 
 from lsprotocol import types
@@ -28,40 +28,14 @@ from pygls.lsp.client import LanguageClient
 
 import goldiff
 from goldiff import protocol
-from goldiff.errors import GoldiffError
+from goldiff.capture.documents import utf16_len
+from goldiff.errors import ReplayError
 from goldiff.home import resolve_home, store_path
+from goldiff.protocol import ACCEPTED, ADVANCE_CLOCK, language_of
 from goldiff.replay.developer import Developer, DeveloperProfile, accepted_length, hunks, next_keystroke
 from goldiff.replay.history import Commit, FileChange, list_commits, read_commits, repository_root
 
-LANGUAGES = {
-    ".py": "python",
-    ".pyi": "python",
-    ".js": "javascript",
-    ".ts": "typescript",
-    ".tsx": "typescriptreact",
-    ".jsx": "javascriptreact",
-    ".json": "json",
-    ".md": "markdown",
-    ".toml": "toml",
-    ".yaml": "yaml",
-    ".yml": "yaml",
-    ".rs": "rust",
-    ".go": "go",
-    ".c": "c",
-    ".h": "c",
-    ".cpp": "cpp",
-    ".java": "java",
-    ".sh": "shellscript",
-    ".html": "html",
-    ".css": "css",
-}
-MANUAL_CLOCK_ENV = "GOLDIFF_TESTING"
-ADVANCE_CLOCK = "goldiff.test.advanceClock"
 YIELD_EVERY = 64  # keystrokes between yields to the event loop, so the pipe to the server drains
-
-
-class ReplayError(GoldiffError):
-    """The replay could not go on (the server stopped, the repository is unreadable)."""
 
 
 @dataclass
@@ -145,10 +119,6 @@ class _NoProgress:
         pass
 
 
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
 class _Buffer:
     """The editor's copy of one open document; every change goes out as incremental didChange."""
 
@@ -166,7 +136,7 @@ class _Buffer:
     def position(self, offset: int) -> types.Position:
         line_start = self.text.rfind("\n", 0, offset) + 1
         return types.Position(
-            line=self.text.count("\n", 0, offset), character=_utf16_len(self.text[line_start:offset])
+            line=self.text.count("\n", 0, offset), character=utf16_len(self.text[line_start:offset])
         )
 
     def offset(self, pos: types.Position) -> int | None:
@@ -227,14 +197,9 @@ def replayed_commits(home: Path, repository_uri: str) -> tuple[set[str], float |
     return done, last
 
 
-def _server_env(home: Path, logical_clock: bool) -> dict[str, str]:
+def _server_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["GOLDIFF_HOME"] = str(home)
-    if logical_clock:
-        # The outcome tracker's manual clock, moved by `ADVANCE_CLOCK` (see ReplayOptions).
-        env[MANUAL_CLOCK_ENV] = "1"
-    else:
-        env.pop(MANUAL_CLOCK_ENV, None)
     # The server must import this same goldiff, installed or not.
     package_root = str(Path(goldiff.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -289,7 +254,10 @@ class _Session:
             str(self.home),
             "--log-file",
             str(log_file),
-            env=_server_env(self.home, self.options.logical_clock),
+            # A logical clock, moved by `ADVANCE_CLOCK` (see ReplayOptions.logical_clock).
+            "--clock",
+            "logical" if self.options.logical_clock else "wall",
+            env=_server_env(self.home),
             start_new_session=True,  # Ctrl-C goes to us; we shut the server down in order
         )
         server = self.client._server
@@ -450,7 +418,7 @@ class _Session:
         self.pause(dev.switch_pause())
         before = change.before or ""
         uri = (self.root / change.path).as_uri()
-        language = LANGUAGES.get(PurePosixPath(change.path).suffix.lower(), "plaintext")
+        language = language_of(change.path)
         buf = _Buffer(self.client, uri, language, before)
         self.result.files += 1
         for hunk in hunks(before, change.after):
@@ -550,7 +518,7 @@ class _Session:
             buf.replace(cursor, cursor, text[:n])
             self.client.protocol.notify(
                 protocol.SUGGESTION_PARTIALLY_ACCEPTED,
-                {"id": suggestion_id, "acceptedLength": _utf16_len(text[:n])},  # as editors count
+                {"id": suggestion_id, "acceptedLength": utf16_len(text[:n])},  # as editors count
             )
             self.result.partial += 1
         else:
@@ -584,7 +552,7 @@ class _Session:
 
 def _suggestion_id(item: types.InlineCompletionItem) -> str | None:
     command = item.command
-    if command is not None and command.command == "goldiff.accepted" and command.arguments:
+    if command is not None and command.command == ACCEPTED and command.arguments:
         return str(command.arguments[0])
     return None
 

@@ -17,14 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from goldiff.capture.paths import skip_reason
-from goldiff.errors import ConfigError
+from goldiff.errors import GitError
 
 # git's well-known empty tree: the "parent" of a root commit.
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-
-
-class GitError(ConfigError):
-    """A repository or revision range that replay cannot read."""
 
 
 @dataclass(frozen=True)

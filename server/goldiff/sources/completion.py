@@ -44,6 +44,7 @@ from lsprotocol import types
 
 from goldiff.capture.documents import Document, OutOfSync
 from goldiff.errors import ConfigError, EngineError, GoldiffError, ModelLoadError
+from goldiff.protocol import ACCEPTED
 from goldiff.sources.base import (
     PREFIX_CHARS,
     SUFFIX_CHARS,
@@ -58,11 +59,10 @@ from goldiff.sources.registry import Registry, Resolved
 from goldiff.store import EditRecord
 
 if TYPE_CHECKING:
-    from goldiff.lsp import GoldiffServer
+    from goldiff.host import Host
 
 log = logging.getLogger(__name__)
 
-ACCEPTED_COMMAND = "goldiff.accepted"
 DEBOUNCE_SECONDS = 0.06
 BURST_SECONDS = 0.15
 MAX_TOKENS = 64
@@ -206,7 +206,7 @@ def related_snippets(doc: Document, before: str, others: list[Document], limit: 
 class CompletionService:
     """The server's completion feature: sources by mode, requests, cache, recording."""
 
-    def __init__(self, server: GoldiffServer) -> None:
+    def __init__(self, server: Host) -> None:
         self.server = server
         self.registry = Registry(server.home)
         self.cache = SuggestionCache()
@@ -453,9 +453,7 @@ class CompletionService:
             sid, rest = hit
             if doc.captured:
                 self.server.store.record_suggestion_event(sid, "reused", {"remaining": len(rest)})
-            hooks = getattr(self.server, "outcomes", None)
-            if hooks is not None and hasattr(hooks, "suggestion_reused"):
-                hooks.suggestion_reused(doc, sid, offset, rest)
+            self.server.outcomes.suggestion_reused(doc, sid, offset, rest)
             return types.InlineCompletionList(items=[self._item(sid, rest, pos)])
 
         # The shown path comes first: hidden shadow work still running gives way (its model
@@ -511,9 +509,7 @@ class CompletionService:
         if not completion.text:
             return types.InlineCompletionList(items=[])
         self.cache.add(sid, uri, cache_key, before, after, completion.text)
-        hooks = getattr(self.server, "outcomes", None)
-        if hooks is not None:
-            hooks.suggestion_made(doc, sid, offset, completion.text, source=completion.source)
+        self.server.outcomes.suggestion_made(doc, sid, offset, completion.text, source=completion.source)
         return types.InlineCompletionList(items=[self._item(sid, completion.text, pos)])
 
     def _source_key(self, kind: str) -> tuple[str, ...]:
@@ -541,7 +537,7 @@ class CompletionService:
         return types.InlineCompletionItem(
             insert_text=text,
             range=types.Range(start=pos, end=pos),
-            command=types.Command(title="Goldiff: accepted", command=ACCEPTED_COMMAND, arguments=[sid]),
+            command=types.Command(title="Goldiff: accepted", command=ACCEPTED, arguments=[sid]),
         )
 
     def _record(
@@ -632,17 +628,3 @@ class CompletionService:
         done = threading.Event()
         self._shadow_executor.submit(done.set)
         done.wait(timeout)
-
-
-def register(server: GoldiffServer) -> CompletionService:
-    """Add inline completion to `server` (called once at the end of `build_server`)."""
-    service = CompletionService(server)
-    server.completion = service  # type: ignore[attr-defined]
-
-    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
-    async def inline_completion(
-        ls: GoldiffServer, params: types.InlineCompletionParams
-    ) -> types.InlineCompletionList | None:
-        return await service.inline_completion(params)
-
-    return service

@@ -1,12 +1,12 @@
-"""The language server's side of edit proposals: `goldiff.proposeEdit` and its code action.
+"""Edit proposals: ask the mode's source for a rewrite and offer it for the editor to confirm.
 
-`register(server)` creates `server.proposals` (the tracker), hooks it to the recorder and
-adds the command and the `Goldiff: Edit with model` code action. The command asks the
-mode's source for a rewrite, records the turn, and sends the rewrite back as a
-`workspace/applyEdit` whose one edit carries a change annotation with
-`needsConfirmation: true`, so the editor shows a preview the developer accepts or
-discards; the answer (`applied`) is the proposal's outcome. In shadow mode the local model
-rewrites the same region in the background, recorded beside it and never shown.
+`ProposeEditService.propose` (behind `goldiff.proposeEdit` and the `Goldiff: Edit with
+model` code action, `goldiff.features.proposals`) asks the mode's source for a rewrite,
+records the turn, and sends the rewrite back as a `workspace/applyEdit` whose one edit
+carries a change annotation with `needsConfirmation: true`, so the editor shows a preview
+the developer accepts or discards; the answer (`applied`) is the proposal's outcome. In
+shadow mode the local model rewrites the same region in the background, recorded beside
+it and never shown.
 """
 
 from __future__ import annotations
@@ -14,30 +14,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
 from goldiff.agent.rewrite import EditRequest, EditSource, Rewrite, build_request, edit_source
-from goldiff.agent.tracker import ProposalTracker, Scheduler
+from goldiff.agent.tracker import ProposalTracker
 from goldiff.errors import ConfigError, GoldiffError
-from goldiff.protocol import PayloadError, ProposeEditArgs, TerminalCommand, structure
+from goldiff.protocol import PROPOSE_EDIT, ProposeEditArgs
 
 if TYPE_CHECKING:
-    from goldiff.lsp import GoldiffServer
+    from goldiff.host import Host
+    from goldiff.sources.completion import CompletionService
 
 log = logging.getLogger(__name__)
 
-PROPOSE_EDIT = "goldiff.proposeEdit"
 ANNOTATION_ID = "goldiff.proposal"
-CODE_ACTION_TITLE = "Goldiff: Edit with model"
-DEFAULT_INSTRUCTION = "Improve this code"  # the code action's; the extension asks for one instead
+ApplyEdit = Callable[[types.ApplyWorkspaceEditParams], Awaitable[types.ApplyWorkspaceEditResult | None]]
 
 
 class ProposeEditService:
-    def __init__(self, server: GoldiffServer, tracker: ProposalTracker) -> None:
+    def __init__(
+        self, server: Host, tracker: ProposalTracker, completion: CompletionService, apply_edit: ApplyEdit
+    ) -> None:
         self.server = server
         self.tracker = tracker
+        self.completion = completion
+        self.apply_edit = apply_edit
         self._shadow: set[asyncio.Task[None]] = set()
 
     async def propose(self, args: ProposeEditArgs) -> dict[str, Any]:
@@ -60,10 +64,10 @@ class ProposeEditService:
         elif args.episode is not None and (ep := self.tracker.episode(args.episode)) is not None:
             start, end = ep.region.start, ep.region.end
         else:
-            raise ConfigError("goldiff.proposeEdit needs a range (or the episode id of an earlier turn)")
+            raise ConfigError(f"{PROPOSE_EDIT} needs a range (or the episode id of an earlier turn)")
         mode = server.settings.mode
         kind = "local" if mode == "local" else "frontier"
-        source = edit_source(server, kind)
+        source = edit_source(kind, server.settings, self.completion)
         try:
             episode, start, end = self.tracker.begin_turn(
                 doc, start, end, episode_id=args.episode, source=kind
@@ -102,7 +106,7 @@ class ProposeEditService:
         found = self.tracker.proposal_span(proposal.id)
         if found is not None:  # the document may have moved while the model wrote
             start, end = found[1].start, found[1].end
-        result = await server.workspace_apply_edit_async(
+        result = await self.apply_edit(
             types.ApplyWorkspaceEditParams(
                 edit=_workspace_edit(args.uri, doc.version, doc, start, end, rewrite, args.instruction),
                 label=f"Goldiff: {args.instruction.splitlines()[0][:60]}",
@@ -131,7 +135,7 @@ class ProposeEditService:
     ) -> None:
         async def run() -> None:
             try:
-                local: EditSource = edit_source(self.server, "local")
+                local: EditSource = edit_source("local", self.server.settings, self.completion)
                 rewrite: Rewrite = await asyncio.to_thread(local.rewrite, request, threading.Event())
             except GoldiffError as exc:
                 log.info("shadow edit skipped: %s", exc)
@@ -193,86 +197,3 @@ def _workspace_edit(
             )
         },
     )
-
-
-def _schedule_for(server: GoldiffServer) -> Scheduler:
-    outcomes = server.outcomes
-    if outcomes is not None:
-        # The outcome tracker's timer heap: one clock drives both (a manual one in tests).
-        return outcomes._schedule
-
-    def schedule(due: float, fn: Any) -> None:
-        asyncio.get_running_loop().call_later(max(0.0, due - server.clock()), fn)
-
-    return schedule
-
-
-def register(server: GoldiffServer) -> ProposalTracker:
-    """Add edit proposals and agent attribution to `server` (after `outcomes.register`)."""
-    tracker = ProposalTracker(
-        server.store,
-        session_id=lambda: server.recorder.session_id,
-        settle_seconds=lambda: server.settings.settle_seconds,
-        agents=lambda: server.settings.agents,
-        mode=lambda: server.settings.mode,
-        clock=lambda: server.clock(),
-        schedule=_schedule_for(server),
-    )
-    server.proposals = tracker  # type: ignore[attr-defined]
-    service = ProposeEditService(server, tracker)
-    recorder = server.recorder
-    recorder.on_open(tracker.on_open)
-    recorder.on_edit(tracker.on_edit)
-    recorder.on_document_event(
-        lambda kind, doc: tracker.on_save(doc) if kind == "save" else tracker.on_close(doc)
-    )
-    recorder.on_external(lambda uri, text: tracker.on_external(recorder.documents.get(uri), text))
-
-    def terminal_command(cmd: TerminalCommand) -> None:
-        tracker.terminal_command(cmd.command_line, cmd.exit_code, cmd.started_at, cmd.ended_at)
-
-    recorder.on_terminal_command(terminal_command)
-    recorder.on_commit(lambda _workspace, _sha: tracker.commit())
-
-    # `ls: Any`: pygls resolves annotations at run time and GoldiffServer would be a cycle.
-    @server.command(PROPOSE_EDIT)
-    async def propose_edit(ls: Any, *args: Any) -> dict[str, Any]:
-        plain = list(args)
-        try:
-            parsed = structure(plain[0] if len(plain) == 1 else plain, ProposeEditArgs)
-        except PayloadError as exc:
-            raise ConfigError(
-                f"goldiff.proposeEdit expects {{uri, range, instruction, episode?}}: {exc}"
-            ) from exc
-        return await service.propose(parsed)
-
-    @server.feature(
-        types.TEXT_DOCUMENT_CODE_ACTION,
-        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.RefactorRewrite]),
-    )
-    def code_action(ls: Any, params: types.CodeActionParams) -> list[types.CodeAction] | None:
-        rng = params.range
-        if rng.start == rng.end or params.text_document.uri not in ls.recorder.documents:
-            return None  # offered on a selection only
-        if params.context.only and not any(
-            k.startswith(types.CodeActionKind.Refactor) for k in params.context.only
-        ):
-            return None
-        arg = {
-            "uri": params.text_document.uri,
-            "range": {
-                "start": {"line": rng.start.line, "character": rng.start.character},
-                "end": {"line": rng.end.line, "character": rng.end.character},
-            },
-            "instruction": DEFAULT_INSTRUCTION,
-            "askInstruction": True,  # a client with an input box asks instead of the default
-        }
-        return [
-            types.CodeAction(
-                title=CODE_ACTION_TITLE,
-                kind=types.CodeActionKind.RefactorRewrite,
-                command=types.Command(title=CODE_ACTION_TITLE, command=PROPOSE_EDIT, arguments=[arg]),
-            )
-        ]
-
-    return tracker

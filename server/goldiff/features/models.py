@@ -1,0 +1,101 @@
+"""`goldiff.pullModel` and `goldiff.compare`: getting a model, and weighing it against another.
+
+A download runs on a worker thread with work-done progress in percent and stops when the
+editor cancels (its partial file stays, so the same source resumes); a comparison runs
+`goldiff eval` in a child process on the store's newest held-out gold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from goldiff import protocol
+from goldiff.compare import eval_command, label
+from goldiff.errors import ConfigError, GoldiffError
+from goldiff.home import exports_dir
+from goldiff.progress import begin_progress
+from goldiff.server import GoldiffServer
+from goldiff.sources.pull import Pulled, describe, pull, resolve_source
+
+
+def register(server: GoldiffServer) -> None:
+    @server.command(protocol.PULL_MODEL)
+    async def pull_model(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        """Fetch a GGUF into the registry (the model picker's "Download…")."""
+        return await pull_for_server(ls, args)
+
+    @server.command(protocol.COMPARE)
+    async def compare(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+        """The current model beside another on recent held-out gold (`goldiff eval`)."""
+        return await compare_for_server(ls, args)
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+async def pull_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str, Any]:
+    params = protocol.structure(list(args), protocol.PullModelArgs)
+    if not params.source.strip():
+        raise ConfigError("goldiff.pullModel needs a source: hf://OWNER/REPO/FILE.gguf, a URL or a path")
+    if params.describe:
+        return await asyncio.to_thread(describe, params.source)
+    filename = resolve_source(params.source).filename  # a bad source fails before any progress
+    progress = await begin_progress(ls, f"Goldiff: downloading {filename}", params.progress_token)
+
+    def report(done: int, total: int | None) -> None:
+        progress.report(done, total, f"{_mib(done)} of {_mib(total)}" if total else _mib(done))
+
+    def run() -> Pulled:
+        return pull(
+            ls.home,
+            params.source,
+            name=params.name,
+            sha256=params.sha256,
+            progress=report,
+            cancelled=progress.cancelled.is_set,
+        )
+
+    work = asyncio.ensure_future(asyncio.to_thread(run))
+    try:
+        pulled = await asyncio.shield(work)
+    except asyncio.CancelledError:
+        progress.cancelled.set()  # the thread stops at its next block; the .part file stays
+        with contextlib.suppress(Exception):
+            await work
+        raise
+    finally:
+        progress.end()
+    return pulled.as_dict()
+
+
+async def compare_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str, Any]:
+    params = protocol.structure(list(args), protocol.CompareArgs)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    out = exports_dir(ls.home) / f"compare-{stamp}"
+    command = eval_command(ls.home, params, out)
+    ls.store.flush()  # the newest gold belongs in the comparison
+    proc = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        _, err = await proc.communicate()
+    except asyncio.CancelledError:
+        proc.terminate()
+        raise
+    if proc.returncode != 0:
+        message = (err.decode(errors="replace").strip().splitlines() or ["the evaluation failed"])[-1]
+        raise GoldiffError(message.removeprefix("Error: "))
+    report = json.loads((out / "eval.json").read_text("utf-8"))
+    return {
+        "current": label(params.current),
+        "other": label(params.other),
+        "report": report,
+        "folder": str(out),
+        "markdown": str(out / "report.md"),
+    }
