@@ -14,7 +14,7 @@ from lsprotocol.types import MessageType
 
 if TYPE_CHECKING:
     from goldiff.capture.recorder import Recorder
-    from goldiff.outcomes.tracker import OutcomeTracker
+    from goldiff.outcomes.suggestions import OutcomeTracker
     from goldiff.settings import Settings
     from goldiff.store import TraceStore
 

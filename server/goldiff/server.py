@@ -24,14 +24,14 @@ from pygls.exceptions import FeatureRequestError, JsonRpcException
 from pygls.lsp.server import LanguageServer
 
 from goldiff import __version__
+from goldiff.agent.proposals import ProposalTracker
 from goldiff.agent.propose import ProposeEditService
-from goldiff.agent.tracker import ProposalTracker
 from goldiff.capture.recorder import Recorder
 from goldiff.capture.watcher import WorkspaceWatcher
 from goldiff.clock import ClockMode, LogicalClock
 from goldiff.errors import ConfigError, StoreError
 from goldiff.home import store_path
-from goldiff.outcomes.tracker import OutcomeTracker
+from goldiff.outcomes.suggestions import OutcomeTracker
 from goldiff.protocol import TerminalCommand
 from goldiff.rpc import GoldiffProtocol, UserMessages
 from goldiff.settings import Settings, read_settings

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from goldiff.agent.proposals import ProposalTracker
 from goldiff.agent.rewrite import EditRequest, EditSource, Rewrite, build_request, edit_source
-from goldiff.agent.tracker import ProposalTracker
 from goldiff.errors import ConfigError, GoldiffError
 from goldiff.protocol import PROPOSE_EDIT, ProposeEditArgs
 
