@@ -190,3 +190,49 @@ def test_token_logprobs_are_the_models_own(tiny_gguf: Path, source: LocalSource)
         expected = row[generated[i]] - row.max() - np.log(np.exp(row - row.max()).sum())
         assert lp == pytest.approx(expected, abs=1e-3)
     full.close()
+
+
+def _whole_answer_every_token(pieces: list[bytes], skip: int) -> tuple[list[str], str]:
+    """How the engine decoded before: the whole answer again after every token."""
+    out = b""
+    texts = []
+    for piece in pieces:
+        out += piece
+        texts.append(out[skip:].decode("utf-8", "ignore"))
+    return texts, out[skip:].decode("utf-8", "replace")
+
+
+def test_the_answer_is_decoded_once_and_byte_identical(source: LocalSource) -> None:
+    from goldiff.sources.local import AnswerText
+
+    text = "naïve = 'héllo wörld ✓ 😀'\n# ¿qué? 日本語\nx = '€'\n"
+    # The tiny model's real pieces: byte-level tokens split most characters across tokens.
+    pieces = [bytes(source.llm.detokenize([t])) for t in source.tokenize(text)]
+    assert any(len(p) == 1 and p[0] >= 0x80 for p in pieces)
+    # And bytes that are no UTF-8: a stray continuation, an invalid byte, a character cut short.
+    pieces += [b"\xa9", b"ok", b"\xff", b"\n", b"\xe2\x9c"]
+    for skip in (0, 1, 3, 7):
+        expected, final = _whole_answer_every_token(pieces, skip)
+        answer = AnswerText(skip)
+        seen = ""
+        for piece, want in zip(pieces, expected, strict=True):
+            new_line = answer.add(piece)
+            assert answer.text() == want
+            assert new_line == (want.count("\n") > seen.count("\n"))
+            seen = want
+        assert answer.final() == final and answer.pieces == pieces
+
+
+def test_generation_stops_where_the_whole_answer_decode_stopped(source: LocalSource) -> None:
+    for prefix, suffix in (("def f(x):\n", ""), ("x = ", "\n"), ("class A:\n    ", "")):
+        request = CompletionRequest(prefix=prefix, suffix=suffix, max_tokens=48, max_seconds=120)
+        completion = source.complete(request)
+        pieces = [bytes(source.llm.detokenize([t])) for t in source.last_tokens]
+        texts, final = _whole_answer_every_token(pieces, 0)
+        rule = request.stop_rule()
+        assert all(rule.cut(t) is None for t in texts[:-1])  # it went on exactly while it should
+        if completion.stop_reason in ("line", "block"):
+            cut = rule.cut(texts[-1])
+            assert cut is not None
+            final = final[: rule.cut(final)]
+        assert completion.raw_text == final

@@ -31,6 +31,7 @@ imports llama_cpp.
 
 from __future__ import annotations
 
+import codecs
 import ctypes
 import logging
 import math
@@ -89,10 +90,51 @@ def _common(a: list[int] | np.ndarray[Any, Any], b: list[int]) -> int:
     return int(diff[0]) if len(diff) else m
 
 
+class AnswerText:
+    """The answer as tokens arrive: each token's bytes kept once, its text decoded once.
+
+    The stop rule needs the text so far after every token. Decoding the whole answer again
+    each time is quadratic in its length; an incremental UTF-8 decoder carries a character
+    split across tokens over to the next token instead, and gives the same text (errors
+    ignored, as a prefix of a longer answer may end inside a character). The first `skip`
+    bytes (a healed prompt token's own text) are not part of the answer.
+    """
+
+    def __init__(self, skip: int = 0) -> None:
+        self.pieces: list[bytes] = []
+        self.skip = skip
+        self._left = skip
+        self._decoder = codecs.getincrementaldecoder("utf-8")("ignore")
+        self._chunks: list[str] = []
+
+    def add(self, piece: bytes) -> bool:
+        """Append one token's bytes; True if the text gained a line end (the rule may cut)."""
+        self.pieces.append(piece)
+        if self._left:
+            n = min(self._left, len(piece))
+            piece, self._left = piece[n:], self._left - n
+        chunk = self._decoder.decode(piece)
+        if chunk:
+            self._chunks.append(chunk)
+        # A newline byte never sits inside a multi-byte character: it is in this chunk.
+        return "\n" in chunk
+
+    def text(self) -> str:
+        """The text so far (a character still incomplete at the end is left out)."""
+        if len(self._chunks) > 1:
+            self._chunks[:] = ["".join(self._chunks)]
+        return self._chunks[0] if self._chunks else ""
+
+    def final(self) -> str:
+        """The whole answer, decoded once; bytes that are no UTF-8 become U+FFFD."""
+        return b"".join(self.pieces)[self.skip :].decode("utf-8", "replace")
+
+
 class LocalSource:
     """A FIM code model in a GGUF file, optionally with a GGUF LoRA adapter on top."""
 
     kind = "local"
+    answer_text: Callable[[int], AnswerText] = AnswerText  # the benchmark swaps in the old way
 
     def __init__(
         self,
@@ -364,7 +406,7 @@ class LocalSource:
         deadline = Deadline(request.max_seconds)
         rule = request.stop_rule()
         min_logprob = math.log(self.profile.min_token_prob) if self.profile.min_token_prob > 0 else -math.inf
-        out = b""
+        answer = self.answer_text(0)
         logprobs: list[float] = []
         tokens: list[int] = []
         reused = 0
@@ -383,6 +425,7 @@ class LocalSource:
                 if heal and self._healing_mask(heal) is None:
                     self.llm.eval(self.tokenize(heal.decode("utf-8", "replace")))
                     heal = remaining = b""
+                answer = self.answer_text(len(heal))
                 if self.on_phase is not None:
                     self.on_phase("generate")
                 while len(tokens) < request.max_tokens:
@@ -402,11 +445,9 @@ class LocalSource:
                     tokens.append(token)
                     logprobs.append(logprob)
                     piece = bytes(self.llm.detokenize([token]))
-                    out += piece
                     remaining = remaining[len(piece) :] if remaining.startswith(piece) else b""
-                    text = out[len(heal) :].decode("utf-8", "ignore")
-                    cut = rule.cut(text)
-                    if cut is not None:
+                    # The rule judges whole lines only: without a new line end, no new cut.
+                    if answer.add(piece) and rule.cut(answer.text()) is not None:
                         reason = "block" if rule.multiline else "line"
                         break
                     if cancel.is_set():
@@ -418,7 +459,7 @@ class LocalSource:
             except _Stopped as stop:
                 reason = stop.reason
             self.last_tokens = tokens
-        text = out[len(heal) :].decode("utf-8", "replace")
+        text = answer.final()
         if reason in ("block", "line"):
             cut = rule.cut(text)
             text = text[:cut] if cut is not None else text
