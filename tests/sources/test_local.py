@@ -236,3 +236,79 @@ def test_generation_stops_where_the_whole_answer_decode_stopped(source: LocalSou
             assert cut is not None
             final = final[: rule.cut(final)]
         assert completion.raw_text == final
+
+
+def _captured(prefix: str, path: str) -> CompletionRequest:
+    return CompletionRequest(prefix=prefix, suffix="", max_tokens=4, max_seconds=120, path=path, captured=True)
+
+
+def test_file_states_outlive_the_engine_on_disk(tiny_gguf: Path, tmp_path: Path) -> None:
+    """A new engine (as after a crash) starts a file seen before from the state kept on disk."""
+    states = tmp_path / "states"
+    first_engine = LocalSource(tiny_gguf, cold_seconds=1e6, state_dir=states)
+    a = _captured(_file("alpha") + "x = ", "/a.py")
+    first = first_engine.complete(a)
+    first_engine.complete(_captured(_file("beta") + "y = ", "/b.py"))  # a's state: left, kept
+    first_engine.checkpoint()  # b's, as the idle engine does
+    assert first_engine.disk is not None and first_engine.disk.flush()
+    assert len(list(states.glob("*.state"))) == 2
+    assert first_engine.disk.written == 2
+    first_engine.close()
+
+    engine = LocalSource(tiny_gguf, cold_seconds=1e6, state_dir=states)
+    back = engine.complete(a)
+    assert engine.restored == 1
+    assert first.prompt_tokens is not None and back.reused_tokens == first.prompt_tokens - 1
+    assert back.raw_text == first.raw_text  # the restored state answers as the original did
+    engine.complete(_captured(_file("beta") + "y = ", "/b.py"))
+    assert engine.restored == 2
+    # Nothing more to write: what is on disk already spares these prompts.
+    engine.checkpoint()
+    assert engine.disk is not None and engine.disk.flush() and engine.disk.written == 0
+    engine.close()
+
+    # The model changed (another file at a path): the states made with the old one are ignored.
+    import shutil
+
+    model = Path(shutil.copy(tiny_gguf, tmp_path / "model.gguf"))
+    engine = LocalSource(model, cold_seconds=1e6, state_dir=states)
+    engine.complete(a)
+    engine.complete(_captured(_file("beta") + "y = ", "/b.py"))
+    assert engine.disk is not None and engine.disk.flush() and engine.disk.written == 1
+    engine.close()
+    write_tiny_gguf(model, seed=1)  # replaced in place, as a new distillation would
+    changed = LocalSource(model, cold_seconds=1e6, state_dir=states)
+    assert (changed.complete(a).reused_tokens or 0) < 8 and changed.restored == 0
+    changed.close()
+
+
+def test_uncaptured_and_secret_files_never_reach_the_disk(tiny_gguf: Path, tmp_path: Path) -> None:
+    states = tmp_path / "states"
+    engine = LocalSource(tiny_gguf, cold_seconds=1e6, state_dir=states)
+    excluded = CompletionRequest(prefix=_file("gamma") + "z = ", suffix="", max_tokens=4, path="/env.py")
+    engine.complete(excluded)  # capture off, or the file excluded
+    engine.checkpoint()
+    secret = _file("delta") + 'OPENAI_API_KEY = "sk-proj-' + "A1b2C3d4" * 6 + '"\nv = '
+    engine.complete(_captured(secret, "/settings.py"))
+    engine.checkpoint()
+    engine.complete(_captured(_file("epsilon") + "w = ", "/kept.py"))
+    engine.checkpoint()
+    assert engine.disk is not None and engine.disk.flush()
+    assert engine.disk.written == 1  # only the captured file without a secret
+    engine.close()
+
+
+def test_the_state_folder_is_bounded(tmp_path: Path) -> None:
+    from goldiff.sources.states import StateCache
+
+    cache = StateCache(tmp_path / "states", "model-a", max_files=3, max_bytes=10_000)
+    for i in range(5):
+        cache.save(f"/f{i}.py", [1, 2, i], bytes(1000))
+        assert cache.flush()
+    assert len(list((tmp_path / "states").glob("*.state"))) == 3
+    assert cache.load("/f0.py") is None and cache.load("/f4.py") == ([1, 2, 4], bytes(1000))
+    cache.save("/big.py", [1], bytes(9_000))
+    assert cache.flush()
+    assert sum(p.stat().st_size for p in (tmp_path / "states").glob("*.state")) <= 10_000
+    assert StateCache(tmp_path / "states", "model-b").load("/big.py") is None  # another model's
+    cache.close()

@@ -310,6 +310,7 @@ class CompletionService:
         started = time.perf_counter()
         source = WorkerSource(
             key[1],
+            state_dir=self.server.home / "cache" / "states",
             adapter_path=key[2] or None,
             name=key[3],
             threads=int(key[4]),
@@ -445,6 +446,7 @@ class CompletionService:
             path=doc.path,
             recent_edits=list(self._recent.get(doc.uri, ())),
         )
+        request.captured = doc.captured
         if kind == "frontier":  # only the frontier's chat prompt shows other files
             others = list(self.server.recorder.documents.values())
             request.snippets = related_snippets(doc, request.prefix, others)

@@ -52,6 +52,7 @@ from goldiff.sources.base import Completion, CompletionRequest, Deadline, finish
 from goldiff.sources.fim import FimPrompt, VocabInfo, resolve_template
 from goldiff.sources.llamacpp import checked_model, load_llama
 from goldiff.sources.profile import ServeProfile, load_profile
+from goldiff.sources.states import StateCache, model_identity
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ PREFIX_STEP = 64  # the prefix is cut from the left in steps of this many tokens
 _BLANK = (b" ", b"\t", b"\n", b"\r")
 STATE_FILES = 8  # files whose evaluated prompt state is kept for a switch back
 STATE_BYTES = 512 * 1024 * 1024  # and at most this many bytes of it
+# A file's state is written to disk (`states.py`) when it would spare a restarted engine at
+# least this many prompt tokens more than the copy already there.
+PERSIST_GAIN = 128
 COLD_SECONDS = 0.2  # what evaluating a cold prompt may take, measured on this machine
 PROMPT_STEP = 128  # the cold prompt cap is a multiple of this many tokens
 MIN_PROMPT = 256  # never cap a prompt below this many tokens
@@ -148,6 +152,7 @@ class LocalSource:
         profile: ServeProfile | None = None,
         gate: str | Path | None = None,
         cold_seconds: float = COLD_SECONDS,
+        state_dir: str | Path | None = None,
         verbose: bool = True,
     ) -> None:
         self.model_path = Path(model_path)
@@ -216,8 +221,22 @@ class LocalSource:
         self._states: OrderedDict[str, tuple[list[int], bytes]] = OrderedDict()
         self._state_key: str | None = None  # the file whose prompt is in the KV cache now
         self.restored = 0  # prompts started from a saved file state (tests, benchmarks)
+        self._state_kept = False  # the current file's state may be written to disk
+        self._persisted: OrderedDict[str, list[int]] = OrderedDict()  # what disk holds, by file
+        self.disk: StateCache | None = None
+        if state_dir is not None:
+            self.disk = StateCache(Path(state_dir), self._identity())
         self.on_phase: Callable[[str], None] | None = None  # "prefill", then "generate"
         self.prompt_cap = self._measure_prompt_cap(cold_seconds)
+
+    def _identity(self) -> str:
+        """What a saved state depends on: a state made with anything else is not loaded."""
+        files = []
+        for path in (self.model_path, self.adapter_path):
+            if path is not None:
+                st = path.stat()
+                files += [str(path.resolve()), st.st_size, st.st_mtime_ns]
+        return model_identity(*files, self.n_ctx, llama_cpp.__version__, self.prompt_mode)
 
     @property
     def prompt_mode(self) -> str:
@@ -321,15 +340,23 @@ class LocalSource:
 
     # ------------------------------------------------------------------ file states
 
-    def _switch_file(self, key: str, prompt: list[int]) -> None:
-        """Keep the state of the file being left; start from `key`'s own if it has one."""
+    def _switch_file(self, key: str, prompt: list[int], keep: bool = False) -> None:
+        """Keep the state of the file being left; start from `key`'s own if it has one.
+
+        `keep`: `key` is a captured document, whose state may also go to disk.
+        """
         if key == self._state_key:
+            self._state_kept = keep
             return
         llm = self.llm
         if self._state_key is not None and llm.n_tokens > 0:
             self._save_state(self._state_key)
-        self._state_key = key
+        self._state_key, self._state_kept = key, keep
         saved = self._states.get(key)
+        if saved is None and self.disk is not None and key:
+            saved = self.disk.load(key)  # kept by an engine that ran before this one
+            if saved is not None:
+                self._remember_persisted(key, saved[0])
         if saved is None:
             return
         tokens, blob = saved
@@ -342,20 +369,58 @@ class LocalSource:
             return
         llm.input_ids[: len(tokens)] = tokens
         llm.n_tokens = len(tokens)
-        self._states.move_to_end(key)
+        if key in self._states:
+            self._states.move_to_end(key)
         self.restored += 1
+
+    def _state_bytes(self) -> bytes:
+        ctx = self.llm._ctx.ctx
+        size = int(llama_cpp.llama_state_seq_get_size(ctx, 0))
+        buf = (ctypes.c_uint8 * size)()
+        written = int(llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0))
+        return bytes(buf)[:written]
 
     def _save_state(self, key: str) -> None:
         llm = self.llm
-        size = int(llama_cpp.llama_state_seq_get_size(llm._ctx.ctx, 0))
-        buf = (ctypes.c_uint8 * size)()
-        written = int(llama_cpp.llama_state_seq_get_data(llm._ctx.ctx, buf, size, 0))
-        self._states[key] = ([int(t) for t in llm.input_ids[: llm.n_tokens]], bytes(buf)[:written])
+        tokens = [int(t) for t in llm.input_ids[: llm.n_tokens]]
+        blob = self._state_bytes()
+        self._states[key] = (tokens, blob)
         self._states.move_to_end(key)
         while len(self._states) > STATE_FILES or (
             len(self._states) > 1 and sum(len(b) for _, b in self._states.values()) > STATE_BYTES
         ):
             self._states.popitem(last=False)
+        if self._state_kept:
+            self._persist(key, tokens, blob)
+
+    def _remember_persisted(self, key: str, tokens: list[int]) -> None:
+        self._persisted[key] = tokens
+        self._persisted.move_to_end(key)
+        while len(self._persisted) > 4 * STATE_FILES:
+            self._persisted.popitem(last=False)
+
+    def _worth_persisting(self, key: str, tokens: list[int]) -> bool:
+        on_disk = self._persisted.get(key, [])
+        return bool(key) and len(tokens) - _common(on_disk, tokens) >= PERSIST_GAIN
+
+    def _persist(self, key: str, tokens: list[int], blob: bytes | None = None) -> None:
+        """Hand the state to the disk cache if it spares a restart enough prompt work."""
+        if self.disk is None or not self._worth_persisting(key, tokens):
+            return
+        from goldiff.capture.redaction import secret_spans
+
+        text = bytes(self.llm.detokenize(tokens)).decode("utf-8", "replace")
+        if secret_spans(text):
+            return  # the trace store keeps no secret, and neither does this cache
+        self.disk.save(key, tokens, blob if blob is not None else self._state_bytes())
+        self._remember_persisted(key, tokens)
+
+    def checkpoint(self) -> None:
+        """Write the current file's state to disk if worth it (the engine calls this when idle)."""
+        with self._lock:
+            key = self._state_key
+            if key and self._state_kept and self.llm.n_tokens > 0:
+                self._persist(key, self.evaluated_tokens())
 
     # ------------------------------------------------------------------ generation
 
@@ -417,7 +482,7 @@ class LocalSource:
                 prompt = self.bos or self.tokenize("\n")
             self.last_prompt = prompt
             try:
-                self._switch_file(request.path or "", prompt)
+                self._switch_file(request.path or "", prompt, keep=request.captured)
                 if self.on_phase is not None:
                     self.on_phase("prefill")
                 reused = self._prefill(prompt, cancel, deadline)
@@ -523,3 +588,5 @@ class LocalSource:
     def close(self) -> None:
         with self._lock:
             self.llm.close()
+        if self.disk is not None:
+            self.disk.close()
