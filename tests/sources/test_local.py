@@ -239,7 +239,9 @@ def test_generation_stops_where_the_whole_answer_decode_stopped(source: LocalSou
 
 
 def _captured(prefix: str, path: str) -> CompletionRequest:
-    return CompletionRequest(prefix=prefix, suffix="", max_tokens=4, max_seconds=120, path=path, captured=True)
+    return CompletionRequest(
+        prefix=prefix, suffix="", max_tokens=4, max_seconds=120, path=path, captured=True
+    )
 
 
 def test_file_states_outlive_the_engine_on_disk(tiny_gguf: Path, tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ from lsprotocol import types
 
 from goldiff.capture.documents import Document, OutOfSync
 from goldiff.errors import ConfigError, EngineError, GoldiffError, ModelLoadError
+from goldiff.home import states_dir
 from goldiff.protocol import ACCEPTED
 from goldiff.sources.base import (
     PREFIX_CHARS,
@@ -310,7 +311,7 @@ class CompletionService:
         started = time.perf_counter()
         source = WorkerSource(
             key[1],
-            state_dir=self.server.home / "cache" / "states",
+            state_dir=states_dir(self.server.home),
             adapter_path=key[2] or None,
             name=key[3],
             threads=int(key[4]),

@@ -37,6 +37,18 @@ SUFFIX = ".state"
 _HEADER = struct.Struct("<I")
 
 
+def forget(folder: Path) -> int:
+    """Delete every saved state (`goldiff forget`: they hold the code they were made from)."""
+    removed = 0
+    with contextlib.suppress(FileNotFoundError):
+        for path in folder.iterdir():
+            if path.suffix == SUFFIX or path.name.startswith(".state."):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed += 1
+    return removed
+
+
 def model_identity(*parts: object) -> str:
     """One string for everything a saved state depends on."""
     return hashlib.blake2b("\0".join(map(str, parts)).encode(), digest_size=16).hexdigest()
