@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from goldiff.export import ExportFilters, ExportOptions, export
-from goldiff.export_why import explain_empty
+from goldiff.export.why import explain_empty
 from goldiff.store import open_database
 from lsprotocol import types
 

@@ -27,7 +27,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from goldiff.distill.pipeline import BaseModel, FinetuneOptions, adapted_rows, base_model, finetune
+from goldiff.distill.pipeline import (
+    BaseModel,
+    FinetuneOptions,
+    adapted_rows,
+    base_model,
+    finetune,
+    validation_cutoff,
+)
 from goldiff.errors import ConfigError, DistillError
 from goldiff.replay.driver import Progress
 from goldiff.replay.history import list_commits, repository_root, touches
@@ -256,7 +263,13 @@ def workspace_code(home: Path, cutoff: float) -> dict[str, str]:
 
 
 def distill(
-    base: BaseModel, train_rows: Path, texts: dict[str, str], work: Path, config: DemoConfig, say: Say
+    base: BaseModel,
+    train_rows: Path,
+    texts: dict[str, str],
+    val_cutoff: float | None,
+    work: Path,
+    config: DemoConfig,
+    say: Say,
 ) -> dict[str, Any]:
     """Fine-tune the base on the gold and the workspace's code; export, check, quantize."""
     say("Distilling:")
@@ -269,7 +282,8 @@ def distill(
         threads=config.threads,
         seed=config.seed,
     )
-    return finetune(base, adapted_rows(train_rows, texts, work, options, say), work, options, say)
+    rows = adapted_rows(train_rows, texts, work, options, say, val_cutoff)
+    return finetune(base, rows, work, options, say)
 
 
 def evaluate_models(
@@ -334,11 +348,12 @@ def run_demo(
         t = time.monotonic()
         cutoff = split_time(work, training[-1])
         exported = export_gold(work, work, cutoff, say)
-        texts = workspace_code(work, cutoff)
+        val_cutoff = validation_cutoff(Path(exported["paths"]["train"]), FinetuneOptions.val_fraction)
+        texts = workspace_code(work, val_cutoff if val_cutoff is not None else cutoff)
         stages["export"] = time.monotonic() - t
 
         t = time.monotonic()
-        distilled = distill(base, Path(exported["paths"]["train"]), texts, work, config, say)
+        distilled = distill(base, Path(exported["paths"]["train"]), texts, val_cutoff, work, config, say)
         stages["distill"] = time.monotonic() - t
 
         t = time.monotonic()

@@ -3,6 +3,7 @@ code as it was at the cutoff, the best validation step kept, the serving profile
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,12 @@ def test_distill_learns_the_workspace_keeps_its_best_step_and_serves_as_its_base
     assert result["prompt"] == "prefix" and 0 < result["best_step"] <= 12
     losses = result["lineage"]["heldout_loss"]
     assert losses["tuned"] < losses["base"], losses  # learned the gold, in the served shape
+    # Validation is the newest gold (a time split, as the held-out rows are), never trained on.
+    rows = [json.loads(line) for line in (home / "models" / "adapted" / "data" / "adapt.jsonl").open()]
+    val = [r for r in rows if r.get("split") == "val"]
+    trained = [r for r in rows if "completion" in r and r.get("split") != "val"]
+    assert val and trained and min(r["ts"] for r in val) > max(r["ts"] for r in trained)
+    assert not {r["id"] for r in val} & {r["id"] for r in trained}
     profile = load_profile(result["gguf"])
     assert (profile.prompt, profile.heal, profile.min_token_prob, profile.context_tokens) == (
         "prefix",

@@ -274,8 +274,10 @@ def distill_from_store(
     db, _ = open_database(store_path(home))
     try:
         exported = export(db, ExportOptions(format="sft", split=True), work / "export")
-        # The workspace's code as it was at the cutoff: the held-out gold is never read.
-        texts = documents_at(db, exported.cutoff)
+        # The workspace's code as it was when the validation rows begin (so, before the
+        # held-out ones too): no answer validation or evaluation asks for is read.
+        val_cutoff = validation_cutoff(exported.paths["train"], options.val_fraction)
+        texts = documents_at(db, val_cutoff if val_cutoff is not None else exported.cutoff)
     finally:
         db.conn.close()
     train_rows = exported.counts.get("train", 0)
@@ -286,7 +288,7 @@ def distill_from_store(
         )
     say(f"  {train_rows} training rows, {exported.counts.get('test', 0)} held out")
     model = base_model(base, work, say)
-    rows = adapted_rows(exported.paths["train"], texts, work, options, say)
+    rows = adapted_rows(exported.paths["train"], texts, work, options, say, val_cutoff)
     result = finetune(model, rows, work, options, say)
     lineage = {
         "base": str(model.gguf),
@@ -332,18 +334,44 @@ def distill_from_store(
     return {"name": name, **result, "lineage": lineage, "promotion": decision.as_dict()}
 
 
-def adapted_rows(
-    gold: Path, texts: dict[str, str], work: Path, options: FinetuneOptions, say: Say = print
-) -> Path:
-    """The gold rows (weighted up) and the workspace's own code, as one training file."""
+def validation_cutoff(gold: Path, share: float) -> float | None:
+    """When the newest `share` of the gold rows begins: those rows only validate.
+
+    A time split, as the held-out test rows are: validation then asks what the next days'
+    gold will be, and the workspace's code is read as it was at this time, so no
+    validation answer is in the code the model trains on (a hash split would score
+    memorised lines, and early stopping would never stop).
+    """
     from goldiff.distill.data import read_rows
 
-    if not options.workspace_code or not texts:
-        return gold
-    code = text_rows(texts, options.seq_len)
-    rows = training_rows(read_rows(gold), code, options.gold_weight, options.seed)
-    say(f"  and {len(code)} windows of the workspace's own code from {len(texts)} documents")
-    return write_rows(rows, work / "data" / "adapt.jsonl")
+    times = sorted(float(r["ts"]) for r in read_rows(gold) if r.get("ts") is not None)
+    if len(times) < 10 or share <= 0:
+        return None
+    return times[min(len(times) - 1, int(len(times) * (1 - share)))]
+
+
+def adapted_rows(
+    gold: Path,
+    texts: dict[str, str],
+    work: Path,
+    options: FinetuneOptions,
+    say: Say = print,
+    val_cutoff: float | None = None,
+) -> Path:
+    """The gold rows (weighted up), the workspace's own code and the validation rows, as one file."""
+    from goldiff.distill.data import read_rows
+
+    rows = read_rows(gold)
+    val = [{**r, "split": "val"} for r in rows if val_cutoff is not None and float(r["ts"]) >= val_cutoff]
+    train = [r for r in rows if val_cutoff is None or float(r["ts"]) < val_cutoff]
+    code = text_rows(texts, options.seq_len) if options.workspace_code else []
+    if code:
+        say(f"  and {len(code)} windows of the workspace's own code from {len(texts)} documents")
+    if val:
+        say(f"  (the newest {len(val)} gold rows only validate)")
+    return write_rows(
+        training_rows(train, code, options.gold_weight, options.seed) + val, work / "data" / "adapt.jsonl"
+    )
 
 
 def heldout_losses(

@@ -122,9 +122,14 @@ def train(
                 "to train. Keep using Goldiff (or replay a repository's history with "
                 "`goldiff replay`) and export again."
             )
-        # Validation watches the gold alone; the workspace's own code (text rows) all trains.
+        # Validation watches the gold alone: the rows marked for it (the newest, see
+        # pipeline.validation_cutoff), else a repeatable share; the workspace's code all trains.
         gold = [r for r in rows if "completion" in r]
-        train_rows, val_rows = data_mod.split_rows(gold, config.val_fraction)
+        val_rows = [r for r in gold if r.get("split") == "val"]
+        if val_rows:
+            train_rows = [r for r in gold if r.get("split") != "val"]
+        else:
+            train_rows, val_rows = data_mod.split_rows(gold, config.val_fraction)
         train_rows += [r for r in rows if "completion" not in r]
         eos = data_mod.SpecialIds.of(tokenizer).eos
 

@@ -43,7 +43,7 @@ def with_explanation(
     answer = result.as_dict()
     try:
         if not any(result.counts.values()):
-            from goldiff.export_why import explain_empty
+            from goldiff.export.why import explain_empty
 
             answer["why"] = explain_empty(db, options)
     finally:

@@ -15,7 +15,8 @@ from typing import Any
 
 import sqlite_utils
 
-from goldiff.export import ExportFilters, ExportOptions
+from goldiff.export.files import ExportOptions
+from goldiff.export.filters import ExportFilters
 from goldiff.records import _suggestion_where, count_suggestions
 
 
