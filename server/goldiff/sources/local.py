@@ -4,7 +4,9 @@ One warm `Llama` per model is kept between requests, so a prompt that shares its
 with the previous one (typing moves only the end of the prefix) re-evaluates just the
 tokens after the shared part. Switching files would throw that away, so the evaluated
 state (the KV cache of sequence 0) of the last `STATE_FILES` files is kept as bytes and
-put back when the developer returns to one of them. A file never seen is evaluated cold;
+put back when the developer returns to one of them. With a `state_dir` those states are
+also kept on disk (`states.py`: captured documents only, bounded, per model), so an engine
+restarted after a crash starts files seen before warm. A file never seen is evaluated cold;
 its prompt is capped at what this machine evaluates in `COLD_SECONDS` (measured once
 at load), in whole `PROMPT_STEP`s so the cap never moves the prompt's start. A serving
 profile's `context_tokens` (`profile.py`) caps it too: the smaller cap wins.

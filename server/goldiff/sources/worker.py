@@ -16,8 +16,10 @@ stdout, one JSON object per line:
                                                gate_score, stop_reason "unsure" | "gated"}}
                       {"id": 8, "raw": {"text": ..., "prompt_tokens": ..., "completion_tokens": ...}}
 
-A cancel message sets the request's event in the worker, which stops within one token
-(or one prompt chunk). If the worker dies (EOF on its stdout) the pending request fails
+When no request is waiting, the worker writes the current file's evaluated state to the
+state folder it was given (`states.py`), so the engine that replaces it after a crash starts
+that file warm. A cancel message sets the request's event in the worker, which stops
+within one token (or one prompt chunk). If the worker dies (EOF on its stdout) the pending request fails
 with `EngineError`; if it does not answer within the request's budget plus
 `HANG_GRACE_SECONDS` it is killed and the request fails the same way. Either way the next
 worker starts in the background after a backoff that doubles with each consecutive
