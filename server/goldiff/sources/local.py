@@ -228,6 +228,10 @@ class LocalSource:
         self.disk: StateCache | None = None
         if state_dir is not None:
             self.disk = StateCache(Path(state_dir), self._identity())
+            from goldiff.capture.redaction import secret_spans
+
+            # The secret scan's first call loads its detectors (tens of ms): here, not mid-completion.
+            secret_spans("api_key = 'warm-up-only-0123456789abcdef'")
         self.on_phase: Callable[[str], None] | None = None  # "prefill", then "generate"
         self.prompt_cap = self._measure_prompt_cap(cold_seconds)
 
