@@ -199,3 +199,22 @@ def test_every_table_is_reached_by_forget(tmp_path: Path) -> None:
     db.table("notes").create({"id": int, "text": str}, pk="id")
     with pytest.raises(ForgetError, match="notes"):
         audit.forget(db, "file:///nowhere")
+
+
+def test_forget_deletes_the_engines_saved_file_states(tmp_path: Path) -> None:
+    """The local engine's saved KV states (a cache of evaluated code) go with any forget."""
+    from goldiff.home import states_dir
+    from goldiff.sources.states import StateCache
+
+    home = tmp_path / "home"
+    _store_with_two_documents(home / "traces.db")
+    cache = StateCache(states_dir(home), "model")
+    cache.save("/ws/a.py", [1, 2, 3], b"text_of_a_1234 as evaluated")
+    assert cache.flush()
+    cache.close()
+    assert list(states_dir(home).glob("*.state"))
+    result = CliRunner().invoke(
+        main, ["forget", "--document", "file:///ws/a.py", "--yes", "--home", str(home)]
+    )
+    assert result.exit_code == 0, result.output
+    assert not list(states_dir(home).iterdir())

@@ -234,6 +234,8 @@ def forget(
     """
     from goldiff import audit
     from goldiff.capture.paths import path_to_uri
+    from goldiff.home import states_dir
+    from goldiff.sources import states
 
     scopes = [bool(workspace), bool(document), since is not None or until is not None, everything]
     if sum(scopes) != 1:
@@ -257,6 +259,8 @@ def forget(
         click.confirm(f"Delete {what}?", abort=True)
     db, _ = _open_reader(home)
     deleted = audit.forget(db, workspace, document=document, since=start, until=end)
+    # The engine's saved file states hold code too; they are a cache, so all of them go.
+    states.forget(states_dir(resolve_home(home)))
     click.echo(json.dumps(deleted, sort_keys=True))
 
 

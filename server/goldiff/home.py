@@ -1,7 +1,7 @@
 """Where Goldiff keeps its data.
 
-`GOLDIFF_HOME` (or `--home`) names one folder holding `traces.db`, `models/` and
-`exports/`; without either, the platform's user data folder is used. Every command and
+`GOLDIFF_HOME` (or `--home`) names one folder holding `traces.db`, `models/`,
+`exports/` and `cache/`; without either, the platform's user data folder is used. Every command and
 the server resolve the home the same way, so tests only ever need to set one variable.
 """
 
@@ -36,6 +36,11 @@ def models_dir(home: Path) -> Path:
     path = home / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def states_dir(home: Path) -> Path:
+    """The local engine's saved file states (`sources/states.py`): a cache, created on use."""
+    return home / "cache" / "states"
 
 
 def exports_dir(home: Path) -> Path:

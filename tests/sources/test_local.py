@@ -190,3 +190,127 @@ def test_token_logprobs_are_the_models_own(tiny_gguf: Path, source: LocalSource)
         expected = row[generated[i]] - row.max() - np.log(np.exp(row - row.max()).sum())
         assert lp == pytest.approx(expected, abs=1e-3)
     full.close()
+
+
+def _whole_answer_every_token(pieces: list[bytes], skip: int) -> tuple[list[str], str]:
+    """How the engine decoded before: the whole answer again after every token."""
+    out = b""
+    texts = []
+    for piece in pieces:
+        out += piece
+        texts.append(out[skip:].decode("utf-8", "ignore"))
+    return texts, out[skip:].decode("utf-8", "replace")
+
+
+def test_the_answer_is_decoded_once_and_byte_identical(source: LocalSource) -> None:
+    from goldiff.sources.local import AnswerText
+
+    text = "naïve = 'héllo wörld ✓ 😀'\n# ¿qué? 日本語\nx = '€'\n"
+    # The tiny model's real pieces: byte-level tokens split most characters across tokens.
+    pieces = [bytes(source.llm.detokenize([t])) for t in source.tokenize(text)]
+    assert any(len(p) == 1 and p[0] >= 0x80 for p in pieces)
+    # And bytes that are no UTF-8: a stray continuation, an invalid byte, a character cut short.
+    pieces += [b"\xa9", b"ok", b"\xff", b"\n", b"\xe2\x9c"]
+    for skip in (0, 1, 3, 7):
+        expected, final = _whole_answer_every_token(pieces, skip)
+        answer = AnswerText(skip)
+        seen = ""
+        for piece, want in zip(pieces, expected, strict=True):
+            new_line = answer.add(piece)
+            assert answer.text() == want
+            assert new_line == (want.count("\n") > seen.count("\n"))
+            seen = want
+        assert answer.final() == final and answer.pieces == pieces
+
+
+def test_generation_stops_where_the_whole_answer_decode_stopped(source: LocalSource) -> None:
+    for prefix, suffix in (("def f(x):\n", ""), ("x = ", "\n"), ("class A:\n    ", "")):
+        request = CompletionRequest(prefix=prefix, suffix=suffix, max_tokens=48, max_seconds=120)
+        completion = source.complete(request)
+        pieces = [bytes(source.llm.detokenize([t])) for t in source.last_tokens]
+        texts, final = _whole_answer_every_token(pieces, 0)
+        rule = request.stop_rule()
+        assert all(rule.cut(t) is None for t in texts[:-1])  # it went on exactly while it should
+        if completion.stop_reason in ("line", "block"):
+            cut = rule.cut(texts[-1])
+            assert cut is not None
+            final = final[: rule.cut(final)]
+        assert completion.raw_text == final
+
+
+def _captured(prefix: str, path: str) -> CompletionRequest:
+    return CompletionRequest(
+        prefix=prefix, suffix="", max_tokens=4, max_seconds=120, path=path, captured=True
+    )
+
+
+def test_file_states_outlive_the_engine_on_disk(tiny_gguf: Path, tmp_path: Path) -> None:
+    """A new engine (as after a crash) starts a file seen before from the state kept on disk."""
+    states = tmp_path / "states"
+    first_engine = LocalSource(tiny_gguf, cold_seconds=1e6, state_dir=states)
+    a = _captured(_file("alpha") + "x = ", "/a.py")
+    first = first_engine.complete(a)
+    first_engine.complete(_captured(_file("beta") + "y = ", "/b.py"))  # a's state: left, kept
+    first_engine.checkpoint()  # b's, as the idle engine does
+    assert first_engine.disk is not None and first_engine.disk.flush()
+    assert len(list(states.glob("*.state"))) == 2
+    assert first_engine.disk.written == 2
+    first_engine.close()
+
+    engine = LocalSource(tiny_gguf, cold_seconds=1e6, state_dir=states)
+    back = engine.complete(a)
+    assert engine.restored == 1
+    assert first.prompt_tokens is not None and back.reused_tokens == first.prompt_tokens - 1
+    assert back.raw_text == first.raw_text  # the restored state answers as the original did
+    engine.complete(_captured(_file("beta") + "y = ", "/b.py"))
+    assert engine.restored == 2
+    # Nothing more to write: what is on disk already spares these prompts.
+    engine.checkpoint()
+    assert engine.disk is not None and engine.disk.flush() and engine.disk.written == 0
+    engine.close()
+
+    # The model changed (another file at a path): the states made with the old one are ignored.
+    import shutil
+
+    model = Path(shutil.copy(tiny_gguf, tmp_path / "model.gguf"))
+    engine = LocalSource(model, cold_seconds=1e6, state_dir=states)
+    engine.complete(a)
+    engine.complete(_captured(_file("beta") + "y = ", "/b.py"))
+    assert engine.disk is not None and engine.disk.flush() and engine.disk.written == 1
+    engine.close()
+    write_tiny_gguf(model, seed=1)  # replaced in place, as a new distillation would
+    changed = LocalSource(model, cold_seconds=1e6, state_dir=states)
+    assert (changed.complete(a).reused_tokens or 0) < 8 and changed.restored == 0
+    changed.close()
+
+
+def test_uncaptured_and_secret_files_never_reach_the_disk(tiny_gguf: Path, tmp_path: Path) -> None:
+    states = tmp_path / "states"
+    engine = LocalSource(tiny_gguf, cold_seconds=1e6, state_dir=states)
+    excluded = CompletionRequest(prefix=_file("gamma") + "z = ", suffix="", max_tokens=4, path="/env.py")
+    engine.complete(excluded)  # capture off, or the file excluded
+    engine.checkpoint()
+    secret = _file("delta") + 'OPENAI_API_KEY = "sk-proj-' + "A1b2C3d4" * 6 + '"\nv = '
+    engine.complete(_captured(secret, "/settings.py"))
+    engine.checkpoint()
+    engine.complete(_captured(_file("epsilon") + "w = ", "/kept.py"))
+    engine.checkpoint()
+    assert engine.disk is not None and engine.disk.flush()
+    assert engine.disk.written == 1  # only the captured file without a secret
+    engine.close()
+
+
+def test_the_state_folder_is_bounded(tmp_path: Path) -> None:
+    from goldiff.sources.states import StateCache
+
+    cache = StateCache(tmp_path / "states", "model-a", max_files=3, max_bytes=10_000)
+    for i in range(5):
+        cache.save(f"/f{i}.py", [1, 2, i], bytes(1000))
+        assert cache.flush()
+    assert len(list((tmp_path / "states").glob("*.state"))) == 3
+    assert cache.load("/f0.py") is None and cache.load("/f4.py") == ([1, 2, 4], bytes(1000))
+    cache.save("/big.py", [1], bytes(9_000))
+    assert cache.flush()
+    assert sum(p.stat().st_size for p in (tmp_path / "states").glob("*.state")) <= 10_000
+    assert StateCache(tmp_path / "states", "model-b").load("/big.py") is None  # another model's
+    cache.close()

@@ -85,3 +85,54 @@ def test_cli_models_use_and_list(tmp_path: Path, tiny_gguf: Path) -> None:
     assert as_json[0]["name"] == "goldiff-tiny" and as_json[0]["default"] and as_json[0]["exists"]
     bad = runner.invoke(main, ["models", "use", "--home", home, "no-such-model"])
     assert bad.exit_code == 1 and "goldiff models list" in bad.output
+
+
+def test_completions_resolve_the_registry_once_until_it_changes(
+    tmp_path: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server parses registry.json again only when the file changed, and a change from
+    another process (`goldiff models use`) applies to the next completion without a restart."""
+    import shutil
+    import threading
+
+    import attrs
+    from goldiff.server import GoldiffServer
+    from goldiff.settings import LocalSettings, Settings
+    from goldiff.sources.base import CompletionRequest
+
+    reads = 0
+    load = Registry._load
+
+    def counting(self: Registry) -> dict[str, object]:
+        nonlocal reads
+        reads += 1
+        return load(self)
+
+    monkeypatch.setattr(Registry, "_load", counting)
+    home = tmp_path / "home"
+    Registry(home).register("first", tiny_gguf)
+    Registry(home).use("first")
+    other = Path(shutil.copy(tiny_gguf, tmp_path / "second.gguf"))
+    Registry(home).register("second", other)
+    server = GoldiffServer(home)
+    server.settings = attrs.evolve(Settings(), mode="local", local=LocalSettings(threads=1))
+    service = server.completion
+    request = CompletionRequest(prefix="x = ", suffix="\n", max_tokens=2, max_seconds=120, path="/a.py")
+    try:
+        assert service._complete("local", request, threading.Event()).model == "first"
+        once = reads
+        for _ in range(30):
+            assert service._complete("local", request, threading.Event()).model == "first"
+        assert reads == once  # thirty completions, no new read
+        Registry(home).use("second")  # as `goldiff models use second` in a terminal
+        after_use = reads
+        assert service._complete("local", request, threading.Event()).model == "second"
+        settled = reads
+        assert settled > after_use
+        for _ in range(5):
+            assert service._complete("local", request, threading.Event()).model == "second"
+        assert reads == settled  # no read again without a change
+    finally:
+        for source in list(service._local.values()):
+            source.close()
+        server.close_store()

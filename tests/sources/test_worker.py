@@ -165,3 +165,34 @@ def test_the_worker_serves_the_models_profile_and_gate(tiny_gguf: Path, tmp_path
             assert remote.text and remote.gate_score > 0.5
         else:  # the same answer, scored and hidden
             assert remote.stop_reason == "gated" and remote.candidates == [] and remote.gate_score < 0.5
+
+
+def test_a_restarted_worker_starts_a_file_seen_before_from_its_kept_state(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
+    states = tmp_path / "home" / "cache" / "states"
+    worker = WorkerSource(tiny_gguf, threads=1, state_dir=states, cold_seconds=1e6)
+    try:
+        prefix = "".join(f"def alpha_{i}(request):\n    return {i} * alpha\n\n" for i in range(30))
+        request = CompletionRequest(
+            prefix=prefix + "x = ", suffix="", max_tokens=4, max_seconds=120, path="/a.py", captured=True
+        )
+        first = worker.complete(request)
+        deadline = time.monotonic() + 60
+        # Written once the engine is idle; under its name only once whole (write, then rename).
+        while not list(states.glob("*.state")):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        pid = worker.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while worker.pid in (None, pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        back = worker.complete(request)
+        assert worker.restarts == 1
+        assert first.prompt_tokens is not None and back.reused_tokens == first.prompt_tokens - 1
+        assert back.raw_text == first.raw_text
+    finally:
+        worker.close()

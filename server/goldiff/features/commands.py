@@ -13,7 +13,9 @@ from typing import Any
 from goldiff import audit, protocol
 from goldiff.capture.paths import uri_to_path
 from goldiff.errors import GoldiffError
+from goldiff.home import states_dir
 from goldiff.server import GoldiffServer
+from goldiff.sources import states
 from goldiff.sources.registry import Registry
 
 
@@ -109,5 +111,7 @@ def register(server: GoldiffServer) -> None:
             path = uri_to_path(workspace)  # one spelling of the URI, as documents record it
             workspace = path.resolve().as_uri() if path else workspace
         ls.store.flush()
+        # The engine's saved file states hold code too; they are a cache, so all of them go.
+        states.forget(states_dir(ls.home))
         with contextlib.closing(ls.store.reader()) as db:
             return audit.forget(db, workspace)

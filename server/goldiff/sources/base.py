@@ -58,6 +58,9 @@ class CompletionRequest:
     snippets: list[Snippet] = field(default_factory=list)
     max_tokens: int = 64
     max_seconds: float = 2.0  # wall-clock budget for generation, prompt included
+    # The document is captured: what the engine evaluated of it may be kept on disk. Never
+    # for a file capture excludes, or with capture off (`sources/states.py`).
+    captured: bool = False
 
     def stop_rule(self) -> StopRule:
         return StopRule.for_cursor(self.prefix, self.suffix)

@@ -44,6 +44,7 @@ from lsprotocol import types
 
 from goldiff.capture.documents import Document, OutOfSync
 from goldiff.errors import ConfigError, EngineError, GoldiffError, ModelLoadError
+from goldiff.home import states_dir
 from goldiff.protocol import ACCEPTED
 from goldiff.sources.base import (
     PREFIX_CHARS,
@@ -218,6 +219,10 @@ class CompletionService:
         self._shadow_cancel = threading.Event()
         self._load_lock = threading.Lock()
         self._local: dict[tuple[str, ...], CompletionSource] = {}
+        # The last resolution of the local settings through registry.json, and the file's
+        # signature then: reading and parsing the registry on every completion is wasted work
+        # unless the file changed (`goldiff models use` from the command line).
+        self._resolved: tuple[tuple[Any, ...], tuple[str, ...] | GoldiffError] | None = None
         self._failed: dict[tuple[str, ...], GoldiffError] = {}
         self._frontier: tuple[tuple[str, ...], CompletionSource] | None = None
         self._told: set[str] = set()
@@ -243,17 +248,7 @@ class CompletionService:
         elif is_test_spec(local.model):
             key = ("test", local.model or "")
         else:
-            resolved = self.registry.resolve(local.model)
-            adapter = self._adapter_path(local.adapter, resolved)
-            key = (
-                "gguf",
-                str(resolved.model_path),
-                str(adapter or ""),
-                resolved.name,
-                str(local.threads),
-                str(local.max_memory_mb),
-                str(resolved.gate or ""),
-            )
+            key = self._gguf_key()
         with self._load_lock:
             source = self._local.get(key)
             if source is not None:
@@ -270,6 +265,33 @@ class CompletionService:
                 self._local.pop(old).close()  # one warm model: they are large
             self._local[key] = source
             return source
+
+    def _gguf_key(self) -> tuple[str, ...]:
+        """The files and limits the local settings name, re-resolved when registry.json changes."""
+        local = self.server.settings.local
+        stamp = (self.registry.signature(), local.model, local.adapter, local.threads, local.max_memory_mb)
+        cached = self._resolved
+        if cached is not None and cached[0] == stamp:
+            if isinstance(cached[1], GoldiffError):
+                raise cached[1]
+            return cached[1]
+        try:
+            resolved = self.registry.resolve(local.model)
+            adapter = self._adapter_path(local.adapter, resolved)
+        except ModelLoadError as exc:
+            self._resolved = (stamp, exc)  # no model: answered the same until the registry changes
+            raise
+        key = (
+            "gguf",
+            str(resolved.model_path),
+            str(adapter or ""),
+            resolved.name,
+            str(local.threads),
+            str(local.max_memory_mb),
+            str(resolved.gate or ""),
+        )
+        self._resolved = (stamp, key)
+        return key
 
     def _adapter_path(self, adapter: str | None, resolved: Resolved) -> Path | None:
         if adapter:
@@ -289,6 +311,7 @@ class CompletionService:
         started = time.perf_counter()
         source = WorkerSource(
             key[1],
+            state_dir=states_dir(self.server.home),
             adapter_path=key[2] or None,
             name=key[3],
             threads=int(key[4]),
@@ -424,6 +447,7 @@ class CompletionService:
             path=doc.path,
             recent_edits=list(self._recent.get(doc.uri, ())),
         )
+        request.captured = doc.captured
         if kind == "frontier":  # only the frontier's chat prompt shows other files
             others = list(self.server.recorder.documents.values())
             request.snippets = related_snippets(doc, request.prefix, others)
@@ -622,9 +646,3 @@ class CompletionService:
             )
 
         self._shadow_executor.submit(run)
-
-    def drain_shadow(self, timeout: float = 30.0) -> None:
-        """Wait for queued shadow work (benchmarks and tests)."""
-        done = threading.Event()
-        self._shadow_executor.submit(done.set)
-        done.wait(timeout)

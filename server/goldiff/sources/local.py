@@ -4,7 +4,9 @@ One warm `Llama` per model is kept between requests, so a prompt that shares its
 with the previous one (typing moves only the end of the prefix) re-evaluates just the
 tokens after the shared part. Switching files would throw that away, so the evaluated
 state (the KV cache of sequence 0) of the last `STATE_FILES` files is kept as bytes and
-put back when the developer returns to one of them. A file never seen is evaluated cold;
+put back when the developer returns to one of them. With a `state_dir` those states are
+also kept on disk (`states.py`: captured documents only, bounded, per model), so an engine
+restarted after a crash starts files seen before warm. A file never seen is evaluated cold;
 its prompt is capped at what this machine evaluates in `COLD_SECONDS` (measured once
 at load), in whole `PROMPT_STEP`s so the cap never moves the prompt's start. A serving
 profile's `context_tokens` (`profile.py`) caps it too: the smaller cap wins.
@@ -31,6 +33,7 @@ imports llama_cpp.
 
 from __future__ import annotations
 
+import codecs
 import ctypes
 import logging
 import math
@@ -51,6 +54,7 @@ from goldiff.sources.base import Completion, CompletionRequest, Deadline, finish
 from goldiff.sources.fim import FimPrompt, VocabInfo, resolve_template
 from goldiff.sources.llamacpp import checked_model, load_llama
 from goldiff.sources.profile import ServeProfile, load_profile
+from goldiff.sources.states import StateCache, model_identity
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,9 @@ PREFIX_STEP = 64  # the prefix is cut from the left in steps of this many tokens
 _BLANK = (b" ", b"\t", b"\n", b"\r")
 STATE_FILES = 8  # files whose evaluated prompt state is kept for a switch back
 STATE_BYTES = 512 * 1024 * 1024  # and at most this many bytes of it
+# A file's state is written to disk (`states.py`) when it would spare a restarted engine at
+# least this many prompt tokens more than the copy already there.
+PERSIST_GAIN = 128
 COLD_SECONDS = 0.2  # what evaluating a cold prompt may take, measured on this machine
 PROMPT_STEP = 128  # the cold prompt cap is a multiple of this many tokens
 MIN_PROMPT = 256  # never cap a prompt below this many tokens
@@ -89,10 +96,51 @@ def _common(a: list[int] | np.ndarray[Any, Any], b: list[int]) -> int:
     return int(diff[0]) if len(diff) else m
 
 
+class AnswerText:
+    """The answer as tokens arrive: each token's bytes kept once, its text decoded once.
+
+    The stop rule needs the text so far after every token. Decoding the whole answer again
+    each time is quadratic in its length; an incremental UTF-8 decoder carries a character
+    split across tokens over to the next token instead, and gives the same text (errors
+    ignored, as a prefix of a longer answer may end inside a character). The first `skip`
+    bytes (a healed prompt token's own text) are not part of the answer.
+    """
+
+    def __init__(self, skip: int = 0) -> None:
+        self.pieces: list[bytes] = []
+        self.skip = skip
+        self._left = skip
+        self._decoder = codecs.getincrementaldecoder("utf-8")("ignore")
+        self._chunks: list[str] = []
+
+    def add(self, piece: bytes) -> bool:
+        """Append one token's bytes; True if the text gained a line end (the rule may cut)."""
+        self.pieces.append(piece)
+        if self._left:
+            n = min(self._left, len(piece))
+            piece, self._left = piece[n:], self._left - n
+        chunk = self._decoder.decode(piece)
+        if chunk:
+            self._chunks.append(chunk)
+        # A newline byte never sits inside a multi-byte character: it is in this chunk.
+        return "\n" in chunk
+
+    def text(self) -> str:
+        """The text so far (a character still incomplete at the end is left out)."""
+        if len(self._chunks) > 1:
+            self._chunks[:] = ["".join(self._chunks)]
+        return self._chunks[0] if self._chunks else ""
+
+    def final(self) -> str:
+        """The whole answer, decoded once; bytes that are no UTF-8 become U+FFFD."""
+        return b"".join(self.pieces)[self.skip :].decode("utf-8", "replace")
+
+
 class LocalSource:
     """A FIM code model in a GGUF file, optionally with a GGUF LoRA adapter on top."""
 
     kind = "local"
+    answer_text: Callable[[int], AnswerText] = AnswerText  # the benchmark swaps in the old way
 
     def __init__(
         self,
@@ -106,6 +154,7 @@ class LocalSource:
         profile: ServeProfile | None = None,
         gate: str | Path | None = None,
         cold_seconds: float = COLD_SECONDS,
+        state_dir: str | Path | None = None,
         verbose: bool = True,
     ) -> None:
         self.model_path = Path(model_path)
@@ -174,8 +223,26 @@ class LocalSource:
         self._states: OrderedDict[str, tuple[list[int], bytes]] = OrderedDict()
         self._state_key: str | None = None  # the file whose prompt is in the KV cache now
         self.restored = 0  # prompts started from a saved file state (tests, benchmarks)
+        self._state_kept = False  # the current file's state may be written to disk
+        self._persisted: OrderedDict[str, list[int]] = OrderedDict()  # what disk holds, by file
+        self.disk: StateCache | None = None
+        if state_dir is not None:
+            self.disk = StateCache(Path(state_dir), self._identity())
+            from goldiff.capture.redaction import secret_spans
+
+            # The secret scan's first call loads its detectors (tens of ms): here, not mid-completion.
+            secret_spans("api_key = 'warm-up-only-0123456789abcdef'")
         self.on_phase: Callable[[str], None] | None = None  # "prefill", then "generate"
         self.prompt_cap = self._measure_prompt_cap(cold_seconds)
+
+    def _identity(self) -> str:
+        """What a saved state depends on: a state made with anything else is not loaded."""
+        files = []
+        for path in (self.model_path, self.adapter_path):
+            if path is not None:
+                st = path.stat()
+                files += [str(path.resolve()), st.st_size, st.st_mtime_ns]
+        return model_identity(*files, self.n_ctx, llama_cpp.__version__, self.prompt_mode)
 
     @property
     def prompt_mode(self) -> str:
@@ -279,15 +346,23 @@ class LocalSource:
 
     # ------------------------------------------------------------------ file states
 
-    def _switch_file(self, key: str, prompt: list[int]) -> None:
-        """Keep the state of the file being left; start from `key`'s own if it has one."""
+    def _switch_file(self, key: str, prompt: list[int], keep: bool = False) -> None:
+        """Keep the state of the file being left; start from `key`'s own if it has one.
+
+        `keep`: `key` is a captured document, whose state may also go to disk.
+        """
         if key == self._state_key:
+            self._state_kept = keep
             return
         llm = self.llm
         if self._state_key is not None and llm.n_tokens > 0:
             self._save_state(self._state_key)
-        self._state_key = key
+        self._state_key, self._state_kept = key, keep
         saved = self._states.get(key)
+        if saved is None and self.disk is not None and key:
+            saved = self.disk.load(key)  # kept by an engine that ran before this one
+            if saved is not None:
+                self._remember_persisted(key, saved[0])
         if saved is None:
             return
         tokens, blob = saved
@@ -300,20 +375,58 @@ class LocalSource:
             return
         llm.input_ids[: len(tokens)] = tokens
         llm.n_tokens = len(tokens)
-        self._states.move_to_end(key)
+        if key in self._states:
+            self._states.move_to_end(key)
         self.restored += 1
+
+    def _state_bytes(self) -> bytes:
+        ctx = self.llm._ctx.ctx
+        size = int(llama_cpp.llama_state_seq_get_size(ctx, 0))
+        buf = (ctypes.c_uint8 * size)()
+        written = int(llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0))
+        return bytes(buf)[:written]
 
     def _save_state(self, key: str) -> None:
         llm = self.llm
-        size = int(llama_cpp.llama_state_seq_get_size(llm._ctx.ctx, 0))
-        buf = (ctypes.c_uint8 * size)()
-        written = int(llama_cpp.llama_state_seq_get_data(llm._ctx.ctx, buf, size, 0))
-        self._states[key] = ([int(t) for t in llm.input_ids[: llm.n_tokens]], bytes(buf)[:written])
+        tokens = [int(t) for t in llm.input_ids[: llm.n_tokens]]
+        blob = self._state_bytes()
+        self._states[key] = (tokens, blob)
         self._states.move_to_end(key)
         while len(self._states) > STATE_FILES or (
             len(self._states) > 1 and sum(len(b) for _, b in self._states.values()) > STATE_BYTES
         ):
             self._states.popitem(last=False)
+        if self._state_kept:
+            self._persist(key, tokens, blob)
+
+    def _remember_persisted(self, key: str, tokens: list[int]) -> None:
+        self._persisted[key] = tokens
+        self._persisted.move_to_end(key)
+        while len(self._persisted) > 4 * STATE_FILES:
+            self._persisted.popitem(last=False)
+
+    def _worth_persisting(self, key: str, tokens: list[int]) -> bool:
+        on_disk = self._persisted.get(key, [])
+        return bool(key) and len(tokens) - _common(on_disk, tokens) >= PERSIST_GAIN
+
+    def _persist(self, key: str, tokens: list[int], blob: bytes | None = None) -> None:
+        """Hand the state to the disk cache if it spares a restart enough prompt work."""
+        if self.disk is None or not self._worth_persisting(key, tokens):
+            return
+        from goldiff.capture.redaction import secret_spans
+
+        text = bytes(self.llm.detokenize(tokens)).decode("utf-8", "replace")
+        if secret_spans(text):
+            return  # the trace store keeps no secret, and neither does this cache
+        self.disk.save(key, tokens, blob if blob is not None else self._state_bytes())
+        self._remember_persisted(key, tokens)
+
+    def checkpoint(self) -> None:
+        """Write the current file's state to disk if worth it (the engine calls this when idle)."""
+        with self._lock:
+            key = self._state_key
+            if key and self._state_kept and self.llm.n_tokens > 0:
+                self._persist(key, self.evaluated_tokens())
 
     # ------------------------------------------------------------------ generation
 
@@ -364,7 +477,7 @@ class LocalSource:
         deadline = Deadline(request.max_seconds)
         rule = request.stop_rule()
         min_logprob = math.log(self.profile.min_token_prob) if self.profile.min_token_prob > 0 else -math.inf
-        out = b""
+        answer = self.answer_text(0)
         logprobs: list[float] = []
         tokens: list[int] = []
         reused = 0
@@ -375,7 +488,7 @@ class LocalSource:
                 prompt = self.bos or self.tokenize("\n")
             self.last_prompt = prompt
             try:
-                self._switch_file(request.path or "", prompt)
+                self._switch_file(request.path or "", prompt, keep=request.captured)
                 if self.on_phase is not None:
                     self.on_phase("prefill")
                 reused = self._prefill(prompt, cancel, deadline)
@@ -383,6 +496,7 @@ class LocalSource:
                 if heal and self._healing_mask(heal) is None:
                     self.llm.eval(self.tokenize(heal.decode("utf-8", "replace")))
                     heal = remaining = b""
+                answer = self.answer_text(len(heal))
                 if self.on_phase is not None:
                     self.on_phase("generate")
                 while len(tokens) < request.max_tokens:
@@ -402,11 +516,9 @@ class LocalSource:
                     tokens.append(token)
                     logprobs.append(logprob)
                     piece = bytes(self.llm.detokenize([token]))
-                    out += piece
                     remaining = remaining[len(piece) :] if remaining.startswith(piece) else b""
-                    text = out[len(heal) :].decode("utf-8", "ignore")
-                    cut = rule.cut(text)
-                    if cut is not None:
+                    # The rule judges whole lines only: without a new line end, no new cut.
+                    if answer.add(piece) and rule.cut(answer.text()) is not None:
                         reason = "block" if rule.multiline else "line"
                         break
                     if cancel.is_set():
@@ -418,7 +530,7 @@ class LocalSource:
             except _Stopped as stop:
                 reason = stop.reason
             self.last_tokens = tokens
-        text = out[len(heal) :].decode("utf-8", "replace")
+        text = answer.final()
         if reason in ("block", "line"):
             cut = rule.cut(text)
             text = text[:cut] if cut is not None else text
@@ -482,3 +594,5 @@ class LocalSource:
     def close(self) -> None:
         with self._lock:
             self.llm.close()
+        if self.disk is not None:
+            self.disk.close()

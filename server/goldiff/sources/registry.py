@@ -123,6 +123,18 @@ class Registry:
             json.dump(data, fh, indent=2, sort_keys=True)
         os.replace(tmp, self.path)
 
+    def signature(self) -> tuple[int, int, int] | None:
+        """What changes whenever registry.json does (inode, mtime, size); None: no file.
+
+        Every write replaces the file (a new inode), so a change by another process, such as
+        `goldiff models use`, is seen even within the clock's resolution.
+        """
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
     def mtime(self) -> float:
         try:
             return self.path.stat().st_mtime_ns / 1e9

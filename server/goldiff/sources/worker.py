@@ -16,8 +16,10 @@ stdout, one JSON object per line:
                                                gate_score, stop_reason "unsure" | "gated"}}
                       {"id": 8, "raw": {"text": ..., "prompt_tokens": ..., "completion_tokens": ...}}
 
-A cancel message sets the request's event in the worker, which stops within one token
-(or one prompt chunk). If the worker dies (EOF on its stdout) the pending request fails
+When no request is waiting, the worker writes the current file's evaluated state to the
+state folder it was given (`states.py`), so the engine that replaces it after a crash starts
+that file warm. A cancel message sets the request's event in the worker, which stops
+within one token (or one prompt chunk). If the worker dies (EOF on its stdout) the pending request fails
 with `EngineError`; if it does not answer within the request's budget plus
 `HANG_GRACE_SECONDS` it is killed and the request fails the same way. Either way the next
 worker starts in the background after a backoff that doubles with each consecutive
@@ -106,6 +108,7 @@ class WorkerSource:
         on_crash: Callable[[str], None] | None = None,
         load_timeout: float = LOAD_TIMEOUT_SECONDS,
         cold_seconds: float | None = None,
+        state_dir: str | Path | None = None,
     ) -> None:
         self.model_path, self.adapter_path, self.model = checked_model(model_path, adapter_path, name)
         self.config = {
@@ -116,6 +119,8 @@ class WorkerSource:
             "max_memory_mb": max_memory_mb,
             "cold_seconds": cold_seconds,
             "gate": str(gate) if gate else None,
+            # Where the engine keeps file states across its own restarts (`states.py`).
+            "state_dir": str(state_dir) if state_dir else None,
         }
         self.on_crash = on_crash
         self.load_timeout = load_timeout
@@ -385,6 +390,7 @@ def serve(stdin: IO[bytes], out: IO[bytes]) -> None:
             n_threads=int(config.get("threads") or 0) or None,
             cold_seconds=float(config.get("cold_seconds") or COLD_SECONDS),
             gate=config.get("gate"),
+            state_dir=config.get("state_dir"),
             # The protocol is not on fd 1 here, so llama.cpp may load without its
             # hundreds of log lines landing in the editor's output channel.
             verbose=False,
@@ -433,6 +439,12 @@ def serve(stdin: IO[bytes], out: IO[bytes]) -> None:
             send({"id": rid, "error": f"failed: {exc}"})
         finally:
             cancels.pop(rid, None)
+        if work.empty():
+            # Idle: keep the current file's state on disk for a restart, if worth it.
+            try:
+                source.checkpoint()
+            except Exception:
+                log.exception("keeping the file state failed")
     source.close()
 
 
