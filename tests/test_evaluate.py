@@ -78,7 +78,8 @@ def test_eval_runs_the_servers_engine_and_prompt(tiny: tuple[Path, Path]) -> Non
     from goldiff.sources.completion import make_request
     from goldiff.sources.local import LocalSource
 
-    fim = EngineFim(tiny[0], max_tokens=8)
+    # A budget no busy machine runs out of: a cut answer would differ for timing, not engine.
+    fim = EngineFim(tiny[0], max_tokens=8, max_seconds=60.0)
     try:
         assert fim.source.pid is not None and fim.source.pid != os.getpid()  # its own process
         text, latency = fim("def add(a, b):\n    ", "\n")
@@ -89,7 +90,7 @@ def test_eval_runs_the_servers_engine_and_prompt(tiny: tuple[Path, Path]) -> Non
         fim.close()
     # In-process, the engine answers the very same request with the very same text.
     request = make_request("def add(a, b):\n    ", "\n")
-    request.max_tokens = 8
+    request.max_tokens, request.max_seconds = 8, 60.0
     assert LocalSource(tiny[0]).complete(request).text == text
 
 
