@@ -647,9 +647,9 @@ def _gate_curve(home: Path, model: str | None) -> list[dict[str, float]] | None:
     help="Train on this pooled dataset (folder, fsspec URL or export file) instead of the store.",
 )
 @click.option("--recipe", default="default", show_default=True, help="Training recipe (models/recipes/).")
-@click.option("--steps", type=int, default=24, show_default=True, help="Fine-tuning steps.")
+@click.option("--steps", type=int, default=40, show_default=True, help="Fine-tuning steps.")
 @click.option(
-    "--batch-size", type=int, default=4, show_default=True, help="Rows per step, over all processes."
+    "--batch-size", type=int, default=8, show_default=True, help="Rows per step, over all processes."
 )
 @click.option("--seq-len", type=int, default=256, show_default=True, help="Tokens per row.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -810,7 +810,7 @@ def replay(
 @click.option(
     "--held-out", type=click.IntRange(min=1), help="The last commits, kept for evaluation (default 2)."
 )
-@click.option("--steps", type=click.IntRange(min=1), help="Fine-tuning steps on the gold (default 24).")
+@click.option("--steps", type=click.IntRange(min=1), help="Fine-tuning steps on the gold (default 40).")
 @click.option(
     "--base-model", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="GGUF to start from."
 )

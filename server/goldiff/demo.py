@@ -61,8 +61,8 @@ class DemoConfig:
     seed: int = 0  # the simulated developer's choices
     base_model: Path | None = None  # GGUF that suggests during replay; None: the shipped default
     recipe: str = "default"  # training recipe of the base (architecture and tokenizer)
-    steps: int = 24  # fine-tuning steps on the gold (a 30M model takes seconds a step on 2 cores)
-    batch_size: int = 4  # rows per step
+    steps: int = 40  # fine-tuning steps on the gold and code (a 30M model: seconds a step on 2 cores)
+    batch_size: int = 8  # rows per step
     seq_len: int = 256  # tokens per training row: a FIM context excerpt plus its gold
     max_eval_rows: int = 80  # held-out rows evaluated (evenly spaced), to bound the time
     learning_rate: float = 3e-4  # lower than pretraining: adapt, do not forget
@@ -139,6 +139,8 @@ def choose_history(config: DemoConfig) -> tuple[Path, list[str]]:
 def clone(root: Path, work: Path) -> Path:
     """A private clone: replay reads git objects only, and nobody edits this one."""
     target = work / "repo"
+    if (target / ".git").is_dir():
+        return target  # a kept home (`--home`): its replay resumes where it stopped
     subprocess.run(
         ["git", "clone", "--quiet", "--no-checkout", str(root), str(target)],
         check=True,

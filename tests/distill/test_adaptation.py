@@ -56,10 +56,10 @@ def test_prefix_rows_are_the_prompt_the_server_sends_and_the_answer_after_it(
         # The answer starts with the text token healing asks again, and writes the gold.
         # The answer runs on to the end of the line, the first thing that stops a suggestion.
         assert written.startswith(heal.decode()) and heal.decode() + completion + "\n" == written, prefix
-    # In the middle of a line the line goes on with the suffix's first line; at a line
-    # start the suffix is the line below, not this line's end.
+    # The answer ends where the suggestion stops, at the end of the line: the suffix is
+    # not part of it (at a line start it is the line below).
     cases = [  # (prefix, suffix, completion, the labelled answer)
-        ("x = f(a", ")\ny = 2\n", ", b", ", b)\n"),
+        ("x = f(a", ")\ny = 2\n", ", b", ", b\n"),
         ("x = 1\n", "y = 2\n", "z = 3", "z = 3\n"),
     ]
     for prefix, suffix, completion, expected in cases:

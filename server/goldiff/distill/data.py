@@ -314,7 +314,7 @@ def encode_sft_row(
         prefix = row.get("prompt") or ""
     suffix = row.get("suffix") or ""
     if prompt == "prefix":
-        return _encode_prefix_row(prefix, row["completion"], suffix, tokenizer, seq_len, heal)
+        return _encode_prefix_row(prefix, row["completion"], tokenizer, seq_len, heal)
     if prompt != "fim":
         raise ConfigError(f"the prompt mode is fim or prefix, not {prompt!r}")
     return _encode_fim_row(prefix, suffix, row["completion"], tokenizer, seq_len)
@@ -344,7 +344,7 @@ def _encode_fim_row(
 
 
 def _encode_prefix_row(
-    prefix: str, completion: str, suffix: str, tokenizer: Any, seq_len: int, heal: bool
+    prefix: str, completion: str, tokenizer: Any, seq_len: int, heal: bool
 ) -> tuple[list[int], list[int]]:
     """The text before the cursor, then the completion, tokenized as the server does.
 
@@ -352,12 +352,12 @@ def _encode_prefix_row(
     unless the prefix ends a line, and the answer must start with its text: the row's
     answer is then that text and the completion, so the model learns exactly the question
     it is asked. No end-of-text: a left-to-right model is stopped by the serving rules,
-    the first of which is the end of the line. The gold is what the developer wrote at the
-    cursor, so the answer runs on to the end of its line and the newline: without it a
-    fine-tune never sees where a line ends and runs on past it (measured on 80 held-out
-    rows: 11 answers ran on past the gold, against 2 for the base). At a line start the
-    suffix is not that line's end: in about half of the rows the developer is inserting a
-    line above the text after the cursor.
+    the first of which is the end of the line, so the answer ends with a newline after the
+    gold: without it a fine-tune never sees where a suggestion ends and runs on past it
+    (measured on 80 held-out rows: 11 answers ran on past the gold, against 2 for the
+    base). Not the rest of the line from the suffix: at a line start that is the line
+    below (the developer inserts a line above it in about half of the rows), and with it
+    in the middle of lines the held-out accept proxy fell from 28.8% to 21.3%.
     """
     encoding = tokenizer.encode(prefix, add_special_tokens=False)
     context = list(encoding.ids)
@@ -365,12 +365,7 @@ def _encode_prefix_row(
     if heal and context and not prefix.endswith("\n"):
         head = prefix[encoding.offsets[-1][0] :]
         context = context[:-1]
-    # The line the answer finishes: in the middle of a line the file goes on with the
-    # suffix's first line (a closing bracket, the rest of a call), which the serving side
-    # trims when the model writes it; at a line start the suffix is the line below.
-    line_before = prefix[prefix.rfind("\n") + 1 :]
-    rest = suffix.split("\n", 1)[0] if line_before.strip() else ""
-    line_end = "" if completion.endswith("\n") else rest + "\n"
+    line_end = "" if completion.endswith("\n") else "\n"
     answer = (
         tokenizer.encode(head + completion + line_end, add_special_tokens=False).ids if completion else []
     )

@@ -100,8 +100,10 @@ def _read_from(hf_dir: Path) -> str:
 @dataclass
 class FinetuneOptions:
     recipe: str = "default"  # architecture and tokenizer of the base
-    steps: int = 24  # fine-tuning steps on the gold (a 30M model takes seconds a step on 2 cores)
-    batch_size: int = 4  # rows per step
+    # 40 steps of 8 rows: about one pass over a 60-commit project's gold and code. More
+    # (100 steps at 5e-4) lowered the held-out accept proxy (toolz: 26.3% base, 17.5%).
+    steps: int = 40  # fine-tuning steps (a 30M model takes seconds a step on 2 cores)
+    batch_size: int = 8  # rows per step
     seq_len: int = 256  # tokens per row: a FIM context excerpt plus its gold
     learning_rate: float = 3e-4  # lower than pretraining: adapt, do not forget
     threads: int = 2
