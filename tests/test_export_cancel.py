@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from goldiff.export import command as export_module
+from goldiff.features import export as export_module
 from goldiff.features.export import export_for_server
 from goldiff.lsp import build_server
 from lsprotocol import types

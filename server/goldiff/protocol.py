@@ -43,10 +43,12 @@ FORGET = "goldiff.forget"
 COMMIT = "goldiff.commit"  # a commit boundary (replay, and the watcher's own record)
 # Only under `goldiff serve --clock logical`: move the clock forward, running due timers.
 ADVANCE_CLOCK = "goldiff.advanceClock"
+PULL_MODEL = "goldiff.pullModel"  # fetch a GGUF into the registry (the picker's "Download...")
+COMPARE = "goldiff.compare"  # the current model beside another on held-out gold
 # fmt: off
 COMMANDS = (
     ACCEPTED, SET_MODE, EXPORT_TRACES, STATS, STATUS, MODELS, SERVER_STATS, DISTILL, PROPOSE_EDIT,
-    FORGET, COMMIT, ADVANCE_CLOCK,
+    FORGET, COMMIT, ADVANCE_CLOCK, PULL_MODEL, COMPARE,
 )
 # fmt: on
 
@@ -122,9 +124,6 @@ class ExportArgs:
     progress_token: str | None = None
 
 
-PULL_MODEL = "goldiff.pullModel"
-
-
 @attrs.define
 class PullModelArgs:
     """`goldiff.pullModel`: fetch a GGUF (hf://, http(s) URL or local path) and register it."""
@@ -161,9 +160,6 @@ class ProposeEditArgs:
     range: EditRange | None = None
     episode: str | None = None
     ask_instruction: bool = False  # from the code action: a client with an input box asks first
-
-
-COMPARE = "goldiff.compare"
 
 
 @attrs.define
