@@ -39,7 +39,7 @@ import { apiKeySecretName } from './settings';
 import { statsMarkdown } from './statsView';
 import { Cancelled } from './cancel';
 import { SNOOZE_MINUTES, Snooze, triggerMode } from './control';
-import { distillOutcome, evaluateArgs, EVALUATE, USE_IT } from './distill';
+import { distillOutcome, evaluateArgs, EVALUATE, keptBaseMessage, USE_IT } from './distill';
 import { menuItems, snoozeItems } from './menu';
 import { modelPickItems, type ModelsAnswer } from './models';
 import { answeringModel, captureEnabled, type ClientState } from './status';
@@ -223,6 +223,11 @@ export class Commands {
     });
     this.d.log.info(`Distilled in ${Math.round((Date.now() - started) / 1000)} s: ${JSON.stringify(result)}`);
     const outcome = distillOutcome(result);
+    const kept = keptBaseMessage(result);
+    if (kept !== undefined) {
+      void host.info(kept);
+      return;
+    }
     if (outcome === undefined) {
       void host.info(`Goldiff distillation finished: ${JSON.stringify(result)}`);
       return;

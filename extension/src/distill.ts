@@ -41,6 +41,22 @@ export function distillOutcome(result: unknown): DistillOutcome | undefined {
 export const USE_IT = 'Use It';
 export const EVALUATE = 'Evaluate';
 
+/**
+ * Why nothing was registered, when the fine-tune never beat its base (the server then keeps
+ * the base and says why in `promotion.reason`); undefined for any other answer.
+ */
+export function keptBaseMessage(result: unknown): string | undefined {
+  if (result === null || typeof result !== 'object') {
+    return undefined;
+  }
+  const r = result as Record<string, unknown>;
+  const promotion = r.promotion as Record<string, unknown> | undefined;
+  if (r.kept_base !== true || typeof promotion?.reason !== 'string') {
+    return undefined;
+  }
+  return `Goldiff kept the current model: ${promotion.reason}. Keep working and distill again later.`;
+}
+
 /** The CLI line that evaluates a distilled model against its base and the frontier. */
 export function evaluateArgs(name: string): string[] {
   return ['-m', 'goldiff', 'eval', '--distilled', name];

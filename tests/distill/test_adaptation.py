@@ -18,6 +18,7 @@ from goldiff.distill.pipeline import FinetuneOptions, distill_from_store
 from goldiff.distill.workspace import documents_at, text_rows, training_rows
 from goldiff.sources.base import CompletionRequest
 from goldiff.sources.profile import load_profile, write_profile
+from goldiff.sources.registry import Registry
 from goldiff.store import EditRecord, TraceStore, open_database
 
 from tests.distill.test_guard import SPECS
@@ -141,6 +142,7 @@ def test_distill_learns_the_workspace_keeps_its_best_step_and_serves_as_its_base
         recipe="tiny", steps=4, batch_size=4, seq_len=64, learning_rate=50.0, threads=1, evals=4
     )
     worse = distill_from_store(home, name="hurt", base=base, options=hurt, min_rows=2, say=said.append)
-    assert worse["best_step"] == 0
+    assert worse["best_step"] == 0 and worse["kept_base"] and worse["gguf"] == str(base)
     assert any("base's weights are kept" in m for m in said)
-    assert worse["lineage"]["heldout_loss"]["tuned"] == pytest.approx(losses["base"], rel=1e-4)
+    assert worse["name"] is None and not worse["promotion"]["promoted"]
+    assert Registry(home).get("hurt") is None  # nothing worse than the base is registered

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { Cancelled, unlessCancelled } from '../../src/cancel';
 import { completionBlocked, fileDisabled, globToRegExp, languageEnabled, Snooze } from '../../src/control';
-import { distillOutcome, evaluateArgs } from '../../src/distill';
+import { distillOutcome, evaluateArgs, keptBaseMessage } from '../../src/distill';
 import { menuItems, snoozeItems } from '../../src/menu';
 import { modelPickItems } from '../../src/models';
 
@@ -114,6 +114,22 @@ test('Distill Now reads the name the server returns and offers to use and evalua
   assert.equal(distillOutcome({ adapter: 'x' }), undefined);
   assert.equal(distillOutcome(null), undefined);
   assert.deepEqual(evaluateArgs('m1'), ['-m', 'goldiff', 'eval', '--distilled', 'm1']);
+  assert.equal(keptBaseMessage(result), undefined);
+});
+
+test('Distill Now says why when the fine-tune never beat its base and nothing was registered', () => {
+  // distill_from_store's answer when early stopping kept the base's own weights.
+  const result = {
+    name: null,
+    kept_base: true,
+    best_step: 0,
+    promotion: { promoted: false, reason: 'no step beat the base on the validation gold' },
+  };
+  assert.equal(distillOutcome(result), undefined);
+  assert.equal(
+    keptBaseMessage(result),
+    'Goldiff kept the current model: no step beat the base on the validation gold. Keep working and distill again later.',
+  );
 });
 
 test('the model picker lists the registry with lineage and marks the current choice', () => {

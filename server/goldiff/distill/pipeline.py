@@ -209,6 +209,16 @@ def finetune(
         "train_seconds": result.elapsed_s,
         "processes": world,
     }
+    if result.best_step == 0:
+        # The base itself, as it ships: a re-quantized copy of it would only serve it worse.
+        return {
+            "gguf": str(base.gguf),
+            "final_dir": str(result.final_dir),
+            "kept_base": True,
+            "qtype": None,
+            "size_bytes": base.gguf.stat().st_size,
+            **trained,
+        }
     say("Exporting to GGUF (parity-checked against torch, quantized)...")
     model = load_model(result.final_dir)
     files = export_checked(
@@ -222,6 +232,7 @@ def finetune(
     return {
         "gguf": str(final.path),
         "final_dir": str(result.final_dir),  # the torch weights, for the held-out loss
+        "kept_base": False,
         "qtype": final.qtype,
         "size_bytes": final.size_bytes,
         **trained,
@@ -292,6 +303,10 @@ def distill_from_store(
     model = base_model(base, work, say)
     rows = adapted_rows(exported.paths["train"], texts, work, options, say, val_cutoff)
     result = finetune(model, rows, work, options, say)
+    if result.get("kept_base"):
+        reason = "no step beat the base on the validation gold"
+        say(f"Nothing registered: {reason}; the base stays the model to use.")
+        return {"name": None, **result, "promotion": {"promoted": False, "reason": reason}}
     lineage = {
         "base": str(model.gguf),
         "export_id": exported.export_id,
