@@ -74,9 +74,10 @@ def safe_model_params() -> Any:
 def load_llama(model_path: str, **kwargs: Any) -> llama_cpp.Llama:
     """`llama_cpp.Llama(model_path=..., **kwargs)` loaded with `safe_model_params()`."""
     import llama_cpp
-    import llama_cpp.llama as llama_module
+    import llama_cpp.llama_cpp as lowlevel_module
 
-    lowlevel: Any = llama_module.llama_cpp  # type: ignore[attr-defined]  # where `Llama.__init__` takes its defaults
+    # The module `Llama.__init__` takes its defaults from (llama.py imports it as `llama_cpp`).
+    lowlevel: Any = lowlevel_module
     with _LOAD_LOCK:
         original = lowlevel.llama_model_default_params
 
