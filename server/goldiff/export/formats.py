@@ -19,6 +19,7 @@ import sqlite_utils
 
 from goldiff.capture.redaction import mask_spans, secret_spans
 from goldiff.errors import ExportError, NotRecordedError
+from goldiff.outcomes.episodes import nearest
 from goldiff.prompts import (
     CHAT_SYSTEM_PROMPT,
     EDIT_CONTEXT_LINES,
@@ -310,7 +311,7 @@ def edit_view(db: sqlite_utils.Database, e: EpisodeRecord) -> EditView:
     except NotRecordedError:
         return view
     text = doc.text
-    start = _nearest(text, e.before, e.start_offset or 0)
+    start = nearest(text, e.before, e.start_offset or 0)
     if start is None:
         return view
     end = start + len(e.before)
@@ -332,19 +333,6 @@ def edit_view(db: sqlite_utils.Database, e: EpisodeRecord) -> EditView:
     if view.cursor is None and offset is not None and start <= offset <= end:
         view.cursor = offset - start
     return view
-
-
-def _nearest(text: str, needle: str, near: int) -> int | None:
-    """The start of the occurrence of `needle` in `text` closest to `near`, if any."""
-    if not needle:
-        return None
-    best: int | None = None
-    at = text.find(needle)
-    while at != -1:
-        if best is None or abs(at - near) < abs(best - near):
-            best = at
-        at = text.find(needle, at + 1)
-    return best
 
 
 def openai_row(row: dict[str, Any], base: str) -> dict[str, Any]:
