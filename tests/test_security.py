@@ -138,10 +138,22 @@ def test_a_secret_typed_across_batches_is_masked_everywhere_and_rebuilds_verifie
         offset, version = offset + 1, version + 1
         if version % 7 == 0:
             assert store.flush()
+    # A key typed in bursts, committed after each: its start is a secret on its own and is
+    # masked at once; the bursts that continue it must be masked too, though the stored
+    # text they extend already reads as asterisks.
+    grown = "sk-proj-" + "Rt5yU8iO1pA4sD7fG0hJ3kL6zX9cV2bN5mQ8wE"
+    for burst in [f'GROWN = "{grown[:30]}', grown[30:36], grown[36:], '"\n']:
+        store.record_edit(EditRecord("d", "change", version, 0.0, 0.0, offset=offset, inserted=burst))
+        offset, version = offset + len(burst), version + 1
+        assert store.flush()
     store.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("traces.db*"))
     assert pasted.encode() not in raw and typed.encode() not in raw
+    assert grown[30:36].encode() not in raw and grown[36:].encode() not in raw
     db, _ = open_database(tmp_path / "traces.db")
     rebuilt = audit.rebuild(db, "file:///ws/k.py")
     assert rebuilt.verified
-    assert rebuilt.text == f'x = 1\nKEY = "{"*" * len(pasted)}"\ny = 2\nTOKEN = "{"*" * len(typed)}"\n'
+    assert rebuilt.text == (
+        f'x = 1\nKEY = "{"*" * len(pasted)}"\ny = 2\nTOKEN = "{"*" * len(typed)}"\n'
+        f'GROWN = "{"*" * len(grown)}"\n'
+    )

@@ -37,7 +37,7 @@ from typing import Any, TypedDict
 
 import sqlite_utils
 
-from goldiff.capture.redaction import key_block_open, mask_spans, redact, redact_json, secret_spans
+from goldiff.capture.redaction import MASK, key_block_open, mask_spans, redact, redact_json, secret_spans
 from goldiff.errors import StoreCorruptError, StoreError, StoreWriteError
 from goldiff.migrations import migrate, schema_version
 
@@ -183,7 +183,10 @@ class EditRecord:
 class _Doc:
     """The writer's copy of one document's recorded text."""
 
-    text: str = ""
+    text: str = ""  # as stored: secrets masked
+    # The same text unmasked, kept only in memory: a secret typed across two rows is found
+    # whole here, where the stored text already shows its first part as asterisks.
+    raw: str = ""
     seq: int = 0
     since_snapshot: int = 0
     open_row: dict[str, Any] | None = None  # the last row, still growing by typing
@@ -493,6 +496,7 @@ class TraceStore:
             self._close_row(batch, e.document_id, doc)
             text = redact(e.inserted)
             doc.text = text
+            doc.raw = e.inserted
             doc.since_snapshot = 0
             h = content_hash(text)
             batch.snapshots[h] = text
@@ -521,12 +525,14 @@ class TraceStore:
             last["ts"] = e.ts
             last["mono"] = e.mono
             doc.text = before[:start] + e.inserted + before[end:]
+            doc.raw = doc.raw[:start] + e.inserted + doc.raw[end:]
             return
         self._close_row(batch, e.document_id, doc)
         # Closing the last row may have masked a secret in the text (same length, so the
         # offsets hold): build on the masked text, never the copy taken before.
         before = doc.text
         doc.text = before[:start] + e.inserted + before[end:]
+        doc.raw = doc.raw[:start] + e.inserted + doc.raw[end:]
         doc.seq += 1
         row = self._edit_row(e, doc.seq, inserted=e.inserted, snapshot=None, h=None)
         row["offset"], row["removed"] = start, end - start
@@ -542,16 +548,23 @@ class TraceStore:
         text = doc.text  # the text right after this row: nothing later is applied yet
         start = row["offset"]
         inserted = row["inserted"]
-        line_start, line_end = _scan_window(text, start, start + len(inserted))
-        spans = secret_spans(text[line_start:line_end])
+        # Masking keeps lengths and newlines, so the raw and stored texts share offsets.
+        line_start, line_end = _scan_window(doc.raw, start, start + len(inserted))
+        spans = secret_spans(doc.raw[line_start:line_end])
         scrub: list[tuple[int, int]] = []
         if spans:
             abs_spans = [(line_start + a, line_start + b) for a, b in spans]
+            end = start + len(inserted)
+            # Characters typed earlier (already in rows) may be part of the secret too;
+            # the ones an earlier row already masked need no second pass.
+            scrub = [
+                (a, b)
+                for a, b in abs_spans
+                if any(c not in f"{MASK}\r\n" for c in text[a:min(b, start)] + text[max(a, end) : b])
+            ]
             text = mask_spans(text, abs_spans)
-            row["inserted"] = text[start : start + len(inserted)]
+            row["inserted"] = text[start:end]
             doc.text = text
-            # Characters typed earlier (already in rows) may be part of the secret too.
-            scrub = [(a, b) for a, b in abs_spans if a < start or b > start + len(inserted)]
         h = content_hash(text)
         row["content_hash"] = h
         doc.since_snapshot += 1
