@@ -560,7 +560,7 @@ class TraceStore:
             scrub = [
                 (a, b)
                 for a, b in abs_spans
-                if any(c not in f"{MASK}\r\n" for c in text[a:min(b, start)] + text[max(a, end) : b])
+                if any(c not in f"{MASK}\r\n" for c in text[a : min(b, start)] + text[max(a, end) : b])
             ]
             text = mask_spans(text, abs_spans)
             row["inserted"] = text[start:end]
