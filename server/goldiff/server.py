@@ -28,7 +28,7 @@ from goldiff.agent.proposals import ProposalTracker
 from goldiff.agent.propose import ProposeEditService
 from goldiff.capture.recorder import Recorder
 from goldiff.capture.watcher import WorkspaceWatcher
-from goldiff.clock import ClockMode, LogicalClock
+from goldiff.clock import ClockMode, LogicalClock, Timers
 from goldiff.errors import ConfigError, StoreError
 from goldiff.home import store_path
 from goldiff.outcomes.suggestions import OutcomeTracker
@@ -50,6 +50,8 @@ class GoldiffServer(LanguageServer):
         # A logical clock moves only through `advance_clock` (`goldiff.advanceClock`).
         self.logical_clock = LogicalClock() if clock == "logical" else None
         self.clock: Callable[[], float] = self.logical_clock or time.time
+        # One timer heap on that clock drives both trackers' settle and checkpoint timers.
+        self.timers = Timers(self.clock, real=self.logical_clock is None)
         self.settings = Settings()
         self.store = TraceStore(store_path(home), on_error=self._store_failed)
         self.recorder = recorder = Recorder(self.store, self.settings, self.clock)
@@ -62,7 +64,7 @@ class GoldiffServer(LanguageServer):
             session_id=lambda: recorder.session_id,
             settle_seconds=lambda: self.settings.settle_seconds,
             clock=self.clock,
-            real_timers=self.logical_clock is None,
+            timers=self.timers,
         )
         recorder.on_open(outcomes.on_open)
         recorder.on_edit(outcomes.on_edit)
@@ -81,7 +83,7 @@ class GoldiffServer(LanguageServer):
             agents=lambda: self.settings.agents,
             mode=lambda: self.settings.mode,
             clock=self.clock,
-            schedule=outcomes.schedule,  # one timer heap: one clock drives both trackers
+            schedule=self.timers.schedule,
         )
         recorder.on_open(proposals.on_open)
         recorder.on_edit(proposals.on_edit)
@@ -109,7 +111,7 @@ class GoldiffServer(LanguageServer):
         """Move the logical clock forward, running each timer due on the way; the new time."""
         if self.logical_clock is None:
             raise ConfigError("the clock moves only when the server runs with `--clock logical`")
-        self.outcomes.advance(self.logical_clock, seconds)
+        self.timers.advance(self.logical_clock, seconds)
         self.store.flush()
         return self.logical_clock.now
 

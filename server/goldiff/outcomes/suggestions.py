@@ -10,10 +10,7 @@ docstring (`goldiff.outcomes`).
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import heapq
-import itertools
 import json
 import logging
 import time
@@ -24,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from goldiff.capture.documents import Document
-from goldiff.clock import LogicalClock
+from goldiff.clock import LogicalClock, Timers
 from goldiff.outcomes.episodes import Episode, Episodes, as_applied, line_end
 from goldiff.outcomes.spans import Span, diff_edits, survival
 from goldiff.prompts import EDIT_HISTORY
@@ -122,70 +119,33 @@ class OutcomeTracker:
         settle_seconds: Callable[[], float] = lambda: 10.0,
         clock: Callable[[], float] = time.time,
         real_timers: bool = True,
+        timers: Timers | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self._session_id = session_id
         self._settle_seconds = settle_seconds
-        self._real_timers = real_timers
+        # The server's timers (`clock.Timers`), or this tracker's own (unit tests, scripts).
+        self.timers = timers if timers is not None else Timers(clock, real=real_timers)
         self._docs: dict[str, DocState] = {}
         self._activity: dict[str, Activity] = {}
         self._by_id: dict[str, tuple[DocState, Tracked]] = {}
         self.episodes = Episodes(store, session_id)
-        self._timers: list[tuple[float, int, Callable[[], None]]] = []
-        self._seq = itertools.count()
-        self._handle: asyncio.TimerHandle | None = None
-        self._armed_at: float | None = None
         self._closed = False
 
     # ------------------------------------------------------------------ timers
 
     def schedule(self, due: float, fn: Callable[[], None]) -> None:
-        """Run `fn` at `due` by the clock (the proposal tracker shares these timers)."""
-        heapq.heappush(self._timers, (due, next(self._seq), fn))
-        self._arm()
+        self.timers.schedule(due, fn)
 
     _schedule = schedule
 
-    def _arm(self) -> None:
-        if not self._real_timers or not self._timers or self._closed:
-            return
-        due = self._timers[0][0]
-        if self._armed_at is not None and self._armed_at <= due:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop (a script, a unit test): `run_due` is called by hand
-        if self._handle is not None:
-            self._handle.cancel()
-        self._handle = loop.call_later(max(0.0, due - self.clock()), self._fire)
-        self._armed_at = due
-
-    def _fire(self) -> None:
-        self._handle = None
-        self._armed_at = None
-        self.run_due()
-        self._arm()
-
     def run_due(self) -> None:
-        """Run every timer that is due by the clock."""
-        now = self.clock()
-        while self._timers and self._timers[0][0] <= now:
-            _due, _n, fn = heapq.heappop(self._timers)
-            try:
-                fn()
-            except Exception:  # one bad timer must not stop the others
-                log.exception("outcome timer failed")
+        self.timers.run_due()
 
     def advance(self, clock: ManualClock, seconds: float) -> None:
         """Move a manual clock forward, running each timer at its own due time."""
-        target = clock.now + seconds
-        while self._timers and self._timers[0][0] <= target:
-            clock.now = max(clock.now, self._timers[0][0])
-            self.run_due()
-        clock.now = target
-        self.run_due()
+        self.timers.advance(clock, seconds)
 
     # ------------------------------------------------------------------ suggestions
 
@@ -528,9 +488,7 @@ class OutcomeTracker:
         for state in list(self._docs.values()):
             self._settle(state, "shutdown")
         self._closed = True
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        self.timers.close()
 
     def _schedule_settle(self, state: DocState) -> None:
         if state.check_scheduled or self._closed:
