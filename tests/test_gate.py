@@ -174,3 +174,39 @@ def test_gate_command_trains_versions_and_the_server_would_load_it(tiny: Path, t
     Registry(empty).register("tiny", tiny)
     result = runner.invoke(main, ["models", "gate", "--home", str(empty), "--model", "tiny"])
     assert result.exit_code != 0 and "kept and rejected" in result.output
+
+
+def test_a_gated_model_is_scored_on_the_same_answers_and_hides_the_unsure_ones() -> None:
+    """The demo's "distilled+gate": one generation per row, shown only above the threshold."""
+    from goldiff.evaluate import EngineAnswer, EvalRow, ModelUnderTest, evaluate, gate_rows, gated_model
+
+    class Answers:
+        """Confident answers are right, unsure ones wrong; counts the generations asked for."""
+
+        def __init__(self) -> None:
+            self.generated = 0
+            self.last: EngineAnswer | None = None
+
+        def answer(self, prefix: str, suffix: str) -> EngineAnswer:
+            if self.last is None or self.last.key != (prefix, suffix):
+                self.generated += 1
+                sure = prefix.startswith("sure")
+                text = "right()" if sure else "wrong()"
+                lps = [-0.05, -0.1] if sure else [-2.5, -3.0]
+                self.last = EngineAnswer((prefix, suffix), prefix, suffix, text, lps, 5.0)
+            return self.last
+
+    rows = [
+        EvalRow(f"r{i}", f"{'sure' if i % 2 else 'unsure'}{i} = ", "\n", "right()" if i % 2 else "x + 1")
+        for i in range(24)
+    ]
+    engine = Answers()
+    gate = fit(gate_rows(engine, rows[:12]))
+    plain = ModelUnderTest("m", "distilled", lambda p, s: (engine.answer(p, s).text, 5.0))
+    report = evaluate(rows[12:], [plain, gated_model("m+gate", engine, gate)], frontier=False)
+    assert engine.generated == 24  # 12 to learn from, then one per held-out row for both
+    assert report["models"]["m"]["shown_accept_rate"] == pytest.approx(0.5)
+    gated = report["models"]["m+gate"]
+    assert gated["shown_accept_rate"] == pytest.approx(1.0)
+    assert gated["accept_proxy"] == report["models"]["m"]["accept_proxy"]
+    assert gated["empty_rate"] == pytest.approx(0.5)

@@ -36,6 +36,7 @@ from goldiff.distill.pipeline import (
     validation_cutoff,
 )
 from goldiff.errors import ConfigError, DistillError
+from goldiff.gate import Gate
 from goldiff.replay.driver import Progress
 from goldiff.replay.history import list_commits, repository_root, touches
 
@@ -288,30 +289,91 @@ def distill(
     return finetune(base, rows, work, options, say)
 
 
+def _evenly(rows: list[Any], most: int) -> list[Any]:
+    return [rows[i * len(rows) // most] for i in range(most)] if len(rows) > most else rows
+
+
+def fit_gate(
+    train_rows: Path, val_cutoff: float | None, distilled: Path, say: Say, max_rows: int
+) -> Gate | None:
+    """A show/hide gate for the distilled model, learned on the validation gold.
+
+    The replay's suggestions come from a placeholder, so there are no recorded outcomes of
+    this model to learn from yet: the gate learns from the model's answers on the newest
+    training-period contexts (the validation rows, never trained on), an answer counting
+    as kept when it is a prefix of what the developer wrote. None when too few answers
+    or no kept one (the gate needs both kinds).
+    """
+    from goldiff.evaluate import EngineFim, eval_rows, gate_rows
+    from goldiff.export import load_rows
+    from goldiff.gate import curve, fit, out_of_fold_scores
+
+    if val_cutoff is None:
+        say("  no show/hide gate: too little gold to hold some back for it")
+        return None
+    rows = _evenly(eval_rows(r for r in load_rows(train_rows) if float(r["ts"]) >= val_cutoff), max_rows)
+    say(f"Learning a show/hide gate on the distilled model's answers to {len(rows)} validation contexts...")
+    engine = EngineFim(distilled)
+    try:
+        examples = gate_rows(engine, rows)
+    finally:
+        engine.close()
+    try:
+        gate = fit(examples)
+    except ValueError as exc:
+        say(f"  no show/hide gate: {exc}")
+        return None
+    gate.info["curve"] = curve(examples, out_of_fold_scores(examples))
+    say(
+        f"  {len(examples)} answers ({gate.info['kept']} kept); threshold {gate.threshold:.2f} "
+        f"(it would have shown {sum(gate.shows(r.x) for r in examples)})"
+    )
+    return gate
+
+
 def evaluate_models(
-    test_rows: Path, base: BaseModel, distilled: Path, out: Path, say: Say, max_rows: int
+    test_rows: Path,
+    base: BaseModel,
+    distilled: Path,
+    gate: Gate | None,
+    out: Path,
+    say: Say,
+    max_rows: int,
 ) -> dict[str, Any]:
-    """Base and distilled on the held-out contexts, scored against the gold."""
-    from goldiff.evaluate import eval_rows, gguf_model, run_eval
+    """Base, distilled (and distilled behind its gate) on the held-out contexts, against the gold."""
+    from goldiff.evaluate import EngineFim, eval_rows, gated_model, gguf_model, run_eval
     from goldiff.export import load_rows
 
-    rows = eval_rows(load_rows(test_rows))
-    if len(rows) > max_rows:
-        rows = [rows[i * len(rows) // max_rows] for i in range(max_rows)]  # evenly spaced
+    rows = _evenly(eval_rows(load_rows(test_rows)), max_rows)
     say(f"Evaluating base and distilled models on {len(rows)} held-out contexts...")
     models = [gguf_model("base", "base", base.gguf), gguf_model("distilled", "distilled", distilled)]
+    if gate is not None:
+        engine = models[1].complete
+        assert isinstance(engine, EngineFim)
+        models.append(gated_model("distilled+gate", engine, gate))
     report, _files = run_eval(rows, models, out)
+    if gate is not None:
+        report["gate_curve"] = gate.info["curve"]
+        report["gate"] = {k: gate.info[k] for k in ("rows", "kept", "base_rate")} | {
+            "threshold": gate.threshold
+        }
     return dict(report)
 
 
+HEADLINE_MODELS = ("base", "distilled", "distilled+gate")
+
+
 def headline(report: dict[str, Any]) -> dict[str, Any]:
-    """The numbers a user looks at: accept proxy and exact match, base vs distilled."""
+    """The numbers a user looks at: accept proxy, shown accepted, chars saved; per model."""
     models = report.get("models", {})
     out: dict[str, Any] = {"held_out_rows": report.get("rows")}
-    for name in ("base", "distilled"):
-        entry = models.get(name, {})
-        out[name] = {k: entry.get(k) for k in ("accept_proxy", "exact_match", "chrf", "empty_rate")}
-        out[name]["latency_p50_ms"] = (entry.get("latency_ms") or {}).get("p50")
+    keys = ("accept_proxy", "exact_match", "chrf", "empty_rate", "shown_accept_rate", "chars_saved")
+    for name in HEADLINE_MODELS:
+        if name not in models:
+            continue
+        entry = models[name]
+        out[name] = {k: entry.get(k) for k in keys}
+        out[name]["latency_p50_ms"] = entry.get("latency_p50_ms")
     return out
 
 
@@ -359,10 +421,16 @@ def run_demo(
         stages["distill"] = time.monotonic() - t
 
         t = time.monotonic()
+        train_rows = Path(exported["paths"]["train"])
+        gate = fit_gate(train_rows, val_cutoff, Path(distilled["gguf"]), say, config.max_eval_rows)
+        stages["gate"] = time.monotonic() - t
+
+        t = time.monotonic()
         report = evaluate_models(
             Path(exported["paths"]["test"]),
             base,
             Path(distilled["gguf"]),
+            gate,
             report_dir,
             say,
             config.max_eval_rows,
@@ -392,11 +460,14 @@ def summary_lines(result: DemoResult) -> list[str]:
     """Where it stands, in a few lines for the terminal."""
     h = result.headline
     lines = [f"On {h['held_out_rows']} held-out contexts from the last {len(result.held_out)} commits:"]
-    for name in ("base", "distilled"):
+    for name in HEADLINE_MODELS:
+        if name not in h:
+            continue
         m = h[name]
         lines.append(
-            f"  {name:9} accept proxy {_share(m['accept_proxy'])}, exact match {_share(m['exact_match'])}, "
-            f"chrF {_num(m['chrf'])}"
+            f"  {name:14} accept proxy {_share(m['accept_proxy'])}, shown accepted "
+            f"{_share(m['shown_accept_rate'])}, chars saved {_share(m['chars_saved'])}, "
+            f"exact match {_share(m['exact_match'])}, chrF {_num(m['chrf'])}"
         )
     total = sum(result.stage_seconds.values())
     lines.append(f"Report: {result.report_dir}/report.md ({total / 60:.1f} min in all)")

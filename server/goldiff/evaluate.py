@@ -27,9 +27,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from goldiff.errors import ConfigError, DistillError, GoldiffError, ModelLoadError
+from goldiff.gate import Gate, GateRow, apply, features
 from goldiff.metrics import TRIGGER_KINDS, ByTrigger
 from goldiff.outcomes.spans import levenshtein
 
@@ -142,6 +143,21 @@ def eval_rows(rows: Iterable[Mapping[str, Any]]) -> list[EvalRow]:
 # ---------------------------------------------------------------------------- models
 
 
+@dataclass(frozen=True)
+class EngineAnswer:
+    """One engine answer: the excerpts it was asked with, its text and token log-probs."""
+
+    key: tuple[str, str]  # the (prefix, suffix) asked
+    prefix: str  # the excerpts the source was sent (what the server's gate sees)
+    suffix: str
+    text: str
+    logprobs: list[float]
+    latency_ms: float
+
+    def gate_features(self) -> list[float]:
+        return features(prefix=self.prefix, suffix=self.suffix, text=self.text, logprobs=self.logprobs)
+
+
 class EngineFim:
     """`complete(prefix, suffix)` through the local engine the language server serves with.
 
@@ -178,14 +194,22 @@ class EngineFim:
             gate=Path(gate) if gate else None,
         )
         self.max_tokens = max_tokens
+        self._last: EngineAnswer | None = None
         # None: the editor's time budget. A longer one measures answers, not this machine's
         # load (a busy machine otherwise turns slow answers into empty ones).
         self.max_seconds = max_seconds
 
     def __call__(self, prefix: str, suffix: str) -> tuple[str, float]:
+        answer = self.answer(prefix, suffix)
+        return answer.text, answer.latency_ms
+
+    def answer(self, prefix: str, suffix: str) -> EngineAnswer:
+        """The answer with what the show/hide gate scores it by; the last one is reused."""
         from goldiff.errors import EngineError
         from goldiff.sources.completion import make_request
 
+        if self._last is not None and self._last.key == (prefix, suffix):
+            return self._last
         request = make_request(prefix, suffix, kind="local")
         if self.max_tokens is not None:
             request.max_tokens = self.max_tokens
@@ -193,10 +217,13 @@ class EngineFim:
             request.max_seconds = self.max_seconds
         start = time.perf_counter()
         try:
-            text = self.source.complete(request).text
+            completion = self.source.complete(request)
+            text, logprobs = completion.text, list(completion.token_logprobs)
         except EngineError:
-            text = ""
-        return text, (time.perf_counter() - start) * 1000.0
+            text, logprobs = "", []
+        latency = (time.perf_counter() - start) * 1000.0
+        self._last = EngineAnswer((prefix, suffix), request.prefix, request.suffix, text, logprobs, latency)
+        return self._last
 
     def close(self) -> None:
         self.source.close()
@@ -235,6 +262,44 @@ def gguf_model(
         path=str(path),
         adapter=str(adapter) if adapter else None,
     )
+
+
+class Answerer(Protocol):
+    """What the gate's evaluation asks: an answer with the gate's inputs (`EngineFim`)."""
+
+    def answer(self, prefix: str, suffix: str) -> EngineAnswer: ...
+
+
+def gate_rows(engine: Answerer, rows: Sequence[EvalRow], progress: Progress | None = None) -> list[GateRow]:
+    """What a gate learns from, made by asking `engine`: each shown answer, kept if a prefix of its gold.
+
+    The simulated outcome of a suggestion on past gold, for a gate fitted before any
+    suggestion of this model was shown (the demo); users' own outcomes replace it.
+    """
+    out = []
+    for i, row in enumerate(rows, 1):
+        answer = engine.answer(row.prefix, row.suffix)
+        if answer.text:
+            kept = accept_proxy(answer.text, row.gold)
+            out.append(GateRow(answer.gate_features(), kept, len(answer.text) if kept else 0, len(row.gold)))
+        if progress:
+            progress(i, len(rows))
+    return out
+
+
+def gated_model(name: str, engine: Answerer, gate: Gate, role: str = "distilled") -> ModelUnderTest:
+    """`engine`'s answers as the server shows them with `gate`: hidden below its threshold.
+
+    Listed right after the model `engine` serves, it reuses that model's answer to the same
+    row (no second generation), so both are scored on identical answers.
+    """
+
+    def complete(prefix: str, suffix: str) -> tuple[str, float]:
+        answer = engine.answer(prefix, suffix)
+        show = bool(answer.text) and apply(gate, answer.gate_features())[0]
+        return (answer.text if show else ""), answer.latency_ms
+
+    return ModelUnderTest(name=name, role=role, complete=complete)
 
 
 def resolve_gate(home: Path, name_or_path: str) -> Path | None:
@@ -632,6 +697,8 @@ __all__ = [
     "eval_rows",
     "evaluate",
     "exact_match",
+    "gate_rows",
+    "gated_model",
     "gguf_model",
     "levenshtein",
     "run_eval",
