@@ -293,27 +293,62 @@ def _evenly(rows: list[Any], most: int) -> list[Any]:
     return [rows[i * len(rows) // most] for i in range(most)] if len(rows) > most else rows
 
 
-def fit_gate(
-    train_rows: Path, val_cutoff: float | None, distilled: Path, say: Say, max_rows: int
-) -> Gate | None:
-    """A show/hide gate for the distilled model, learned on the validation gold.
+def choose_model(
+    train_rows: Path,
+    val_cutoff: float | None,
+    base: BaseModel,
+    distilled: dict[str, Any],
+    say: Say,
+    max_rows: int,
+) -> tuple[str, Path, dict[str, Any] | None]:
+    """Which model a user would be given: the fine-tune only if it beats its base on the validation gold.
 
-    The replay's suggestions come from a placeholder, so there are no recorded outcomes of
-    this model to learn from yet: the gate learns from the model's answers on the newest
-    training-period contexts (the validation rows, never trained on), an answer counting
-    as kept when it is a prefix of what the developer wrote. None when too few answers
-    or no kept one (the gate needs both kinds).
+    The rule `goldiff distill` promotes by (`distill.promote`: chars saved, by a margin),
+    on the newest training-period contexts, which the fine-tune only validated on: the
+    held-out commits stay unseen by every choice. ("base", path, decision) or
+    ("distilled", ...); the decision is None when nothing could be compared.
+    """
+    from goldiff.distill.promote import GoldRow, decide, local_completer, score
+    from goldiff.evaluate import eval_rows
+    from goldiff.export import load_rows
+
+    if distilled.get("kept_base"):
+        return "base", base.gguf, None
+    if val_cutoff is None:
+        return "distilled", Path(distilled["gguf"]), None
+    val = _evenly(eval_rows(r for r in load_rows(train_rows) if float(r["ts"]) >= val_cutoff), max_rows)
+    rows = [GoldRow(r.prefix, r.suffix, r.gold) for r in val]
+    say(f"Comparing the fine-tune with its base on {len(rows)} validation contexts...")
+    scores = {}
+    for name, path in (("distilled", Path(distilled["gguf"])), ("base", base.gguf)):
+        complete, close = local_completer(path)
+        try:
+            scores[name] = score(rows, complete)
+        finally:
+            close()
+    decision = decide(scores["distilled"], scores["base"])
+    say(f"  {'the fine-tune' if decision.promote else 'the base'} is kept: {decision.reason}")
+    chosen = "distilled" if decision.promote else "base"
+    return chosen, (Path(distilled["gguf"]) if decision.promote else base.gguf), decision.as_dict()
+
+
+def fit_gate(train_rows: Path, base: BaseModel, say: Say, max_rows: int) -> Gate | None:
+    """A show/hide gate learned on the base model's answers to the training gold.
+
+    The replay's suggestions come from a placeholder, so no suggestion of these models has
+    a recorded outcome yet: the gate learns from the base's answers to the training
+    period's contexts (which the base never trained on), an answer counting as kept when
+    it is a prefix of what the developer wrote. The fine-tune shares the base's tokenizer,
+    so the same inputs (log-probabilities, length, cursor position) mean the same to it.
+    None when there are too few answers or no kept one (the gate needs both kinds).
     """
     from goldiff.evaluate import EngineFim, eval_rows, gate_rows
     from goldiff.export import load_rows
     from goldiff.gate import curve, fit, out_of_fold_scores
 
-    if val_cutoff is None:
-        say("  no show/hide gate: too little gold to hold some back for it")
-        return None
-    rows = _evenly(eval_rows(r for r in load_rows(train_rows) if float(r["ts"]) >= val_cutoff), max_rows)
-    say(f"Learning a show/hide gate on the distilled model's answers to {len(rows)} validation contexts...")
-    engine = EngineFim(distilled)
+    rows = _evenly(eval_rows(load_rows(train_rows)), max_rows)
+    say(f"Learning a show/hide gate on the base model's answers to {len(rows)} training contexts...")
+    engine = EngineFim(base.gguf)
     try:
         examples = gate_rows(engine, rows)
     finally:
@@ -335,12 +370,13 @@ def evaluate_models(
     test_rows: Path,
     base: BaseModel,
     distilled: Path,
+    chosen: str,
     gate: Gate | None,
     out: Path,
     say: Say,
     max_rows: int,
 ) -> dict[str, Any]:
-    """Base, distilled (and distilled behind its gate) on the held-out contexts, against the gold."""
+    """Base, distilled, and the chosen one behind its gate, on the held-out contexts against the gold."""
     from goldiff.evaluate import EngineFim, eval_rows, gated_model, gguf_model, run_eval
     from goldiff.export import load_rows
 
@@ -348,9 +384,11 @@ def evaluate_models(
     say(f"Evaluating base and distilled models on {len(rows)} held-out contexts...")
     models = [gguf_model("base", "base", base.gguf), gguf_model("distilled", "distilled", distilled)]
     if gate is not None:
-        engine = models[1].complete
+        # Listed right after the model it gates, so it scores that model's very answers.
+        at = 1 if chosen == "base" else 2
+        engine = models[at - 1].complete
         assert isinstance(engine, EngineFim)
-        models.append(gated_model("distilled+gate", engine, gate))
+        models.insert(at, gated_model(f"{chosen}+gate", engine, gate))
     report, _files = run_eval(rows, models, out)
     if gate is not None:
         report["gate_curve"] = gate.info["curve"]
@@ -360,7 +398,7 @@ def evaluate_models(
     return dict(report)
 
 
-HEADLINE_MODELS = ("base", "distilled", "distilled+gate")
+HEADLINE_MODELS = ("base", "base+gate", "distilled", "distilled+gate")
 
 
 def headline(report: dict[str, Any]) -> dict[str, Any]:
@@ -422,7 +460,11 @@ def run_demo(
 
         t = time.monotonic()
         train_rows = Path(exported["paths"]["train"])
-        gate = fit_gate(train_rows, val_cutoff, Path(distilled["gguf"]), say, config.max_eval_rows)
+        chosen, _path, decision = choose_model(
+            train_rows, val_cutoff, base, distilled, say, config.max_eval_rows
+        )
+        distilled["choice"] = {"kept": chosen, "decision": decision}
+        gate = fit_gate(train_rows, base, say, config.max_eval_rows)
         stages["gate"] = time.monotonic() - t
 
         t = time.monotonic()
@@ -430,6 +472,7 @@ def run_demo(
             Path(exported["paths"]["test"]),
             base,
             Path(distilled["gguf"]),
+            chosen,
             gate,
             report_dir,
             say,

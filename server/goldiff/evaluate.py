@@ -287,7 +287,7 @@ def gate_rows(engine: Answerer, rows: Sequence[EvalRow], progress: Progress | No
     return out
 
 
-def gated_model(name: str, engine: Answerer, gate: Gate, role: str = "distilled") -> ModelUnderTest:
+def gated_model(name: str, engine: Answerer, gate: Gate, role: str = "other") -> ModelUnderTest:
     """`engine`'s answers as the server shows them with `gate`: hidden below its threshold.
 
     Listed right after the model `engine` serves, it reuses that model's answer to the same
