@@ -15,15 +15,15 @@ from typing import Any
 
 import sqlite_utils
 
-from goldiff.agent.stats import proposal_stats
 from goldiff.errors import ForgetError, NotRecordedError
-from goldiff.outcomes.stats import outcome_stats
 from goldiff.records import (
     SETTLED,
     DocumentText,
     count_rows,
     document_at,
     iter_documents,
+    outcome_stats,
+    proposal_stats,
     shadow_tally,
     tally_suggestions,
 )

@@ -74,6 +74,9 @@ def language_of(path: str) -> str:
 
 
 RejectReason = Literal["dismissed", "typedOver", "replaced", "timeout"]
+# When an accepted suggestion's survival is measured (seconds after acceptance): the keys of
+# `suggestions.survival`, written by the outcome tracker and read by stats and exports.
+CHECKPOINTS: tuple[int, ...] = (30, 120, 300, 600)
 REJECT_REASONS: tuple[str, ...] = ("dismissed", "typedOver", "replaced", "timeout")
 
 

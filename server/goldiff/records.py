@@ -18,6 +18,7 @@ from typing import Any
 import sqlite_utils
 
 from goldiff.errors import NotRecordedError
+from goldiff.protocol import CHECKPOINTS
 from goldiff.store import content_hash
 
 SETTLED = ("accepted", "partial", "rejected")
@@ -174,8 +175,13 @@ def _suggestion(row: dict[str, Any]) -> SuggestionRecord:
     return SuggestionRecord(**row)
 
 
-def count_suggestions(db: sqlite_utils.Database, filters: Filters = Filters()) -> int:
+def count_suggestions(
+    db: sqlite_utils.Database, filters: Filters = Filters(), *, with_gold: bool = False
+) -> int:
+    """Suggestions matching `filters` (`with_gold`: only those whose gold is known)."""
     clauses, params = _suggestion_where(filters)
+    if with_gold:
+        clauses.append("s.gold IS NOT NULL")
     return int(db.execute(f"SELECT COUNT(*) {_FROM_SUGGESTIONS}{_and(clauses)}", params).fetchone()[0])
 
 
@@ -288,6 +294,16 @@ class DocumentRecord:
     language: str | None
     opened_at: float | None
     skipped: str | None  # why its text is not recorded
+
+
+def last_versions(db: sqlite_utils.Database, before: float) -> list[tuple[str, str, int]]:
+    """(document id, URI, last version) of each document edited before `before`, newest first."""
+    rows = db.execute(
+        "SELECT d.id, d.uri, MAX(e.version) FROM documents d JOIN edits e ON e.document_id = d.id "
+        "WHERE e.ts < ? GROUP BY d.id ORDER BY MAX(e.ts) DESC",
+        [before],
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
 
 
 def iter_documents(db: sqlite_utils.Database, uri: str) -> Iterator[DocumentRecord]:
@@ -500,3 +516,126 @@ def shadow_tally(db: sqlite_utils.Database, since: float | None = None) -> Shado
     ).fetchone()
     answers, empty, same, settled, kept = (int(v or 0) for v in row[:5])
     return ShadowTally(answers, empty, same, settled, kept, row[5], row[6])
+
+
+# ---------------------------------------------------------------------------- statistics
+# `goldiff stats`: outcome and proposal rates (printed by outcomes/stats.py, agent/stats.py).
+
+
+def _select(group: str) -> str:
+    survival = ", ".join(
+        f"AVG(CASE WHEN outcome IN ('accepted', 'partial') THEN json_extract(survival, '$.\"{s}\"') END)"
+        for s in CHECKPOINTS
+    )
+    return (
+        f"SELECT {group}, COUNT(*), "
+        "SUM(COALESCE(shown, 0) > 0), "
+        "SUM(outcome = 'accepted'), SUM(outcome = 'partial'), SUM(outcome = 'rejected'), "
+        "SUM(outcome IS NULL), SUM(COALESCE(reverted, 0) > 0), "
+        "SUM(gold IS NOT NULL), "
+        f"{survival} "
+        f"FROM suggestions WHERE shadow_of IS NULL GROUP BY {group} ORDER BY {group}"
+    )
+
+
+def _entry(keys: dict[str, Any], row: tuple[Any, ...]) -> dict[str, Any]:
+    n, shown, accepted, partial, rejected, pending, reverted, settled, *surv = row
+    accepted, partial, rejected = accepted or 0, partial or 0, rejected or 0
+    decided = accepted + partial + rejected
+    return {
+        **keys,
+        "suggestions": n,
+        "shown": shown or 0,
+        "accepted": accepted,
+        "partial": partial,
+        "rejected": rejected,
+        "pending": pending or 0,
+        "reverted": reverted or 0,
+        "settled": settled or 0,
+        "acceptance_rate": (accepted + partial) / decided if decided else None,
+        "partial_rate": partial / decided if decided else None,
+        "mean_survival": {
+            str(s): (None if v is None else round(float(v), 4))
+            for s, v in zip(CHECKPOINTS, surv, strict=True)
+        },
+    }
+
+
+def outcome_stats(db: sqlite_utils.Database) -> dict[str, Any]:
+    """Acceptance, partial acceptance and mean survival, overall, by source/model and by day."""
+    overall = db.execute(_select("1")).fetchone()
+    by_source = [
+        _entry({"source": row[0], "model": row[1]}, row[2:])
+        for row in db.execute(_select("source, model")).fetchall()
+    ]
+    by_day = [
+        _entry({"day": row[0]}, row[1:]) for row in db.execute(_select("date(ts, 'unixepoch')")).fetchall()
+    ]
+    episodes = db.execute(
+        "SELECT COUNT(*), SUM(gold_diff IS NOT NULL AND gold_diff != ''), "
+        "SUM(tests_passed = 1), SUM(tests_passed = 0) FROM episodes"
+    ).fetchone()
+    return {
+        "overall": _entry({}, overall[1:]) if overall else _entry({}, (0,) * (8 + len(CHECKPOINTS))),
+        "by_source": by_source,
+        "by_day": by_day,
+        "episodes": {
+            "total": episodes[0] or 0,
+            "with_gold_diff": episodes[1] or 0,
+            "tests_passed": episodes[2] or 0,
+            "tests_failed": episodes[3] or 0,
+        },
+    }
+
+
+_BY_SOURCE = """
+SELECT p.kind, p.source,
+       SUM(p.shadow_of IS NULL),
+       SUM(p.shadow_of IS NULL AND p.outcome = 'accepted'),
+       SUM(p.shadow_of IS NULL AND p.outcome = 'rejected'),
+       SUM(p.shadow_of IS NULL AND (p.outcome IS NULL OR p.outcome = 'pending')),
+       SUM(p.shadow_of IS NOT NULL),
+       AVG(CASE WHEN p.shadow_of IS NULL AND p.outcome = 'accepted' THEN p.kept_share END),
+       AVG(CASE WHEN p.shadow_of IS NULL THEN p.latency_ms END),
+       COUNT(DISTINCT CASE WHEN p.shadow_of IS NULL THEN p.episode_id END)
+FROM proposals p GROUP BY p.kind, p.source ORDER BY p.kind, p.source
+"""
+
+_EPISODES = """
+SELECT e.kind, e.source, SUM(e.tests_passed = 1), SUM(e.tests_passed = 0), SUM(e.ended_at IS NOT NULL)
+FROM episodes e WHERE e.kind IN ('edit', 'agent') GROUP BY e.kind, e.source
+"""
+
+
+def proposal_stats(db: sqlite_utils.Database) -> dict[str, Any]:
+    """Proposals per kind and source: outcomes, kept share, latency, turns and tests (see agent/stats.py)."""
+    if "proposals" not in db.table_names():
+        return {"by_source": []}
+    tests = {(r[0], r[1]): r[2:] for r in db.execute(_EPISODES).fetchall()}
+    rows = []
+    for kind, source, n, accepted, rejected, pending, shadow, kept, latency, episodes in db.execute(
+        _BY_SOURCE
+    ).fetchall():
+        accepted, rejected = accepted or 0, rejected or 0
+        passed, failed, settled = tests.get((kind, source), (0, 0, 0))
+        # A shadow proposal is labelled with its own source: its episode is the shown one's.
+        rows.append(
+            {
+                "kind": kind,
+                "source": source,
+                "proposals": n or 0,
+                "accepted": accepted,
+                "rejected": rejected,
+                "pending": pending or 0,
+                "shadow": shadow or 0,
+                "acceptance_rate": accepted / (accepted + rejected) if accepted + rejected else None,
+                "mean_kept_share": kept,
+                "mean_latency_ms": latency,
+                "episodes": episodes or 0,
+                "settled_episodes": settled or 0,
+                "turns_per_episode": (n or 0) / episodes if episodes else None,
+                "tests_passed": passed or 0,
+                "tests_failed": failed or 0,
+            }
+        )
+    return {"by_source": rows}

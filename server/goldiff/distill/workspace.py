@@ -20,7 +20,7 @@ from typing import Any
 import sqlite_utils
 
 from goldiff.errors import NotRecordedError
-from goldiff.records import document_at
+from goldiff.records import document_at, last_versions
 
 CHARS_PER_TOKEN = 3.5  # measured on Python with Goldiff's tokenizer; sizes a window in characters
 MAX_CHARS = 3_000_000  # at most this much code trains (the newest documents first)
@@ -29,13 +29,8 @@ MAX_CHARS = 3_000_000  # at most this much code trains (the newest documents fir
 def documents_at(db: sqlite_utils.Database, before: float | None) -> dict[str, str]:
     """Each recorded document's text as it was just before `before` (None: its latest)."""
     bound = before if before is not None else float("inf")
-    rows = db.execute(
-        "SELECT d.id, d.uri, MAX(e.version), MAX(e.ts) FROM documents d JOIN edits e ON e.document_id = d.id "
-        "WHERE e.ts < ? GROUP BY d.id ORDER BY MAX(e.ts) DESC",
-        [bound],
-    ).fetchall()
     texts: dict[str, str] = {}
-    for doc_id, uri, version, _ts in rows:
+    for doc_id, uri, version in last_versions(db, bound):
         if uri in texts:
             continue  # a document opened again later: its newest recording before the cutoff wins
         try:

@@ -17,7 +17,7 @@ import sqlite_utils
 
 from goldiff.export.files import ExportOptions
 from goldiff.export.filters import ExportFilters
-from goldiff.records import _suggestion_where, count_suggestions
+from goldiff.records import count_suggestions
 
 
 def _describe(name: str, value: Any) -> str:
@@ -33,13 +33,7 @@ def _settled(db: sqlite_utils.Database, filters: ExportFilters) -> int:
     kept = replace(filters, outcome=tuple(o for o in decided if o in (filters.outcome or decided)))
     if not kept.outcome:
         return 0
-    clauses, params = _suggestion_where(kept)
-    clauses.append("s.gold IS NOT NULL")
-    sql = (
-        "SELECT COUNT(*) FROM suggestions s LEFT JOIN documents d ON d.id = s.document_id "
-        "LEFT JOIN episodes e ON e.id = s.episode_id WHERE " + " AND ".join(clauses)
-    )
-    return int(db.execute(sql, params).fetchone()[0])
+    return count_suggestions(db, kept, with_gold=True)
 
 
 def explain_empty(db: sqlite_utils.Database, options: ExportOptions) -> str:

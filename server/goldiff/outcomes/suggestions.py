@@ -25,12 +25,11 @@ from goldiff.clock import LogicalClock, Timers
 from goldiff.outcomes.episodes import Episode, Episodes, as_applied, line_end
 from goldiff.outcomes.spans import Span, diff_edits, survival
 from goldiff.prompts import EDIT_HISTORY
-from goldiff.protocol import REJECT_REASONS
+from goldiff.protocol import CHECKPOINTS, REJECT_REASONS
 from goldiff.store import EditRecord, TraceStore
 
 log = logging.getLogger(__name__)
 
-CHECKPOINTS: tuple[int, ...] = (30, 120, 300, 600)  # seconds after acceptance
 PENDING_TIMEOUT_SECONDS = 60.0  # a suggestion nobody acted on for this long: rejected, timeout
 JOIN_LINES = 10  # a suggestion this close to an open episode's region joins that episode
 
