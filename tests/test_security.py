@@ -157,3 +157,27 @@ def test_a_secret_typed_across_batches_is_masked_everywhere_and_rebuilds_verifie
         f'x = 1\nKEY = "{"*" * len(pasted)}"\ny = 2\nTOKEN = "{"*" * len(typed)}"\n'
         f'GROWN = "{"*" * len(grown)}"\n'
     )
+
+
+def test_a_secret_typed_inside_auto_closed_quotes_keeps_its_closing_quote(tmp_path: Path) -> None:
+    """The editor inserts `""` at once and the token is typed between: only the token is masked."""
+    from goldiff import audit
+    from goldiff.store import EditRecord, TraceStore, open_database
+
+    typed = "ghp_" + "Jd7Qw2Lx9Rt4Vb6Nm1Zc8Hs3Kp5Yf0Ga2Ue4"
+    store = TraceStore(tmp_path / "traces.db")
+    store.record_document({"id": "d", "session_id": "s", "uri": "file:///ws/k.py", "workspace": "file:///ws"})
+    store.record_edit(EditRecord("d", "open", 1, 0.0, 0.0, inserted="x = 1\n"))
+    offset, version = 6, 2
+    for burst in ["TOKEN = ", '""', *typed]:
+        store.record_edit(EditRecord("d", "change", version, 0.0, 0.0, offset=offset, inserted=burst))
+        offset, version = offset + (1 if burst == '""' else len(burst)), version + 1
+        if version % 2:
+            assert store.flush()  # committed every other keystroke: earlier rows are scrubbed later
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("traces.db*"))
+    assert typed[-8:].encode() not in raw
+    db, _ = open_database(tmp_path / "traces.db")
+    rebuilt = audit.rebuild(db, "file:///ws/k.py")
+    assert rebuilt.verified
+    assert rebuilt.text == f'x = 1\nTOKEN = "{"*" * len(typed)}"'

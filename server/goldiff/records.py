@@ -588,7 +588,7 @@ def outcome_stats(db: sqlite_utils.Database) -> dict[str, Any]:
     }
 
 
-_BY_SOURCE = """
+_PROPOSALS_BY_SOURCE = """
 SELECT p.kind, p.source,
        SUM(p.shadow_of IS NULL),
        SUM(p.shadow_of IS NULL AND p.outcome = 'accepted'),
@@ -601,7 +601,7 @@ SELECT p.kind, p.source,
 FROM proposals p GROUP BY p.kind, p.source ORDER BY p.kind, p.source
 """
 
-_EPISODES = """
+_EDIT_EPISODE_TESTS = """
 SELECT e.kind, e.source, SUM(e.tests_passed = 1), SUM(e.tests_passed = 0), SUM(e.ended_at IS NOT NULL)
 FROM episodes e WHERE e.kind IN ('edit', 'agent') GROUP BY e.kind, e.source
 """
@@ -611,10 +611,10 @@ def proposal_stats(db: sqlite_utils.Database) -> dict[str, Any]:
     """Proposals per kind and source: outcomes, kept share, latency, turns and tests (see agent/stats.py)."""
     if "proposals" not in db.table_names():
         return {"by_source": []}
-    tests = {(r[0], r[1]): r[2:] for r in db.execute(_EPISODES).fetchall()}
+    tests = {(r[0], r[1]): r[2:] for r in db.execute(_EDIT_EPISODE_TESTS).fetchall()}
     rows = []
     for kind, source, n, accepted, rejected, pending, shadow, kept, latency, episodes in db.execute(
-        _BY_SOURCE
+        _PROPOSALS_BY_SOURCE
     ).fetchall():
         accepted, rejected = accepted or 0, rejected or 0
         passed, failed, settled = tests.get((kind, source), (0, 0, 0))

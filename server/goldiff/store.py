@@ -556,12 +556,14 @@ class TraceStore:
             abs_spans = [(line_start + a, line_start + b) for a, b in spans]
             end = start + len(inserted)
             # Characters typed earlier (already in rows) may be part of the secret too;
-            # the ones an earlier row already masked need no second pass.
-            scrub = [
-                (a, b)
-                for a, b in abs_spans
-                if any(c not in f"{MASK}\r\n" for c in text[a : min(b, start)] + text[max(a, end) : b])
-            ]
+            # the ones an earlier row already masked need no second pass. The earlier rows
+            # are replayed to the text before this row, so the parts of a span on either
+            # side of this row's insert are given in that text's offsets.
+            shift = len(inserted) - row["removed"]
+            for a, b in abs_spans:
+                for lo, hi, moved in ((a, min(b, start), 0), (max(a, end), b, shift)):
+                    if lo < hi and any(c not in f"{MASK}\r\n" for c in text[lo:hi]):
+                        scrub.append((lo - moved, hi - moved))
             text = mask_spans(text, abs_spans)
             row["inserted"] = text[start:end]
             doc.text = text
