@@ -326,7 +326,7 @@ def choose_model(
             scores[name] = score(rows, complete)
         finally:
             close()
-    decision = decide(scores["distilled"], scores["base"])
+    decision = decide(scores["distilled"], scores["base"], rows="validation rows", against="the base")
     say(f"  {'the fine-tune' if decision.promote else 'the base'} is kept: {decision.reason}")
     chosen = "distilled" if decision.promote else "base"
     return chosen, (Path(distilled["gguf"]) if decision.promote else base.gguf), decision.as_dict()

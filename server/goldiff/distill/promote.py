@@ -60,20 +60,27 @@ class Decision:
         }
 
 
-def decide(candidate: dict[str, Any], current: dict[str, Any], *, min_gain: float = MIN_GAIN) -> Decision:
+def decide(
+    candidate: dict[str, Any],
+    current: dict[str, Any],
+    *,
+    min_gain: float = MIN_GAIN,
+    rows: str = "held-out rows",
+    against: str = "the current default",
+) -> Decision:
     """Promote only when the candidate's chars saved beats the current's by `min_gain`."""
     c, d = candidate[PRIMARY], current[PRIMARY]
     gain = c - d
     n = candidate.get("requests", 0)
     if not n:
-        return Decision(False, "no held-out gold rows to compare on", candidate, current)
+        return Decision(False, f"no {rows} to compare on", candidate, current)
     if gain >= min_gain and gain > 0:
-        reason = f"chars saved {c:.1%} vs {d:.1%} (+{gain * 100:.1f} points) on {n} held-out rows"
+        reason = f"chars saved {c:.1%} vs {d:.1%} (+{gain * 100:.1f} points) on {n} {rows}"
         return Decision(True, reason, candidate, current)
     verdict = "worse" if gain < 0 else "not better by enough"
     reason = (
-        f"{verdict}: chars saved {c:.1%} vs the current default's {d:.1%} ({gain * 100:+.1f} points, "
-        f"needs +{min_gain * 100:.1f}) on {n} held-out rows"
+        f"{verdict}: chars saved {c:.1%} vs {against}'s {d:.1%} ({gain * 100:+.1f} points, "
+        f"needs +{min_gain * 100:.1f}) on {n} {rows}"
     )
     return Decision(False, reason, candidate, current)
 
