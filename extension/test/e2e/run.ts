@@ -339,7 +339,7 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
         throw new Skip('the server has no goldiff.recorded command yet');
       }
       // A token typed into the file: the store keeps it masked, so the diff shows it.
-      const token = 'ghp_' + 'Jd7Qw2Lx9Rt4Vb6Nm1Zc8Hs3Kp5Yf0Ga2Ue';
+      const token = 'ghp_' + 'Jd7Qw2Lx9Rt4Vb6Nm1Zc8Hs3Kp5Yf0Ga2Ue4';
       await openFile(page, 'hello.py');
       await page.keyboard.press('Control+End');
       await page.keyboard.press('Enter');
