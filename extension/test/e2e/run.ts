@@ -348,8 +348,10 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
       await runCommand(page, 'Goldiff: Show What Was Recorded');
       const diff = page.locator('.monaco-diff-editor').first();
       await diff.waitFor({ state: 'visible', timeout: 15000 });
-      const left = diff.locator('.editor.original .view-lines').first();
-      const right = diff.locator('.editor.modified .view-lines').first();
+      // Where space is short the diff is inline: the modified editor then shows the
+      // recorded side's lines in view zones, with view-lines of their own.
+      const left = diff.locator('.editor.original .lines-content > .view-lines').first();
+      const right = diff.locator('.editor.modified .lines-content > .view-lines').first();
       const recorded = await waitFor('the recorded text on the left of the diff', 15000, async () => {
         await noErrorToast(page);
         const t = await shownText(left);
@@ -358,8 +360,9 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
       if (recorded.includes(token) || !recorded.includes('*'.repeat(token.length))) {
         throw new Error(`the recorded side does not show the token masked: "${recorded.slice(-120)}"`);
       }
-      if (!(await shownText(right)).includes(token)) {
-        throw new Error('the right side is not the file as it is now');
+      const now = await shownText(right);
+      if (!now.includes(token)) {
+        throw new Error(`the right side is not the file as it is now: "${now.slice(-120)}"`);
       }
       // The list of suggestions, with outcome and gold, opens beside the diff.
       await page.locator('.tab', { hasText: 'Goldiff Recorded' }).first().waitFor({ state: 'visible', timeout: 15000 });
