@@ -75,8 +75,13 @@ function outcomeText(s: RecordedSuggestion): string {
       return `partly accepted (${s.acceptedLength ?? '?'} characters)${kept}`;
     case 'rejected':
       return typeof s.reason === 'string' && s.reason !== '' ? `rejected (${s.reason})` : 'rejected';
-    default:
+    case 'empty':
+      return 'nothing to suggest (the model answered empty)';
+    case null:
+    case undefined:
       return 'pending (not settled yet)';
+    default:
+      return s.outcome;
   }
 }
 
@@ -118,7 +123,10 @@ export function recordedMarkdown(answer: RecordedAnswer, fileName: string, langu
   lines.push(`## Its ${answer.suggestions.length} newest suggestions, newest first`, '');
   for (const s of answer.suggestions) {
     const who = [s.source ?? 'unknown source', s.model ? `(${s.model})` : '', s.shadow === true ? '· shadow, not shown' : ''].filter((p) => p !== '').join(' ');
-    lines.push(`### ${when(s.ts)} · ${who} · ${outcomeText(s)}`, '', 'Suggested:', '', fenced(s.text ?? '', language), '', ...goldText(s, language), '');
+    lines.push(`### ${when(s.ts)} · ${who} · ${outcomeText(s)}`, '');
+    if (s.outcome !== 'empty') {
+      lines.push('Suggested:', '', fenced(s.text ?? '', language), '', ...goldText(s, language), '');
+    }
   }
   return lines.join('\n');
 }

@@ -580,7 +580,12 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
       await pickQuickItem(page, 'Local Model…');
       await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Add GGUF File' }).first().waitFor({ state: 'visible', timeout: 15000 });
       await page.screenshot({ path: path.join(RESULTS, '05a-model-picker.png') });
-      const rows = (await page.locator('.quick-input-list .monaco-list-row .label-name').allTextContents()).map((t) => t.trim());
+      // Each row's first label is the entry's name (the detail line has one too).
+      const entries = page.locator('.quick-input-list .monaco-list-row');
+      const rows: string[] = [];
+      for (let i = 0; i < (await entries.count()); i++) {
+        rows.push(((await entries.nth(i).locator('.label-name').first().textContent()) ?? '').trim());
+      }
       await page.keyboard.press('Escape');
       for (const expected of ['Registry default', 'Download…', 'Add GGUF File…']) {
         if (!rows.some((r) => r.includes(expected))) {

@@ -19,6 +19,7 @@ const ANSWER = {
     { id: 'b', ts: 1764644400, source: 'local', model: 'goldiff-default', outcome: 'rejected', reason: 'typedOver', shadow: false, text: 'x = 2', gold: 'y = 3', acceptedLength: 0, survival: null },
     { id: 'a', ts: 1764644395, source: 'frontier', model: 'gpt-4.1-mini', outcome: 'accepted', reason: null, shadow: false, text: 'return a + b', gold: 'return total', acceptedLength: 12, survival: 0.5833 },
     { id: 'c', ts: 1764644390, source: 'local', model: 'goldiff-default', outcome: null, reason: null, shadow: true, text: 'pass', gold: null, acceptedLength: null, survival: null },
+    { id: 'd', ts: 1764644385, source: 'local', model: 'goldiff-default', outcome: 'empty', reason: null, shadow: false, text: '', gold: null, acceptedLength: null, survival: null },
   ],
 };
 
@@ -47,7 +48,7 @@ test('the list says each suggestion’s source, model, time, outcome, the sugges
       '',
       'Every recorded step matched the hash stored with it.',
       '',
-      '## Its 3 newest suggestions, newest first',
+      '## Its 4 newest suggestions, newest first',
       '',
       '### 2025-12-02 03:00:00 UTC · local (goldiff-default) · rejected (typedOver)',
       '',
@@ -76,6 +77,8 @@ test('the list says each suggestion’s source, model, time, outcome, the sugges
       '```python\npass\n```',
       '',
       'Kept: nothing yet (the gold is known once the file is saved and left alone).',
+      '',
+      '### 2025-12-02 02:59:45 UTC · local (goldiff-default) · nothing to suggest (the model answered empty)',
       '',
     ].join('\n'),
   );
