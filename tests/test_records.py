@@ -38,3 +38,31 @@ def test_records_read_back_what_was_recorded(tmp_path: Path) -> None:
     assert not list(records.iter_proposals(db, "x"))
     assert records.count_rows(db, "documents") == 1 and records.count_rows(db, "keystroke_versions") == 8
     assert records.shadow_tally(db).answers == 0
+
+
+def test_suggestions_of_one_document_and_its_text_from_the_session_that_kept_it(tmp_path: Path) -> None:
+    from goldiff import audit
+
+    store = TraceStore(tmp_path / "traces.db")
+    for session in ("s1", "s2"):
+        store.record_session({"id": session, "started_at": 1.0, "mode": "local"})
+    store.record_document({"id": "a", "session_id": "s1", "uri": "file:///w/a.py", "path": "a.py"})
+    store.record_document({"id": "b", "session_id": "s1", "uri": "file:///w/b.py", "path": "b.py"})
+    store.record_edit(EditRecord("a", "open", 1, 1.0, 1.0, inserted="a = 1\n"))
+    # A later session skipped the same file (it had grown too large, say): no text of its own.
+    store.record_document(
+        {"id": "a2", "session_id": "s2", "uri": "file:///w/a.py", "opened_at": 9.0, "skipped": "too large"}
+    )
+    for sid, doc, ts in (("x", "a", 2.0), ("y", "b", 3.0), ("z", "a", 4.0)):
+        store.record_suggestion({"id": sid, "session_id": "s1", "document_id": doc, "ts": ts, "text": sid})
+    store.close()
+    db, _ = open_database(tmp_path / "traces.db")
+
+    only_a = records.Filters(uri="file:///w/a.py")
+    assert [s.id for s in records.iter_suggestions(db, only_a)] == ["x", "z"]
+    assert records.count_suggestions(db, only_a) == 2
+    assert audit.rebuild(db, "file:///w/a.py").text == "a = 1\n"
+    answer = audit.recorded(db, "file:///w/a.py", limit=1)
+    assert (answer.text, answer.verified, [s.id for s in answer.suggestions]) == ("a = 1\n", True, ["z"])
+    with pytest.raises(records.NotRecordedError, match="recorded nothing"):
+        audit.recorded(db, "file:///w/never.py")

@@ -27,6 +27,7 @@ import {
   type ExportFilters,
 } from './exportTraces';
 import { compareMarkdown, compareTargets } from './compareView';
+import { parseRecorded, recordedDiffTitle, recordedMarkdown, serverMessage } from './recordedView';
 import { progressText } from './progress';
 import { asksForChecksum, describeDownload, DOWNLOAD, HUB_EXAMPLE, isRemote, pullMessage, PULL_CANCELLED, pullSourceProblem, sha256Problem } from './pull';
 import { bundledWheel, type SetupSystem } from './setup';
@@ -66,7 +67,7 @@ export interface CommandDeps {
 }
 
 function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return serverMessage(err instanceof Error ? err.message : String(err));
 }
 
 export class Commands {
@@ -98,6 +99,7 @@ export class Commands {
       ['goldiff.setUpServer', () => this.d.setUpServer()],
       ['goldiff.downloadModel', () => this.downloadModel()],
       ['goldiff.compareModels', () => this.compareModels()],
+      ['goldiff.showRecorded', () => this.showRecorded()],
     ];
     return entries.map(([id, run]) =>
       host.registerCommand(id, async (...args: unknown[]) => {
@@ -441,6 +443,23 @@ export class Commands {
     });
     this.d.log.info(`Compared ${current} with ${target.other}: ${JSON.stringify(result).slice(0, 2000)}`);
     await host.showMarkdown('Goldiff Compare.md', compareMarkdown(result, new Date()));
+  }
+
+  /** The open file as the store holds it, in a diff with the file, and its newest suggestions. */
+  private async showRecorded(): Promise<void> {
+    const doc = host.activeDocument();
+    if (doc === undefined) {
+      void host.info('Open a file first: "Show What Was Recorded" shows what Goldiff recorded of the file in the editor.');
+      return;
+    }
+    const raw = await this.d.server.execute(ServerCommands.recorded, { uri: doc.uri, limit: 20 });
+    const answer = parseRecorded(raw);
+    if (answer === undefined) {
+      throw new Error(`The Goldiff server gave no recorded text for ${doc.fileName}.`);
+    }
+    this.d.log.info(`Recorded for ${doc.uri}: version ${String(answer.version)}, verified ${String(answer.verified)}, ${answer.suggestions.length} suggestions`);
+    await host.showRecordedDiff(doc.uri, answer.text, recordedDiffTitle(doc.fileName, answer));
+    await host.showMarkdownBeside('Goldiff Recorded.md', recordedMarkdown(answer, doc.fileName, doc.languageId));
   }
 
   private async snoozeFor(minutes: unknown): Promise<void> {

@@ -179,7 +179,8 @@ const readonlyContents = new Map<string, string>();
 const readonlyChanged = new vscode.EventEmitter<vscode.Uri>();
 let readonlyProvider: vscode.Disposable | undefined;
 
-export async function showReadOnly(name: string, content: string, language: string): Promise<void> {
+/** The URI of a read-only document named `name` holding `content` (registered on first use). */
+function readOnlyUri(name: string, content: string): vscode.Uri {
   readonlyProvider ??= vscode.workspace.registerTextDocumentContentProvider(READONLY_SCHEME, {
     onDidChange: readonlyChanged.event,
     provideTextDocumentContent: (uri) => readonlyContents.get(uri.path) ?? '',
@@ -187,6 +188,11 @@ export async function showReadOnly(name: string, content: string, language: stri
   const uri = vscode.Uri.from({ scheme: READONLY_SCHEME, path: name });
   readonlyContents.set(uri.path, content);
   readonlyChanged.fire(uri);
+  return uri;
+}
+
+export async function showReadOnly(name: string, content: string, language: string): Promise<void> {
+  const uri = readOnlyUri(name, content);
   const doc = await vscode.workspace.openTextDocument(uri);
   await vscode.window.showTextDocument(await vscode.languages.setTextDocumentLanguage(doc, language), {
     preview: true,
@@ -201,6 +207,67 @@ export async function showMarkdown(name: string, content: string): Promise<void>
     await vscode.commands.executeCommand('markdown.showPreview', uri);
   } catch {
     // Without the built-in markdown extension the source view stays: still readable.
+  }
+}
+
+// The text the store rebuilt for a file, on the left of a diff with the file. Its own
+// scheme keeps it read-only and out of the language client's selector (never recorded).
+const RECORDED_SCHEME = 'goldiff-recorded';
+const recordedContents = new Map<string, string>();
+const recordedOriginals = new Map<string, vscode.Uri>();
+const recordedChanged = new vscode.EventEmitter<vscode.Uri>();
+let recordedProvider: vscode.Disposable | undefined;
+
+/** A diff: `recorded` (read-only) on the left, the file `fileUri` as it is now on the right. */
+export async function showRecordedDiff(fileUri: string, recorded: string, title: string): Promise<void> {
+  recordedProvider ??= vscode.workspace.registerTextDocumentContentProvider(RECORDED_SCHEME, {
+    onDidChange: recordedChanged.event,
+    provideTextDocumentContent: (uri) => recordedContents.get(uri.toString()) ?? '',
+  });
+  const file = vscode.Uri.parse(fileUri);
+  // The file's own path, so the left side gets its language and its name in the tab.
+  const left = vscode.Uri.from({ scheme: RECORDED_SCHEME, path: file.path, query: 'recorded' });
+  recordedContents.set(left.toString(), recorded);
+  recordedOriginals.set(left.toString(), file);
+  recordedChanged.fire(left);
+  await vscode.commands.executeCommand('vscode.diff', left, file, title, { preview: false });
+}
+
+export interface ActiveDocument {
+  /** The URI as the language client sends it (`file:///…`). */
+  uri: string;
+  fileName: string;
+  languageId: string;
+}
+
+/**
+ * The file in the active editor. From a diff Goldiff opened, the file it compares (so the
+ * command run again on its own diff shows the same file).
+ */
+export function activeDocument(): ActiveDocument | undefined {
+  const doc = vscode.window.activeTextEditor?.document;
+  if (doc === undefined) {
+    return undefined;
+  }
+  const uri = doc.uri.scheme === RECORDED_SCHEME ? recordedOriginals.get(doc.uri.toString()) : doc.uri;
+  if (uri === undefined) {
+    return undefined;
+  }
+  return { uri: uri.toString(), fileName: uri.path.split('/').pop() ?? uri.path, languageId: doc.languageId };
+}
+
+/** Markdown Goldiff wrote, rendered in a preview beside the active editor. */
+export async function showMarkdownBeside(name: string, content: string): Promise<void> {
+  const uri = readOnlyUri(name, content);
+  const doc = await vscode.workspace.openTextDocument(uri);
+  try {
+    await vscode.commands.executeCommand('markdown.showPreviewToSide', uri);
+  } catch {
+    // Without the built-in markdown extension the source is shown instead: still readable.
+    await vscode.window.showTextDocument(await vscode.languages.setTextDocumentLanguage(doc, 'markdown'), {
+      viewColumn: vscode.ViewColumn.Beside,
+      preview: true,
+    });
   }
 }
 

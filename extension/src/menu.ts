@@ -1,6 +1,6 @@
 /**
  * The status bar menu: one quick pick with everything a click on the item should reach
- * (mode, model, recording, snooze, stats, log, doctor), each entry saying its current
+ * (mode, model, recording, snooze, stats, what was recorded, log, doctor), each entry saying its current
  * value, and the command it runs. Built from plain state so tests can read it.
  */
 import type { ClientState } from './status';
@@ -44,6 +44,7 @@ export function menuItems(s: MenuState): MenuItem[] {
   items.push(
     { label: '$(zap) Trigger Completion', description: s.manual ? 'manual trigger mode' : '', command: 'goldiff.triggerCompletion' },
     { label: '$(graph) Show Stats', command: 'goldiff.showStats' },
+    { label: '$(eye) Show What Was Recorded', detail: 'The open file as Goldiff recorded it, beside the file, with its suggestions.', command: 'goldiff.showRecorded' },
     { label: '$(split-horizontal) Compare Models…', detail: 'The local model beside another, or the frontier, on your recent gold.', command: 'goldiff.compareModels' },
     { label: '$(output) Show Log', command: 'goldiff.showLog' },
     { label: '$(pulse) Run Doctor', detail: 'Checks the interpreter, the store, the model and llama.cpp.', command: 'goldiff.doctor' },

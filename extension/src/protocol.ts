@@ -59,6 +59,8 @@ export const ServerCommands = {
   pullModel: 'goldiff.pullModel',
   /** The current local model beside another (or the frontier) on recent held-out gold. */
   compare: 'goldiff.compare',
+  /** One document as the store holds it: rebuilt text, verification, newest suggestions. */
+  recorded: 'goldiff.recorded',
 } as const;
 
 /**

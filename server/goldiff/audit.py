@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,15 @@ from typing import Any
 import sqlite_utils
 
 from goldiff.errors import ForgetError, NotRecordedError
+from goldiff.protocol import Recorded, RecordedSuggestion
 from goldiff.records import (
     SETTLED,
     DocumentText,
+    Filters,
     count_rows,
     document_at,
     iter_documents,
+    iter_suggestions,
     outcome_stats,
     proposal_stats,
     shadow_tally,
@@ -42,12 +46,46 @@ def rebuild(db: sqlite_utils.Database, uri: str, version: int | None = None) -> 
     docs = list(iter_documents(db, uri))
     if not docs:
         raise NotRecordedError(f"nothing is recorded for {uri}. `goldiff stats` lists what is.")
-    for doc in docs:
+    # A session that skipped the file (too large, excluded) kept none of its text: the
+    # text is another session's, if any recorded it.
+    recorded = [doc for doc in docs if doc.skipped is None]
+    if not recorded:
+        raise NotRecordedError(f"the text of {uri} is not recorded ({docs[0].skipped})")
+    for doc in recorded:
         try:
             return document_at(db, doc.id, version, uri=uri)
         except NotRecordedError:
             continue
     raise NotRecordedError(f"version {version} of {uri} is not recorded")
+
+
+def recorded(db: sqlite_utils.Database, uri: str, limit: int = 20) -> Recorded:
+    """What the store holds for `uri`: its latest text, rebuilt and checked as `goldiff show`
+    does, and its `limit` newest suggestions with their outcome and gold, newest first.
+
+    Everything comes from the store, so secrets read back masked, as they were recorded.
+    """
+    if next(iter_documents(db, uri), None) is None:
+        raise NotRecordedError(f"Goldiff has recorded nothing for {uri}")
+    rebuilt = rebuild(db, uri)
+    newest: deque[RecordedSuggestion] = deque(maxlen=limit)
+    for s in iter_suggestions(db, Filters(uri=uri)):
+        newest.append(
+            RecordedSuggestion(
+                id=s.id,
+                ts=s.ts,
+                source=s.source,
+                model=s.model,
+                outcome=s.outcome,
+                reason=s.reason,
+                shadow=s.shadow,
+                text=s.text,
+                gold=s.gold,
+                accepted_length=s.accepted_length,
+                survival=s.final_survival,
+            )
+        )
+    return Recorded(uri, rebuilt.version, rebuilt.text, rebuilt.verified, list(reversed(newest)))
 
 
 def stats(db: sqlite_utils.Database, path: Path | None = None) -> dict[str, Any]:

@@ -45,10 +45,11 @@ COMMIT = "goldiff.commit"  # a commit boundary (replay, and the watcher's own re
 ADVANCE_CLOCK = "goldiff.advanceClock"
 PULL_MODEL = "goldiff.pullModel"  # fetch a GGUF into the registry (the picker's "Download...")
 COMPARE = "goldiff.compare"  # the current model beside another on held-out gold
+RECORDED = "goldiff.recorded"  # one document as the store holds it: rebuilt text, recent suggestions
 # fmt: off
 COMMANDS = (
     ACCEPTED, SET_MODE, EXPORT_TRACES, STATS, STATUS, MODELS, SERVER_STATS, DISTILL, PROPOSE_EDIT,
-    FORGET, COMMIT, ADVANCE_CLOCK, PULL_MODEL, COMPARE,
+    FORGET, COMMIT, ADVANCE_CLOCK, PULL_MODEL, COMPARE, RECORDED,
 )
 # fmt: on
 
@@ -172,6 +173,42 @@ class CompareArgs:
     current: str
     other: str
     limit: int = attrs.field(default=200, validator=attrs.validators.ge(1))
+
+
+@attrs.define
+class RecordedArgs:
+    """`goldiff.recorded`: what the store holds for `uri` ("Show What Was Recorded")."""
+
+    uri: str
+    limit: int = attrs.field(default=20, validator=[attrs.validators.ge(1), attrs.validators.le(500)])
+
+
+@attrs.define
+class RecordedSuggestion:
+    """One suggestion made in the document, as recorded (secrets masked as in the store)."""
+
+    id: str
+    ts: float  # epoch seconds
+    source: str | None
+    model: str | None
+    outcome: str | None  # accepted | partial | rejected; None while pending
+    reason: str | None  # why it was rejected: dismissed, typedOver, ...
+    shadow: bool  # a hidden answer beside the shown one (shadow mode)
+    text: str
+    gold: str | None  # what was kept in its span once the file settled
+    accepted_length: int | None
+    survival: float | None  # share still present at the last checkpoint
+
+
+@attrs.define
+class Recorded:
+    """`goldiff.recorded`'s answer: the document's text rebuilt from the store."""
+
+    uri: str
+    version: int | None  # the version reached (None: the editor sent none)
+    text: str
+    verified: bool  # every step matched the hash recorded with it
+    suggestions: list[RecordedSuggestion]  # newest first
 
 
 def camel(name: str) -> str:

@@ -68,6 +68,7 @@ class Filters:
     since: float | None = None  # epoch seconds, inclusive
     until: float | None = None  # epoch seconds, exclusive
     workspace: str | None = None  # workspace folder URI
+    uri: str | None = None  # one document's URI, as the editor sent it
     language: str | None = None  # LSP language id: python, typescript, ...
     source: str | None = None  # frontier | local | ...
     model: str | None = None
@@ -87,6 +88,7 @@ def _where(filters: Filters, ts: str, source: str) -> tuple[list[str], list[Any]
         (f"{ts} >= ?", filters.since),
         (f"{ts} < ?", filters.until),
         ("d.workspace = ?", filters.workspace.rstrip("/") if filters.workspace else None),
+        ("d.uri = ?", filters.uri),
         ("d.language = ?", filters.language),
         (f"{source} = ?", filters.source),
         ("e.tests_passed = ?", None if filters.tests_passed is None else int(filters.tests_passed)),

@@ -236,6 +236,19 @@ async function openFile(page: Page, name: string): Promise<void> {
   await page.locator(`.tab.active[aria-label*="${name}"], .tab.active:has-text("${name}")`).first().waitFor({ timeout: 10000 });
 }
 
+/** An editor's rendered text: Monaco draws spaces as no-break spaces. */
+async function shownText(locator: ReturnType<Page['locator']>): Promise<string> {
+  return ((await locator.textContent()) ?? '').replace(/\u00a0/g, ' ');
+}
+
+/** Fails with an error toast's text if one is showing (a command answered an error). */
+async function noErrorToast(page: Page): Promise<void> {
+  const toast = page.locator('.notification-toast:has(.codicon-error)').first();
+  if (await toast.isVisible().catch(() => false)) {
+    throw new Error(`error shown: ${((await toast.textContent()) ?? '').trim()}`);
+  }
+}
+
 // ---- steps ---------------------------------------------------------------------------
 
 const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
@@ -291,6 +304,78 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
         return (byOutcome.accepted ?? 0) >= 1 ? byOutcome : undefined;
       });
       return `ghost text "${shown.slice(0, 40)}" from ${model} accepted with Tab; store outcomes ${JSON.stringify(accepted)}`;
+    },
+  },
+  {
+    name: 'gold-settles',
+    run: async ({ page, home, features }) => {
+      if (!features.requests.includes('textDocument/inlineCompletion')) {
+        throw new Skip('the server does not serve textDocument/inlineCompletion yet');
+      }
+      // A second suggestion taken the same way, then the file saved and left alone: both
+      // settle with gold (what was kept), which "Show What Was Recorded" lists and
+      // "Compare Models" scores (its held-out split needs two rows).
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('Control+End');
+      await page.keyboard.press('Enter');
+      await page.keyboard.press('Enter');
+      await page.keyboard.type(TYPED.split('\n')[0]!, { delay: 20 });
+      await page.keyboard.press('Enter');
+      const ghost = page.locator('.ghost-text-decoration, .ghost-text-decoration-preview').first();
+      await ghost.waitFor({ state: 'visible', timeout: 60000 });
+      await page.keyboard.press('Tab');
+      await page.keyboard.press('Control+S');
+      const gold = await waitFor('two suggestions to settle with gold', 90000, () => {
+        const rows = sql(home, 'SELECT outcome, gold FROM suggestions WHERE gold IS NOT NULL AND shadow_of IS NULL ORDER BY ts');
+        return rows.length >= 2 ? rows : undefined;
+      });
+      return `saved; settled in the store: ${JSON.stringify(gold)}`;
+    },
+  },
+  {
+    name: 'show-recorded',
+    run: async ({ page, home, ws, features }) => {
+      if (!features.commands.includes('goldiff.recorded')) {
+        throw new Skip('the server has no goldiff.recorded command yet');
+      }
+      // A token typed into the file: the store keeps it masked, so the diff shows it.
+      const token = 'ghp_' + 'Jd7Qw2Lx9Rt4Vb6Nm1Zc8Hs3Kp5Yf0Ga2Ue4';
+      await openFile(page, 'hello.py');
+      await page.keyboard.press('Control+End');
+      await page.keyboard.press('Enter');
+      await page.keyboard.type(`TOKEN = "${token}`, { delay: 10 });
+      await page.keyboard.press('Escape');
+      await runCommand(page, 'Goldiff: Show What Was Recorded');
+      const diff = page.locator('.monaco-diff-editor').first();
+      await diff.waitFor({ state: 'visible', timeout: 15000 });
+      // Where space is short the diff is inline: the modified editor then shows the
+      // recorded side's lines in view zones, with view-lines of their own.
+      const left = diff.locator('.editor.original .lines-content > .view-lines').first();
+      const right = diff.locator('.editor.modified .lines-content > .view-lines').first();
+      const recorded = await waitFor('the recorded text on the left of the diff', 15000, async () => {
+        await noErrorToast(page);
+        const t = await shownText(left);
+        return t.includes('def add(a: int, b: int) -> int:') && t.includes('TOKEN = "') ? t : undefined;
+      });
+      if (recorded.includes(token) || !recorded.includes('*'.repeat(token.length))) {
+        throw new Error(`the recorded side does not show the token masked: "${recorded.slice(-120)}"`);
+      }
+      const now = await shownText(right);
+      if (!now.includes(token)) {
+        throw new Error(`the right side is not the file as it is now: "${now.slice(-120)}"`);
+      }
+      // The list of suggestions, with outcome and gold, opens beside the diff.
+      await page.locator('.tab', { hasText: 'Goldiff Recorded' }).first().waitFor({ state: 'visible', timeout: 15000 });
+      await page.waitForTimeout(1500); // the preview renders in a webview
+      await page.screenshot({ path: path.join(RESULTS, '03b-show-recorded.png') });
+      // The left side is what `goldiff show` prints for the file.
+      const shown = python(['-m', 'goldiff', 'show', '--home', home, path.join(ws, 'hello.py')]);
+      const lastLine = shown.trimEnd().split('\n').pop() ?? '';
+      if (!recorded.includes(lastLine.trim())) {
+        throw new Error(`\`goldiff show\` ends with "${lastLine}", not on the recorded side`);
+      }
+      const title = ((await page.locator('.tab.active').first().getAttribute('aria-label')) ?? '').trim();
+      return `diff "${title}": the recorded side has the token masked (${token.length} asterisks), as \`goldiff show\` prints it; the suggestion list opened beside it`;
     },
   },
   {
@@ -484,6 +569,63 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
       } finally {
         server.close();
       }
+    },
+  },
+  {
+    name: 'model-picker',
+    run: async ({ page }) => {
+      // Through the status menu, as a user would: the item's click, then "Local Model…".
+      await page.keyboard.press('Escape');
+      await statusItem(page).click();
+      await pickQuickItem(page, 'Local Model…');
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Add GGUF File' }).first().waitFor({ state: 'visible', timeout: 15000 });
+      await page.screenshot({ path: path.join(RESULTS, '05a-model-picker.png') });
+      // Each row's first label is the entry's name (the detail line has one too).
+      const entries = page.locator('.quick-input-list .monaco-list-row');
+      const rows: string[] = [];
+      for (let i = 0; i < (await entries.count()); i++) {
+        rows.push(((await entries.nth(i).locator('.label-name').first().textContent()) ?? '').trim());
+      }
+      await page.keyboard.press('Escape');
+      for (const expected of ['Registry default', 'Download…', 'Add GGUF File…']) {
+        if (!rows.some((r) => r.includes(expected))) {
+          throw new Error(`the picker has no "${expected}" entry: ${JSON.stringify(rows)}`);
+        }
+      }
+      if (rows.length < 4) {
+        throw new Error(`the picker lists no registered model: ${JSON.stringify(rows)}`);
+      }
+      return `the picker lists ${JSON.stringify(rows)}`;
+    },
+  },
+  {
+    name: 'compare-models',
+    run: async ({ page, home, features }) => {
+      if (!features.commands.includes('goldiff.compare')) {
+        throw new Skip('the server has no goldiff.compare command yet');
+      }
+      await runCommand(page, 'Goldiff: Compare Models');
+      const target = page.locator('.quick-input-list .monaco-list-row', { hasText: 'Frontier' }).first();
+      await target.waitFor({ state: 'visible', timeout: 15000 });
+      await target.click();
+      // `goldiff eval` runs in a child process; the report opens as a Markdown preview.
+      const tab = page.locator('.tab', { hasText: 'Goldiff Compare' }).first();
+      await waitFor('the comparison to open', 180000, async () => {
+        await noErrorToast(page);
+        return (await tab.isVisible()) ? true : undefined;
+      });
+      await page.waitForTimeout(1500); // the preview renders in a webview
+      await page.screenshot({ path: path.join(RESULTS, '05b-compare-view.png') });
+      const exports = path.join(home, 'exports');
+      const folder = fs.readdirSync(exports).filter((d) => d.startsWith('compare-')).sort().pop();
+      if (folder === undefined) {
+        throw new Error(`no compare-* report under ${exports}`);
+      }
+      const report = JSON.parse(fs.readFileSync(path.join(exports, folder, 'eval.json'), 'utf8')) as { rows?: number; models?: Record<string, unknown> };
+      if (!report.rows) {
+        throw new Error(`the comparison scored no rows: ${JSON.stringify(report).slice(0, 300)}`);
+      }
+      return `"${((await tab.textContent()) ?? '').trim()}" opened; ${folder}/eval.json scored ${report.rows} held-out rows for ${Object.keys(report.models ?? {}).join(', ')}`;
     },
   },
 ];

@@ -68,7 +68,7 @@ test('a snooze lasts its minutes and can be ended early', () => {
   assert.deepEqual(snoozeItems([5, 60, 120]).map((i) => i.label), ['5 minutes', '1 hour', '2 hours']);
 });
 
-test('the status menu offers mode, model, recording, snooze, stats, compare, log and doctor', () => {
+test('the status menu offers mode, model, recording, snooze, stats, what was recorded, compare, log and doctor', () => {
   const base = { state: 'running' as const, mode: 'local', model: 'goldiff-default', recording: true, snoozedUntil: undefined, manual: false, now: 0 };
   const commands = menuItems(base).map((i) => i.command);
   assert.deepEqual(commands, [
@@ -78,6 +78,7 @@ test('the status menu offers mode, model, recording, snooze, stats, compare, log
     'goldiff.snooze',
     'goldiff.triggerCompletion',
     'goldiff.showStats',
+    'goldiff.showRecorded',
     'goldiff.compareModels',
     'goldiff.showLog',
     'goldiff.doctor',

@@ -39,7 +39,7 @@ class ExportFilters(Filters):
         for key in ("since", "until"):
             if values.get(key) is not None:
                 out[key] = parse_time(values[key], key)
-        for key in ("workspace", "language", "source", "model"):
+        for key in ("workspace", "uri", "language", "source", "model"):
             if values.get(key) is not None:
                 out[key] = str(values[key])
         if out.get("workspace") and "://" not in out["workspace"]:

@@ -16,11 +16,12 @@ from goldiff.features import (
     models,
     outcomes,
     proposals,
+    recorded,
     replay,
 )
 from goldiff.server import GoldiffServer
 
-FEATURES = (lifecycle, documents, completion, outcomes, proposals, commands, models, export, replay)
+FEATURES = (lifecycle, documents, completion, outcomes, proposals, commands, models, export, replay, recorded)
 
 
 def register_all(server: GoldiffServer) -> GoldiffServer:
