@@ -55,9 +55,35 @@ interface ModelReport {
   latency_note?: string;
 }
 
+interface RecordedSource {
+  source?: string;
+  model?: string | null;
+  shown?: number;
+  acceptance_rate?: number | null;
+  survival?: number | null;
+}
+
+interface Shadow {
+  answers?: number;
+  empty?: number;
+  matched_shown?: number;
+  settled?: number;
+  matched_kept?: number;
+  local_latency_ms?: number | null;
+  shown_latency_ms?: number | null;
+}
+
+/** What the user was really shown, as recorded, and the hidden local answers of shadow mode. */
+export interface Recorded {
+  survival_after_seconds?: number;
+  by_source?: RecordedSource[];
+  shadow?: Shadow;
+}
+
 export interface CompareAnswer {
   current?: string;
   other?: string;
+  recorded?: Recorded;
   report?: { rows?: number; frontier_rows?: number; models?: Record<string, ModelReport> };
   markdown?: string;
   folder?: string;
@@ -133,8 +159,42 @@ export function compareMarkdown(answer: unknown, now: Date): string {
       '',
     );
   }
+  lines.push(...recordedMarkdown(a.recorded));
   if (typeof a.markdown === 'string') {
     lines.push(`The full report, with plots and every answer: \`${a.markdown}\``, '');
   }
   return lines.join('\n');
+}
+
+function ratio(part: unknown, whole: unknown): string {
+  return typeof part === 'number' && typeof whole === 'number' && whole > 0 ? share(part / whole) : '–';
+}
+
+/** The live figures: each source's shown suggestions as they fared, then shadow mode's hidden answers. */
+export function recordedMarkdown(recorded: Recorded | undefined): string[] {
+  const sources = (recorded?.by_source ?? []).filter((e) => typeof e.shown === 'number' && e.shown > 0);
+  const shadow = recorded?.shadow;
+  if (sources.length === 0 && !(typeof shadow?.answers === 'number' && shadow.answers > 0)) {
+    return [];
+  }
+  const minutes = Math.round((recorded?.survival_after_seconds ?? 600) / 60);
+  const lines = ['## What you were shown, as recorded', ''];
+  if (sources.length > 0) {
+    lines.push(
+      `| source | model | shown | kept (accepted or partly) | still there after ${minutes} min |`,
+      '|---|---|---:|---:|---:|',
+      ...sources.map((e) => `| ${e.source ?? '?'} | ${e.model ?? '–'} | ${e.shown} | ${share(e.acceptance_rate)} | ${share(e.survival)} |`),
+      '',
+    );
+  }
+  if (shadow !== undefined && typeof shadow.answers === 'number' && shadow.answers > 0) {
+    lines.push(
+      `In shadow mode the local model answered ${shadow.answers} times beside the shown suggestion, never shown: ` +
+        `${ratio(shadow.empty, shadow.answers)} empty, ${ratio(shadow.matched_shown, shadow.answers)} the same as the shown one, ` +
+        `and ${ratio(shadow.matched_kept, shadow.settled)} of those whose shown suggestion settled started what you kept ` +
+        `(local ${ms(shadow.local_latency_ms)} vs shown ${ms(shadow.shown_latency_ms)} on average).`,
+      '',
+    );
+  }
+  return lines;
 }

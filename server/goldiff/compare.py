@@ -11,10 +11,15 @@ distillation: it must not weigh on, or crash, the server that completes as the u
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
+
+import sqlite_utils
 
 from goldiff import protocol
 from goldiff.errors import ConfigError
+from goldiff.records import outcome_stats, shadow_tally
 
 FRONTIER = "frontier"
 
@@ -36,3 +41,24 @@ def eval_command(home: Path, args: protocol.CompareArgs, out: Path) -> list[str]
             raise ConfigError(f"compare {current} with another model, not {other or 'nothing'}")
         command += ["--model", f"{label(other)}={other}", "--no-frontier"]
     return command
+
+
+def recorded_figures(db: sqlite_utils.Database) -> dict[str, Any]:
+    """What the user was really shown, beside the evaluation: per source and model, and shadow.
+
+    From the recorded outcomes (acceptance, mean survival at the last checkpoint) and, in
+    shadow mode, the hidden local answers computed beside the shown ones: how often one
+    was empty, equal to the shown suggestion, or a prefix of what the user finally kept.
+    """
+    last = str(protocol.CHECKPOINTS[-1])
+    sources = [
+        {
+            "source": e["source"],
+            "model": e["model"],
+            "shown": e["shown"],
+            "acceptance_rate": e["acceptance_rate"],
+            "survival": e["mean_survival"].get(last),
+        }
+        for e in outcome_stats(db)["by_source"]
+    ]
+    return {"survival_after_seconds": int(last), "by_source": sources, "shadow": asdict(shadow_tally(db))}

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { compareMarkdown, compareTargets, verdict } from '../../src/compareView';
+import { compareMarkdown, compareTargets, recordedMarkdown, verdict } from '../../src/compareView';
 import { dateProblem, emptyExport, EXPORT_EVERYTHING, filtersFor, scopeItems, sinceItems, START_RECORDING } from '../../src/exportTraces';
 import { PercentSteps, progressText } from '../../src/progress';
 import { ServerCommands } from '../../src/protocol';
@@ -140,3 +140,22 @@ test('new commands are declared and named in the protocol', () => {
   assert.match(py, /PULL_MODEL = "goldiff\.pullModel"/);
   assert.match(py, /COMPARE = "goldiff\.compare"/);
 });
+
+test('the compare view shows what was recorded: each source as it fared, and shadow mode\'s hidden answers', () => {
+  const md = recordedMarkdown({
+    survival_after_seconds: 600,
+    by_source: [
+      { source: 'frontier', model: 'gpt-x', shown: 40, acceptance_rate: 0.25, survival: 0.9 },
+      { source: 'local', model: 'tiny', shown: 0, acceptance_rate: null, survival: null },
+    ],
+    shadow: { answers: 20, empty: 5, matched_shown: 2, settled: 10, matched_kept: 4, local_latency_ms: 80.4, shown_latency_ms: 612 },
+  }).join('\n');
+  assert.match(md, /\| frontier \| gpt-x \| 40 \| 25\.0% \| 90\.0% \|/);
+  assert.doesNotMatch(md, /\| local \| tiny/); // never shown: not a row of what the user saw
+  assert.match(md, /answered 20 times beside the shown suggestion, never shown: 25\.0% empty, 10\.0% the same as the shown one/);
+  assert.match(md, /and 40\.0% of those whose shown suggestion settled started what you kept \(local 80 ms vs shown 612 ms/);
+  assert.deepEqual(recordedMarkdown(undefined), []);
+  assert.deepEqual(recordedMarkdown({ by_source: [], shadow: { answers: 0 } }), []);
+  assert.match(compareMarkdown({ current: 'a', other: 'frontier', recorded: { by_source: [{ source: 'frontier', model: 'm', shown: 1 }] } }, new Date()), /## What you were shown, as recorded/);
+});
+

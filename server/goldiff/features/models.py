@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from goldiff import protocol
-from goldiff.compare import eval_command, label
+from goldiff.compare import eval_command, label, recorded_figures
 from goldiff.errors import ConfigError, GoldiffError
 from goldiff.home import exports_dir
 from goldiff.progress import begin_progress
@@ -92,7 +92,10 @@ async def compare_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str
         message = (err.decode(errors="replace").strip().splitlines() or ["the evaluation failed"])[-1]
         raise GoldiffError(message.removeprefix("Error: "))
     report = json.loads((out / "eval.json").read_text("utf-8"))
+    with contextlib.closing(ls.store.reader()) as db:
+        recorded = recorded_figures(db)
     return {
+        "recorded": recorded,
         "current": label(params.current),
         "other": label(params.other),
         "report": report,
