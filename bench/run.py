@@ -11,6 +11,9 @@ error row with its traceback's last line, and the board goes on.
 
     python bench/run.py [--quick] [--repeats N] [NAME ...]   # names without `bench_`
 
+Naming benchmarks re-measures only those: their rows in the board are replaced, the others
+kept, and `runs` says when each module's rows were measured.
+
 `--quick` asks each module for its small workload (what 2 busy cores finish in minutes).
 The README's performance section is generated from `results/latest.json` (cog).
 """
@@ -148,6 +151,18 @@ def write_board(
     runs: list[list[dict[str, Any]]], args: argparse.Namespace, seconds: dict[str, float], *, complete: bool
 ) -> list[dict[str, Any]]:
     entries = aggregate(runs)
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    measured = {"when": when, "repeats": args.repeats, "quick": args.quick}
+    runs_of = {m: measured for m in seconds}
+    if args.names and (RESULTS / "latest.json").is_file():
+        # A run of some benchmarks updates their rows and keeps the others' (each module's
+        # rows say when and how they were measured, under "runs").
+        old = json.loads((RESULTS / "latest.json").read_text())
+        kept = [e for e in old.get("entries", []) if e.get("bench") not in seconds]
+        entries = kept + entries
+        runs_of = {**old.get("runs", {}), **runs_of}
+        seconds = {**old.get("seconds_per_benchmark", {}), **seconds}
+        complete = complete and bool(old.get("complete"))
     board = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "python": platform.python_version(),
@@ -157,6 +172,7 @@ def write_board(
         "quick": args.quick,
         "complete": complete,  # false while running: the board so far
         "seconds_per_benchmark": {k: round(v, 1) for k, v in seconds.items()},
+        "runs": runs_of,
         "entries": entries,
     }
     (RESULTS / "latest.json").write_text(json.dumps(board, indent=2) + "\n")

@@ -30,6 +30,9 @@ const KEEP = process.env.GOLDIFF_E2E_KEEP === '1';
 // First run: no goldiff.pythonPath, a python3 without Goldiff on PATH, and the user
 // accepts the extension's offer to set up its own server from the wheel in the .vsix.
 const FIRST_RUN = process.env.GOLDIFF_E2E_FIRST_RUN === '1';
+// GOLDIFF_E2E_STEPS=a,b,c runs only these steps, in their usual order (the editor benchmark
+// runs the ghost-text ones); unset, every step runs.
+const ONLY = (process.env.GOLDIFF_E2E_STEPS ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
 const SETUP_TIMEOUT_MS = Number(process.env.GOLDIFF_E2E_SETUP_TIMEOUT_S ?? '1800') * 1000;
 
 type Outcome = 'passed' | 'failed' | 'skipped';
@@ -159,6 +162,42 @@ function serverFeatures(): Features {
     ].join('\n'),
   ]);
   return JSON.parse(out.trim().split('\n').pop() ?? '{}') as Features;
+}
+
+const LATENCY_SAMPLES = 12;
+const GHOST_WAIT_MS = 10000;
+
+function percentile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const pos = ((sorted.length - 1) * q) / 100;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return Math.round(sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo));
+}
+
+/**
+ * Milliseconds from the keystroke `press` sends to the first ghost-text decoration, timed
+ * in the page (a keydown listener and a MutationObserver on one clock); null if none
+ * appears within GHOST_WAIT_MS.
+ */
+async function keystrokeToGhostText(page: Page, press: () => Promise<void>): Promise<number | null> {
+  // Page-side code as text: this file is compiled without the DOM's types.
+  await page.evaluate(`window.goldiffGhost = new Promise((resolve) => {
+    let t0 = 0;
+    const selector = '.ghost-text-decoration, .ghost-text-decoration-preview';
+    const observer = new MutationObserver(() => {
+      if (t0 > 0 && document.querySelector(selector) !== null) {
+        observer.disconnect();
+        resolve(performance.now() - t0);
+      }
+    });
+    window.addEventListener('keydown', () => (t0 = performance.now()), { capture: true, once: true });
+    observer.observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['class'] });
+    setTimeout(() => { observer.disconnect(); resolve(null); }, ${GHOST_WAIT_MS});
+  })`);
+  await press();
+  const ms = await page.evaluate<number | null>('window.goldiffGhost');
+  return ms === null ? null : Math.round(ms);
 }
 
 // What the ghost-text step types, and what the deterministic source answers to it.
@@ -330,6 +369,59 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
         return rows.length >= 2 ? rows : undefined;
       });
       return `saved; settled in the store: ${JSON.stringify(gold)}`;
+    },
+  },
+  {
+    name: 'ghost-text-latency',
+    run: async ({ page, home, features, model }) => {
+      if (!features.requests.includes('textDocument/inlineCompletion')) {
+        throw new Skip('the server does not serve textDocument/inlineCompletion yet');
+      }
+      const since = Date.now() / 1000;
+      // Keystroke → ghost text as the user sees it: from the Enter that opens the body of
+      // a new function to the first ghost-text decoration, both timed inside the page.
+      const samples: number[] = [];
+      let missed = 0;
+      for (let i = 0; i < LATENCY_SAMPLES; i++) {
+        await page.keyboard.press('Escape');
+        await page.keyboard.press('Control+End');
+        await page.keyboard.press('Enter');
+        await page.keyboard.press('Enter');
+        await page.keyboard.type(`def add${i}(a: int, b: int) -> int:`, { delay: 20 });
+        const ms = await keystrokeToGhostText(page, () => page.keyboard.press('Enter'));
+        if (ms === null) {
+          missed += 1;
+        } else {
+          samples.push(ms);
+        }
+      }
+      await page.keyboard.press('Escape');
+      if (samples.length < LATENCY_SAMPLES / 2) {
+        throw new Error(`ghost text appeared after only ${samples.length} of ${LATENCY_SAMPLES} keystrokes`);
+      }
+      // The server's own time for the same completions, as it recorded them: the rest is the
+      // editor's (debounce, LSP round trip, rendering).
+      const server = (await waitFor('the completions to be recorded', 30000, () => {
+        // The request at each new function body (not the ones made while its line was typed).
+        const atBody = `prefix LIKE '%-> int:' || char(10) || '    '`;
+        const rows = sql(home, `SELECT latency_ms FROM suggestions WHERE ts >= ${since} AND shadow_of IS NULL AND latency_ms IS NOT NULL AND ${atBody}`);
+        return rows.length >= samples.length ? rows : undefined;
+      })).map((r) => Number(r[0]));
+      const figures = {
+        model,
+        samples: samples.length,
+        missed,
+        p50_ms: percentile(samples, 50),
+        p95_ms: percentile(samples, 95),
+        server_p50_ms: percentile(server, 50),
+        server_p95_ms: percentile(server, 95),
+        all_ms: samples,
+      };
+      fs.writeFileSync(path.join(RESULTS, 'ghost-text-latency.json'), JSON.stringify(figures, null, 2));
+      return (
+        `keystroke → ghost text over ${samples.length} completions (${missed} without one in ${GHOST_WAIT_MS / 1000} s): ` +
+        `p50 ${figures.p50_ms} ms, p95 ${figures.p95_ms} ms; the server's own time p50 ${figures.server_p50_ms} ms (${model})`
+      );
     },
   },
   {
@@ -875,6 +967,9 @@ async function main(): Promise<number> {
     const ctx: Ctx = { tmp, home, ws, page, features, model: model.description, group: codeServer.pid ?? -1, userData };
     let failed = false;
     for (const [i, step] of steps.entries()) {
+      if (ONLY.length > 0 && !ONLY.includes(step.name)) {
+        continue;
+      }
       const shot = path.join(RESULTS, `${String(i + 1).padStart(2, '0')}-${step.name}.png`);
       const t0 = Date.now();
       let result: StepResult;
