@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -45,7 +46,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
             raise RuntimeError(f"the editor run failed (exit {done.returncode}): {' | '.join(tail)}")
         figures = json.loads(figures_path.read_text("utf-8"))
-    model = figures["model"]
+    named = re.search(r"[\w.+-]+\.gguf", figures["model"])  # the model's file, not where it lies
+    model = named.group(0) if named else figures["model"]
     server = "the server's own completion time, same requests, ms"
     return [
         {

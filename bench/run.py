@@ -148,16 +148,21 @@ def run_module(module_name: str, quick: bool) -> list[dict[str, Any]]:
 
 
 def write_board(
-    runs: list[list[dict[str, Any]]], args: argparse.Namespace, seconds: dict[str, float], *, complete: bool
+    runs: list[list[dict[str, Any]]],
+    args: argparse.Namespace,
+    seconds: dict[str, float],
+    *,
+    complete: bool,
+    previous: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     entries = aggregate(runs)
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     measured = {"when": when, "repeats": args.repeats, "quick": args.quick}
     runs_of = {m: measured for m in seconds}
-    if args.names and (RESULTS / "latest.json").is_file():
+    if previous is not None:
         # A run of some benchmarks updates their rows and keeps the others' (each module's
         # rows say when and how they were measured, under "runs").
-        old = json.loads((RESULTS / "latest.json").read_text())
+        old = previous
         kept = [e for e in old.get("entries", []) if e.get("bench") not in seconds]
         entries = kept + entries
         runs_of = {**old.get("runs", {}), **runs_of}
@@ -175,6 +180,10 @@ def write_board(
         "runs": runs_of,
         "entries": entries,
     }
+    if previous is not None:
+        # The board's own date and load stay those of the run that measured everything.
+        header = ("when", "load_average_at_end", "repeats", "quick")
+        board.update({k: previous[k] for k in header if k in previous})
     (RESULTS / "latest.json").write_text(json.dumps(board, indent=2) + "\n")
     (RESULTS / "latest.md").write_text(markdown(entries))
     return entries
@@ -187,6 +196,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="each module's small workload")
     args = parser.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
+    board = RESULTS / "latest.json"
+    previous = json.loads(board.read_text()) if args.names and board.is_file() else None
     runs: list[list[dict[str, Any]]] = []
     seconds: dict[str, float] = {}
     for module_name in discover(args.names):
@@ -199,8 +210,9 @@ def main(argv: list[str]) -> int:
             print(f"  {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
             if any(e.get("value") == "error" for e in entries):
                 break  # a broken benchmark stays broken: do not spend the repeats on it
-        write_board(runs, args, seconds, complete=False)  # what is done so far survives a stop
-    entries = write_board(runs, args, seconds, complete=True)
+        # What is done so far survives a stop.
+        write_board(runs, args, seconds, complete=False, previous=previous)
+    entries = write_board(runs, args, seconds, complete=True, previous=previous)
     print(markdown(entries))
     return 0
 
