@@ -44,8 +44,9 @@ extension-check:
 
 # A real VS Code (code-server + headless Chromium), all from the registries: every step
 # against this checkout's server, then a first run as a new user has it (no Goldiff in
-# python3: the extension's offer sets up its server from the wheel in the .vsix).
-FIRST_RUN_STEPS = first-run-setup,activate,capture-opt-in,ghost-text-accept,terminal-command
+# python3: the extension's offer sets up its server from the wheel in the .vsix, and Distill Now
+# installs the training extra through its own offer).
+FIRST_RUN_STEPS = first-run-setup,activate,capture-opt-in,ghost-text-accept,terminal-command,train-extra-install
 e2e: install
 	GOLDIFF_E2E_REQUIRE_ALL=1 GOLDIFF_E2E_PYTHON=$(abspath $(BIN)/python) bash extension/scripts/e2e.sh
 	GOLDIFF_E2E_FIRST_RUN=1 GOLDIFF_E2E_STEPS=$(FIRST_RUN_STEPS) GOLDIFF_E2E_RESULTS=$(abspath extension/test-results/first-run) \

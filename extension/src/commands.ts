@@ -31,7 +31,7 @@ import { parseRecorded, recordedDiffTitle, recordedMarkdown, serverMessage } fro
 import { progressText } from './progress';
 import { asksForChecksum, describeDownload, DOWNLOAD, HUB_EXAMPLE, isRemote, pullMessage, PULL_CANCELLED, pullSourceProblem, sha256Problem } from './pull';
 import { bundledWheel, type SetupSystem } from './setup';
-import { INSTALL_TRAIN, manualTrainInstall, parseTrainProbe, TRAIN_PROBE, trainInstall } from './trainExtra';
+import { CPU_INDEX, INSTALL_TRAIN, manualTrainInstall, parseTrainProbe, reachable, TRAIN_PROBE, trainInstall } from './trainExtra';
 import { isMode, modePickItems, targetFor } from './mode';
 import { dataFolder } from './paths';
 import { ServerCommands, type Mode, type Provider, type ServerStatus } from './protocol';
@@ -258,7 +258,11 @@ export class Commands {
     }
     this.d.log.info(`Distill Now: the training extra is missing (${probe.missing.join(', ')})`);
     const checkout = probe.root !== undefined && this.d.system.exists(path.join(probe.root, 'pyproject.toml')) ? probe.root : undefined;
-    const plan = trainInstall(process.platform, bundledWheel(this.d.system, this.d.extensionDir), checkout);
+    const cpuIndex = process.platform === 'darwin' || (await reachable(CPU_INDEX));
+    if (!cpuIndex) {
+      this.d.log.info(`Distill Now: ${CPU_INDEX} does not answer; pip installs from its configured indexes`);
+    }
+    const plan = trainInstall(process.platform, bundledWheel(this.d.system, this.d.extensionDir), checkout, cpuIndex);
     if (plan === undefined) {
       void host.error(manualTrainInstall(probe.missing));
       return false;

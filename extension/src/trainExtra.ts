@@ -5,6 +5,9 @@
  * missing (without importing them: PyTorch alone takes seconds to import) and, when some
  * are, offers to install the extra with the size and time said up front.
  */
+import * as http from 'node:http';
+import * as https from 'node:https';
+
 import type { Wheel } from './setup';
 
 export const TRAIN_MODULES = ['torch', 'transformers', 'peft', 'trl'] as const;
@@ -35,7 +38,7 @@ export function parseTrainProbe(code: number | null, stdout: string): TrainProbe
 
 // PyTorch's CPU build (what the pinned torch is on Linux and Windows without CUDA) comes
 // from its own index; from PyPI alone pip would fetch the multi-GB CUDA build on Linux.
-const CPU_INDEX = 'https://download.pytorch.org/whl/cpu';
+export const CPU_INDEX = 'https://download.pytorch.org/whl/cpu';
 
 export interface TrainInstall {
   args: string[];
@@ -52,6 +55,7 @@ export function trainInstall(
   platform: NodeJS.Platform,
   wheel: Wheel | undefined,
   checkout: string | undefined,
+  cpuIndex = true,
 ): TrainInstall | undefined {
   let target: string[];
   if (wheel !== undefined) {
@@ -61,7 +65,9 @@ export function trainInstall(
   } else {
     return undefined;
   }
-  const index = platform === 'darwin' ? [] : ['--extra-index-url', CPU_INDEX];
+  // Unreachable (offline, a mirror only): pip would retry it for every package, minutes
+  // in all, so the install then relies on the indexes pip is configured with.
+  const index = platform === 'darwin' || !cpuIndex ? [] : ['--extra-index-url', CPU_INDEX];
   return {
     args: ['-m', 'pip', 'install', ...target, ...index],
     warning:
@@ -76,3 +82,18 @@ export function manualTrainInstall(missing: string[]): string {
 }
 
 export const INSTALL_TRAIN = 'Install (about 1 GB)';
+
+/** Whether `url`'s server answers at all within `timeoutMs` (any HTTP status below 500). */
+export function reachable(url: string, timeoutMs = 5000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const get = url.startsWith('https:') ? https.request : http.request;
+    const req = get(url, { method: 'HEAD', timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve((res.statusCode ?? 500) < 500);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+

@@ -765,6 +765,37 @@ steps.push(
 );
 
 if (FIRST_RUN) {
+  steps.push({
+    name: 'train-extra-install',
+    run: async ({ page, userData }) => {
+      // The first-run environment serves without the training stack; Distill Now offers it.
+      await runCommand(page, 'Goldiff: Distill Now');
+      const dialog = page.locator('.monaco-dialog-box', { hasText: 'training extra' });
+      await dialog.waitFor({ state: 'visible', timeout: 30000 });
+      const asked = ((await dialog.textContent()) ?? '').replace(/\s+/g, ' ');
+      if (!asked.includes('about 1 GB')) {
+        throw new Error(`the offer says "${asked}"`);
+      }
+      await page.screenshot({ path: path.join(RESULTS, '06a-train-extra-offer.png') });
+      await dialog.getByRole('button', { name: 'Install (about 1 GB)' }).click();
+      const t0 = Date.now();
+      const done = page.locator('.notification-toast', { hasText: /training extra is installed|Installing the training extra failed/ }).first();
+      await done.waitFor({ state: 'visible', timeout: SETUP_TIMEOUT_MS });
+      const said = ((await done.textContent()) ?? '').replace(/\s+/g, ' ');
+      await page.screenshot({ path: path.join(RESULTS, '06b-train-extra-installed.png') });
+      if (!said.includes('is installed')) {
+        throw new Error(said);
+      }
+      const venvPython = fs
+        .readdirSync(userData, { recursive: true, encoding: 'utf8' })
+        .find((f) => f.endsWith(path.join('server-venv', 'bin', 'python')));
+      const probe = spawnSync(path.join(userData, venvPython ?? 'missing'), ['-c', 'import torch, transformers, peft, trl; print(torch.__version__)'], { encoding: 'utf8' });
+      if (probe.status !== 0) {
+        throw new Error(`the server's environment still cannot train: ${probe.stderr.trim().split('\n').pop() ?? ''}`);
+      }
+      return `installed through the offer in ${Math.round((Date.now() - t0) / 1000)} s; torch ${probe.stdout.trim()} imports in the server's environment`;
+    },
+  });
   steps.unshift({
     name: 'first-run-setup',
     run: async ({ page, userData }) => {

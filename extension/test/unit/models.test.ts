@@ -1,5 +1,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type * as net from 'node:net';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { compareMarkdown, compareTargets, recordedMarkdown, verdict } from '../../src/compareView';
@@ -7,7 +9,7 @@ import { dateProblem, emptyExport, EXPORT_EVERYTHING, filtersFor, scopeItems, si
 import { PercentSteps, progressText } from '../../src/progress';
 import { ServerCommands } from '../../src/protocol';
 import { asksForChecksum, describeDownload, pullMessage, pullSourceProblem, sha256Problem } from '../../src/pull';
-import { manualTrainInstall, parseTrainProbe, TRAIN_PROBE, trainInstall } from '../../src/trainExtra';
+import { manualTrainInstall, parseTrainProbe, reachable, TRAIN_PROBE, trainInstall } from '../../src/trainExtra';
 
 const root = path.join(__dirname, '..', '..', '..');
 const manifest = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as {
@@ -128,7 +130,21 @@ test('the train extra: what the probe says, and the pip line for a wheel or a ch
   assert.match(wheel?.warning ?? '', /1 GB to download.*5–15 minutes/);
   assert.deepEqual(trainInstall('darwin', undefined, '/repo')?.args, ['-m', 'pip', 'install', '-e', '/repo[train]']);
   assert.equal(trainInstall('linux', undefined, undefined), undefined);
+  // Offline or behind a mirror: no index pip would retry for every package.
+  assert.deepEqual(trainInstall('linux', undefined, '/repo', false)?.args, ['-m', 'pip', 'install', '-e', '/repo[train]']);
   assert.match(manualTrainInstall(['torch']), /missing: torch/);
+});
+
+test('an index is reachable when its server answers, and not when nothing listens', async () => {
+  const server = http.createServer((_req, res) => res.writeHead(404).end());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  try {
+    assert.equal(await reachable(`http://127.0.0.1:${port}/whl/cpu`), true);
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+  assert.equal(await reachable(`http://127.0.0.1:${port}/whl/cpu`, 2000), false);
 });
 
 test('new commands are declared and named in the protocol', () => {
