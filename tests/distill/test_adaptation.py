@@ -146,3 +146,35 @@ def test_distill_learns_the_workspace_keeps_its_best_step_and_serves_as_its_base
     assert any("base's weights are kept" in m for m in said)
     assert worse["name"] is None and not worse["promotion"]["promoted"]
     assert Registry(home).get("hurt") is None  # nothing worse than the base is registered
+
+
+@pytest.mark.slow
+def test_distill_with_lora_registers_an_adapter_on_its_base_that_the_engine_serves(
+    tmp_path: Path, tiny_base: Any
+) -> None:
+    """A larger base is adapted with LoRA: the adapter ships, served on the base GGUF as it is."""
+    from goldiff.evaluate import EngineFim
+
+    base = Path(tiny_base.gguf_path)
+    home = tmp_path / "home"
+    fill_store(home, SPECS)
+    options = FinetuneOptions(
+        recipe="lora", steps=12, batch_size=4, seq_len=64, learning_rate=5e-3, threads=1, evals=3
+    )
+    result = distill_from_store(home, name="adapted-lora", base=base, options=options, min_rows=2, say=print)
+    assert not result["kept_base"] and result["qtype"] == "lora"
+    assert result["gguf"] == str(base) and Path(result["adapter"]).is_file()
+    losses = result["lineage"]["heldout_loss"]
+    assert losses["tuned"] < losses["base"], losses  # the adapter learned the gold
+    entry = Registry(home).resolve("adapted-lora")
+    assert entry.adapter_path is not None and Path(entry.adapter_path) == Path(result["adapter"]).resolve()
+    assert Path(entry.model_path) == base.resolve()
+    answers = []
+    for adapter in (None, entry.adapter_path):  # the base alone, then base + adapter
+        engine = EngineFim(entry.model_path, lora_path=adapter, max_seconds=30)
+        try:
+            answers.append(engine.answer("def add(a, b):\n    return", "\n"))
+        finally:
+            engine.close()
+    assert answers[1].logprobs  # the engine loaded the adapter on its base and answered
+    assert (answers[0].text, answers[0].logprobs) != (answers[1].text, answers[1].logprobs)

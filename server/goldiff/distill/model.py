@@ -8,6 +8,7 @@ with it unchanged.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,14 @@ def load_model(path: str | Path, **kwargs: Any) -> Any:
     from transformers import AutoModelForCausalLM
 
     folder = Path(path)
+    if not (folder / "config.json").is_file() and (folder / "adapter_config.json").is_file():
+        # A LoRA run's final/ holds only its adapter (peft's format): the base it names,
+        # with the adapter merged in, is the model it trained.
+        from peft import PeftModel
+
+        base_dir = json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"]
+        base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, **kwargs)
+        return PeftModel.from_pretrained(base, folder).merge_and_unload()
     if not (folder / "config.json").is_file():
         raise ConfigError(
             f"{folder} is not a Hugging Face model folder (no config.json); point init_from at "

@@ -149,7 +149,7 @@ def finetune(
 ) -> dict[str, Any]:
     """Fine-tune the base on sft rows; export, check parity and quantize the result."""
     from goldiff.distill.config import load_recipe
-    from goldiff.distill.gguf_export import export_checked
+    from goldiff.distill.gguf_export import export_checked, export_lora_checked
     from goldiff.distill.model import load_model
     from goldiff.distill.train import train
 
@@ -219,6 +219,22 @@ def finetune(
             "size_bytes": base.gguf.stat().st_size,
             **trained,
         }
+    if trainer.lora:
+        # A LoRA run ships its adapter, served on the base GGUF as it is (and its profile).
+        from peft import PeftModel
+
+        say("Exporting the LoRA adapter to GGUF (parity-checked against torch on the base GGUF)...")
+        tuned = PeftModel.from_pretrained(load_model(base.hf_dir), str(result.final_dir))
+        adapter = export_lora_checked(tuned, base.gguf, work / "distilled" / "adapter.gguf")
+        return {
+            "gguf": str(base.gguf),
+            "adapter": str(adapter.path),
+            "final_dir": str(result.final_dir),
+            "kept_base": False,
+            "qtype": adapter.qtype,
+            "size_bytes": adapter.size_bytes,
+            **trained,
+        }
     say("Exporting to GGUF (parity-checked against torch, quantized)...")
     model = load_model(result.final_dir)
     files = export_checked(
@@ -268,7 +284,6 @@ def distill_from_store(
     """The store's gold → a fine-tuned GGUF in `home/models/NAME/`, registered."""
     from goldiff.export import ExportOptions, export
     from goldiff.home import models_dir, store_path
-    from goldiff.sources.registry import Registry
     from goldiff.store import open_database
 
     options = options or FinetuneOptions()
@@ -327,7 +342,7 @@ def distill_from_store(
         result["heal"],
     )
     lineage["heldout_loss"] = losses
-    Registry(home).register(name, result["gguf"], kind="model", lineage=lineage)
+    register(home, name, result, lineage)
     (work / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
     if losses["base"] is not None:
         say(f"  held-out loss {losses['base']:.3f} (base) → {losses['tuned']:.3f} (fine-tuned)")
@@ -391,6 +406,17 @@ def adapted_rows(
     )
 
 
+def register(home: Path, name: str, result: dict[str, Any], lineage: dict[str, Any]) -> None:
+    """The fine-tune in the registry: a model, or a LoRA adapter on the base GGUF it trained on."""
+    from goldiff.sources.registry import Registry
+
+    if result.get("adapter"):
+        registry = Registry(home)
+        registry.register(name, result["adapter"], kind="adapter", base=result["gguf"], lineage=lineage)
+    else:
+        Registry(home).register(name, result["gguf"], kind="model", lineage=lineage)
+
+
 def heldout_losses(
     base: BaseModel,
     tuned_dir: str,
@@ -442,7 +468,6 @@ def distill_from_dataset(
     """
     from goldiff import pool
     from goldiff.home import models_dir
-    from goldiff.sources.registry import Registry
 
     options = options or FinetuneOptions()
     rank, world = processes()
@@ -485,7 +510,7 @@ def distill_from_dataset(
         "train_loss": result["train_loss"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    Registry(home).register(name, result["gguf"], kind="model", lineage=lineage)
+    register(home, name, result, lineage)
     (work / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
     say(f"Registered as {name!r}: `goldiff models use {name}` (or the editor's toggle) switches to it.")
     return {"name": name, **result, "lineage": lineage}
