@@ -814,6 +814,9 @@ def replay(
 @click.option(
     "--base-model", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="GGUF to start from."
 )
+@click.option(
+    "--recipe", help="Fine-tuning recipe (models/recipes/): `lora` for adapters on a larger --base-model."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated developer.")
 @click.option(
     "--suggest-with-base",
@@ -843,6 +846,7 @@ def demo(
     held_out: int | None,
     steps: int | None,
     base_model: Path | None,
+    recipe: str | None,
     seed: int,
     suggest_with_base: bool,
     tiny: bool,
@@ -855,7 +859,13 @@ def demo(
 
     from goldiff.demo import DemoConfig, run_demo, summary_lines
 
-    given = {"commits": commits, "held_out": held_out, "steps": steps, "base_model": base_model}
+    given = {
+        "commits": commits,
+        "held_out": held_out,
+        "steps": steps,
+        "base_model": base_model,
+        "recipe": recipe,
+    }
     changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     changes.update(repo=repo, seed=seed, suggest_with_base=suggest_with_base)
     config = DemoConfig.for_tests(**changes) if tiny else DemoConfig(**changes)

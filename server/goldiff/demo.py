@@ -300,36 +300,36 @@ def choose_model(
     distilled: dict[str, Any],
     say: Say,
     max_rows: int,
-) -> tuple[str, Path, dict[str, Any] | None]:
+) -> tuple[str, dict[str, Any] | None]:
     """Which model a user would be given: the fine-tune only if it beats its base on the validation gold.
 
     The rule `goldiff distill` promotes by (`distill.promote`: chars saved, by a margin),
     on the newest training-period contexts, which the fine-tune only validated on: the
-    held-out commits stay unseen by every choice. ("base", path, decision) or
-    ("distilled", ...); the decision is None when nothing could be compared.
+    held-out commits stay unseen by every choice. ("base" or "distilled", the decision);
+    the decision is None when nothing could be compared.
     """
     from goldiff.distill.promote import GoldRow, decide, local_completer, score
     from goldiff.evaluate import eval_rows
     from goldiff.export import load_rows
 
     if distilled.get("kept_base"):
-        return "base", base.gguf, None
+        return "base", None
     if val_cutoff is None:
-        return "distilled", Path(distilled["gguf"]), None
+        return "distilled", None
     val = _evenly(eval_rows(r for r in load_rows(train_rows) if float(r["ts"]) >= val_cutoff), max_rows)
     rows = [GoldRow(r.prefix, r.suffix, r.gold) for r in val]
     say(f"Comparing the fine-tune with its base on {len(rows)} validation contexts...")
     scores = {}
-    for name, path in (("distilled", Path(distilled["gguf"])), ("base", base.gguf)):
-        complete, close = local_completer(path)
+    candidates = (("distilled", Path(distilled["gguf"]), distilled.get("adapter")), ("base", base.gguf, None))
+    for name, path, adapter in candidates:
+        complete, close = local_completer(path, adapter=adapter)
         try:
             scores[name] = score(rows, complete)
         finally:
             close()
     decision = decide(scores["distilled"], scores["base"], rows="validation rows", against="the base")
     say(f"  {'the fine-tune' if decision.promote else 'the base'} is kept: {decision.reason}")
-    chosen = "distilled" if decision.promote else "base"
-    return chosen, (Path(distilled["gguf"]) if decision.promote else base.gguf), decision.as_dict()
+    return ("distilled" if decision.promote else "base"), decision.as_dict()
 
 
 def fit_gate(train_rows: Path, base: BaseModel, say: Say, max_rows: int) -> Gate | None:
@@ -369,7 +369,7 @@ def fit_gate(train_rows: Path, base: BaseModel, say: Say, max_rows: int) -> Gate
 def evaluate_models(
     test_rows: Path,
     base: BaseModel,
-    distilled: Path,
+    distilled: dict[str, Any],
     chosen: str,
     gate: Gate | None,
     out: Path,
@@ -382,7 +382,8 @@ def evaluate_models(
 
     rows = _evenly(eval_rows(load_rows(test_rows)), max_rows)
     say(f"Evaluating base and distilled models on {len(rows)} held-out contexts...")
-    models = [gguf_model("base", "base", base.gguf), gguf_model("distilled", "distilled", distilled)]
+    tuned = gguf_model("distilled", "distilled", distilled["gguf"], adapter=distilled.get("adapter"))
+    models = [gguf_model("base", "base", base.gguf), tuned]
     if gate is not None:
         # Listed right after the model it gates, so it scores that model's very answers.
         at = 1 if chosen == "base" else 2
@@ -460,9 +461,7 @@ def run_demo(
 
         t = time.monotonic()
         train_rows = Path(exported["paths"]["train"])
-        chosen, _path, decision = choose_model(
-            train_rows, val_cutoff, base, distilled, say, config.max_eval_rows
-        )
+        chosen, decision = choose_model(train_rows, val_cutoff, base, distilled, say, config.max_eval_rows)
         distilled["choice"] = {"kept": chosen, "decision": decision}
         gate = fit_gate(train_rows, base, say, config.max_eval_rows)
         stages["gate"] = time.monotonic() - t
@@ -471,7 +470,7 @@ def run_demo(
         report = evaluate_models(
             Path(exported["paths"]["test"]),
             base,
-            Path(distilled["gguf"]),
+            distilled,
             chosen,
             gate,
             report_dir,
