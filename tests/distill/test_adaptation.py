@@ -16,6 +16,7 @@ pytest.importorskip("llama_cpp")
 from goldiff.distill import data
 from goldiff.distill.pipeline import FinetuneOptions, distill_from_store
 from goldiff.distill.workspace import documents_at, text_rows, training_rows
+from goldiff.errors import ConfigError
 from goldiff.sources.base import CompletionRequest
 from goldiff.sources.profile import load_profile, write_profile
 from goldiff.sources.registry import Registry
@@ -178,3 +179,13 @@ def test_distill_with_lora_registers_an_adapter_on_its_base_that_the_engine_serv
             engine.close()
     assert answers[1].logprobs  # the engine loaded the adapter on its base and answered
     assert (answers[0].text, answers[0].logprobs) != (answers[1].text, answers[1].logprobs)
+
+
+def test_a_base_without_fim_tokens_trains_with_prefix_rows() -> None:
+    """A pulled left-to-right model's tokenizer has <|endoftext|> but no FIM tokens."""
+    from tokenizers import Tokenizer, models
+
+    tokenizer = Tokenizer(models.WordLevel({"<|endoftext|>": 0, "x": 1, "[UNK]": 2}, unk_token="[UNK]"))
+    assert data.SpecialIds.of(tokenizer, fim=False).eos == 0
+    with pytest.raises(ConfigError, match="without FIM tokens trains with prefix prompts"):
+        data.SpecialIds.of(tokenizer)

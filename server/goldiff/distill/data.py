@@ -41,14 +41,17 @@ class SpecialIds:
     fim_middle: int
 
     @classmethod
-    def of(cls, tokenizer: Any) -> SpecialIds:
-        ids = [tokenizer.token_to_id(t) for t in SPECIAL_TOKENS[:4]]
+    def of(cls, tokenizer: Any, *, fim: bool = True) -> SpecialIds:
+        """The ids; `fim=False` asks only for <|endoftext|> (a base without FIM tokens, such
+        as a pulled left-to-right model, trains and is served with prefix prompts)."""
+        names = SPECIAL_TOKENS[:4] if fim else SPECIAL_TOKENS[:1]
+        ids = [tokenizer.token_to_id(t) for t in names]
         if any(i is None for i in ids):
             raise ConfigError(
-                "The tokenizer lacks Goldiff's special tokens "
-                f"({', '.join(SPECIAL_TOKENS[:4])}); train it with goldiff's tokenizer module."
+                f"The tokenizer lacks the special tokens {', '.join(names)}"
+                + (": a base without FIM tokens trains with prefix prompts" if fim else "")
             )
-        return cls(*ids)
+        return cls(*ids) if fim else cls(ids[0], -1, -1, -1)  # no FIM ids: never used then
 
 
 def load_tokenizer(path: str | Path) -> Any:

@@ -36,7 +36,7 @@ def heldout_loss(
         return None
     tokenizer = data_mod.load_tokenizer(tokenizer_path)
     encoded = [data_mod.encode_sft_row(dict(r), tokenizer, seq_len, prompt, heal) for r in rows]
-    batches = data_mod.SFTRows(encoded, data_mod.SpecialIds.of(tokenizer).eos)
+    batches = data_mod.SFTRows(encoded, data_mod.SpecialIds.of(tokenizer, fim=False).eos)
     model = load_model(model_dir)
     model.eval()
     total, count = 0.0, 0

@@ -131,7 +131,7 @@ def train(
         else:
             train_rows, val_rows = data_mod.split_rows(gold, config.val_fraction)
         train_rows += [r for r in rows if "completion" not in r]
-        eos = data_mod.SpecialIds.of(tokenizer).eos
+        eos = data_mod.SpecialIds.of(tokenizer, fim=False).eos
 
         def encode(part: list[dict[str, Any]]) -> list[tuple[list[int], list[int]]]:
             shape = (config.sft_prompt, config.sft_heal)
