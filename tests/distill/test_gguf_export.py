@@ -302,3 +302,12 @@ def test_export_lora_checked_holds_a_quantized_base_to_its_tolerance(
     _randomise_lora(lora)
     exported = export_lora_checked(lora, q8, tmp_path / "adapter.gguf")
     assert exported.parity.passed and exported.parity.tolerance == DEFAULT_TOLERANCES["Q8_0"]
+
+
+def test_every_weight_type_a_base_may_declare_has_a_parity_tolerance() -> None:
+    """A pulled base (SmolLM2 ships Q4_1) is named by its type and held to that type's limits."""
+    from goldiff.distill.gguf_export import _FILE_TYPE_NAMES
+
+    assert _FILE_TYPE_NAMES[3] == "Q4_1" and _FILE_TYPE_NAMES[2] == "Q4_0"
+    assert set(_FILE_TYPE_NAMES.values()) <= set(DEFAULT_TOLERANCES)
+    assert DEFAULT_TOLERANCES["Q4_1"] == DEFAULT_TOLERANCES["Q4_K_M"]

@@ -445,7 +445,22 @@ PARITY_PROMPTS: tuple[str, ...] = (
     "for i, line in enumerate(lines):\n    if not line.strip():\n        continue\n",
     'raise ValueError(f"unknown option {name!r}")',
 )
-_FILE_TYPE_NAMES = {0: "F32", 1: "F16", 7: "Q8_0", 15: "Q4_K_M", 17: "Q5_K_M", 18: "Q6_K"}
+# llama.cpp's `general.file_type` codes (LLAMA_FTYPE_MOSTLY_*): ours, and the legacy and
+# small K types of models users pull (SmolLM2 ships Q4_1).
+_FILE_TYPE_NAMES = {
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
+}
 
 
 def file_type_name(gguf_path: str | Path) -> str:
