@@ -162,16 +162,15 @@ def write_board(
     if previous is not None:
         # A run of some benchmarks updates their rows and keeps the others' (each module's
         # rows say when and how they were measured, under "runs").
-        old = previous
-        kept = [e for e in old.get("entries", []) if e.get("bench") not in seconds]
+        kept = [e for e in previous.get("entries", []) if e.get("bench") not in seconds]
         entries = kept + entries
-        runs_of = {**old.get("runs", {}), **runs_of}
-        seconds = {**old.get("seconds_per_benchmark", {}), **seconds}
-        complete = complete and bool(old.get("complete"))
+        runs_of = {**previous.get("runs", {}), **runs_of}
+        seconds = {**previous.get("seconds_per_benchmark", {}), **seconds}
+        complete = complete and bool(previous.get("complete"))
     board = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "python": platform.python_version(),
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "when": when,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "repeats": args.repeats,
         "quick": args.quick,

@@ -308,7 +308,7 @@ def choose_model(
     held-out commits stay unseen by every choice. ("base" or "distilled", the decision);
     the decision is None when nothing could be compared.
     """
-    from goldiff.distill.promote import GoldRow, decide, local_completer, score
+    from goldiff.distill.promote import GoldRow, compare, local_completer
     from goldiff.evaluate import eval_rows
     from goldiff.export import load_rows
 
@@ -319,15 +319,13 @@ def choose_model(
     val = _evenly(eval_rows(r for r in load_rows(train_rows) if float(r["ts"]) >= val_cutoff), max_rows)
     rows = [GoldRow(r.prefix, r.suffix, r.gold) for r in val]
     say(f"Comparing the fine-tune with its base on {len(rows)} validation contexts...")
-    scores = {}
-    candidates = (("distilled", Path(distilled["gguf"]), distilled.get("adapter")), ("base", base.gguf, None))
-    for name, path, adapter in candidates:
-        complete, close = local_completer(path, adapter=adapter)
-        try:
-            scores[name] = score(rows, complete)
-        finally:
-            close()
-    decision = decide(scores["distilled"], scores["base"], rows="validation rows", against="the base")
+    decision = compare(
+        rows,
+        lambda: local_completer(distilled["gguf"], adapter=distilled.get("adapter")),
+        lambda: local_completer(base.gguf),
+        on="validation rows",
+        against="the base",
+    )
     say(f"  {'the fine-tune' if decision.promote else 'the base'} is kept: {decision.reason}")
     return ("distilled" if decision.promote else "base"), decision.as_dict()
 

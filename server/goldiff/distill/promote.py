@@ -65,7 +65,7 @@ def decide(
     current: dict[str, Any],
     *,
     min_gain: float = MIN_GAIN,
-    rows: str = "held-out rows",
+    on: str = "held-out rows",
     against: str = "the current default",
 ) -> Decision:
     """Promote only when the candidate's chars saved beats the current's by `min_gain`."""
@@ -73,16 +73,31 @@ def decide(
     gain = c - d
     n = candidate.get("requests", 0)
     if not n:
-        return Decision(False, f"no {rows} to compare on", candidate, current)
+        return Decision(False, f"no {on} to compare on", candidate, current)
     if gain >= min_gain and gain > 0:
-        reason = f"chars saved {c:.1%} vs {d:.1%} (+{gain * 100:.1f} points) on {n} {rows}"
+        reason = f"chars saved {c:.1%} vs {d:.1%} (+{gain * 100:.1f} points) on {n} {on}"
         return Decision(True, reason, candidate, current)
     verdict = "worse" if gain < 0 else "not better by enough"
     reason = (
         f"{verdict}: chars saved {c:.1%} vs {against}'s {d:.1%} ({gain * 100:+.1f} points, "
-        f"needs +{min_gain * 100:.1f}) on {n} {rows}"
+        f"needs +{min_gain * 100:.1f}) on {n} {on}"
     )
     return Decision(False, reason, candidate, current)
+
+
+Opener = Callable[[], tuple[Completer, Callable[[], None]]]  # a completer and what closes it
+
+
+def compare(rows: Sequence[GoldRow], candidate: Opener, current: Opener, **decide_args: Any) -> Decision:
+    """Score the candidate, then the current model, one engine at a time, and `decide`."""
+    scores = []
+    for opener in (candidate, current):
+        complete, close = opener()
+        try:
+            scores.append(score(rows, complete))
+        finally:
+            close()
+    return decide(scores[0], scores[1], **decide_args)
 
 
 def local_completer(
@@ -128,19 +143,14 @@ def promote_if_better(
         )
 
     make = completer or default_completer
-    scores = {}
-    for name in (candidate, current):
-        if name is None:
-            continue
-        complete, close = make(name)
+    if current is None:
+        complete, close = make(candidate)
         try:
-            scores[name] = score(rows, complete)
+            decision = Decision(True, "there was no default model", score(rows, complete), {})
         finally:
             close()
-    if current is None:
-        decision = Decision(True, "there was no default model", scores[candidate], {})
     else:
-        decision = decide(scores[candidate], scores[current])
+        decision = compare(rows, lambda: make(candidate), lambda: make(current))
     if decision.promote:
         registry.use(candidate)
     registry.annotate(candidate, promotion={**decision.as_dict(), "against": current})

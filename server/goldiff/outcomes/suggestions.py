@@ -134,14 +134,6 @@ class OutcomeTracker:
 
     # ------------------------------------------------------------------ timers
 
-    def schedule(self, due: float, fn: Callable[[], None]) -> None:
-        self.timers.schedule(due, fn)
-
-    _schedule = schedule
-
-    def run_due(self) -> None:
-        self.timers.run_due()
-
     def advance(self, clock: ManualClock, seconds: float) -> None:
         """Move a manual clock forward, running each timer at its own due time."""
         self.timers.advance(clock, seconds)
@@ -170,7 +162,7 @@ class OutcomeTracker:
         state.changed = True
         self._by_id[suggestion_id] = (state, item)
         self._join_episode(state, item, offset, now, source)
-        self._schedule(now + PENDING_TIMEOUT_SECONDS, lambda: self._timeout(state, item))
+        self.timers.schedule(now + PENDING_TIMEOUT_SECONDS, lambda: self._timeout(state, item))
         self._schedule_settle(state)
 
     def suggestion_reused(self, doc: Document, suggestion_id: str, offset: int, rest: str) -> None:
@@ -397,7 +389,7 @@ class OutcomeTracker:
         if first:
             item.accepted_at = now
             for seconds in CHECKPOINTS:
-                self._schedule(now + seconds, functools.partial(self._checkpoint, state, item, seconds))
+                self.timers.schedule(now + seconds, functools.partial(self._checkpoint, state, item, seconds))
         self.store.update_suggestion(
             item.id,
             {"outcome": outcome, "reason": None, "accepted_length": length, "resolved_at": now},
@@ -495,7 +487,7 @@ class OutcomeTracker:
         activity = self._activity.setdefault(state.doc.id, Activity())
         due = max(self.clock(), activity.last_edit_at + self._settle_seconds())
         state.check_scheduled = True
-        self._schedule(due, lambda: self._check_settle(state))
+        self.timers.schedule(due, lambda: self._check_settle(state))
 
     def _check_settle(self, state: DocState) -> None:
         state.check_scheduled = False

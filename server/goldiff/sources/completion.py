@@ -548,7 +548,7 @@ class CompletionService:
             settings.local.model or "",
             settings.local.adapter or "",
             settings.local.endpoint or "",
-            str(self.registry.mtime()),
+            str(self.registry.signature()),
         )
 
     def _complete(self, kind: str, request: CompletionRequest, cancel: threading.Event) -> Completion:

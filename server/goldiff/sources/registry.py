@@ -135,12 +135,6 @@ class Registry:
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def mtime(self) -> float:
-        try:
-            return self.path.stat().st_mtime_ns / 1e9
-        except FileNotFoundError:
-            return 0.0
-
     # ------------------------------------------------------------------ API
 
     def register(
