@@ -342,7 +342,7 @@ def fit_gate(train_rows: Path, base: BaseModel, say: Say, max_rows: int) -> Gate
     """
     from goldiff.evaluate import EngineFim, eval_rows, gate_rows
     from goldiff.export import load_rows
-    from goldiff.gate import curve, fit, out_of_fold_scores
+    from goldiff.gate import learn
 
     rows = _evenly(eval_rows(load_rows(train_rows)), max_rows)
     say(f"Learning a show/hide gate on the base model's answers to {len(rows)} training contexts...")
@@ -352,11 +352,10 @@ def fit_gate(train_rows: Path, base: BaseModel, say: Say, max_rows: int) -> Gate
     finally:
         engine.close()
     try:
-        gate = fit(examples)
+        gate = learn(examples)
     except ValueError as exc:
         say(f"  no show/hide gate: {exc}")
         return None
-    gate.info["curve"] = curve(examples, out_of_fold_scores(examples))
     say(
         f"  {len(examples)} answers ({gate.info['kept']} kept); threshold {gate.threshold:.2f} "
         f"(it would have shown {sum(gate.shows(r.x) for r in examples)})"

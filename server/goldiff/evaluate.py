@@ -270,20 +270,18 @@ class Answerer(Protocol):
     def answer(self, prefix: str, suffix: str) -> EngineAnswer: ...
 
 
-def gate_rows(engine: Answerer, rows: Sequence[EvalRow], progress: Progress | None = None) -> list[GateRow]:
+def gate_rows(engine: Answerer, rows: Sequence[EvalRow]) -> list[GateRow]:
     """What a gate learns from, made by asking `engine`: each shown answer, kept if a prefix of its gold.
 
     The simulated outcome of a suggestion on past gold, for a gate fitted before any
     suggestion of this model was shown (the demo); users' own outcomes replace it.
     """
     out = []
-    for i, row in enumerate(rows, 1):
+    for row in rows:
         answer = engine.answer(row.prefix, row.suffix)
         if answer.text:
             kept = accept_proxy(answer.text, row.gold)
             out.append(GateRow(answer.gate_features(), kept, len(answer.text) if kept else 0, len(row.gold)))
-        if progress:
-            progress(i, len(rows))
     return out
 
 

@@ -242,11 +242,16 @@ def curve(rows: Sequence[GateRow], scores: Sequence[float]) -> list[dict[str, fl
     return out
 
 
-def train_gate(db: Any, out: Path, *, source: str | None = "local") -> Gate:
-    """Train on the store's recorded outcomes and save the gate to `out` (with its curve)."""
-    rows = training_rows(db, source=source)
+def learn(rows: Sequence[GateRow]) -> Gate:
+    """`fit` on `rows`, with the honest (out-of-fold) curve of its trade-off in `info`."""
     gate = fit(rows)
     gate.info["curve"] = curve(rows, out_of_fold_scores(rows))
+    return gate
+
+
+def train_gate(db: Any, out: Path, *, source: str | None = "local") -> Gate:
+    """Train on the store's recorded outcomes and save the gate to `out` (with its curve)."""
+    gate = learn(training_rows(db, source=source))
     gate.save(out)
     return gate
 

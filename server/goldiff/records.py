@@ -524,7 +524,7 @@ def shadow_tally(db: sqlite_utils.Database, since: float | None = None) -> Shado
 # `goldiff stats`: outcome and proposal rates (printed by outcomes/stats.py, agent/stats.py).
 
 
-def _select(group: str) -> str:
+def _outcomes_by(group: str) -> str:
     survival = ", ".join(
         f"AVG(CASE WHEN outcome IN ('accepted', 'partial') THEN json_extract(survival, '$.\"{s}\"') END)"
         for s in CHECKPOINTS
@@ -540,7 +540,7 @@ def _select(group: str) -> str:
     )
 
 
-def _entry(keys: dict[str, Any], row: tuple[Any, ...]) -> dict[str, Any]:
+def _outcome_entry(keys: dict[str, Any], row: tuple[Any, ...]) -> dict[str, Any]:
     n, shown, accepted, partial, rejected, pending, reverted, settled, *surv = row
     accepted, partial, rejected = accepted or 0, partial or 0, rejected or 0
     decided = accepted + partial + rejected
@@ -565,20 +565,23 @@ def _entry(keys: dict[str, Any], row: tuple[Any, ...]) -> dict[str, Any]:
 
 def outcome_stats(db: sqlite_utils.Database) -> dict[str, Any]:
     """Acceptance, partial acceptance and mean survival, overall, by source/model and by day."""
-    overall = db.execute(_select("1")).fetchone()
+    overall = db.execute(_outcomes_by("1")).fetchone()
     by_source = [
-        _entry({"source": row[0], "model": row[1]}, row[2:])
-        for row in db.execute(_select("source, model")).fetchall()
+        _outcome_entry({"source": row[0], "model": row[1]}, row[2:])
+        for row in db.execute(_outcomes_by("source, model")).fetchall()
     ]
     by_day = [
-        _entry({"day": row[0]}, row[1:]) for row in db.execute(_select("date(ts, 'unixepoch')")).fetchall()
+        _outcome_entry({"day": row[0]}, row[1:])
+        for row in db.execute(_outcomes_by("date(ts, 'unixepoch')")).fetchall()
     ]
     episodes = db.execute(
         "SELECT COUNT(*), SUM(gold_diff IS NOT NULL AND gold_diff != ''), "
         "SUM(tests_passed = 1), SUM(tests_passed = 0) FROM episodes"
     ).fetchone()
     return {
-        "overall": _entry({}, overall[1:]) if overall else _entry({}, (0,) * (8 + len(CHECKPOINTS))),
+        "overall": _outcome_entry({}, overall[1:])
+        if overall
+        else _outcome_entry({}, (0,) * (8 + len(CHECKPOINTS))),
         "by_source": by_source,
         "by_day": by_day,
         "episodes": {
