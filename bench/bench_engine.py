@@ -202,8 +202,13 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             "value": round(r["cold_p50_ms"], 1),
             "unit": "ms",
             "baseline": {
-                "name": "same requests, prompt not capped for latency, ms p50",
+                "name": "same requests, no latency cap (a profile's context still applies), ms p50",
                 "value": round(r["cold_same_engine_p50_ms"], 1),
+            },
+            # Which cap bound: equal token counts mean the model's own context did, not latency.
+            "detail": {
+                "prompt_cap_tokens": r["prompt_cap_tokens"],
+                "uncapped_prompt_cap_tokens": r["uncapped_prompt_cap_tokens"],
             },
             "target": "<= 300",
         },
