@@ -119,14 +119,14 @@ def rows_with_frontier() -> list[EvalRow]:
 def oracle(rows: list[EvalRow]) -> ModelUnderTest:
     golds = {(r.prefix, r.suffix): r.gold for r in rows}
 
-    def complete(prefix: str, suffix: str) -> tuple[str, float]:
+    def complete(prefix: str, suffix: str, language: str = "") -> tuple[str, float]:
         return golds[(prefix, suffix)], 1.0
 
     return ModelUnderTest("oracle", "distilled", complete, size_bytes=10)
 
 
 def silent(name: str = "silent") -> ModelUnderTest:
-    return ModelUnderTest(name, "base", lambda prefix, suffix: ("", 2.0), size_bytes=20)
+    return ModelUnderTest(name, "base", lambda prefix, suffix, language="": ("", 2.0), size_bytes=20)
 
 
 def test_evaluate_scores_models_and_the_frontier() -> None:

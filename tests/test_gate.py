@@ -134,7 +134,7 @@ def test_eval_report_has_user_metrics_per_trigger_and_the_gate_curve(tmp_path: P
         EvalRow("3", "y = a.", "\n", "b"),
     ]
     answers = {"x = ": "foo", "def f():\n    ": "pass", "y = a.": ""}
-    model = ModelUnderTest("m", "base", lambda prefix, suffix: (answers[prefix], 1.0))
+    model = ModelUnderTest("m", "base", lambda prefix, suffix, language="": (answers[prefix], 1.0))
     report = evaluate(rows, [model])
     m = report["models"]["m"]
     assert m["shown_accept_rate"] == 0.5  # two shown, one a prefix of the gold
@@ -187,13 +187,13 @@ def test_a_gated_model_is_scored_on_the_same_answers_and_hides_the_unsure_ones()
             self.generated = 0
             self.last: EngineAnswer | None = None
 
-        def answer(self, prefix: str, suffix: str) -> EngineAnswer:
-            if self.last is None or self.last.key != (prefix, suffix):
+        def answer(self, prefix: str, suffix: str, language: str = "") -> EngineAnswer:
+            if self.last is None or self.last.key != (prefix, suffix, language):
                 self.generated += 1
                 sure = prefix.startswith("sure")
                 text = "right()" if sure else "wrong()"
                 lps = [-0.05, -0.1] if sure else [-2.5, -3.0]
-                self.last = EngineAnswer((prefix, suffix), prefix, suffix, text, lps, 5.0)
+                self.last = EngineAnswer((prefix, suffix, language), prefix, suffix, text, lps, 5.0)
             return self.last
 
     rows = [
@@ -202,7 +202,7 @@ def test_a_gated_model_is_scored_on_the_same_answers_and_hides_the_unsure_ones()
     ]
     engine = Answers()
     gate = fit(gate_rows(engine, rows[:12]))
-    plain = ModelUnderTest("m", "distilled", lambda p, s: (engine.answer(p, s).text, 5.0))
+    plain = ModelUnderTest("m", "distilled", lambda p, s, lang="": (engine.answer(p, s, lang).text, 5.0))
     report = evaluate(rows[12:], [plain, gated_model("m+gate", engine, gate)], frontier=False)
     assert engine.generated == 24  # 12 to learn from, then one per held-out row for both
     assert report["models"]["m"]["shown_accept_rate"] == pytest.approx(0.5)
@@ -210,3 +210,16 @@ def test_a_gated_model_is_scored_on_the_same_answers_and_hides_the_unsure_ones()
     assert gated["shown_accept_rate"] == pytest.approx(1.0)
     assert gated["accept_proxy"] == report["models"]["m"]["accept_proxy"]
     assert gated["empty_rate"] == pytest.approx(0.5)
+
+
+def test_an_evaluated_answer_is_scored_with_its_rows_language_as_the_server_scores_it() -> None:
+    from goldiff.evaluate import EngineAnswer, eval_rows
+
+    row = eval_rows([{"prefix": "x = ", "suffix": "\n", "completion": "1", "language": "python"}])[0]
+    assert row.language == "python"
+    python = FEATURES.index("python")
+    served = features(prefix="x = ", suffix="\n", text="1", logprobs=[-0.1], language="python")
+    answer = EngineAnswer(("x = ", "\n", row.language), "x = ", "\n", "1", [-0.1], 3.0)
+    assert answer.gate_features() == served and served[python] == 1.0
+    unknown = EngineAnswer(("x = ", "\n", ""), "x = ", "\n", "1", [-0.1], 3.0)
+    assert unknown.gate_features()[python] == 0.0

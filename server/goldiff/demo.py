@@ -308,7 +308,7 @@ def choose_model(
     held-out commits stay unseen by every choice. ("base" or "distilled", the decision);
     the decision is None when nothing could be compared.
     """
-    from goldiff.distill.promote import GoldRow, compare, local_completer
+    from goldiff.distill.promote import compare, local_completer
     from goldiff.evaluate import eval_rows
     from goldiff.export import load_rows
 
@@ -316,8 +316,7 @@ def choose_model(
         return "base", None
     if val_cutoff is None:
         return "distilled", None
-    val = _evenly(eval_rows(r for r in load_rows(train_rows) if float(r["ts"]) >= val_cutoff), max_rows)
-    rows = [GoldRow(r.prefix, r.suffix, r.gold) for r in val]
+    rows = _evenly(eval_rows(r for r in load_rows(train_rows) if float(r["ts"]) >= val_cutoff), max_rows)
     say(f"Comparing the fine-tune with its base on {len(rows)} validation contexts...")
     decision = compare(
         rows,

@@ -34,7 +34,16 @@ from goldiff.gate import Gate, GateRow, apply, features
 from goldiff.metrics import TRIGGER_KINDS, ByTrigger
 from goldiff.outcomes.spans import levenshtein
 
-Completer = Callable[[str, str], tuple[str, float]]
+
+class Completer(Protocol):
+    """Answers one cursor: the text a user would be shown, and how long it took (ms).
+
+    `language` is the editor's language id of the file, as the server sends it.
+    """
+
+    def __call__(self, prefix: str, suffix: str, language: str = "") -> tuple[str, float]: ...
+
+
 Progress = Callable[[int, int], None]
 
 CHRF_ORDER = 6
@@ -113,6 +122,7 @@ class EvalRow:
     model: str | None = None
     suggestion: str | None = None
     latency_ms: float | None = None
+    language: str = ""  # the editor's language id, as the server sends it with a request
 
 
 def eval_rows(rows: Iterable[Mapping[str, Any]]) -> list[EvalRow]:
@@ -131,6 +141,7 @@ def eval_rows(rows: Iterable[Mapping[str, Any]]) -> list[EvalRow]:
                 prefix=row["prefix"],
                 suffix=row["suffix"],
                 gold=row["completion"],
+                language=str(row.get("language") or ""),
                 source=row.get("source"),
                 model=row.get("model"),
                 suggestion=row.get("suggestion"),
@@ -147,7 +158,7 @@ def eval_rows(rows: Iterable[Mapping[str, Any]]) -> list[EvalRow]:
 class EngineAnswer:
     """One engine answer: the excerpts it was asked with, its text and token log-probs."""
 
-    key: tuple[str, str]  # the (prefix, suffix) asked
+    key: tuple[str, str, str]  # the (prefix, suffix, language) asked
     prefix: str  # the excerpts the source was sent (what the server's gate sees)
     suffix: str
     text: str
@@ -155,7 +166,10 @@ class EngineAnswer:
     latency_ms: float
 
     def gate_features(self) -> list[float]:
-        return features(prefix=self.prefix, suffix=self.suffix, text=self.text, logprobs=self.logprobs)
+        language = self.key[2]
+        return features(
+            prefix=self.prefix, suffix=self.suffix, text=self.text, logprobs=self.logprobs, language=language
+        )
 
 
 class EngineFim:
@@ -199,18 +213,18 @@ class EngineFim:
         # load (a busy machine otherwise turns slow answers into empty ones).
         self.max_seconds = max_seconds
 
-    def __call__(self, prefix: str, suffix: str) -> tuple[str, float]:
-        answer = self.answer(prefix, suffix)
+    def __call__(self, prefix: str, suffix: str, language: str = "") -> tuple[str, float]:
+        answer = self.answer(prefix, suffix, language)
         return answer.text, answer.latency_ms
 
-    def answer(self, prefix: str, suffix: str) -> EngineAnswer:
+    def answer(self, prefix: str, suffix: str, language: str = "") -> EngineAnswer:
         """The answer with what the show/hide gate scores it by; the last one is reused."""
         from goldiff.errors import EngineError
         from goldiff.sources.completion import make_request
 
-        if self._last is not None and self._last.key == (prefix, suffix):
+        if self._last is not None and self._last.key == (prefix, suffix, language):
             return self._last
-        request = make_request(prefix, suffix, kind="local")
+        request = make_request(prefix, suffix, kind="local", language=language)
         if self.max_tokens is not None:
             request.max_tokens = self.max_tokens
         if self.max_seconds is not None:
@@ -222,7 +236,8 @@ class EngineFim:
         except EngineError:
             text, logprobs = "", []
         latency = (time.perf_counter() - start) * 1000.0
-        self._last = EngineAnswer((prefix, suffix), request.prefix, request.suffix, text, logprobs, latency)
+        key = (prefix, suffix, language)
+        self._last = EngineAnswer(key, request.prefix, request.suffix, text, logprobs, latency)
         return self._last
 
     def close(self) -> None:
@@ -267,7 +282,7 @@ def gguf_model(
 class Answerer(Protocol):
     """What the gate's evaluation asks: an answer with the gate's inputs (`EngineFim`)."""
 
-    def answer(self, prefix: str, suffix: str) -> EngineAnswer: ...
+    def answer(self, prefix: str, suffix: str, language: str = "") -> EngineAnswer: ...
 
 
 def gate_rows(engine: Answerer, rows: Sequence[EvalRow]) -> list[GateRow]:
@@ -278,7 +293,7 @@ def gate_rows(engine: Answerer, rows: Sequence[EvalRow]) -> list[GateRow]:
     """
     out = []
     for row in rows:
-        answer = engine.answer(row.prefix, row.suffix)
+        answer = engine.answer(row.prefix, row.suffix, row.language)
         if answer.text:
             kept = accept_proxy(answer.text, row.gold)
             out.append(GateRow(answer.gate_features(), kept, len(answer.text) if kept else 0, len(row.gold)))
@@ -292,8 +307,8 @@ def gated_model(name: str, engine: Answerer, gate: Gate, role: str = "other") ->
     row (no second generation), so both are scored on identical answers.
     """
 
-    def complete(prefix: str, suffix: str) -> tuple[str, float]:
-        answer = engine.answer(prefix, suffix)
+    def complete(prefix: str, suffix: str, language: str = "") -> tuple[str, float]:
+        answer = engine.answer(prefix, suffix, language)
         show = bool(answer.text) and apply(gate, answer.gate_features())[0]
         return (answer.text if show else ""), answer.latency_ms
 
@@ -415,7 +430,7 @@ def evaluate(
     start = time.perf_counter()
     for i, row in enumerate(rows, 1):
         for m in models:
-            text, latency = m.complete(row.prefix, row.suffix)
+            text, latency = m.complete(row.prefix, row.suffix, row.language)
             scored = scores[m.name].add(text, row.gold, latency, row.prefix)
             if row.id in frontier_ids:
                 on_frontier[m.name].add(text, row.gold, None, row.prefix)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from goldiff.distill.promote import GoldRow, decide, local_completer, promote_if_better
+from goldiff.distill.promote import decide, local_completer, promote_if_better
 from goldiff.distill.tiny import write_tiny_gguf, write_tiny_lora_gguf
+from goldiff.evaluate import EvalRow
 from goldiff.sources.registry import Registry
 
 PREFIXES = [
@@ -27,13 +28,13 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return base, write_tiny_lora_gguf(base, folder / "goldiff-tiny-lora.gguf")
 
 
-def gold_from(path: Path, adapter: Path | None = None) -> list[GoldRow]:
+def gold_from(path: Path, adapter: Path | None = None) -> list[EvalRow]:
     """Held-out rows whose gold is what this model writes (plus more of the line)."""
     complete, close = local_completer(path, adapter=adapter, threads=1)
     rows = []
     for prefix in PREFIXES:
         text, _ = complete(prefix, "\n")
-        rows.append(GoldRow(prefix, "\n", text + " # rest"))
+        rows.append(EvalRow(str(len(rows)), prefix, "\n", text + " # rest"))
     close()
     return rows
 

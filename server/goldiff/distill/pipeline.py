@@ -438,14 +438,13 @@ def heldout_losses(
 
 def promote_from_split(home: Path, name: str, test_rows: Path | None, *, threads: int | None = None) -> Any:
     """`promote.promote_if_better` on the held-out sft rows of the export."""
-    from goldiff.distill.promote import GoldRow, promote_if_better
+    from goldiff.distill.promote import promote_if_better
+    from goldiff.evaluate import eval_rows
 
     rows = []
     if test_rows is not None and Path(test_rows).is_file():
         with Path(test_rows).open(encoding="utf-8") as fh:
-            for line in fh:
-                row = json.loads(line)
-                rows.append(GoldRow(row["prefix"], row["suffix"], row["completion"]))
+            rows = eval_rows(json.loads(line) for line in fh)
     return promote_if_better(home, name, rows, threads=threads)
 
 

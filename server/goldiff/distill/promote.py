@@ -19,25 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from goldiff.evaluate import Completer, EvalRow
 from goldiff.metrics import ByTrigger
 
 PRIMARY = "chars_saved"
 MIN_GAIN = 0.005  # half a percent of the gold's characters: less is noise on a few dozen rows
 
-Completer = Callable[[str, str], tuple[str, float]]
 
-
-@dataclass(frozen=True)
-class GoldRow:
-    prefix: str
-    suffix: str
-    gold: str
-
-
-def score(rows: Sequence[GoldRow], complete: Completer) -> dict[str, Any]:
+def score(rows: Sequence[EvalRow], complete: Completer) -> dict[str, Any]:
     tally = ByTrigger()
     for row in rows:
-        text, latency = complete(row.prefix, row.suffix)
+        text, latency = complete(row.prefix, row.suffix, row.language)
         tally.add(row.prefix, text, row.gold, latency)
     return tally.summary()
 
@@ -88,7 +80,7 @@ def decide(
 Opener = Callable[[], tuple[Completer, Callable[[], None]]]  # a completer and what closes it
 
 
-def compare(rows: Sequence[GoldRow], candidate: Opener, current: Opener, **decide_args: Any) -> Decision:
+def compare(rows: Sequence[EvalRow], candidate: Opener, current: Opener, **decide_args: Any) -> Decision:
     """Score the candidate, then the current model, one engine at a time, and `decide`."""
     scores = []
     for opener in (candidate, current):
@@ -121,7 +113,7 @@ def local_completer(
 def promote_if_better(
     home: Path,
     candidate: str,
-    rows: Sequence[GoldRow],
+    rows: Sequence[EvalRow],
     *,
     current: str | None = None,
     threads: int | None = None,
