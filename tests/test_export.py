@@ -301,8 +301,8 @@ def test_tests_passed_filter_follows_the_episode(tmp_path: Path) -> None:
     home = tmp_path / "home"
     fill_store(home, SUGGESTIONS[:2])
     store = TraceStore(home / "traces.db")
-    store.record_row("episodes", {"id": "ep-ok", "document_id": "doc-calc.py", "tests_passed": 1})
-    store.record_row("episodes", {"id": "ep-bad", "document_id": "doc-calc.py", "tests_passed": 0})
+    store.record_episode({"id": "ep-ok", "document_id": "doc-calc.py", "tests_passed": 1})
+    store.record_episode({"id": "ep-bad", "document_id": "doc-calc.py", "tests_passed": 0})
     store.update_suggestion("s1", {"episode_id": "ep-ok"})
     store.update_suggestion("s2", {"episode_id": "ep-bad"})
     store.close()
@@ -518,8 +518,8 @@ def test_edits_rows_come_from_episodes_and_the_recorded_document(tmp_path: Path)
             "text": "return math.pi * r**2",
         }
     )
-    store.record_row("episodes", episode)
-    store.record_row("episodes", {**episode, "id": "ep-open", "gold_diff": None, "ended_at": None})
+    store.record_episode(episode)
+    store.record_episode({**episode, "id": "ep-open", "gold_diff": None, "ended_at": None})
     store.close()
     database, _ = open_database(home / "traces.db")
     rows = rows_of(database, "edits")

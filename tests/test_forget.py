@@ -140,8 +140,7 @@ def _store_with_two_documents(path: Path) -> None:
             {"id": name, "session_id": "s", "uri": uri, "workspace": "file:///ws", "opened_at": ts}
         )
         store.record_edit(EditRecord(name, "open", 1, ts, 0.0, inserted=f"text_of_{name}_1234\n"))
-        store.record_row(
-            "proposals",
+        store.record_proposal(
             {
                 "id": f"p{name}",
                 "episode_id": f"e{name}",
@@ -150,9 +149,7 @@ def _store_with_two_documents(path: Path) -> None:
                 "instruction": f"ask_{name}",
             },
         )
-        store.record_row(
-            "episodes", {"id": f"e{name}", "document_id": name, "started_at": ts, "detail": "{}"}
-        )
+        store.record_episode({"id": f"e{name}", "document_id": name, "started_at": ts, "detail": "{}"})
         store.record_event("gap", session_id="s", detail={"uri": uri, "reason": "test"}, ts=ts)
     store.close()
 

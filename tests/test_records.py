@@ -19,7 +19,7 @@ def test_records_read_back_what_was_recorded(tmp_path: Path) -> None:
     store.record_edit(EditRecord("d", "change", 8, 3.0, 3.0, offset=4, removed=1, inserted="10"))
     store.record_terminal_command({"session_id": "s", "command_line": "pytest -q", "exit_code": 1})
     store.record_event("commit", session_id="s", detail={"sha": "abc"}, ts=4.0)
-    store.record_row("proposals", {"id": "p", "episode_id": "e", "turn": 1, "ts": 5.0, "kind": "edit"})
+    store.record_proposal({"id": "p", "episode_id": "e", "turn": 1, "ts": 5.0, "kind": "edit"})
     store.close()
     db, _ = open_database(tmp_path / "traces.db")
 

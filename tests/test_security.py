@@ -83,24 +83,17 @@ def test_the_writer_redacts_every_text_column_but_ids_and_paths(tmp_path: Path) 
     import json
     import sqlite3
 
-    import pytest
     from goldiff.migrations import migrate
     from goldiff.store import SAFE_COLUMNS, TraceStore
 
     key = "sk-proj-" + "Q2x9LmN4pR7tV1wZ3yB6cD8fG0hJ5kM7aS2dF"
     store = TraceStore(tmp_path / "traces.db")
     # Rows as a new call site would write them: no list of fields to redact anywhere.
-    store.record_row(
-        "episodes", {"id": "e1", "kind": "agent", "detail": json.dumps({"command": f"export K={key}"})}
-    )
-    store.update_row("episodes", "e1", {"before": f'KEY = "{key}"\n', "source": key})
+    store.record_episode({"id": "e1", "kind": "agent", "detail": json.dumps({"command": f"export K={key}"})})
+    store.update_episode("e1", {"before": f'KEY = "{key}"\n', "source": key})
     store.record_event("note", session_id="s", detail={"text": f"token {key}", "nested": [{"k": key}]})
     store.record_terminal_command({"session_id": "s", "command_line": f"OPENAI_API_KEY={key} claude 'fix'"})
-    store.record_row(
-        "proposals", {"id": "p1", "instruction": f"use {key}", "context": json.dumps({"p": key})}
-    )
-    with pytest.raises(ValueError):
-        store.record_row("edits", {"inserted": key})
+    store.record_proposal({"id": "p1", "instruction": f"use {key}", "context": json.dumps({"p": key})})
     store.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("traces.db*"))
     assert key.encode() not in raw

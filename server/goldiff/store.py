@@ -90,27 +90,6 @@ SAFE_COLUMNS = frozenset(
 # Columns that hold JSON: their strings are redacted one by one (with their keys), so the
 # column stays valid JSON.
 JSON_COLUMNS = frozenset({"detail", "context", "range", "survival"})
-# Written only by the edit path, which redacts each document's text in context (a secret
-# typed one key at a time is masked once it is whole, in every row that typed it).
-EDIT_TABLES = frozenset({"edits", "snapshots"})
-
-
-# Tables written only through their own `record_*` / `update_*` methods.
-TYPED_TABLES = EDIT_TABLES | {
-    "sessions",
-    "documents",
-    "terminal_commands",
-    "events",
-    "suggestions",
-    "suggestion_events",
-}
-
-
-def _untyped(table: str) -> None:
-    if table in EDIT_TABLES:
-        raise ValueError(f"{table} rows come from record_edit, which redacts them in context")
-    if table in TYPED_TABLES:
-        raise ValueError(f"{table} rows have their own record_* method in TraceStore")
 
 
 def redact_value(column: str, value: Any) -> Any:
@@ -162,6 +141,81 @@ class TerminalCommandRow(TypedDict, total=False):
     ended_at: float | None
     output: str | None
     output_truncated: int
+
+
+class SuggestionRow(TypedDict, total=False):
+    id: str
+    session_id: str | None
+    document_id: str | None
+    version: int | None
+    ts: float
+    source: str
+    model: str | None
+    mode: str
+    shadow_of: str | None
+    line: int
+    character: int
+    offset: int
+    prefix: str
+    suffix: str
+    context: str  # JSON
+    text: str
+    latency_ms: float | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    shown: int
+    outcome: str
+    reason: str | None
+    accepted_length: int | None
+    gold: str | None
+    settled_at: float | None
+    survival: str | None  # JSON
+    episode_id: str | None
+    reverted: int
+    resolved_at: float | None
+
+
+class EpisodeRow(TypedDict, total=False):
+    id: str
+    session_id: str | None
+    document_id: str | None
+    kind: str
+    source: str | None
+    started_at: float
+    ended_at: float | None
+    start_offset: int | None
+    end_offset: int | None
+    before: str | None
+    after: str | None
+    gold_diff: str | None
+    tests_passed: int | None
+    detail: str | None  # JSON
+
+
+class ProposalRow(TypedDict, total=False):
+    id: str
+    episode_id: str
+    session_id: str | None
+    document_id: str | None
+    turn: int
+    ts: float
+    kind: str
+    source: str | None
+    model: str | None
+    mode: str
+    shadow_of: str | None
+    instruction: str | None
+    range: str | None  # JSON
+    start_offset: int | None
+    end_offset: int | None
+    before: str | None
+    context: str | None  # JSON
+    text: str | None
+    outcome: str | None  # None: a shadow proposal, never shown
+    latency_ms: float | None
+    kept_share: float | None
+    settled_at: float | None
+    detail: str | None  # JSON
 
 
 @dataclass
@@ -384,10 +438,10 @@ class TraceStore:
         }
         self._queue.put(("insert", "events", row))
 
-    def record_suggestion(self, row: dict[str, Any]) -> None:
+    def record_suggestion(self, row: SuggestionRow) -> None:
         self._queue.put(("upsert", "suggestions", row))
 
-    def update_suggestion(self, suggestion_id: str, values: dict[str, Any]) -> None:
+    def update_suggestion(self, suggestion_id: str, values: SuggestionRow) -> None:
         self._queue.put(("update", "suggestions", suggestion_id, values))
 
     def record_suggestion_event(
@@ -405,14 +459,17 @@ class TraceStore:
         }
         self._queue.put(("insert", "suggestion_events", row))
 
-    def record_row(self, table: str, row: dict[str, Any], *, upsert: bool = False) -> None:
-        """A row for a table without its own `record_*` (episodes, proposals); redacted."""
-        _untyped(table)
-        self._queue.put(("upsert" if upsert else "insert", table, row))
+    def record_episode(self, row: EpisodeRow) -> None:
+        self._queue.put(("upsert", "episodes", row))
 
-    def update_row(self, table: str, pk: str, values: dict[str, Any]) -> None:
-        _untyped(table)
-        self._queue.put(("update", table, pk, values))
+    def update_episode(self, episode_id: str, values: EpisodeRow) -> None:
+        self._queue.put(("update", "episodes", episode_id, values))
+
+    def record_proposal(self, row: ProposalRow) -> None:
+        self._queue.put(("insert", "proposals", row))
+
+    def update_proposal(self, proposal_id: str, values: ProposalRow) -> None:
+        self._queue.put(("update", "proposals", proposal_id, values))
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything recorded so far is written; False if it could not be."""

@@ -20,8 +20,7 @@ def fill(home: Path) -> None:
         ("p5", "e3", 1, "agent", "claude", "rejected", 0.0, None),
     ]
     for pid, episode, turn, kind, source, outcome, kept, shadow_of in rows:
-        store.record_row(
-            "proposals",
+        store.record_proposal(
             {
                 "id": pid,
                 "episode_id": episode,
@@ -34,12 +33,8 @@ def fill(home: Path) -> None:
                 "latency_ms": 10.0 * turn,
             },
         )
-    store.record_row(
-        "episodes", {"id": "e2", "kind": "agent", "source": "claude", "tests_passed": 1, "ended_at": 1}
-    )
-    store.record_row(
-        "episodes", {"id": "e3", "kind": "agent", "source": "claude", "tests_passed": 0, "ended_at": 2}
-    )
+    store.record_episode({"id": "e2", "kind": "agent", "source": "claude", "tests_passed": 1, "ended_at": 1})
+    store.record_episode({"id": "e3", "kind": "agent", "source": "claude", "tests_passed": 0, "ended_at": 2})
     store.flush()
     store.close()
 

@@ -184,8 +184,7 @@ class ProposalTracker:
             if not episode.context:
                 episode.context = dict(context or {})
             self._proposals[proposal.id] = (episode, proposal)
-        self.store.record_row(
-            "proposals",
+        self.store.record_proposal(
             {
                 "id": proposal.id,
                 "episode_id": episode.id,
@@ -228,7 +227,7 @@ class ProposalTracker:
             return
         proposal.outcome = "accepted" if applied else "rejected"
         proposal.span = None
-        self.store.update_row("proposals", proposal.id, {"outcome": proposal.outcome})
+        self.store.update_proposal(proposal.id, {"outcome": proposal.outcome})
         state = self._docs.get(episode.uri)
         if state is not None:
             self._schedule_settle(state)
@@ -484,7 +483,7 @@ class ProposalTracker:
             for p in pending:
                 p.outcome = "rejected"  # never answered: nothing was applied
                 p.span = None
-                self.store.update_row("proposals", p.id, {"outcome": "rejected"})
+                self.store.update_proposal(p.id, {"outcome": "rejected"})
             self._end_episode(state, episode, now, why)
 
     def _end_episode(self, state: DocEdits, episode: Episode, now: float, why: str) -> None:

@@ -29,7 +29,7 @@ from goldiff.outcomes import testruns
 from goldiff.outcomes.diffs import unified_diff, validate
 from goldiff.outcomes.spans import Span
 from goldiff.prompts import EDIT_CONTEXT_LINES, edit_history
-from goldiff.store import EditRecord, TraceStore
+from goldiff.store import EditRecord, EpisodeRow, ProposalRow, TraceStore
 
 RECENT_EPISODES = 200  # ended episodes kept in memory to receive later test runs
 TEST_LINK_SECONDS = 1800.0  # test runs up to 30 min after an episode's end still count for it
@@ -114,7 +114,7 @@ class Episodes:
         self.recent: deque[Episode] = deque(maxlen=RECENT_EPISODES)
 
     def opened(self, episode: Episode) -> None:
-        self._write(episode, start_offset=episode.region.start, end_offset=episode.region.end)
+        self._write(episode, {"start_offset": episode.region.start, "end_offset": episode.region.end})
 
     def end(self, episode: Episode, text: str, now: float) -> None:
         """End `episode` in the document's current `text`: its gold diff, kept shares, row."""
@@ -132,10 +132,10 @@ class Episodes:
             diff = ""
         for p in episode.proposals:
             share = episode.kept[p.id] = kept_share(p.before, p.text, after)
-            values: dict[str, Any] = {"kept_share": share, "settled_at": now}
+            values: ProposalRow = {"kept_share": share, "settled_at": now}
             if p.outcome == "accepted" and episode.kind == "agent" and share == 0.0:
                 p.outcome = values["outcome"] = "rejected"  # the developer undid all of it
-            self.store.update_row("proposals", p.id, values)
+            self.store.update_proposal(p.id, values)
         if episode.seen is not None:
             seen_text, near, cursor, history = episode.seen
             episode.context = surroundings(seen_text, before, near, cursor)
@@ -146,14 +146,16 @@ class Episodes:
         self.recent.append(episode)
         self._write(
             episode,
-            ended_at=now,
-            start_offset=head_start,
-            end_offset=tail_end,
-            before=before,
-            after=after,
-            gold_diff=diff,
-            tests_passed=episode.tests_passed(),
-            detail=episode.detail(),
+            {
+                "ended_at": now,
+                "start_offset": head_start,
+                "end_offset": tail_end,
+                "before": before,
+                "after": after,
+                "gold_diff": diff,
+                "tests_passed": episode.tests_passed(),
+                "detail": episode.detail(),
+            },
         )
 
     def terminal_command(self, entry: dict[str, Any], open_episodes: Iterable[Episode]) -> bool:
@@ -178,12 +180,13 @@ class Episodes:
         for episode in self.recent:
             if episode.ended_at is not None and now - episode.ended_at <= TEST_LINK_SECONDS:
                 episode.test_runs.append(run)
-                values = {"tests_passed": episode.tests_passed(), "detail": episode.detail()}
-                self.store.update_row("episodes", episode.id, values)
+                self.store.update_episode(
+                    episode.id, {"tests_passed": episode.tests_passed(), "detail": episode.detail()}
+                )
         return commit
 
-    def _write(self, episode: Episode, **values: Any) -> None:
-        row = {
+    def _write(self, episode: Episode, values: EpisodeRow) -> None:
+        row: EpisodeRow = {
             "id": episode.id,
             "session_id": self._session_id(),
             "document_id": episode.document_id,
@@ -191,9 +194,9 @@ class Episodes:
             "source": episode.source,
             "started_at": episode.started_at,
             "before": episode.before,
-            **values,
         }
-        self.store.record_row("episodes", row, upsert=True)
+        row.update(values)
+        self.store.record_episode(row)
 
 
 # ---------------------------------------------------------------------------- pure helpers

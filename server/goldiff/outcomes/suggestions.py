@@ -520,8 +520,7 @@ class OutcomeTracker:
             item.settled = True
             item.extendable = False
             state.changed = True
-            values: dict[str, Any] = {"gold": gold, "settled_at": now}
-            self.store.update_suggestion(item.id, values)
+            self.store.update_suggestion(item.id, {"gold": gold, "settled_at": now})
             self._event(item.id, "settled", {"why": why, "gold_length": len(gold)})
         for episode in list(state.episodes):
             if all(i.settled for i in state.items if i.episode is episode):

@@ -57,7 +57,7 @@ from goldiff.sources.base import (
 )
 from goldiff.sources.deterministic import DeterministicSource, is_test_spec
 from goldiff.sources.registry import Registry, Resolved
-from goldiff.store import EditRecord
+from goldiff.store import EditRecord, SuggestionRow
 
 if TYPE_CHECKING:
     from goldiff.host import Host
@@ -594,7 +594,7 @@ class CompletionService:
             context["logprobs"] = [round(v, 4) for v in completion.token_logprobs]
         if completion.gate_score is not None:
             context["gateScore"] = round(completion.gate_score, 4)
-        row: dict[str, Any] = {
+        row: SuggestionRow = {
             "id": sid,
             "session_id": self.server.recorder.session_id,
             "document_id": doc.id,
