@@ -1,0 +1,234 @@
+"""llama.cpp's repacked kernels, per quantization type, on this machine.
+
+The engine worker loads models with llama.cpp's extra buffer types ("repacking") unless
+they faulted here before (`goldiff.local.repack`, `server/goldiff/sources/repack.py`). This
+measures, for each type Goldiff writes (`distill/quantize.py` QUANT_TYPES) plus Q4_0 and
+IQ4_NL (quantized here directly with `llama_cpp.llama_model_quantize`: llama.cpp repacks
+them on x86, Goldiff does not offer them) of a random-weight qwen2 (width 512, 4 layers),
+and for the shipped default model (`models/goldiff-default-Q6_K.gguf`):
+
+- whether a repacking load faults (the child's exit status),
+- how many weights llama.cpp repacked, into which buffer types,
+- prompt evaluation of the same 800 tokens, 2 threads, p50 of repeated evaluations, with
+  repacking vs without (the baseline: the same model and prompt, loaded the safe way, in
+  the same run; loads alternate between the two, so a busy spell hits both),
+- whether greedy decoding gives the same tokens both ways (repacked kernels round
+  differently: on random weights the logits differ by up to ~1).
+
+Every load is its own subprocess, so a fault ends that child only. Plain measurements (no
+targets): they tell which types gain, not a promise.
+
+    python bench/bench_repack.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "server"), str(ROOT)]
+
+from goldiff.distill.quantize import QUANT_TYPES  # noqa: E402
+from goldiff.distill.tiny import write_tiny_gguf  # noqa: E402
+from goldiff.sources.repack import is_fault  # noqa: E402
+
+THREADS = 2
+PROMPT_TOKENS = 800
+GREEDY_TOKENS = 16
+# Types llama.cpp repacks on x86 that Goldiff does not write (llama_ftype values).
+EXTRA_TYPES = {"Q4_0": 2, "IQ4_NL": 25}
+DEFAULT_MODEL = ROOT / "models" / "goldiff-default-Q6_K.gguf"
+
+# One load in its own process: prompt evaluation times and greedy tokens, as JSON on stdout.
+CHILD = """
+import json, sys, time
+import numpy as np
+from goldiff.sources.llamacpp import load_llama_with
+path, repack, repeats, n_prompt, n_greedy, threads = sys.argv[1], sys.argv[2] == "1", *map(int, sys.argv[3:])
+llm, info = load_llama_with(path, repack=repack, n_ctx=1024, n_threads=threads,
+                            n_threads_batch=threads, n_batch=512, verbose=False)
+n_vocab = llm.n_vocab()
+prompt = [(i * 7919) % (n_vocab - 10) + 5 for i in range(n_prompt)]
+times = []
+for _ in range(repeats + 1):  # the first is a warm-up
+    llm.reset()
+    t0 = time.perf_counter()
+    llm.eval(prompt)
+    times.append((time.perf_counter() - t0) * 1000.0)
+llm.reset()
+code = "def mean(values):\\n    total = 0\\n    for v in values:\\n        total += v\\n    return "
+llm.eval(llm.tokenize(code.encode(), add_bos=False, special=False))
+greedy = []
+for _ in range(n_greedy):
+    token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+    greedy.append(token)
+    llm.eval([token])
+print("RESULT " + json.dumps({"repack": info.as_dict(), "prompt_ms": times[1:], "greedy": greedy}))
+"""
+
+
+def quantized(src: Path, work: Path) -> dict[str, Path]:
+    """The source model in every type measured (F32 is the source itself)."""
+    import llama_cpp
+
+    out: dict[str, Path] = {}
+    for name, ftype in {**QUANT_TYPES, **EXTRA_TYPES}.items():
+        dst = work / f"bench-{name}.gguf"
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = ftype
+        status = llama_cpp.llama_model_quantize(
+            os.fsencode(str(src)), os.fsencode(str(dst)), ctypes.byref(params)
+        )
+        if status != 0:
+            raise RuntimeError(f"quantizing to {name} failed ({status})")
+        out[name] = dst
+    return out
+
+
+def load_once(model: Path, repack: bool, repeats: int) -> dict[str, Any]:
+    """One load in a child process: its exit status and, if it lived, what it measured."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "server"), os.environ.get("PYTHONPATH")])),
+    }
+    args = [
+        str(model),
+        "1" if repack else "0",
+        str(repeats),
+        str(PROMPT_TOKENS),
+        str(GREEDY_TOKENS),
+        str(THREADS),
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, *args], capture_output=True, text=True, env=env, timeout=600
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    result: dict[str, Any] = json.loads(lines[-1][7:]) if lines and proc.returncode == 0 else {}
+    result["returncode"] = proc.returncode
+    if proc.returncode != 0:
+        result["stderr_tail"] = proc.stderr[-500:]
+    return result
+
+
+def measure_model(name: str, model: Path, rounds: int, repeats: int) -> dict[str, Any]:
+    """Loads without and with repacking, alternated `rounds` times: a busy machine's slow
+    spells fall on both sides. The p50s are over every evaluation of a side."""
+    offs, ons = [], []
+    for _ in range(rounds):
+        offs.append(load_once(model, False, repeats))
+        ons.append(load_once(model, True, repeats))
+        if ons[-1]["returncode"] != 0:
+            break  # a fault is an answer: no need to crash it again
+    off = {**offs[-1], "prompt_ms": [t for r in offs for t in r.get("prompt_ms", [])]}
+    on = {**ons[-1], "prompt_ms": [t for r in ons for t in r.get("prompt_ms", [])]}
+    if not off["prompt_ms"]:
+        del off["prompt_ms"]
+    if not on["prompt_ms"] or on["returncode"] != 0:
+        del on["prompt_ms"]
+    row: dict[str, Any] = {
+        "type": name,
+        "faulted": is_fault(on["returncode"]),
+        "returncode": on["returncode"],
+        "off_returncode": off["returncode"],
+    }
+    if "prompt_ms" in off:
+        row["off_ms"] = statistics.median(off["prompt_ms"])
+    if "prompt_ms" in on:
+        row["on_ms"] = statistics.median(on["prompt_ms"])
+        row["tensors"] = on["repack"]["tensors"]
+        row["buffers"] = on["repack"]["buffers"]
+    if "greedy" in on and "greedy" in off:
+        same = 0
+        for a, b in zip(on["greedy"], off["greedy"], strict=True):
+            if a != b:
+                break
+            same += 1
+        row["greedy_same"] = same
+        row["greedy_agree"] = same == len(off["greedy"])
+    return row
+
+
+def measure(quick: bool = False, model: Path | None = None) -> list[dict[str, Any]]:
+    rounds, repeats = (1, 3) if quick else (2, 5)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="goldiff-bench-repack-") as tmp:
+        work = Path(tmp)
+        src = write_tiny_gguf(work / "source-f32.gguf", width=512, n_layer=4, dtype="f32")
+        for name, path in quantized(src, work).items():
+            rows.append(measure_model(name, path, rounds, repeats))
+        default = model or DEFAULT_MODEL
+        if default.exists():
+            rows.append(measure_model(f"default model {default.name}", default, rounds, repeats))
+    return rows
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Entries for the benchmark board (bench/run.py): plain measurements, no targets."""
+    entries = []
+    for row in measure(quick):
+        name = row["type"]
+        label = name if name.startswith("default model") else f"{name}, random-weight qwen2 width 512"
+        entry: dict[str, Any] = {
+            "name": f"repack_prompt_eval_p50 ({label}, {PROMPT_TOKENS} tokens, {THREADS} threads)",
+            "unit": "ms",
+            "baseline": {"name": "same model loaded without repacking, ms p50", "value": row.get("off_ms")},
+            "target": None,
+            "kind": "measurement",
+            "detail": {
+                k: row.get(k)
+                for k in ("faulted", "returncode", "tensors", "buffers", "greedy_agree", "greedy_same")
+            },
+        }
+        if "on_ms" in row and "off_ms" in row:
+            entry["value"] = round(row["on_ms"], 1)
+            entry["baseline"]["value"] = round(row["off_ms"], 1)
+        else:
+            entry["value"] = "error"
+            why = "faulted" if row["faulted"] else "failed"
+            entry["error"] = f"the repacking load {why} (exit status {row['returncode']})"
+        entries.append(entry)
+    return entries
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        f"{'type':<40} {'fault':>5} {'repacked':>8} {'buffers':<11} "
+        f"{'off ms':>7} {'on ms':>7} {'on/off':>6} greedy"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        off, on = r.get("off_ms"), r.get("on_ms")
+        ratio = f"{on / off:.2f}" if on and off else "-"
+        greedy = "same" if r.get("greedy_agree") else f"{r.get('greedy_same', '-')}/{GREEDY_TOKENS} same"
+        lines.append(
+            f"{r['type']:<40} {'YES' if r['faulted'] else 'no':>5} {r.get('tensors', '-')!s:>8} "
+            f"{','.join(r.get('buffers') or []) or '-':<11} {_ms(off):>7} {_ms(on):>7} {ratio:>6} {greedy}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--model", type=Path, help="another GGUF for the last row (default: the shipped one)")
+    args = parser.parse_args()
+    rows = measure(args.quick, args.model)
+    print(table(rows))
+    print(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
