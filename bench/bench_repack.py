@@ -9,9 +9,10 @@ and for the shipped default model (`models/goldiff-default-Q6_K.gguf`):
 
 - whether a repacking load faults (the child's exit status),
 - how many weights llama.cpp repacked, into which buffer types,
-- prompt evaluation of the same 800 tokens, 2 threads, p50 of repeated evaluations, with
-  repacking vs without (the baseline: the same model and prompt, loaded the safe way, in
-  the same run; loads alternate between the two, so a busy spell hits both),
+- prompt evaluation of the same 800 tokens, 2 threads, p50 (and min) of repeated
+  evaluations, with repacking vs without (the baseline: the same model and prompt, loaded
+  the safe way in the same process, the evaluations alternating between the two, so a busy
+  spell of a shared machine falls on both sides),
 - whether greedy decoding gives the same tokens both ways (repacked kernels round
   differently: on random weights the logits differ by up to ~1).
 
@@ -48,31 +49,39 @@ GREEDY_TOKENS = 16
 EXTRA_TYPES = {"Q4_0": 2, "IQ4_NL": 25}
 DEFAULT_MODEL = ROOT / "models" / "goldiff-default-Q6_K.gguf"
 
-# One load in its own process: prompt evaluation times and greedy tokens, as JSON on stdout.
+# One child per round: the model loaded the safe way, then with repacking (a fault ends the
+# child here: its exit status says so), then prompt evaluations alternating between the two,
+# so a busy spell of the machine falls on both sides. Results as JSON on stdout.
 CHILD = """
 import json, sys, time
 import numpy as np
 from goldiff.sources.llamacpp import load_llama_with
-path, repack, repeats, n_prompt, n_greedy, threads = sys.argv[1], sys.argv[2] == "1", *map(int, sys.argv[3:])
-llm, info = load_llama_with(path, repack=repack, n_ctx=1024, n_threads=threads,
-                            n_threads_batch=threads, n_batch=512, verbose=False)
-n_vocab = llm.n_vocab()
+path, repeats, n_prompt, n_greedy, threads = sys.argv[1], *map(int, sys.argv[2:])
+def load(repack):
+    return load_llama_with(path, repack=repack, n_ctx=1024, n_threads=threads,
+                           n_threads_batch=threads, n_batch=512, verbose=False)
+(off, _), (on, info) = load(False), load(True)
+n_vocab = off.n_vocab()
 prompt = [(i * 7919) % (n_vocab - 10) + 5 for i in range(n_prompt)]
-times = []
-for _ in range(repeats + 1):  # the first is a warm-up
-    llm.reset()
-    t0 = time.perf_counter()
-    llm.eval(prompt)
-    times.append((time.perf_counter() - t0) * 1000.0)
-llm.reset()
+times = {"off": [], "on": []}
+for r in range(repeats + 1):  # the first of each is a warm-up
+    for side, llm in (("off", off), ("on", on)) if r % 2 else (("on", on), ("off", off)):
+        llm.reset()
+        t0 = time.perf_counter()
+        llm.eval(prompt)
+        if r:
+            times[side].append((time.perf_counter() - t0) * 1000.0)
 code = "def mean(values):\\n    total = 0\\n    for v in values:\\n        total += v\\n    return "
-llm.eval(llm.tokenize(code.encode(), add_bos=False, special=False))
-greedy = []
-for _ in range(n_greedy):
-    token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-    greedy.append(token)
-    llm.eval([token])
-print("RESULT " + json.dumps({"repack": info.as_dict(), "prompt_ms": times[1:], "greedy": greedy}))
+greedy = {}
+for side, llm in (("off", off), ("on", on)):
+    llm.reset()
+    llm.eval(llm.tokenize(code.encode(), add_bos=False, special=False))
+    greedy[side] = []
+    for _ in range(n_greedy):
+        token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        greedy[side].append(token)
+        llm.eval([token])
+print("RESULT " + json.dumps({"repack": info.as_dict(), "ms": times, "greedy": greedy}))
 """
 
 
@@ -94,20 +103,13 @@ def quantized(src: Path, work: Path) -> dict[str, Path]:
     return out
 
 
-def load_once(model: Path, repack: bool, repeats: int) -> dict[str, Any]:
-    """One load in a child process: its exit status and, if it lived, what it measured."""
+def load_once(model: Path, repeats: int) -> dict[str, Any]:
+    """One child (see CHILD): its exit status and, if it lived, what it measured."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "server"), os.environ.get("PYTHONPATH")])),
     }
-    args = [
-        str(model),
-        "1" if repack else "0",
-        str(repeats),
-        str(PROMPT_TOKENS),
-        str(GREEDY_TOKENS),
-        str(THREADS),
-    ]
+    args = [str(model), *map(str, (repeats, PROMPT_TOKENS, GREEDY_TOKENS, THREADS))]
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, *args], capture_output=True, text=True, env=env, timeout=600
     )
@@ -120,45 +122,39 @@ def load_once(model: Path, repack: bool, repeats: int) -> dict[str, Any]:
 
 
 def measure_model(name: str, model: Path, rounds: int, repeats: int) -> dict[str, Any]:
-    """Loads without and with repacking, alternated `rounds` times: a busy machine's slow
-    spells fall on both sides. The p50s are over every evaluation of a side."""
-    offs, ons = [], []
+    """`rounds` children; the p50 (and min) of each side over all their evaluations."""
+    runs = []
     for _ in range(rounds):
-        offs.append(load_once(model, False, repeats))
-        ons.append(load_once(model, True, repeats))
-        if ons[-1]["returncode"] != 0:
+        runs.append(load_once(model, repeats))
+        if runs[-1]["returncode"] != 0:
             break  # a fault is an answer: no need to crash it again
-    off = {**offs[-1], "prompt_ms": [t for r in offs for t in r.get("prompt_ms", [])]}
-    on = {**ons[-1], "prompt_ms": [t for r in ons for t in r.get("prompt_ms", [])]}
-    if not off["prompt_ms"]:
-        del off["prompt_ms"]
-    if not on["prompt_ms"] or on["returncode"] != 0:
-        del on["prompt_ms"]
+    last = runs[-1]
     row: dict[str, Any] = {
         "type": name,
-        "faulted": is_fault(on["returncode"]),
-        "returncode": on["returncode"],
-        "off_returncode": off["returncode"],
+        "faulted": is_fault(last["returncode"]),
+        "returncode": last["returncode"],
     }
-    if "prompt_ms" in off:
-        row["off_ms"] = statistics.median(off["prompt_ms"])
-    if "prompt_ms" in on:
-        row["on_ms"] = statistics.median(on["prompt_ms"])
-        row["tensors"] = on["repack"]["tensors"]
-        row["buffers"] = on["repack"]["buffers"]
-    if "greedy" in on and "greedy" in off:
-        same = 0
-        for a, b in zip(on["greedy"], off["greedy"], strict=True):
-            if a != b:
-                break
-            same += 1
-        row["greedy_same"] = same
-        row["greedy_agree"] = same == len(off["greedy"])
+    if last["returncode"] != 0:
+        row["stderr_tail"] = last.get("stderr_tail")
+        return row
+    for side in ("off", "on"):
+        times = [t for run in runs for t in run["ms"][side]]
+        row[f"{side}_ms"] = statistics.median(times)
+        row[f"{side}_min_ms"] = min(times)
+    row["tensors"] = last["repack"]["tensors"]
+    row["buffers"] = last["repack"]["buffers"]
+    same = 0
+    for a, b in zip(last["greedy"]["on"], last["greedy"]["off"], strict=True):
+        if a != b:
+            break
+        same += 1
+    row["greedy_same"] = same
+    row["greedy_agree"] = same == GREEDY_TOKENS
     return row
 
 
 def measure(quick: bool = False, model: Path | None = None) -> list[dict[str, Any]]:
-    rounds, repeats = (1, 3) if quick else (2, 5)
+    rounds, repeats = (1, 3) if quick else (2, 4)
     rows = []
     with tempfile.TemporaryDirectory(prefix="goldiff-bench-repack-") as tmp:
         work = Path(tmp)
@@ -177,7 +173,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     for row in measure(quick):
         name = row["type"]
         label = name if name.startswith("default model") else f"{name}, random-weight qwen2 width 512"
-        entry: dict[str, Any] = {
+        entry: dict[str, Any] = {  # value and baseline: p50s of the same evaluations, interleaved
             "name": f"repack_prompt_eval_p50 ({label}, {PROMPT_TOKENS} tokens, {THREADS} threads)",
             "unit": "ms",
             "baseline": {"name": "same model loaded without repacking, ms p50", "value": row.get("off_ms")},
@@ -185,7 +181,16 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             "kind": "measurement",
             "detail": {
                 k: row.get(k)
-                for k in ("faulted", "returncode", "tensors", "buffers", "greedy_agree", "greedy_same")
+                for k in (
+                    "faulted",
+                    "returncode",
+                    "tensors",
+                    "buffers",
+                    "greedy_agree",
+                    "greedy_same",
+                    "on_min_ms",
+                    "off_min_ms",
+                )
             },
         }
         if "on_ms" in row and "off_ms" in row:
@@ -206,16 +211,19 @@ def _ms(value: float | None) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         f"{'type':<40} {'fault':>5} {'repacked':>8} {'buffers':<11} "
-        f"{'off ms':>7} {'on ms':>7} {'on/off':>6} greedy"
+        f"{'off p50':>7} {'on p50':>7} {'on/off':>6} {'off min':>7} {'on min':>7} {'on/off':>6} greedy"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         off, on = r.get("off_ms"), r.get("on_ms")
         ratio = f"{on / off:.2f}" if on and off else "-"
+        off_min, on_min = r.get("off_min_ms"), r.get("on_min_ms")
+        min_ratio = f"{on_min / off_min:.2f}" if on_min and off_min else "-"
         greedy = "same" if r.get("greedy_agree") else f"{r.get('greedy_same', '-')}/{GREEDY_TOKENS} same"
         lines.append(
             f"{r['type']:<40} {'YES' if r['faulted'] else 'no':>5} {r.get('tensors', '-')!s:>8} "
-            f"{','.join(r.get('buffers') or []) or '-':<11} {_ms(off):>7} {_ms(on):>7} {ratio:>6} {greedy}"
+            f"{','.join(r.get('buffers') or []) or '-':<11} {_ms(off):>7} {_ms(on):>7} {ratio:>6} "
+            f"{_ms(off_min):>7} {_ms(on_min):>7} {min_ratio:>6} {greedy}"
         )
     return "\n".join(lines)
 
