@@ -129,7 +129,8 @@ def test_a_fault_while_loading_repacked_is_recorded_and_the_model_loads_without(
         assert worker.complete(REQUEST).completion_tokens == 4
     finally:
         worker.close()
-    assert len(told) == 1 and "llama.cpp's faster kernels crashed on this CPU for goldiff-tiny-q4_0" in told[0]
+    assert len(told) == 1
+    assert "llama.cpp's faster kernels crashed on this CPU for goldiff-tiny-q4_0" in told[0]
     assert "Goldiff now loads it without them" in told[0]
     assert info["repack"]["on"] is False and "SIGSEGV while loading" in info["repackMode"]
     records = json.loads(faults.read_text())
