@@ -8,6 +8,7 @@ worker, llama.cpp, the record file, the restart) is the product's own code.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import json
 import os
@@ -20,6 +21,9 @@ from goldiff.errors import EngineError
 from goldiff.sources.base import CompletionRequest
 from goldiff.sources.repack import FaultRecords, faults_path, is_fault
 from goldiff.sources.worker import WorkerSource
+
+from tests.lsp_client import Editor, goldiff_client, server_env
+from tests.test_faults_engine import _complete, _engine
 
 REQUEST = CompletionRequest(prefix="def f(x):\n    return ", suffix="\n", max_tokens=4, path="/f.py")
 
@@ -180,6 +184,39 @@ def test_a_fault_before_the_first_answer_fails_that_request_and_the_next_worker_
     finally:
         again.close()
     assert told_again == [] and again.restarts == 0
+
+
+@pytest.mark.faults
+async def test_through_the_server_the_user_is_told_once_and_capture_goes_on(
+    q4_0: Path, tmp_path: Path, faulty: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    uri = (tmp_path / "a.py").as_uri()
+    options = {"mode": "local", "local": {"model": str(q4_0)}}
+    env = server_env(home, GOLDIFF_COMPLETION_TIMEOUT="60", GOLDIFF_TEST_REPACK_FAULT="first")
+    async with goldiff_client(home, options=options, env=env) as client:
+        editor = Editor(client)
+        editor.open(uri, "import os\n")
+        first = await _complete(client, uri, editor.texts[uri])
+        assert first is None or not first.items  # the worker died under it: nothing to show
+        editor.type(uri, len(editor.texts[uri]), "def after():\n    return ")
+        deadline = time.monotonic() + 60
+        while (await _engine(client)).get("restarts", 0) < 1 or (await _engine(client)).get("pid") is None:
+            assert time.monotonic() < deadline, "no new engine worker within 60 s"
+            await asyncio.sleep(0.05)
+        again = await _complete(client, uri, editor.texts[uri])
+        assert again is not None and again.items
+        engine = await _engine(client)
+        assert engine["repack"]["on"] is False and "before its first answer" in engine["repackMode"]
+        told = [m.message for m in client.messages if "kernels" in m.message]
+        assert len(told) == 1 and "Goldiff now loads it without them" in told[0]
+        assert "Recording goes on" in told[0]
+    assert FaultRecords(faults_path(home)).get(q4_0) is not None
+    from goldiff import audit
+    from goldiff.store import open_database
+
+    db, _ = open_database(home / "traces.db")
+    assert audit.rebuild(db, uri).text == editor.texts[uri]
 
 
 def test_a_killed_worker_is_no_repack_fault(q4_0: Path, tmp_path: Path) -> None:
