@@ -186,6 +186,26 @@ def test_a_fault_before_the_first_answer_fails_that_request_and_the_next_worker_
     assert told_again == [] and again.restarts == 0
 
 
+def test_a_fault_where_nothing_was_repacked_is_an_ordinary_crash(
+    tiny_gguf: Path, tmp_path: Path, faulty: pytest.MonkeyPatch
+) -> None:
+    """The tiny F16 model has no weight llama.cpp repacks: its crash is not the kernels'."""
+    faulty.setenv("GOLDIFF_TEST_REPACK_FAULT", "first")
+    faults = faults_path(tmp_path / "home")
+    told: list[str] = []
+    worker = WorkerSource(tiny_gguf, threads=1, faults=faults, on_crash=told.append)
+    try:
+        info = worker.describe()
+        assert info["repack"] == {"on": True, "tensors": 0, "buffers": []}
+        assert "repacks none" in info["repackMode"]
+        with pytest.raises(EngineError, match="SIGSEGV"):
+            worker.complete(REQUEST)
+    finally:
+        worker.close()
+    assert len(told) == 1 and "restarting" in told[0] and "kernels" not in told[0]
+    assert not faults.exists()
+
+
 @pytest.mark.faults
 async def test_through_the_server_the_user_is_told_once_and_capture_goes_on(
     q4_0: Path, tmp_path: Path, faulty: pytest.MonkeyPatch

@@ -29,9 +29,11 @@ that dies while loading is a `ModelLoadError`: the model, not the moment, is at 
 The worker is the one process that may load with llama.cpp's repacked kernels (extra buffer
 types, `llamacpp.py`), which fault on some CPUs: `repack` "auto" asks for them unless a fault
 record (`repack.py`) says this model faulted on this CPU and llama.cpp before. A worker that
-dies by a fault signal while loading with them, or before its first answer, leaves such a
-record, and the next worker (at once, for a death while loading) loads without them; the
-user is told once. "off" never asks. `describe()["repackMode"]` says which way it runs.
+dies by a fault signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT: not a kill from outside)
+while loading with them, or before its first answer when llama.cpp did repack some of its
+weights, leaves such a record, and the next worker (at once, for a death while loading)
+loads without them; the user is told once. "off" never asks. `describe()["repackMode"]`
+says which way it runs.
 
 The worker limits itself before it imports llama_cpp: `RLIMIT_AS` from `local.maxMemoryMb`
 and llama.cpp's threads from `local.threads`. Its stdout is kept for the protocol (fd 1 is
@@ -217,7 +219,10 @@ class WorkerSource:
             raise ModelLoadError(f"llama.cpp could not load {self.model_path}: {why}")
         self.info = dict(first.get("describe") or {})
         self._proc = proc
-        self._proc_repack = repack
+        # Whether a fault of this worker may be the repacked kernels': it asked for them and
+        # llama.cpp did repack something (with nothing repacked, the two ways are the same).
+        done = self.info.get("repack") or {}
+        self._proc_repack = repack and bool(done.get("tensors") or done.get("buffers"))
         log.info("local engine for %s: %s", self.model, self.repack_mode())
 
     def repack_mode(self) -> str:
