@@ -13,6 +13,7 @@ and for the shipped default model (`models/goldiff-default-Q6_K.gguf`):
   evaluations, with repacking vs without (the baseline: the same model and prompt, loaded
   the safe way in the same process, the evaluations alternating between the two, so a busy
   spell of a shared machine falls on both sides),
+- generation, ms per token (the median over the children of 16 greedy tokens each),
 - whether greedy decoding gives the same tokens both ways (repacked kernels round
   differently: on random weights the logits differ by up to ~1).
 
@@ -72,16 +73,19 @@ for r in range(repeats + 1):  # the first of each is a warm-up
         if r:
             times[side].append((time.perf_counter() - t0) * 1000.0)
 code = "def mean(values):\\n    total = 0\\n    for v in values:\\n        total += v\\n    return "
-greedy = {}
+greedy, decode = {}, {}
 for side, llm in (("off", off), ("on", on)):
     llm.reset()
     llm.eval(llm.tokenize(code.encode(), add_bos=False, special=False))
     greedy[side] = []
+    t0 = time.perf_counter()
     for _ in range(n_greedy):
         token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
         greedy[side].append(token)
         llm.eval([token])
-print("RESULT " + json.dumps({"repack": info.as_dict(), "ms": times, "greedy": greedy}))
+    decode[side] = (time.perf_counter() - t0) * 1000.0 / n_greedy
+result = {"repack": info.as_dict(), "ms": times, "greedy": greedy, "decode_ms": decode}
+print("RESULT " + json.dumps(result))
 """
 
 
@@ -141,6 +145,8 @@ def measure_model(name: str, model: Path, rounds: int, repeats: int) -> dict[str
         times = [t for run in runs for t in run["ms"][side]]
         row[f"{side}_ms"] = statistics.median(times)
         row[f"{side}_min_ms"] = min(times)
+    for side in ("off", "on"):  # one token at a time, as a suggestion is generated
+        row[f"{side}_decode_ms"] = statistics.median(run["decode_ms"][side] for run in runs)
     row["tensors"] = last["repack"]["tensors"]
     row["buffers"] = last["repack"]["buffers"]
     same = 0
@@ -190,6 +196,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     "greedy_same",
                     "on_min_ms",
                     "off_min_ms",
+                    "on_decode_ms",
+                    "off_decode_ms",
                 )
             },
         }
@@ -204,14 +212,15 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     return entries
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+def _ms(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         f"{'type':<40} {'fault':>5} {'repacked':>8} {'buffers':<11} "
-        f"{'off p50':>7} {'on p50':>7} {'on/off':>6} {'off min':>7} {'on min':>7} {'on/off':>6} greedy"
+        f"{'off p50':>7} {'on p50':>7} {'on/off':>6} {'off min':>7} {'on min':>7} {'on/off':>6} "
+        f"{'tok off':>7} {'tok on':>7} greedy"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -223,7 +232,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"{r['type']:<40} {'YES' if r['faulted'] else 'no':>5} {r.get('tensors', '-')!s:>8} "
             f"{','.join(r.get('buffers') or []) or '-':<11} {_ms(off):>7} {_ms(on):>7} {ratio:>6} "
-            f"{_ms(off_min):>7} {_ms(on_min):>7} {min_ratio:>6} {greedy}"
+            f"{_ms(off_min):>7} {_ms(on_min):>7} {min_ratio:>6} "
+            f"{_ms(r.get('off_decode_ms'), 2):>7} {_ms(r.get('on_decode_ms'), 2):>7} {greedy}"
         )
     return "\n".join(lines)
 
