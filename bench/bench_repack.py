@@ -206,6 +206,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             entry["baseline"]["value"] = round(row["off_ms"], 1)
         else:
             entry["value"] = "error"
+            entry["baseline"] = None  # measured in the same child, which did not live
             why = "faulted" if row["faulted"] else "failed"
             entry["error"] = f"the repacking load {why} (exit status {row['returncode']})"
         entries.append(entry)
