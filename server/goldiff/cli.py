@@ -570,6 +570,7 @@ def eval_cmd(
     from goldiff import evaluate as ev
     from goldiff import export as ex
     from goldiff.home import exports_dir
+    from goldiff.sources.repack import faults_path
 
     root = resolve_home(home)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
@@ -600,6 +601,8 @@ def eval_cmd(
                 # What the server serves this model with: its serving profile (read beside
                 # the GGUF by the engine) and its registered gate.
                 gate=ev.resolve_gate(root, model),
+                # The server's repack fault records: evaluation runs the kernels users get.
+                faults=faults_path(root),
             )
         )
     if data is None:

@@ -345,6 +345,8 @@ def fit_gate(train_rows: Path, base: BaseModel, say: Say, max_rows: int) -> Gate
 
     rows = _evenly(eval_rows(load_rows(train_rows)), max_rows)
     say(f"Learning a show/hide gate on the base model's answers to {len(rows)} training contexts...")
+    # llama.cpp's repacked kernels as the server decides them ("auto"). No fault record file:
+    # the demo's home is temporary, so a fault is learned for this engine's life only.
     engine = EngineFim(base.gguf)
     try:
         examples = gate_rows(engine, rows)

@@ -57,6 +57,18 @@ def run_checks(home: Path, echo: Callable[[str], None] = print) -> bool:
         )
     except ImportError:
         echo("[--] completion sources are not installed in this build")
+    from goldiff.sources.repack import FaultRecords, faults_path
+
+    faults = FaultRecords(faults_path(home)).read()
+    if faults:
+        for record in faults.values():
+            echo(
+                f"[--] llama.cpp's repacked kernels crashed for {record.get('model')} "
+                f"({record.get('fault')}, {record.get('at')}, llama-cpp-python {record.get('llama_cpp')}): "
+                "it loads without them on this machine"
+            )
+    else:
+        echo("[--] no repack faults recorded: the engine uses llama.cpp's repacked kernels where it has them")
     key_vars = [v for v in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY") if os.environ.get(v)]
     echo(
         f"[--] frontier keys in the environment: {', '.join(key_vars) or 'none'} "

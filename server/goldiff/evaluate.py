@@ -181,6 +181,11 @@ class EngineFim:
     in the editor, so the latency and the answers reported are the ones users get. The
     latency is the wall time of the call, as the server's own. An engine that dies under
     a row answers nothing for it (and restarts), as it would in the editor.
+
+    llama.cpp's repacked kernels are decided as the server decides them (`repack` "auto",
+    the setting's default): used unless they faulted for this model on this CPU. Given the
+    Goldiff home's record file (`faults`), evaluation reads and adds to the server's own
+    records; without it, a fault is learned for this run only.
     """
 
     def __init__(
@@ -192,6 +197,8 @@ class EngineFim:
         n_threads: int = 2,
         gate: str | os.PathLike[str] | None = None,
         max_seconds: float | None = None,
+        repack: str = "auto",
+        faults: str | os.PathLike[str] | None = None,
     ) -> None:
         from goldiff.sources.worker import WorkerSource
 
@@ -206,6 +213,8 @@ class EngineFim:
             adapter_path=Path(lora_path) if lora_path else None,
             threads=n_threads,
             gate=Path(gate) if gate else None,
+            repack=repack,
+            faults=Path(faults) if faults else None,
         )
         self.max_tokens = max_tokens
         self._last: EngineAnswer | None = None

@@ -16,6 +16,7 @@ import attrs
 
 from goldiff.errors import ConfigError, PayloadError
 from goldiff.protocol import MODES, PROVIDERS, as_plain, camel, converter, structure
+from goldiff.sources.repack import REPACK_SETTINGS
 
 # Terminal commands that run a coding agent: their file changes become the agent's proposals.
 DEFAULT_AGENTS: tuple[str, ...] = ("claude", "codex", "aider", "gemini", "goose", "opencode", "cursor-agent")
@@ -53,6 +54,9 @@ class LocalSettings:
     # The engine process's address-space limit (RLIMIT_AS), in MiB; 0: no limit. A model that
     # would need more fails to load (reported) instead of pushing the machine into swap.
     max_memory_mb: int = attrs.field(default=8192, validator=attrs.validators.ge(0))
+    # llama.cpp's repacked (faster) kernels in the engine process: "auto" uses them unless
+    # they faulted for this model on this CPU before (`sources/repack.py`); "off" never.
+    repack: str = attrs.field(default="auto", validator=attrs.validators.in_(REPACK_SETTINGS))
 
 
 @attrs.define

@@ -26,6 +26,11 @@ LOAD = textwrap.dedent(
     path, how = sys.argv[1], sys.argv[2]
     if how == "plain":
         llm = llama_cpp.Llama(model_path=path, n_ctx=128, verbose=True)
+    elif how == "repack":
+        from goldiff.sources.llamacpp import load_llama_with
+
+        llm, repack = load_llama_with(path, repack=True, n_ctx=128, verbose=False)
+        print("REPACK", repack.tensors, ",".join(repack.buffers), file=sys.stderr)
     else:
         llm = load_llama(path, n_ctx=128, verbose=True)
     print("use_extra_bufts", llm.model_params.use_extra_bufts, file=sys.stderr)
@@ -71,3 +76,18 @@ def test_safe_params_and_loader_agree(tiny_gguf: Path) -> None:
     import llama_cpp
 
     assert llama_cpp.llama_model_default_params().use_extra_bufts is True
+
+
+def test_repack_true_is_llama_cpps_default_load_and_says_what_it_did(tiny_gguf: Path, tmp_path: Path) -> None:
+    """In a child process, as in the engine worker: a repacking load may fault on some CPUs."""
+    q4 = quantize(tiny_gguf, tmp_path / "tiny-q4_k_m.gguf", "Q4_K_M").dst
+    plain = _load_log(q4, "plain")
+    repacked = _load_log(q4, "repack")
+    assert "use_extra_bufts True" in repacked
+    line = next(x for x in repacked.splitlines() if x.startswith("REPACK "))
+    _, tensors, buffers = (line + " ").split(" ", 2)
+    # The same weights and buffers llama.cpp's own log shows for its default load, read from
+    # its log callback even when the load is quiet.
+    assert int(tensors) == plain.count("repack tensor")
+    expected = [x.split(":", 1)[-1].split("model buffer size")[0].strip() for x in _extra_buffers(plain)]
+    assert buffers.strip() == ",".join(expected)

@@ -98,6 +98,7 @@ def local_completer(
     adapter: str | Path | None = None,
     gate: Path | None = None,
     threads: int | None = None,
+    faults: Path | None = None,
 ) -> tuple[Completer, Callable[[], None]]:
     """A completer over the server's own local engine (and a function that closes it).
 
@@ -106,7 +107,7 @@ def local_completer(
     """
     from goldiff.evaluate import EngineFim
 
-    fim = EngineFim(path, lora_path=adapter, gate=gate, n_threads=threads or 0)
+    fim = EngineFim(path, lora_path=adapter, gate=gate, n_threads=threads or 0, faults=faults)
     return fim, fim.close
 
 
@@ -124,6 +125,7 @@ def promote_if_better(
     The decision is recorded in the candidate's lineage either way.
     """
     from goldiff.sources.registry import Registry
+    from goldiff.sources.repack import faults_path
 
     registry = Registry(home)
     current = current or registry.default()
@@ -131,7 +133,11 @@ def promote_if_better(
     def default_completer(name: str) -> tuple[Completer, Callable[[], None]]:
         resolved = registry.resolve(name)
         return local_completer(
-            resolved.model_path, adapter=resolved.adapter_path, gate=resolved.gate, threads=threads
+            resolved.model_path,
+            adapter=resolved.adapter_path,
+            gate=resolved.gate,
+            threads=threads,
+            faults=faults_path(home),  # the server's repack fault records: the kernels it serves with
         )
 
     make = completer or default_completer

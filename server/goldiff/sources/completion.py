@@ -57,6 +57,7 @@ from goldiff.sources.base import (
 )
 from goldiff.sources.deterministic import DeterministicSource, is_test_spec
 from goldiff.sources.registry import Registry, Resolved
+from goldiff.sources.repack import faults_path
 from goldiff.store import EditRecord, SuggestionRow
 
 if TYPE_CHECKING:
@@ -269,7 +270,14 @@ class CompletionService:
     def _gguf_key(self) -> tuple[str, ...]:
         """The files and limits the local settings name, re-resolved when registry.json changes."""
         local = self.server.settings.local
-        stamp = (self.registry.signature(), local.model, local.adapter, local.threads, local.max_memory_mb)
+        stamp = (
+            self.registry.signature(),
+            local.model,
+            local.adapter,
+            local.threads,
+            local.max_memory_mb,
+            local.repack,
+        )
         cached = self._resolved
         if cached is not None and cached[0] == stamp:
             if isinstance(cached[1], GoldiffError):
@@ -289,6 +297,7 @@ class CompletionService:
             str(local.threads),
             str(local.max_memory_mb),
             str(resolved.gate or ""),
+            local.repack,
         )
         self._resolved = (stamp, key)
         return key
@@ -317,11 +326,19 @@ class CompletionService:
             threads=int(key[4]),
             max_memory_mb=int(key[5]),
             gate=key[6] or None,
+            repack=key[7],
+            # Shared with every engine on this machine (`goldiff eval` too): a fault is learned once.
+            faults=faults_path(self.server.home),
             on_crash=lambda message: self._tell_once(
                 f"Goldiff: {message}. Recording goes on.", types.MessageType.Warning
             ),
         )
-        log.info("loaded local model %s in %.2fs", source.model, time.perf_counter() - started)
+        log.info(
+            "loaded local model %s in %.2fs (%s)",
+            source.model,
+            time.perf_counter() - started,
+            source.repack_mode(),
+        )
         return source
 
     def engine_status(self) -> dict[str, Any] | None:

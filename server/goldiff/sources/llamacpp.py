@@ -1,12 +1,19 @@
 """The one way Goldiff loads a GGUF through llama-cpp-python: `load_llama`.
 
-llama.cpp built natively on a CPU with AMX adds an "extra buffer type" and repacks weights
-into it while loading; for some tensor types (a Q6_K `token_embd.weight`) that repack
-faults in libggml-cpu.so and the process dies with SIGSEGV. The model parameter
+llama.cpp adds "extra buffer types" on CPUs it has faster kernels for and repacks weights
+into them while loading: CPU_REPACK (Q4_0, IQ4_NL, Q4_K on AVX2 and up) and, built natively on
+a CPU with AMX, AMX. For some tensor types that repack faults (an AMX repack of a Q6_K
+`token_embd.weight` dies with SIGSEGV in libggml-cpu.so). The model parameter
 `use_extra_bufts = False` keeps every weight in the plain CPU buffer: the same results on
 every CPU, at the cost of the repacked matmul kernels. llama-cpp-python 0.3.36 has no
 `Llama(...)` argument for it: `Llama.__init__` takes `llama_model_default_params()` and sets
 the fields it knows, so `load_llama` hands it defaults with extra buffer types already off.
+
+`repack=False` is the default for every caller that runs llama.cpp in its own process (the
+parity check, quantization, the CLI, tests): a fault there would end that process. Only the
+engine worker (`worker.py`), whose death the server survives and answers by loading again
+without repacking (`repack.py`), asks for `repack=True`; `load_llama_with` then also says
+what llama.cpp repacked (`Repack`), read from llama.cpp's own log while it loads.
 
 Every model load in Goldiff (the local source and its worker, evaluation, the parity
 check, the demo, tests and benchmarks) goes through here. Importing this module does not
@@ -15,7 +22,9 @@ import llama_cpp; calling `load_llama` does.
 
 from __future__ import annotations
 
+import ctypes
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,27 +80,94 @@ def safe_model_params() -> Any:
     return params
 
 
-def load_llama(model_path: str, **kwargs: Any) -> llama_cpp.Llama:
-    """`llama_cpp.Llama(model_path=..., **kwargs)` loaded with `safe_model_params()`."""
+@dataclass(frozen=True)
+class Repack:
+    """How a model was loaded: with extra buffer types allowed, and what llama.cpp repacked."""
+
+    on: bool  # loaded with llama.cpp's extra (repacking) buffer types allowed
+    tensors: int = 0  # weights llama.cpp repacked into them
+    buffers: tuple[str, ...] = ()  # the extra buffer types holding weights (CPU_REPACK, AMX)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"on": self.on, "tensors": self.tensors, "buffers": list(self.buffers)}
+
+
+def load_llama(model_path: str, *, repack: bool = False, **kwargs: Any) -> llama_cpp.Llama:
+    """`llama_cpp.Llama(model_path=..., **kwargs)`, by default with `safe_model_params()`.
+
+    `repack=True` keeps llama.cpp's own default (extra buffer types on): only for a process
+    whose native fault the caller survives (the engine worker).
+    """
+    return load_llama_with(model_path, repack=repack, **kwargs)[0]
+
+
+def load_llama_with(model_path: str, *, repack: bool, **kwargs: Any) -> tuple[llama_cpp.Llama, Repack]:
+    """`load_llama`, and what llama.cpp repacked while loading (nothing when `repack` is off)."""
     import llama_cpp
     import llama_cpp.llama_cpp as lowlevel_module
 
     # The module `Llama.__init__` takes its defaults from (llama.py imports it as `llama_cpp`).
     lowlevel: Any = lowlevel_module
+    lines: list[str] = []
     with _LOAD_LOCK:
         original = lowlevel.llama_model_default_params
 
         def defaults() -> Any:
             params = original()
-            params.use_extra_bufts = False
+            params.use_extra_bufts = repack
             return params
 
         lowlevel.llama_model_default_params = defaults
+        if repack:
+            _listen(lines)
         try:
             llm = llama_cpp.Llama(model_path=model_path, **kwargs)
         finally:
             lowlevel.llama_model_default_params = original
-    if llm.model_params.use_extra_bufts:  # pragma: no cover - a llama-cpp-python that changed
+            if repack:
+                _stop_listening()
+    if llm.model_params.use_extra_bufts != repack:  # pragma: no cover - a llama-cpp-python that changed
         llm.close()
-        raise RuntimeError("llama-cpp-python ignored use_extra_bufts=False; Goldiff cannot load safely")
-    return llm
+        raise RuntimeError("llama-cpp-python ignored use_extra_bufts; Goldiff cannot load safely")
+    if not repack:
+        return llm, Repack(on=False)
+    text = "".join(lines)
+    # ggml logs "repack: repack tensor blk.0.attn_q.weight with q4_0_8x8" (CPU_REPACK) or
+    # "amx repack tensor ..." per weight, and llama.cpp "  CPU_REPACK model buffer size = ..."
+    # per buffer type that holds weights.
+    buffers = []
+    for line in text.splitlines():
+        if "model buffer size" in line:
+            name = line.split(":", 1)[-1].split("model buffer size")[0].strip()
+            if name and name not in ("CPU", "CPU_Mapped") and name not in buffers:
+                buffers.append(name)
+    return llm, Repack(on=True, tensors=text.count("repack tensor"), buffers=tuple(buffers))
+
+
+# The log callback in force while a repacking load runs. Kept referenced at module level: a
+# ctypes callback collected while llama.cpp still holds its pointer would crash the process.
+_listener: Any = None
+
+
+def _listen(lines: list[str]) -> None:
+    """Route llama.cpp's log to `lines` (and on to llama-cpp-python's own callback)."""
+    global _listener
+    import llama_cpp
+    from llama_cpp import _logger
+
+    forward = _logger.llama_log_callback
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def listen(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        lines.append(text.decode("utf-8", "replace"))
+        forward(level, text, user_data)
+
+    _listener = listen
+    llama_cpp.llama_log_set(listen, ctypes.c_void_p(0))
+
+
+def _stop_listening() -> None:
+    import llama_cpp
+    from llama_cpp import _logger
+
+    llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))

@@ -52,7 +52,7 @@ from goldiff.errors import ModelLoadError
 from goldiff.gate import apply, features, load_gate
 from goldiff.sources.base import Completion, CompletionRequest, Deadline, finish_text
 from goldiff.sources.fim import FimPrompt, VocabInfo, resolve_template
-from goldiff.sources.llamacpp import checked_model, load_llama
+from goldiff.sources.llamacpp import checked_model, load_llama_with
 from goldiff.sources.profile import ServeProfile, load_profile
 from goldiff.sources.states import StateCache, model_identity
 
@@ -156,6 +156,7 @@ class LocalSource:
         cold_seconds: float = COLD_SECONDS,
         state_dir: str | Path | None = None,
         verbose: bool = True,
+        repack: bool = False,
     ) -> None:
         self.model_path = Path(model_path)
         self.profile = profile if profile is not None else load_profile(self.model_path)
@@ -169,8 +170,11 @@ class LocalSource:
             # verbose=False makes llama-cpp-python point fd 1 at /dev/null while it loads: only
             # safe where fd 1 is not a protocol channel (the engine process moves its own off
             # fd 1 and loads quietly). Otherwise its load log goes to stderr; quieted below.
-            self.llm = load_llama(
+            # `repack`: llama.cpp's repacked kernels (extra buffer types), which fault on some
+            # CPUs; only the engine worker asks for them (`worker.py`, `repack.py`).
+            self.llm, self.repack = load_llama_with(
                 str(self.model_path),
+                repack=repack,
                 lora_path=str(self.adapter_path) if self.adapter_path else None,
                 # The profile's context budget (a shorter prompt is a faster cold start); the
                 # measured cold-prompt cap below applies within it, so the smaller one wins.
@@ -589,6 +593,7 @@ class LocalSource:
             "gate": self.gate.info if self.gate is not None else None,
             "n_ctx": self.n_ctx,
             "prompt_cap": self.prompt_cap,
+            "repack": self.repack.as_dict(),
         }
 
     def close(self) -> None:

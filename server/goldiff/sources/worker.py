@@ -26,6 +26,15 @@ worker starts in the background after a backoff that doubles with each consecuti
 failure (`BACKOFF_SECONDS` up to `BACKOFF_MAX_SECONDS`) and resets on a success. A worker
 that dies while loading is a `ModelLoadError`: the model, not the moment, is at fault.
 
+The worker is the one process that may load with llama.cpp's repacked kernels (extra buffer
+types, `llamacpp.py`), which fault on some CPUs: `repack` "auto" asks for them unless a fault
+record (`repack.py`) says this model faulted on this CPU and llama.cpp before. A worker that
+dies by a fault signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT: not a kill from outside)
+while loading with them, or before its first answer when llama.cpp did repack some of its
+weights, leaves such a record, and the next worker (at once, for a death while loading)
+loads without them; the user is told once. "off" never asks. `describe()["repackMode"]`
+says which way it runs.
+
 The worker limits itself before it imports llama_cpp: `RLIMIT_AS` from `local.maxMemoryMb`
 and llama.cpp's threads from `local.threads`. Its stdout is kept for the protocol (fd 1 is
 pointed at stderr, where llama.cpp logs), and it exits when its stdin closes: when the
@@ -56,6 +65,7 @@ from typing import IO, Any
 from goldiff.errors import EngineError, ModelLoadError
 from goldiff.sources.base import Completion, CompletionRequest, RecentEdit, Snippet
 from goldiff.sources.llamacpp import checked_model
+from goldiff.sources.repack import REPACK_SETTINGS, FaultRecords, is_fault
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +119,19 @@ class WorkerSource:
         load_timeout: float = LOAD_TIMEOUT_SECONDS,
         cold_seconds: float | None = None,
         state_dir: str | Path | None = None,
+        repack: str = "auto",
+        faults: str | Path | None = None,
     ) -> None:
         self.model_path, self.adapter_path, self.model = checked_model(model_path, adapter_path, name)
+        if repack not in REPACK_SETTINGS:
+            raise ValueError(f"repack must be one of {', '.join(REPACK_SETTINGS)}, not {repack!r}")
+        # Repack fault records (`repack.py`): the Goldiff home's file, shared by every engine
+        # on this machine; None keeps them for this source only.
+        self.faults = FaultRecords(Path(faults) if faults else None)
+        self.repack_setting = repack
+        fault = self.faults.get(self.model_path) if repack == "auto" else None
+        self.repack_fault: dict[str, Any] | None = fault
+        self._repack = repack == "auto" and fault is None  # what the next worker loads with
         self.config = {
             "model": str(self.model_path),
             "adapter": str(self.adapter_path) if self.adapter_path else None,
@@ -136,6 +157,7 @@ class WorkerSource:
         self._retry_at = 0.0
         self._died_at: float | None = None
         self._closed = False
+        self._proc_repack = False  # whether the running worker loaded with repacked kernels
         self._start()
 
     # ------------------------------------------------------------------ process
@@ -146,8 +168,21 @@ class WorkerSource:
         return proc.pid if proc is not None and proc.poll() is None else None
 
     def _start(self) -> None:
-        """Start a worker and wait until its model is loaded (ModelLoadError if it is not)."""
+        """Start a worker and wait until its model is loaded (ModelLoadError if it is not).
+
+        A worker that faults while loading with repacked kernels leaves a fault record and
+        is started again at once without them: the fault is the kernels', not the model's.
+        """
+        try:
+            self._start_once()
+        except _RepackFault as fault:
+            message = self._repack_faulted(f"{fault.reason} while loading it")
+            self._told_repack(f"the local model's engine stopped ({fault.reason}) while loading: {message}")
+            self._start_once()
+
+    def _start_once(self) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        repack = self._repack
         proc = subprocess.Popen(
             [sys.executable, "-m", "goldiff.sources.worker"],
             stdin=subprocess.PIPE,
@@ -158,7 +193,7 @@ class WorkerSource:
         )
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            proc.stdin.write((json.dumps(self.config) + "\n").encode())
+            proc.stdin.write((json.dumps({**self.config, "repack": repack}) + "\n").encode())
             proc.stdin.flush()
         except OSError:
             pass  # it died at once: the read below says how
@@ -175,6 +210,8 @@ class WorkerSource:
         if first is None or first.get("op") != "ready":
             _kill(proc)
             proc.wait()
+            if first is None and repack and is_fault(proc.returncode):
+                raise _RepackFault(_exit_reason(proc.returncode))
             if first is None:
                 why = f"the engine process died while loading it ({_exit_reason(proc.returncode)})"
             else:
@@ -182,11 +219,42 @@ class WorkerSource:
             raise ModelLoadError(f"llama.cpp could not load {self.model_path}: {why}")
         self.info = dict(first.get("describe") or {})
         self._proc = proc
+        # Whether a fault of this worker may be the repacked kernels': it asked for them and
+        # llama.cpp did repack something (with nothing repacked, the two ways are the same).
+        done = self.info.get("repack") or {}
+        self._proc_repack = repack and bool(done.get("tensors") or done.get("buffers"))
+        log.info("local engine for %s: %s", self.model, self.repack_mode())
+
+    def repack_mode(self) -> str:
+        """How the running worker loaded its model, in words (status, doctor, logs)."""
+        if self.repack_setting == "off":
+            return "plain kernels (goldiff.local.repack is off)"
+        if self.repack_fault is not None:
+            return f"plain kernels (repacked ones faulted here: {self.repack_fault.get('fault')})"
+        done = self.info.get("repack") or {}
+        if not done.get("tensors"):
+            return "plain kernels (llama.cpp repacks none of this model's weights on this CPU)"
+        buffers = ", ".join(done.get("buffers") or []) or "repacked"
+        return f"repacked kernels ({done['tensors']} weights in {buffers})"
+
+    def _repack_faulted(self, why: str) -> str:
+        """Record that repacking faulted for this model; later workers load without it."""
+        self._repack = False
+        self.repack_fault = self.faults.add(self.model_path, why)
+        log.warning("repacked kernels faulted for %s (%s); recorded in %s", self.model, why, self.faults.path)
+        return (
+            f"llama.cpp's faster kernels crashed on this CPU for {self.model}; "
+            "Goldiff now loads it without them"
+        )
+
+    def _told_repack(self, message: str) -> None:
+        if self.on_crash is not None:
+            self.on_crash(message)
 
     def _read(self, proc: subprocess.Popen[bytes], ready: queue.Queue[dict[str, Any] | None]) -> None:
         """Route the worker's messages to their requests until it exits."""
         assert proc.stdout is not None
-        loaded = False
+        loaded = answered = False
         for line in proc.stdout:
             try:
                 message = json.loads(line)
@@ -196,6 +264,8 @@ class WorkerSource:
                 loaded = message.get("op") == "ready"
                 ready.put(message)
                 continue
+            if "completion" in message or "raw" in message:
+                answered = True
             pending = self._pending.get(int(message.get("id", -1)))
             if pending is None:
                 continue
@@ -215,13 +285,19 @@ class WorkerSource:
             ready.put(None)
             return
         if proc is self._proc and not self._closed:
-            self._on_death(proc, f"stopped ({_exit_reason(proc.returncode)})")
+            # A fault before the first answer of a worker running repacked kernels is theirs
+            # (the repack itself, or the first computation with them) until shown otherwise.
+            reason = _exit_reason(proc.returncode)
+            repack_fault = self._proc_repack and not answered and is_fault(proc.returncode)
+            self._on_death(proc, f"stopped ({reason})", reason if repack_fault else None)
 
-    def _on_death(self, proc: subprocess.Popen[bytes], why: str) -> None:
+    def _on_death(self, proc: subprocess.Popen[bytes], why: str, repack_fault: str | None = None) -> None:
         with self._start_lock:
             if proc is not self._proc:
                 return  # already handled (a hang kill, then its EOF)
             self._proc = None
+            if repack_fault is not None:  # before the restart below reads it
+                why = f"{why}: {self._repack_faulted(f'{repack_fault} before its first answer')}"
         self._died_at = time.perf_counter()
         self._failures += 1
         delay = min(BACKOFF_MAX_SECONDS, BACKOFF_SECONDS * 2 ** (self._failures - 1))
@@ -324,6 +400,9 @@ class WorkerSource:
             "restarts": self.restarts,
             "lastRestartMs": self.last_restart_ms,
             "phase": self.phase(),
+            "repackSetting": self.repack_setting,
+            "repackMode": self.repack_mode(),
+            "repackFault": self.repack_fault,
         }
 
     def close(self) -> None:
@@ -340,6 +419,14 @@ class WorkerSource:
         except subprocess.TimeoutExpired:
             _kill(proc)
             proc.wait()
+
+
+class _RepackFault(Exception):
+    """A worker loading with repacked kernels died by a fault signal before it was ready."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -391,6 +478,8 @@ def serve(stdin: IO[bytes], out: IO[bytes]) -> None:
             cold_seconds=float(config.get("cold_seconds") or COLD_SECONDS),
             gate=config.get("gate"),
             state_dir=config.get("state_dir"),
+            # The only process that may: its fault ends it, not capture (`repack.py`).
+            repack=bool(config.get("repack")),
             # The protocol is not on fd 1 here, so llama.cpp may load without its
             # hundreds of log lines landing in the editor's output channel.
             verbose=False,

@@ -1,0 +1,127 @@
+"""Whether the engine may load a model with llama.cpp's repacked kernels: decided by faults seen.
+
+llama.cpp repacks some weight types into faster layouts while loading (`llamacpp.py`), and
+on some CPUs that repack, or the first computation on its result, faults (an AMX repack of a
+Q6_K `token_embd.weight` dies with SIGSEGV). Which (model, llama.cpp, CPU) combinations fault
+cannot be known in advance, so it is learned: the engine worker loads with repacking on
+(`goldiff.local.repack` "auto"), and if it dies by a fault signal while loading or before its
+first answer, `WorkerSource` writes a record here and loads that model without repacking
+from then on, on this machine, until llama-cpp-python or the CPU changes.
+
+The records are one small JSON file under the Goldiff home (`cache/repack-faults.json`),
+written whole (write, then rename). A record's key is the model file (resolved path, size,
+modification time), the llama-cpp-python version and the CPU's feature flags; its value says
+what faulted and when, for `goldiff doctor` and for people. Nothing here imports llama_cpp.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import os
+import platform
+import signal
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+REPACK_SETTINGS = ("auto", "off")
+# Signals by which native code dies on its own fault. SIGKILL and SIGTERM come from outside
+# (a user, the out-of-memory killer, the server's own hang kill): no sign of a bad kernel.
+FAULT_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT})
+
+
+def faults_path(home: Path) -> Path:
+    """Where the repack fault records live under the Goldiff home."""
+    return home / "cache" / "repack-faults.json"
+
+
+def is_fault(returncode: int | None) -> bool:
+    """Whether a process that exited with `returncode` was killed by its own native fault."""
+    return returncode is not None and returncode < 0 and -returncode in {int(s) for s in FAULT_SIGNALS}
+
+
+@functools.cache
+def cpu_flags() -> str:
+    """The CPU's feature flags (what llama.cpp picks its kernels by), as one stable string."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):  # x86, ARM
+                return " ".join(sorted(line.split(":", 1)[1].split()))
+    return f"{platform.machine()} {platform.processor()}"
+
+
+@functools.cache
+def llama_cpp_version() -> str:
+    try:
+        return metadata.version("llama_cpp_python")
+    except metadata.PackageNotFoundError:  # pragma: no cover - the engine would not load either
+        return "unknown"
+
+
+def fault_key(model: Path) -> str:
+    """The identity a fault record is kept under: this model file, llama.cpp build and CPU."""
+    try:
+        st = model.stat()
+        parts = [str(model.resolve()), st.st_size, st.st_mtime_ns]
+    except OSError:
+        parts = [str(model)]
+    parts += [llama_cpp_version(), hashlib.sha256(cpu_flags().encode()).hexdigest()[:16]]
+    return hashlib.blake2b("\0".join(map(str, parts)).encode(), digest_size=16).hexdigest()
+
+
+class FaultRecords:
+    """The repack fault records in one file; `path=None` keeps them in memory only."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._memory: dict[str, Any] = {}
+
+    def read(self) -> dict[str, Any]:
+        """Every record: the file's, and those that could not be written to it."""
+        data: Any = {}
+        if self.path is not None:
+            with contextlib.suppress(OSError, ValueError):
+                data = json.loads(self.path.read_text())
+        # None yet, or unreadable: no fault known (a fault writes it again).
+        return {**(data if isinstance(data, dict) else {}), **self._memory}
+
+    def get(self, model: Path) -> dict[str, Any] | None:
+        record = self.read().get(fault_key(model))
+        return record if isinstance(record, dict) else None
+
+    def add(self, model: Path, why: str) -> dict[str, Any]:
+        """Record that repacking `model` faulted (`why`: the signal and the moment)."""
+        record = {
+            "model": str(model),
+            "llama_cpp": llama_cpp_version(),
+            "cpu": hashlib.sha256(cpu_flags().encode()).hexdigest()[:16],
+            "fault": why,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        if self.path is None:
+            self._memory[fault_key(model)] = record
+            return record
+        data = self.read()
+        data[fault_key(model)] = record
+        tmp: str | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(prefix=".repack-faults.", dir=self.path.parent)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh, indent=1, sort_keys=True)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)  # the engine still loads without repacking this time
+            log.warning("cannot write the repack fault record %s: %s", self.path, exc)
+            self._memory[fault_key(model)] = record
+        return record
