@@ -251,8 +251,9 @@ def finetune(
         quantize_to=(options.quantize_to,),
     )
     # The F16 export and its parity check (loading the weights included), then quantizing.
-    phases["quantize"] = sum(f.seconds for f in files[1:])
-    phases["export"] = time.perf_counter() - started - phases["quantize"]
+    quantize_s = sum(f.seconds for f in files[1:])
+    phases["export"] = time.perf_counter() - started - quantize_s
+    phases["quantize"] = quantize_s
     final = files[-1]
     inherit_profile(base, final.path, prompt, heal)
     return {
