@@ -691,8 +691,9 @@ def distill(
         seq_len=seq_len,
         seed=seed,
         threads=threads,
-        **({"quantize_to": quantize_to} if quantize_to else {}),
     )
+    if quantize_to:
+        options.quantize_to = quantize_to
     main_process = processes()[0] == 0
     say = (lambda _msg: None) if as_json or not main_process else click.echo
     if data:
