@@ -61,7 +61,9 @@ test: lint extension-check
 	$(MAKE) e2e
 
 # Every benchmark, 5 repeats each (median, min, max). `make bench BENCH_ARGS=--quick`: the
-# small workloads, what 2 busy cores finish in well under an hour.
+# small workloads, what 2 busy cores finish in well under an hour. The longest is
+# bench_distill: one `goldiff distill` of 40 steps a repeat (2.5 min on idle cores, 9 on busy
+# ones; 4 steps with --quick).
 BENCH_ARGS ?=
 bench: install
 	nice -n 10 $(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,14 @@ import pytest
 pytest.importorskip("torch")
 llama_cpp = pytest.importorskip("llama_cpp")
 
+from click.testing import CliRunner  # noqa: E402
+from goldiff.cli import main  # noqa: E402
 from goldiff.distill.pipeline import FinetuneOptions, distill_from_store  # noqa: E402
 from goldiff.errors import NotEnoughDataError  # noqa: E402
 from goldiff.sources.llamacpp import load_llama  # noqa: E402
 from goldiff.sources.registry import Registry  # noqa: E402
 
-from tests.test_export import fill_store  # noqa: E402
+from tests.test_export import SUGGESTIONS, fill_store  # noqa: E402
 
 
 @pytest.mark.slow
@@ -38,6 +41,37 @@ def test_distill_from_the_store_registers_a_model_llama_cpp_loads(tmp_path: Path
         llm.create_completion("def add(a, b):", max_tokens=4, temperature=0.0)["usage"]["completion_tokens"]
         >= 1
     )
+
+
+@pytest.mark.slow
+def test_the_command_with_its_defaults_quantizes_as_the_pipeline_and_reports_its_phases(
+    tmp_path: Path, tiny_base: Any
+) -> None:
+    # The command's own default type, not one a short fine-tune of the shipped model fails
+    # the parity check in (its Q4_K_M did: `goldiff distill` with no options ended in an error).
+    home = tmp_path / "home"
+    # Two versions of each suggestion (distinct prefixes): 9 gold rows to train on, above the
+    # command's minimum of 8, under the 10 that would hold some back for validation.
+    versions = [
+        (f"{s[0]}-{i}", s[1] + 10 * i, *s[2:7], f"# version {i}\n{s[7]}", *s[8:])
+        for i in range(2)
+        for s in SUGGESTIONS
+    ]
+    fill_store(home, versions)
+    args = ["distill", "--home", str(home), "--name", "mine", "--base", str(tiny_base.gguf_path)]
+    args += ["--recipe", "tiny", "--steps", "2", "--batch-size", "2", "--seq-len", "64", "--threads", "1"]
+    out = CliRunner().invoke(main, [*args, "--json"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    assert result["qtype"] == FinetuneOptions().quantize_to == "Q8_0"
+    entry = Registry(home).get("mine")
+    assert entry is not None and Path(entry.path) == Path(result["gguf"]) and Path(result["gguf"]).is_file()
+    assert result["lineage"]["train_rows"] == 9
+    # Where the command's time went, each phase once, in the order they ran.
+    phases = result["phase_seconds"]
+    assert list(phases)[:6] == ["data", "base", "training", "export", "quantize", "heldout_loss"]
+    assert all(seconds >= 0 for seconds in phases.values())
+    assert phases["training"] >= result["train_seconds"] > 0
 
 
 def test_too_little_gold_says_how_much_is_needed(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -478,6 +479,7 @@ class ExportedFile:
     qtype: str
     size_bytes: int
     parity: Any  # goldiff.distill.parity.ParityReport
+    seconds: float = 0.0  # writing (or quantizing to) this file and checking its parity
 
 
 def export_checked(
@@ -502,6 +504,7 @@ def export_checked(
 
     merged = _unwrap_peft(model)
     prompt_list = list(prompts)
+    started = time.perf_counter()
     path = export_model(merged, tokenizer, out_path, dtype, name=name)
     results = [
         ExportedFile(
@@ -509,13 +512,16 @@ def export_checked(
             qtype=dtype.upper(),
             size_bytes=path.stat().st_size,
             parity=check_parity(merged, path, prompt_list, tolerance=dtype.upper()),
+            seconds=time.perf_counter() - started,
         )
     ]
     for qtype in quantize_to:
+        started = time.perf_counter()
         target = path.with_name(f"{path.stem}-{qtype.upper()}{path.suffix}")
         result = quantize(path, target, qtype)
         report = check_parity(merged, result.dst, prompt_list, tolerance=result.qtype)
-        results.append(ExportedFile(result.dst, result.qtype, result.dst_bytes, report))
+        seconds = time.perf_counter() - started
+        results.append(ExportedFile(result.dst, result.qtype, result.dst_bytes, report, seconds))
     return results
 
 

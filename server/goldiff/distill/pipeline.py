@@ -185,9 +185,12 @@ def finetune(
         keep_best=True,
     )
     say(f"Fine-tuning the base on the gold for {options.steps} steps ({prompt} prompts)...")
+    started = time.perf_counter()
     result = train(
         trainer, work / "distill", sft_path=train_rows, tokenizer_path=base.tokenizer, progress=False
     )
+    # Where the command's time goes (reported with the result; the benchmark reads it).
+    phases = {"training": time.perf_counter() - started}
     if result.final_dir is None and rank == 0:
         raise KeyboardInterrupt("stopped during training; run the same command again to resume")
     if rank != 0 or result.final_dir is None:
@@ -208,6 +211,7 @@ def finetune(
         "tokens_per_s": result.tokens_per_s,
         "train_seconds": result.elapsed_s,
         "processes": world,
+        "phase_seconds": phases,
     }
     if result.best_step == 0:
         # The base itself, as it ships: a re-quantized copy of it would only serve it worse.
@@ -224,8 +228,10 @@ def finetune(
         from peft import PeftModel
 
         say("Exporting the LoRA adapter to GGUF (parity-checked against torch on the base GGUF)...")
+        started = time.perf_counter()
         tuned = PeftModel.from_pretrained(load_model(base.hf_dir), str(result.final_dir))
         adapter = export_lora_checked(tuned, base.gguf, work / "distilled" / "adapter.gguf")
+        phases["export"] = time.perf_counter() - started
         return {
             "gguf": str(base.gguf),
             "adapter": str(adapter.path),
@@ -236,6 +242,7 @@ def finetune(
             **trained,
         }
     say("Exporting to GGUF (parity-checked against torch, quantized)...")
+    started = time.perf_counter()
     model = load_model(result.final_dir)
     files = export_checked(
         model,
@@ -243,6 +250,10 @@ def finetune(
         work / "distilled" / "model-F16.gguf",
         quantize_to=(options.quantize_to,),
     )
+    # The F16 export and its parity check (loading the weights included), then quantizing.
+    quantize_s = sum(f.seconds for f in files[1:])
+    phases["export"] = time.perf_counter() - started - quantize_s
+    phases["quantize"] = quantize_s
     final = files[-1]
     inherit_profile(base, final.path, prompt, heal)
     return {
@@ -299,6 +310,7 @@ def distill_from_store(
             f"no trace store at {store_path(home)}: record some work first (or run `goldiff replay REPO`)"
         )
     say("Exporting the gold as training rows (the newest 10% held out)...")
+    started = time.perf_counter()
     db, _ = open_database(store_path(home))
     try:
         exported = export(db, ExportOptions(format="sft", split=True), work / "export")
@@ -315,9 +327,15 @@ def distill_from_store(
             "Keep working with capture on, or fill the store from history with `goldiff replay REPO`."
         )
     say(f"  {train_rows} training rows, {exported.counts.get('test', 0)} held out")
+    data_s = time.perf_counter() - started
+    started = time.perf_counter()
     model = base_model(base, work, say)
+    base_s = time.perf_counter() - started
+    started = time.perf_counter()
     rows = adapted_rows(exported.paths["train"], texts, work, options, say, val_cutoff)
+    data_s += time.perf_counter() - started
     result = finetune(model, rows, work, options, say)
+    phases = result["phase_seconds"] = {"data": data_s, "base": base_s, **result["phase_seconds"]}
     if result.get("kept_base"):
         reason = "no step beat the base on the validation gold"
         say(f"Nothing registered: {reason}; the base stays the model to use.")
@@ -333,6 +351,7 @@ def distill_from_store(
         "train_loss": result["train_loss"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    started = time.perf_counter()
     losses = heldout_losses(
         model,
         result["final_dir"],
@@ -344,6 +363,7 @@ def distill_from_store(
     lineage["heldout_loss"] = losses
     register(home, name, result, lineage)
     (work / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
+    phases["heldout_loss"] = time.perf_counter() - started
     if losses["base"] is not None:
         say(f"  held-out loss {losses['base']:.3f} (base) → {losses['tuned']:.3f} (fine-tuned)")
     if losses["improved"] is False:
@@ -351,7 +371,9 @@ def distill_from_store(
         decision = None
     else:
         say(f"Registered as {name!r}. Comparing it with the current default on the held-out gold...")
+        started = time.perf_counter()
         decision = promote_from_split(home, name, exported.paths.get("test"), threads=options.threads)
+        phases["promotion"] = time.perf_counter() - started
     if decision is None:
         return {
             "name": name,
@@ -475,6 +497,7 @@ def distill_from_dataset(
     name = name or time.strftime("distilled-%Y%m%d-%H%M%S")
     work = models_dir(home) / name
     rows_file = work / "data" / "train.jsonl"
+    started = time.perf_counter()
     if rank == 0:
         say(f"Reading {data}...")
         rows = [r for r in pool.read_rows(data) if r.get("completion") is not None]
@@ -490,11 +513,17 @@ def distill_from_dataset(
         tmp.replace(rows_file)
         stores = sorted({str(r.get("store")) for r in rows if r.get("store")})
         say(f"  {len(rows)} rows from {len(stores)} store(s)")
+        data_s = time.perf_counter() - started
+        started = time.perf_counter()
         model = base_model(base, work, say)
     _barrier()
     if rank != 0:
+        data_s = time.perf_counter() - started  # waiting for the first process's data and base
+        started = time.perf_counter()
         model = base_model(base, work, lambda _m: None)  # read by the first process already
+    base_s = time.perf_counter() - started
     result = finetune(model, rows_file, work, options, say if rank == 0 else (lambda _m: None))
+    result["phase_seconds"] = {"data": data_s, "base": base_s, **result.get("phase_seconds", {})}
     if rank != 0:
         return {"name": name, "rank": rank, **result}
     lineage = {
