@@ -54,8 +54,8 @@ class LocalSettings:
     # The engine process's address-space limit (RLIMIT_AS), in MiB; 0: no limit. A model that
     # would need more fails to load (reported) instead of pushing the machine into swap.
     max_memory_mb: int = attrs.field(default=8192, validator=attrs.validators.ge(0))
-    # llama.cpp's repacked (faster) kernels in the engine process: "auto" uses them unless
-    # they faulted for this model on this CPU before (`sources/repack.py`); "off" never.
+    # llama.cpp's repacked kernels in the engine process: "auto" uses them for a model of a type
+    # they measured faster for, unless they faulted for it on this CPU (`sources/repack.py`).
     repack: str = attrs.field(default="auto", validator=attrs.validators.in_(REPACK_SETTINGS))
 
 

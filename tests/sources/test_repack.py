@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from goldiff.errors import EngineError
 from goldiff.sources.base import CompletionRequest
-from goldiff.sources.repack import FaultRecords, faults_path, is_fault
+from goldiff.sources.repack import FaultRecords, faults_path, file_type, is_fault, worth_repacking
 from goldiff.sources.worker import WorkerSource
 
 from tests.lsp_client import Editor, goldiff_client, server_env
@@ -186,18 +186,18 @@ def test_a_fault_before_the_first_answer_fails_that_request_and_the_next_worker_
     assert told_again == [] and again.restarts == 0
 
 
-def test_a_fault_where_nothing_was_repacked_is_an_ordinary_crash(
+def test_a_type_not_measured_faster_loads_plain_and_its_crash_is_an_ordinary_one(
     tiny_gguf: Path, tmp_path: Path, faulty: pytest.MonkeyPatch
 ) -> None:
-    """The tiny F16 model has no weight llama.cpp repacks: its crash is not the kernels'."""
+    """The tiny F16 model: "auto" does not ask for repacking, so its crash is not the kernels'."""
     faulty.setenv("GOLDIFF_TEST_REPACK_FAULT", "first")
     faults = faults_path(tmp_path / "home")
     told: list[str] = []
     worker = WorkerSource(tiny_gguf, threads=1, faults=faults, on_crash=told.append)
     try:
         info = worker.describe()
-        assert info["repack"] == {"on": True, "tensors": 0, "buffers": []}
-        assert "repacks none" in info["repackMode"]
+        assert info["repack"] == {"on": False, "tensors": 0, "buffers": []}
+        assert "measured no faster" in info["repackMode"]
         with pytest.raises(EngineError, match="SIGSEGV"):
             worker.complete(REQUEST)
     finally:
@@ -266,3 +266,16 @@ def test_a_record_belongs_to_one_model_file(q4_0: Path, tmp_path: Path) -> None:
     other.write_bytes(q4_0.read_bytes())
     assert FaultRecords(faults).get(other) is None
     assert oct(faults.parent.stat().st_mode & 0o777) == "0o700"
+
+
+def test_auto_repacks_only_the_types_measured_faster(q4_0: Path, tiny_gguf: Path) -> None:
+    """The header read agrees with the gguf package; the shipped model is not repacked."""
+    import gguf
+
+    shipped = Path(__file__).resolve().parents[2] / "models" / "goldiff-default-Q6_K.gguf"
+    for model in (q4_0, tiny_gguf, shipped):
+        field = gguf.GGUFReader(str(model)).get_field("general.file_type")
+        assert field is not None
+        assert file_type(model) == int(field.parts[field.data[0]][0])
+    assert worth_repacking(q4_0)
+    assert not worth_repacking(tiny_gguf) and not worth_repacking(shipped)

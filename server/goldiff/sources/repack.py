@@ -21,9 +21,11 @@ import functools
 import hashlib
 import json
 import logging
+import mmap
 import os
 import platform
 import signal
+import struct
 import tempfile
 import time
 from importlib import metadata
@@ -33,6 +35,13 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 REPACK_SETTINGS = ("auto", "off")
+# The model file types (`general.file_type`, llama.cpp's `llama_ftype`) whose repacked kernels
+# `bench/bench_repack.py` measured faster on this project's machines (AVX-512, no AMX): prompt
+# evaluation 0.58x (Q4_0) and 0.69x (IQ4_NL) of the plain kernels' time. Every other type
+# Goldiff writes or ships measured no faster: nothing of it repacked (Q8_0, Q5_K_M, Q6_K, F16)
+# or slower (Q4_K_M, 1.16x). "auto" repacks only these: a possible fault (an AMX repack of a
+# Q6_K weight is a known one) for no measured gain is not worth it.
+FASTER_REPACKED = {2: "Q4_0", 25: "IQ4_NL"}
 # Signals by which native code dies on its own fault. SIGKILL and SIGTERM come from outside
 # (a user, the out-of-memory killer, the server's own hang kill): no sign of a bad kernel.
 FAULT_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT})
@@ -46,6 +55,55 @@ def faults_path(home: Path) -> Path:
 def is_fault(returncode: int | None) -> bool:
     """Whether a process that exited with `returncode` was killed by its own native fault."""
     return returncode is not None and returncode < 0 and -returncode in {int(s) for s in FAULT_SIGNALS}
+
+
+# GGUF metadata value types (gguf.GGUFValueType) and the byte size of the fixed-size ones.
+_FIXED = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+_STRING, _ARRAY = 8, 9
+
+
+def file_type(model: Path) -> int | None:
+    """The GGUF's `general.file_type`, read from its header alone; None if it has none.
+
+    `gguf.GGUFReader` parses every tensor's description as well (seconds for a 100 MB model);
+    this walks the metadata only, on the engine's start path.
+    """
+    try:
+        with model.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            if buf[:4] != b"GGUF":
+                return None
+            (count,) = struct.unpack_from("<Q", buf, 16)
+            at = 24
+
+            def skip(kind: int, at: int) -> int:
+                if kind in _FIXED:
+                    return at + _FIXED[kind]
+                if kind == _STRING:
+                    return at + 8 + int(struct.unpack_from("<Q", buf, at)[0])
+                item, n = (int(v) for v in struct.unpack_from("<IQ", buf, at))
+                at += 12
+                if item in _FIXED:
+                    return at + n * _FIXED[item]
+                for _ in range(n):
+                    at = skip(item, at)
+                return at
+
+            for _ in range(count):
+                (length,) = struct.unpack_from("<Q", buf, at)
+                key = bytes(buf[at + 8 : at + 8 + length])
+                (kind,) = struct.unpack_from("<I", buf, at + 8 + length)
+                at += 12 + length
+                if key == b"general.file_type" and kind in (4, 5):
+                    return int(struct.unpack_from("<I" if kind == 4 else "<i", buf, at)[0])
+                at = skip(kind, at)
+    except (OSError, ValueError, struct.error, RecursionError):
+        return None
+    return None
+
+
+def worth_repacking(model: Path) -> bool:
+    """Whether "auto" loads `model` with repacked kernels: its type measured faster with them."""
+    return file_type(model) in FASTER_REPACKED
 
 
 @functools.cache

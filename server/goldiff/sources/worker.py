@@ -27,8 +27,9 @@ failure (`BACKOFF_SECONDS` up to `BACKOFF_MAX_SECONDS`) and resets on a success.
 that dies while loading is a `ModelLoadError`: the model, not the moment, is at fault.
 
 The worker is the one process that may load with llama.cpp's repacked kernels (extra buffer
-types, `llamacpp.py`), which fault on some CPUs: `repack` "auto" asks for them unless a fault
-record (`repack.py`) says this model faulted on this CPU and llama.cpp before. A worker that
+types, `llamacpp.py`), which fault on some CPUs: `repack` "auto" asks for them for a model
+of a type they measured faster for (`repack.FASTER_REPACKED`), unless a fault record
+(`repack.py`) says this model faulted on this CPU and llama.cpp before. A worker that
 dies by a fault signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT: not a kill from outside)
 while loading with them, or before its first answer when llama.cpp did repack some of its
 weights, leaves such a record, and the next worker (at once, for a death while loading)
@@ -65,7 +66,7 @@ from typing import IO, Any
 from goldiff.errors import EngineError, ModelLoadError
 from goldiff.sources.base import Completion, CompletionRequest, RecentEdit, Snippet
 from goldiff.sources.llamacpp import checked_model
-from goldiff.sources.repack import REPACK_SETTINGS, FaultRecords, is_fault
+from goldiff.sources.repack import REPACK_SETTINGS, FaultRecords, is_fault, worth_repacking
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,9 @@ class WorkerSource:
         self.repack_setting = repack
         fault = self.faults.get(self.model_path) if repack == "auto" else None
         self.repack_fault: dict[str, Any] | None = fault
-        self._repack = repack == "auto" and fault is None  # what the next worker loads with
+        # Asked for only where they measured faster for this model's type (`FASTER_REPACKED`).
+        self.repack_worth = repack == "auto" and worth_repacking(self.model_path)
+        self._repack = self.repack_worth and fault is None  # what the next worker loads with
         self.config = {
             "model": str(self.model_path),
             "adapter": str(self.adapter_path) if self.adapter_path else None,
@@ -231,6 +234,8 @@ class WorkerSource:
             return "plain kernels (goldiff.local.repack is off)"
         if self.repack_fault is not None:
             return f"plain kernels (repacked ones faulted here: {self.repack_fault.get('fault')})"
+        if not self.repack_worth:
+            return "plain kernels (repacked ones measured no faster for this model's type)"
         done = self.info.get("repack") or {}
         if not done.get("tensors"):
             return "plain kernels (llama.cpp repacks none of this model's weights on this CPU)"
