@@ -217,17 +217,6 @@ def iter_manifest_documents(manifest: Any) -> Iterator[tuple[str, str]]:
         yield split, path.read_text(encoding="utf-8")
 
 
-def iter_jsonl_documents(path: Path) -> Iterator[tuple[str, str]]:
-    """``(split, text)`` from a JSONL bundle (one ``{"split", "text"}`` per line; ``.xz`` ok)."""
-    import lzma
-
-    opener: Any = lzma.open if path.suffix == ".xz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            yield row["split"], row["text"]
-
-
 class TokenWindows:
     """Random windows of ``seq_len + 1`` tokens from a packed split, chosen by (seed, step)."""
 

@@ -19,7 +19,7 @@ Public API::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -319,8 +319,3 @@ def load_tokenizer(path: str | Path) -> tokenizers.Tokenizer:
     if not p.is_file():
         raise TokenizerError(f"no tokenizer found at {p}; train one or pass its folder")
     return Tokenizer.from_file(str(p))
-
-
-def special_token_ids(vocab: GgufVocab) -> Sequence[int]:
-    """The ids of the control tokens, for tests and FIM prompt builders."""
-    return [i for i, t in enumerate(vocab.token_types) if t == int(gguf.TokenType.CONTROL)]

@@ -386,11 +386,6 @@ def _evaluate(
     return float(total.item()) / config.eval_batches
 
 
-def evaluate_loss(model: Any, val_batches: Any, config: TrainConfig, device: str = "cpu") -> float | None:
-    """Validation loss of a trained model on the same fixed batches training reports."""
-    return _evaluate(model, val_batches, config, model.config.vocab_size, torch.device(device))
-
-
 def _save_checkpoint(
     out: Path,
     accelerator: Any,
