@@ -131,9 +131,9 @@ def run(
         inner = 0.0
         call = model.complete
 
-        def counting(prefix: str, suffix: str) -> tuple[str, float]:
+        def counting(prefix: str, suffix: str, language: str = "") -> tuple[str, float]:
             nonlocal inner
-            text, ms = call(prefix, suffix)
+            text, ms = call(prefix, suffix, language)
             inner += ms / 1000
             return text, ms
 

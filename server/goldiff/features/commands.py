@@ -19,6 +19,16 @@ from goldiff.sources import states
 from goldiff.sources.registry import Registry
 
 
+def _peak_rss_kb() -> int:
+    """This process's own peak resident memory. `ru_maxrss` survives exec on Linux, so a
+    server started by a large process would report that process's peak; VmHWM does not."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def register(server: GoldiffServer) -> None:
     @server.command(protocol.SET_MODE)
     def set_mode(ls: GoldiffServer, *args: Any) -> dict[str, str]:
@@ -75,7 +85,7 @@ def register(server: GoldiffServer) -> None:
             "pendingHandlers": len(ls.protocol._request_futures),
             "messagesShown": ls.shown_messages,
             "messagesSuppressed": ls.messages.suppressed,
-            "peakRssKb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "peakRssKb": _peak_rss_kb(),
             "engine": ls.completion.engine_status(),
         }
 
