@@ -186,18 +186,20 @@ def test_a_fault_before_the_first_answer_fails_that_request_and_the_next_worker_
     assert told_again == [] and again.restarts == 0
 
 
-def test_a_type_not_measured_faster_loads_plain_and_its_crash_is_an_ordinary_one(
+def test_a_fault_where_nothing_was_repacked_is_an_ordinary_crash(
     tiny_gguf: Path, tmp_path: Path, faulty: pytest.MonkeyPatch
 ) -> None:
-    """The tiny F16 model: "auto" does not ask for repacking, so its crash is not the kernels'."""
+    """The tiny F16 model loaded asking for repacking: llama.cpp repacks none of its weights,
+    so its crash is not the kernels'. ("auto" asks only for types measured faster: forced.)"""
+    faulty.setattr("goldiff.sources.worker.worth_repacking", lambda model: True)
     faulty.setenv("GOLDIFF_TEST_REPACK_FAULT", "first")
     faults = faults_path(tmp_path / "home")
     told: list[str] = []
     worker = WorkerSource(tiny_gguf, threads=1, faults=faults, on_crash=told.append)
     try:
         info = worker.describe()
-        assert info["repack"] == {"on": False, "tensors": 0, "buffers": []}
-        assert "measured no faster" in info["repackMode"]
+        assert info["repack"] == {"on": True, "tensors": 0, "buffers": []}
+        assert "repacks none" in info["repackMode"]
         with pytest.raises(EngineError, match="SIGSEGV"):
             worker.complete(REQUEST)
     finally:
@@ -279,3 +281,9 @@ def test_auto_repacks_only_the_types_measured_faster(q4_0: Path, tiny_gguf: Path
         assert file_type(model) == int(field.parts[field.data[0]][0])
     assert worth_repacking(q4_0)
     assert not worth_repacking(tiny_gguf) and not worth_repacking(shipped)
+    plain = WorkerSource(tiny_gguf, threads=1)
+    try:
+        info = plain.describe()
+    finally:
+        plain.close()
+    assert info["repack"]["on"] is False and "measured no faster" in info["repackMode"]
