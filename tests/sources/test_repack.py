@@ -121,6 +121,19 @@ def test_off_never_repacks(q4_0: Path) -> None:
     assert "goldiff.local.repack is off" in info["repackMode"]
 
 
+def _a_new_engine_never_tries_again(model: Path, faults: Path) -> None:
+    """A new engine for the same model reads the record and loads plain: the fault injection
+    is still there, so a try would crash it and say so."""
+    told: list[str] = []
+    again = WorkerSource(model, threads=1, faults=faults, on_crash=told.append)
+    try:
+        assert again.describe()["repack"]["on"] is False
+        assert again.complete(REQUEST).completion_tokens == 4
+    finally:
+        again.close()
+    assert told == [] and again.restarts == 0
+
+
 def test_a_fault_while_loading_repacked_is_recorded_and_the_model_loads_without(
     q4_0: Path, tmp_path: Path, faulty: pytest.MonkeyPatch
 ) -> None:
@@ -141,16 +154,7 @@ def test_a_fault_while_loading_repacked_is_recorded_and_the_model_loads_without(
     assert [r["model"] for r in records.values()] == [str(q4_0)]
     assert "SIGSEGV" in next(iter(records.values()))["fault"]
 
-    # A new engine for the same model reads the record and never tries again: the fault
-    # injection is still there, so a try would crash it and say so.
-    told_again: list[str] = []
-    again = WorkerSource(q4_0, threads=1, faults=faults, on_crash=told_again.append)
-    try:
-        assert again.describe()["repack"]["on"] is False
-        assert again.complete(REQUEST).completion_tokens == 4
-    finally:
-        again.close()
-    assert told_again == []
+    _a_new_engine_never_tries_again(q4_0, faults)
 
 
 def test_a_fault_before_the_first_answer_fails_that_request_and_the_next_worker_runs_plain(
@@ -175,15 +179,7 @@ def test_a_fault_before_the_first_answer_fails_that_request_and_the_next_worker_
         assert len(told) == 1  # told once
     finally:
         worker.close()
-
-    told_again: list[str] = []
-    again = WorkerSource(q4_0, threads=1, faults=faults, on_crash=told_again.append)
-    try:
-        assert again.describe()["repack"]["on"] is False
-        assert again.complete(REQUEST).completion_tokens == 4
-    finally:
-        again.close()
-    assert told_again == [] and again.restarts == 0
+    _a_new_engine_never_tries_again(q4_0, faults)
 
 
 def test_a_fault_where_nothing_was_repacked_is_an_ordinary_crash(
