@@ -10,9 +10,10 @@ metrics) so `goldiff models use NAME` or the editor's toggle switches to it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,8 +145,25 @@ def inherit_profile(base: BaseModel, model: Path, prompt: str, heal: bool) -> No
     )
 
 
+class Phases(dict[str, float]):
+    """Seconds per phase of a run, reported with its result (the distill benchmark reads it)."""
+
+    @contextlib.contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + time.perf_counter() - started
+
+
 def finetune(
-    base: BaseModel, train_rows: Path, work: Path, options: FinetuneOptions, say: Say = print
+    base: BaseModel,
+    train_rows: Path,
+    work: Path,
+    options: FinetuneOptions,
+    say: Say = print,
+    phases: Phases | None = None,
 ) -> dict[str, Any]:
     """Fine-tune the base on sft rows; export, check parity and quantize the result."""
     from goldiff.distill.config import load_recipe
@@ -185,16 +203,19 @@ def finetune(
         keep_best=True,
     )
     say(f"Fine-tuning the base on the gold for {options.steps} steps ({prompt} prompts)...")
-    started = time.perf_counter()
-    result = train(
-        trainer, work / "distill", sft_path=train_rows, tokenizer_path=base.tokenizer, progress=False
-    )
-    # Where the command's time goes (reported with the result; the benchmark reads it).
-    phases = {"training": time.perf_counter() - started}
+    phases = Phases() if phases is None else phases
+    with phases.timed("training"):
+        result = train(
+            trainer, work / "distill", sft_path=train_rows, tokenizer_path=base.tokenizer, progress=False
+        )
     if result.final_dir is None and rank == 0:
         raise KeyboardInterrupt("stopped during training; run the same command again to resume")
     if rank != 0 or result.final_dir is None:
-        return {"steps": result.steps, "processes": world}  # the first process exports and registers
+        return {
+            "steps": result.steps,
+            "processes": world,
+            "phase_seconds": phases,
+        }  # the first process exports and registers
     say(f"  {result.tokens_seen:,} tokens, loss {result.train_loss:.3f}, {result.tokens_per_s:,.0f} tokens/s")
     if result.best_step == 0:
         say("  No step beat the base on the validation gold: the base's weights are kept.")
@@ -228,10 +249,9 @@ def finetune(
         from peft import PeftModel
 
         say("Exporting the LoRA adapter to GGUF (parity-checked against torch on the base GGUF)...")
-        started = time.perf_counter()
-        tuned = PeftModel.from_pretrained(load_model(base.hf_dir), str(result.final_dir))
-        adapter = export_lora_checked(tuned, base.gguf, work / "distilled" / "adapter.gguf")
-        phases["export"] = time.perf_counter() - started
+        with phases.timed("export"):
+            tuned = PeftModel.from_pretrained(load_model(base.hf_dir), str(result.final_dir))
+            adapter = export_lora_checked(tuned, base.gguf, work / "distilled" / "adapter.gguf")
         return {
             "gguf": str(base.gguf),
             "adapter": str(adapter.path),
@@ -242,18 +262,17 @@ def finetune(
             **trained,
         }
     say("Exporting to GGUF (parity-checked against torch, quantized)...")
-    started = time.perf_counter()
-    model = load_model(result.final_dir)
-    files = export_checked(
-        model,
-        base.tokenizer.parent,
-        work / "distilled" / "model-F16.gguf",
-        quantize_to=(options.quantize_to,),
-    )
+    with phases.timed("export"):
+        model = load_model(result.final_dir)
+        files = export_checked(
+            model,
+            base.tokenizer.parent,
+            work / "distilled" / "model-F16.gguf",
+            quantize_to=(options.quantize_to,),
+        )
     # The F16 export and its parity check (loading the weights included), then quantizing.
-    quantize_s = sum(f.seconds for f in files[1:])
-    phases["export"] = time.perf_counter() - started - quantize_s
-    phases["quantize"] = quantize_s
+    phases["quantize"] = sum(f.seconds for f in files[1:])
+    phases["export"] -= phases["quantize"]
     final = files[-1]
     inherit_profile(base, final.path, prompt, heal)
     return {
@@ -310,16 +329,17 @@ def distill_from_store(
             f"no trace store at {store_path(home)}: record some work first (or run `goldiff replay REPO`)"
         )
     say("Exporting the gold as training rows (the newest 10% held out)...")
-    started = time.perf_counter()
-    db, _ = open_database(store_path(home))
-    try:
-        exported = export(db, ExportOptions(format="sft", split=True), work / "export")
-        # The workspace's code as it was when the validation rows begin (so, before the
-        # held-out ones too): no answer validation or evaluation asks for is read.
-        val_cutoff = validation_cutoff(exported.paths["train"], options.val_fraction)
-        texts = documents_at(db, val_cutoff if val_cutoff is not None else exported.cutoff)
-    finally:
-        db.conn.close()
+    phases = Phases()
+    with phases.timed("data"):
+        db, _ = open_database(store_path(home))
+        try:
+            exported = export(db, ExportOptions(format="sft", split=True), work / "export")
+            # The workspace's code as it was when the validation rows begin (so, before the
+            # held-out ones too): no answer validation or evaluation asks for is read.
+            val_cutoff = validation_cutoff(exported.paths["train"], options.val_fraction)
+            texts = documents_at(db, val_cutoff if val_cutoff is not None else exported.cutoff)
+        finally:
+            db.conn.close()
     train_rows = exported.counts.get("train", 0)
     if train_rows < min_rows:
         raise NotEnoughDataError(
@@ -327,15 +347,11 @@ def distill_from_store(
             "Keep working with capture on, or fill the store from history with `goldiff replay REPO`."
         )
     say(f"  {train_rows} training rows, {exported.counts.get('test', 0)} held out")
-    data_s = time.perf_counter() - started
-    started = time.perf_counter()
-    model = base_model(base, work, say)
-    base_s = time.perf_counter() - started
-    started = time.perf_counter()
-    rows = adapted_rows(exported.paths["train"], texts, work, options, say, val_cutoff)
-    data_s += time.perf_counter() - started
-    result = finetune(model, rows, work, options, say)
-    phases = result["phase_seconds"] = {"data": data_s, "base": base_s, **result["phase_seconds"]}
+    with phases.timed("base"):
+        model = base_model(base, work, say)
+    with phases.timed("data"):
+        rows = adapted_rows(exported.paths["train"], texts, work, options, say, val_cutoff)
+    result = finetune(model, rows, work, options, say, phases)
     if result.get("kept_base"):
         reason = "no step beat the base on the validation gold"
         say(f"Nothing registered: {reason}; the base stays the model to use.")
@@ -351,19 +367,18 @@ def distill_from_store(
         "train_loss": result["train_loss"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    started = time.perf_counter()
-    losses = heldout_losses(
-        model,
-        result["final_dir"],
-        exported.paths.get("test"),
-        options.seq_len,
-        result["prompt"],
-        result["heal"],
-    )
-    lineage["heldout_loss"] = losses
-    register(home, name, result, lineage)
-    (work / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
-    phases["heldout_loss"] = time.perf_counter() - started
+    with phases.timed("heldout_loss"):
+        losses = heldout_losses(
+            model,
+            result["final_dir"],
+            exported.paths.get("test"),
+            options.seq_len,
+            result["prompt"],
+            result["heal"],
+        )
+        lineage["heldout_loss"] = losses
+        register(home, name, result, lineage)
+        (work / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
     if losses["base"] is not None:
         say(f"  held-out loss {losses['base']:.3f} (base) → {losses['tuned']:.3f} (fine-tuned)")
     if losses["improved"] is False:
@@ -371,9 +386,8 @@ def distill_from_store(
         decision = None
     else:
         say(f"Registered as {name!r}. Comparing it with the current default on the held-out gold...")
-        started = time.perf_counter()
-        decision = promote_from_split(home, name, exported.paths.get("test"), threads=options.threads)
-        phases["promotion"] = time.perf_counter() - started
+        with phases.timed("promotion"):
+            decision = promote_from_split(home, name, exported.paths.get("test"), threads=options.threads)
     if decision is None:
         return {
             "name": name,
@@ -497,33 +511,32 @@ def distill_from_dataset(
     name = name or time.strftime("distilled-%Y%m%d-%H%M%S")
     work = models_dir(home) / name
     rows_file = work / "data" / "train.jsonl"
-    started = time.perf_counter()
+    phases = Phases()
     if rank == 0:
-        say(f"Reading {data}...")
-        rows = [r for r in pool.read_rows(data) if r.get("completion") is not None]
-        if len(rows) < min_rows:
-            raise NotEnoughDataError(
-                f"{data} holds {len(rows)} sft row(s) with a completion; distilling needs at least "
-                f"{min_rows}. Pool more developers' exports (`goldiff pool`), or export sft rows, "
-                "not --no-code metrics."
-            )
-        rows_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = rows_file.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows), encoding="utf-8")
-        tmp.replace(rows_file)
-        stores = sorted({str(r.get("store")) for r in rows if r.get("store")})
-        say(f"  {len(rows)} rows from {len(stores)} store(s)")
-        data_s = time.perf_counter() - started
-        started = time.perf_counter()
-        model = base_model(base, work, say)
-    _barrier()
+        with phases.timed("data"):
+            say(f"Reading {data}...")
+            rows = [r for r in pool.read_rows(data) if r.get("completion") is not None]
+            if len(rows) < min_rows:
+                raise NotEnoughDataError(
+                    f"{data} holds {len(rows)} sft row(s) with a completion; distilling needs at least "
+                    f"{min_rows}. Pool more developers' exports (`goldiff pool`), or export sft rows, "
+                    "not --no-code metrics."
+                )
+            rows_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = rows_file.with_suffix(".tmp")
+            tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows), encoding="utf-8")
+            tmp.replace(rows_file)
+            stores = sorted({str(r.get("store")) for r in rows if r.get("store")})
+            say(f"  {len(rows)} rows from {len(stores)} store(s)")
+        with phases.timed("base"):
+            model = base_model(base, work, say)
+    # The others wait here for the first process's rows and base: data, to them.
+    with phases.timed("base" if rank == 0 else "data"):
+        _barrier()
     if rank != 0:
-        data_s = time.perf_counter() - started  # waiting for the first process's data and base
-        started = time.perf_counter()
-        model = base_model(base, work, lambda _m: None)  # read by the first process already
-    base_s = time.perf_counter() - started
-    result = finetune(model, rows_file, work, options, say if rank == 0 else (lambda _m: None))
-    result["phase_seconds"] = {"data": data_s, "base": base_s, **result.get("phase_seconds", {})}
+        with phases.timed("base"):
+            model = base_model(base, work, lambda _m: None)  # read by the first process already
+    result = finetune(model, rows_file, work, options, say if rank == 0 else (lambda _m: None), phases)
     if rank != 0:
         return {"name": name, "rank": rank, **result}
     lineage = {
