@@ -130,11 +130,11 @@ class WorkerSource:
         # on this machine; None keeps them for this source only.
         self.faults = FaultRecords(Path(faults) if faults else None)
         self.repack_setting = repack
-        fault = self.faults.get(self.model_path) if repack == "auto" else None
-        self.repack_fault: dict[str, Any] | None = fault
         # Asked for only where they measured faster for this model's type (`FASTER_REPACKED`).
         self.repack_worth = repack == "auto" and worth_repacking(self.model_path)
-        self._repack = self.repack_worth and fault is None  # what the next worker loads with
+        self.repack_fault: dict[str, Any] | None = (
+            self.faults.get(self.model_path) if self.repack_worth else None
+        )
         self.config = {
             "model": str(self.model_path),
             "adapter": str(self.adapter_path) if self.adapter_path else None,
@@ -185,7 +185,8 @@ class WorkerSource:
 
     def _start_once(self) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        repack = self._repack
+        # What this worker loads with: until repacking faults for this model.
+        repack = self.repack_worth and self.repack_fault is None
         proc = subprocess.Popen(
             [sys.executable, "-m", "goldiff.sources.worker"],
             stdin=subprocess.PIPE,
@@ -244,7 +245,6 @@ class WorkerSource:
 
     def _repack_faulted(self, why: str) -> str:
         """Record that repacking faulted for this model; later workers load without it."""
-        self._repack = False
         self.repack_fault = self.faults.add(self.model_path, why)
         log.warning("repacked kernels faulted for %s (%s); recorded in %s", self.model, why, self.faults.path)
         return (
