@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,13 +29,11 @@ def run_checks(home: Path, echo: Callable[[str], None] = print) -> bool:
             report(False, f"{dist} is not installed", f"pip install -e . (or pip install {dist})")
     path = store_path(home)
     if path.exists():
-        import sqlite3
+        # Imported here: the store needs sqlite-utils, whose absence is reported above.
+        from goldiff.store import inspect_file
 
         try:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            result = conn.execute("PRAGMA integrity_check").fetchone()[0]
-            version = conn.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0]
-            conn.close()
+            result, version = inspect_file(path)
             report(
                 result == "ok",
                 f"trace store {path}: integrity {result}, schema version {version}",
