@@ -19,10 +19,9 @@ import sqlite_utils
 
 from goldiff.capture.redaction import mask_spans, secret_spans
 from goldiff.errors import ExportError, NotRecordedError
-from goldiff.outcomes.episodes import nearest
+from goldiff.outcomes.episodes import surroundings
 from goldiff.prompts import (
     CHAT_SYSTEM_PROMPT,
-    EDIT_CONTEXT_LINES,
     EDIT_HISTORY,
     EDIT_SYSTEM_PROMPT,
     chat_user_message,
@@ -310,28 +309,15 @@ def edit_view(db: sqlite_utils.Database, e: EpisodeRecord) -> EditView:
         doc = document_at(db, e.document_id, version, until=until, history=EDIT_HISTORY)
     except NotRecordedError:
         return view
-    text = doc.text
-    start = nearest(text, e.before, e.start_offset or 0)
-    if start is None:
-        return view
-    end = start + len(e.before)
-    top = start
-    for _ in range(EDIT_CONTEXT_LINES):
-        if top == 0:
-            break
-        top = text.rfind("\n", 0, top - 1) + 1
-    bottom = end
-    for _ in range(EDIT_CONTEXT_LINES):
-        nl = text.find("\n", bottom)
-        bottom = len(text) if nl == -1 else nl + 1
-        if nl == -1:
-            break
-    view.context_before = text[top:start]
-    view.context_after = text[end:bottom]
-    view.recent_edits = edit_history(doc.changes, e.path or "file")
     offset = opener.offset if opener is not None else None
-    if view.cursor is None and offset is not None and start <= offset <= end:
-        view.cursor = offset - start
+    found = surroundings(doc.text, e.before, e.start_offset or 0, offset)
+    if not found:
+        return view
+    view.context_before = found["context_before"]
+    view.context_after = found["context_after"]
+    view.recent_edits = edit_history(doc.changes, e.path or "file")
+    if view.cursor is None:
+        view.cursor = found["cursor"]
     return view
 
 

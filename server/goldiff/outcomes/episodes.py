@@ -233,9 +233,9 @@ def whole_lines(text: str, start: int, end: int) -> tuple[int, int]:
     return start, line_end(text, end)
 
 
-def surroundings(text: str, region: str, near: int, cursor: int) -> dict[str, Any]:
+def surroundings(text: str, region: str, near: int, cursor: int | None) -> dict[str, Any]:
     """The `EDIT_CONTEXT_LINES` lines around `region` in `text` (its occurrence nearest to
-    `near`) and the cursor's offset in it; empty when `text` does not hold it."""
+    `near`) and the cursor's offset in it (None outside it); empty when `text` does not hold it."""
     start = nearest(text, region, near)
     if start is None:
         return {}
@@ -252,7 +252,7 @@ def surroundings(text: str, region: str, near: int, cursor: int) -> dict[str, An
         if nl == -1:
             break
     found: dict[str, Any] = {"context_before": text[top:start], "context_after": text[end:bottom]}
-    found["cursor"] = cursor - start if start <= cursor <= end else None
+    found["cursor"] = cursor - start if cursor is not None and start <= cursor <= end else None
     return found
 
 
