@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import sqlite_utils
 
 from goldiff.errors import NotRecordedError
-from goldiff.protocol import Recorded, RecordedSuggestion
+from goldiff.protocol import CHECKPOINTS, Recorded, RecordedSuggestion
 from goldiff.records import (
     SETTLED,
     DocumentText,
@@ -125,6 +126,84 @@ def stats(db: sqlite_utils.Database, path: Path | None = None) -> dict[str, Any]
         "proposals": proposal_stats(db),
         "shadow": shadow_stats(db),
     }
+
+
+# Short headers: the outcome tables must fit an 80-column terminal.
+OUTCOME_CAPTION = "acc/part/rej: accepted, partial, rejected; 30s…10m: mean survival; rev: reverted"
+CHECKPOINT_LABELS = {"30": "30s", "120": "2m", "300": "5m", "600": "10m"}
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def print_stats(data: dict[str, Any], path: Path, console: Any, echo: Callable[[str], None]) -> None:
+    """`goldiff stats` for a person: `stats(...)` as tables on a rich console and lines via `echo`."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=f"Goldiff store {path}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for key in ("sessions", "documents", "edits", "keystroke_versions", "snapshots", "terminal_commands"):
+        table.add_row(key.replace("_", " "), str(data[key]))
+    table.add_row("suggestions", str(data["suggestions"]))
+    for outcome, n in sorted(data["suggestions_by_outcome"].items()):
+        table.add_row(f"  {outcome}", str(n))
+    table.add_row("store size", f"{data['store_bytes'] / 1024:.1f} KiB")
+    console.print(table)
+    for entry in data["by_source"]:
+        echo(
+            f"{entry['source']} {entry['model']}: {entry['suggestions']} suggestions, "
+            f"acceptance {_pct(entry['acceptance_rate'])}"
+        )
+    outcomes = data["outcomes"]
+    for title, rows in (
+        ("Outcomes by source and model", outcomes["by_source"]),
+        ("Outcomes by day (UTC)", outcomes["by_day"]),
+    ):
+        if not rows:
+            continue
+        caption = None if rows is outcomes["by_day"] else OUTCOME_CAPTION
+        table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1))
+        for column in ("", "sugg", "acc", "part", "rej", "acc %", "part %"):
+            table.add_column(column, justify="left" if not column else "right", no_wrap=bool(column))
+        for s in CHECKPOINTS:
+            table.add_column(CHECKPOINT_LABELS.get(str(s), str(s)), justify="right", no_wrap=True)
+        table.add_column("rev", justify="right", no_wrap=True)
+        for e in rows:
+            table.add_row(
+                str(e["day"]) if "day" in e else f"{e['source']} {e['model']}",
+                *(str(e[k]) for k in ("suggestions", "accepted", "partial", "rejected")),
+                _pct(e["acceptance_rate"]),
+                _pct(e["partial_rate"]),
+                *(_pct(e["mean_survival"][str(s)]) for s in CHECKPOINTS),
+                str(e["reverted"]),
+            )
+        console.print(table)
+    if data["proposals"]["by_source"]:
+        table = Table(title="Edit proposals by source")
+        columns = ("", "proposals", "accepted", "rejected", "acceptance", "kept share", "turns/episode")
+        for column in (*columns, "tests ok"):
+            table.add_column(column, justify="left" if not column else "right")
+        for e in data["proposals"]["by_source"]:
+            turns = e["turns_per_episode"]
+            table.add_row(
+                f"{e['source']} ({e['kind']})",
+                *(str(e[k]) for k in ("proposals", "accepted", "rejected")),
+                _pct(e["acceptance_rate"]),
+                _pct(e["mean_kept_share"]),
+                "n/a" if turns is None else f"{turns:.1f}",
+                f"{e['tests_passed']}/{e['tests_passed'] + e['tests_failed']}",
+            )
+        console.print(table)
+    shadow = data["shadow"]
+    if shadow["answers"]:
+        echo(
+            f"shadow: {shadow['answers']} hidden local answers, {shadow['empty']} empty, "
+            f"{shadow['matched_shown']} equal to the shown one, "
+            f"{shadow['matched_kept']} of {shadow['settled']} settled matching what was kept"
+        )
 
 
 def start_of_today() -> float:

@@ -132,44 +132,8 @@ def stats(home: Path | None, as_json: bool) -> None:
         click.echo(audit.as_json(data))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"Goldiff store {path}")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    for key in (
-        "sessions",
-        "documents",
-        "edits",
-        "keystroke_versions",
-        "snapshots",
-        "terminal_commands",
-        "suggestions",
-    ):
-        table.add_row(key.replace("_", " "), str(data[key]))
-    for outcome, n in sorted(data["suggestions_by_outcome"].items()):
-        table.add_row(f"  {outcome}", str(n))
-    table.add_row("store size", f"{data['store_bytes'] / 1024:.1f} KiB")
-    Console().print(table)
-    for entry in data["by_source"]:
-        rate = entry["acceptance_rate"]
-        click.echo(
-            f"{entry['source']} {entry['model']}: {entry['suggestions']} suggestions, "
-            f"acceptance {'n/a' if rate is None else f'{rate:.0%}'}"
-        )
-    from goldiff.outcomes.stats import print_outcomes
-
-    print_outcomes(data["outcomes"], Console())
-    from goldiff.agent.stats import print_proposals
-
-    print_proposals(data["proposals"], Console())
-    shadow = data["shadow"]
-    if shadow["answers"]:
-        click.echo(
-            f"shadow: {shadow['answers']} hidden local answers, {shadow['empty']} empty, "
-            f"{shadow['matched_shown']} equal to the shown one, "
-            f"{shadow['matched_kept']} of {shadow['settled']} settled matching what was kept"
-        )
+    audit.print_stats(data, path, Console(), click.echo)
 
 
 @main.command()

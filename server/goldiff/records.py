@@ -521,7 +521,7 @@ def shadow_tally(db: sqlite_utils.Database, since: float | None = None) -> Shado
 
 
 # ---------------------------------------------------------------------------- statistics
-# `goldiff stats`: outcome and proposal rates (printed by outcomes/stats.py, agent/stats.py).
+# `goldiff stats`: outcome and proposal rates (printed by `audit.print_stats`).
 
 
 def _outcomes_by(group: str) -> str:
@@ -564,7 +564,14 @@ def _outcome_entry(keys: dict[str, Any], row: tuple[Any, ...]) -> dict[str, Any]
 
 
 def outcome_stats(db: sqlite_utils.Database) -> dict[str, Any]:
-    """Acceptance, partial acceptance and mean survival, overall, by source/model and by day."""
+    """Acceptance, partial acceptance and mean survival, overall, by source/model and by day.
+
+    Shadow suggestions (computed beside a shown one, never shown) are left out. Rates are
+    over decided suggestions (accepted + partial + rejected): `acceptance_rate` counts
+    accepted and partial ones, `partial_rate` partial ones alone. `mean_survival` averages,
+    per checkpoint, the survival of the accepted and partial suggestions that reached it.
+    Days are UTC dates of the suggestion's timestamp.
+    """
     overall = db.execute(_outcomes_by("1")).fetchone()
     by_source = [
         _outcome_entry({"source": row[0], "model": row[1]}, row[2:])
@@ -613,7 +620,15 @@ FROM episodes e WHERE e.kind IN ('edit', 'agent') GROUP BY e.kind, e.source
 
 
 def proposal_stats(db: sqlite_utils.Database) -> dict[str, Any]:
-    """Proposals per kind and source: outcomes, kept share, latency, turns and tests (see agent/stats.py)."""
+    """Proposals per kind and source: outcomes, kept share, latency, turns and tests.
+
+    A source is `frontier`, `local`, `test` or a coding agent's name. Shadow proposals
+    (computed beside a shown one, never shown) are counted apart. `acceptance_rate` is over
+    decided proposals (accepted + rejected); `mean_kept_share` averages the kept share of the
+    accepted proposals whose episode has settled; `turns_per_episode` is the mean number of
+    shown proposals per episode; `tests_passed`/`tests_failed` count episodes by the result of
+    the last test run linked to them.
+    """
     if "proposals" not in db.table_names():
         return {"by_source": []}
     tests = {(r[0], r[1]): r[2:] for r in db.execute(_EDIT_EPISODE_TESTS).fetchall()}
