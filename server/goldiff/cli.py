@@ -6,11 +6,12 @@ traceback means a bug in Goldiff.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -306,7 +307,7 @@ def models_pull(
         size = f"{info['bytes'] / (1 << 20):.1f} MiB" if "bytes" in info else "size unknown"
         licence = f", licence {info['licence']}" if "licence" in info else ""
         click.echo(f"{info['filename']}: {size}{licence}", err=True)
-    with _ProgressBar("downloading") as progress:
+    with _progress_bar("downloading") as progress:
         pulled = pull(root, source, name=name, sha256=sha256, progress=lambda d, t: progress(d, t or 0))
     if make_default:
         Registry(root).use(pulled.entry.name)
@@ -433,7 +434,7 @@ def export_cmd(home: Path | None, fmt: str, rows: str | None, out: str | None, *
     if fmt == "parquet" and out and _is_dataset_target(out, kw["partitioned"], options.split):
         from goldiff import pool
 
-        with _ProgressBar("exporting") as progress:
+        with _progress_bar("exporting") as progress:
             dataset = pool.export_dataset(
                 db,
                 options,
@@ -447,7 +448,7 @@ def export_cmd(home: Path | None, fmt: str, rows: str | None, out: str | None, *
     if kw["partitioned"]:
         raise click.BadParameter("a partitioned dataset needs --format parquet and --out", param_hint="--out")
     target = Path(out) if out else ex.default_out(exports_dir(resolve_home(home)), options)
-    with _ProgressBar("exporting") as progress:
+    with _progress_bar("exporting") as progress:
         result = ex.export(db, options, target, progress)
     answer = ex.with_explanation(db, options, result)
     click.echo(json.dumps(answer, indent=2))
@@ -473,26 +474,15 @@ def pool_cmd(sources: tuple[str, ...], out: str, hash_provenance: bool) -> None:
     click.echo(json.dumps(result.as_dict(), indent=2))
 
 
-class _ProgressBar:
+@contextlib.contextmanager
+def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar on stderr for long work; quiet when stderr is not a terminal."""
+    from rich.console import Console
+    from rich.progress import Progress
 
-    def __init__(self, label: str) -> None:
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self._bar = Progress(console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty())
-        self._task = self._bar.add_task(label, total=None)
-
-    def __enter__(self) -> Callable[[int, int], None]:
-        self._bar.start()
-
-        def update(done: int, total: int) -> None:
-            self._bar.update(self._task, completed=done, total=total)
-
-        return update
-
-    def __exit__(self, *exc: object) -> None:
-        self._bar.stop()
+    with Progress(console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 @main.command("eval")
@@ -576,7 +566,7 @@ def eval_cmd(
     rows = ev.eval_rows(ex.load_rows(data))
     if limit is not None:
         rows = rows[-limit:]
-    with _ProgressBar("evaluating") as progress:
+    with _progress_bar("evaluating") as progress:
         report, files = ev.run_eval(rows, models, out, frontier=not no_frontier, progress=progress)
     curve = _gate_curve(root, distilled or base)
     if curve:
