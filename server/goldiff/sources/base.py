@@ -23,9 +23,19 @@ from typing import Protocol, runtime_checkable
 PREFIX_CHARS = 8_000
 SUFFIX_CHARS = 2_000
 MAX_BLOCK_LINES = 16  # a multi-line suggestion longer than this is cut at a line end
+PREFIX_STEP = 1024  # the prefix excerpt's start moves in steps, to keep the model's KV cache useful
 
 _OPENERS = (":", "{", "(", "[", "=>", "->")
 _CLOSERS = set(")]}\"'`;,")
+
+
+def prefix_excerpt(before: str, limit: int = PREFIX_CHARS, step: int = PREFIX_STEP) -> str:
+    """The last `limit` characters before the cursor, starting at a stable line start."""
+    if len(before) <= limit:
+        return before
+    start = (len(before) - limit) // step * step + step
+    nl = before.find("\n", start)
+    return before[nl + 1 :] if 0 <= nl < len(before) - 1 else before[start:]
 
 
 @dataclass(frozen=True)

@@ -47,13 +47,13 @@ from goldiff.errors import ConfigError, EngineError, GoldiffError, ModelLoadErro
 from goldiff.home import states_dir
 from goldiff.protocol import ACCEPTED
 from goldiff.sources.base import (
-    PREFIX_CHARS,
     SUFFIX_CHARS,
     Completion,
     CompletionRequest,
     CompletionSource,
     RecentEdit,
     Snippet,
+    prefix_excerpt,
 )
 from goldiff.sources.deterministic import DeterministicSource, is_test_spec
 from goldiff.sources.registry import Registry, Resolved
@@ -85,7 +85,6 @@ def _budget(default: float) -> float:
 
 CACHE_SIZE = 64
 RECENT_EDITS = 16
-PREFIX_STEP = 1024  # the prefix excerpt's start moves in steps, to keep the model's KV cache useful
 SNIPPET_LINES = 12
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 
@@ -102,15 +101,6 @@ def _lower_priority() -> None:
 
 def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-
-def prefix_excerpt(before: str, limit: int = PREFIX_CHARS) -> str:
-    """The last `limit` characters before the cursor, starting at a stable line start."""
-    if len(before) <= limit:
-        return before
-    start = (len(before) - limit) // PREFIX_STEP * PREFIX_STEP + PREFIX_STEP
-    nl = before.find("\n", start)
-    return before[nl + 1 :] if 0 <= nl < len(before) - 1 else before[start:]
 
 
 def suffix_excerpt(after: str, limit: int = SUFFIX_CHARS) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from goldiff.errors import SourceError
-from goldiff.sources.base import Completion, CompletionRequest, Deadline, finish_text
+from goldiff.sources.base import Completion, CompletionRequest, Deadline, finish_text, prefix_excerpt
 from goldiff.sources.fim import BOS, PREFIX, SUFFIX, TEMPLATES, FimTemplate, VocabInfo, resolve_template
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,9 @@ class EndpointSource:
         budget = PREFIX_CHARS
         while True:
             body: dict[str, Any] = {
-                "prompt": prompt.text(_prefix_excerpt(request.prefix, budget), request.suffix[:SUFFIX_CHARS]),
+                "prompt": prompt.text(
+                    prefix_excerpt(request.prefix, budget, PREFIX_STEP), request.suffix[:SUFFIX_CHARS]
+                ),
                 "max_tokens": request.max_tokens,
                 "temperature": 0,
                 "top_k": 1,
@@ -300,12 +302,3 @@ class EndpointSource:
 
 class _ContextTooLong(Exception):
     pass
-
-
-def _prefix_excerpt(prefix: str, limit: int) -> str:
-    """The last ~`limit` characters, starting on a line after a stable step."""
-    if len(prefix) <= limit:
-        return prefix
-    start = (len(prefix) - limit) // PREFIX_STEP * PREFIX_STEP + PREFIX_STEP
-    nl = prefix.find("\n", start)
-    return prefix[nl + 1 :] if 0 <= nl < len(prefix) - 1 else prefix[start:]
