@@ -34,8 +34,6 @@ from goldiff.export.files import build_rows, export_id, import_pyarrow
 
 STORE_ID_FILE = "store-id"  # beside traces.db: the developer's store identity
 DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"  # Hive's (and Spark's) name for a null value
-PARTITIONS = ("workspace", "date")
-PROVENANCE_COLUMNS = ("date", "store", "exported_at")
 
 # Column types fixed here rather than inferred: a column that is null in one developer's
 # export (no test runs yet) must have the same type as in another's, or a reader that
