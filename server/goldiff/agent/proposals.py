@@ -26,7 +26,7 @@ from goldiff.agent.recognise import agent_of
 from goldiff.capture.documents import Document
 from goldiff.capture.paths import uri_to_path
 from goldiff.outcomes.episodes import Episode, Episodes, Proposal, as_applied, whole_lines
-from goldiff.outcomes.spans import Span, diff_edits
+from goldiff.outcomes.spans import Span, common_ends, diff_edits
 from goldiff.prompts import EDIT_HISTORY, edit_history
 from goldiff.store import EditRecord, TraceStore
 
@@ -508,12 +508,7 @@ def changed_lines(before: str, after: str) -> tuple[int, int, int, int]:
     """The whole-line region that differs: [b_start, b_end) of `before`, [a_start, a_end) of `after`."""
     b_lines = before.splitlines(keepends=True)
     a_lines = after.splitlines(keepends=True)
-    p = 0
-    while p < min(len(b_lines), len(a_lines)) and b_lines[p] == a_lines[p]:
-        p += 1
-    s = 0
-    while s < min(len(b_lines), len(a_lines)) - p and b_lines[-1 - s] == a_lines[-1 - s]:
-        s += 1
+    p, s = common_ends(b_lines, a_lines)
     b_start = sum(len(x) for x in b_lines[:p])
     a_start = sum(len(x) for x in a_lines[:p])
     b_end = len(before) - sum(len(x) for x in b_lines[len(b_lines) - s :])

@@ -17,7 +17,9 @@ inserted length) triples as the recorder reports them.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 # Texts longer than this (after stripping their common ends) are diffed by lines, not characters.
 CHAR_DIFF_LIMIT = 4_000
@@ -108,6 +110,19 @@ def survival(accepted: str, current: str) -> float:
     return max(0.0, 1.0 - levenshtein(accepted, current) / len(accepted))
 
 
+def common_ends(a: Sequence[Any], b: Sequence[Any]) -> tuple[int, int]:
+    """How many items (characters, lines) `a` and `b` share at their start, and then at
+    their end in what remains: the part that changed is `a[p : len(a) - s]`."""
+    limit = min(len(a), len(b))
+    p = 0
+    while p < limit and a[p] == b[p]:
+        p += 1
+    s = 0
+    while s < limit - p and a[-1 - s] == b[-1 - s]:
+        s += 1
+    return p, s
+
+
 def diff_edits(old: str, new: str) -> list[tuple[int, int, str]]:
     """Edits (offset, removed, inserted) that turn `old` into `new`, last one first.
 
@@ -117,14 +132,7 @@ def diff_edits(old: str, new: str) -> list[tuple[int, int, str]]:
     """
     if old == new:
         return []
-    p = 0
-    limit = min(len(old), len(new))
-    while p < limit and old[p] == new[p]:
-        p += 1
-    s = 0
-    limit = min(len(old), len(new)) - p
-    while s < limit and old[-1 - s] == new[-1 - s]:
-        s += 1
+    p, s = common_ends(old, new)
     a, b = old[p : len(old) - s], new[p : len(new) - s]
     if not a or not b or len(a) + len(b) > CHAR_DIFF_LIMIT:
         if len(a) + len(b) > CHAR_DIFF_LIMIT and a and b:

@@ -21,6 +21,8 @@ import random
 import re
 from dataclasses import dataclass
 
+from goldiff.outcomes.spans import common_ends
+
 WORD_TOKEN = re.compile(r"\w+|[ \t]+|\n[ \t]*|[^\w\s]")
 
 
@@ -72,8 +74,7 @@ def hunks(before: str, after: str) -> list[Hunk]:
             pairs = [(a_starts[i1], "".join(a[i1:i2]), "".join(b[j1:j2]))]
         for at, old, new in pairs:
             # Keep what both sides share at either end: the developer only retypes the middle.
-            p = _common_prefix(old, new)
-            s = _common_suffix(old[p:], new[p:])
+            p, s = common_ends(old, new)
             old_mid = old[p : len(old) - s]
             new_mid = new[p : len(new) - s]
             if not old_mid and not new_mid:
@@ -81,22 +82,6 @@ def hunks(before: str, after: str) -> list[Hunk]:
             out.append(Hunk(start=at + p + delta, removed=len(old_mid), text=new_mid))
             delta += len(new_mid) - len(old_mid)
     return out
-
-
-def _common_prefix(x: str, y: str) -> int:
-    n = min(len(x), len(y))
-    i = 0
-    while i < n and x[i] == y[i]:
-        i += 1
-    return i
-
-
-def _common_suffix(x: str, y: str) -> int:
-    n = min(len(x), len(y))
-    i = 0
-    while i < n and x[len(x) - 1 - i] == y[len(y) - 1 - i]:
-        i += 1
-    return i
 
 
 def next_keystroke(text: str, at: int) -> str:
@@ -120,7 +105,7 @@ def accepted_length(suggestion: str, expected: str) -> int:
         return 0
     if expected.startswith(suggestion):
         return len(suggestion)
-    agree = _common_prefix(suggestion, expected)
+    agree = common_ends(suggestion, expected)[0]
     taken = 0
     for m in WORD_TOKEN.finditer(suggestion):
         if m.end() > agree:
