@@ -21,14 +21,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
 import goldiff
 from goldiff import protocol
-from goldiff.capture.documents import utf16_len
+from goldiff.capture.documents import Document, OutOfSync, utf16_len
 from goldiff.errors import ReplayError
 from goldiff.home import resolve_home, store_path
 from goldiff.protocol import ACCEPTED, ADVANCE_CLOCK, language_of
@@ -94,29 +94,14 @@ class ReplayResult:
         return data
 
 
-class Progress(Protocol):
+class Progress:
+    """What a replay reports as it goes (`RichProgress` draws it); this base reports nothing."""
+
     def start(self, total_commits: int, already_replayed: int) -> None: ...
     def commit_started(self, commit: Commit) -> None: ...
     def typed(self, chars: int) -> None: ...
     def commit_done(self, commit: Commit) -> None: ...
     def message(self, text: str) -> None: ...
-
-
-class _NoProgress:
-    def start(self, total_commits: int, already_replayed: int) -> None:
-        pass
-
-    def commit_started(self, commit: Commit) -> None:
-        pass
-
-    def typed(self, chars: int) -> None:
-        pass
-
-    def commit_done(self, commit: Commit) -> None:
-        pass
-
-    def message(self, text: str) -> None:
-        pass
 
 
 class _Buffer:
@@ -140,20 +125,10 @@ class _Buffer:
         )
 
     def offset(self, pos: types.Position) -> int | None:
-        start = 0
-        for _ in range(pos.line):
-            nl = self.text.find("\n", start)
-            if nl == -1:
-                return None
-            start = nl + 1
-        end = self.text.find("\n", start)
-        line = self.text[start : len(self.text) if end == -1 else end]
-        units = 0
-        for i, ch in enumerate(line):
-            if units == pos.character:
-                return start + i
-            units += 2 if ord(ch) > 0xFFFF else 1
-        return start + len(line) if units == pos.character else None
+        try:
+            return Document("", self.uri, "", self.version, self.text).offset_at(pos.line, pos.character)
+        except OutOfSync:
+            return None
 
     def replace(self, start: int, end: int, new_text: str) -> None:
         rng = types.Range(start=self.position(start), end=self.position(end))
@@ -562,7 +537,7 @@ async def replay_async(
 ) -> ReplayResult:
     """Replay `repo`'s history (see `ReplayOptions`) into the store in `home`."""
     options = options or ReplayOptions()
-    progress = progress or _NoProgress()
+    progress = progress or Progress()
     home = resolve_home(home)
     root = repository_root(repo)
     shas = list_commits(root, options.rev_range)

@@ -8,10 +8,11 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from goldiff.replay import driver
 from goldiff.replay.history import Commit
 
 
-class RichProgress:
+class RichProgress(driver.Progress):
     """A `driver.Progress` that draws on stderr; `quiet` keeps only the server's messages."""
 
     def __init__(self, *, quiet: bool = False, console: Console | None = None) -> None:
