@@ -6,7 +6,8 @@ and offer "Reveal" afterwards) passes a token it created (`progressToken`); othe
 server creates one when the client supports work-done progress. Cancel arrives either as
 `$/cancelRequest` (the command's task is cancelled) or as
 `window/workDoneProgress/cancel` on the token; both set `cancelled`, which the worker
-thread checks between steps.
+thread checks between steps. Work that must not weigh on (or crash) the server runs in a
+child process instead (`run_child`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import uuid
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+
+from goldiff.errors import GoldiffError
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +77,24 @@ async def begin_progress(ls: LanguageServer, title: str, client_token: str | Non
         if future is not None:
             future.add_done_callback(lambda f: progress.cancelled.set() if f.cancelled() else None)
     return progress
+
+
+async def run_child(command: list[str], failure: str) -> bytes:
+    """Run `command` (a `goldiff` command line) in a child process and return its stdout.
+
+    A non-zero exit is a `GoldiffError` with the last line the child wrote to stderr
+    (`failure` when it wrote none). A cancelled request terminates the child: training
+    checkpoints on SIGTERM, so the next run resumes.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await proc.communicate()
+    except asyncio.CancelledError:
+        proc.terminate()
+        raise
+    if proc.returncode != 0:
+        message = (err.decode(errors="replace").strip().splitlines() or [failure])[-1]
+        raise GoldiffError(message.removeprefix("Error: "))
+    return out

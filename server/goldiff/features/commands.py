@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import resource
@@ -12,8 +11,8 @@ from typing import Any
 
 from goldiff import audit, protocol
 from goldiff.capture.paths import uri_to_path
-from goldiff.errors import GoldiffError
 from goldiff.home import states_dir
+from goldiff.progress import run_child
 from goldiff.server import GoldiffServer
 from goldiff.sources import states
 from goldiff.sources.registry import Registry
@@ -98,17 +97,7 @@ def register(server: GoldiffServer) -> None:
             if options.get(key) is not None:
                 command += [flag, str(options[key])]
         ls.store.flush()
-        proc = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-        )
-        try:
-            out, err = await proc.communicate()
-        except asyncio.CancelledError:
-            proc.terminate()  # training checkpoints on SIGTERM; the next run resumes
-            raise
-        if proc.returncode != 0:
-            message = (err.decode(errors="replace").strip().splitlines() or ["distillation failed"])[-1]
-            raise GoldiffError(message.removeprefix("Error: "))
+        out = await run_child(command, "distillation failed")
         result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
         return result
 

@@ -11,35 +11,28 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from goldiff import protocol
 from goldiff.compare import eval_command, label, recorded_figures
-from goldiff.errors import ConfigError, GoldiffError
+from goldiff.errors import ConfigError
 from goldiff.home import exports_dir
-from goldiff.progress import begin_progress
+from goldiff.progress import begin_progress, run_child
 from goldiff.server import GoldiffServer
 from goldiff.sources.pull import Pulled, describe, pull, resolve_source
 
 
 def register(server: GoldiffServer) -> None:
-    @server.command(protocol.PULL_MODEL)
-    async def pull_model(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
-        """Fetch a GGUF into the registry (the model picker's "Download…")."""
-        return await pull_for_server(ls, args)
-
-    @server.command(protocol.COMPARE)
-    async def compare(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
-        """The current model beside another on recent held-out gold (`goldiff eval`)."""
-        return await compare_for_server(ls, args)
+    server.command(protocol.PULL_MODEL)(pull_model)
+    server.command(protocol.COMPARE)(compare)
 
 
 def _mib(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB"
 
 
-async def pull_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str, Any]:
+async def pull_model(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+    """Fetch a GGUF into the registry (the model picker's "Download…")."""
     params = protocol.structure(list(args), protocol.PullModelArgs)
     if not params.source.strip():
         raise ConfigError("goldiff.pullModel needs a source: hf://OWNER/REPO/FILE.gguf, a URL or a path")
@@ -74,23 +67,14 @@ async def pull_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str, A
     return pulled.as_dict()
 
 
-async def compare_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str, Any]:
+async def compare(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
+    """The current model beside another on recent held-out gold (`goldiff eval`)."""
     params = protocol.structure(list(args), protocol.CompareArgs)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out = exports_dir(ls.home) / f"compare-{stamp}"
     command = eval_command(ls.home, params, out)
     ls.store.flush()  # the newest gold belongs in the comparison
-    proc = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        _, err = await proc.communicate()
-    except asyncio.CancelledError:
-        proc.terminate()
-        raise
-    if proc.returncode != 0:
-        message = (err.decode(errors="replace").strip().splitlines() or ["the evaluation failed"])[-1]
-        raise GoldiffError(message.removeprefix("Error: "))
+    await run_child(command, "the evaluation failed")
     report = json.loads((out / "eval.json").read_text("utf-8"))
     with contextlib.closing(ls.store.reader()) as db:
         recorded = recorded_figures(db)
