@@ -247,20 +247,29 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_STRING_CHARS = 16 * 1024 * 1024  # no Goldiff payload field is near this; documents are capped at 1 MB
 
 
+def clean_text(text: str) -> str:
+    """Lone surrogates (which no editor should send, but a client can) become U+FFFD.
+
+    A lone surrogate (JSON allows "\ud800") has no UTF-8 form: SQLite, HTTP bodies and
+    llama.cpp would all refuse it, and one bad character must not make a whole batch of the
+    store's writer unwritable. Code-point length is kept, so offsets stay valid.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return text
+
+
 def _strict_str(raw: Any, _: type) -> str:
     if not isinstance(raw, str):
         raise ValueError(f"expected a string, got {type(raw).__name__}")
     value: str = raw
     if len(value) > MAX_STRING_CHARS:
         raise ValueError(f"string of {len(value)} characters is over the {MAX_STRING_CHARS} limit")
-    if not value.isascii():
-        # A lone surrogate (JSON allows "\ud800") has no UTF-8 form: SQLite, HTTP bodies and
-        # llama.cpp would all refuse it later. U+FFFD keeps the length in code points.
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            value = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
-    return value
+    return clean_text(value)
 
 
 def _strict_bool(value: Any, _: type) -> bool:

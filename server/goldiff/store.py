@@ -40,6 +40,7 @@ import sqlite_utils
 from goldiff.capture.redaction import MASK, key_block_open, mask_spans, redact, redact_json, secret_spans
 from goldiff.errors import ForgetError, StoreCorruptError, StoreError, StoreWriteError
 from goldiff.migrations import migrate, schema_version
+from goldiff.protocol import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +49,6 @@ BATCH_MAX_SECONDS = 0.05
 SNAPSHOT_EVERY = 256
 BUSY_TIMEOUT_MS = 30_000
 RETRY_LIMIT_ROWS = 200_000  # rows kept in memory while the disk refuses writes
-
-
-def clean_text(text: str) -> str:
-    """Lone surrogates (which no editor should send, but a client can) become U+FFFD.
-
-    SQLite stores UTF-8 only; one bad character must not make a whole batch unwritable.
-    Code-point length is kept, so offsets stay valid.
-    """
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
-    return text
 
 
 # Redaction by construction: the writer masks secrets in every text value it writes, except

@@ -29,9 +29,9 @@ from goldiff.prompts import (
     format_edit_prompt,
     parse_edit_completion,
 )
+from goldiff.protocol import clean_text
 from goldiff.sources.base import Deadline
 from goldiff.sources.deterministic import SPEC_PREFIX
-from goldiff.store import clean_text
 
 if TYPE_CHECKING:
     from goldiff.settings import Settings
