@@ -226,12 +226,6 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
     return applied
 
 
-def schema_version(db: sqlite_utils.Database) -> int:
-    if "_migrations" not in db.table_names():
-        return 0
-    return db["_migrations"].count
-
-
 def schema_markdown() -> str:
     """The schema of a fresh store as a markdown list (the README's schema section)."""
     db = sqlite_utils.Database(memory=True)

@@ -39,7 +39,7 @@ import sqlite_utils
 
 from goldiff.capture.redaction import MASK, key_block_open, mask_spans, redact, redact_json, secret_spans
 from goldiff.errors import ForgetError, StoreCorruptError, StoreError, StoreWriteError
-from goldiff.migrations import migrate, schema_version
+from goldiff.migrations import migrate
 from goldiff.protocol import clean_text
 
 log = logging.getLogger(__name__)
@@ -836,9 +836,6 @@ class TraceStore:
 
     def queue_depth(self) -> int:
         return self._queue.qsize()
-
-    def schema_version(self) -> int:
-        return schema_version(self.db)
 
 
 # ---------------------------------------------------------------------- maintenance
