@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from typing import Any
@@ -273,11 +274,8 @@ def _looks_secret(value: str, *, strict: bool) -> bool:
 
 
 def _shannon(data: str) -> float:
-    counts: dict[str, int] = {}
-    for c in data:
-        counts[c] = counts.get(c, 0) + 1
     n = len(data)
-    return -sum(k / n * math.log2(k / n) for k in counts.values())
+    return -sum(k / n * math.log2(k / n) for k in Counter(data).values())
 
 
 _UNQUOTED_END = re.compile(r"[\s,;'\"`&]")
