@@ -254,9 +254,7 @@ def _episode_where(filters: Filters) -> tuple[list[str], list[Any]]:
 def count_episodes(db: sqlite_utils.Database, filters: Filters = Filters()) -> int:
     """Settled episodes (those with a gold diff) matching the SQL part of `filters`."""
     clauses, params = _episode_where(filters)
-    return int(
-        db.execute(f"SELECT COUNT(*) {_EPISODES} WHERE " + " AND ".join(clauses), params).fetchone()[0]
-    )
+    return int(db.execute(f"SELECT COUNT(*) {_EPISODES}{_and(clauses)}", params).fetchone()[0])
 
 
 def iter_episodes(db: sqlite_utils.Database, filters: Filters = Filters()) -> Iterator[EpisodeRecord]:
