@@ -165,47 +165,21 @@ class ChatEditSource:
     """A frontier source (OpenAI-compatible or Anthropic) asked through its chat API."""
 
     def __init__(self, source: Any) -> None:
-        self._source = source  # goldiff.sources.frontier._HttpSource: its client, retries, errors
+        self._source = source  # a goldiff.sources.frontier source: its client, retries, errors
         self.kind = "frontier"
         self.model = str(source.model or "")
 
     def rewrite(self, request: EditRequest, cancel: threading.Event) -> Rewrite:
         deadline = Deadline(EDIT_MAX_SECONDS)
-        prompt = request.prompt()
-        src = self._source
-        if type(src).__name__ == "AnthropicSource":
-            body = {
-                "model": src.model,
-                "max_tokens": EDIT_MAX_TOKENS,
-                "temperature": 0,
-                "system": EDIT_SYSTEM_PROMPT,
-                "messages": [{"role": "user", "content": prompt}],
-            }
-            path = "/messages" if src.base_url.endswith("/v1") else "/v1/messages"
-            response = src._post(path, body, deadline, cancel)
-            src._raise_for(response)
-            data = response.json()
-            reply = "".join(b.get("text", "") for b in data.get("content", []) if b.get("type") == "text")
-            usage = data.get("usage") or {}
-            tokens = (usage.get("input_tokens"), usage.get("output_tokens"))
-        else:
-            body = {
-                "messages": [
-                    {"role": "system", "content": EDIT_SYSTEM_PROMPT},
-                    {"role": "user", "content": prompt},
-                ],
-                "max_tokens": EDIT_MAX_TOKENS,
-                "temperature": 0,
-            }
-            if src.model:
-                body["model"] = src.model
-            response = src._post("/chat/completions", body, deadline, cancel)
-            src._raise_for(response)
-            data = response.json()
-            reply = str(data["choices"][0]["message"].get("content") or "")
-            usage = data.get("usage") or {}
-            tokens = (usage.get("prompt_tokens"), usage.get("completion_tokens"))
-        return Rewrite(clean_reply(reply), self.kind, self.model, deadline.elapsed_ms(), *tokens)
+        chat = self._source.chat(EDIT_SYSTEM_PROMPT, request.prompt(), EDIT_MAX_TOKENS, deadline, cancel)
+        return Rewrite(
+            clean_reply(chat.text),
+            self.kind,
+            self.model,
+            deadline.elapsed_ms(),
+            chat.prompt_tokens,
+            chat.completion_tokens,
+        )
 
 
 class LocalEditSource:

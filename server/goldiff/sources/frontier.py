@@ -20,6 +20,7 @@ import random
 import re
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -115,6 +116,16 @@ def _error_detail(response: httpx.Response) -> str:
 def _is_quota(response: httpx.Response) -> bool:
     text = response.text.lower()
     return "insufficient_quota" in text or "quota" in text or "credit balance" in text
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    """One chat turn's answer: the reply's text, the answer's JSON and its token counts."""
+
+    text: str
+    data: dict[str, Any]
+    prompt_tokens: int | None
+    completion_tokens: int | None
 
 
 class _HttpSource:
@@ -273,10 +284,8 @@ class OpenAICompatibleSource(_HttpSource):
                 self._raise_for(response)
                 data, raw = _reply(response, lambda d: (d, str(d["choices"][0].get("text") or "")))
                 return self._result(request, raw, data, deadline, "completions")
-        response = self._post("/chat/completions", self._chat_body(request), deadline, cancel)
-        self._raise_for(response)
-        data, reply = _reply(response, lambda d: (d, str(d["choices"][0]["message"].get("content") or "")))
-        return self._result(request, clean_chat_reply(reply, request), data, deadline, "chat")
+        chat = self.chat(CHAT_SYSTEM_PROMPT, chat_prompt(request), request.max_tokens, deadline, cancel)
+        return self._result(request, clean_chat_reply(chat.text, request), chat.data, deadline, "chat")
 
     def _completions_body(self, request: CompletionRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -291,18 +300,22 @@ class OpenAICompatibleSource(_HttpSource):
             body["stop"] = ["\n"]
         return body
 
-    def _chat_body(self, request: CompletionRequest) -> dict[str, Any]:
+    def chat(
+        self, system: str, user: str, max_tokens: int, deadline: Deadline, cancel: threading.Event
+    ) -> ChatReply:
+        """One turn through `/chat/completions` (completions' fallback, edit requests)."""
         body: dict[str, Any] = {
-            "messages": [
-                {"role": "system", "content": CHAT_SYSTEM_PROMPT},
-                {"role": "user", "content": chat_prompt(request)},
-            ],
-            "max_tokens": request.max_tokens,
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+            "max_tokens": max_tokens,
             "temperature": 0,
         }
         if self.model:
             body["model"] = self.model
-        return body
+        response = self._post("/chat/completions", body, deadline, cancel)
+        self._raise_for(response)
+        data, reply = _reply(response, lambda d: (d, str(d["choices"][0]["message"].get("content") or "")))
+        usage = data.get("usage") or {}
+        return ChatReply(reply, data, usage.get("prompt_tokens"), usage.get("completion_tokens"))
 
     def _result(
         self, request: CompletionRequest, raw: str, data: dict[str, Any], deadline: Deadline, api: str
@@ -349,15 +362,16 @@ class AnthropicSource(_HttpSource):
             sleep=sleep,
         )
 
-    def complete(self, request: CompletionRequest, cancel: threading.Event | None = None) -> Completion:
-        cancel = cancel or threading.Event()
-        deadline = Deadline(request.max_seconds)
+    def chat(
+        self, system: str, user: str, max_tokens: int, deadline: Deadline, cancel: threading.Event
+    ) -> ChatReply:
+        """One turn through the Messages API (every completion, edit requests)."""
         body = {
             "model": self.model,
-            "max_tokens": request.max_tokens,
+            "max_tokens": max_tokens,
             "temperature": 0,
-            "system": CHAT_SYSTEM_PROMPT,
-            "messages": [{"role": "user", "content": chat_prompt(request)}],
+            "system": system,
+            "messages": [{"role": "user", "content": user}],
         }
         path = "/messages" if self.base_url.endswith("/v1") else "/v1/messages"
         response = self._post(path, body, deadline, cancel)
@@ -369,15 +383,21 @@ class AnthropicSource(_HttpSource):
                 "".join(b.get("text", "") for b in d.get("content", []) if b.get("type") == "text"),
             ),
         )
-        final = finish_text(clean_chat_reply(reply, request), request)
         usage = data.get("usage") or {}
+        return ChatReply(reply, data, usage.get("input_tokens"), usage.get("output_tokens"))
+
+    def complete(self, request: CompletionRequest, cancel: threading.Event | None = None) -> Completion:
+        cancel = cancel or threading.Event()
+        deadline = Deadline(request.max_seconds)
+        chat = self.chat(CHAT_SYSTEM_PROMPT, chat_prompt(request), request.max_tokens, deadline, cancel)
+        final = finish_text(clean_chat_reply(chat.text, request), request)
         return Completion(
             candidates=[final] if final else [],
             source=self.kind,
             model=self.model,
             latency_ms=deadline.elapsed_ms(),
-            prompt_tokens=usage.get("input_tokens"),
-            completion_tokens=usage.get("output_tokens"),
-            stop_reason=f"messages:{data.get('stop_reason') or ''}",
-            raw_text=reply,
+            prompt_tokens=chat.prompt_tokens,
+            completion_tokens=chat.completion_tokens,
+            stop_reason=f"messages:{chat.data.get('stop_reason') or ''}",
+            raw_text=chat.text,
         )
