@@ -145,6 +145,25 @@ EDIT_CURSOR = "<|user_cursor_is_here|>"
 EDIT_CONTEXT_LINES = 12
 # Recent edits shown before an edit prompt, newest last.
 EDIT_HISTORY = 5
+
+
+def edit_context(text: str, start: int, end: int) -> tuple[int, int]:
+    """Where the `EDIT_CONTEXT_LINES` whole lines above [start, end) of `text` begin and
+    the ones below it end: the context an edit prompt shows around its region."""
+    top = start
+    for _ in range(EDIT_CONTEXT_LINES):
+        if top == 0:
+            break
+        top = text.rfind("\n", 0, top - 1) + 1
+    bottom = end
+    for _ in range(EDIT_CONTEXT_LINES):
+        nl = text.find("\n", bottom)
+        bottom = len(text) if nl == -1 else nl + 1
+        if nl == -1:
+            break
+    return top, bottom
+
+
 EDIT_SYSTEM_PROMPT = (
     "You rewrite one region of a source file as the developer would, following their "
     "instruction when there is one. The region is marked in the excerpt. Answer with the new "

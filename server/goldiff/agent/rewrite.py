@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from goldiff.errors import ConfigError, SourceError
 from goldiff.prompts import (
-    EDIT_CONTEXT_LINES,
     EDIT_REGION_END,
     EDIT_SYSTEM_PROMPT,
+    edit_context,
     format_edit_prompt,
     parse_edit_completion,
 )
@@ -96,18 +96,7 @@ def build_request(
     The context is as wide as the `edits` export's (`EDIT_CONTEXT_LINES`), so a model
     trained on those rows sees requests shaped like its training prompts.
     """
-    head = start
-    for _ in range(EDIT_CONTEXT_LINES):
-        head = text.rfind("\n", 0, max(0, head - 1)) + 1
-        if head == 0:
-            break
-    tail = end
-    for _ in range(EDIT_CONTEXT_LINES):
-        nl = text.find("\n", tail)
-        if nl == -1:
-            tail = len(text)
-            break
-        tail = nl + 1
+    head, tail = edit_context(text, start, end)
     return EditRequest(
         path=path,
         region=text[start:end],

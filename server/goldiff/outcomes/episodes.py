@@ -28,7 +28,7 @@ from typing import Any
 from goldiff.outcomes import testruns
 from goldiff.outcomes.diffs import unified_diff, validate
 from goldiff.outcomes.spans import Span
-from goldiff.prompts import EDIT_CONTEXT_LINES, edit_history
+from goldiff.prompts import edit_context, edit_history
 from goldiff.store import EditRecord, EpisodeRow, ProposalRow, TraceStore
 
 RECENT_EPISODES = 200  # ended episodes kept in memory to receive later test runs
@@ -240,17 +240,7 @@ def surroundings(text: str, region: str, near: int, cursor: int | None) -> dict[
     if start is None:
         return {}
     end = start + len(region)
-    top = start
-    for _ in range(EDIT_CONTEXT_LINES):
-        if top == 0:
-            break
-        top = text.rfind("\n", 0, top - 1) + 1
-    bottom = end
-    for _ in range(EDIT_CONTEXT_LINES):
-        nl = text.find("\n", bottom)
-        bottom = len(text) if nl == -1 else nl + 1
-        if nl == -1:
-            break
+    top, bottom = edit_context(text, start, end)
     found: dict[str, Any] = {"context_before": text[top:start], "context_after": text[end:bottom]}
     found["cursor"] = cursor - start if cursor is not None and start <= cursor <= end else None
     return found
