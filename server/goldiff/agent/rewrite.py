@@ -13,15 +13,13 @@ a local GGUF as a raw completion through llama.cpp. The deterministic test sourc
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from goldiff.errors import ConfigError, SourceError
+from goldiff.errors import SourceError
 from goldiff.prompts import (
     EDIT_REGION_END,
     EDIT_SYSTEM_PROMPT,
@@ -31,7 +29,7 @@ from goldiff.prompts import (
 )
 from goldiff.protocol import clean_text
 from goldiff.sources.base import Deadline
-from goldiff.sources.deterministic import SPEC_PREFIX
+from goldiff.sources.deterministic import SPEC_PREFIX, read_spec
 
 if TYPE_CHECKING:
     from goldiff.settings import Settings
@@ -128,14 +126,7 @@ class DeterministicEditSource:
 
     @classmethod
     def from_spec(cls, spec: str, *, kind: str) -> DeterministicEditSource:
-        body = spec[len(SPEC_PREFIX) :].strip()
-        data: Any = {}
-        if body:
-            try:
-                raw = body if body.lstrip().startswith("{") else Path(body).read_text("utf-8")
-                data = json.loads(raw)
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"cannot read the test source rules {body!r}: {exc}") from exc
+        data = read_spec(spec)
         edits = [(str(e["instruction"]), str(e["text"])) for e in data.get("edits", [])]
         return cls(edits, kind=kind, model=str(data.get("model", "deterministic")))
 

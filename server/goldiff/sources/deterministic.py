@@ -46,17 +46,9 @@ class DeterministicSource:
     @classmethod
     def from_spec(cls, spec: str, *, kind: str) -> DeterministicSource:
         """Build from `test:` + inline JSON or a JSON file path (see the module docstring)."""
-        body = spec[len(SPEC_PREFIX) :].strip()
-        data: Any = {}
-        if body:
-            try:
-                text = body if body.lstrip().startswith("{") else Path(body).read_text("utf-8")
-                data = json.loads(text)
-            except (OSError, ValueError) as exc:
-                raise ConfigError(
-                    f"cannot read the test source rules {body!r}: {exc}. "
-                    'Use test:{"rules": [{"after": "...", "text": "..."}]} or test:/path/rules.json'
-                ) from exc
+        data = read_spec(
+            spec, '. Use test:{"rules": [{"after": "...", "text": "..."}]} or test:/path/rules.json'
+        )
         if not isinstance(data, dict):
             raise ConfigError("the test source rules must be a JSON object with a 'rules' list")
         rules = [(str(r["after"]), str(r["text"])) for r in data.get("rules", [])]
@@ -81,6 +73,17 @@ class DeterministicSource:
 
     def close(self) -> None:
         pass
+
+
+def read_spec(spec: str, hint: str = "") -> Any:
+    """The rules of a `test:` spec: its inline JSON, or the JSON file it names ({} for none)."""
+    body = spec[len(SPEC_PREFIX) :].strip()
+    if not body:
+        return {}
+    try:
+        return json.loads(body if body.lstrip().startswith("{") else Path(body).read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the test source rules {body!r}: {exc}{hint}") from exc
 
 
 def is_test_spec(spec: str | None) -> bool:
