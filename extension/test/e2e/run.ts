@@ -385,11 +385,15 @@ const steps: { name: string; run: (c: Ctx) => Promise<string> }[] = [
       let missed = 0;
       for (let i = 0; i < LATENCY_SAMPLES; i++) {
         await page.keyboard.press('Escape');
-        // A new top-level function each time, on a fresh first line (at the end of the file
-        // the editor would indent it under the previous one); the measured Enter opens its body.
-        await page.keyboard.press('Control+Home');
+        // A new top-level function each time at the end of the file, after the module's code
+        // (a function with nothing before it gets no suggestion the model is sure enough of to
+        // show); the editor indents the new line under the previous body, so it is outdented
+        // to column 0 first. The measured Enter opens the function's body.
+        await page.keyboard.press('Control+End');
         await page.keyboard.press('Enter');
-        await page.keyboard.press('ArrowUp');
+        await page.keyboard.press('Enter');
+        await page.keyboard.press('Control+BracketLeft');
+        await page.keyboard.press('Control+BracketLeft');
         await page.keyboard.type(`def add${i}(a: int, b: int) -> int:`, { delay: 20 });
         const ms = await keystrokeToGhostText(page, () => page.keyboard.press('Enter'));
         if (ms === null) {
