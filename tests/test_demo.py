@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from goldiff.cli import main
-from goldiff.demo import DemoConfig, DemoResult, choose_history, run_demo, summary_lines
+from goldiff.demo import DemoConfig, DemoResult, choose_history, headline, run_demo, summary_lines
 from goldiff.distill.pipeline import torch_weights_from_gguf
 
 from tests.test_replay import git
@@ -129,3 +129,16 @@ def test_the_base_gguf_reads_back_into_torch_for_fine_tuning(
     # Same weights: torch agrees with llama.cpp on the next token at every position.
     report = check_parity(model, gguf, [ids], tolerance=gguf.stem.rsplit("-", 1)[-1])
     assert report.argmax_agreement >= 0.95
+
+
+def test_a_fine_tune_that_kept_its_base_is_reported_as_the_base_not_scored_twice() -> None:
+    """Scoring the same file twice would show the engine's timing noise as a model difference."""
+    base = {"accept_proxy": 0.2, "exact_match": 0.1, "chrf": 30.0, "empty_rate": 0.3}
+    base |= {"shown_accept_rate": 0.28, "chars_saved": 0.04, "latency_p50_ms": 40.0}
+    report = {"rows": 80, "models": {"base": base}, "distilled_is_base": True}
+    h = headline(report)
+    assert h["distilled"] == {**h["base"], "same_as": "base"}
+    result = DemoResult("r", ["a"], ["b"], {}, {}, {}, report, h, "out")
+    lines = summary_lines(result)
+    assert f"  {'distilled':14} = base (no training step beat it on the validation gold)" in lines
+    assert not any("distilled" in line and "accept proxy" in line for line in lines)

@@ -379,9 +379,16 @@ def evaluate_models(
     from goldiff.export import load_rows
 
     rows = _evenly(eval_rows(load_rows(test_rows)), max_rows)
-    say(f"Evaluating base and distilled models on {len(rows)} held-out contexts...")
-    tuned = gguf_model("distilled", "distilled", distilled["gguf"], adapter=distilled.get("adapter"))
-    models = [gguf_model("base", "base", base.gguf), tuned]
+    # A fine-tune that kept its base's weights is the base: scoring the same file twice
+    # would report the engine's timing noise (a cold prompt is capped by what this machine
+    # evaluates in time) as a difference between two models.
+    same = bool(distilled.get("kept_base"))
+    which = "the base model" if same else "base and distilled models"
+    say(f"Evaluating {which} on {len(rows)} held-out contexts...")
+    models = [gguf_model("base", "base", base.gguf)]
+    if not same:
+        adapter = distilled.get("adapter")
+        models.append(gguf_model("distilled", "distilled", distilled["gguf"], adapter=adapter))
     if gate is not None:
         # Listed right after the model it gates, so it scores that model's very answers.
         at = 1 if chosen == "base" else 2
@@ -389,6 +396,8 @@ def evaluate_models(
         assert isinstance(engine, EngineFim)
         models.insert(at, gated_model(f"{chosen}+gate", engine, gate))
     report, _files = run_eval(rows, models, out)
+    if same:
+        report["distilled_is_base"] = True
     if gate is not None:
         report["gate_curve"] = gate.info["curve"]
         report["gate"] = {k: gate.info[k] for k in ("rows", "kept", "base_rate")} | {
@@ -411,6 +420,8 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         entry = models[name]
         out[name] = {k: entry.get(k) for k in keys}
         out[name]["latency_p50_ms"] = entry.get("latency_p50_ms")
+    if report.get("distilled_is_base") and "base" in out:
+        out["distilled"] = {**out["base"], "same_as": "base"}  # no training step beat the base
     return out
 
 
@@ -504,6 +515,9 @@ def summary_lines(result: DemoResult) -> list[str]:
         if name not in h:
             continue
         m = h[name]
+        if m.get("same_as"):
+            lines.append(f"  {name:14} = {m['same_as']} (no training step beat it on the validation gold)")
+            continue
         lines.append(
             f"  {name:14} accept proxy {_share(m['accept_proxy'])}, shown accepted "
             f"{_share(m['shown_accept_rate'])}, chars saved {_share(m['chars_saved'])}, "
