@@ -299,8 +299,8 @@ class LocalSource:
         """Prompt tokens this machine evaluates cold in `seconds`: the best of a few probes.
 
         One probe measured whatever else the cores were doing at that instant, and its cap
-        held for the engine's life: on a busy machine the same model's prompts were capped at
-        256 tokens in one engine and 440 in the next, and held-out scores moved by 4 points.
+        holds for the engine's life (on 2 busy cores the shipped model was capped at 256
+        tokens in one engine and 384 in the next; 440, its context's limit, on idle ones).
         The first evaluation also pays for allocating the compute graph.
         """
         budget = max(16, self.n_ctx - 64 - 8)
