@@ -8,8 +8,9 @@ put back when the developer returns to one of them. With a `state_dir` those sta
 also kept on disk (`states.py`: captured documents only, bounded, per model), so an engine
 restarted after a crash starts files seen before warm. A file never seen is evaluated cold;
 its prompt is capped at what this machine evaluates in `COLD_SECONDS` (measured at
-load, the best of a few probes), in whole `PROMPT_STEP`s so the cap never moves the prompt's start. A serving
-profile's `context_tokens` (`profile.py`) caps it too: the smaller cap wins.
+load, the best of a few probes), in whole `PROMPT_STEP`s so the cap never moves the
+prompt's start. A serving profile's `context_tokens` (`profile.py`) caps it too: the
+smaller cap wins.
 
 Prompts are FIM token ids (`fim.py`), or the prefix alone for a model without FIM tokens
 or whose FIM measured weak (its serving profile, `profile.py`). Generation is ours, greedy
@@ -311,8 +312,8 @@ class LocalSource:
             started = time.perf_counter()
             self.llm.eval(probe)
             best = min(best, time.perf_counter() - started)
-            if best * PROBES < seconds / 4:
-                break  # fast enough that the cap is the context, however the rest would go
+            if seconds * len(probe) >= budget * best:
+                break  # the cap is already the context's limit: no faster probe could raise it
         per_token = max(best / len(probe), 1e-6)
         self.llm.reset()  # type: ignore[no-untyped-call]
         cap = int(seconds / per_token) // PROMPT_STEP * PROMPT_STEP
