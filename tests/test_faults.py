@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from goldiff import audit
-from goldiff.store import open_database
+from goldiff.store import integrity, open_database
 from lsprotocol import types
 
 from tests.lsp_client import Editor, goldiff_client, send_raw
@@ -128,7 +128,7 @@ async def test_kill_9_loses_at_most_the_unflushed_batch(tmp_path: Path) -> None:
         os.kill(client._server.pid, signal.SIGKILL)
         await client._server.wait()
     db = _db(home)
-    assert audit.integrity(db) == "ok"
+    assert integrity(db) == "ok"
     rebuilt = audit.rebuild(db, uri)
     assert rebuilt.verified
     assert rebuilt.version is not None and rebuilt.version >= acknowledged

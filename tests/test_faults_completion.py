@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from goldiff import audit
 from goldiff.distill.tiny import write_tiny_gguf
-from goldiff.store import open_database
+from goldiff.store import integrity, open_database
 from lsprotocol import types
 
 from tests.lsp_client import Editor, goldiff_client, server_env
@@ -169,5 +169,5 @@ def test_client_disconnect_mid_request(tmp_path: Path, frontier: tuple[str, type
     client.proc.stdin.close()  # the editor is gone, mid-request
     assert client.proc.wait(timeout=60) is not None  # the server notices and exits
     db, _ = open_database(home / "traces.db")
-    assert audit.integrity(db) == "ok"
+    assert integrity(db) == "ok"
     assert audit.rebuild(db, uri).text == "x = 1\n"

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from goldiff import audit
 from goldiff.distill.tiny import write_tiny_gguf
-from goldiff.store import open_database
+from goldiff.store import integrity, open_database
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
@@ -122,7 +122,7 @@ async def test_engine_killed_mid_request(tmp_path: Path, phase: str) -> None:
         told = [m.message for m in client.messages if "engine" in m.message]
         assert len(told) == 1 and "restarting" in told[0]
     db, _ = open_database(home / "traces.db")
-    assert audit.integrity(db) == "ok"
+    assert integrity(db) == "ok"
     assert audit.rebuild(db, uri).text == editor.texts[uri]
 
 

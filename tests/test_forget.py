@@ -18,7 +18,7 @@ from goldiff import audit
 from goldiff.cli import main
 from goldiff.errors import ForgetError
 from goldiff.migrations import migrate
-from goldiff.store import EditRecord, TraceStore, open_database
+from goldiff.store import EditRecord, TraceStore, forget, open_database
 from lsprotocol import types
 
 from tests.lsp_client import Editor, goldiff_client, server_env
@@ -192,10 +192,10 @@ def test_every_table_is_reached_by_forget(tmp_path: Path) -> None:
     # workspace or time; a table that does not makes forget refuse rather than keep it.
     db = sqlite_utils.Database(sqlite3.connect(tmp_path / "s.db", isolation_level=None))
     migrate(db)
-    assert audit.forget(db, "file:///nowhere") == {}
+    assert forget(db, "file:///nowhere") == {}
     db.table("notes").create({"id": int, "text": str}, pk="id")
     with pytest.raises(ForgetError, match="notes"):
-        audit.forget(db, "file:///nowhere")
+        forget(db, "file:///nowhere")
 
 
 def test_forget_deletes_the_engines_saved_file_states(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from goldiff import audit
-from goldiff.store import open_database
+from goldiff.store import integrity, open_database
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -103,7 +103,7 @@ def test_huge_payload_and_store_consistency(server: Any) -> None:
     stats = client.request("workspace/executeCommand", {"command": "goldiff.stats"})
     assert stats["sessions"] == 1
     db, _ = open_database(home / "traces.db")
-    assert audit.integrity(db) == "ok"
+    assert integrity(db) == "ok"
     skipped = [json.loads(r["detail"]) for r in db.table("events").rows_where("kind = 'skip'")]
     assert any("larger than" in s["reason"] for s in skipped)
     for (doc_id,) in db.execute("SELECT DISTINCT document_id FROM edits").fetchall():

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from goldiff import audit
-from goldiff.store import open_database
+from goldiff.store import integrity, open_database
 
 from tests.lsp_client import server_env, utf16_pos
 from tests.pipe_client import PipeClient
@@ -348,7 +348,7 @@ def test_ten_thousand_fuzzed_messages(tmp_path: Path, capsys: pytest.CaptureFixt
     assert alive
     assert not unanswered, sorted(map(str, unanswered))[:10]
     assert rebuilt.text == sentinel and rebuilt.verified
-    assert audit.integrity(db) == "ok"
+    assert integrity(db) == "ok"
     for popup in popups:
         print("pop-up:", popup["params"]["message"][:160])
     assert len(popups) <= 50, [p["params"]["message"] for p in popups[:10]]

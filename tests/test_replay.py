@@ -16,7 +16,7 @@ from goldiff.cli import main
 from goldiff.replay import ReplayOptions, replay_async
 from goldiff.replay.developer import DeveloperProfile, accepted_length, hunks
 from goldiff.replay.history import Commit
-from goldiff.store import open_database
+from goldiff.store import integrity, open_database
 
 # Each commit: path -> new text (None deletes). Multi-byte text, a middle-of-line change,
 # a deleted file and an excluded secret file are all in here on purpose.
@@ -229,7 +229,7 @@ async def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path: Path) -> 
     assert [e["sha"] for e in commit_events(home)] == shas[:1]
     db, _ = open_database(home / "traces.db")
     try:
-        assert audit.integrity(db) == "ok"
+        assert integrity(db) == "ok"
         ended = db.execute("SELECT ended_at FROM sessions").fetchall()
         assert len(ended) == 1 and ended[0][0] is not None  # the server shut down in order
     finally:

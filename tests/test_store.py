@@ -9,7 +9,7 @@ import pytest
 from goldiff import audit
 from goldiff.errors import StoreError
 from goldiff.migrations import MIGRATIONS
-from goldiff.store import EditRecord, TraceStore, open_database
+from goldiff.store import EditRecord, TraceStore, forget, integrity, open_database
 
 EXPECTED_COLUMNS = {
     "sessions": ["id", "started_at", "ended_at", "pid", "client", "workspace", "server_version", "mode"],
@@ -124,7 +124,7 @@ def test_two_writers_share_one_store(tmp_path: Path) -> None:
     db, _ = open_database(path)
     for name in "xy":
         assert audit.rebuild(db, f"file:///{name}.py").text == "ab" * 200
-    assert audit.integrity(db) == "ok"
+    assert integrity(db) == "ok"
 
 
 def test_write_failure_is_reported_once_and_retried(tmp_path: Path) -> None:
@@ -154,7 +154,7 @@ def test_forget_workspace_deletes_only_that_workspace(tmp_path: Path) -> None:
         store.record_edit(EditRecord(name, "open", 1, 0.0, 0.0, inserted=f"secret of {name}\n"))
     store.close()
     db, _ = open_database(tmp_path / "traces.db")
-    deleted = audit.forget(db, "file:///ws1")
+    deleted = forget(db, "file:///ws1")
     assert deleted["documents"] == 1
     assert [r["uri"] for r in db.table("documents").rows] == ["file:///ws2/b.py"]
     dumped = "\n".join(db.conn.iterdump())

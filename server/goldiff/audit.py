@@ -33,11 +33,6 @@ from goldiff.records import (
     tally_suggestions,
 )
 
-# Deleting and checking are the store's own maintenance; they are named here too because
-# `goldiff forget` and the audit tests know them as part of the audit.
-from goldiff.store import forget as forget
-from goldiff.store import integrity as integrity
-
 Rebuilt = DocumentText  # the name `goldiff show`'s callers know it by
 
 

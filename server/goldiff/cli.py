@@ -197,10 +197,10 @@ def forget(
 
     The deleted text is overwritten in the store's files, not only unlisted.
     """
-    from goldiff import audit
     from goldiff.capture.paths import path_to_uri
     from goldiff.home import states_dir
     from goldiff.sources import states
+    from goldiff.store import forget as forget_recorded
 
     scopes = [bool(workspace), bool(document), since is not None or until is not None, everything]
     if sum(scopes) != 1:
@@ -223,7 +223,7 @@ def forget(
     if not yes:
         click.confirm(f"Delete {what}?", abort=True)
     db, _ = _open_reader(home)
-    deleted = audit.forget(db, workspace, document=document, since=start, until=end)
+    deleted = forget_recorded(db, workspace, document=document, since=start, until=end)
     # The engine's saved file states hold code too; they are a cache, so all of them go.
     states.forget(states_dir(resolve_home(home)))
     click.echo(json.dumps(deleted, sort_keys=True))

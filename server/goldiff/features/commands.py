@@ -16,6 +16,7 @@ from goldiff.progress import run_child
 from goldiff.server import GoldiffServer
 from goldiff.sources import states
 from goldiff.sources.registry import Registry
+from goldiff.store import forget as forget_recorded
 
 
 def _peak_rss_kb() -> int:
@@ -113,4 +114,4 @@ def register(server: GoldiffServer) -> None:
         # The engine's saved file states hold code too; they are a cache, so all of them go.
         states.forget(states_dir(ls.home))
         with contextlib.closing(ls.store.reader()) as db:
-            return audit.forget(db, workspace)
+            return forget_recorded(db, workspace)
