@@ -1019,8 +1019,7 @@ def inspect_file(path: Path) -> tuple[str, int]:
     """
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        result = conn.execute("PRAGMA integrity_check").fetchone()[0]
-        version = conn.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0]
+        db = sqlite_utils.Database(conn)
+        return integrity(db), db["_migrations"].count
     finally:
         conn.close()
-    return str(result), int(version)

@@ -522,10 +522,7 @@ def distill_from_dataset(
                     f"{min_rows}. Pool more developers' exports (`goldiff pool`), or export sft rows, "
                     "not --no-code metrics."
                 )
-            rows_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = rows_file.with_suffix(".tmp")
-            tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows), encoding="utf-8")
-            tmp.replace(rows_file)
+            write_rows(rows, rows_file)
             stores = sorted({str(r.get("store")) for r in rows if r.get("store")})
             say(f"  {len(rows)} rows from {len(stores)} store(s)")
         with phases.timed("base"):

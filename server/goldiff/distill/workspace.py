@@ -81,9 +81,10 @@ def training_rows(
 
 
 def write_rows(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """JSON lines, written then renamed (a kill mid-write leaves no half file)."""
+    """JSON lines, written then renamed (a kill mid-write leaves no half file). Values JSON
+    has no type for (a pooled dataset's dates) are written as text."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows), encoding="utf-8")
     tmp.replace(path)
     return path
