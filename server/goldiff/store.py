@@ -658,22 +658,14 @@ class TraceStore:
                         [h, text, len(text.encode("utf-8", "surrogatepass"))],
                     )
                 for table, rows in batch.rows.items():
-                    inserts = [
-                        {k: v for k, v in r.items() if k != "__op"} for r in rows if r["__op"] == "insert"
-                    ]
-                    upserts = [
-                        {k: v for k, v in r.items() if k != "__op"} for r in rows if r["__op"] == "upsert"
-                    ]
-                    _insert_many(self.db, table, inserts, upsert=False)
-                    _insert_many(self.db, table, upserts, upsert=True)
+                    for op in ("insert", "upsert"):
+                        same = [{k: v for k, v in r.items() if k != "__op"} for r in rows if r["__op"] == op]
+                        _insert_many(self.db, table, same, upsert=op == "upsert")
                 for table, pk, values in batch.updates:
                     if table == "__scrub__":
                         self._scrub(pk, values["seq"], values["spans"])
                     else:
                         self._update(table, pk, values)
-        except sqlite3.OperationalError as exc:
-            self._write_failed(batch, exc)
-            return
         except sqlite3.DatabaseError as exc:
             self._write_failed(batch, exc)
             return
