@@ -10,6 +10,7 @@ per-edit scan), and a context seen before is dropped as a duplicate.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 
 import sqlite_utils
 
-from goldiff.capture.redaction import mask_spans, secret_spans
+from goldiff.capture.redaction import redact
 from goldiff.errors import ExportError, NotRecordedError
 from goldiff.outcomes.episodes import surroundings
 from goldiff.prompts import (
@@ -86,27 +87,15 @@ class Redactor:
     are checked on the whole text.
     """
 
-    def __init__(self, max_cache: int = 200_000) -> None:
-        self._cache: dict[str, str] = {}
-        self._max = max_cache
+    def __init__(self) -> None:
+        self._line = functools.lru_cache(maxsize=200_000)(redact)
 
     def __call__(self, text: str | None) -> str:
         if not text:
             return text or ""
         if "PRIVATE KEY-----" in text:
-            spans = secret_spans(text)
-            return mask_spans(text, spans) if spans else text
-        out = []
-        for line in text.splitlines(keepends=True):
-            done = self._cache.get(line)
-            if done is None:
-                spans = secret_spans(line)
-                done = mask_spans(line, spans) if spans else line
-                if len(self._cache) >= self._max:
-                    self._cache.clear()
-                self._cache[line] = done
-            out.append(done)
-        return "".join(out)
+            return redact(text)
+        return "".join(self._line(line) for line in text.splitlines(keepends=True))
 
 
 def _provenance(fmt: str, record: SuggestionRecord | EpisodeRecord, ctx: str) -> dict[str, Any]:
