@@ -130,11 +130,7 @@ class Document:
         lo = bisect.bisect_right(starts, a)  # first start after a: may be removed or moved
         hi = bisect.bisect_right(starts, b)  # starts in (a, b] were inside the replaced text
         delta = len(new_text) - (b - a)
-        added = []
-        i = new_text.find("\n")
-        while i != -1:
-            added.append(a + i + 1)
-            i = new_text.find("\n", i + 1)
+        added = [a + start for start in _line_starts(new_text)[1:]]
         tail = [x + delta for x in starts[hi:]] if delta else starts[hi:]
         starts[lo:] = added + tail
 
