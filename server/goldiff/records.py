@@ -47,15 +47,21 @@ def _bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
-def final_survival(survival: Mapping[str, Any] | None) -> float | None:
-    """The share at the latest checkpoint (keys are seconds after acceptance)."""
+def checkpoints(survival: Mapping[str, Any] | None) -> list[tuple[float, float]]:
+    """(seconds after acceptance, share still there) of each checkpoint, oldest first."""
     points = []
     for key, value in (survival or {}).items():
         try:
             points.append((float(key), float(value)))
         except (TypeError, ValueError):
             continue  # "reverted" and other flags
-    return max(points)[1] if points else None
+    return sorted(points)
+
+
+def final_survival(survival: Mapping[str, Any] | None) -> float | None:
+    """The share at the latest checkpoint."""
+    points = checkpoints(survival)
+    return points[-1][1] if points else None
 
 
 # ---------------------------------------------------------------------------- filters

@@ -35,6 +35,7 @@ from goldiff.records import (
     SETTLED,
     EpisodeRecord,
     SuggestionRecord,
+    checkpoints,
     document_at,
     suggestion,
 )
@@ -69,13 +70,7 @@ def survival_points(survival: Mapping[str, Any] | None) -> list[dict[str, float]
     A list of `{afterSeconds, share}` keeps one schema whatever checkpoints a store used,
     so Parquet and `datasets` do not invent null-filled columns for missing ones.
     """
-    points = []
-    for key, value in (survival or {}).items():
-        try:
-            points.append({"after_seconds": float(key), "share": float(value)})
-        except (TypeError, ValueError):
-            continue
-    return sorted(points, key=lambda p: p["after_seconds"]) or None
+    return [{"after_seconds": at, "share": share} for at, share in checkpoints(survival)] or None
 
 
 class Redactor:
@@ -98,18 +93,12 @@ class Redactor:
         return "".join(self._line(line) for line in text.splitlines(keepends=True))
 
 
+# What every row says of where it came from, between its `id` and its `context_hash`.
+_PROVENANCE = ("ts", "workspace", "path", "language", "source", "model", "outcome")
+
+
 def _provenance(fmt: str, record: SuggestionRecord | EpisodeRecord, ctx: str) -> dict[str, Any]:
-    return {
-        "id": row_id(record.id, fmt),
-        "ts": record.ts,
-        "workspace": record.workspace,
-        "path": record.path,
-        "language": record.language,
-        "source": record.source,
-        "model": record.model,
-        "outcome": record.outcome,
-        "context_hash": ctx,
-    }
+    return {"id": row_id(record.id, fmt), **{k: getattr(record, k) for k in _PROVENANCE}, "context_hash": ctx}
 
 
 @dataclass
@@ -321,9 +310,7 @@ def openai_row(row: dict[str, Any], base: str) -> dict[str, Any]:
         )
     else:
         raise ExportError(f"the openai format carries sft or edits rows, not {base}; use --rows sft")
-    keep = ("id", "ts", "workspace", "path", "language", "source", "model", "outcome", "context_hash")
-    out = {k: row[k] for k in keep}
-    out["id"] = row_id(row["id"], "openai")
+    out = {"id": row_id(row["id"], "openai"), **{k: row[k] for k in (*_PROVENANCE, "context_hash")}}
     out["messages"] = [
         {"role": "system", "content": system},
         {"role": "user", "content": user},
