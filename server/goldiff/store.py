@@ -652,20 +652,7 @@ class TraceStore:
             return
         try:
             with _immediate(self.db):
-                for h, text in batch.snapshots.items():
-                    self.db.execute(
-                        "INSERT OR IGNORE INTO snapshots(hash, text, bytes) VALUES (?, ?, ?)",
-                        [h, text, len(text.encode("utf-8", "surrogatepass"))],
-                    )
-                for table, rows in batch.rows.items():
-                    for op in ("insert", "upsert"):
-                        same = [{k: v for k, v in r.items() if k != "__op"} for r in rows if r["__op"] == op]
-                        _insert_many(self.db, table, same, upsert=op == "upsert")
-                for table, pk, values in batch.updates:
-                    if table == "__scrub__":
-                        self._scrub(pk, values["seq"], values["spans"])
-                    else:
-                        self._update(table, pk, values)
+                self._write_records(batch, lambda _table, _row, write, *args, **kw: write(*args, **kw))
         except sqlite3.DatabaseError as exc:
             self._write_failed(batch, exc)
             return
@@ -677,6 +664,24 @@ class TraceStore:
             self._write_salvaging(batch)
             return
         self._error_reported = False
+
+    def _write_records(self, batch: _Batch, attempt: Callable[..., None], one_by_one: bool = False) -> None:
+        """Every write of `batch`, rows grouped or `one_by_one`, each as `attempt(table, row, write, ...)`."""
+        for h, text in batch.snapshots.items():
+            size = len(text.encode("utf-8", "surrogatepass"))
+            sql = "INSERT OR IGNORE INTO snapshots(hash, text, bytes) VALUES (?, ?, ?)"
+            attempt("snapshots", {}, self.db.execute, sql, [h, text, size])
+        for table, rows in batch.rows.items():
+            for op in ("insert", "upsert"):
+                same = [{k: v for k, v in r.items() if k != "__op"} for r in rows if r["__op"] == op]
+                for group in [[row] for row in same] if one_by_one else [same]:
+                    first = group[0] if group else {}
+                    attempt(table, first, _insert_many, self.db, table, group, upsert=op == "upsert")
+        for table, pk, values in batch.updates:
+            if table == "__scrub__":
+                attempt("edits", {"document_id": pk}, self._scrub, pk, values["seq"], values["spans"])
+            else:
+                attempt(table, {}, self._update, table, pk, values)
 
     def _write_salvaging(self, batch: _Batch) -> None:
         """Write `batch` with each record in its own savepoint; quarantine the ones that fail.
@@ -711,21 +716,9 @@ class TraceStore:
                 )
             conn.execute("RELEASE goldiff_record")
 
-        snapshot_sql = "INSERT OR IGNORE INTO snapshots(hash, text, bytes) VALUES (?, ?, ?)"
         try:
             with _immediate(self.db):
-                for h, text in batch.snapshots.items():
-                    size = len(text.encode("utf-8", "surrogatepass"))
-                    attempt("snapshots", {}, self.db.execute, snapshot_sql, [h, text, size])
-                for table, rows in batch.rows.items():
-                    for r in rows:
-                        row = {k: v for k, v in r.items() if k != "__op"}
-                        attempt(table, row, _insert_many, self.db, table, [row], upsert=r["__op"] == "upsert")
-                for table, pk, values in batch.updates:
-                    if table == "__scrub__":
-                        attempt("edits", {"document_id": pk}, self._scrub, pk, values["seq"], values["spans"])
-                    else:
-                        attempt(table, {}, self._update, table, pk, values)
+                self._write_records(batch, attempt, one_by_one=True)
                 _insert_many(self.db, "events", gaps, upsert=False)
         except sqlite3.DatabaseError as exc:
             self._write_failed(batch, exc)
