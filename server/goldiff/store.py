@@ -415,14 +415,7 @@ class TraceStore:
         detail: dict[str, Any] | None = None,
         ts: float | None = None,
     ) -> None:
-        row = {
-            "session_id": session_id,
-            "document_id": document_id,
-            "ts": ts if ts is not None else time.time(),
-            "kind": kind,
-            "detail": json.dumps(detail or {}),
-        }
-        self._queue.put(("insert", "events", row))
+        self._event("events", kind, detail, ts, session_id=session_id, document_id=document_id)
 
     def record_suggestion(self, row: SuggestionRow) -> None:
         self._queue.put(("upsert", "suggestions", row))
@@ -437,13 +430,13 @@ class TraceStore:
         detail: dict[str, Any] | None = None,
         ts: float | None = None,
     ) -> None:
-        row = {
-            "suggestion_id": suggestion_id,
-            "ts": ts if ts is not None else time.time(),
-            "kind": kind,
-            "detail": json.dumps(detail or {}),
-        }
-        self._queue.put(("insert", "suggestion_events", row))
+        self._event("suggestion_events", kind, detail, ts, suggestion_id=suggestion_id)
+
+    def _event(
+        self, table: str, kind: str, detail: dict[str, Any] | None, ts: float | None, **link: Any
+    ) -> None:
+        row = {"ts": ts if ts is not None else time.time(), "kind": kind, "detail": json.dumps(detail or {})}
+        self._queue.put(("insert", table, {**link, **row}))
 
     def record_episode(self, row: EpisodeRow) -> None:
         self._queue.put(("upsert", "episodes", row))
