@@ -89,6 +89,10 @@ def recorded(db: sqlite_utils.Database, uri: str, limit: int = 20) -> Recorded:
     return Recorded(uri, rebuilt.version, rebuilt.text, rebuilt.verified, list(reversed(newest)))
 
 
+# What `goldiff stats` counts first, in its table's order.
+_COUNTED = ("sessions", "documents", "edits", "keystroke_versions", "snapshots", "terminal_commands")
+
+
 def stats(db: sqlite_utils.Database, path: Path | None = None) -> dict[str, Any]:
     """Counts of everything recorded, for `goldiff stats --json` and `goldiff.stats`."""
     tally = tally_suggestions(db)
@@ -106,17 +110,12 @@ def stats(db: sqlite_utils.Database, path: Path | None = None) -> dict[str, Any]
         entry["acceptance_rate"] = (
             (entry.get("accepted", 0) + entry.get("partial", 0)) / decided if decided else None
         )
-    store_bytes = 0
-    for suffix in ("", "-wal") if path is not None else ():
-        p = Path(str(path) + suffix)
-        if p.exists():
-            store_bytes += p.stat().st_size
-    tables = ("sessions", "documents", "edits", "keystroke_versions", "snapshots", "terminal_commands")
+    files = [Path(f"{path}{suffix}") for suffix in ("", "-wal")] if path is not None else []
     return {
-        **{name: count_rows(db, name) for name in (*tables, "events", "suggestions")},
+        **{name: count_rows(db, name) for name in (*_COUNTED, "events", "suggestions")},
         "suggestions_by_outcome": outcomes,
         "by_source": sorted(by_source.values(), key=lambda e: str(e["source"])),
-        "store_bytes": store_bytes,
+        "store_bytes": sum(p.stat().st_size for p in files if p.exists()),
         "outcomes": outcome_stats(db),
         "proposals": proposal_stats(db),
         "shadow": shadow_stats(db),
@@ -140,7 +139,7 @@ def print_stats(data: dict[str, Any], path: Path, console: Any, echo: Callable[[
     table = Table(title=f"Goldiff store {path}")
     table.add_column("what")
     table.add_column("count", justify="right")
-    for key in ("sessions", "documents", "edits", "keystroke_versions", "snapshots", "terminal_commands"):
+    for key in _COUNTED:
         table.add_row(key.replace("_", " "), str(data[key]))
     table.add_row("suggestions", str(data["suggestions"]))
     for outcome, n in sorted(data["suggestions_by_outcome"].items()):

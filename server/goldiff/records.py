@@ -585,22 +585,19 @@ def outcome_stats(db: sqlite_utils.Database) -> dict[str, Any]:
         _outcome_entry({"day": row[0]}, row[1:])
         for row in db.execute(_outcomes_by("date(ts, 'unixepoch')")).fetchall()
     ]
-    episodes = db.execute(
-        "SELECT COUNT(*), SUM(gold_diff IS NOT NULL AND gold_diff != ''), "
-        "SUM(tests_passed = 1), SUM(tests_passed = 0) FROM episodes"
-    ).fetchone()
+    episodes = db.query(
+        "SELECT COUNT(*) AS total, "
+        "IFNULL(SUM(gold_diff IS NOT NULL AND gold_diff != ''), 0) AS with_gold_diff, "
+        "IFNULL(SUM(tests_passed = 1), 0) AS tests_passed, "
+        "IFNULL(SUM(tests_passed = 0), 0) AS tests_failed FROM episodes"
+    )
     return {
         "overall": _outcome_entry({}, overall[1:])
         if overall
         else _outcome_entry({}, (0,) * (8 + len(CHECKPOINTS))),
         "by_source": by_source,
         "by_day": by_day,
-        "episodes": {
-            "total": episodes[0] or 0,
-            "with_gold_diff": episodes[1] or 0,
-            "tests_passed": episodes[2] or 0,
-            "tests_failed": episodes[3] or 0,
-        },
+        "episodes": next(episodes),
     }
 
 
