@@ -878,49 +878,32 @@ def _forget_scoped(
     for name in ("docs", "suggestions", "episodes"):
         conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS forget_{name} (id TEXT PRIMARY KEY)")
         conn.execute(f"DELETE FROM forget_{name}")
+
+    def add(into: str, select: str, params: list[Any] | None = None) -> None:
+        conn.execute(f"INSERT OR IGNORE INTO forget_{into} {select}", params or [])
+
+    def add_in_range(into: str, select: str, col: str) -> None:
+        add(into, f"{select} WHERE {in_range.format(col=col)}", [lo, hi])
+
     # The documents in scope, then what hangs off them.
     if workspace is not None:
-        conn.execute(
-            "INSERT OR IGNORE INTO forget_docs SELECT id FROM documents "
-            "WHERE workspace = ? OR substr(uri, 1, ?) = ?",
-            [workspace, len(workspace) + 1, workspace + "/"],
-        )
+        docs_under = "SELECT id FROM documents WHERE workspace = ? OR substr(uri, 1, ?) = ?"
+        add("docs", docs_under, [workspace, len(workspace) + 1, workspace + "/"])
     elif document is not None:
-        conn.execute("INSERT OR IGNORE INTO forget_docs SELECT id FROM documents WHERE uri = ?", [document])
+        add("docs", "SELECT id FROM documents WHERE uri = ?", [document])
     else:
-        conn.execute(
-            "INSERT OR IGNORE INTO forget_docs SELECT DISTINCT document_id FROM edits "
-            f"WHERE {in_range.format(col='ts')}",
-            [lo, hi],
-        )
-        conn.execute(
-            "INSERT OR IGNORE INTO forget_docs SELECT id FROM documents "
-            f"WHERE {in_range.format(col='opened_at')}",
-            [lo, hi],
-        )
-    conn.execute(
-        "INSERT OR IGNORE INTO forget_suggestions SELECT id FROM suggestions "
-        "WHERE document_id IN (SELECT id FROM forget_docs)"
-    )
+        add_in_range("docs", "SELECT DISTINCT document_id FROM edits", "ts")
+        add_in_range("docs", "SELECT id FROM documents", "opened_at")
+    of_docs = "document_id IN (SELECT id FROM forget_docs)"
+    add("suggestions", f"SELECT id FROM suggestions WHERE {of_docs}")
     for table in ("episodes", "proposals", "suggestions"):
         if table not in columns:
             continue
         col = "id" if table == "episodes" else "episode_id"
-        conn.execute(
-            f"INSERT OR IGNORE INTO forget_episodes SELECT {col} FROM [{table}] "
-            f"WHERE {col} IS NOT NULL AND document_id IN (SELECT id FROM forget_docs)"
-        )
+        add("episodes", f"SELECT {col} FROM [{table}] WHERE {col} IS NOT NULL AND {of_docs}")
     if since is not None or until is not None:
-        conn.execute(
-            "INSERT OR IGNORE INTO forget_suggestions SELECT id FROM suggestions "
-            f"WHERE {in_range.format(col='ts')}",
-            [lo, hi],
-        )
-        conn.execute(
-            "INSERT OR IGNORE INTO forget_episodes SELECT id FROM episodes "
-            f"WHERE {in_range.format(col='started_at')}",
-            [lo, hi],
-        )
+        add_in_range("suggestions", "SELECT id FROM suggestions", "ts")
+        add_in_range("episodes", "SELECT id FROM episodes", "started_at")
     # Events that name the workspace or document in their detail (gaps, skips, commits).
     needles = []
     if workspace is not None:
