@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import attrs
 import sqlite_utils
 
 from goldiff.errors import NotRecordedError
@@ -70,21 +71,11 @@ def recorded(db: sqlite_utils.Database, uri: str, limit: int = 20) -> Recorded:
         raise NotRecordedError(f"Goldiff has recorded nothing for {uri}")
     rebuilt = rebuild(db, uri)
     newest: deque[RecordedSuggestion] = deque(maxlen=limit)
+    names = [field.name for field in attrs.fields(RecordedSuggestion)]
     for s in iter_suggestions(db, Filters(uri=uri)):
+        # The record's fields of the same names; survival as its share at the last checkpoint.
         newest.append(
-            RecordedSuggestion(
-                id=s.id,
-                ts=s.ts,
-                source=s.source,
-                model=s.model,
-                outcome=s.outcome,
-                reason=s.reason,
-                shadow=s.shadow,
-                text=s.text,
-                gold=s.gold,
-                accepted_length=s.accepted_length,
-                survival=s.final_survival,
-            )
+            RecordedSuggestion(**{**{n: getattr(s, n) for n in names}, "survival": s.final_survival})
         )
     return Recorded(uri, rebuilt.version, rebuilt.text, rebuilt.verified, list(reversed(newest)))
 
