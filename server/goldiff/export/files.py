@@ -164,33 +164,28 @@ def export(
     A split writes `train` and `test` files and a `manifest.json` into the folder `out`.
     """
     rows, duplicates = build_rows(db, options, progress)
-    ext = options.extension
-    paths: dict[str, Path] = {}
-    counts: dict[str, int] = {}
     leaked = 0
     cutoff: float | None = None
     # One schema for train and test alike, inferred from all rows (nulls need a type).
     schema = _parquet_schema(rows) if options.format == "parquet" else None
+    chunks = {"all": rows}
+    if options.split:
+        parts = split_rows(rows, test_fraction=options.test_fraction, split_at=options.split_at)
+        leaked, cutoff = parts.leaked, parts.cutoff
+        chunks = {"train": parts.train, "test": parts.test}
+        paths = {name: out / f"{name}{options.extension}" for name in chunks}
+    else:
+        out = out if out.suffix else out.with_suffix(options.extension)
+        paths = {"all": out}
     try:
-        if options.split:
-            parts = split_rows(rows, test_fraction=options.test_fraction, split_at=options.split_at)
-            leaked, cutoff = parts.leaked, parts.cutoff
-            out.mkdir(parents=True, exist_ok=True)
-            for name, chunk in {"train": parts.train, "test": parts.test}.items():
-                paths[name] = out / f"{name}{ext}"
-                _write(paths[name], chunk, options.format, schema)
-                counts[name] = len(chunk)
-        else:
-            if out.suffix == "" and ext:
-                out = out.with_suffix(ext)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            _write(out, rows, options.format, schema)
-            paths["all"] = out
-            counts["all"] = len(rows)
+        for name, chunk in chunks.items():
+            paths[name].parent.mkdir(parents=True, exist_ok=True)
+            _write(paths[name], chunk, options.format, schema)
         if options.format == "openai":
             paths.update({f"{name}_meta": meta_path(p) for name, p in list(paths.items())})
     except OSError as exc:
         raise ExportError(f"cannot write the export to {out}: {exc.strerror or exc}") from exc
+    counts = {name: len(chunk) for name, chunk in chunks.items()}
     result = ExportResult(options, paths, counts, duplicates, leaked, cutoff, export_id(rows))
     if options.split:
         manifest = {**result.as_dict(), "createdAt": time.time()}
