@@ -293,16 +293,11 @@ def open_database(path: Path) -> tuple[sqlite_utils.Database, Path | None]:
 
 def _check_file(path: Path) -> str | None:
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as conn:
             rows = conn.execute("PRAGMA quick_check").fetchall()
-        finally:
-            conn.close()
     except sqlite3.DatabaseError as exc:
         return str(exc)
-    if rows != [("ok",)]:
-        return "; ".join(str(r[0]) for r in rows[:3])
-    return None
+    return None if rows == [("ok",)] else "; ".join(str(r[0]) for r in rows[:3])
 
 
 SCAN_MARGIN = 256  # characters scanned for secrets either side of an edit, on its lines
@@ -978,9 +973,6 @@ def inspect_file(path: Path) -> tuple[str, int]:
     Read-only, so a doctor run never migrates, repairs or locks the user's store. Raises
     `sqlite3.DatabaseError` when the file is not a database at all.
     """
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         db = sqlite_utils.Database(conn)
         return integrity(db), db["_migrations"].count
-    finally:
-        conn.close()
