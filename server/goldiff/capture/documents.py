@@ -96,7 +96,6 @@ class Document:
         version: int | None,
         *,
         now: float | None = None,
-        mono: float | None = None,
     ) -> EditRecord:
         """Apply an incremental change; return the edit to record."""
         a = self.offset_at(*start)
@@ -111,7 +110,7 @@ class Document:
             kind="change",
             version=version,
             ts=now if now is not None else time.time(),
-            mono=mono if mono is not None else time.monotonic(),
+            mono=time.monotonic(),
             offset=a,
             removed=b - a,
             inserted=new_text,
