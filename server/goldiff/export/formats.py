@@ -140,10 +140,8 @@ class RowShaper:
             answer = {"chosen": self.redact(gold), "rejected": self.redact(s.text)}
             if answer["chosen"] == answer["rejected"]:
                 return []
-        elif fmt == "kto":
+        else:  # kto
             answer = {"completion": self.redact(s.text), "label": kto_label(s)}
-        else:
-            raise AssertionError(fmt)
         if not self._fresh(prefix, suffix, *(str(v) for v in answer.values())):
             return []
         row = _provenance(fmt, s, context_hash(prefix, suffix))
