@@ -143,13 +143,12 @@ def print_stats(data: dict[str, Any], path: Path, console: Any, echo: Callable[[
             f"acceptance {_pct(entry['acceptance_rate'])}"
         )
     outcomes = data["outcomes"]
-    for title, rows in (
-        ("Outcomes by source and model", outcomes["by_source"]),
-        ("Outcomes by day (UTC)", outcomes["by_day"]),
+    for title, rows, caption in (
+        ("Outcomes by source and model", outcomes["by_source"], OUTCOME_CAPTION),
+        ("Outcomes by day (UTC)", outcomes["by_day"], None),
     ):
         if not rows:
             continue
-        caption = None if rows is outcomes["by_day"] else OUTCOME_CAPTION
         table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1))
         for column in ("", "sugg", "acc", "part", "rej", "acc %", "part %"):
             table.add_column(column, justify="left" if not column else "right", no_wrap=bool(column))

@@ -520,8 +520,7 @@ def shadow_tally(db: sqlite_utils.Database, since: float | None = None) -> Shado
         "WHERE s.shadow_of IS NOT NULL AND s.ts >= ?",
         [since if since is not None else float("-inf")],
     ).fetchone()
-    answers, empty, same, settled, kept = (int(v or 0) for v in row[:5])
-    return ShadowTally(answers, empty, same, settled, kept, row[5], row[6])
+    return ShadowTally(*(int(v or 0) for v in row[:5]), *row[5:])
 
 
 # ---------------------------------------------------------------------------- statistics
