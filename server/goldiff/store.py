@@ -744,15 +744,12 @@ class TraceStore:
         ).fetchall()
         if not rows or rows[0][2] is None:
             return  # no snapshot to replay from (a document always starts with one)
-        base = ""
-        origin: list[tuple[int, int] | None] = []  # per character: (row id, index in its text)
+        # The first row's snapshot is the text after it: start from it.
+        base = self.db.execute("SELECT text FROM snapshots WHERE hash = ?", [rows[0][2]]).fetchone()[0]
+        # Per character of the text: the row that inserted it and its index there, if any.
+        origin: list[tuple[int, int] | None] = [None] * len(base)
         texts: dict[int, list[str]] = {}
-        for n, (row_id, _seq, snap, offset, removed, inserted, _h) in enumerate(rows):
-            if n == 0:
-                # The snapshot is the text after this row: start from it.
-                base = self.db.execute("SELECT text FROM snapshots WHERE hash = ?", [snap]).fetchone()[0]
-                origin = [None] * len(base)
-                continue
+        for row_id, _seq, _snap, offset, removed, inserted, _h in rows[1:]:
             texts[row_id] = list(inserted or "")
             origin[offset : offset + removed] = [(row_id, i) for i in range(len(inserted or ""))]
         touched: set[int] = set()
