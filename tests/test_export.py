@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 from goldiff.cli import main
 from goldiff.errors import ExportError
-from goldiff.export import ExportFilters, ExportOptions, build_rows, export, load_rows, split_rows
+from goldiff.export import ExportFilters, ExportOptions, export, load_rows
+from goldiff.export.files import build_rows, split_rows
 from goldiff.prompts import (
     EDIT_CURSOR,
     EDIT_REGION_END,

@@ -12,31 +12,17 @@ by time and writes them (`files`); `command` reads the editor's options
 from __future__ import annotations
 
 from goldiff.export.command import options_from_wire, with_explanation
-from goldiff.export.files import (
-    ExportOptions,
-    ExportResult,
-    build_rows,
-    default_out,
-    export,
-    load_rows,
-    split_rows,
-)
+from goldiff.export.files import ExportOptions, ExportResult, default_out, export, load_rows
 from goldiff.export.filters import ExportFilters, parse_time
-from goldiff.export.formats import FORMATS, ROW_FORMATS, openai_row
 
 __all__ = [
-    "FORMATS",
-    "ROW_FORMATS",
     "ExportFilters",
     "ExportOptions",
     "ExportResult",
-    "build_rows",
     "default_out",
     "export",
     "load_rows",
-    "openai_row",
     "options_from_wire",
     "parse_time",
-    "split_rows",
     "with_explanation",
 ]
