@@ -11,6 +11,7 @@ the caller resynchronises it from the next full text or from disk, recording the
 from __future__ import annotations
 
 import bisect
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -27,12 +28,7 @@ def utf16_len(text: str) -> int:
 
 
 def _line_starts(text: str) -> list[int]:
-    starts = [0]
-    i = text.find("\n")
-    while i != -1:
-        starts.append(i + 1)
-        i = text.find("\n", i + 1)
-    return starts
+    return [0, *(m.end() for m in re.finditer("\n", text))]
 
 
 @dataclass
