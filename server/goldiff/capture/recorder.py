@@ -236,10 +236,7 @@ class Recorder:
     @staticmethod
     def _disk_text(uri: str) -> str | None:
         path = uri_to_path(uri)
-        if path is None:
-            return None
-        text, _reason = read_text(path)
-        return text
+        return read_text(path)[0] if path is not None else None
 
     def on_commit(self, listener: Callable[[str, str], None]) -> None:
         """Call `listener(workspace_uri, sha)` when a commit is seen (a settle boundary)."""
