@@ -217,9 +217,7 @@ def _write(path: Path, rows: list[dict[str, Any]], fmt: str, schema: Any) -> Non
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), str(tmp))
     else:
         with tmp.open("w", encoding="utf-8", newline="\n") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
-                fh.write("\n")
+            fh.writelines(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows)
     tmp.replace(path)  # a reader never sees half an export
 
 
