@@ -15,7 +15,7 @@ from goldiff.agent.rewrite import (
 )
 from goldiff.distill.tiny import write_tiny_gguf
 from goldiff.errors import FrontierError
-from goldiff.export import EDIT_CURSOR, EDIT_REGION_END, EDIT_REGION_START
+from goldiff.prompts import EDIT_CURSOR, EDIT_REGION_END, EDIT_REGION_START
 from goldiff.sources.frontier import AnthropicSource, OpenAICompatibleSource
 
 from tests.sources.test_frontier import Script, error, scripted

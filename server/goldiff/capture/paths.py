@@ -1,11 +1,9 @@
-"""Which files Goldiff may record: opt-in, exclude globs, size and encoding limits."""
+"""Which files Goldiff may record: their paths and URIs, size and encoding limits."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from urllib.parse import unquote, urlparse
-
-import pathspec
 
 MAX_BYTES = 1_000_000  # larger files are skipped with a recorded reason
 
@@ -19,17 +17,6 @@ def uri_to_path(uri: str) -> Path | None:
 
 def path_to_uri(path: Path) -> str:
     return path.resolve().as_uri()
-
-
-class Excludes:
-    """Gitignore-style exclude globs, matched against workspace-relative paths."""
-
-    def __init__(self, patterns: list[str]) -> None:
-        self.patterns = list(patterns)
-        self._spec = pathspec.PathSpec.from_lines("gitwildmatch", self.patterns)
-
-    def match(self, relative: str) -> bool:
-        return bool(self._spec.match_file(relative))
 
 
 def relative_to_workspace(path: Path, workspaces: list[Path]) -> tuple[Path | None, str]:

@@ -359,7 +359,6 @@ _COMMAND_PATTERNS = [
     re.compile(
         r"(?:curl|wget|http)\b[^\n]{0,200}?\s(?:-u|--user)[\s=]{1,8}[\"']?[^\s:'\"]{1,100}:(?P<s>[^\s'\"@]{3,200})"
     ),
-    # Authorization: Bearer xyz / Basic xyz / token xyz
     # Authorization: Bearer xyz / Basic xyz / token xyz; `authorization = ...` is code
     # unless a scheme word follows.
     re.compile(

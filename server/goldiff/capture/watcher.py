@@ -43,13 +43,10 @@ def head_commit(root: Path) -> str | None:
 
 
 def _gitignore(root: Path) -> pathspec.PathSpec[Any]:
-    lines: list[str] = []
-    ignore = root / ".gitignore"
-    if ignore.is_file():
-        try:
-            lines = ignore.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            lines = []
+    try:
+        lines = (root / ".gitignore").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:  # none, or unreadable: nothing is ignored
+        lines = []
     return pathspec.PathSpec.from_lines("gitwildmatch", lines)
 
 

@@ -17,7 +17,7 @@ import sqlite_utils
 
 from goldiff.export.files import ExportOptions
 from goldiff.export.filters import ExportFilters
-from goldiff.records import count_suggestions
+from goldiff.records import SETTLED, count_suggestions
 
 
 def _describe(name: str, value: Any) -> str:
@@ -29,8 +29,7 @@ def _describe(name: str, value: Any) -> str:
 
 
 def _settled(db: sqlite_utils.Database, filters: ExportFilters) -> int:
-    decided = ("accepted", "partial", "rejected")
-    kept = replace(filters, outcome=tuple(o for o in decided if o in (filters.outcome or decided)))
+    kept = replace(filters, outcome=tuple(o for o in SETTLED if o in (filters.outcome or SETTLED)))
     if not kept.outcome:
         return 0
     return count_suggestions(db, kept, with_gold=True)
