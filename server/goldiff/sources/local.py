@@ -217,7 +217,8 @@ class LocalSource:
                     raise
                 # No FIM tokens: ask left to right; the suffix still shapes the stop rule.
         self.stop_ids = self.fim.stop_ids if self.fim is not None else info.eog_ids
-        self.bos = [info.bos_id] if self._adds_bos() and info.bos_id is not None and info.bos_id >= 0 else []
+        adds_bos = str(self.llm.metadata.get("tokenizer.ggml.add_bos_token", "false")).lower() == "true"
+        self.bos = [info.bos_id] if adds_bos and info.bos_id is not None and info.bos_id >= 0 else []
         self.n_ctx = self.llm.n_ctx()
         self._vocab = self.llm._model.vocab
         self._n_vocab = self.llm.n_vocab()
@@ -253,9 +254,6 @@ class LocalSource:
     @property
     def prompt_mode(self) -> str:
         return "fim" if self.fim is not None else "prefix"
-
-    def _adds_bos(self) -> bool:
-        return str(self.llm.metadata.get("tokenizer.ggml.add_bos_token", "false")).lower() == "true"
 
     def _vocab_info(self) -> VocabInfo:
         llm = self.llm
@@ -422,13 +420,10 @@ class LocalSource:
         while len(self._persisted) > 4 * STATE_FILES:
             self._persisted.popitem(last=False)
 
-    def _worth_persisting(self, key: str, tokens: list[int]) -> bool:
-        on_disk = self._persisted.get(key, [])
-        return bool(key) and len(tokens) - _common(on_disk, tokens) >= PERSIST_GAIN
-
     def _persist(self, key: str, tokens: list[int], blob: bytes | None = None) -> None:
         """Hand the state to the disk cache if it spares a restart enough prompt work."""
-        if self.disk is None or not self._worth_persisting(key, tokens):
+        on_disk = self._persisted.get(key, [])
+        if self.disk is None or not key or len(tokens) - _common(on_disk, tokens) < PERSIST_GAIN:
             return
         from goldiff.capture.redaction import secret_spans
 
@@ -460,11 +455,6 @@ class LocalSource:
             self._pieces = [bytes(self.llm.detokenize([i])) for i in range(self._n_vocab)]
             self._stops = np.fromiter((self._is_stop(i) for i in range(self._n_vocab)), bool, self._n_vocab)
         return self._pieces, self._stops
-
-    def _logits(self) -> np.ndarray[Any, np.dtype[np.float32]]:
-        """The next-token logits after the last evaluated token."""
-        ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
-        return np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
 
     def _healing_mask(self, remaining: bytes) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
         """Tokens that can come next while `remaining` bytes of the healed text are unmatched:
@@ -517,7 +507,9 @@ class LocalSource:
                 if self.on_phase is not None:
                     self.on_phase("generate")
                 while len(tokens) < request.max_tokens:
-                    logits = self._logits().astype(np.float64)
+                    # The next-token logits after the last evaluated token.
+                    ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+                    logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,)).astype(np.float64)
                     mask = self._healing_mask(remaining) if remaining else None
                     if mask is not None:
                         logits = np.where(mask, logits, -np.inf)
