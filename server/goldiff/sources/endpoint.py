@@ -32,8 +32,9 @@ from typing import Any
 import httpx
 
 from goldiff.errors import SourceError
+from goldiff.prompts import BOS, PREFIX, SUFFIX, TEMPLATES
 from goldiff.sources.base import Completion, CompletionRequest, Deadline, finish_text, prefix_excerpt
-from goldiff.sources.fim import BOS, PREFIX, SUFFIX, TEMPLATES, FimTemplate, VocabInfo, resolve_template
+from goldiff.sources.fim import VocabInfo, resolve_template
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,6 @@ class EndpointPrompt:
         return text
 
 
-def _template(name: str) -> FimTemplate:
-    return next(t for t in TEMPLATES if t.name == name)
-
-
 def endpoint_root(url: str) -> str:
     """The OpenAI-style API root of a user's URL (`http://host:8000` means `.../v1`)."""
     url = url.strip().rstrip("/")
@@ -113,9 +110,6 @@ class EndpointSource:
 
     # ------------------------------------------------------------------ what is served
 
-    def _get(self, path: str) -> httpx.Response:
-        return self._client.get(self.base_url + path)
-
     def _unreachable(self, exc: Exception) -> SourceError:
         return SourceError(
             f"the team's model server {self.base_url} cannot be reached ({type(exc).__name__}). "
@@ -128,7 +122,7 @@ class EndpointSource:
             if self.prompt is not None:
                 return self.prompt
             try:
-                response = self._get("/models")
+                response = self._client.get(self.base_url + "/models")
                 response.raise_for_status()
                 models = [str(m["id"]) for m in response.json().get("data", [])]
             except httpx.HTTPError as exc:
@@ -171,7 +165,7 @@ class EndpointSource:
             chosen = next((t.name for t in TEMPLATES if any(h in lowered for h in t.hints)), None)
         if chosen is None:
             return EndpointPrompt("prefix")
-        template = _template(chosen)
+        template = next(t for t in TEMPLATES if t.name == chosen)
         control = tuple({*template.control_tokens, *template.stop} - {""})
         return EndpointPrompt(chosen, template.layout, control)
 

@@ -20,17 +20,6 @@ from dataclasses import dataclass
 from goldiff.errors import ModelLoadError
 from goldiff.prompts import BOS, PREFIX, SUFFIX, TEMPLATES, FimTemplate
 
-__all__ = [
-    "BOS",
-    "PREFIX",
-    "SUFFIX",
-    "TEMPLATES",
-    "FimPrompt",
-    "FimTemplate",
-    "VocabInfo",
-    "resolve_template",
-]
-
 # The slots and every family's template live with the other prompts (prompts.py).
 _SLOTS = (PREFIX, SUFFIX, BOS)
 
