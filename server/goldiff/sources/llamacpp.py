@@ -105,6 +105,7 @@ def load_llama_with(model_path: str, *, repack: bool, **kwargs: Any) -> tuple[ll
     """`load_llama`, and what llama.cpp repacked while loading (nothing when `repack` is off)."""
     import llama_cpp
     import llama_cpp.llama_cpp as lowlevel_module
+    from llama_cpp import _logger
 
     # The module `Llama.__init__` takes its defaults from (llama.py imports it as `llama_cpp`).
     lowlevel: Any = lowlevel_module
@@ -125,7 +126,7 @@ def load_llama_with(model_path: str, *, repack: bool, **kwargs: Any) -> tuple[ll
         finally:
             lowlevel.llama_model_default_params = original
             if repack:
-                _stop_listening()
+                llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
     if llm.model_params.use_extra_bufts != repack:  # pragma: no cover - a llama-cpp-python that changed
         llm.close()
         raise RuntimeError("llama-cpp-python ignored use_extra_bufts; Goldiff cannot load safely")
@@ -164,10 +165,3 @@ def _listen(lines: list[str]) -> None:
 
     _listener = listen
     llama_cpp.llama_log_set(listen, ctypes.c_void_p(0))
-
-
-def _stop_listening() -> None:
-    import llama_cpp
-    from llama_cpp import _logger
-
-    llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
