@@ -159,20 +159,7 @@ class WorkerSource:
         return proc.pid if proc is not None and proc.poll() is None else None
 
     def _start(self) -> None:
-        """Start a worker and wait until its model is loaded (ModelLoadError if it is not).
-
-        A worker that faults while loading with repacked kernels leaves a fault record and
-        is started again at once without them: the fault is the kernels', not the model's.
-        """
-        try:
-            self._start_once()
-        except _RepackFault as fault:
-            message = self._repack_faulted(f"{fault} while loading it")
-            if self.on_crash is not None:
-                self.on_crash(f"the local model's engine stopped ({fault}) while loading: {message}")
-            self._start_once()
-
-    def _start_once(self) -> None:
+        """Start a worker and wait until its model is loaded (ModelLoadError if it is not)."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         # What this worker loads with: until repacking faults for this model.
         repack = self.repack_worth and self.repack_fault is None
@@ -204,7 +191,13 @@ class WorkerSource:
             _kill(proc)
             proc.wait()
             if first is None and repack and is_fault(proc.returncode):
-                raise _RepackFault(_exit_reason(proc.returncode))
+                # It faulted while loading with repacked kernels: the fault is the kernels', not
+                # the model's. Recorded, it is started again at once without them.
+                reason = _exit_reason(proc.returncode)
+                message = self._repack_faulted(f"{reason} while loading it")
+                if self.on_crash is not None:
+                    self.on_crash(f"the local model's engine stopped ({reason}) while loading: {message}")
+                return self._start()
             if first is None:
                 why = f"the engine process died while loading it ({_exit_reason(proc.returncode)})"
             else:
@@ -404,10 +397,6 @@ class WorkerSource:
             proc.wait()
 
 
-class _RepackFault(Exception):
-    """A worker loading with repacked kernels died by a fault signal (the reason) before it was ready."""
-
-
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(OSError):
         proc.kill()
@@ -426,15 +415,6 @@ def _exit_reason(code: int | None) -> str:
 # ---------------------------------------------------------------------- the child
 
 
-def _limit(max_memory_mb: int) -> None:
-    import resource
-
-    if max_memory_mb > 0:
-        limit = max_memory_mb * 1024 * 1024
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
 def serve(stdin: IO[bytes], out: IO[bytes]) -> None:
     """The worker's main loop: load the model, then answer requests until stdin closes."""
     config = json.loads(stdin.readline() or b"{}")
@@ -445,7 +425,12 @@ def serve(stdin: IO[bytes], out: IO[bytes]) -> None:
             out.write((json.dumps(message) + "\n").encode())
             out.flush()
 
-    _limit(int(config.get("max_memory_mb") or 0))
+    limit = int(config.get("max_memory_mb") or 0) * 1024 * 1024
+    if limit > 0:
+        import resource
+
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
         from goldiff.sources.local import COLD_SECONDS, LocalSource
 
