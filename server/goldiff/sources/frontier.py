@@ -120,22 +120,19 @@ class _HttpSource:
     def __init__(
         self,
         *,
-        base_url: str,
-        model: str,
-        headers: dict[str, str],
-        timeout: float,
-        transport: httpx.BaseTransport | None,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
         sleep: Any = time.sleep,
     ) -> None:
-        self.model = model
-        self.base_url = base_url
+        self.base_url, self.model, headers = self._connection(base_url, model, api_key)
         self._sleep = sleep
         # Error bodies sometimes quote the key back; it must not reach a message or a log.
-        self._secrets = [
-            v.removeprefix("Bearer ") for k, v in headers.items() if k.lower() != "anthropic-version"
-        ]
+        self._secret = api_key or ""
         self._client = httpx.Client(
-            base_url=base_url,
+            base_url=self.base_url,
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
             transport=transport,
@@ -182,6 +179,12 @@ class _HttpSource:
             delay *= 2
         raise FrontierError(f"the frontier endpoint {self.base_url} failed after {attempt} tries: {last}")
 
+    def _connection(
+        self, base_url: str | None, model: str | None, api_key: str | None
+    ) -> tuple[str, str, dict[str, str]]:
+        """The API root, the model asked and the headers; a ConfigError if they cannot work."""
+        raise NotImplementedError
+
     def _detail(self, response: httpx.Response) -> str:
         try:
             data = response.json()
@@ -192,10 +195,7 @@ class _HttpSource:
                 detail = (err if isinstance(err, str) else str(data))[:300]
         except ValueError:
             detail = response.text[:200]
-        for secret in self._secrets:
-            if secret:
-                detail = detail.replace(secret, "***")
-        return detail
+        return detail.replace(self._secret, "***") if self._secret else detail
 
     def _raise_for(self, response: httpx.Response) -> None:
         code = response.status_code
@@ -228,17 +228,13 @@ class OpenAICompatibleSource(_HttpSource):
 
     provider = "openai"
 
-    def __init__(
-        self,
-        *,
-        base_url: str | None = None,
-        model: str | None = None,
-        api_key: str | None = None,
-        timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-        api: str = "auto",  # auto | completions | chat
-        sleep: Any = time.sleep,
-    ) -> None:
+    def __init__(self, *, api: str = "auto", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.api = api  # auto | completions | chat
+
+    def _connection(
+        self, base_url: str | None, model: str | None, api_key: str | None
+    ) -> tuple[str, str, dict[str, str]]:
         if base_url is None and not api_key:
             raise ConfigError(
                 f"the frontier needs an API key: {SET_KEY_HINT}, "
@@ -247,15 +243,8 @@ class OpenAICompatibleSource(_HttpSource):
         if base_url is None and not model:
             model = DEFAULT_MODELS["openai"]  # a self-hosted server may take no model name
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        super().__init__(
-            base_url=endpoint_root(base_url or OPENAI_URL),  # "http://host:8000" means its /v1
-            model=model or "",
-            headers=headers,
-            timeout=timeout,
-            transport=transport,
-            sleep=sleep,
-        )
-        self.api = api
+        # "http://host:8000" means the usual OpenAI-style root, its /v1.
+        return endpoint_root(base_url or OPENAI_URL), model or "", headers
 
     def complete(self, request: CompletionRequest, cancel: threading.Event | None = None) -> Completion:
         cancel = cancel or threading.Event()
@@ -328,28 +317,13 @@ class AnthropicSource(_HttpSource):
 
     provider = "anthropic"
 
-    def __init__(
-        self,
-        *,
-        base_url: str | None = None,
-        model: str | None = None,
-        api_key: str | None = None,
-        timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Any = time.sleep,
-    ) -> None:
+    def _connection(
+        self, base_url: str | None, model: str | None, api_key: str | None
+    ) -> tuple[str, str, dict[str, str]]:
         if not api_key:
             raise ConfigError(f"the Anthropic frontier needs an API key: {SET_KEY_HINT}")
-        model = model or DEFAULT_MODELS["anthropic"]
         headers = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
-        super().__init__(
-            base_url=(base_url or ANTHROPIC_URL).rstrip("/"),
-            model=model,
-            headers=headers,
-            timeout=timeout,
-            transport=transport,
-            sleep=sleep,
-        )
+        return (base_url or ANTHROPIC_URL).rstrip("/"), model or DEFAULT_MODELS["anthropic"], headers
 
     def chat(
         self, system: str, user: str, max_tokens: int, deadline: Deadline, cancel: threading.Event
