@@ -17,7 +17,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -232,16 +232,13 @@ class Registry:
     def gate_for(self, model: str) -> Path | None:
         """The current gate's file for `model`, if one was trained and still exists."""
         gates = self.gates(model)
-        current = next((v for v in gates["versions"] if v["version"] == gates["current"]), None)
-        if current is None or not Path(current["path"]).is_file():
-            return None
-        return Path(current["path"])
+        current = next((Path(v["path"]) for v in gates["versions"] if v["version"] == gates["current"]), None)
+        return current if current is not None and current.is_file() else None
 
     def resolve(self, name_or_path: str | None = None) -> Resolved:
         """Files to load for a name, a path, or (None) the default; `ModelLoadError` if none."""
         resolved = self._resolve(name_or_path)
-        gate = self.gate_for(resolved.name)
-        return Resolved(resolved.name, resolved.model_path, resolved.adapter_path, gate) if gate else resolved
+        return replace(resolved, gate=self.gate_for(resolved.name))
 
     def _resolve(self, name_or_path: str | None = None) -> Resolved:
         if name_or_path is None:
