@@ -153,10 +153,8 @@ class EndpointSource:
                 cache[text] = ids[0] if ids is not None and len(ids) == 1 else None
             return cache[text]
 
-        chosen: str | None = None
-        try:
-            resolved = resolve_template(VocabInfo(special_id=special_id, name=name))
-            chosen = resolved.template if resolved.template in {t.name for t in TEMPLATES} else None
+        try:  # with no fim_ids, only a family of TEMPLATES can answer
+            chosen: str | None = resolve_template(VocabInfo(special_id=special_id, name=name)).template
         except SourceError:
             chosen = None
         if chosen is None and not reachable["route"]:
@@ -171,7 +169,7 @@ class EndpointSource:
 
     def _tokenize(self, text: str) -> list[int] | None:
         """Token ids of `text` on the server with special tokens parsed; None: no such route."""
-        root = self.base_url.rsplit("/v", 1)[0] if re.search(r"/v\d+$", self.base_url) else self.base_url
+        root = re.sub(r"/v\d+$", "", self.base_url)
         attempts = (
             (f"{root}/extras/tokenize", {"input": text}),  # llama_cpp.server
             # llama-server reads `content`, vLLM `prompt`; each ignores the other's fields.
