@@ -87,11 +87,6 @@ def _threads() -> int | None:
     return int(value) if value and value.isdigit() and int(value) > 0 else None
 
 
-def default_threads() -> int:
-    """Half the cores, at least one: llama.cpp's threads spin, and the editor needs a core."""
-    return _threads() or max(1, (os.cpu_count() or 2) // 2)
-
-
 def _common(a: list[int] | np.ndarray[Any, Any], b: list[int]) -> int:
     m = min(len(a), len(b))
     diff = np.nonzero(np.asarray(a[:m]) != np.asarray(b[:m]))[0]
@@ -181,9 +176,10 @@ class LocalSource:
                 # The profile's context budget (a shorter prompt is a faster cold start); the
                 # measured cold-prompt cap below applies within it, so the smaller one wins.
                 n_ctx=self.profile.context_tokens or n_ctx,
-                # Unset: generation on half the cores, prompt evaluation (short bursts) on all,
-                # as llama.cpp's defaults. Set: both, so a limit is a limit.
-                n_threads=n_threads or default_threads(),
+                # Unset: generation on half the cores (llama.cpp's threads spin, and the editor
+                # needs a core), prompt evaluation (short bursts) on all, as llama.cpp's defaults.
+                # Set: both, so a limit is a limit.
+                n_threads=n_threads or _threads() or max(1, (os.cpu_count() or 2) // 2),
                 n_threads_batch=n_threads or _threads() or os.cpu_count() or 1,
                 verbose=verbose,
             )
