@@ -147,7 +147,6 @@ class LocalSource:
         name: str | None = None,
         n_ctx: int = N_CTX,
         n_threads: int | None = None,
-        template: str | None = None,
         profile: ServeProfile | None = None,
         gate: str | Path | None = None,
         cold_seconds: float = COLD_SECONDS,
@@ -204,11 +203,11 @@ class LocalSource:
         self.llm.verbose = False
         info = self._vocab_info()
         self.fim: FimPrompt | None = None
-        if self.profile.prompt != "prefix" or template is not None:
+        if self.profile.prompt != "prefix":
             try:
-                self.fim = resolve_template(info, template)
+                self.fim = resolve_template(info)
             except ModelLoadError:
-                if self.profile.prompt == "fim" or template is not None:
+                if self.profile.prompt == "fim":
                     self.llm.close()
                     raise
                 # No FIM tokens: ask left to right; the suffix still shapes the stop rule.
