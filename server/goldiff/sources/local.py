@@ -397,8 +397,7 @@ class LocalSource:
         return bytes(buf)[:written]
 
     def _save_state(self, key: str) -> None:
-        llm = self.llm
-        tokens = [int(t) for t in llm.input_ids[: llm.n_tokens]]
+        tokens = self.evaluated_tokens()
         blob = self._state_bytes()
         self._states[key] = (tokens, blob)
         self._states.move_to_end(key)
