@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from goldiff.errors import ConfigError, ModelLoadError
 from goldiff.home import models_dir
+from goldiff.sources.states import write_whole
 
 DEFAULT_MODEL_ENV = "GOLDIFF_DEFAULT_MODEL"
 SHIPPED_NAME = "goldiff-default"
@@ -117,11 +117,8 @@ class Registry:
 
     def _save(self, data: dict[str, Any]) -> None:
         models_dir(self.home)
-        # Write then rename, so a server reading the file never sees half of it.
-        fd, tmp = tempfile.mkstemp(prefix=".registry.", dir=self.path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-        os.replace(tmp, self.path)
+        # Whole, so a server reading the file never sees half of it.
+        write_whole(self.path, ".registry.", json.dumps(data, indent=2, sort_keys=True).encode())
 
     def signature(self) -> tuple[int, int, int] | None:
         """What changes whenever registry.json does (inode, mtime, size); None: no file.

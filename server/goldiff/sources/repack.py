@@ -22,15 +22,15 @@ import hashlib
 import json
 import logging
 import mmap
-import os
 import platform
 import signal
 import struct
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from goldiff.sources.states import write_whole
 
 log = logging.getLogger(__name__)
 
@@ -172,17 +172,10 @@ class FaultRecords:
             return record
         data = self.read()
         data[key] = record
-        tmp: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(prefix=".repack-faults.", dir=self.path.parent)
-            with os.fdopen(fd, "w") as fh:
-                json.dump(data, fh, indent=1, sort_keys=True)
-            os.replace(tmp, self.path)
+            write_whole(self.path, ".repack-faults.", json.dumps(data, indent=1, sort_keys=True).encode())
         except OSError as exc:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)  # the engine still loads without repacking this time
             log.warning("cannot write the repack fault record %s: %s", self.path, exc)
-            self._memory[key] = record
+            self._memory[key] = record  # the engine still loads without repacking this time
         return record
