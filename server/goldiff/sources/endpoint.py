@@ -32,8 +32,9 @@ from typing import Any
 import httpx
 
 from goldiff.errors import SourceError
+from goldiff.prompts import BOS, PREFIX, SUFFIX, TEMPLATES
 from goldiff.sources.base import Completion, CompletionRequest, Deadline, finish_text, prefix_excerpt
-from goldiff.sources.fim import BOS, PREFIX, SUFFIX, TEMPLATES, FimTemplate, VocabInfo, resolve_template
+from goldiff.sources.fim import VocabInfo, resolve_template
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,6 @@ class EndpointPrompt:
         return text
 
 
-def _template(name: str) -> FimTemplate:
-    return next(t for t in TEMPLATES if t.name == name)
-
-
 def endpoint_root(url: str) -> str:
     """The OpenAI-style API root of a user's URL (`http://host:8000` means `.../v1`)."""
     url = url.strip().rstrip("/")
@@ -113,9 +110,6 @@ class EndpointSource:
 
     # ------------------------------------------------------------------ what is served
 
-    def _get(self, path: str) -> httpx.Response:
-        return self._client.get(self.base_url + path)
-
     def _unreachable(self, exc: Exception) -> SourceError:
         return SourceError(
             f"the team's model server {self.base_url} cannot be reached ({type(exc).__name__}). "
@@ -128,7 +122,7 @@ class EndpointSource:
             if self.prompt is not None:
                 return self.prompt
             try:
-                response = self._get("/models")
+                response = self._client.get(self.base_url + "/models")
                 response.raise_for_status()
                 models = [str(m["id"]) for m in response.json().get("data", [])]
             except httpx.HTTPError as exc:
@@ -159,10 +153,8 @@ class EndpointSource:
                 cache[text] = ids[0] if ids is not None and len(ids) == 1 else None
             return cache[text]
 
-        chosen: str | None = None
-        try:
-            resolved = resolve_template(VocabInfo(special_id=special_id, name=name))
-            chosen = resolved.template if resolved.template in {t.name for t in TEMPLATES} else None
+        try:  # with no fim_ids, only a family of TEMPLATES can answer
+            chosen: str | None = resolve_template(VocabInfo(special_id=special_id, name=name)).template
         except SourceError:
             chosen = None
         if chosen is None and not reachable["route"]:
@@ -171,13 +163,13 @@ class EndpointSource:
             chosen = next((t.name for t in TEMPLATES if any(h in lowered for h in t.hints)), None)
         if chosen is None:
             return EndpointPrompt("prefix")
-        template = _template(chosen)
+        template = next(t for t in TEMPLATES if t.name == chosen)
         control = tuple({*template.control_tokens, *template.stop} - {""})
         return EndpointPrompt(chosen, template.layout, control)
 
     def _tokenize(self, text: str) -> list[int] | None:
         """Token ids of `text` on the server with special tokens parsed; None: no such route."""
-        root = self.base_url.rsplit("/v", 1)[0] if re.search(r"/v\d+$", self.base_url) else self.base_url
+        root = re.sub(r"/v\d+$", "", self.base_url)
         attempts = (
             (f"{root}/extras/tokenize", {"input": text}),  # llama_cpp.server
             # llama-server reads `content`, vLLM `prompt`; each ignores the other's fields.

@@ -20,17 +20,6 @@ from dataclasses import dataclass
 from goldiff.errors import ModelLoadError
 from goldiff.prompts import BOS, PREFIX, SUFFIX, TEMPLATES, FimTemplate
 
-__all__ = [
-    "BOS",
-    "PREFIX",
-    "SUFFIX",
-    "TEMPLATES",
-    "FimPrompt",
-    "FimTemplate",
-    "VocabInfo",
-    "resolve_template",
-]
-
 # The slots and every family's template live with the other prompts (prompts.py).
 _SLOTS = (PREFIX, SUFFIX, BOS)
 
@@ -81,17 +70,9 @@ def _ordered(name: str, arch: str) -> list[FimTemplate]:
     return by_name + by_arch + rest + own
 
 
-def resolve_template(vocab: VocabInfo, prefer: str | None = None) -> FimPrompt:
+def resolve_template(vocab: VocabInfo) -> FimPrompt:
     """The FIM prompt layout for a vocabulary, or `ModelLoadError` if it cannot do FIM."""
-    candidates = _ordered(vocab.name, vocab.arch)
-    if prefer is not None:
-        named = [t for t in TEMPLATES if t.name == prefer]
-        if not named:
-            raise ModelLoadError(
-                f"unknown FIM template {prefer!r}; use one of {', '.join(t.name for t in TEMPLATES)}"
-            )
-        candidates = named
-    for template in candidates:
+    for template in _ordered(vocab.name, vocab.arch):
         ids: dict[str, int] = {}
         for token in template.control_tokens:
             found = vocab.special_id(token)
@@ -110,7 +91,7 @@ def resolve_template(vocab: VocabInfo, prefer: str | None = None) -> FimPrompt:
                     layout.append(ids[part])
             stops = {i for t in template.stop if (i := vocab.special_id(t)) is not None}
             return FimPrompt(template.name, tuple(layout), frozenset(stops | vocab.eog_ids))
-    if prefer is None and vocab.fim_ids is not None and min(vocab.fim_ids) >= 0:
+    if vocab.fim_ids is not None and min(vocab.fim_ids) >= 0:
         pre, suf, mid = vocab.fim_ids
         return FimPrompt("gguf", (pre, PREFIX, suf, SUFFIX, mid), vocab.eog_ids)
     raise ModelLoadError(

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 # Guards the moment the defaults function is swapped, so two threads loading at once
 # cannot restore each other's swap out of order.
 _LOAD_LOCK = threading.Lock()
+# The log callback in force while a repacking load runs. Kept referenced at module level: a
+# ctypes callback collected while llama.cpp still holds its pointer would crash the process.
+_listener: Any = None
 
 
 def check_gguf(path: Path, what: str = "model") -> None:
@@ -103,8 +106,10 @@ def load_llama(model_path: str, *, repack: bool = False, **kwargs: Any) -> llama
 
 def load_llama_with(model_path: str, *, repack: bool, **kwargs: Any) -> tuple[llama_cpp.Llama, Repack]:
     """`load_llama`, and what llama.cpp repacked while loading (nothing when `repack` is off)."""
+    global _listener
     import llama_cpp
     import llama_cpp.llama_cpp as lowlevel_module
+    from llama_cpp import _logger
 
     # The module `Llama.__init__` takes its defaults from (llama.py imports it as `llama_cpp`).
     lowlevel: Any = lowlevel_module
@@ -119,13 +124,22 @@ def load_llama_with(model_path: str, *, repack: bool, **kwargs: Any) -> tuple[ll
 
         lowlevel.llama_model_default_params = defaults
         if repack:
-            _listen(lines)
+            # llama.cpp's log goes to `lines`, and on to llama-cpp-python's own callback.
+            forward = _logger.llama_log_callback
+
+            @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+            def listen(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+                lines.append(text.decode("utf-8", "replace"))
+                forward(level, text, user_data)
+
+            _listener = listen
+            llama_cpp.llama_log_set(listen, ctypes.c_void_p(0))
         try:
             llm = llama_cpp.Llama(model_path=model_path, **kwargs)
         finally:
             lowlevel.llama_model_default_params = original
             if repack:
-                _stop_listening()
+                llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
     if llm.model_params.use_extra_bufts != repack:  # pragma: no cover - a llama-cpp-python that changed
         llm.close()
         raise RuntimeError("llama-cpp-python ignored use_extra_bufts; Goldiff cannot load safely")
@@ -142,32 +156,3 @@ def load_llama_with(model_path: str, *, repack: bool, **kwargs: Any) -> tuple[ll
             if name and name not in ("CPU", "CPU_Mapped") and name not in buffers:
                 buffers.append(name)
     return llm, Repack(on=True, tensors=text.count("repack tensor"), buffers=tuple(buffers))
-
-
-# The log callback in force while a repacking load runs. Kept referenced at module level: a
-# ctypes callback collected while llama.cpp still holds its pointer would crash the process.
-_listener: Any = None
-
-
-def _listen(lines: list[str]) -> None:
-    """Route llama.cpp's log to `lines` (and on to llama-cpp-python's own callback)."""
-    global _listener
-    import llama_cpp
-    from llama_cpp import _logger
-
-    forward = _logger.llama_log_callback
-
-    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
-    def listen(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        lines.append(text.decode("utf-8", "replace"))
-        forward(level, text, user_data)
-
-    _listener = listen
-    llama_cpp.llama_log_set(listen, ctypes.c_void_p(0))
-
-
-def _stop_listening() -> None:
-    import llama_cpp
-    from llama_cpp import _logger
-
-    llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))

@@ -87,11 +87,6 @@ def _threads() -> int | None:
     return int(value) if value and value.isdigit() and int(value) > 0 else None
 
 
-def default_threads() -> int:
-    """Half the cores, at least one: llama.cpp's threads spin, and the editor needs a core."""
-    return _threads() or max(1, (os.cpu_count() or 2) // 2)
-
-
 def _common(a: list[int] | np.ndarray[Any, Any], b: list[int]) -> int:
     m = min(len(a), len(b))
     diff = np.nonzero(np.asarray(a[:m]) != np.asarray(b[:m]))[0]
@@ -152,7 +147,6 @@ class LocalSource:
         name: str | None = None,
         n_ctx: int = N_CTX,
         n_threads: int | None = None,
-        template: str | None = None,
         profile: ServeProfile | None = None,
         gate: str | Path | None = None,
         cold_seconds: float = COLD_SECONDS,
@@ -181,9 +175,10 @@ class LocalSource:
                 # The profile's context budget (a shorter prompt is a faster cold start); the
                 # measured cold-prompt cap below applies within it, so the smaller one wins.
                 n_ctx=self.profile.context_tokens or n_ctx,
-                # Unset: generation on half the cores, prompt evaluation (short bursts) on all,
-                # as llama.cpp's defaults. Set: both, so a limit is a limit.
-                n_threads=n_threads or default_threads(),
+                # Unset: generation on half the cores (llama.cpp's threads spin, and the editor
+                # needs a core), prompt evaluation (short bursts) on all, as llama.cpp's defaults.
+                # Set: both, so a limit is a limit.
+                n_threads=n_threads or _threads() or max(1, (os.cpu_count() or 2) // 2),
                 n_threads_batch=n_threads or _threads() or os.cpu_count() or 1,
                 verbose=verbose,
             )
@@ -208,16 +203,17 @@ class LocalSource:
         self.llm.verbose = False
         info = self._vocab_info()
         self.fim: FimPrompt | None = None
-        if self.profile.prompt != "prefix" or template is not None:
+        if self.profile.prompt != "prefix":
             try:
-                self.fim = resolve_template(info, template)
+                self.fim = resolve_template(info)
             except ModelLoadError:
-                if self.profile.prompt == "fim" or template is not None:
+                if self.profile.prompt == "fim":
                     self.llm.close()
                     raise
                 # No FIM tokens: ask left to right; the suffix still shapes the stop rule.
         self.stop_ids = self.fim.stop_ids if self.fim is not None else info.eog_ids
-        self.bos = [info.bos_id] if self._adds_bos() and info.bos_id is not None and info.bos_id >= 0 else []
+        adds_bos = str(self.llm.metadata.get("tokenizer.ggml.add_bos_token", "false")).lower() == "true"
+        self.bos = [info.bos_id] if adds_bos and info.bos_id is not None and info.bos_id >= 0 else []
         self.n_ctx = self.llm.n_ctx()
         self._vocab = self.llm._model.vocab
         self._n_vocab = self.llm.n_vocab()
@@ -253,9 +249,6 @@ class LocalSource:
     @property
     def prompt_mode(self) -> str:
         return "fim" if self.fim is not None else "prefix"
-
-    def _adds_bos(self) -> bool:
-        return str(self.llm.metadata.get("tokenizer.ggml.add_bos_token", "false")).lower() == "true"
 
     def _vocab_info(self) -> VocabInfo:
         llm = self.llm
@@ -404,8 +397,7 @@ class LocalSource:
         return bytes(buf)[:written]
 
     def _save_state(self, key: str) -> None:
-        llm = self.llm
-        tokens = [int(t) for t in llm.input_ids[: llm.n_tokens]]
+        tokens = self.evaluated_tokens()
         blob = self._state_bytes()
         self._states[key] = (tokens, blob)
         self._states.move_to_end(key)
@@ -422,13 +414,10 @@ class LocalSource:
         while len(self._persisted) > 4 * STATE_FILES:
             self._persisted.popitem(last=False)
 
-    def _worth_persisting(self, key: str, tokens: list[int]) -> bool:
-        on_disk = self._persisted.get(key, [])
-        return bool(key) and len(tokens) - _common(on_disk, tokens) >= PERSIST_GAIN
-
     def _persist(self, key: str, tokens: list[int], blob: bytes | None = None) -> None:
         """Hand the state to the disk cache if it spares a restart enough prompt work."""
-        if self.disk is None or not self._worth_persisting(key, tokens):
+        on_disk = self._persisted.get(key, [])
+        if self.disk is None or not key or len(tokens) - _common(on_disk, tokens) < PERSIST_GAIN:
             return
         from goldiff.capture.redaction import secret_spans
 
@@ -460,11 +449,6 @@ class LocalSource:
             self._pieces = [bytes(self.llm.detokenize([i])) for i in range(self._n_vocab)]
             self._stops = np.fromiter((self._is_stop(i) for i in range(self._n_vocab)), bool, self._n_vocab)
         return self._pieces, self._stops
-
-    def _logits(self) -> np.ndarray[Any, np.dtype[np.float32]]:
-        """The next-token logits after the last evaluated token."""
-        ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
-        return np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
 
     def _healing_mask(self, remaining: bytes) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
         """Tokens that can come next while `remaining` bytes of the healed text are unmatched:
@@ -517,7 +501,9 @@ class LocalSource:
                 if self.on_phase is not None:
                     self.on_phase("generate")
                 while len(tokens) < request.max_tokens:
-                    logits = self._logits().astype(np.float64)
+                    # The next-token logits after the last evaluated token.
+                    ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+                    logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,)).astype(np.float64)
                     mask = self._healing_mask(remaining) if remaining else None
                     if mask is not None:
                         logits = np.where(mask, logits, -np.inf)

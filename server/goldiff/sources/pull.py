@@ -23,10 +23,10 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from goldiff.errors import ConfigError, PullCancelled, PullError
@@ -68,6 +68,11 @@ class Source:
     kind: str  # url | file
     location: str  # the URL to GET, or the local path
     filename: str
+    repo: str | None = None  # OWNER/REPO on the hub, whose model API states the licence
+
+
+def _hub() -> str:
+    return os.environ.get(HF_ENDPOINT_ENV, HF_ENDPOINT).rstrip("/")
 
 
 def resolve_source(source: str) -> Source:
@@ -78,9 +83,8 @@ def resolve_source(source: str) -> Source:
         parts = [p for p in spec.split("/") if p]
         if len(parts) < 3:
             raise ConfigError(f"{source!r}: use hf://OWNER/REPO/FILE.gguf (optionally @REVISION)")
-        endpoint = os.environ.get(HF_ENDPOINT_ENV, HF_ENDPOINT).rstrip("/")
-        url = f"{endpoint}/{parts[0]}/{parts[1]}/resolve/{revision or 'main'}/{'/'.join(parts[2:])}"
-        found = Source("url", url, parts[-1])
+        url = f"{_hub()}/{parts[0]}/{parts[1]}/resolve/{revision or 'main'}/{'/'.join(parts[2:])}"
+        found = Source("url", url, parts[-1], f"{parts[0]}/{parts[1]}")
     elif text.startswith(("http://", "https://")):
         found = Source("url", text, unquote(Path(urlparse(text).path).name))
     else:
@@ -93,12 +97,16 @@ def resolve_source(source: str) -> Source:
     return found
 
 
-def _stated_sha256(headers: Any) -> str | None:
-    """The SHA-256 an HTTP answer states for its file (the hub's X-Linked-Etag, or an ETag)."""
-    for key in ("x-linked-etag", "etag"):
-        value = str(headers.get(key) or "").removeprefix("W/").strip('"').lower()
-        if _SHA256.match(value):
-            return value
+def _stated_sha256(response: Any) -> str | None:
+    """The SHA-256 an HTTP answer states for its file (the hub's X-Linked-Etag, or an ETag).
+
+    The hub states it on its first answer, the redirect to its CDN.
+    """
+    for r in [*response.history, response]:
+        for key in ("x-linked-etag", "etag"):
+            value = str(r.headers.get(key) or "").removeprefix("W/").strip('"').lower()
+            if _SHA256.match(value):
+                return value
     return None
 
 
@@ -107,12 +115,8 @@ def _hash_prefix(path: Path) -> Any:
         return hashlib.file_digest(fh, "sha256")
 
 
-class _Readable(Protocol):
-    def read(self, size: int, /) -> bytes: ...
-
-
 def _copy(
-    src: _Readable,
+    blocks: Iterable[bytes],
     out: Any,
     h: Any,
     done: int,
@@ -120,7 +124,7 @@ def _copy(
     progress: Progress,
     stop: Callable[[], bool],
 ) -> int:
-    for block in iter(lambda: src.read(CHUNK), b""):
+    for block in blocks:
         if stop():
             raise PullCancelled("the download was cancelled; run it again to resume")
         out.write(block)
@@ -140,10 +144,7 @@ def _download(
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     try:
         with httpx.stream("GET", url, headers=headers, follow_redirects=True, timeout=timeout) as r:
-            # The hub states the SHA-256 on its first answer, the redirect to its CDN.
-            stated = next(
-                (s for s in (_stated_sha256(x.headers) for x in [*r.history, r]) if s is not None), None
-            )
+            stated = _stated_sha256(r)
             if r.status_code == 416 and offset:  # the partial file is already whole
                 return _hash_prefix(part), offset, offset, stated
             if r.status_code == 206 and r.headers.get("content-range", "").startswith(f"bytes {offset}-"):
@@ -159,7 +160,7 @@ def _download(
             progress(resumed, total)
             with part.open(mode) as out:
                 # Blocks as they arrive: a connection cut mid-block keeps every byte it brought.
-                done = _copy(_Stream(r.iter_bytes()), out, h, resumed, total, progress, stop)
+                done = _copy(r.iter_bytes(), out, h, resumed, total, progress, stop)
     except httpx.HTTPError as exc:
         have = part.stat().st_size if part.exists() else 0
         raise PullError(
@@ -168,13 +169,6 @@ def _download(
     if total is not None and done != total:
         raise PullError(f"{url} ended after {done} of {total} bytes; run it again to resume")
     return h, done, resumed, stated
-
-
-def _hub_repo(source: str) -> tuple[str, str] | None:
-    if not source.strip().startswith("hf://"):
-        return None
-    parts = [p for p in source.strip().removeprefix("hf://").partition("@")[0].split("/") if p]
-    return (parts[0], parts[1]) if len(parts) >= 3 else None
 
 
 def describe(source: str, timeout: float = 15.0) -> dict[str, Any]:
@@ -201,14 +195,12 @@ def describe(source: str, timeout: float = 15.0) -> dict[str, Any]:
     length = r.headers.get("content-length")
     if length and length.isdigit():
         info["bytes"] = int(length)
-    stated = next((x for x in (_stated_sha256(h.headers) for h in [*r.history, r]) if x is not None), None)
+    stated = _stated_sha256(r)
     if stated:
         info["sha256"] = stated
-    repo = _hub_repo(source)
-    if repo is not None:
-        endpoint = os.environ.get(HF_ENDPOINT_ENV, HF_ENDPOINT).rstrip("/")
+    if found.repo is not None:
         try:
-            meta = httpx.get(f"{endpoint}/api/models/{repo[0]}/{repo[1]}", timeout=timeout).json()
+            meta = httpx.get(f"{_hub()}/api/models/{found.repo}", timeout=timeout).json()
         except (httpx.HTTPError, ValueError):
             meta = {}
         card = meta.get("cardData") if isinstance(meta, dict) else None
@@ -219,16 +211,6 @@ def describe(source: str, timeout: float = 15.0) -> dict[str, Any]:
         if licence:
             info["licence"] = str(licence)
     return info
-
-
-class _Stream:
-    """An iterator of byte blocks read like a file (so downloads and copies share `_copy`)."""
-
-    def __init__(self, blocks: Any) -> None:
-        self._blocks = iter(blocks)
-
-    def read(self, _: int) -> bytes:
-        return next(self._blocks, b"")
 
 
 def pull(
@@ -266,7 +248,7 @@ def pull(
             with open(found.location, "rb") as src, part.open("wb") as out:
                 h = hashlib.sha256()
                 report(0, total)
-                size = _copy(src, out, h, 0, total, report, stop)
+                size = _copy(iter(lambda: src.read(CHUNK), b""), out, h, 0, total, report, stop)
             resumed, stated = 0, None
         else:
             h, size, resumed, stated = _download(found.location, part, report, stop, timeout)

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from goldiff.errors import ConfigError, ModelLoadError
 from goldiff.home import models_dir
+from goldiff.sources.states import write_whole
 
 DEFAULT_MODEL_ENV = "GOLDIFF_DEFAULT_MODEL"
 SHIPPED_NAME = "goldiff-default"
@@ -117,11 +117,8 @@ class Registry:
 
     def _save(self, data: dict[str, Any]) -> None:
         models_dir(self.home)
-        # Write then rename, so a server reading the file never sees half of it.
-        fd, tmp = tempfile.mkstemp(prefix=".registry.", dir=self.path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-        os.replace(tmp, self.path)
+        # Whole, so a server reading the file never sees half of it.
+        write_whole(self.path, ".registry.", json.dumps(data, indent=2, sort_keys=True).encode())
 
     def signature(self) -> tuple[int, int, int] | None:
         """What changes whenever registry.json does (inode, mtime, size); None: no file.
@@ -232,16 +229,13 @@ class Registry:
     def gate_for(self, model: str) -> Path | None:
         """The current gate's file for `model`, if one was trained and still exists."""
         gates = self.gates(model)
-        current = next((v for v in gates["versions"] if v["version"] == gates["current"]), None)
-        if current is None or not Path(current["path"]).is_file():
-            return None
-        return Path(current["path"])
+        current = next((Path(v["path"]) for v in gates["versions"] if v["version"] == gates["current"]), None)
+        return current if current is not None and current.is_file() else None
 
     def resolve(self, name_or_path: str | None = None) -> Resolved:
         """Files to load for a name, a path, or (None) the default; `ModelLoadError` if none."""
         resolved = self._resolve(name_or_path)
-        gate = self.gate_for(resolved.name)
-        return Resolved(resolved.name, resolved.model_path, resolved.adapter_path, gate) if gate else resolved
+        return replace(resolved, gate=self.gate_for(resolved.name))
 
     def _resolve(self, name_or_path: str | None = None) -> Resolved:
         if name_or_path is None:

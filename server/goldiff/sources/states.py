@@ -37,6 +37,20 @@ SUFFIX = ".state"
 _HEADER = struct.Struct("<I")
 
 
+def write_whole(path: Path, prefix: str, *parts: bytes) -> None:
+    """Write `parts` to `path` so a reader sees the old file or the new one, never half of it:
+    a temporary file `prefix*` beside it (created 0600), then a rename. None is left on failure."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.writelines(parts)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def forget(folder: Path) -> int:
     """Delete every saved state (`goldiff forget`: they hold the code they were made from)."""
     removed = 0
@@ -134,16 +148,7 @@ class StateCache:
 
     def _write(self, key: str, tokens: list[int], blob: bytes) -> None:
         header = json.dumps({"model": self.model, "key": key, "tokens": tokens}).encode()
-        fd, tmp = tempfile.mkstemp(prefix=".state.", dir=self.folder)  # created 0600
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(MAGIC + _HEADER.pack(len(header)) + header)
-                fh.write(blob)
-            os.replace(tmp, self.path(key))
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_whole(self.path(key), ".state.", MAGIC + _HEADER.pack(len(header)) + header, blob)
         self.written += 1
         self._evict()
 
