@@ -143,6 +143,8 @@ class StateCache:
             with self._lock:
                 if self._pending.get(key) is state:
                     self._pending.pop(key, None)
+                elif key in self._pending:
+                    self._queue.put(key)  # a newer state came while this one was written
                 if not self._pending:
                     self._idle.set()
 
