@@ -524,6 +524,7 @@ def eval_cmd(
     from goldiff import evaluate as ev
     from goldiff import export as ex
     from goldiff.home import exports_dir
+    from goldiff.sources.registry import Registry
     from goldiff.sources.repack import faults_path
 
     root = resolve_home(home)
@@ -543,18 +544,18 @@ def eval_cmd(
         specs.append((name, "other", model, None))
     models = []
     for name, role, model, lora in specs:
-        path, registered_adapter = ev.resolve_model(root, model)
+        resolved = Registry(root).resolve(model)  # a registered model's files, or the path itself
         models.append(
             ev.gguf_model(
                 name,
                 role,
-                path,
-                adapter=lora or registered_adapter,
+                resolved.model_path,
+                adapter=lora or resolved.adapter_path,
                 max_tokens=max_tokens,
                 n_threads=threads,
                 # What the server serves this model with: its serving profile (read beside
                 # the GGUF by the engine) and its registered gate.
-                gate=ev.resolve_gate(root, model),
+                gate=resolved.gate,
                 # The server's repack fault records: evaluation runs the kernels users get.
                 faults=faults_path(root),
             )

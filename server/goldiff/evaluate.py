@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from goldiff.errors import ConfigError, DistillError, GoldiffError, ModelLoadError
+from goldiff.errors import ConfigError, DistillError, ModelLoadError
 from goldiff.gate import Gate, GateRow, apply, features
 from goldiff.metrics import TRIGGER_KINDS, ByTrigger, percentile
 from goldiff.metrics import accepted as accept_proxy
@@ -306,32 +306,6 @@ def gated_model(name: str, engine: Answerer, gate: Gate, role: str = "other") ->
         return (answer.text if show else ""), answer.latency_ms
 
     return ModelUnderTest(name=name, role=role, complete=complete)
-
-
-def resolve_gate(home: Path, name_or_path: str) -> Path | None:
-    """The show/hide gate the server loads with this registered model (None: none, or a path)."""
-    from goldiff.sources.registry import Registry
-
-    try:
-        return Registry(home).resolve(name_or_path).gate
-    except GoldiffError:
-        return None
-
-
-def resolve_model(home: Path, name_or_path: str) -> tuple[Path, Path | None]:
-    """A registered model's files (GGUF, maybe a LoRA adapter), or the path itself.
-
-    The registry belongs to the completion sources; without it, only paths are known.
-    """
-    import importlib
-
-    try:
-        registry: Any = importlib.import_module("goldiff.sources.registry")
-    except ImportError:
-        return Path(name_or_path).expanduser(), None
-    resolved = registry.Registry(home).resolve(name_or_path)
-    adapter = resolved.adapter_path
-    return Path(resolved.model_path), Path(adapter) if adapter is not None else None
 
 
 # ---------------------------------------------------------------------------- evaluation
