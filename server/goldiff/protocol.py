@@ -228,17 +228,16 @@ def _is_goldiff_payload(cls: type) -> bool:
     return attrs.has(cls) and cls.__module__.startswith("goldiff.")
 
 
-def _structure_factory(cls: type) -> Any:
-    overrides = {f.name: override(rename=camel(f.name)) for f in attrs.fields(cls)}
-    return make_dict_structure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
+def _camel_fields(make: Any) -> Any:
+    """A cattrs hook factory that spells every field of a payload class in camelCase."""
+
+    def factory(cls: type) -> Any:
+        return make(cls, converter, **{f.name: override(rename=camel(f.name)) for f in attrs.fields(cls)})
+
+    return factory
 
 
-def _unstructure_factory(cls: type) -> Any:
-    overrides = {f.name: override(rename=camel(f.name)) for f in attrs.fields(cls)}
-    return make_dict_unstructure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
-
-
-converter.register_structure_hook_factory(_is_goldiff_payload, _structure_factory)
+converter.register_structure_hook_factory(_is_goldiff_payload, _camel_fields(make_dict_structure_fn))
 
 # Scalars are checked, never coerced: cattrs would turn `5` into the model name "5" and
 # `"abc"` into the list ["a", "b", "c"]. Integers must fit SQLite's 64 bits, so a value
@@ -315,7 +314,7 @@ converter.register_structure_hook(bool, _strict_bool)
 converter.register_structure_hook(int, _strict_int)
 converter.register_structure_hook(float, _strict_float)
 converter.register_structure_hook_factory(_is_list, _list_factory)
-converter.register_unstructure_hook_factory(_is_goldiff_payload, _unstructure_factory)
+converter.register_unstructure_hook_factory(_is_goldiff_payload, _camel_fields(make_dict_unstructure_fn))
 
 
 def as_plain(value: Any) -> Any:
