@@ -22,7 +22,6 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Generator
-from functools import partial
 from typing import Any, BinaryIO
 
 import cattrs
@@ -106,10 +105,7 @@ class FramedReader:
                     self._skip("empty body")
                     length, seen_header = None, False
                     continue
-                body = self._read_exactly(length)
-                if body is None:
-                    return None
-                return body
+                return self._read_exactly(length)
             # Only a line's tail can hold the header (it ends the line); searching just the
             # tail keeps a hostile line of repeated "content-length:" from costing more.
             if (match := _CONTENT_LENGTH.search(line[-_HEADER_TAIL:])) is not None:
@@ -322,10 +318,7 @@ class GoldiffProtocol(LanguageServerProtocol):
             self._started.append(future)
         # pygls forgets a request's future when it answers, but never a notification's: every
         # keystroke (didChange is a generator handler here) would stay in the table for good.
-        future.add_done_callback(partial(self._forget_future, msg_id))
-
-    def _forget_future(self, msg_id: Any, _done: Any) -> None:
-        self._request_futures.pop(msg_id, None)
+        future.add_done_callback(lambda _done: self._request_futures.pop(msg_id, None))
 
     def _run_generator(self, future: Any, *, gen: Any, result_future: Any) -> None:
         """Make `$/cancelRequest` reach a running `workspace/executeCommand` handler.
