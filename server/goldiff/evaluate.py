@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from goldiff.errors import ConfigError, DistillError, ModelLoadError
+from goldiff.errors import ConfigError, DistillError, EngineError, ModelLoadError
 from goldiff.gate import Gate, GateRow, apply, features
 from goldiff.metrics import TRIGGER_KINDS, ByTrigger, percentile
 from goldiff.metrics import accepted as accept_proxy
@@ -212,7 +212,6 @@ class EngineFim:
 
     def answer(self, prefix: str, suffix: str, language: str = "") -> EngineAnswer:
         """The answer with what the show/hide gate scores it by; the last one is reused."""
-        from goldiff.errors import EngineError
         from goldiff.sources.completion import make_request
 
         if self._last is not None and self._last.key == (prefix, suffix, language):
