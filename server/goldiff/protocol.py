@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import cattrs
@@ -74,7 +74,6 @@ def language_of(path: str) -> str:
     return LANGUAGES.get(PurePosixPath(path).suffix.lower(), "plaintext")
 
 
-RejectReason = Literal["dismissed", "typedOver", "replaced", "timeout"]
 # When an accepted suggestion's survival is measured (seconds after acceptance): the keys of
 # `suggestions.survival`, written by the outcome tracker and read by stats and exports.
 CHECKPOINTS: tuple[int, ...] = (30, 120, 300, 600)
