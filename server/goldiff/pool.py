@@ -184,10 +184,7 @@ def schema_for(rows: Sequence[dict[str, Any]]) -> Any:
     """One Arrow schema for all rows: known columns fixed, the rest inferred, in row order."""
     pa, _ = _pyarrow()
     known = _known_types()
-    names: dict[str, None] = {}
-    for row in rows:
-        for key in row:
-            names.setdefault(key, None)
+    names = dict.fromkeys(key for row in rows for key in row)  # in order of first appearance
     unknown = [n for n in names if n not in known]
     inferred = (
         pa.Table.from_pylist([{k: r.get(k) for k in unknown} for r in rows]).schema if unknown else None
@@ -333,8 +330,7 @@ def pool(
             total += 1
             if "id" not in row:
                 raise ExportError(f"{source} has rows without an `id`: is it a goldiff export?")
-            row.setdefault("store", None)
-            row["store"] = row["store"] or fallback
+            row["store"] = row.get("store") or fallback
             if hash_provenance:
                 row["store"] = hashed(row["store"])
             row.setdefault("date", row_date(row.get("ts")))
