@@ -350,12 +350,8 @@ def _flatten(exc: BaseException) -> list[tuple[BaseException, str]]:
     if isinstance(exc, cattrs.BaseValidationError):
         out: list[tuple[BaseException, str]] = []
         for sub in exc.exceptions:
-            note = ""
-            notes = getattr(sub, "__notes__", None) or []
-            if notes:
-                note = str(notes[0])
-            for inner, path in _flatten(sub):
-                out.append((inner, path or note))
+            note = str((getattr(sub, "__notes__", None) or [""])[0])  # where cattrs met it
+            out.extend((inner, path or note) for inner, path in _flatten(sub))
         return out
     return [(exc, "")]
 
