@@ -21,7 +21,7 @@ import re
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import Any, BinaryIO
 
 import cattrs
@@ -164,37 +164,30 @@ def invalid_params(method: str, exc: BaseException) -> str:
 class UserMessages:
     """Rate limit and deduplicate what the server shows the user (`window/showMessage`).
 
-    A distinct message is shown at most once per `repeat_after` seconds, and no more
-    than `burst` messages in a row, refilled at one per `refill_seconds`: a client that
+    A distinct message is shown at most once per `REPEAT_AFTER` seconds, and no more
+    than `BURST` messages in a row, refilled at one per `REFILL_SECONDS`: a client that
     sends thousands of bad messages gets a handful of notices, not thousands of pop-ups.
     Suppressed messages are still logged, so nothing is lost for a bug report.
     """
 
-    def __init__(
-        self,
-        *,
-        burst: int = 5,
-        refill_seconds: float = 30.0,
-        repeat_after: float = 600.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._burst = burst
-        self._refill = refill_seconds
-        self._repeat_after = repeat_after
-        self._clock = clock
-        self._tokens = float(burst)
-        self._stamp = clock()
+    BURST = 5
+    REFILL_SECONDS = 30.0
+    REPEAT_AFTER = 600.0
+
+    def __init__(self) -> None:
+        self._tokens = float(self.BURST)
+        self._stamp = time.monotonic()
         self._shown: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
         self.suppressed = 0
 
     def allow(self, message: str) -> bool:
         with self._lock:
-            now = self._clock()
-            self._tokens = min(self._burst, self._tokens + (now - self._stamp) / self._refill)
+            now = time.monotonic()
+            self._tokens = min(self.BURST, self._tokens + (now - self._stamp) / self.REFILL_SECONDS)
             self._stamp = now
             last = self._shown.get(message)
-            if (last is not None and now - last < self._repeat_after) or self._tokens < 1:
+            if (last is not None and now - last < self.REPEAT_AFTER) or self._tokens < 1:
                 self.suppressed += 1
                 log.info("not shown to the user again: %s", message)
                 return False
