@@ -181,7 +181,6 @@ class EngineFim:
         n_threads: int = 2,
         gate: str | os.PathLike[str] | None = None,
         max_seconds: float | None = None,
-        repack: str = "auto",
         faults: str | os.PathLike[str] | None = None,
     ) -> None:
         from goldiff.sources.worker import WorkerSource
@@ -197,7 +196,7 @@ class EngineFim:
             adapter_path=Path(lora_path) if lora_path else None,
             threads=n_threads,
             gate=Path(gate) if gate else None,
-            repack=repack,
+            repack="auto",
             faults=Path(faults) if faults else None,
         )
         self.max_tokens = max_tokens
