@@ -258,7 +258,6 @@ def export_dataset(
     store: str,
     hash_provenance: bool = False,
     progress: Any = None,
-    now: float | None = None,
 ) -> DatasetResult:
     """`goldiff export --format parquet --partitioned`: this store's rows into a dataset."""
     if options.split:
@@ -267,8 +266,7 @@ def export_dataset(
             "(`goldiff distill --data` holds out rows itself)"
         )
     rows, duplicates = build_rows(db, options, progress)
-    stamp = time.time() if now is None else now
-    rows = with_provenance(rows, store=store, exported_at=stamp, hash_provenance=hash_provenance)
+    rows = with_provenance(rows, store=store, exported_at=time.time(), hash_provenance=hash_provenance)
     # One developer's parts are named after their store, so developers writing into one
     # shared folder never overwrite each other's files.
     owner = (hashed(store) or "")[2:] if hash_provenance else store
