@@ -17,6 +17,7 @@ for the test suite.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -163,11 +164,7 @@ def prepare_base_model(config: DemoConfig, work: Path, say: Say) -> BaseModel:
             hf_dir=run / "run" / "final",
             tokenizer=run / "tokenizer" / "tokenizer.json",
         )
-    return shipped_base_model(config, work, say)
-
-
-def shipped_base_model(config: DemoConfig, work: Path, say: Say) -> BaseModel:
-    """The shipped default model (or `--base-model`) with torch weights to fine-tune from."""
+    # The shipped default model (or `--base-model`), with torch weights to fine-tune from.
     return base_model(config.base_model, work, say)
 
 
@@ -217,32 +214,22 @@ def replay_history(
 
 def split_time(home: Path, last_training_commit: str) -> float:
     """The store's time of the last training commit: every later suggestion is held out."""
-    from goldiff.home import store_path
     from goldiff.records import iter_events
-    from goldiff.store import open_database
 
-    db, _ = open_database(store_path(home))
-    try:
+    with _store(home) as db:
         for event in iter_events(db, "commit"):
             if event.detail.get("sha") == last_training_commit:
                 return event.ts + 1e-6
-    finally:
-        db.conn.close()
     raise DistillError(f"the replay did not record commit {last_training_commit[:12]}")
 
 
 def export_gold(home: Path, work: Path, cutoff: float, say: Say) -> dict[str, Any]:
     """sft rows of the gold, split at the held-out commits."""
     from goldiff.export import ExportOptions, export
-    from goldiff.home import store_path
-    from goldiff.store import open_database
 
     say("Exporting the gold as training rows (train: earlier commits, test: held-out ones)...")
-    db, _ = open_database(store_path(home))
-    try:
+    with _store(home) as db:
         result = export(db, ExportOptions(format="sft", split=True, split_at=cutoff), work / "export")
-    finally:
-        db.conn.close()
     say(f"  {result.counts.get('train', 0)} training rows, {result.counts.get('test', 0)} held-out rows")
     if not result.counts.get("test"):
         raise DistillError(
@@ -255,14 +242,17 @@ def export_gold(home: Path, work: Path, cutoff: float, say: Say) -> dict[str, An
 def workspace_code(home: Path, cutoff: float) -> dict[str, str]:
     """The replayed files as the store saw them at the cutoff (nothing held out is read)."""
     from goldiff.distill.workspace import documents_at
+
+    with _store(home) as db:
+        return documents_at(db, cutoff)
+
+
+def _store(home: Path) -> contextlib.closing[Any]:
+    """The demo home's trace store, closed when the stage is done with it."""
     from goldiff.home import store_path
     from goldiff.store import open_database
 
-    db, _ = open_database(store_path(home))
-    try:
-        return documents_at(db, cutoff)
-    finally:
-        db.conn.close()
+    return contextlib.closing(open_database(store_path(home))[0])
 
 
 def distill(
@@ -415,11 +405,8 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"held_out_rows": report.get("rows")}
     keys = ("accept_proxy", "exact_match", "chrf", "empty_rate", "shown_accept_rate", "chars_saved")
     for name in HEADLINE_MODELS:
-        if name not in models:
-            continue
-        entry = models[name]
-        out[name] = {k: entry.get(k) for k in keys}
-        out[name]["latency_p50_ms"] = entry.get("latency_p50_ms")
+        if name in models:
+            out[name] = {k: models[name].get(k) for k in (*keys, "latency_p50_ms")}
     if report.get("distilled_is_base") and "base" in out:
         out["distilled"] = {**out["base"], "same_as": "base"}  # no training step beat the base
     return out

@@ -266,6 +266,5 @@ def apply(gate: Gate | None, x: Iterable[float]) -> tuple[bool, float | None]:
     """(show?, score): every suggestion shows when there is no gate."""
     if gate is None:
         return True, None
-    values = list(x)
-    score = gate.score(values)
+    score = gate.score(list(x))
     return score >= gate.threshold, score

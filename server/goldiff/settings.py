@@ -130,33 +130,30 @@ def _merge_checked(
         if field is None:
             continue
         name = f"{prefix}.{key}"
-        if isinstance(field.type, type) and attrs.has(field.type):
-            if value is None:
-                into[key] = defaults[key]
-            elif isinstance(value, dict):
-                _merge_checked(into[key], value, field.type, defaults[key], name, problems)
-            else:
-                problems.append(f"setting {name} must be an object, not {_short(value)}; using its defaults")
-                into[key] = defaults[key]
-            continue
+        nested = isinstance(field.type, type) and attrs.has(field.type)
         if value is None:
             into[key] = defaults[key]
-            continue
-        try:
-            checked = converter.structure(value, field.type)
-            if field.validator is not None:
-                field.validator(None, field, checked)
-        except Exception as exc:
-            # attrs validators raise ValueError(message, attribute, ...): the message is enough.
-            reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
-            reason = reason.split("\n")[0][:120] or type(exc).__name__
-            default = "unset" if defaults[key] is None else _short(defaults[key])
-            problems.append(
-                f"setting {name} = {_short(value)} is invalid ({reason}); using the default ({default})"
-            )
+        elif nested and isinstance(value, dict):
+            _merge_checked(into[key], value, field.type, defaults[key], name, problems)
+        elif nested:
+            problems.append(f"setting {name} must be an object, not {_short(value)}; using its defaults")
             into[key] = defaults[key]
         else:
-            into[key] = converter.unstructure(checked)
+            try:
+                checked = converter.structure(value, field.type)
+                if field.validator is not None:
+                    field.validator(None, field, checked)
+            except Exception as exc:
+                # attrs validators raise ValueError(message, attribute, ...): the message is enough.
+                reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+                reason = reason.split("\n")[0][:120] or type(exc).__name__
+                default = "unset" if defaults[key] is None else _short(defaults[key])
+                problems.append(
+                    f"setting {name} = {_short(value)} is invalid ({reason}); using the default ({default})"
+                )
+                into[key] = defaults[key]
+            else:
+                into[key] = converter.unstructure(checked)
 
 
 def _short(value: Any) -> str:
