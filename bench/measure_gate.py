@@ -22,7 +22,7 @@ from typing import Any
 
 from goldiff.gate import GateRow, choose_threshold, features, fit
 from goldiff.metrics import Tally, gate_curve
-from goldiff.restofline import read_cases
+from restofline import read_cases  # beside this script: bench/ is run as scripts
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,9 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from unidiff.patch import PatchSet
-
 from goldiff.metrics import ByTrigger, cursor_stops
+from unidiff.patch import PatchSet
 
 MIN_GOLD_CHARS = 2  # a one-character rest of line (`)`) says little about a model
 
