@@ -17,6 +17,7 @@ inserted length) triples as the recorder reports them.
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -147,9 +148,7 @@ def diff_edits(old: str, new: str) -> list[tuple[int, int, str]]:
 def _line_edits(a: str, b: str, base: int) -> list[tuple[int, int, str]]:
     a_lines = a.splitlines(keepends=True)
     b_lines = b.splitlines(keepends=True)
-    a_starts = [0]
-    for line in a_lines:
-        a_starts.append(a_starts[-1] + len(line))
+    a_starts = list(itertools.accumulate(map(len, a_lines), initial=0))
     matcher = difflib.SequenceMatcher(None, a_lines, b_lines, autojunk=False)
     edits = [
         (base + a_starts[i1], a_starts[i2] - a_starts[i1], "".join(b_lines[j1:j2]))

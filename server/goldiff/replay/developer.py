@@ -17,6 +17,7 @@ real one.
 from __future__ import annotations
 
 import difflib
+import itertools
 import random
 import re
 from dataclasses import dataclass
@@ -58,9 +59,7 @@ def hunks(before: str, after: str) -> list[Hunk]:
         return []
     a = before.splitlines(keepends=True)
     b = after.splitlines(keepends=True)
-    a_starts = [0]
-    for line in a:
-        a_starts.append(a_starts[-1] + len(line))
+    a_starts = list(itertools.accumulate(map(len, a), initial=0))
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     out: list[Hunk] = []
     delta = 0
