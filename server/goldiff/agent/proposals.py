@@ -12,7 +12,6 @@ are in the package docstring (`goldiff.agent`).
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import time
 import uuid
@@ -37,8 +36,6 @@ from goldiff.outcomes.episodes import (
 from goldiff.outcomes.spans import Span, common_ends, diff_edits
 from goldiff.prompts import edit_history
 from goldiff.store import EditRecord, TraceStore
-
-log = logging.getLogger(__name__)
 
 EXTERNAL_BUFFER = 1000  # recent changes on disk kept until a terminal command claims them
 EXTERNAL_KEEP_SECONDS = 3600.0  # ... or until they are this old

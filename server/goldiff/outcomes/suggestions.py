@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -26,8 +25,6 @@ from goldiff.outcomes.spans import Span, diff_edits, survival
 from goldiff.protocol import CHECKPOINTS, REJECT_REASONS
 from goldiff.store import EditRecord, SuggestionRow, TraceStore
 
-log = logging.getLogger(__name__)
-
 PENDING_TIMEOUT_SECONDS = 60.0  # a suggestion nobody acted on for this long: rejected, timeout
 JOIN_LINES = 10  # a suggestion this close to an open episode's region joins that episode
 
@@ -40,7 +37,6 @@ class Tracked:
 
     id: str
     text: str
-    made_at: float
     anchor: Span  # where the suggestion was made, followed until it has a span
     outcome: str = "pending"  # pending | accepted | partial | rejected
     reason: str | None = None
@@ -133,7 +129,7 @@ class OutcomeTracker(EpisodeTracker[DocState]):
                 self._reject(state, other, "replaced", inferred=True, now=now)
             other.extendable = False
         offset = max(0, min(offset, len(state.text)))
-        item = Tracked(id=suggestion_id, text=text, made_at=now, anchor=Span(offset, offset))
+        item = Tracked(id=suggestion_id, text=text, anchor=Span(offset, offset))
         state.items.append(item)
         state.changed = True
         self._by_id[suggestion_id] = (state, item)
@@ -291,7 +287,9 @@ class OutcomeTracker(EpisodeTracker[DocState]):
         if died:
             for item in state.items:
                 if item.span is not None and item.span.dead and not item.reverted:
-                    self._revert(item)
+                    item.reverted = True
+                    self.store.update_suggestion(item.id, {"reverted": 1})
+                    self._event(item.id, "reverted", {})
 
     def _infer(
         self, state: DocState, item: Tracked, text: str, a: int, r: int, inserted: str, now: float
@@ -382,11 +380,6 @@ class OutcomeTracker(EpisodeTracker[DocState]):
         )
         self._event(item.id, "rejected", {"reason": reason, "inferred": inferred})
         self._schedule_settle(state)
-
-    def _revert(self, item: Tracked) -> None:
-        item.reverted = True
-        self.store.update_suggestion(item.id, {"reverted": 1})
-        self._event(item.id, "reverted", {})
 
     def _timeout(self, state: DocState, item: Tracked) -> None:
         if item.outcome == "pending":
