@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -276,6 +276,10 @@ class _Session:
         except RuntimeError as exc:
             raise ReplayError(self._server_gone(str(exc))) from exc
 
+    async def _command(self, command: str, arguments: Sequence[Any] | None) -> Any:
+        params = types.ExecuteCommandParams(command=command, arguments=arguments)
+        return await self._request(self.client.workspace_execute_command_async(params))
+
     def _server_gone(self, why: str) -> str:
         tail = self._stderr_tail.decode("utf-8", "replace").strip()
         log = self.home / "replay-server.log"
@@ -311,11 +315,7 @@ class _Session:
         if not self._clock_follows or self._pending_seconds <= 0:
             return
         seconds, self._pending_seconds = self._pending_seconds, 0.0
-        await self._request(
-            self.client.workspace_execute_command_async(
-                types.ExecuteCommandParams(command=ADVANCE_CLOCK, arguments=[{"seconds": seconds}])
-            )
-        )
+        await self._command(ADVANCE_CLOCK, [{"seconds": seconds}])
 
     async def clock_after(self, last_event: float | None) -> None:
         """Start the logical clock after everything already in the store, so time only moves on.
@@ -325,11 +325,7 @@ class _Session:
         """
         if not self._clock_follows or last_event is None:
             return
-        answer = await self._request(
-            self.client.workspace_execute_command_async(
-                types.ExecuteCommandParams(command=ADVANCE_CLOCK, arguments=[{"seconds": 0}])
-            )
-        )
+        answer = await self._command(ADVANCE_CLOCK, [{"seconds": 0}])
         now = float(protocol.as_plain(answer).get("now", last_event))
         if now <= last_event:
             self._pending_seconds += last_event - now + 1.0
@@ -358,24 +354,14 @@ class _Session:
                 break
             self.pause(self.options.commit_seconds)
             await self.sync_clock()
-            await self._request(
-                self.client.workspace_execute_command_async(
-                    types.ExecuteCommandParams(
-                        command=protocol.COMMIT,
-                        arguments=[
-                            protocol.unstructure(
-                                protocol.CommitArgs(
-                                    sha=commit.sha,
-                                    message=commit.message,
-                                    repository=self.root_uri,
-                                    author_time=commit.author_time,
-                                    source="replay",
-                                )
-                            )
-                        ],
-                    )
-                )
+            args = protocol.CommitArgs(
+                sha=commit.sha,
+                message=commit.message,
+                repository=self.root_uri,
+                author_time=commit.author_time,
+                source="replay",
             )
+            await self._command(protocol.COMMIT, [protocol.unstructure(args)])
             for buf in open_files:
                 buf.close()
             self.result.commits += 1
@@ -518,11 +504,7 @@ class _Session:
     async def _run_command(self, item: types.InlineCompletionItem) -> None:
         if item.command is None:
             return
-        await self._request(
-            self.client.workspace_execute_command_async(
-                types.ExecuteCommandParams(command=item.command.command, arguments=item.command.arguments)
-            )
-        )
+        await self._command(item.command.command, item.command.arguments)
 
 
 def _suggestion_id(item: types.InlineCompletionItem) -> str | None:
