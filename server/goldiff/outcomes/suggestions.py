@@ -169,13 +169,7 @@ class OutcomeTracker(EpisodeTracker[DocState]):
         if item.outcome == "accepted":
             self._event(item.id, "accepted", {"inferred": False, "confirmed": True})
             return
-        start = _where(item)
-        span = None
-        if state.text[start : start + len(item.text)] == item.text:
-            span = Span(start, start + len(item.text), dies_when_empty=True)
-        elif item.span is not None:
-            span = item.span  # the client accepted more than we saw inserted; keep what we saw
-        self._accept(state, item, "accepted", len(item.text), span, inferred=False, now=now)
+        self._taken(state, item, "accepted", len(item.text), now)
 
     def partially_accepted(self, suggestion_id: str, accepted_length_utf16: int) -> None:
         now = self.clock()
@@ -193,11 +187,16 @@ class OutcomeTracker(EpisodeTracker[DocState]):
             self.accepted(suggestion_id)
             return
         k = max(k, item.accepted_length if item.outcome == "partial" else 0)
+        self._taken(state, item, "partial", k, now)
+
+    def _taken(self, state: DocState, item: Tracked, outcome: str, k: int, now: float) -> None:
+        """The client says it took the suggestion's first `k` code points: the span is where
+        the document holds them, or else what we saw inserted (the client took more)."""
         start = _where(item)
         span = item.span
         if state.text[start : start + k] == item.text[:k]:
             span = Span(start, start + k, dies_when_empty=True)
-        self._accept(state, item, "partial", k, span, inferred=False, now=now)
+        self._accept(state, item, outcome, k, span, inferred=False, now=now)
 
     def rejected(self, suggestion_id: str, reason: str) -> None:
         now = self.clock()
