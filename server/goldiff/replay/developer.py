@@ -46,7 +46,6 @@ class DeveloperProfile:
     keystroke_seconds: float = 0.14  # mean time between keystrokes (~85 words per minute)
     read_seconds: float = 0.8  # mean time spent reading a suggestion
     file_switch_seconds: float = 4.0  # opening the next file, finding the place
-    min_partial: int = 1  # shortest accepted prefix (code points) that counts as a partial accept
 
 
 def hunks(before: str, after: str) -> list[Hunk]:

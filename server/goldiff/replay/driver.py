@@ -47,11 +47,6 @@ class ReplayOptions:
     settings: dict[str, Any] = field(default_factory=dict)  # initializationOptions for the server
     profile: DeveloperProfile = field(default_factory=DeveloperProfile)
     resume: bool = True  # skip commits already replayed into this home
-    accept_command_first: bool = False  # run goldiff.accepted before inserting (VS Code inserts first)
-    # The server's clock follows the developer's simulated time (its timers — settle,
-    # survival checkpoints, timeouts — fire in logical time, so a replay is reproducible);
-    # False: the server keeps the wall clock.
-    logical_clock: bool = True
     commit_seconds: float = 30.0  # simulated time between the last save and the commit
     # A hunk longer than this (code points) is typed up to here and the rest pasted in one
     # change, as developers paste or generate long blocks; None types everything.
@@ -229,9 +224,11 @@ class _Session:
             str(self.home),
             "--log-file",
             str(log_file),
-            # A logical clock, moved by `ADVANCE_CLOCK` (see ReplayOptions.logical_clock).
+            # The server's clock follows the developer's simulated time, moved by
+            # `ADVANCE_CLOCK`: its timers (settle, survival checkpoints, timeouts) fire in
+            # logical time, so a replay is reproducible.
             "--clock",
-            "logical" if self.options.logical_clock else "wall",
+            "logical",
             env=_server_env(self.home),
             start_new_session=True,  # Ctrl-C goes to us; we shut the server down in order
         )
@@ -261,9 +258,7 @@ class _Session:
             init.capabilities.inline_completion_provider
         )
         commands = init.capabilities.execute_command_provider
-        self._clock_follows = self.options.logical_clock and ADVANCE_CLOCK in (
-            commands.commands if commands else []
-        )
+        self._clock_follows = ADVANCE_CLOCK in (commands.commands if commands else [])
         self.client.initialized(types.InitializedParams())
 
     async def _drain(self, stream: asyncio.StreamReader) -> None:
@@ -468,14 +463,11 @@ class _Session:
         self.pause(dev.reading_pause())
         n = accepted_length(text, expected)
         if n == len(text):
-            if self.options.accept_command_first:
-                await self._run_command(item)
-                buf.replace(cursor, cursor, text)
-            else:
-                buf.replace(cursor, cursor, text)
-                await self._run_command(item)
+            buf.replace(cursor, cursor, text)  # then the item's command, as VS Code does
+            if item.command is not None:
+                await self._command(item.command.command, item.command.arguments)
             self.result.accepted += 1
-        elif n >= max(1, self.options.profile.min_partial):
+        elif n > 0:
             buf.replace(cursor, cursor, text[:n])
             self.client.protocol.notify(
                 protocol.SUGGESTION_PARTIALLY_ACCEPTED,
@@ -500,11 +492,6 @@ class _Session:
             return ""  # replaces text after the cursor: not something typing can match
         typed = buf.text[start:cursor]
         return text[len(typed) :] if text.startswith(typed) else ""
-
-    async def _run_command(self, item: types.InlineCompletionItem) -> None:
-        if item.command is None:
-            return
-        await self._command(item.command.command, item.command.arguments)
 
 
 def _suggestion_id(item: types.InlineCompletionItem) -> str | None:
