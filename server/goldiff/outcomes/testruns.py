@@ -30,7 +30,6 @@ def commands(command_line: str) -> Iterator[list[str]]:
 
 
 def _words(words: list[str]) -> list[str]:
-    """A command's words from its program on: environment, launchers and runners left out."""
     while words and (_ENV.match(words[0]) or words[0] in ("time", "sudo", "env", "exec", "command")):
         words = words[1:]
     while len(words) >= 2 and (words[0], words[1]) in _WRAPPERS:

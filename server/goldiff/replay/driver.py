@@ -342,23 +342,22 @@ class _Session:
                 buf = await self.replay_file(commit, change)
                 if buf is not None:
                     open_files.append(buf)
-            if self.stop.is_set():
-                for buf in open_files:
-                    buf.close()
-                self.result.interrupted = True
-                break
-            self.pause(self.options.commit_seconds)
-            await self.sync_clock()
-            args = protocol.CommitArgs(
-                sha=commit.sha,
-                message=commit.message,
-                repository=self.root_uri,
-                author_time=commit.author_time,
-                source="replay",
-            )
-            await self._command(protocol.COMMIT, [protocol.unstructure(args)])
+            stopped = self.stop.is_set()
+            if not stopped:
+                self.pause(self.options.commit_seconds)
+                await self.sync_clock()
+                args = protocol.CommitArgs(
+                    sha=commit.sha,
+                    message=commit.message,
+                    repository=self.root_uri,
+                    author_time=commit.author_time,
+                    source="replay",
+                )
+                await self._command(protocol.COMMIT, [protocol.unstructure(args)])
             for buf in open_files:
                 buf.close()
+            if stopped:
+                break  # interrupted: recorded below
             self.result.commits += 1
             self.result.last_commit = commit.sha
             self.progress.commit_done(commit)
