@@ -45,7 +45,7 @@ class Rig:
         self.tracker.on_edit(self.doc, record)
 
     def advance(self, seconds: float) -> None:
-        self.tracker.advance(self.clock, seconds)
+        self.tracker.timers.advance(self.clock, seconds)
 
     def row(self, sid: str) -> dict[str, Any]:
         self.store.flush()
