@@ -218,9 +218,8 @@ class TokenWindows:
     """Random windows of ``seq_len + 1`` tokens from a packed split, chosen by (seed, step)."""
 
     def __init__(self, path: Path, seq_len: int, *, split: str, needed: int = 1) -> None:
-        self.tokens = np.memmap(path, dtype=np.uint16, mode="r") if path.stat().st_size else None
         self.seq_len = seq_len
-        available = 0 if self.tokens is None else len(self.tokens)
+        available = path.stat().st_size // 2  # uint16 ids (an empty file cannot be mapped)
         minimum = (seq_len + 1) * needed
         if available < minimum:
             raise NotEnoughDataError(
@@ -228,9 +227,10 @@ class TokenWindows:
                 f"({needed} window(s) of seq_len+1={seq_len + 1}). Add more code to the corpus "
                 "(raise corpus_max_bytes) or lower seq_len."
             )
+        self.tokens = np.memmap(path, dtype=np.uint16, mode="r")
 
     def __len__(self) -> int:
-        return 0 if self.tokens is None else len(self.tokens)
+        return len(self.tokens)
 
     def batch(
         self, batch_size: int, seed: int, step: int, micro: int = 0, *, rank: int = 0, world: int = 1
@@ -242,7 +242,6 @@ class TokenWindows:
         resumed on another number of processes continues with the same data.
         ``label_count`` is the labelled tokens of the whole global batch.
         """
-        assert self.tokens is not None
         g = torch.Generator().manual_seed(_mix(seed, step, micro))
         high = len(self.tokens) - self.seq_len - 1
         offsets = torch.randint(0, high + 1, (batch_size * world,), generator=g).tolist()

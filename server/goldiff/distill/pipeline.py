@@ -121,15 +121,6 @@ class FinetuneOptions:
     gold_weight: int = 2  # each gold row counts this many times against the code windows
 
 
-def serving_prompt(base: BaseModel) -> tuple[str, bool]:
-    """How the base is asked when it serves (its profile): prompt mode and token healing."""
-    from goldiff.sources.profile import load_profile
-
-    profile = load_profile(base.gguf)
-    prompt = profile.prompt or "fim"
-    return prompt, profile.heal and prompt == "prefix"
-
-
 def inherit_profile(base: BaseModel, model: Path, prompt: str, heal: bool) -> None:
     """The fine-tune is served the way its base is (and the way it was trained)."""
     from goldiff.sources.profile import load_profile, write_profile
@@ -170,9 +161,13 @@ def finetune(
     from goldiff.distill.gguf_export import export_checked, export_lora_checked
     from goldiff.distill.model import load_model
     from goldiff.distill.train import train
+    from goldiff.sources.profile import load_profile
 
     rank, world = processes()
-    prompt, heal = serving_prompt(base)
+    # How the base is asked when it serves (its profile): prompt mode and token healing.
+    profile = load_profile(base.gguf)
+    prompt = profile.prompt or "fim"
+    heal = profile.heal and prompt == "prefix"
     if options.prompt is not None and options.prompt != prompt:
         prompt, heal = options.prompt, False
     if options.batch_size % world:

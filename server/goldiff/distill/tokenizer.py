@@ -85,13 +85,7 @@ class GgufVocab:
     def __post_init__(self) -> None:
         if len(self.tokens) != len(self.token_types):
             raise TokenizerError("tokens and token_types differ in length")
-        for name, value in self.special_ids().items():
-            if not 0 <= value < len(self.tokens):
-                raise TokenizerError(f"{name} id {value} is outside the vocabulary")
-
-    def special_ids(self) -> dict[str, int]:
-        """The special ids that are set, by role."""
-        ids = {
+        specials = {
             "eos": self.eos_id,
             "fim_pre": self.fim_pre_id,
             "fim_suf": self.fim_suf_id,
@@ -99,7 +93,9 @@ class GgufVocab:
             "fim_pad": self.fim_pad_id,
             "pad": self.pad_id,
         }
-        return {k: v for k, v in ids.items() if v is not None}
+        for name, value in specials.items():
+            if value is not None and not 0 <= value < len(self.tokens):
+                raise TokenizerError(f"{name} id {value} is outside the vocabulary")
 
     def padded_to(self, n_vocab: int) -> GgufVocab:
         """This vocabulary with unused ``[PADi]`` tokens appended up to ``n_vocab`` entries.
