@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from goldiff.distill.tiny import write_tiny_gguf
 from goldiff.gate import FEATURES, Gate, features, fit, train_gate, training_rows
 from goldiff.sources.base import CompletionRequest
 from goldiff.sources.registry import Registry
 from goldiff.store import TraceStore, open_database
 
 from tests.test_export import T0, suggestion_row
+from tests.tiny_models import write_tiny_gguf
 
 PREFIXES = (
     [f"{name} = " for name in ("a", "bb", "total", "x1", "count", "value", "n", "items")]

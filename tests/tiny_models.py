@@ -27,7 +27,6 @@ from typing import Any
 import gguf
 import numpy as np
 import numpy.typing as npt
-
 from goldiff.distill.gguf_export import (
     Arch,
     Dtype,
