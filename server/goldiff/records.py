@@ -424,49 +424,6 @@ def last_event_at(db: sqlite_utils.Database) -> float | None:
     return None if last is None else float(last)
 
 
-@dataclass
-class TerminalCommandRecord:
-    id: int
-    session_id: str | None
-    workspace: str | None
-    command_line: str
-    cwd: str | None
-    exit_code: int | None
-    started_at: float | None
-    ended_at: float | None
-    output: str | None  # redacted, bounded excerpt
-    output_truncated: int  # 1 when the excerpt left the middle out
-
-
-def iter_terminal_commands(db: sqlite_utils.Database) -> Iterator[TerminalCommandRecord]:
-    sql = (
-        "SELECT id, session_id, workspace, command_line, cwd, exit_code, started_at, ended_at, output, "
-        "output_truncated FROM terminal_commands ORDER BY id"
-    )
-    return (TerminalCommandRecord(**row) for row in list(db.query(sql)))
-
-
-@dataclass
-class ProposalRecord:
-    id: str
-    episode_id: str | None
-    document_id: str | None
-    turn: int | None  # 1, 2, ... within its episode
-    ts: float
-    kind: str | None  # edit | agent
-    source: str | None
-    model: str | None
-    outcome: str | None
-
-
-def iter_proposals(db: sqlite_utils.Database, episode_id: str | None = None) -> Iterator[ProposalRecord]:
-    """Proposals (of one episode, or all), in time order."""
-    sql = "SELECT id, episode_id, document_id, turn, ts, kind, source, model, outcome FROM proposals"
-    params: list[Any] = [] if episode_id is None else [episode_id]
-    sql += ("" if episode_id is None else " WHERE episode_id = ?") + " ORDER BY ts, turn, id"
-    return (ProposalRecord(**row) for row in list(db.query(sql, params)))
-
-
 # What `count_rows` counts: a table's rows, or a figure that needs more than a COUNT.
 _COUNTS = {
     "documents": "SELECT COUNT(DISTINCT uri) FROM documents",  # a file reopened is one document
