@@ -58,12 +58,6 @@ def checkpoints(survival: Mapping[str, Any] | None) -> list[tuple[float, float]]
     return sorted(points)
 
 
-def final_survival(survival: Mapping[str, Any] | None) -> float | None:
-    """The share at the latest checkpoint."""
-    points = checkpoints(survival)
-    return points[-1][1] if points else None
-
-
 # ---------------------------------------------------------------------------- filters
 
 
@@ -138,7 +132,9 @@ class SuggestionRecord:
 
     @property
     def final_survival(self) -> float | None:
-        return final_survival(self.survival)
+        """The share at the latest checkpoint."""
+        points = checkpoints(self.survival)
+        return points[-1][1] if points else None
 
     @property
     def context(self) -> dict[str, Any]:
