@@ -586,8 +586,6 @@ def proposal_stats(db: sqlite_utils.Database) -> dict[str, Any]:
     shown proposals per episode; `tests_passed`/`tests_failed` count episodes by the result of
     the last test run linked to them.
     """
-    if "proposals" not in db.table_names():
-        return {"by_source": []}
     tests = {(r.pop("kind"), r.pop("source")): r for r in db.query(_EDIT_EPISODE_TESTS)}
     rows = []
     for row in db.query(_PROPOSALS_BY_SOURCE):

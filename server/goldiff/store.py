@@ -889,8 +889,6 @@ def _forget_scoped(
     of_docs = "document_id IN (SELECT id FROM forget_docs)"
     add("suggestions", f"SELECT id FROM suggestions WHERE {of_docs}")
     for table in ("episodes", "proposals", "suggestions"):
-        if table not in columns:
-            continue
         col = "id" if table == "episodes" else "episode_id"
         add("episodes", f"SELECT {col} FROM [{table}] WHERE {col} IS NOT NULL AND {of_docs}")
     if since is not None or until is not None:
