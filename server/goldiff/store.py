@@ -692,16 +692,9 @@ class TraceStore:
                 conn.execute("ROLLBACK TO goldiff_record")
                 reason = "an integer beyond 64 bits" if isinstance(exc, OverflowError) else str(exc)[:200]
                 log.error("left a %s record out of the trace store: %s", table, exc)
-                gap = {"table": table, "reason": reason}
-                gaps.append(
-                    {
-                        "session_id": where.get("session_id"),
-                        "document_id": where.get("document_id"),
-                        "ts": time.time(),
-                        "kind": "gap",
-                        "detail": json.dumps(gap),
-                    }
-                )
+                link = {k: where.get(k) for k in ("session_id", "document_id")}
+                gap = json.dumps({"table": table, "reason": reason})
+                gaps.append({**link, "ts": time.time(), "kind": "gap", "detail": gap})
             conn.execute("RELEASE goldiff_record")
 
         try:
