@@ -290,11 +290,6 @@ def iter_episodes(db: sqlite_utils.Database, filters: Filters = Filters()) -> It
 @dataclass
 class DocumentRecord:
     id: str  # one document as one session saw it
-    uri: str
-    workspace: str | None
-    path: str | None
-    language: str | None
-    opened_at: float | None
     skipped: str | None  # why its text is not recorded
 
 
@@ -311,7 +306,7 @@ def last_versions(db: sqlite_utils.Database, before: float) -> list[tuple[str, s
 def iter_documents(db: sqlite_utils.Database, uri: str) -> Iterator[DocumentRecord]:
     """The recorded documents of `uri`, the most recently edited first."""
     sql = (
-        "SELECT d.id, d.uri, d.workspace, d.path, d.language, d.opened_at, d.skipped FROM documents d "
+        "SELECT d.id, d.skipped FROM documents d "
         "LEFT JOIN edits e ON e.document_id = d.id "
         "WHERE d.uri = ? GROUP BY d.id ORDER BY MAX(COALESCE(e.ts, d.opened_at)) DESC"
     )
