@@ -19,7 +19,7 @@ import sqlite_utils
 
 from goldiff.errors import NotRecordedError
 from goldiff.protocol import CHECKPOINTS
-from goldiff.store import content_hash
+from goldiff.store import content_hash, snapshot
 
 SETTLED = ("accepted", "partial", "rejected")
 
@@ -324,13 +324,6 @@ class DocumentText:
     verified: bool  # every step matched its recorded hash
     # The last changes before it, oldest first, as (text before, text after) pairs.
     changes: list[tuple[str, str]] = field(default_factory=list)
-
-
-def snapshot(db: sqlite_utils.Database, h: str) -> str:
-    row = db.execute("SELECT text FROM snapshots WHERE hash = ?", [h]).fetchone()
-    if row is None:
-        raise NotRecordedError(f"snapshot {h} is missing from the store")
-    return str(row[0])
 
 
 def document_at(
