@@ -215,15 +215,10 @@ _IDENTIFIER_PATH = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
 _SYMBOLS = set("!#$%&*+/=?@^|~")
 
 
-def _key_words(key: str) -> list[str]:
-    key = key.rsplit(".", 1)[-1]
-    key = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key)
-    return [w for w in re.split(r"[_\-]+", key.lower()) if w]
-
-
 def is_secret_name(key: str) -> bool:
     """Whether a name (variable, setting, header, flag) says its value is a secret."""
-    words = _key_words(key)
+    key = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key.rsplit(".", 1)[-1])
+    words = [w for w in re.split(r"[_\-]+", key.lower()) if w]
     if not words:
         return False
     last = words[-1]
