@@ -34,14 +34,6 @@ from goldiff.records import (
     tally_suggestions,
 )
 
-Rebuilt = DocumentText  # the name `goldiff show`'s callers know it by
-
-
-def rebuild_document(
-    db: sqlite_utils.Database, document_id: str, uri: str = "", version: int | None = None
-) -> DocumentText:
-    return document_at(db, document_id, version, uri=uri)
-
 
 def rebuild(db: sqlite_utils.Database, uri: str, version: int | None = None) -> DocumentText:
     """The text of `uri` as recorded, at `version` or its latest recorded state."""

@@ -19,7 +19,7 @@ import sqlite_utils
 
 from goldiff.errors import NotRecordedError
 from goldiff.protocol import CHECKPOINTS
-from goldiff.store import content_hash
+from goldiff.store import content_hash, snapshot
 
 SETTLED = ("accepted", "partial", "rejected")
 
@@ -56,12 +56,6 @@ def checkpoints(survival: Mapping[str, Any] | None) -> list[tuple[float, float]]
         except (TypeError, ValueError):
             continue  # "reverted" and other flags
     return sorted(points)
-
-
-def final_survival(survival: Mapping[str, Any] | None) -> float | None:
-    """The share at the latest checkpoint."""
-    points = checkpoints(survival)
-    return points[-1][1] if points else None
 
 
 # ---------------------------------------------------------------------------- filters
@@ -138,7 +132,9 @@ class SuggestionRecord:
 
     @property
     def final_survival(self) -> float | None:
-        return final_survival(self.survival)
+        """The share at the latest checkpoint."""
+        points = checkpoints(self.survival)
+        return points[-1][1] if points else None
 
     @property
     def context(self) -> dict[str, Any]:
@@ -294,11 +290,6 @@ def iter_episodes(db: sqlite_utils.Database, filters: Filters = Filters()) -> It
 @dataclass
 class DocumentRecord:
     id: str  # one document as one session saw it
-    uri: str
-    workspace: str | None
-    path: str | None
-    language: str | None
-    opened_at: float | None
     skipped: str | None  # why its text is not recorded
 
 
@@ -315,7 +306,7 @@ def last_versions(db: sqlite_utils.Database, before: float) -> list[tuple[str, s
 def iter_documents(db: sqlite_utils.Database, uri: str) -> Iterator[DocumentRecord]:
     """The recorded documents of `uri`, the most recently edited first."""
     sql = (
-        "SELECT d.id, d.uri, d.workspace, d.path, d.language, d.opened_at, d.skipped FROM documents d "
+        "SELECT d.id, d.skipped FROM documents d "
         "LEFT JOIN edits e ON e.document_id = d.id "
         "WHERE d.uri = ? GROUP BY d.id ORDER BY MAX(COALESCE(e.ts, d.opened_at)) DESC"
     )
@@ -333,13 +324,6 @@ class DocumentText:
     verified: bool  # every step matched its recorded hash
     # The last changes before it, oldest first, as (text before, text after) pairs.
     changes: list[tuple[str, str]] = field(default_factory=list)
-
-
-def snapshot(db: sqlite_utils.Database, h: str) -> str:
-    row = db.execute("SELECT text FROM snapshots WHERE hash = ?", [h]).fetchone()
-    if row is None:
-        raise NotRecordedError(f"snapshot {h} is missing from the store")
-    return str(row[0])
 
 
 def document_at(
@@ -422,49 +406,6 @@ def iter_events(db: sqlite_utils.Database, kind: str) -> Iterator[EventRecord]:
 def last_event_at(db: sqlite_utils.Database) -> float | None:
     last = db.execute("SELECT MAX(ts) FROM events").fetchone()[0]
     return None if last is None else float(last)
-
-
-@dataclass
-class TerminalCommandRecord:
-    id: int
-    session_id: str | None
-    workspace: str | None
-    command_line: str
-    cwd: str | None
-    exit_code: int | None
-    started_at: float | None
-    ended_at: float | None
-    output: str | None  # redacted, bounded excerpt
-    output_truncated: int  # 1 when the excerpt left the middle out
-
-
-def iter_terminal_commands(db: sqlite_utils.Database) -> Iterator[TerminalCommandRecord]:
-    sql = (
-        "SELECT id, session_id, workspace, command_line, cwd, exit_code, started_at, ended_at, output, "
-        "output_truncated FROM terminal_commands ORDER BY id"
-    )
-    return (TerminalCommandRecord(**row) for row in list(db.query(sql)))
-
-
-@dataclass
-class ProposalRecord:
-    id: str
-    episode_id: str | None
-    document_id: str | None
-    turn: int | None  # 1, 2, ... within its episode
-    ts: float
-    kind: str | None  # edit | agent
-    source: str | None
-    model: str | None
-    outcome: str | None
-
-
-def iter_proposals(db: sqlite_utils.Database, episode_id: str | None = None) -> Iterator[ProposalRecord]:
-    """Proposals (of one episode, or all), in time order."""
-    sql = "SELECT id, episode_id, document_id, turn, ts, kind, source, model, outcome FROM proposals"
-    params: list[Any] = [] if episode_id is None else [episode_id]
-    sql += ("" if episode_id is None else " WHERE episode_id = ?") + " ORDER BY ts, turn, id"
-    return (ProposalRecord(**row) for row in list(db.query(sql, params)))
 
 
 # What `count_rows` counts: a table's rows, or a figure that needs more than a COUNT.
@@ -633,8 +574,6 @@ def proposal_stats(db: sqlite_utils.Database) -> dict[str, Any]:
     shown proposals per episode; `tests_passed`/`tests_failed` count episodes by the result of
     the last test run linked to them.
     """
-    if "proposals" not in db.table_names():
-        return {"by_source": []}
     tests = {(r.pop("kind"), r.pop("source")): r for r in db.query(_EDIT_EPISODE_TESTS)}
     rows = []
     for row in db.query(_PROPOSALS_BY_SOURCE):

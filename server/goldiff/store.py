@@ -38,7 +38,7 @@ from typing import Any, TypedDict
 import sqlite_utils
 
 from goldiff.capture.redaction import MASK, key_block_open, mask_spans, redact, redact_json, secret_spans
-from goldiff.errors import ForgetError, StoreCorruptError, StoreError, StoreWriteError
+from goldiff.errors import ForgetError, NotRecordedError, StoreCorruptError, StoreError, StoreWriteError
 from goldiff.migrations import migrate
 from goldiff.protocol import clean_text
 
@@ -92,6 +92,14 @@ def redact_value(column: str, value: Any) -> Any:
 
 def content_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def snapshot(db: sqlite_utils.Database, h: str) -> str:
+    """The full text stored under hash `h`."""
+    row = db.execute("SELECT text FROM snapshots WHERE hash = ?", [h]).fetchone()
+    if row is None:
+        raise NotRecordedError(f"snapshot {h} is missing from the store")
+    return str(row[0])
 
 
 # The rows the recorder writes, typed so that a misspelt column fails `mypy`, not a batch.
@@ -692,16 +700,9 @@ class TraceStore:
                 conn.execute("ROLLBACK TO goldiff_record")
                 reason = "an integer beyond 64 bits" if isinstance(exc, OverflowError) else str(exc)[:200]
                 log.error("left a %s record out of the trace store: %s", table, exc)
-                gap = {"table": table, "reason": reason}
-                gaps.append(
-                    {
-                        "session_id": where.get("session_id"),
-                        "document_id": where.get("document_id"),
-                        "ts": time.time(),
-                        "kind": "gap",
-                        "detail": json.dumps(gap),
-                    }
-                )
+                link = {k: where.get(k) for k in ("session_id", "document_id")}
+                gap = json.dumps({"table": table, "reason": reason})
+                gaps.append({**link, "ts": time.time(), "kind": "gap", "detail": gap})
             conn.execute("RELEASE goldiff_record")
 
         try:
@@ -745,7 +746,7 @@ class TraceStore:
         if not rows or rows[0][2] is None:
             return  # no snapshot to replay from (a document always starts with one)
         # The first row's snapshot is the text after it: start from it.
-        base = self.db.execute("SELECT text FROM snapshots WHERE hash = ?", [rows[0][2]]).fetchone()[0]
+        base = snapshot(self.db, rows[0][2])
         # Per character of the text: the row that inserted it and its index there, if any.
         origin: list[tuple[int, int] | None] = [None] * len(base)
         texts: dict[int, list[str]] = {}
@@ -889,8 +890,6 @@ def _forget_scoped(
     of_docs = "document_id IN (SELECT id FROM forget_docs)"
     add("suggestions", f"SELECT id FROM suggestions WHERE {of_docs}")
     for table in ("episodes", "proposals", "suggestions"):
-        if table not in columns:
-            continue
         col = "id" if table == "episodes" else "episode_id"
         add("episodes", f"SELECT {col} FROM [{table}] WHERE {col} IS NOT NULL AND {of_docs}")
     if since is not None or until is not None:

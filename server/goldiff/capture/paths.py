@@ -22,10 +22,8 @@ def path_to_uri(path: Path) -> str:
 def relative_to_workspace(path: Path, workspaces: list[Path]) -> tuple[Path | None, str]:
     """The workspace folder holding `path` (if any) and the path relative to it."""
     for ws in sorted(workspaces, key=lambda p: len(str(p)), reverse=True):
-        try:
+        if path.is_relative_to(ws):
             return ws, path.relative_to(ws).as_posix()
-        except ValueError:
-            continue
     return None, path.name
 
 

@@ -82,10 +82,7 @@ class WorkspaceWatcher(FileSystemEventHandler):
         self._observer.join(timeout=5)
 
     def _root_of(self, path: Path) -> Path | None:
-        for root in self.roots:
-            if path == root or root in path.parents:
-                return root
-        return None
+        return next((root for root in self.roots if path.is_relative_to(root)), None)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory or event.event_type not in ("created", "modified", "moved", "closed"):

@@ -167,7 +167,10 @@ def export(
     leaked = 0
     cutoff: float | None = None
     # One schema for train and test alike, inferred from all rows (nulls need a type).
-    schema = _parquet_schema(rows) if options.format == "parquet" else None
+    schema = None
+    if options.format == "parquet":
+        pa, _ = import_pyarrow()
+        schema = pa.Table.from_pylist(rows).schema if rows else pa.schema([("id", pa.string())])
     chunks = {"all": rows}
     if options.split:
         parts = split_rows(rows, test_fraction=options.test_fraction, split_at=options.split_at)
@@ -231,13 +234,6 @@ def import_pyarrow(
     except ImportError as exc:
         raise ExportError(missing) from exc
     return pa, pq
-
-
-def _parquet_schema(rows: list[dict[str, Any]]) -> Any:
-    pa, _ = import_pyarrow()
-    if not rows:
-        return pa.schema([("id", pa.string())])
-    return pa.Table.from_pylist(rows).schema
 
 
 def default_out(exports: Path, options: ExportOptions, now: float | None = None) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 import sqlite_utils
 
 from goldiff.capture.redaction import redact
-from goldiff.errors import ExportError, NotRecordedError
+from goldiff.errors import NotRecordedError
 from goldiff.outcomes.episodes import surroundings
 from goldiff.prompts import (
     CHAT_SYSTEM_PROMPT,
@@ -301,13 +301,11 @@ def openai_row(row: dict[str, Any], base: str) -> dict[str, Any]:
     """A chat fine-tuning row (`messages`) from an sft or edits row: the prompts the sources send."""
     if base == "edits":
         system, user = EDIT_SYSTEM_PROMPT, row["prompt"]
-    elif base == "sft":
+    else:  # sft: `ExportOptions` lets the openai format carry no other shape
         system = CHAT_SYSTEM_PROMPT
         user = chat_user_message(
             prefix=row["prefix"], suffix=row["suffix"], path=row.get("path"), language=row.get("language")
         )
-    else:
-        raise ExportError(f"the openai format carries sft or edits rows, not {base}; use --rows sft")
     out = {"id": row_id(row["id"], "openai"), **{k: row[k] for k in (*_PROVENANCE, "context_hash")}}
     out["messages"] = [
         {"role": "system", "content": system},

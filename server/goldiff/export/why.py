@@ -28,13 +28,6 @@ def _describe(name: str, value: Any) -> str:
     return f"{name} {value}"
 
 
-def _settled(db: sqlite_utils.Database, filters: ExportFilters) -> int:
-    kept = replace(filters, outcome=tuple(o for o in SETTLED if o in (filters.outcome or SETTLED)))
-    if not kept.outcome:
-        return 0
-    return count_suggestions(db, kept, with_gold=True)
-
-
 def explain_empty(db: sqlite_utils.Database, options: ExportOptions) -> str:
     """One or two sentences on why `options` exported nothing, and what to do about it."""
     everything = count_suggestions(db, ExportFilters())
@@ -59,7 +52,8 @@ def explain_empty(db: sqlite_utils.Database, options: ExportOptions) -> str:
             f"None of the {everything} recorded suggestions match the filters ({named}).{culprit} "
             "Widen the filters (an earlier since, another workspace) or leave them empty."
         )
-    settled = _settled(db, filters)
+    kept = replace(filters, outcome=tuple(o for o in SETTLED if o in (filters.outcome or SETTLED)))
+    settled = count_suggestions(db, kept, with_gold=True) if kept.outcome else 0
     if settled == 0:
         return (
             f"{matching} suggestions match, but none has settled gold yet: a suggestion becomes a "
