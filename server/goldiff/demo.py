@@ -36,6 +36,7 @@ from goldiff.distill.pipeline import (
     finetune,
     validation_cutoff,
 )
+from goldiff.distill.workspace import documents_at
 from goldiff.errors import ConfigError, DistillError
 from goldiff.gate import Gate
 from goldiff.replay.driver import Progress
@@ -87,8 +88,7 @@ class DemoConfig:
             "threads": 1,
             "tiny": True,
         }
-        values.update(changes)
-        return cls(**values)
+        return cls(**values | changes)
 
 
 @dataclass
@@ -237,14 +237,6 @@ def export_gold(home: Path, work: Path, cutoff: float, say: Say) -> dict[str, An
             "or a repository whose recent commits change Python files"
         )
     return result.as_dict()
-
-
-def workspace_code(home: Path, cutoff: float) -> dict[str, str]:
-    """The replayed files as the store saw them at the cutoff (nothing held out is read)."""
-    from goldiff.distill.workspace import documents_at
-
-    with _store(home) as db:
-        return documents_at(db, cutoff)
 
 
 def _store(home: Path) -> contextlib.closing[Any]:
@@ -448,7 +440,9 @@ def run_demo(
         cutoff = split_time(work, training[-1])
         exported = export_gold(work, work, cutoff, say)
         val_cutoff = validation_cutoff(Path(exported["paths"]["train"]), FinetuneOptions.val_fraction)
-        texts = workspace_code(work, val_cutoff if val_cutoff is not None else cutoff)
+        # The replayed files as the store saw them at the cutoff (nothing held out is read).
+        with _store(work) as db:
+            texts = documents_at(db, val_cutoff if val_cutoff is not None else cutoff)
         stages["export"] = time.monotonic() - t
 
         t = time.monotonic()
