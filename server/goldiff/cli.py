@@ -349,12 +349,10 @@ def models_gate(home: Path | None, model: str | None, source: str, as_json: bool
         raise click.ClickException(str(exc)) from exc
     registry.set_gate(name, out, gate.info)
     plot = None
-    try:
+    with contextlib.suppress(ImportError):  # matplotlib is in the train extra: the curve stays in the JSON
         from goldiff.evaluate import plot_gate_curve
 
         plot = plot_gate_curve(gate.info["curve"], out.with_suffix(".png"))
-    except ImportError:
-        pass  # matplotlib is in the train extra: the curve stays in the JSON
     summary = {
         "model": name,
         "version": version,

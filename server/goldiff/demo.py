@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from goldiff.distill.bootstrap import bootstrap
 from goldiff.distill.pipeline import (
     BaseModel,
     FinetuneOptions,
@@ -36,10 +37,17 @@ from goldiff.distill.pipeline import (
     finetune,
     validation_cutoff,
 )
+from goldiff.distill.promote import compare, local_completer
+from goldiff.distill.workspace import documents_at
 from goldiff.errors import ConfigError, DistillError
-from goldiff.gate import Gate
-from goldiff.replay.driver import Progress
+from goldiff.evaluate import EngineFim, eval_rows, gate_rows, gated_model, gguf_model, run_eval
+from goldiff.export import ExportOptions, export, load_rows
+from goldiff.gate import Gate, learn
+from goldiff.home import store_path
+from goldiff.records import iter_events
+from goldiff.replay.driver import Progress, ReplayOptions, replay
 from goldiff.replay.history import list_commits, repository_root, touches
+from goldiff.store import open_database
 
 Say = Callable[[str], None]
 
@@ -87,8 +95,7 @@ class DemoConfig:
             "threads": 1,
             "tiny": True,
         }
-        values.update(changes)
-        return cls(**values)
+        return cls(**values | changes)
 
 
 @dataclass
@@ -154,8 +161,6 @@ def clone(root: Path, work: Path) -> Path:
 def prepare_base_model(config: DemoConfig, work: Path, say: Say) -> BaseModel:
     """The model that suggests during replay and that distillation starts from."""
     if config.tiny:
-        from goldiff.distill.bootstrap import bootstrap
-
         say("Training a tiny base model from scratch (test size; a real run uses the shipped model)...")
         result = bootstrap(work, "tiny", progress=False, log=say, quantize_to="Q8_0", threads=config.threads)
         run = work / "bootstrap" / "tiny"
@@ -178,8 +183,6 @@ def replay_history(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Every chosen commit through the real server, the base model suggesting."""
-    from goldiff.replay.driver import ReplayOptions, replay
-
     parent = subprocess.run(
         ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{commits[0]}^"],
         capture_output=True,
@@ -214,8 +217,6 @@ def replay_history(
 
 def split_time(home: Path, last_training_commit: str) -> float:
     """The store's time of the last training commit: every later suggestion is held out."""
-    from goldiff.records import iter_events
-
     with _store(home) as db:
         for event in iter_events(db, "commit"):
             if event.detail.get("sha") == last_training_commit:
@@ -225,8 +226,6 @@ def split_time(home: Path, last_training_commit: str) -> float:
 
 def export_gold(home: Path, work: Path, cutoff: float, say: Say) -> dict[str, Any]:
     """sft rows of the gold, split at the held-out commits."""
-    from goldiff.export import ExportOptions, export
-
     say("Exporting the gold as training rows (train: earlier commits, test: held-out ones)...")
     with _store(home) as db:
         result = export(db, ExportOptions(format="sft", split=True, split_at=cutoff), work / "export")
@@ -239,19 +238,8 @@ def export_gold(home: Path, work: Path, cutoff: float, say: Say) -> dict[str, An
     return result.as_dict()
 
 
-def workspace_code(home: Path, cutoff: float) -> dict[str, str]:
-    """The replayed files as the store saw them at the cutoff (nothing held out is read)."""
-    from goldiff.distill.workspace import documents_at
-
-    with _store(home) as db:
-        return documents_at(db, cutoff)
-
-
 def _store(home: Path) -> contextlib.closing[Any]:
     """The demo home's trace store, closed when the stage is done with it."""
-    from goldiff.home import store_path
-    from goldiff.store import open_database
-
     return contextlib.closing(open_database(store_path(home))[0])
 
 
@@ -298,10 +286,6 @@ def choose_model(
     held-out commits stay unseen by every choice. ("base" or "distilled", the decision);
     the decision is None when nothing could be compared.
     """
-    from goldiff.distill.promote import compare, local_completer
-    from goldiff.evaluate import eval_rows
-    from goldiff.export import load_rows
-
     if distilled.get("kept_base"):
         return "base", None
     if val_cutoff is None:
@@ -329,10 +313,6 @@ def fit_gate(train_rows: Path, base: BaseModel, say: Say, max_rows: int) -> Gate
     so the same inputs (log-probabilities, length, cursor position) mean the same to it.
     None when there are too few answers or no kept one (the gate needs both kinds).
     """
-    from goldiff.evaluate import EngineFim, eval_rows, gate_rows
-    from goldiff.export import load_rows
-    from goldiff.gate import learn
-
     rows = _evenly(eval_rows(load_rows(train_rows)), max_rows)
     say(f"Learning a show/hide gate on the base model's answers to {len(rows)} training contexts...")
     # llama.cpp's repacked kernels as the server decides them ("auto"). No fault record file:
@@ -365,9 +345,6 @@ def evaluate_models(
     max_rows: int,
 ) -> dict[str, Any]:
     """Base, distilled, and the chosen one behind its gate, on the held-out contexts against the gold."""
-    from goldiff.evaluate import EngineFim, eval_rows, gated_model, gguf_model, run_eval
-    from goldiff.export import load_rows
-
     rows = _evenly(eval_rows(load_rows(test_rows)), max_rows)
     # A fine-tune that kept its base's weights is the base: scoring the same file twice
     # would report the engine's timing noise (a cold prompt is capped by what this machine
@@ -448,7 +425,9 @@ def run_demo(
         cutoff = split_time(work, training[-1])
         exported = export_gold(work, work, cutoff, say)
         val_cutoff = validation_cutoff(Path(exported["paths"]["train"]), FinetuneOptions.val_fraction)
-        texts = workspace_code(work, val_cutoff if val_cutoff is not None else cutoff)
+        # The replayed files as the store saw them at the cutoff (nothing held out is read).
+        with _store(work) as db:
+            texts = documents_at(db, val_cutoff if val_cutoff is not None else cutoff)
         stages["export"] = time.monotonic() - t
 
         t = time.monotonic()

@@ -11,7 +11,7 @@ outcome and the log-probabilities the local source recorded with them) and saved
 
 The threshold is chosen on the training rows to maximise kept minus `REJECT_COST` times
 rejected suggestions shown, i.e. a shown-and-rejected suggestion costs a quarter of what a
-kept one is worth (reading it, dismissing it). `metrics.gate_curve` shows the trade-off.
+kept one is worth (reading it, dismissing it). `curve` shows the trade-off.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from goldiff.errors import ConfigError, PayloadError
+from goldiff.errors import PayloadError
 from goldiff.protocol import MODES, PROVIDERS, as_plain, camel, converter, structure
 from goldiff.sources.repack import REPACK_SETTINGS
 
@@ -81,14 +81,6 @@ class Settings:
 
 for _cls in (CaptureSettings, FrontierSettings, LocalSettings, Settings):
     attrs.resolve_types(_cls)  # field types as classes, not strings, for the checks below
-
-
-def parse_settings(raw: Any, base: Settings | None = None) -> Settings:
-    """Merge `raw` over `base`; raise `ConfigError` if any setting was wrong."""
-    settings, problems = read_settings(raw, base)
-    if problems:
-        raise ConfigError(f"{'; '.join(problems)}. Check the goldiff.* settings.")
-    return settings
 
 
 def read_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
