@@ -281,13 +281,6 @@ class EndpointSource:
             ) from exc
         return text, pieces, reason
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "endpoint": self.base_url,
-            "model": self.model,
-            "template": self.prompt.template if self.prompt else None,
-        }
-
     def close(self) -> None:
         self._client.close()
 
