@@ -173,9 +173,6 @@ class SuggestionCache:
             return entry.id, entry.text[len(typed) :]
         return None
 
-    def clear(self) -> None:
-        self._entries.clear()
-
 
 def related_snippets(doc: Document, before: str, others: list[Document], limit: int = 2) -> list[Snippet]:
     """Windows of other open files that share the most identifiers with the cursor's lines."""
