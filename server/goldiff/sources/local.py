@@ -457,18 +457,15 @@ class LocalSource:
         """
         pieces, stops = self._piece_table()
         n = len(remaining)
-        if remaining[-1:] in (b" ", b"\t"):
-            # Whitespace healing: the answer covers exactly the indentation or space the prompt
-            # ended with, then code (more blanks would over-indent the line; a newline or the
-            # bare blanks would leave the cursor's line empty).
-            def fits(p: bytes) -> bool:
-                if p.startswith(remaining):
-                    return len(p) > n and p[n : n + 1] not in _BLANK
-                return 0 < len(p) < n and remaining.startswith(p)
-        else:
+        # Whitespace healing: the answer covers exactly the indentation or space the prompt
+        # ended with, then code (more blanks would over-indent the line; a newline or the
+        # bare blanks would leave the cursor's line empty).
+        blank = remaining[-1:] in (b" ", b"\t")
 
-            def fits(p: bytes) -> bool:
-                return p.startswith(remaining) or (0 < len(p) < n and remaining.startswith(p))
+        def fits(p: bytes) -> bool:
+            if p.startswith(remaining):
+                return not blank or (len(p) > n and p[n : n + 1] not in _BLANK)
+            return 0 < len(p) < n and remaining.startswith(p)
 
         allowed = np.fromiter((fits(p) for p in pieces), bool, self._n_vocab) & ~stops
         return allowed if allowed.any() else None
