@@ -82,11 +82,6 @@ class _Stopped(Exception):
         self.reason = reason
 
 
-def _threads() -> int | None:
-    value = os.environ.get("GOLDIFF_THREADS")
-    return int(value) if value and value.isdigit() and int(value) > 0 else None
-
-
 def _common(a: list[int] | np.ndarray[Any, Any], b: list[int]) -> int:
     m = min(len(a), len(b))
     diff = np.nonzero(np.asarray(a[:m]) != np.asarray(b[:m]))[0]
@@ -162,6 +157,8 @@ class LocalSource:
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot read the show/hide gate {gate_path}: {exc}") from exc
         self.model_path, self.adapter_path, self.model = checked_model(self.model_path, adapter_path, name)
+        threads = os.environ.get("GOLDIFF_THREADS", "")
+        n_threads = n_threads or (int(threads) if threads.isdigit() and int(threads) > 0 else None)
         try:
             # verbose=False makes llama-cpp-python point fd 1 at /dev/null while it loads: only
             # safe where fd 1 is not a protocol channel (the engine process moves its own off
@@ -175,11 +172,11 @@ class LocalSource:
                 # The profile's context budget (a shorter prompt is a faster cold start); the
                 # measured cold-prompt cap below applies within it, so the smaller one wins.
                 n_ctx=self.profile.context_tokens or n_ctx,
-                # Unset: generation on half the cores (llama.cpp's threads spin, and the editor
-                # needs a core), prompt evaluation (short bursts) on all, as llama.cpp's defaults.
-                # Set: both, so a limit is a limit.
-                n_threads=n_threads or _threads() or max(1, (os.cpu_count() or 2) // 2),
-                n_threads_batch=n_threads or _threads() or os.cpu_count() or 1,
+                # Unset (argument and GOLDIFF_THREADS): generation on half the cores (llama.cpp's
+                # threads spin, and the editor needs a core), prompt evaluation (short bursts) on
+                # all, as llama.cpp's defaults. Set: both, so a limit is a limit.
+                n_threads=n_threads or max(1, (os.cpu_count() or 2) // 2),
+                n_threads_batch=n_threads or os.cpu_count() or 1,
                 verbose=verbose,
             )
         except (ValueError, RuntimeError, OSError) as exc:
