@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 # How much of the document a request carries; sources cut further to their own budgets.
 PREFIX_CHARS = 8_000
@@ -98,7 +98,6 @@ class Completion:
         return self.candidates[0] if self.candidates else ""
 
 
-@runtime_checkable
 class CompletionSource(Protocol):
     """Anything that completes code: `kind` and `model` are recorded with each suggestion."""
 
