@@ -66,7 +66,7 @@ from typing import IO, Any
 from goldiff.errors import EngineError, ModelLoadError
 from goldiff.sources.base import Completion, CompletionRequest, RecentEdit, Snippet
 from goldiff.sources.llamacpp import checked_model
-from goldiff.sources.repack import REPACK_SETTINGS, FaultRecords, is_fault, worth_repacking
+from goldiff.sources.repack import FaultRecords, is_fault, worth_repacking
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,6 @@ class WorkerSource:
         faults: str | Path | None = None,
     ) -> None:
         self.model_path, self.adapter_path, self.model = checked_model(model_path, adapter_path, name)
-        if repack not in REPACK_SETTINGS:
-            raise ValueError(f"repack must be one of {', '.join(REPACK_SETTINGS)}, not {repack!r}")
         # Repack fault records (`repack.py`): the Goldiff home's file, shared by every engine
         # on this machine; None keeps them for this source only.
         self.faults = FaultRecords(Path(faults) if faults else None)
