@@ -248,7 +248,11 @@ class CompletionService:
                 source = self._load(key)
             except GoldiffError as exc:
                 self._failed[key] = exc
-                self._tell_load_failure(exc)
+                message = (
+                    f"Goldiff: {exc}. Goldiff keeps recording, without local completions until this is fixed."
+                )
+                log.warning("%s", message)
+                self.server.tell_user(message, types.MessageType.Error)
                 raise
             for old in list(self._local):
                 self._local.pop(old).close()  # one warm model: they are large
@@ -400,11 +404,6 @@ class CompletionService:
                 self._tell_once(f"Goldiff: {exc}")
 
         self._executor.submit(run)
-
-    def _tell_load_failure(self, exc: GoldiffError) -> None:
-        message = f"Goldiff: {exc}. Goldiff keeps recording, without local completions until this is fixed."
-        log.warning("%s", message)
-        self.server.tell_user(message, types.MessageType.Error)
 
     # ------------------------------------------------------------------ context
 
