@@ -184,9 +184,8 @@ class WorkerSource:
             first = ready.get(timeout=LOAD_TIMEOUT_SECONDS)
         except queue.Empty:
             first = {"op": "error", "message": f"it did not load within {LOAD_TIMEOUT_SECONDS:.0f} s"}
-            _kill(proc)
         if first is None or first.get("op") != "ready":
-            _kill(proc)
+            proc.kill()  # a no-op once it exited (Popen checks)
             proc.wait()
             if first is None and repack and is_fault(proc.returncode):
                 # It faulted while loading with repacked kernels: the fault is the kernels', not
@@ -340,7 +339,7 @@ class WorkerSource:
                     self._send(proc, {"op": "cancel", "id": rid})
                     cancel_sent = True
                 if time.monotonic() > hang_at:
-                    _kill(proc)
+                    proc.kill()
                     self._on_death(proc, f"did not answer within {max_seconds:.1f} s (killed)")
                     break
         finally:
@@ -391,13 +390,8 @@ class WorkerSource:
         try:
             proc.wait(5)
         except subprocess.TimeoutExpired:
-            _kill(proc)
+            proc.kill()
             proc.wait()
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(OSError):
-        proc.kill()
 
 
 def _exit_reason(code: int | None) -> str:
