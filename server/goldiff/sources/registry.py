@@ -56,9 +56,7 @@ def own_model_path() -> Path | None:
             break
     # Prefer the quantized file a release ships (…-q4_k_m.gguf sorts after the f16 one).
     quantized = [p for p in found if any(q in p.name.lower() for q in ("q4", "q6", "q8"))]
-    if quantized:
-        return quantized[0]
-    return found[0] if found else None
+    return next(iter(quantized or found), None)
 
 
 def default_model_path() -> Path | None:
