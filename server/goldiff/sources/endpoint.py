@@ -21,6 +21,7 @@ zero-width space after its first character before it is sent.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -142,22 +143,20 @@ class EndpointSource:
             return self.prompt
 
     def _find_prompt(self, name: str) -> EndpointPrompt:
-        cache: dict[str, int | None] = {}
-        reachable = {"route": True}
+        no_route: list[str] = []  # the texts asked when the server had no tokenize route
 
+        @functools.cache
         def special_id(text: str) -> int | None:
-            if text not in cache:
-                ids = self._tokenize(text) if reachable["route"] else None
-                if ids is None:
-                    reachable["route"] = False
-                cache[text] = ids[0] if ids is not None and len(ids) == 1 else None
-            return cache[text]
+            ids = None if no_route else self._tokenize(text)
+            if ids is None:
+                no_route.append(text)
+            return ids[0] if ids is not None and len(ids) == 1 else None
 
         try:  # with no fim_ids, only a family of TEMPLATES can answer
             chosen: str | None = resolve_template(VocabInfo(special_id=special_id, name=name)).template
         except SourceError:
             chosen = None
-        if chosen is None and not reachable["route"]:
+        if chosen is None and no_route:
             # No tokenize route: trust a family the model's name announces.
             lowered = name.lower()
             chosen = next((t.name for t in TEMPLATES if any(h in lowered for h in t.hints)), None)
