@@ -320,12 +320,8 @@ class CompletionService:
                 f"Goldiff: {message}. Recording goes on.", types.MessageType.Warning
             ),
         )
-        log.info(
-            "loaded local model %s in %.2fs (%s)",
-            source.model,
-            time.perf_counter() - started,
-            source.repack_mode(),
-        )
+        # How it loaded (repacked kernels or not), the worker logs itself at every start.
+        log.info("loaded local model %s in %.2fs", source.model, time.perf_counter() - started)
         return source
 
     def engine_status(self) -> dict[str, Any] | None:
