@@ -55,18 +55,11 @@ class EndpointPrompt:
     control: tuple[str, ...] = ()  # texts to keep out of user text
 
     def text(self, prefix: str, suffix: str) -> str:
-        prefix, suffix = self._plain(prefix), self._plain(suffix)
         if not self.layout:
-            return prefix
-        parts = []
-        for part in self.layout:
-            if part == PREFIX:
-                parts.append(prefix)
-            elif part == SUFFIX:
-                parts.append(suffix)
-            elif part != BOS:  # the server adds the model's BOS itself when the model wants one
-                parts.append(part)
-        return "".join(parts)
+            return self._plain(prefix)
+        # No BOS: the server adds the model's BOS itself when the model wants one.
+        slots = {PREFIX: self._plain(prefix), SUFFIX: self._plain(suffix), BOS: ""}
+        return "".join(slots.get(part, part) for part in self.layout)
 
     def _plain(self, text: str) -> str:
         for token in self.control:
