@@ -33,15 +33,8 @@ class FimPrompt:
     stop_ids: frozenset[int]
 
     def build(self, prefix_ids: Sequence[int], suffix_ids: Sequence[int]) -> list[int]:
-        out: list[int] = []
-        for part in self.layout:
-            if part == PREFIX:
-                out.extend(prefix_ids)
-            elif part == SUFFIX:
-                out.extend(suffix_ids)
-            else:
-                out.append(int(part))
-        return out
+        slots = {PREFIX: prefix_ids, SUFFIX: suffix_ids}
+        return [int(i) for part in self.layout for i in slots.get(str(part), (part,))]
 
     @property
     def suffix_first(self) -> bool:
