@@ -362,17 +362,14 @@ class WorkerSource:
         message = {"op": "raw", "prompt": prompt, "max_tokens": max_tokens, "stop": stop}
         return self._ask(message, max_seconds, threading.Event())
 
-    def phase(self) -> str | None:
-        """What the oldest pending request is doing in the worker (tests, status)."""
-        return next((pending.phase for pending in list(self._pending.values())), None)
-
     def describe(self) -> dict[str, Any]:
         return {
             **self.info,
             "pid": self.pid,
             "restarts": self.restarts,
             "lastRestartMs": self.last_restart_ms,
-            "phase": self.phase(),
+            # What the oldest pending request is doing in the worker (tests, status).
+            "phase": next((pending.phase for pending in list(self._pending.values())), None),
             "repackSetting": self.repack_setting,
             "repackMode": self.repack_mode(),
             "repackFault": self.repack_fault,
