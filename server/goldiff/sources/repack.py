@@ -30,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from goldiff.sources.states import write_whole
+from goldiff.sources.states import model_identity, write_whole
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def fault_key(model: Path) -> str:
     except OSError:
         parts = [str(model)]
     parts += [llama_cpp_version(), cpu_id()]
-    return hashlib.blake2b("\0".join(map(str, parts)).encode(), digest_size=16).hexdigest()
+    return model_identity(*parts)
 
 
 class FaultRecords:
