@@ -146,14 +146,13 @@ class _Cached:
 class SuggestionCache:
     """Shown suggestions, so that typing into one returns its remainder with the same id."""
 
-    def __init__(self, size: int = CACHE_SIZE) -> None:
-        self.size = size
+    def __init__(self) -> None:
         self._entries: OrderedDict[str, _Cached] = OrderedDict()
 
     def add(self, sid: str, uri: str, key: tuple[str, ...], before: str, after: str, text: str) -> None:
         self._entries[sid] = _Cached(sid, uri, key, len(before), _digest(before), _digest(after), text)
         self._entries.move_to_end(sid)
-        while len(self._entries) > self.size:
+        while len(self._entries) > CACHE_SIZE:
             self._entries.popitem(last=False)
 
     def lookup(self, uri: str, key: tuple[str, ...], before: str, after: str) -> tuple[str, str] | None:
