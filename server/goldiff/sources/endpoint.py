@@ -81,13 +81,7 @@ class EndpointSource:
 
     kind = "local"
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
+    def __init__(self, url: str, *, transport: httpx.BaseTransport | None = None) -> None:
         if not url.startswith(("http://", "https://")):
             raise SourceError(
                 f"goldiff.local.endpoint {url!r} is not an http(s) URL; give the server's base URL, "
@@ -97,9 +91,7 @@ class EndpointSource:
         self.model = ""  # the served model's name, known after the first request
         self.prompt: EndpointPrompt | None = None
         self._served: str | None = None  # the id to send as `model`
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)), transport=transport
-        )
+        self._client = httpx.Client(timeout=httpx.Timeout(10.0, connect=CONNECT_TIMEOUT), transport=transport)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ what is served
