@@ -75,6 +75,7 @@ LOAD_TIMEOUT_SECONDS = 120.0  # a model that takes longer to load is reported as
 BACKOFF_SECONDS = 0.25
 BACKOFF_MAX_SECONDS = 30.0
 POLL_SECONDS = 0.005  # how often a waiting request looks at its cancel event
+RAW_MAX_SECONDS = 30.0  # an edit request's budget in the worker
 
 
 def request_from_json(data: dict[str, Any]) -> CompletionRequest:
@@ -355,12 +356,10 @@ class WorkerSource:
         known = {f.name for f in dataclasses.fields(Completion)}
         return Completion(**{k: v for k, v in answer.items() if k in known})
 
-    def raw_complete(
-        self, prompt: str, max_tokens: int, stop: list[str], max_seconds: float = 30.0
-    ) -> dict[str, Any]:
+    def raw_complete(self, prompt: str, max_tokens: int, stop: list[str]) -> dict[str, Any]:
         """A plain greedy text completion in the worker (edit requests): text and token counts."""
         message = {"op": "raw", "prompt": prompt, "max_tokens": max_tokens, "stop": stop}
-        return self._ask(message, max_seconds, threading.Event())
+        return self._ask(message, RAW_MAX_SECONDS, threading.Event())
 
     def describe(self) -> dict[str, Any]:
         return {
