@@ -78,13 +78,6 @@ POLL_SECONDS = 0.005  # how often a waiting request looks at its cancel event
 RAW_MAX_SECONDS = 30.0  # an edit request's budget in the worker
 
 
-def request_from_json(data: dict[str, Any]) -> CompletionRequest:
-    data = dict(data)
-    data["recent_edits"] = [RecentEdit(**e) for e in data.get("recent_edits", [])]
-    data["snippets"] = [Snippet(**s) for s in data.get("snippets", [])]
-    return CompletionRequest(**data)
-
-
 @dataclasses.dataclass
 class _Pending:
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
@@ -473,7 +466,10 @@ def serve(stdin: IO[bytes], out: IO[bytes]) -> None:
                 )
                 send({"id": rid, "raw": raw})
             else:
-                completion = source.complete(request_from_json(message["request"]), cancel)
+                data = message["request"]  # a CompletionRequest, as dataclasses.asdict sent it
+                data["recent_edits"] = [RecentEdit(**e) for e in data.get("recent_edits", [])]
+                data["snippets"] = [Snippet(**s) for s in data.get("snippets", [])]
+                completion = source.complete(CompletionRequest(**data), cancel)
                 send({"id": rid, "completion": dataclasses.asdict(completion)})
         except Exception as exc:
             log.exception("completion failed")
