@@ -156,11 +156,10 @@ class StopRule:
                     return nl  # the line is finished
                 start = nl + 1  # a leading newline right after an opener: keep going
                 continue
-            if start > 0 or lines > 0:
-                # The first line continues the cursor's own line: its indent is not its own.
-                if line.strip() and _indent(line) < self.min_indent:
-                    return start - 1 if start > 0 else 0
-                if not line.strip() and has_code:
+            # The first line continues the cursor's own line: its indent is not its own.
+            if lines > 0:
+                blank = not line.strip()
+                if (blank and has_code) or (not blank and _indent(line) < self.min_indent):
                     return start - 1
             has_code = has_code or bool(line.strip())
             lines += 1
