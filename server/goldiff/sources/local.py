@@ -231,7 +231,7 @@ class LocalSource:
 
             # The secret scan's first call loads its detectors (tens of ms): here, not mid-completion.
             secret_spans("api_key = 'warm-up-only-0123456789abcdef'")
-        self.on_phase: Callable[[str], None] | None = None  # "prefill", then "generate"
+        self.on_phase: Callable[[str], None] = lambda phase: None  # "prefill", then "generate"
         self.prompt_cap = self._measure_prompt_cap(cold_seconds)
 
     def _identity(self) -> str:
@@ -484,16 +484,14 @@ class LocalSource:
             self.last_prompt = prompt
             try:
                 self._switch_file(request.path or "", prompt, keep=request.captured)
-                if self.on_phase is not None:
-                    self.on_phase("prefill")
+                self.on_phase("prefill")
                 reused = self._prefill(prompt, cancel, deadline)
                 remaining = heal  # healed bytes the answer has not covered yet
                 if heal and self._healing_mask(heal) is None:
                     self.llm.eval(self.tokenize(heal.decode("utf-8", "replace")))
                     heal = remaining = b""
                 answer = self.answer_text(len(heal))
-                if self.on_phase is not None:
-                    self.on_phase("generate")
+                self.on_phase("generate")
                 while len(tokens) < request.max_tokens:
                     # The next-token logits after the last evaluated token.
                     ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
