@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import functools
 import logging
 import math
 import os
@@ -214,8 +215,6 @@ class LocalSource:
         self.n_ctx = self.llm.n_ctx()
         self._vocab = self.llm._model.vocab
         self._n_vocab = self.llm.n_vocab()
-        self._pieces: list[bytes] | None = None  # every token's bytes, for healing
-        self._stops: np.ndarray[Any, np.dtype[np.bool_]] = np.zeros(0, bool)
         self._lock = threading.Lock()
         self.last_prompt: list[int] = []  # the ids of the last prompt, for tests and benchmarks
         self.last_tokens: list[int] = []  # the ids the last answer generated, likewise
@@ -440,19 +439,18 @@ class LocalSource:
             or bool(llama_cpp.llama_vocab_is_control(self._vocab, token))
         )
 
+    @functools.cached_property
     def _piece_table(self) -> tuple[list[bytes], np.ndarray[Any, np.dtype[np.bool_]]]:
         """Every token's bytes, and which tokens end a suggestion (built once, for healing)."""
-        if self._pieces is None:
-            self._pieces = [bytes(self.llm.detokenize([i])) for i in range(self._n_vocab)]
-            self._stops = np.fromiter((self._is_stop(i) for i in range(self._n_vocab)), bool, self._n_vocab)
-        return self._pieces, self._stops
+        pieces = [bytes(self.llm.detokenize([i])) for i in range(self._n_vocab)]
+        return pieces, np.fromiter((self._is_stop(i) for i in range(self._n_vocab)), bool, self._n_vocab)
 
     def _healing_mask(self, remaining: bytes) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
         """Tokens that can come next while `remaining` bytes of the healed text are unmatched:
         those that cover it, and those that are a proper start of it (the text is then matched
         over several tokens, as the model's own tokenization may split it). None: no token fits.
         """
-        pieces, stops = self._piece_table()
+        pieces, stops = self._piece_table
         n = len(remaining)
         # Whitespace healing: the answer covers exactly the indentation or space the prompt
         # ended with, then code (more blanks would over-indent the line; a newline or the
