@@ -152,7 +152,6 @@ class WorkerSource:
 
     def _start(self) -> None:
         """Start a worker and wait until its model is loaded (ModelLoadError if it is not)."""
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         # What this worker loads with: until repacking faults for this model.
         repack = self.repack_worth and self.repack_fault is None
         proc = subprocess.Popen(
@@ -160,8 +159,7 @@ class WorkerSource:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None,  # llama.cpp's log joins the server's own
-            env=env,
-            close_fds=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         assert proc.stdin is not None and proc.stdout is not None
         try:
@@ -170,10 +168,9 @@ class WorkerSource:
         except OSError:
             pass  # it died at once: the read below says how
         ready: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        reader = threading.Thread(
+        threading.Thread(
             target=self._read, args=(proc, ready), name="goldiff-engine-reader", daemon=True
-        )
-        reader.start()
+        ).start()
         try:
             first = ready.get(timeout=LOAD_TIMEOUT_SECONDS)
         except queue.Empty:
