@@ -162,11 +162,9 @@ class WorkerSource:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         assert proc.stdin is not None and proc.stdout is not None
-        try:
+        with contextlib.suppress(OSError):  # it died at once: the read below says how
             proc.stdin.write((json.dumps({**self.config, "repack": repack}) + "\n").encode())
             proc.stdin.flush()
-        except OSError:
-            pass  # it died at once: the read below says how
         ready: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(
             target=self._read, args=(proc, ready), name="goldiff-engine-reader", daemon=True
@@ -307,12 +305,9 @@ class WorkerSource:
 
     def _send(self, proc: subprocess.Popen[bytes], message: dict[str, Any]) -> None:
         assert proc.stdin is not None
-        with self._send_lock:
-            try:
-                proc.stdin.write((json.dumps(message) + "\n").encode())
-                proc.stdin.flush()
-            except (OSError, ValueError):
-                pass  # it is dying: its reader reports that
+        with self._send_lock, contextlib.suppress(OSError, ValueError):  # it is dying: its reader says so
+            proc.stdin.write((json.dumps(message) + "\n").encode())
+            proc.stdin.flush()
 
     # ------------------------------------------------------------------ source
 
