@@ -146,14 +146,13 @@ class _Cached:
 class SuggestionCache:
     """Shown suggestions, so that typing into one returns its remainder with the same id."""
 
-    def __init__(self, size: int = CACHE_SIZE) -> None:
-        self.size = size
+    def __init__(self) -> None:
         self._entries: OrderedDict[str, _Cached] = OrderedDict()
 
     def add(self, sid: str, uri: str, key: tuple[str, ...], before: str, after: str, text: str) -> None:
         self._entries[sid] = _Cached(sid, uri, key, len(before), _digest(before), _digest(after), text)
         self._entries.move_to_end(sid)
-        while len(self._entries) > self.size:
+        while len(self._entries) > CACHE_SIZE:
             self._entries.popitem(last=False)
 
     def lookup(self, uri: str, key: tuple[str, ...], before: str, after: str) -> tuple[str, str] | None:
@@ -172,9 +171,6 @@ class SuggestionCache:
             self._entries.move_to_end(entry.id)
             return entry.id, entry.text[len(typed) :]
         return None
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 def related_snippets(doc: Document, before: str, others: list[Document], limit: int = 2) -> list[Snippet]:
@@ -251,7 +247,11 @@ class CompletionService:
                 source = self._load(key)
             except GoldiffError as exc:
                 self._failed[key] = exc
-                self._tell_load_failure(exc)
+                message = (
+                    f"Goldiff: {exc}. Goldiff keeps recording, without local completions until this is fixed."
+                )
+                log.warning("%s", message)
+                self.server.tell_user(message, types.MessageType.Error)
                 raise
             for old in list(self._local):
                 self._local.pop(old).close()  # one warm model: they are large
@@ -319,12 +319,8 @@ class CompletionService:
                 f"Goldiff: {message}. Recording goes on.", types.MessageType.Warning
             ),
         )
-        log.info(
-            "loaded local model %s in %.2fs (%s)",
-            source.model,
-            time.perf_counter() - started,
-            source.repack_mode(),
-        )
+        # How it loaded (repacked kernels or not), the worker logs itself at every start.
+        log.info("loaded local model %s in %.2fs", source.model, time.perf_counter() - started)
         return source
 
     def engine_status(self) -> dict[str, Any] | None:
@@ -403,11 +399,6 @@ class CompletionService:
                 self._tell_once(f"Goldiff: {exc}")
 
         self._executor.submit(run)
-
-    def _tell_load_failure(self, exc: GoldiffError) -> None:
-        message = f"Goldiff: {exc}. Goldiff keeps recording, without local completions until this is fixed."
-        log.warning("%s", message)
-        self.server.tell_user(message, types.MessageType.Error)
 
     # ------------------------------------------------------------------ context
 

@@ -18,10 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from goldiff.errors import ModelLoadError
-from goldiff.prompts import BOS, PREFIX, SUFFIX, TEMPLATES, FimTemplate
 
 # The slots and every family's template live with the other prompts (prompts.py).
-_SLOTS = (PREFIX, SUFFIX, BOS)
+from goldiff.prompts import BOS, PREFIX, SUFFIX, TEMPLATES, FimTemplate
 
 
 @dataclass(frozen=True)
@@ -33,15 +32,8 @@ class FimPrompt:
     stop_ids: frozenset[int]
 
     def build(self, prefix_ids: Sequence[int], suffix_ids: Sequence[int]) -> list[int]:
-        out: list[int] = []
-        for part in self.layout:
-            if part == PREFIX:
-                out.extend(prefix_ids)
-            elif part == SUFFIX:
-                out.extend(suffix_ids)
-            else:
-                out.append(int(part))
-        return out
+        slots = {PREFIX: prefix_ids, SUFFIX: suffix_ids}
+        return [int(i) for part in self.layout for i in slots.get(str(part), (part,))]
 
     @property
     def suffix_first(self) -> bool:
@@ -80,15 +72,9 @@ def resolve_template(vocab: VocabInfo) -> FimPrompt:
                 break
             ids[token] = found
         else:
-            layout: list[int | str] = []
-            for part in template.layout:
-                if part == BOS:
-                    if vocab.bos_id is not None and vocab.bos_id >= 0:
-                        layout.append(vocab.bos_id)
-                elif part in _SLOTS:
-                    layout.append(part)
-                else:
-                    layout.append(ids[part])
+            bos: list[int | str] = [vocab.bos_id] if vocab.bos_id is not None and vocab.bos_id >= 0 else []
+            slots: dict[str, list[int | str]] = {PREFIX: [PREFIX], SUFFIX: [SUFFIX], BOS: bos}
+            layout = [x for part in template.layout for x in (slots[part] if part in slots else [ids[part]])]
             stops = {i for t in template.stop if (i := vocab.special_id(t)) is not None}
             return FimPrompt(template.name, tuple(layout), frozenset(stops | vocab.eog_ids))
     if vocab.fim_ids is not None and min(vocab.fim_ids) >= 0:

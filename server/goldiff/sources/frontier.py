@@ -123,7 +123,6 @@ class _HttpSource:
         base_url: str | None = None,
         model: str | None = None,
         api_key: str | None = None,
-        timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Any = time.sleep,
     ) -> None:
@@ -134,7 +133,7 @@ class _HttpSource:
         self._client = httpx.Client(
             base_url=self.base_url,
             headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
+            timeout=httpx.Timeout(10.0, connect=CONNECT_TIMEOUT),
             transport=transport,
         )
 

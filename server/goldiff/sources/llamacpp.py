@@ -9,11 +9,11 @@ every CPU, at the cost of the repacked matmul kernels. llama-cpp-python 0.3.36 h
 `Llama(...)` argument for it: `Llama.__init__` takes `llama_model_default_params()` and sets
 the fields it knows, so `load_llama` hands it defaults with extra buffer types already off.
 
-`repack=False` is the default for every caller that runs llama.cpp in its own process (the
-parity check, quantization, the CLI, tests): a fault there would end that process. Only the
-engine worker (`worker.py`), whose death the server survives and answers by loading again
-without repacking (`repack.py`), asks for `repack=True`; `load_llama_with` then also says
-what llama.cpp repacked (`Repack`), read from llama.cpp's own log while it loads.
+`load_llama` never repacks: its callers run llama.cpp in their own process (the parity check,
+quantization, the CLI, tests), which a fault would end. Only the engine worker (`worker.py`),
+whose death the server survives and answers by loading again without repacking
+(`repack.py`), asks `load_llama_with` for `repack=True`, which also says what llama.cpp
+repacked (`Repack`), read from llama.cpp's own log while it loads.
 
 Every model load in Goldiff (the local source and its worker, evaluation, the parity
 check, the demo, tests and benchmarks) goes through here. Importing this module does not
@@ -95,17 +95,14 @@ class Repack:
         return {"on": self.on, "tensors": self.tensors, "buffers": list(self.buffers)}
 
 
-def load_llama(model_path: str, *, repack: bool = False, **kwargs: Any) -> llama_cpp.Llama:
-    """`llama_cpp.Llama(model_path=..., **kwargs)`, by default with `safe_model_params()`.
-
-    `repack=True` keeps llama.cpp's own default (extra buffer types on): only for a process
-    whose native fault the caller survives (the engine worker).
-    """
-    return load_llama_with(model_path, repack=repack, **kwargs)[0]
+def load_llama(model_path: str, **kwargs: Any) -> llama_cpp.Llama:
+    """`llama_cpp.Llama(model_path=..., **kwargs)` with `safe_model_params()`."""
+    return load_llama_with(model_path, repack=False, **kwargs)[0]
 
 
 def load_llama_with(model_path: str, *, repack: bool, **kwargs: Any) -> tuple[llama_cpp.Llama, Repack]:
-    """`load_llama`, and what llama.cpp repacked while loading (nothing when `repack` is off)."""
+    """`load_llama`, or with llama.cpp's own default (extra buffer types on) for `repack=True`,
+    and what llama.cpp repacked while loading (nothing when `repack` is off)."""
     global _listener
     import llama_cpp
     import llama_cpp.llama_cpp as lowlevel_module

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import functools
 import logging
 import math
 import os
@@ -80,11 +81,6 @@ MIN_PROMPT = 256  # never cap a prompt below this many tokens
 class _Stopped(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
-
-
-def _threads() -> int | None:
-    value = os.environ.get("GOLDIFF_THREADS")
-    return int(value) if value and value.isdigit() and int(value) > 0 else None
 
 
 def _common(a: list[int] | np.ndarray[Any, Any], b: list[int]) -> int:
@@ -162,6 +158,8 @@ class LocalSource:
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot read the show/hide gate {gate_path}: {exc}") from exc
         self.model_path, self.adapter_path, self.model = checked_model(self.model_path, adapter_path, name)
+        threads = os.environ.get("GOLDIFF_THREADS", "")
+        n_threads = n_threads or (int(threads) if threads.isdigit() and int(threads) > 0 else None)
         try:
             # verbose=False makes llama-cpp-python point fd 1 at /dev/null while it loads: only
             # safe where fd 1 is not a protocol channel (the engine process moves its own off
@@ -175,11 +173,11 @@ class LocalSource:
                 # The profile's context budget (a shorter prompt is a faster cold start); the
                 # measured cold-prompt cap below applies within it, so the smaller one wins.
                 n_ctx=self.profile.context_tokens or n_ctx,
-                # Unset: generation on half the cores (llama.cpp's threads spin, and the editor
-                # needs a core), prompt evaluation (short bursts) on all, as llama.cpp's defaults.
-                # Set: both, so a limit is a limit.
-                n_threads=n_threads or _threads() or max(1, (os.cpu_count() or 2) // 2),
-                n_threads_batch=n_threads or _threads() or os.cpu_count() or 1,
+                # Unset (argument and GOLDIFF_THREADS): generation on half the cores (llama.cpp's
+                # threads spin, and the editor needs a core), prompt evaluation (short bursts) on
+                # all, as llama.cpp's defaults. Set: both, so a limit is a limit.
+                n_threads=n_threads or max(1, (os.cpu_count() or 2) // 2),
+                n_threads_batch=n_threads or os.cpu_count() or 1,
                 verbose=verbose,
             )
         except (ValueError, RuntimeError, OSError) as exc:
@@ -217,8 +215,6 @@ class LocalSource:
         self.n_ctx = self.llm.n_ctx()
         self._vocab = self.llm._model.vocab
         self._n_vocab = self.llm.n_vocab()
-        self._pieces: list[bytes] | None = None  # every token's bytes, for healing
-        self._stops: np.ndarray[Any, np.dtype[np.bool_]] = np.zeros(0, bool)
         self._lock = threading.Lock()
         self.last_prompt: list[int] = []  # the ids of the last prompt, for tests and benchmarks
         self.last_tokens: list[int] = []  # the ids the last answer generated, likewise
@@ -234,7 +230,7 @@ class LocalSource:
 
             # The secret scan's first call loads its detectors (tens of ms): here, not mid-completion.
             secret_spans("api_key = 'warm-up-only-0123456789abcdef'")
-        self.on_phase: Callable[[str], None] | None = None  # "prefill", then "generate"
+        self.on_phase: Callable[[str], None] = lambda phase: None  # "prefill", then "generate"
         self.prompt_cap = self._measure_prompt_cap(cold_seconds)
 
     def _identity(self) -> str:
@@ -443,32 +439,28 @@ class LocalSource:
             or bool(llama_cpp.llama_vocab_is_control(self._vocab, token))
         )
 
+    @functools.cached_property
     def _piece_table(self) -> tuple[list[bytes], np.ndarray[Any, np.dtype[np.bool_]]]:
         """Every token's bytes, and which tokens end a suggestion (built once, for healing)."""
-        if self._pieces is None:
-            self._pieces = [bytes(self.llm.detokenize([i])) for i in range(self._n_vocab)]
-            self._stops = np.fromiter((self._is_stop(i) for i in range(self._n_vocab)), bool, self._n_vocab)
-        return self._pieces, self._stops
+        pieces = [bytes(self.llm.detokenize([i])) for i in range(self._n_vocab)]
+        return pieces, np.fromiter((self._is_stop(i) for i in range(self._n_vocab)), bool, self._n_vocab)
 
     def _healing_mask(self, remaining: bytes) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
         """Tokens that can come next while `remaining` bytes of the healed text are unmatched:
         those that cover it, and those that are a proper start of it (the text is then matched
         over several tokens, as the model's own tokenization may split it). None: no token fits.
         """
-        pieces, stops = self._piece_table()
+        pieces, stops = self._piece_table
         n = len(remaining)
-        if remaining[-1:] in (b" ", b"\t"):
-            # Whitespace healing: the answer covers exactly the indentation or space the prompt
-            # ended with, then code (more blanks would over-indent the line; a newline or the
-            # bare blanks would leave the cursor's line empty).
-            def fits(p: bytes) -> bool:
-                if p.startswith(remaining):
-                    return len(p) > n and p[n : n + 1] not in _BLANK
-                return 0 < len(p) < n and remaining.startswith(p)
-        else:
+        # Whitespace healing: the answer covers exactly the indentation or space the prompt
+        # ended with, then code (more blanks would over-indent the line; a newline or the
+        # bare blanks would leave the cursor's line empty).
+        blank = remaining[-1:] in (b" ", b"\t")
 
-            def fits(p: bytes) -> bool:
-                return p.startswith(remaining) or (0 < len(p) < n and remaining.startswith(p))
+        def fits(p: bytes) -> bool:
+            if p.startswith(remaining):
+                return not blank or (len(p) > n and p[n : n + 1] not in _BLANK)
+            return 0 < len(p) < n and remaining.startswith(p)
 
         allowed = np.fromiter((fits(p) for p in pieces), bool, self._n_vocab) & ~stops
         return allowed if allowed.any() else None
@@ -490,16 +482,14 @@ class LocalSource:
             self.last_prompt = prompt
             try:
                 self._switch_file(request.path or "", prompt, keep=request.captured)
-                if self.on_phase is not None:
-                    self.on_phase("prefill")
+                self.on_phase("prefill")
                 reused = self._prefill(prompt, cancel, deadline)
                 remaining = heal  # healed bytes the answer has not covered yet
                 if heal and self._healing_mask(heal) is None:
                     self.llm.eval(self.tokenize(heal.decode("utf-8", "replace")))
                     heal = remaining = b""
                 answer = self.answer_text(len(heal))
-                if self.on_phase is not None:
-                    self.on_phase("generate")
+                self.on_phase("generate")
                 while len(tokens) < request.max_tokens:
                     # The next-token logits after the last evaluated token.
                     ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)

@@ -135,7 +135,7 @@ def _copy(
 
 
 def _download(
-    url: str, part: Path, progress: Progress, stop: Callable[[], bool], timeout: float
+    url: str, part: Path, progress: Progress, stop: Callable[[], bool]
 ) -> tuple[Any, int, int, str | None]:
     """GET `url` into `part`, resuming it; (hash, bytes, resumed from, stated SHA-256)."""
     import httpx
@@ -143,7 +143,7 @@ def _download(
     offset = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     try:
-        with httpx.stream("GET", url, headers=headers, follow_redirects=True, timeout=timeout) as r:
+        with httpx.stream("GET", url, headers=headers, follow_redirects=True, timeout=30.0) as r:
             stated = _stated_sha256(r)
             if r.status_code == 416 and offset:  # the partial file is already whole
                 return _hash_prefix(part), offset, offset, stated
@@ -171,7 +171,7 @@ def _download(
     return h, done, resumed, stated
 
 
-def describe(source: str, timeout: float = 15.0) -> dict[str, Any]:
+def describe(source: str) -> dict[str, Any]:
     """What a user sees before saying yes: file name, size, stated SHA-256, and the licence.
 
     The size and checksum come from a HEAD request (the hub states both); the licence from
@@ -187,7 +187,7 @@ def describe(source: str, timeout: float = 15.0) -> dict[str, Any]:
         info["bytes"] = Path(found.location).stat().st_size
         return info
     try:
-        r = httpx.head(found.location, follow_redirects=True, timeout=timeout)
+        r = httpx.head(found.location, follow_redirects=True, timeout=15.0)
     except httpx.HTTPError as exc:
         raise PullError(f"cannot reach {found.location} ({exc}); check the address and the network") from exc
     if r.status_code >= 400:
@@ -200,7 +200,7 @@ def describe(source: str, timeout: float = 15.0) -> dict[str, Any]:
         info["sha256"] = stated
     if found.repo is not None:
         try:
-            meta = httpx.get(f"{_hub()}/api/models/{found.repo}", timeout=timeout).json()
+            meta = httpx.get(f"{_hub()}/api/models/{found.repo}", timeout=15.0).json()
         except (httpx.HTTPError, ValueError):
             meta = {}
         card = meta.get("cardData") if isinstance(meta, dict) else None
@@ -221,7 +221,6 @@ def pull(
     sha256: str | None = None,
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
-    timeout: float = 30.0,
 ) -> Pulled:
     """Fetch SOURCE into `home/models/pulled/NAME/`, check it, register it as NAME (default: file stem)."""
     expected = sha256.strip().lower() if sha256 else None
@@ -251,7 +250,7 @@ def pull(
                 size = _copy(iter(lambda: src.read(CHUNK), b""), out, h, 0, total, report, stop)
             resumed, stated = 0, None
         else:
-            h, size, resumed, stated = _download(found.location, part, report, stop, timeout)
+            h, size, resumed, stated = _download(found.location, part, report, stop)
         digest = h.hexdigest()
         want = expected or stated
         if want is not None and digest != want:

@@ -30,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from goldiff.sources.states import write_whole
+from goldiff.sources.states import model_identity, write_whole
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def fault_key(model: Path) -> str:
     except OSError:
         parts = [str(model)]
     parts += [llama_cpp_version(), cpu_id()]
-    return hashlib.blake2b("\0".join(map(str, parts)).encode(), digest_size=16).hexdigest()
+    return model_identity(*parts)
 
 
 class FaultRecords:
@@ -145,7 +145,7 @@ class FaultRecords:
         self._memory: dict[str, Any] = {}
 
     def read(self) -> dict[str, Any]:
-        """Every record: the file's, and those that could not be written to it."""
+        """Every record: the file's, and those added here (written to it or not)."""
         data: Any = {}
         if self.path is not None:
             with contextlib.suppress(OSError, ValueError):
@@ -166,16 +166,14 @@ class FaultRecords:
             "fault": why,
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        key = fault_key(model)
-        if self.path is None:
-            self._memory[key] = record
-            return record
-        data = self.read()
-        data[key] = record
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            write_whole(self.path, ".repack-faults.", json.dumps(data, indent=1, sort_keys=True).encode())
-        except OSError as exc:
-            log.warning("cannot write the repack fault record %s: %s", self.path, exc)
-            self._memory[key] = record  # the engine still loads without repacking this time
+        # Kept here as well: with no file, or one that cannot be written, the engine still
+        # loads without repacking this time.
+        self._memory[fault_key(model)] = record
+        if self.path is not None:
+            data = self.read()
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                write_whole(self.path, ".repack-faults.", json.dumps(data, indent=1, sort_keys=True).encode())
+            except OSError as exc:
+                log.warning("cannot write the repack fault record %s: %s", self.path, exc)
         return record

@@ -64,7 +64,7 @@ def forget(folder: Path) -> int:
 
 
 def model_identity(*parts: object) -> str:
-    """One string for everything a saved state depends on."""
+    """One string for everything a saved state (or a repack fault record) depends on."""
     return hashlib.blake2b("\0".join(map(str, parts)).encode(), digest_size=16).hexdigest()
 
 

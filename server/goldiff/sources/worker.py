@@ -66,7 +66,7 @@ from typing import IO, Any
 from goldiff.errors import EngineError, ModelLoadError
 from goldiff.sources.base import Completion, CompletionRequest, RecentEdit, Snippet
 from goldiff.sources.llamacpp import checked_model
-from goldiff.sources.repack import REPACK_SETTINGS, FaultRecords, is_fault, worth_repacking
+from goldiff.sources.repack import FaultRecords, is_fault, worth_repacking
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +75,7 @@ LOAD_TIMEOUT_SECONDS = 120.0  # a model that takes longer to load is reported as
 BACKOFF_SECONDS = 0.25
 BACKOFF_MAX_SECONDS = 30.0
 POLL_SECONDS = 0.005  # how often a waiting request looks at its cancel event
-
-
-def request_from_json(data: dict[str, Any]) -> CompletionRequest:
-    data = dict(data)
-    data["recent_edits"] = [RecentEdit(**e) for e in data.get("recent_edits", [])]
-    data["snippets"] = [Snippet(**s) for s in data.get("snippets", [])]
-    return CompletionRequest(**data)
+RAW_MAX_SECONDS = 30.0  # an edit request's budget in the worker
 
 
 @dataclasses.dataclass
@@ -113,8 +107,6 @@ class WorkerSource:
         faults: str | Path | None = None,
     ) -> None:
         self.model_path, self.adapter_path, self.model = checked_model(model_path, adapter_path, name)
-        if repack not in REPACK_SETTINGS:
-            raise ValueError(f"repack must be one of {', '.join(REPACK_SETTINGS)}, not {repack!r}")
         # Repack fault records (`repack.py`): the Goldiff home's file, shared by every engine
         # on this machine; None keeps them for this source only.
         self.faults = FaultRecords(Path(faults) if faults else None)
@@ -160,7 +152,6 @@ class WorkerSource:
 
     def _start(self) -> None:
         """Start a worker and wait until its model is loaded (ModelLoadError if it is not)."""
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         # What this worker loads with: until repacking faults for this model.
         repack = self.repack_worth and self.repack_fault is None
         proc = subprocess.Popen(
@@ -168,27 +159,22 @@ class WorkerSource:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None,  # llama.cpp's log joins the server's own
-            env=env,
-            close_fds=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         assert proc.stdin is not None and proc.stdout is not None
-        try:
+        with contextlib.suppress(OSError):  # it died at once: the read below says how
             proc.stdin.write((json.dumps({**self.config, "repack": repack}) + "\n").encode())
             proc.stdin.flush()
-        except OSError:
-            pass  # it died at once: the read below says how
         ready: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        reader = threading.Thread(
+        threading.Thread(
             target=self._read, args=(proc, ready), name="goldiff-engine-reader", daemon=True
-        )
-        reader.start()
+        ).start()
         try:
             first = ready.get(timeout=LOAD_TIMEOUT_SECONDS)
         except queue.Empty:
             first = {"op": "error", "message": f"it did not load within {LOAD_TIMEOUT_SECONDS:.0f} s"}
-            _kill(proc)
         if first is None or first.get("op") != "ready":
-            _kill(proc)
+            proc.kill()  # a no-op once it exited (Popen checks)
             proc.wait()
             if first is None and repack and is_fault(proc.returncode):
                 # It faulted while loading with repacked kernels: the fault is the kernels', not
@@ -319,12 +305,9 @@ class WorkerSource:
 
     def _send(self, proc: subprocess.Popen[bytes], message: dict[str, Any]) -> None:
         assert proc.stdin is not None
-        with self._send_lock:
-            try:
-                proc.stdin.write((json.dumps(message) + "\n").encode())
-                proc.stdin.flush()
-            except (OSError, ValueError):
-                pass  # it is dying: its reader reports that
+        with self._send_lock, contextlib.suppress(OSError, ValueError):  # it is dying: its reader says so
+            proc.stdin.write((json.dumps(message) + "\n").encode())
+            proc.stdin.flush()
 
     # ------------------------------------------------------------------ source
 
@@ -342,7 +325,7 @@ class WorkerSource:
                     self._send(proc, {"op": "cancel", "id": rid})
                     cancel_sent = True
                 if time.monotonic() > hang_at:
-                    _kill(proc)
+                    proc.kill()
                     self._on_death(proc, f"did not answer within {max_seconds:.1f} s (killed)")
                     break
         finally:
@@ -358,16 +341,10 @@ class WorkerSource:
         known = {f.name for f in dataclasses.fields(Completion)}
         return Completion(**{k: v for k, v in answer.items() if k in known})
 
-    def raw_complete(
-        self, prompt: str, max_tokens: int, stop: list[str], max_seconds: float = 30.0
-    ) -> dict[str, Any]:
+    def raw_complete(self, prompt: str, max_tokens: int, stop: list[str]) -> dict[str, Any]:
         """A plain greedy text completion in the worker (edit requests): text and token counts."""
         message = {"op": "raw", "prompt": prompt, "max_tokens": max_tokens, "stop": stop}
-        return self._ask(message, max_seconds, threading.Event())
-
-    def phase(self) -> str | None:
-        """What the oldest pending request is doing in the worker (tests, status)."""
-        return next((pending.phase for pending in list(self._pending.values())), None)
+        return self._ask(message, RAW_MAX_SECONDS, threading.Event())
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -375,7 +352,8 @@ class WorkerSource:
             "pid": self.pid,
             "restarts": self.restarts,
             "lastRestartMs": self.last_restart_ms,
-            "phase": self.phase(),
+            # What the oldest pending request is doing in the worker (tests, status).
+            "phase": next((pending.phase for pending in list(self._pending.values())), None),
             "repackSetting": self.repack_setting,
             "repackMode": self.repack_mode(),
             "repackFault": self.repack_fault,
@@ -393,13 +371,8 @@ class WorkerSource:
         try:
             proc.wait(5)
         except subprocess.TimeoutExpired:
-            _kill(proc)
+            proc.kill()
             proc.wait()
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(OSError):
-        proc.kill()
 
 
 def _exit_reason(code: int | None) -> str:
@@ -485,7 +458,10 @@ def serve(stdin: IO[bytes], out: IO[bytes]) -> None:
                 )
                 send({"id": rid, "raw": raw})
             else:
-                completion = source.complete(request_from_json(message["request"]), cancel)
+                data = message["request"]  # a CompletionRequest, as dataclasses.asdict sent it
+                data["recent_edits"] = [RecentEdit(**e) for e in data.get("recent_edits", [])]
+                data["snippets"] = [Snippet(**s) for s in data.get("snippets", [])]
+                completion = source.complete(CompletionRequest(**data), cancel)
                 send({"id": rid, "completion": dataclasses.asdict(completion)})
         except Exception as exc:
             log.exception("completion failed")
