@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from goldiff.errors import ConfigError, ModelLoadError
-from goldiff.home import models_dir
-from goldiff.sources.states import write_whole
+from goldiff.home import models_dir, write_whole
 
 DEFAULT_MODEL_ENV = "GOLDIFF_DEFAULT_MODEL"
 SHIPPED_NAME = "goldiff-default"

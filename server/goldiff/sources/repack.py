@@ -30,7 +30,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from goldiff.sources.states import model_identity, write_whole
+from goldiff.home import write_whole
+from goldiff.sources.states import model_identity
 
 log = logging.getLogger(__name__)
 

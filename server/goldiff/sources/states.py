@@ -23,10 +23,11 @@ import logging
 import os
 import queue
 import struct
-import tempfile
 import threading
 import time
 from pathlib import Path
+
+from goldiff.home import write_whole
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +36,6 @@ MAX_BYTES = 256 * 1024 * 1024
 MAGIC = b"goldiff-state-1\n"
 SUFFIX = ".state"
 _HEADER = struct.Struct("<I")
-
-
-def write_whole(path: Path, prefix: str, *parts: bytes) -> None:
-    """Write `parts` to `path` so a reader sees the old file or the new one, never half of it:
-    a temporary file `prefix*` beside it (created 0600), then a rename. None is left on failure."""
-    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.writelines(parts)
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def forget(folder: Path) -> int:
