@@ -728,13 +728,15 @@ class TraceStore:
         cols = ", ".join(f"[{k}] = ?" for k in values)
         self.db.execute(f"UPDATE [{table}] SET {cols} WHERE id = ?", [*values.values(), pk])
 
-    def _scrub(self, document_id: str, upto_seq: int, spans: list[tuple[int, int]]) -> None:
+    def _scrub(self, document_id: str, upto_seq: int, spans: list[tuple[int, int]]) -> int:
         """Mask a newly found secret in the rows that typed it, before this one.
 
         Replays the document from its last snapshot before `upto_seq`, tracking which row
         inserted each character, and masks the characters that now form the secret. The
         rows' hashes are recomputed from the masked texts, so `goldiff show` still verifies
-        every step.
+        every step. Part of the secret may be in that snapshot itself (a row that masked an
+        earlier secret takes one): the snapshot is rewritten, and the rows before it that
+        typed those characters are scrubbed the same way. Returns the rows masked.
         """
         rows = self.db.execute(
             "SELECT id, seq, snapshot, offset, removed, inserted, content_hash FROM edits "
@@ -744,25 +746,27 @@ class TraceStore:
             [document_id, upto_seq, document_id, upto_seq],
         ).fetchall()
         if not rows or rows[0][2] is None:
-            return  # no snapshot to replay from (a document always starts with one)
-        # The first row's snapshot is the text after it: start from it.
+            return 0  # no snapshot to replay from (a document always starts with one)
+        # The first row's snapshot is the text after it: start from it. Per character of the
+        # text: the row that inserted it (the snapshot's own are row 0) and its index there.
         base = snapshot(self.db, rows[0][2])
-        # Per character of the text: the row that inserted it and its index there, if any.
-        origin: list[tuple[int, int] | None] = [None] * len(base)
-        texts: dict[int, list[str]] = {}
+        texts: dict[int, list[str]] = {0: list(base)}
+        origin: list[tuple[int, int]] = [(0, i) for i in range(len(base))]
         for row_id, _seq, _snap, offset, removed, inserted, _h in rows[1:]:
             texts[row_id] = list(inserted or "")
             origin[offset : offset + removed] = [(row_id, i) for i in range(len(inserted or ""))]
         touched: set[int] = set()
         for a, b in spans:
-            for pos in range(a, min(b, len(origin))):
-                o = origin[pos]
-                if o is not None and texts[o[0]][o[1]] not in "\r\n":
-                    texts[o[0]][o[1]] = "*"
-                    touched.add(o[0])
+            for row_id, i in origin[a : min(b, len(origin))]:
+                if texts[row_id][i] not in f"{MASK}\r\n":
+                    texts[row_id][i] = MASK
+                    touched.add(row_id)
         if not touched:
-            return
-        text = base
+            return 0
+        text = "".join(texts[0])
+        masked = len(touched - {0})
+        if 0 in touched:
+            masked += 1 + self._scrub_snapshot(document_id, rows[0], base, text)
         for row_id, _seq, _snap, offset, removed, _inserted, old_hash in rows[1:]:
             new = "".join(texts[row_id])
             text = text[:offset] + new + text[offset + removed :]
@@ -771,7 +775,38 @@ class TraceStore:
                 self.db.execute(
                     "UPDATE edits SET inserted = ?, content_hash = ? WHERE id = ?", [new, h, row_id]
                 )
-        log.info("masked a secret in %d earlier edit rows", len(touched))
+        log.info("masked a secret in %d earlier edit rows", masked)
+        return masked
+
+    def _scrub_snapshot(self, document_id: str, row: tuple[Any, ...], old_text: str, text: str) -> int:
+        """Store `row`'s snapshot as the masked `text`; scrub the rows before it that typed the masks."""
+        row_id, seq, old, offset, removed, inserted, _ = row
+        h = content_hash(text)
+        size = len(text.encode("utf-8", "surrogatepass"))
+        self.db.execute(
+            "INSERT OR IGNORE INTO snapshots(hash, text, bytes) VALUES (?, ?, ?)", [h, text, size]
+        )
+        mine = (offset, offset + len(inserted)) if inserted is not None else (0, 0)
+        new_inserted = text[mine[0] : mine[1]] if inserted is not None else None
+        self.db.execute(
+            "UPDATE edits SET snapshot = ?, content_hash = ?, inserted = ? WHERE id = ?",
+            [h, h, new_inserted, row_id],
+        )
+        # `secure_delete` overwrites the unmasked text unless another row still shares it.
+        self.db.execute(
+            "DELETE FROM snapshots WHERE hash = ? AND NOT EXISTS (SELECT 1 FROM edits WHERE snapshot = ?)",
+            [old, old],
+        )
+        if inserted is None:
+            return 0  # a whole-text row: nothing before it built this text
+        # The masks outside this row's own insert were typed by earlier rows: scrub those, in
+        # the offsets of the text before this row.
+        earlier = [
+            i if i < mine[0] else i - len(inserted) + removed
+            for i, (was, now) in enumerate(zip(old_text, text, strict=True))
+            if was != now and not mine[0] <= i < mine[1]
+        ]
+        return self._scrub(document_id, seq, [(i, i + 1) for i in earlier])
 
     def _write_failed(self, batch: _Batch, exc: Exception) -> None:
         msg = str(exc)
