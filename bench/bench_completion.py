@@ -47,7 +47,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "server"), str(ROOT)]
 
 import httpx  # noqa: E402
-from goldiff.distill.tiny import write_tiny_gguf  # noqa: E402
 from goldiff.sources.base import CompletionRequest  # noqa: E402
 from goldiff.sources.completion import make_request, prefix_excerpt, suffix_excerpt  # noqa: E402
 from goldiff.sources.local import LocalSource  # noqa: E402
@@ -57,6 +56,7 @@ from lsprotocol import types  # noqa: E402
 
 from tests.lsp_client import Editor, goldiff_client, server_env  # noqa: E402
 from tests.sources.conftest import llama_cpp_server  # noqa: E402
+from tests.tiny_models import write_tiny_gguf  # noqa: E402
 
 BODY = '''import os
 import sys

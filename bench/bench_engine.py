@@ -39,7 +39,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "server"), str(ROOT)]
 
-from goldiff.distill.tiny import write_tiny_gguf  # noqa: E402
 from goldiff.errors import EngineError  # noqa: E402
 from goldiff.evaluate import EngineFim  # noqa: E402
 from goldiff.sources.completion import make_request  # noqa: E402
@@ -47,6 +46,7 @@ from goldiff.sources.worker import WorkerSource  # noqa: E402
 from lsprotocol import types  # noqa: E402
 
 from tests.lsp_client import Editor, goldiff_client, server_env  # noqa: E402
+from tests.tiny_models import write_tiny_gguf  # noqa: E402
 
 THREADS = 2
 

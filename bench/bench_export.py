@@ -25,10 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from goldiff.distill.tiny import write_tiny_gguf
 from goldiff.evaluate import EvalRow, eval_rows, gguf_model, run_eval
 from goldiff.export import ExportOptions, export, load_rows
 from goldiff.store import open_database
+
+from tests.tiny_models import write_tiny_gguf
 
 
 def stdlib_texts(limit: int = 400) -> list[tuple[str, str]]:

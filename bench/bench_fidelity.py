@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from goldiff import audit
+from goldiff import records
 from goldiff.replay import ReplayOptions, replay_async
 from goldiff.store import open_database
 
@@ -39,11 +39,11 @@ def measure(repo: Path, commits: int, include: list[str]) -> dict[str, Any]:
         )
         result = asyncio.run(replay_async(repo, home, options))
         db, _ = open_database(home / "traces.db")
-        latest: dict[str, audit.Rebuilt] = {}
+        latest: dict[str, records.DocumentText] = {}
         for doc_id, uri, path in db.execute(
             "SELECT id, uri, path FROM documents WHERE skipped IS NULL ORDER BY rowid"
         ).fetchall():
-            latest[path] = audit.rebuild_document(db, doc_id, uri)
+            latest[path] = records.document_at(db, doc_id, uri=uri)
         db.conn.close()
     differ: dict[str, list[str]] = {}
     for path, rebuilt in sorted(latest.items()):

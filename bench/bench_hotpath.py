@@ -33,12 +33,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "server"), str(ROOT)]
 
-from goldiff.distill.tiny import write_tiny_gguf  # noqa: E402
 from goldiff.sources.base import CompletionRequest, StopRule  # noqa: E402
 from goldiff.sources.local import AnswerText, LocalSource  # noqa: E402
 from goldiff.sources.worker import WorkerSource  # noqa: E402
 
 from bench.bench_engine import cursor_request, default_model, python_file  # noqa: E402
+from tests.tiny_models import write_tiny_gguf  # noqa: E402
 
 THREADS = 2
 

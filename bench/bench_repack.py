@@ -40,8 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "server"), str(ROOT)]
 
 from goldiff.distill.quantize import QUANT_TYPES  # noqa: E402
-from goldiff.distill.tiny import write_tiny_gguf  # noqa: E402
 from goldiff.sources.repack import is_fault  # noqa: E402
+
+from tests.tiny_models import write_tiny_gguf  # noqa: E402
 
 THREADS = 2
 PROMPT_TOKENS = 800

@@ -21,8 +21,33 @@ from pathlib import Path
 from typing import Any
 
 from goldiff.gate import GateRow, choose_threshold, features, fit
-from goldiff.metrics import Tally, gate_curve
-from goldiff.restofline import read_cases
+from goldiff.metrics import Tally
+from restofline import read_cases  # beside this script: bench/ is run as scripts
+
+
+def gate_curve(scored: list[tuple[float, str, str]]) -> list[dict[str, float]]:
+    """Accept rate of shown suggestions vs chars saved as a show/hide threshold rises.
+
+    `scored` holds (gate score, suggestion, gold) per case; a suggestion is shown at a
+    threshold when its score is at least the threshold. Unlike the gate's own curve
+    (`goldiff.gate.curve`, from recorded outcomes), a case is judged by its gold.
+    """
+    curve = []
+    for t in [i / 20 for i in range(20)]:
+        tally = Tally()
+        for score, text, gold in scored:
+            tally.add(text if score >= t else "", gold)
+        s = tally.summary()
+        curve.append(
+            {
+                "threshold": t,
+                "shown": s["shown"] / (s["requests"] or 1),
+                "shown_accept_rate": s["shown_accept_rate"] or 0.0,
+                "chars_saved": s["chars_saved"],
+                "accept_proxy": s["accept_proxy"],
+            }
+        )
+    return curve
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 A measurement run by hand (minutes to tens of minutes), not part of the board (bench/run.py).
 
-Cases come from the last commits of real histories (`goldiff.restofline.build_cases`: added
+Cases come from the last commits of real histories (`build_cases` in `bench/restofline.py`: added
 lines, one natural cursor stop per line, gold = the rest of the line). Each model config is
 a `LocalSource` with a serving profile, asked with the `CompletionRequest` the language
 server builds (same excerpts, `MAX_TOKENS`, stop rules, `finish_text`), so the figures are
@@ -33,11 +33,17 @@ from pathlib import Path
 from typing import Any
 
 from goldiff.metrics import Tally
-from goldiff.restofline import Case, build_cases, read_cases, score_cases, write_cases
 from goldiff.sources.base import CompletionRequest, finish_text
 from goldiff.sources.completion import MAX_TOKENS, prefix_excerpt, suffix_excerpt
 from goldiff.sources.local import LocalSource
 from goldiff.sources.profile import ServeProfile
+from restofline import (  # beside this script: bench/ is run as scripts
+    Case,
+    build_cases,
+    read_cases,
+    score_cases,
+    write_cases,
+)
 
 TRUNCATE_AT = (0.05, 0.1, 0.2, 0.3, 0.5)
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from goldiff.compare import eval_command
-from goldiff.distill.tiny import write_tiny_gguf, write_tiny_lora_gguf
 from goldiff.errors import ConfigError
 from goldiff.protocol import CompareArgs
 from goldiff.sources.registry import DEFAULT_MODEL_ENV, Registry
@@ -15,6 +14,7 @@ from pygls.exceptions import JsonRpcException
 
 from tests.lsp_client import goldiff_client, server_env
 from tests.test_export import fill_store
+from tests.tiny_models import write_tiny_gguf, write_tiny_lora_gguf
 
 
 def test_the_eval_line_names_both_models_and_leaves_the_frontier_out_unless_asked(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from goldiff.cli import main
-from goldiff.distill.tiny import write_tiny_gguf, write_tiny_lora_gguf
 from goldiff.errors import ConfigError, ModelLoadError
 from goldiff.evaluate import (
     EngineFim,
@@ -31,6 +30,7 @@ from goldiff.export import ExportOptions, export, load_rows
 from goldiff.store import open_database
 
 from tests.test_export import SUGGESTIONS, fill_store
+from tests.tiny_models import write_tiny_gguf, write_tiny_lora_gguf
 
 
 def naive_levenshtein(a: str, b: str) -> int:

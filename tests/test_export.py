@@ -10,19 +10,15 @@ import pytest
 from click.testing import CliRunner
 from goldiff.cli import main
 from goldiff.errors import ExportError
-from goldiff.export import (
+from goldiff.export import ExportFilters, ExportOptions, export, load_rows
+from goldiff.export.files import build_rows, split_rows
+from goldiff.prompts import (
     EDIT_CURSOR,
     EDIT_REGION_END,
     EDIT_REGION_START,
-    ExportFilters,
-    ExportOptions,
-    build_rows,
-    export,
     fim_prompt,
     format_edit_prompt,
-    load_rows,
     parse_edit_completion,
-    split_rows,
 )
 from goldiff.store import EditRecord, TraceStore, open_database
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from goldiff.export import EDIT_CURSOR, EDIT_REGION_END, EDIT_REGION_START, load_rows, parse_edit_completion
+from goldiff.export import load_rows
+from goldiff.prompts import EDIT_CURSOR, EDIT_REGION_END, EDIT_REGION_START, parse_edit_completion
 from lsprotocol import types
 
 from tests.lsp_client import Editor, goldiff_client, utf16_pos

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 from goldiff import audit
-from goldiff.distill.tiny import write_tiny_gguf
 from goldiff.store import integrity, open_database
 from lsprotocol import types
 
 from tests.lsp_client import Editor, goldiff_client, server_env
 from tests.pipe_client import PipeClient
+from tests.tiny_models import write_tiny_gguf
 
 pytestmark = pytest.mark.faults
 

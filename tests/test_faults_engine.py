@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 from goldiff import audit
-from goldiff.distill.tiny import write_tiny_gguf
 from goldiff.store import integrity, open_database
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from tests.lsp_client import Editor, goldiff_client, server_env
+from tests.tiny_models import write_tiny_gguf
 
 pytestmark = pytest.mark.faults
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from goldiff import audit
+from goldiff import records
 from goldiff.replay import ReplayOptions, replay_async
 from goldiff.store import open_database
 
@@ -79,7 +79,7 @@ async def test_replayed_code_about_secrets_is_rebuilt_exactly(tmp_path: Path) ->
         for doc_id, uri, path in db.execute(
             "SELECT id, uri, path FROM documents WHERE skipped IS NULL ORDER BY rowid"
         ).fetchall():
-            rebuilt = audit.rebuild_document(db, doc_id, uri)
+            rebuilt = records.document_at(db, doc_id, uri=uri)
             assert rebuilt.verified
             latest[path] = rebuilt.text
     finally:

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from goldiff.distill.tiny import write_tiny_gguf
 from goldiff.gate import FEATURES, Gate, features, fit, train_gate, training_rows
 from goldiff.sources.base import CompletionRequest
 from goldiff.sources.registry import Registry
 from goldiff.store import TraceStore, open_database
 
 from tests.test_export import T0, suggestion_row
+from tests.tiny_models import write_tiny_gguf
 
 PREFIXES = (
     [f"{name} = " for name in ("a", "bb", "total", "x1", "count", "value", "n", "items")]
@@ -126,7 +126,7 @@ def test_gate_trains_on_recorded_outcomes_and_changes_what_is_shown(tiny: Path, 
 
 def test_eval_report_has_user_metrics_per_trigger_and_the_gate_curve(tmp_path: Path) -> None:
     from goldiff.evaluate import EvalRow, ModelUnderTest, evaluate, write_report
-    from goldiff.metrics import gate_curve
+    from goldiff.gate import GateRow, curve
 
     rows = [
         EvalRow("1", "x = ", "\n", "foo()"),
@@ -142,8 +142,10 @@ def test_eval_report_has_user_metrics_per_trigger_and_the_gate_curve(tmp_path: P
     assert m["by_trigger"]["after_space"]["accept_proxy"] == 1.0
     assert m["by_trigger"]["line_start"]["accept_proxy"] == 0.0
     assert m["by_trigger"]["after_dot"]["empty_rate"] == 1.0
-    report["gate_curve"] = gate_curve([(0.9, "foo", "foo()"), (0.2, "pass", "return 1")], [0.0, 0.5])
-    assert report["gate_curve"][1]["shown_accept_rate"] == 1.0
+    gate_rows = [GateRow([], True, len("foo"), len("foo()")), GateRow([], False, 0, len("return 1"))]
+    report["gate_curve"] = curve(gate_rows, [0.9, 0.2])
+    assert report["gate_curve"][10]["threshold"] == 0.5
+    assert report["gate_curve"][10]["shown_accept_rate"] == 1.0
     files = write_report(report, tmp_path)
     text = files["markdown"].read_text()
     assert "chars saved" in text and "line_start" in text and "gate's trade-off" in text

@@ -5,13 +5,13 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from goldiff import audit
+from goldiff import audit, records
 from goldiff.store import open_database
 
 from tests.lsp_client import Editor, goldiff_client
 
 
-def rebuilt(home: Path, uri: str, version: int | None = None) -> audit.Rebuilt:
+def rebuilt(home: Path, uri: str, version: int | None = None) -> records.DocumentText:
     db, _ = open_database(home / "traces.db")
     try:
         return audit.rebuild(db, uri, version)

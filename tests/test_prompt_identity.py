@@ -12,15 +12,16 @@ from typing import Any
 import httpx
 import pytest
 from goldiff.agent.rewrite import ChatEditSource, EditRequest
-from goldiff.distill.tiny import write_tiny_gguf
-from goldiff.export import FORMATS, ROW_FORMATS, ExportOptions, build_rows, openai_row
-from goldiff.export.formats import RowShaper
+from goldiff.export import ExportOptions
+from goldiff.export.files import build_rows
+from goldiff.export.formats import FORMATS, ROW_FORMATS, RowShaper, openai_row
 from goldiff.records import EpisodeRecord
 from goldiff.sources.base import CompletionRequest
 from goldiff.sources.frontier import OpenAICompatibleSource
 from goldiff.store import open_database
 
 from tests.test_export import fill_store
+from tests.tiny_models import write_tiny_gguf
 
 
 class Capture:

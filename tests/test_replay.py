@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from goldiff import audit
+from goldiff import records
 from goldiff.cli import main
 from goldiff.replay import ReplayOptions, replay_async
 from goldiff.replay.developer import DeveloperProfile, accepted_length, hunks
@@ -108,18 +108,18 @@ def expected_states(history: list[tuple[str, dict[str, str | None]]]) -> dict[st
     return states
 
 
-def recorded_documents(home: Path, repo: Path) -> dict[str, list[audit.Rebuilt]]:
+def recorded_documents(home: Path, repo: Path) -> dict[str, list[records.DocumentText]]:
     """Every recorded document of the repository, in the order they were opened, rebuilt."""
     db, _ = open_database(home / "traces.db")
     try:
-        out: dict[str, list[audit.Rebuilt]] = {}
+        out: dict[str, list[records.DocumentText]] = {}
         rows = db.execute(
             "SELECT id, uri, path FROM documents WHERE skipped IS NULL ORDER BY rowid"
         ).fetchall()
         for doc_id, uri, path in rows:
             assert uri == (repo / path).as_uri()
-            out.setdefault(path, []).append(audit.rebuild_document(db, doc_id, uri))
-            first = audit.rebuild_document(db, doc_id, uri, version=1)
+            out.setdefault(path, []).append(records.document_at(db, doc_id, uri=uri))
+            first = records.document_at(db, doc_id, 1, uri=uri)
             out[path][-1].__dict__["opened_text"] = first.text
         return out
     finally:
@@ -303,7 +303,7 @@ def suggestion_rows(home: Path) -> list[dict[str, Any]]:
     try:
         rows = list(db.query("SELECT * FROM suggestions WHERE shadow_of IS NULL ORDER BY ts, rowid"))
         for row in rows:
-            row["final_text"] = audit.rebuild_document(db, row["document_id"]).text
+            row["final_text"] = records.document_at(db, row["document_id"]).text
         return rows
     finally:
         db.conn.close()

@@ -152,6 +152,52 @@ def test_a_secret_typed_across_batches_is_masked_everywhere_and_rebuilds_verifie
     )
 
 
+def test_a_secret_completed_after_a_snapshot_is_masked_in_the_snapshot_and_before_it(tmp_path: Path) -> None:
+    """A row that masks one secret takes a snapshot; a secret it holds unfinished is masked there later.
+
+    A password is a secret only once its closing quote (or a URL's `@`) is typed. Here its
+    characters reach the store, in the snapshot a row took because it masked a token and in
+    rows before that one, before the character that makes it a secret arrives.
+    """
+    from goldiff import audit
+    from goldiff.store import EditRecord, TraceStore, open_database
+
+    password, token = "s3cr3tP4ssw0rd", "ghp_" + "4f9K2mQ7xLp0aZ8vN3bR6tY1uW5cE2dH7jKs"
+    slack, typed = (
+        "xoxb-" + "1234567890123-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+        "Tr0ub4dor&3-horse-battery",
+    )
+    store = TraceStore(tmp_path / "traces.db")
+    url_line = f'U = "postgres://admin:{password}/db"; K = "{token}"\n'
+    quoted = f'SLACK = "{slack}"\npassword = "{typed}"\n'
+    for doc, bursts in {
+        "url": [url_line[:29], url_line[29:61], url_line[61:]],  # the `@` is inserted below
+        "quoted": [quoted[:17], quoted[17:-2], quoted[-2:]],
+    }.items():
+        store.record_document(
+            {"id": doc, "session_id": "s", "uri": f"file:///ws/{doc}.py", "workspace": "file:///ws"}
+        )
+        store.record_edit(EditRecord(doc, "open", 1, 0.0, 0.0, inserted="x = 1\n"))
+        offset, version = 6, 2
+        for burst in bursts:  # typed one key at a time, committed after each burst
+            for ch in burst:
+                store.record_edit(EditRecord(doc, "change", version, 0.0, 0.0, offset=offset, inserted=ch))
+                offset, version = offset + 1, version + 1
+            assert store.flush()
+    store.record_edit(
+        EditRecord("url", "change", version, 0.0, 0.0, offset=6 + url_line.index("/db"), inserted="@h")
+    )
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("traces.db*"))
+    parts = (password[:8], password[8:], token[:12], slack[-12:], typed)
+    assert [part for part in parts if part.encode() in raw] == []
+    db, _ = open_database(tmp_path / "traces.db")
+    url, quoted_doc = audit.rebuild(db, "file:///ws/url.py"), audit.rebuild(db, "file:///ws/quoted.py")
+    assert url.verified and quoted_doc.verified
+    assert url.text == f'x = 1\nU = "postgres://admin:{"*" * len(password)}@h/db"; K = "{"*" * len(token)}"\n'
+    assert quoted_doc.text == f'x = 1\nSLACK = "{"*" * len(slack)}"\npassword = "{"*" * len(typed)}"\n'
+
+
 def test_a_secret_typed_inside_auto_closed_quotes_keeps_its_closing_quote(tmp_path: Path) -> None:
     """The editor inserts `""` at once and the token is typed between: only the token is masked."""
     from goldiff import audit

@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import attrs
 import sqlite_utils
 
 from goldiff.errors import NotRecordedError
@@ -32,14 +33,6 @@ from goldiff.records import (
     shadow_tally,
     tally_suggestions,
 )
-
-Rebuilt = DocumentText  # the name `goldiff show`'s callers know it by
-
-
-def rebuild_document(
-    db: sqlite_utils.Database, document_id: str, uri: str = "", version: int | None = None
-) -> DocumentText:
-    return document_at(db, document_id, version, uri=uri)
 
 
 def rebuild(db: sqlite_utils.Database, uri: str, version: int | None = None) -> DocumentText:
@@ -70,23 +63,17 @@ def recorded(db: sqlite_utils.Database, uri: str, limit: int = 20) -> Recorded:
         raise NotRecordedError(f"Goldiff has recorded nothing for {uri}")
     rebuilt = rebuild(db, uri)
     newest: deque[RecordedSuggestion] = deque(maxlen=limit)
+    names = [field.name for field in attrs.fields(RecordedSuggestion)]
     for s in iter_suggestions(db, Filters(uri=uri)):
+        # The record's fields of the same names; survival as its share at the last checkpoint.
         newest.append(
-            RecordedSuggestion(
-                id=s.id,
-                ts=s.ts,
-                source=s.source,
-                model=s.model,
-                outcome=s.outcome,
-                reason=s.reason,
-                shadow=s.shadow,
-                text=s.text,
-                gold=s.gold,
-                accepted_length=s.accepted_length,
-                survival=s.final_survival,
-            )
+            RecordedSuggestion(**{**{n: getattr(s, n) for n in names}, "survival": s.final_survival})
         )
     return Recorded(uri, rebuilt.version, rebuilt.text, rebuilt.verified, list(reversed(newest)))
+
+
+# What `goldiff stats` counts first, in its table's order.
+_COUNTED = ("sessions", "documents", "edits", "keystroke_versions", "snapshots", "terminal_commands")
 
 
 def stats(db: sqlite_utils.Database, path: Path | None = None) -> dict[str, Any]:
@@ -106,17 +93,12 @@ def stats(db: sqlite_utils.Database, path: Path | None = None) -> dict[str, Any]
         entry["acceptance_rate"] = (
             (entry.get("accepted", 0) + entry.get("partial", 0)) / decided if decided else None
         )
-    store_bytes = 0
-    for suffix in ("", "-wal") if path is not None else ():
-        p = Path(str(path) + suffix)
-        if p.exists():
-            store_bytes += p.stat().st_size
-    tables = ("sessions", "documents", "edits", "keystroke_versions", "snapshots", "terminal_commands")
+    files = [Path(f"{path}{suffix}") for suffix in ("", "-wal")] if path is not None else []
     return {
-        **{name: count_rows(db, name) for name in (*tables, "events", "suggestions")},
+        **{name: count_rows(db, name) for name in (*_COUNTED, "events", "suggestions")},
         "suggestions_by_outcome": outcomes,
         "by_source": sorted(by_source.values(), key=lambda e: str(e["source"])),
-        "store_bytes": store_bytes,
+        "store_bytes": sum(p.stat().st_size for p in files if p.exists()),
         "outcomes": outcome_stats(db),
         "proposals": proposal_stats(db),
         "shadow": shadow_stats(db),
@@ -140,7 +122,7 @@ def print_stats(data: dict[str, Any], path: Path, console: Any, echo: Callable[[
     table = Table(title=f"Goldiff store {path}")
     table.add_column("what")
     table.add_column("count", justify="right")
-    for key in ("sessions", "documents", "edits", "keystroke_versions", "snapshots", "terminal_commands"):
+    for key in _COUNTED:
         table.add_row(key.replace("_", " "), str(data[key]))
     table.add_row("suggestions", str(data["suggestions"]))
     for outcome, n in sorted(data["suggestions_by_outcome"].items()):
@@ -153,13 +135,12 @@ def print_stats(data: dict[str, Any], path: Path, console: Any, echo: Callable[[
             f"acceptance {_pct(entry['acceptance_rate'])}"
         )
     outcomes = data["outcomes"]
-    for title, rows in (
-        ("Outcomes by source and model", outcomes["by_source"]),
-        ("Outcomes by day (UTC)", outcomes["by_day"]),
+    for title, rows, caption in (
+        ("Outcomes by source and model", outcomes["by_source"], OUTCOME_CAPTION),
+        ("Outcomes by day (UTC)", outcomes["by_day"], None),
     ):
         if not rows:
             continue
-        caption = None if rows is outcomes["by_day"] else OUTCOME_CAPTION
         table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1))
         for column in ("", "sugg", "acc", "part", "rej", "acc %", "part %"):
             table.add_column(column, justify="left" if not column else "right", no_wrap=bool(column))

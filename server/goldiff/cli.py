@@ -349,12 +349,10 @@ def models_gate(home: Path | None, model: str | None, source: str, as_json: bool
         raise click.ClickException(str(exc)) from exc
     registry.set_gate(name, out, gate.info)
     plot = None
-    try:
+    with contextlib.suppress(ImportError):  # matplotlib is in the train extra: the curve stays in the JSON
         from goldiff.evaluate import plot_gate_curve
 
         plot = plot_gate_curve(gate.info["curve"], out.with_suffix(".png"))
-    except ImportError:
-        pass  # matplotlib is in the train extra: the curve stays in the JSON
     summary = {
         "model": name,
         "version": version,
@@ -524,6 +522,7 @@ def eval_cmd(
     from goldiff import evaluate as ev
     from goldiff import export as ex
     from goldiff.home import exports_dir
+    from goldiff.sources.registry import Registry
     from goldiff.sources.repack import faults_path
 
     root = resolve_home(home)
@@ -542,19 +541,21 @@ def eval_cmd(
             raise click.BadParameter("use NAME=MODEL (a registered name or GGUF path)", param_hint="--model")
         specs.append((name, "other", model, None))
     models = []
+    gates: dict[str, Path | None] = {}
     for name, role, model, lora in specs:
-        path, registered_adapter = ev.resolve_model(root, model)
+        resolved = Registry(root).resolve(model)  # a registered model's files, or the path itself
+        gates[model] = resolved.gate
         models.append(
             ev.gguf_model(
                 name,
                 role,
-                path,
-                adapter=lora or registered_adapter,
+                resolved.model_path,
+                adapter=lora or resolved.adapter_path,
                 max_tokens=max_tokens,
                 n_threads=threads,
                 # What the server serves this model with: its serving profile (read beside
                 # the GGUF by the engine) and its registered gate.
-                gate=ev.resolve_gate(root, model),
+                gate=resolved.gate,
                 # The server's repack fault records: evaluation runs the kernels users get.
                 faults=faults_path(root),
             )
@@ -568,7 +569,7 @@ def eval_cmd(
         rows = rows[-limit:]
     with _progress_bar("evaluating") as progress:
         report, files = ev.run_eval(rows, models, out, frontier=not no_frontier, progress=progress)
-    curve = _gate_curve(root, distilled or base)
+    curve = _gate_curve(gates.get(distilled or base or ""))
     if curve:
         # The report shows the gate's trade-off beside the models (table and plot).
         report["gate_curve"] = curve
@@ -577,17 +578,13 @@ def eval_cmd(
     click.echo(json.dumps({k: str(v) for k, v in files.items()}, indent=2))
 
 
-def _gate_curve(home: Path, model: str | None) -> list[dict[str, float]] | None:
-    """The out-of-fold curve of the model's current show/hide gate, if it has one."""
-    from goldiff.errors import GoldiffError
+def _gate_curve(path: Path | None) -> list[dict[str, float]] | None:
+    """The out-of-fold curve of the model's current show/hide gate, if it has a readable one."""
     from goldiff.gate import load_gate
-    from goldiff.sources.registry import Registry
 
-    if not model:
-        return None
     try:
-        gate = load_gate(Registry(home).resolve(model).gate)
-    except (GoldiffError, OSError, ValueError):
+        gate = load_gate(path)
+    except (OSError, ValueError):
         return None
     curve = gate.info.get("curve") if gate is not None else None
     return list(curve) if curve else None

@@ -17,6 +17,7 @@ for the test suite.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from goldiff.distill.bootstrap import bootstrap
 from goldiff.distill.pipeline import (
     BaseModel,
     FinetuneOptions,
@@ -35,10 +37,17 @@ from goldiff.distill.pipeline import (
     finetune,
     validation_cutoff,
 )
+from goldiff.distill.promote import compare, local_completer
+from goldiff.distill.workspace import documents_at
 from goldiff.errors import ConfigError, DistillError
-from goldiff.gate import Gate
-from goldiff.replay.driver import Progress
+from goldiff.evaluate import EngineFim, eval_rows, gate_rows, gated_model, gguf_model, run_eval
+from goldiff.export import ExportOptions, export, load_rows
+from goldiff.gate import Gate, learn
+from goldiff.home import store_path
+from goldiff.records import iter_events
+from goldiff.replay.driver import Progress, ReplayOptions, replay
 from goldiff.replay.history import list_commits, repository_root, touches
+from goldiff.store import open_database
 
 Say = Callable[[str], None]
 
@@ -86,8 +95,7 @@ class DemoConfig:
             "threads": 1,
             "tiny": True,
         }
-        values.update(changes)
-        return cls(**values)
+        return cls(**values | changes)
 
 
 @dataclass
@@ -153,8 +161,6 @@ def clone(root: Path, work: Path) -> Path:
 def prepare_base_model(config: DemoConfig, work: Path, say: Say) -> BaseModel:
     """The model that suggests during replay and that distillation starts from."""
     if config.tiny:
-        from goldiff.distill.bootstrap import bootstrap
-
         say("Training a tiny base model from scratch (test size; a real run uses the shipped model)...")
         result = bootstrap(work, "tiny", progress=False, log=say, quantize_to="Q8_0", threads=config.threads)
         run = work / "bootstrap" / "tiny"
@@ -163,11 +169,7 @@ def prepare_base_model(config: DemoConfig, work: Path, say: Say) -> BaseModel:
             hf_dir=run / "run" / "final",
             tokenizer=run / "tokenizer" / "tokenizer.json",
         )
-    return shipped_base_model(config, work, say)
-
-
-def shipped_base_model(config: DemoConfig, work: Path, say: Say) -> BaseModel:
-    """The shipped default model (or `--base-model`) with torch weights to fine-tune from."""
+    # The shipped default model (or `--base-model`), with torch weights to fine-tune from.
     return base_model(config.base_model, work, say)
 
 
@@ -181,8 +183,6 @@ def replay_history(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Every chosen commit through the real server, the base model suggesting."""
-    from goldiff.replay.driver import ReplayOptions, replay
-
     parent = subprocess.run(
         ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{commits[0]}^"],
         capture_output=True,
@@ -217,32 +217,18 @@ def replay_history(
 
 def split_time(home: Path, last_training_commit: str) -> float:
     """The store's time of the last training commit: every later suggestion is held out."""
-    from goldiff.home import store_path
-    from goldiff.records import iter_events
-    from goldiff.store import open_database
-
-    db, _ = open_database(store_path(home))
-    try:
+    with _store(home) as db:
         for event in iter_events(db, "commit"):
             if event.detail.get("sha") == last_training_commit:
                 return event.ts + 1e-6
-    finally:
-        db.conn.close()
     raise DistillError(f"the replay did not record commit {last_training_commit[:12]}")
 
 
 def export_gold(home: Path, work: Path, cutoff: float, say: Say) -> dict[str, Any]:
     """sft rows of the gold, split at the held-out commits."""
-    from goldiff.export import ExportOptions, export
-    from goldiff.home import store_path
-    from goldiff.store import open_database
-
     say("Exporting the gold as training rows (train: earlier commits, test: held-out ones)...")
-    db, _ = open_database(store_path(home))
-    try:
+    with _store(home) as db:
         result = export(db, ExportOptions(format="sft", split=True, split_at=cutoff), work / "export")
-    finally:
-        db.conn.close()
     say(f"  {result.counts.get('train', 0)} training rows, {result.counts.get('test', 0)} held-out rows")
     if not result.counts.get("test"):
         raise DistillError(
@@ -252,17 +238,9 @@ def export_gold(home: Path, work: Path, cutoff: float, say: Say) -> dict[str, An
     return result.as_dict()
 
 
-def workspace_code(home: Path, cutoff: float) -> dict[str, str]:
-    """The replayed files as the store saw them at the cutoff (nothing held out is read)."""
-    from goldiff.distill.workspace import documents_at
-    from goldiff.home import store_path
-    from goldiff.store import open_database
-
-    db, _ = open_database(store_path(home))
-    try:
-        return documents_at(db, cutoff)
-    finally:
-        db.conn.close()
+def _store(home: Path) -> contextlib.closing[Any]:
+    """The demo home's trace store, closed when the stage is done with it."""
+    return contextlib.closing(open_database(store_path(home))[0])
 
 
 def distill(
@@ -308,10 +286,6 @@ def choose_model(
     held-out commits stay unseen by every choice. ("base" or "distilled", the decision);
     the decision is None when nothing could be compared.
     """
-    from goldiff.distill.promote import compare, local_completer
-    from goldiff.evaluate import eval_rows
-    from goldiff.export import load_rows
-
     if distilled.get("kept_base"):
         return "base", None
     if val_cutoff is None:
@@ -339,10 +313,6 @@ def fit_gate(train_rows: Path, base: BaseModel, say: Say, max_rows: int) -> Gate
     so the same inputs (log-probabilities, length, cursor position) mean the same to it.
     None when there are too few answers or no kept one (the gate needs both kinds).
     """
-    from goldiff.evaluate import EngineFim, eval_rows, gate_rows
-    from goldiff.export import load_rows
-    from goldiff.gate import learn
-
     rows = _evenly(eval_rows(load_rows(train_rows)), max_rows)
     say(f"Learning a show/hide gate on the base model's answers to {len(rows)} training contexts...")
     # llama.cpp's repacked kernels as the server decides them ("auto"). No fault record file:
@@ -375,9 +345,6 @@ def evaluate_models(
     max_rows: int,
 ) -> dict[str, Any]:
     """Base, distilled, and the chosen one behind its gate, on the held-out contexts against the gold."""
-    from goldiff.evaluate import EngineFim, eval_rows, gated_model, gguf_model, run_eval
-    from goldiff.export import load_rows
-
     rows = _evenly(eval_rows(load_rows(test_rows)), max_rows)
     # A fine-tune that kept its base's weights is the base: scoring the same file twice
     # would report the engine's timing noise (a cold prompt is capped by what this machine
@@ -415,11 +382,8 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"held_out_rows": report.get("rows")}
     keys = ("accept_proxy", "exact_match", "chrf", "empty_rate", "shown_accept_rate", "chars_saved")
     for name in HEADLINE_MODELS:
-        if name not in models:
-            continue
-        entry = models[name]
-        out[name] = {k: entry.get(k) for k in keys}
-        out[name]["latency_p50_ms"] = entry.get("latency_p50_ms")
+        if name in models:
+            out[name] = {k: models[name].get(k) for k in (*keys, "latency_p50_ms")}
     if report.get("distilled_is_base") and "base" in out:
         out["distilled"] = {**out["base"], "same_as": "base"}  # no training step beat the base
     return out
@@ -461,7 +425,9 @@ def run_demo(
         cutoff = split_time(work, training[-1])
         exported = export_gold(work, work, cutoff, say)
         val_cutoff = validation_cutoff(Path(exported["paths"]["train"]), FinetuneOptions.val_fraction)
-        texts = workspace_code(work, val_cutoff if val_cutoff is not None else cutoff)
+        # The replayed files as the store saw them at the cutoff (nothing held out is read).
+        with _store(work) as db:
+            texts = documents_at(db, val_cutoff if val_cutoff is not None else cutoff)
         stages["export"] = time.monotonic() - t
 
         t = time.monotonic()

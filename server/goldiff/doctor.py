@@ -45,18 +45,15 @@ def run_checks(home: Path, echo: Callable[[str], None] = print) -> bool:
         report(mode & 0o077 == 0, f"trace store permissions {oct(mode)}", f"chmod 600 {path}")
     else:
         echo(f"[--] no trace store yet at {path}")
-    try:
-        from goldiff.sources.registry import default_model_path  # added with the completion sources
-
-        model = default_model_path()
-        report(
-            model is not None and model.exists(),
-            f"default local model: {model}",
-            "run `goldiff bootstrap` to build it, or set goldiff.local.model",
-        )
-    except ImportError:
-        echo("[--] completion sources are not installed in this build")
+    from goldiff.sources.registry import default_model_path
     from goldiff.sources.repack import FaultRecords, faults_path
+
+    model = default_model_path()
+    report(
+        model is not None and model.exists(),
+        f"default local model: {model}",
+        "run `goldiff bootstrap` to build it, or set goldiff.local.model",
+    )
 
     faults = FaultRecords(faults_path(home)).read()
     if faults:

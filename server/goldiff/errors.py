@@ -2,7 +2,7 @@
 
 Every error a user can cause or a machine can throw at us is one of these, caught only at
 the boundaries: the language server turns them into JSON-RPC errors or a
-`window/showMessage` (`goldiff.rpc.error_response`: a `ConfigError` is the client's
+`window/showMessage` (`goldiff.rpc.bad_arguments`: a `ConfigError` is the client's
 mistake, `-32602`), the command line into a `click.ClickException`. Anything else that
 escapes is a bug.
 
@@ -39,93 +39,70 @@ class GoldiffError(Exception):
     """Base class of every error Goldiff raises on purpose."""
 
 
-class ConfigError(GoldiffError):
-    """A setting or argument cannot work; the message says what to change."""
+class ConfigError(GoldiffError): ...
 
 
-class PayloadError(ConfigError):
-    """A custom notification or command argument did not have the expected shape."""
+class PayloadError(ConfigError): ...
 
 
-class GitError(ConfigError):
-    """A repository or revision range that replay cannot read."""
+class GitError(ConfigError): ...
 
 
-class StoreError(GoldiffError):
-    """The trace store cannot be opened or written."""
+class StoreError(GoldiffError): ...
 
 
-class StoreCorruptError(StoreError):
-    """The store file is not a usable SQLite database."""
+class StoreCorruptError(StoreError): ...
 
 
-class StoreWriteError(StoreError):
-    """Writing failed: disk full, read-only file system, or the database stayed locked."""
+class StoreWriteError(StoreError): ...
 
 
-class NotRecordedError(GoldiffError):
-    """The store holds nothing for what was asked."""
+class NotRecordedError(GoldiffError): ...
 
 
-class ForgetError(GoldiffError):
-    """The store has a table that `forget` cannot tell the owner of."""
+class ForgetError(GoldiffError): ...
 
 
-class SourceError(GoldiffError):
-    """A completion source failed to produce a suggestion."""
+class SourceError(GoldiffError): ...
 
 
-class ModelLoadError(SourceError):
-    """A local model could not be loaded."""
+class ModelLoadError(SourceError): ...
 
 
-class EngineError(SourceError):
-    """The local engine's process died or hung; it is being restarted."""
+class EngineError(SourceError): ...
 
 
-class FrontierError(SourceError):
-    """The frontier endpoint refused or failed the request."""
+class FrontierError(SourceError): ...
 
 
-class PullError(GoldiffError):
-    """A model could not be fetched or failed its checks; the message says what to do."""
+class PullError(GoldiffError): ...
 
 
-class PullCancelled(PullError):
-    """The user stopped a download; the partial file stays for the next try to resume."""
+class PullCancelled(PullError): ...
 
 
-class ExportError(GoldiffError):
-    """An export cannot be written as asked."""
+class ExportError(GoldiffError): ...
 
 
-class ExportCancelled(ExportError):
-    """The editor cancelled an export; nothing was left behind."""
+class ExportCancelled(ExportError): ...
 
 
-class ReplayError(GoldiffError):
-    """The replay could not go on (the server stopped, the repository is unreadable)."""
+class ReplayError(GoldiffError): ...
 
 
-class DistillError(GoldiffError):
-    """Training, GGUF export, quantization or evaluation failed."""
+class DistillError(GoldiffError): ...
 
 
-class NotEnoughDataError(DistillError):
-    """Too little data to train on."""
+class NotEnoughDataError(DistillError): ...
 
 
-class ParityError(DistillError):
-    """An exported GGUF's logits disagree with the model it was exported from."""
+class ParityError(DistillError): ...
 
 
-class TokenizerError(DistillError):
-    """A tokenizer cannot be trained, read or mapped to GGUF (the message says why)."""
+class TokenizerError(DistillError): ...
 
 
-class GgufExportError(DistillError):
-    """A model or adapter cannot be written as GGUF; the message says what to change."""
+class GgufExportError(DistillError): ...
 
 
-class QuantizeError(DistillError):
-    """llama.cpp could not quantize a file; the message says what to check."""
+class QuantizeError(DistillError): ...

@@ -19,7 +19,6 @@ llama_cpp and matplotlib are imported only when used, so the language server nev
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import time
@@ -29,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from goldiff.errors import ConfigError, DistillError, GoldiffError, ModelLoadError
+from goldiff.errors import ConfigError, DistillError, EngineError, ModelLoadError
 from goldiff.gate import Gate, GateRow, apply, features
-from goldiff.metrics import TRIGGER_KINDS, ByTrigger
+from goldiff.metrics import TRIGGER_KINDS, ByTrigger, percentile
+from goldiff.metrics import accepted as accept_proxy
 from goldiff.outcomes.spans import levenshtein
 
 
@@ -55,12 +55,6 @@ CHRF_BETA = 2.0
 
 def exact_match(text: str, gold: str) -> bool:
     return text.rstrip() == gold.rstrip()
-
-
-def accept_proxy(text: str, gold: str) -> bool:
-    """The answer is a non-empty prefix of the gold: pressing Tab would have kept it."""
-    kept = text.rstrip()
-    return bool(kept) and gold.startswith(kept)
 
 
 def chrf(text: str, gold: str, order: int = CHRF_ORDER, beta: float = CHRF_BETA) -> float:
@@ -95,16 +89,6 @@ def edit_similarity(text: str, gold: str) -> float:
     if longest == 0:
         return 1.0
     return 1.0 - levenshtein(text, gold) / longest
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolated percentile, as numpy's default."""
-    if not values:
-        return None
-    data = sorted(values)
-    pos = (len(data) - 1) * q / 100.0
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
 
 
 # ---------------------------------------------------------------------------- data
@@ -197,7 +181,6 @@ class EngineFim:
         n_threads: int = 2,
         gate: str | os.PathLike[str] | None = None,
         max_seconds: float | None = None,
-        repack: str = "auto",
         faults: str | os.PathLike[str] | None = None,
     ) -> None:
         from goldiff.sources.worker import WorkerSource
@@ -213,7 +196,7 @@ class EngineFim:
             adapter_path=Path(lora_path) if lora_path else None,
             threads=n_threads,
             gate=Path(gate) if gate else None,
-            repack=repack,
+            repack="auto",
             faults=Path(faults) if faults else None,
         )
         self.max_tokens = max_tokens
@@ -228,7 +211,6 @@ class EngineFim:
 
     def answer(self, prefix: str, suffix: str, language: str = "") -> EngineAnswer:
         """The answer with what the show/hide gate scores it by; the last one is reused."""
-        from goldiff.errors import EngineError
         from goldiff.sources.completion import make_request
 
         if self._last is not None and self._last.key == (prefix, suffix, language):
@@ -324,32 +306,6 @@ def gated_model(name: str, engine: Answerer, gate: Gate, role: str = "other") ->
     return ModelUnderTest(name=name, role=role, complete=complete)
 
 
-def resolve_gate(home: Path, name_or_path: str) -> Path | None:
-    """The show/hide gate the server loads with this registered model (None: none, or a path)."""
-    from goldiff.sources.registry import Registry
-
-    try:
-        return Registry(home).resolve(name_or_path).gate
-    except GoldiffError:
-        return None
-
-
-def resolve_model(home: Path, name_or_path: str) -> tuple[Path, Path | None]:
-    """A registered model's files (GGUF, maybe a LoRA adapter), or the path itself.
-
-    The registry belongs to the completion sources; without it, only paths are known.
-    """
-    import importlib
-
-    try:
-        registry: Any = importlib.import_module("goldiff.sources.registry")
-    except ImportError:
-        return Path(name_or_path).expanduser(), None
-    resolved = registry.Registry(home).resolve(name_or_path)
-    adapter = resolved.adapter_path
-    return Path(resolved.model_path), Path(adapter) if adapter is not None else None
-
-
 # ---------------------------------------------------------------------------- evaluation
 
 
@@ -357,14 +313,11 @@ def resolve_model(home: Path, name_or_path: str) -> tuple[Path, Path | None]:
 class Scores:
     """Running sums of one model's metrics."""
 
-    n: int = 0
     exact: float = 0
-    accepted: float = 0
     chrf: float = 0.0
     similarity: float = 0.0
-    empty: float = 0
     latencies: list[float] = field(default_factory=list)
-    users: ByTrigger = field(default_factory=ByTrigger)  # shown accept rate, chars saved, by trigger
+    users: ByTrigger = field(default_factory=ByTrigger)  # requests, accepted, empty, chars saved, by trigger
 
     def add(self, text: str, gold: str, latency_ms: float | None, prefix: str = "") -> dict[str, Any]:
         scored = {
@@ -374,27 +327,24 @@ class Scores:
             "edit_similarity": edit_similarity(text, gold),
             "empty": not text.strip(),
         }
-        self.n += 1
         self.exact += scored["exact"]
-        self.accepted += scored["accept"]
         self.chrf += scored["chrf"]
         self.similarity += scored["edit_similarity"]
-        self.empty += scored["empty"]
         if latency_ms is not None:
             self.latencies.append(latency_ms)
         self.users.add(prefix, text, gold)
         return scored
 
     def summary(self) -> dict[str, Any]:
-        n = self.n or 1
         users = self.users.summary()
+        n = users["requests"] or 1
         return {
-            "rows": self.n,
+            "rows": users["requests"],
             "exact_match": self.exact / n,
-            "accept_proxy": self.accepted / n,
+            "accept_proxy": users["accept_proxy"],
             "chrf": self.chrf / n,
             "edit_similarity": self.similarity / n,
-            "empty_rate": self.empty / n,
+            "empty_rate": users["empty_rate"],
             "latency_p50_ms": percentile(self.latencies, 50),
             "latency_p95_ms": percentile(self.latencies, 95),
             "latency_measured": len(self.latencies),

@@ -11,7 +11,7 @@ outcome and the log-probabilities the local source recorded with them) and saved
 
 The threshold is chosen on the training rows to maximise kept minus `REJECT_COST` times
 rejected suggestions shown, i.e. a shown-and-rejected suggestion costs a quarter of what a
-kept one is worth (reading it, dismissing it). `metrics.gate_curve` shows the trade-off.
+kept one is worth (reading it, dismissing it). `curve` shows the trade-off.
 """
 
 from __future__ import annotations
@@ -266,6 +266,5 @@ def apply(gate: Gate | None, x: Iterable[float]) -> tuple[bool, float | None]:
     """(show?, score): every suggestion shows when there is no gate."""
     if gate is None:
         return True, None
-    values = list(x)
-    score = gate.score(values)
+    score = gate.score(list(x))
     return score >= gate.threshold, score

@@ -7,7 +7,9 @@ the server resolve the home the same way, so tests only ever need to set one var
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 import platformdirs
@@ -47,3 +49,17 @@ def exports_dir(home: Path) -> Path:
     path = home / "exports"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def write_whole(path: Path, prefix: str, *parts: bytes) -> None:
+    """Write `parts` to `path` so a reader sees the old file or the new one, never half of it:
+    a temporary file `prefix*` beside it (created 0600), then a rename. None is left on failure."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.writelines(parts)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

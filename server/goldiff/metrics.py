@@ -22,7 +22,7 @@ evaluation and the benchmarks share it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,32 +147,3 @@ class ByTrigger:
             **self.all.summary(),
             "by_trigger": {k: self.kinds[k].summary() for k in TRIGGER_KINDS if k in self.kinds},
         }
-
-
-def gate_curve(
-    scored: Iterable[tuple[float, str, str]], thresholds: Sequence[float] | None = None
-) -> list[dict[str, float]]:
-    """Accept rate of shown suggestions vs chars saved as a show/hide threshold rises.
-
-    `scored` holds (gate score, suggestion, gold) per request; a suggestion is shown at a
-    threshold when its score is at least the threshold.
-    """
-    items = list(scored)
-    if thresholds is None:
-        thresholds = [i / 20 for i in range(20)]
-    curve = []
-    for t in thresholds:
-        tally = Tally()
-        for score, text, gold in items:
-            tally.add(text if score >= t else "", gold)
-        s = tally.summary()
-        curve.append(
-            {
-                "threshold": t,
-                "shown": s["shown"] / (s["requests"] or 1),
-                "shown_accept_rate": s["shown_accept_rate"] or 0.0,
-                "chars_saved": s["chars_saved"],
-                "accept_proxy": s["accept_proxy"],
-            }
-        )
-    return curve

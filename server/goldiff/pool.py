@@ -184,10 +184,7 @@ def schema_for(rows: Sequence[dict[str, Any]]) -> Any:
     """One Arrow schema for all rows: known columns fixed, the rest inferred, in row order."""
     pa, _ = _pyarrow()
     known = _known_types()
-    names: dict[str, None] = {}
-    for row in rows:
-        for key in row:
-            names.setdefault(key, None)
+    names = dict.fromkeys(key for row in rows for key in row)  # in order of first appearance
     unknown = [n for n in names if n not in known]
     inferred = (
         pa.Table.from_pylist([{k: r.get(k) for k in unknown} for r in rows]).schema if unknown else None
@@ -261,7 +258,6 @@ def export_dataset(
     store: str,
     hash_provenance: bool = False,
     progress: Any = None,
-    now: float | None = None,
 ) -> DatasetResult:
     """`goldiff export --format parquet --partitioned`: this store's rows into a dataset."""
     if options.split:
@@ -270,8 +266,7 @@ def export_dataset(
             "(`goldiff distill --data` holds out rows itself)"
         )
     rows, duplicates = build_rows(db, options, progress)
-    stamp = time.time() if now is None else now
-    rows = with_provenance(rows, store=store, exported_at=stamp, hash_provenance=hash_provenance)
+    rows = with_provenance(rows, store=store, exported_at=time.time(), hash_provenance=hash_provenance)
     # One developer's parts are named after their store, so developers writing into one
     # shared folder never overwrite each other's files.
     owner = (hashed(store) or "")[2:] if hash_provenance else store
@@ -333,8 +328,7 @@ def pool(
             total += 1
             if "id" not in row:
                 raise ExportError(f"{source} has rows without an `id`: is it a goldiff export?")
-            row.setdefault("store", None)
-            row["store"] = row["store"] or fallback
+            row["store"] = row.get("store") or fallback
             if hash_provenance:
                 row["store"] = hashed(row["store"])
             row.setdefault("date", row_date(row.get("ts")))

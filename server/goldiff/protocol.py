@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import cattrs
@@ -74,7 +74,6 @@ def language_of(path: str) -> str:
     return LANGUAGES.get(PurePosixPath(path).suffix.lower(), "plaintext")
 
 
-RejectReason = Literal["dismissed", "typedOver", "replaced", "timeout"]
 # When an accepted suggestion's survival is measured (seconds after acceptance): the keys of
 # `suggestions.survival`, written by the outcome tracker and read by stats and exports.
 CHECKPOINTS: tuple[int, ...] = (30, 120, 300, 600)
@@ -228,17 +227,16 @@ def _is_goldiff_payload(cls: type) -> bool:
     return attrs.has(cls) and cls.__module__.startswith("goldiff.")
 
 
-def _structure_factory(cls: type) -> Any:
-    overrides = {f.name: override(rename=camel(f.name)) for f in attrs.fields(cls)}
-    return make_dict_structure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
+def _camel_fields(make: Any) -> Any:
+    """A cattrs hook factory that spells every field of a payload class in camelCase."""
+
+    def factory(cls: type) -> Any:
+        return make(cls, converter, **{f.name: override(rename=camel(f.name)) for f in attrs.fields(cls)})
+
+    return factory
 
 
-def _unstructure_factory(cls: type) -> Any:
-    overrides = {f.name: override(rename=camel(f.name)) for f in attrs.fields(cls)}
-    return make_dict_unstructure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
-
-
-converter.register_structure_hook_factory(_is_goldiff_payload, _structure_factory)
+converter.register_structure_hook_factory(_is_goldiff_payload, _camel_fields(make_dict_structure_fn))
 
 # Scalars are checked, never coerced: cattrs would turn `5` into the model name "5" and
 # `"abc"` into the list ["a", "b", "c"]. Integers must fit SQLite's 64 bits, so a value
@@ -315,7 +313,7 @@ converter.register_structure_hook(bool, _strict_bool)
 converter.register_structure_hook(int, _strict_int)
 converter.register_structure_hook(float, _strict_float)
 converter.register_structure_hook_factory(_is_list, _list_factory)
-converter.register_unstructure_hook_factory(_is_goldiff_payload, _unstructure_factory)
+converter.register_unstructure_hook_factory(_is_goldiff_payload, _camel_fields(make_dict_unstructure_fn))
 
 
 def as_plain(value: Any) -> Any:
@@ -352,12 +350,8 @@ def _flatten(exc: BaseException) -> list[tuple[BaseException, str]]:
     if isinstance(exc, cattrs.BaseValidationError):
         out: list[tuple[BaseException, str]] = []
         for sub in exc.exceptions:
-            note = ""
-            notes = getattr(sub, "__notes__", None) or []
-            if notes:
-                note = str(notes[0])
-            for inner, path in _flatten(sub):
-                out.append((inner, path or note))
+            note = str((getattr(sub, "__notes__", None) or [""])[0])  # where cattrs met it
+            out.extend((inner, path or note) for inner, path in _flatten(sub))
         return out
     return [(exc, "")]
 

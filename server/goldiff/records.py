@@ -19,7 +19,7 @@ import sqlite_utils
 
 from goldiff.errors import NotRecordedError
 from goldiff.protocol import CHECKPOINTS
-from goldiff.store import content_hash
+from goldiff.store import content_hash, snapshot
 
 SETTLED = ("accepted", "partial", "rejected")
 
@@ -47,15 +47,15 @@ def _bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
-def final_survival(survival: Mapping[str, Any] | None) -> float | None:
-    """The share at the latest checkpoint (keys are seconds after acceptance)."""
+def checkpoints(survival: Mapping[str, Any] | None) -> list[tuple[float, float]]:
+    """(seconds after acceptance, share still there) of each checkpoint, oldest first."""
     points = []
     for key, value in (survival or {}).items():
         try:
             points.append((float(key), float(value)))
         except (TypeError, ValueError):
             continue  # "reverted" and other flags
-    return max(points)[1] if points else None
+    return sorted(points)
 
 
 # ---------------------------------------------------------------------------- filters
@@ -132,7 +132,9 @@ class SuggestionRecord:
 
     @property
     def final_survival(self) -> float | None:
-        return final_survival(self.survival)
+        """The share at the latest checkpoint."""
+        points = checkpoints(self.survival)
+        return points[-1][1] if points else None
 
     @property
     def context(self) -> dict[str, Any]:
@@ -288,11 +290,6 @@ def iter_episodes(db: sqlite_utils.Database, filters: Filters = Filters()) -> It
 @dataclass
 class DocumentRecord:
     id: str  # one document as one session saw it
-    uri: str
-    workspace: str | None
-    path: str | None
-    language: str | None
-    opened_at: float | None
     skipped: str | None  # why its text is not recorded
 
 
@@ -309,7 +306,7 @@ def last_versions(db: sqlite_utils.Database, before: float) -> list[tuple[str, s
 def iter_documents(db: sqlite_utils.Database, uri: str) -> Iterator[DocumentRecord]:
     """The recorded documents of `uri`, the most recently edited first."""
     sql = (
-        "SELECT d.id, d.uri, d.workspace, d.path, d.language, d.opened_at, d.skipped FROM documents d "
+        "SELECT d.id, d.skipped FROM documents d "
         "LEFT JOIN edits e ON e.document_id = d.id "
         "WHERE d.uri = ? GROUP BY d.id ORDER BY MAX(COALESCE(e.ts, d.opened_at)) DESC"
     )
@@ -327,13 +324,6 @@ class DocumentText:
     verified: bool  # every step matched its recorded hash
     # The last changes before it, oldest first, as (text before, text after) pairs.
     changes: list[tuple[str, str]] = field(default_factory=list)
-
-
-def snapshot(db: sqlite_utils.Database, h: str) -> str:
-    row = db.execute("SELECT text FROM snapshots WHERE hash = ?", [h]).fetchone()
-    if row is None:
-        raise NotRecordedError(f"snapshot {h} is missing from the store")
-    return str(row[0])
 
 
 def document_at(
@@ -418,49 +408,6 @@ def last_event_at(db: sqlite_utils.Database) -> float | None:
     return None if last is None else float(last)
 
 
-@dataclass
-class TerminalCommandRecord:
-    id: int
-    session_id: str | None
-    workspace: str | None
-    command_line: str
-    cwd: str | None
-    exit_code: int | None
-    started_at: float | None
-    ended_at: float | None
-    output: str | None  # redacted, bounded excerpt
-    output_truncated: int  # 1 when the excerpt left the middle out
-
-
-def iter_terminal_commands(db: sqlite_utils.Database) -> Iterator[TerminalCommandRecord]:
-    sql = (
-        "SELECT id, session_id, workspace, command_line, cwd, exit_code, started_at, ended_at, output, "
-        "output_truncated FROM terminal_commands ORDER BY id"
-    )
-    return (TerminalCommandRecord(**row) for row in list(db.query(sql)))
-
-
-@dataclass
-class ProposalRecord:
-    id: str
-    episode_id: str | None
-    document_id: str | None
-    turn: int | None  # 1, 2, ... within its episode
-    ts: float
-    kind: str | None  # edit | agent
-    source: str | None
-    model: str | None
-    outcome: str | None
-
-
-def iter_proposals(db: sqlite_utils.Database, episode_id: str | None = None) -> Iterator[ProposalRecord]:
-    """Proposals (of one episode, or all), in time order."""
-    sql = "SELECT id, episode_id, document_id, turn, ts, kind, source, model, outcome FROM proposals"
-    params: list[Any] = [] if episode_id is None else [episode_id]
-    sql += ("" if episode_id is None else " WHERE episode_id = ?") + " ORDER BY ts, turn, id"
-    return (ProposalRecord(**row) for row in list(db.query(sql, params)))
-
-
 # What `count_rows` counts: a table's rows, or a figure that needs more than a COUNT.
 _COUNTS = {
     "documents": "SELECT COUNT(DISTINCT uri) FROM documents",  # a file reopened is one document
@@ -514,8 +461,7 @@ def shadow_tally(db: sqlite_utils.Database, since: float | None = None) -> Shado
         "WHERE s.shadow_of IS NOT NULL AND s.ts >= ?",
         [since if since is not None else float("-inf")],
     ).fetchone()
-    answers, empty, same, settled, kept = (int(v or 0) for v in row[:5])
-    return ShadowTally(answers, empty, same, settled, kept, row[5], row[6])
+    return ShadowTally(*(int(v or 0) for v in row[:5]), *row[5:])
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -579,40 +525,41 @@ def outcome_stats(db: sqlite_utils.Database) -> dict[str, Any]:
         _outcome_entry({"day": row[0]}, row[1:])
         for row in db.execute(_outcomes_by("date(ts, 'unixepoch')")).fetchall()
     ]
-    episodes = db.execute(
-        "SELECT COUNT(*), SUM(gold_diff IS NOT NULL AND gold_diff != ''), "
-        "SUM(tests_passed = 1), SUM(tests_passed = 0) FROM episodes"
-    ).fetchone()
+    episodes = db.query(
+        "SELECT COUNT(*) AS total, "
+        "IFNULL(SUM(gold_diff IS NOT NULL AND gold_diff != ''), 0) AS with_gold_diff, "
+        "IFNULL(SUM(tests_passed = 1), 0) AS tests_passed, "
+        "IFNULL(SUM(tests_passed = 0), 0) AS tests_failed FROM episodes"
+    )
     return {
         "overall": _outcome_entry({}, overall[1:])
         if overall
         else _outcome_entry({}, (0,) * (8 + len(CHECKPOINTS))),
         "by_source": by_source,
         "by_day": by_day,
-        "episodes": {
-            "total": episodes[0] or 0,
-            "with_gold_diff": episodes[1] or 0,
-            "tests_passed": episodes[2] or 0,
-            "tests_failed": episodes[3] or 0,
-        },
+        "episodes": next(episodes),
     }
 
 
 _PROPOSALS_BY_SOURCE = """
 SELECT p.kind, p.source,
-       SUM(p.shadow_of IS NULL),
-       SUM(p.shadow_of IS NULL AND p.outcome = 'accepted'),
-       SUM(p.shadow_of IS NULL AND p.outcome = 'rejected'),
-       SUM(p.shadow_of IS NULL AND (p.outcome IS NULL OR p.outcome = 'pending')),
-       SUM(p.shadow_of IS NOT NULL),
-       AVG(CASE WHEN p.shadow_of IS NULL AND p.outcome = 'accepted' THEN p.kept_share END),
-       AVG(CASE WHEN p.shadow_of IS NULL THEN p.latency_ms END),
-       COUNT(DISTINCT CASE WHEN p.shadow_of IS NULL THEN p.episode_id END)
+       IFNULL(SUM(p.shadow_of IS NULL), 0) AS proposals,
+       IFNULL(SUM(p.shadow_of IS NULL AND p.outcome = 'accepted'), 0) AS accepted,
+       IFNULL(SUM(p.shadow_of IS NULL AND p.outcome = 'rejected'), 0) AS rejected,
+       IFNULL(SUM(p.shadow_of IS NULL AND (p.outcome IS NULL OR p.outcome = 'pending')), 0) AS pending,
+       IFNULL(SUM(p.shadow_of IS NOT NULL), 0) AS shadow,
+       NULL AS acceptance_rate,
+       AVG(CASE WHEN p.shadow_of IS NULL AND p.outcome = 'accepted' THEN p.kept_share END) AS mean_kept_share,
+       AVG(CASE WHEN p.shadow_of IS NULL THEN p.latency_ms END) AS mean_latency_ms,
+       COUNT(DISTINCT CASE WHEN p.shadow_of IS NULL THEN p.episode_id END) AS episodes,
+       0 AS settled_episodes, NULL AS turns_per_episode, 0 AS tests_passed, 0 AS tests_failed
 FROM proposals p GROUP BY p.kind, p.source ORDER BY p.kind, p.source
 """
 
 _EDIT_EPISODE_TESTS = """
-SELECT e.kind, e.source, SUM(e.tests_passed = 1), SUM(e.tests_passed = 0), SUM(e.ended_at IS NOT NULL)
+SELECT e.kind, e.source, IFNULL(SUM(e.tests_passed = 1), 0) AS tests_passed,
+       IFNULL(SUM(e.tests_passed = 0), 0) AS tests_failed,
+       IFNULL(SUM(e.ended_at IS NOT NULL), 0) AS settled_episodes
 FROM episodes e WHERE e.kind IN ('edit', 'agent') GROUP BY e.kind, e.source
 """
 
@@ -627,33 +574,13 @@ def proposal_stats(db: sqlite_utils.Database) -> dict[str, Any]:
     shown proposals per episode; `tests_passed`/`tests_failed` count episodes by the result of
     the last test run linked to them.
     """
-    if "proposals" not in db.table_names():
-        return {"by_source": []}
-    tests = {(r[0], r[1]): r[2:] for r in db.execute(_EDIT_EPISODE_TESTS).fetchall()}
+    tests = {(r.pop("kind"), r.pop("source")): r for r in db.query(_EDIT_EPISODE_TESTS)}
     rows = []
-    for kind, source, n, accepted, rejected, pending, shadow, kept, latency, episodes in db.execute(
-        _PROPOSALS_BY_SOURCE
-    ).fetchall():
-        accepted, rejected = accepted or 0, rejected or 0
-        passed, failed, settled = tests.get((kind, source), (0, 0, 0))
+    for row in db.query(_PROPOSALS_BY_SOURCE):
+        decided, shown, episodes = row["accepted"] + row["rejected"], row["proposals"], row["episodes"]
         # A shadow proposal is labelled with its own source: its episode is the shown one's.
-        rows.append(
-            {
-                "kind": kind,
-                "source": source,
-                "proposals": n or 0,
-                "accepted": accepted,
-                "rejected": rejected,
-                "pending": pending or 0,
-                "shadow": shadow or 0,
-                "acceptance_rate": accepted / (accepted + rejected) if accepted + rejected else None,
-                "mean_kept_share": kept,
-                "mean_latency_ms": latency,
-                "episodes": episodes or 0,
-                "settled_episodes": settled or 0,
-                "turns_per_episode": (n or 0) / episodes if episodes else None,
-                "tests_passed": passed or 0,
-                "tests_failed": failed or 0,
-            }
-        )
+        row.update(tests.get((row["kind"], row["source"]), {}))
+        row["acceptance_rate"] = row["accepted"] / decided if decided else None
+        row["turns_per_episode"] = shown / episodes if episodes else None
+        rows.append(row)
     return {"by_source": rows}

@@ -21,8 +21,7 @@ import re
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Generator
-from functools import partial
+from collections.abc import Generator
 from typing import Any, BinaryIO
 
 import cattrs
@@ -106,10 +105,7 @@ class FramedReader:
                     self._skip("empty body")
                     length, seen_header = None, False
                     continue
-                body = self._read_exactly(length)
-                if body is None:
-                    return None
-                return body
+                return self._read_exactly(length)
             # Only a line's tail can hold the header (it ends the line); searching just the
             # tail keeps a hostile line of repeated "content-length:" from costing more.
             if (match := _CONTENT_LENGTH.search(line[-_HEADER_TAIL:])) is not None:
@@ -168,37 +164,30 @@ def invalid_params(method: str, exc: BaseException) -> str:
 class UserMessages:
     """Rate limit and deduplicate what the server shows the user (`window/showMessage`).
 
-    A distinct message is shown at most once per `repeat_after` seconds, and no more
-    than `burst` messages in a row, refilled at one per `refill_seconds`: a client that
+    A distinct message is shown at most once per `REPEAT_AFTER` seconds, and no more
+    than `BURST` messages in a row, refilled at one per `REFILL_SECONDS`: a client that
     sends thousands of bad messages gets a handful of notices, not thousands of pop-ups.
     Suppressed messages are still logged, so nothing is lost for a bug report.
     """
 
-    def __init__(
-        self,
-        *,
-        burst: int = 5,
-        refill_seconds: float = 30.0,
-        repeat_after: float = 600.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._burst = burst
-        self._refill = refill_seconds
-        self._repeat_after = repeat_after
-        self._clock = clock
-        self._tokens = float(burst)
-        self._stamp = clock()
+    BURST = 5
+    REFILL_SECONDS = 30.0
+    REPEAT_AFTER = 600.0
+
+    def __init__(self) -> None:
+        self._tokens = float(self.BURST)
+        self._stamp = time.monotonic()
         self._shown: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
         self.suppressed = 0
 
     def allow(self, message: str) -> bool:
         with self._lock:
-            now = self._clock()
-            self._tokens = min(self._burst, self._tokens + (now - self._stamp) / self._refill)
+            now = time.monotonic()
+            self._tokens = min(self.BURST, self._tokens + (now - self._stamp) / self.REFILL_SECONDS)
             self._stamp = now
             last = self._shown.get(message)
-            if (last is not None and now - last < self._repeat_after) or self._tokens < 1:
+            if (last is not None and now - last < self.REPEAT_AFTER) or self._tokens < 1:
                 self.suppressed += 1
                 log.info("not shown to the user again: %s", message)
                 return False
@@ -322,10 +311,7 @@ class GoldiffProtocol(LanguageServerProtocol):
             self._started.append(future)
         # pygls forgets a request's future when it answers, but never a notification's: every
         # keystroke (didChange is a generator handler here) would stay in the table for good.
-        future.add_done_callback(partial(self._forget_future, msg_id))
-
-    def _forget_future(self, msg_id: Any, _done: Any) -> None:
-        self._request_futures.pop(msg_id, None)
+        future.add_done_callback(lambda _done: self._request_futures.pop(msg_id, None))
 
     def _run_generator(self, future: Any, *, gen: Any, result_future: Any) -> None:
         """Make `$/cancelRequest` reach a running `workspace/executeCommand` handler.

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from goldiff.errors import ConfigError, PayloadError
+from goldiff.errors import PayloadError
 from goldiff.protocol import MODES, PROVIDERS, as_plain, camel, converter, structure
 from goldiff.sources.repack import REPACK_SETTINGS
 
@@ -83,14 +83,6 @@ for _cls in (CaptureSettings, FrontierSettings, LocalSettings, Settings):
     attrs.resolve_types(_cls)  # field types as classes, not strings, for the checks below
 
 
-def parse_settings(raw: Any, base: Settings | None = None) -> Settings:
-    """Merge `raw` over `base`; raise `ConfigError` if any setting was wrong."""
-    settings, problems = read_settings(raw, base)
-    if problems:
-        raise ConfigError(f"{'; '.join(problems)}. Check the goldiff.* settings.")
-    return settings
-
-
 def read_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
     """Merge `raw` (camelCase JSON from the client) over `base`, setting by setting.
 
@@ -130,33 +122,30 @@ def _merge_checked(
         if field is None:
             continue
         name = f"{prefix}.{key}"
-        if isinstance(field.type, type) and attrs.has(field.type):
-            if value is None:
-                into[key] = defaults[key]
-            elif isinstance(value, dict):
-                _merge_checked(into[key], value, field.type, defaults[key], name, problems)
-            else:
-                problems.append(f"setting {name} must be an object, not {_short(value)}; using its defaults")
-                into[key] = defaults[key]
-            continue
+        nested = isinstance(field.type, type) and attrs.has(field.type)
         if value is None:
             into[key] = defaults[key]
-            continue
-        try:
-            checked = converter.structure(value, field.type)
-            if field.validator is not None:
-                field.validator(None, field, checked)
-        except Exception as exc:
-            # attrs validators raise ValueError(message, attribute, ...): the message is enough.
-            reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
-            reason = reason.split("\n")[0][:120] or type(exc).__name__
-            default = "unset" if defaults[key] is None else _short(defaults[key])
-            problems.append(
-                f"setting {name} = {_short(value)} is invalid ({reason}); using the default ({default})"
-            )
+        elif nested and isinstance(value, dict):
+            _merge_checked(into[key], value, field.type, defaults[key], name, problems)
+        elif nested:
+            problems.append(f"setting {name} must be an object, not {_short(value)}; using its defaults")
             into[key] = defaults[key]
         else:
-            into[key] = converter.unstructure(checked)
+            try:
+                checked = converter.structure(value, field.type)
+                if field.validator is not None:
+                    field.validator(None, field, checked)
+            except Exception as exc:
+                # attrs validators raise ValueError(message, attribute, ...): the message is enough.
+                reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+                reason = reason.split("\n")[0][:120] or type(exc).__name__
+                default = "unset" if defaults[key] is None else _short(defaults[key])
+                problems.append(
+                    f"setting {name} = {_short(value)} is invalid ({reason}); using the default ({default})"
+                )
+                into[key] = defaults[key]
+            else:
+                into[key] = converter.unstructure(checked)
 
 
 def _short(value: Any) -> str:

@@ -38,7 +38,7 @@ from typing import Any, TypedDict
 import sqlite_utils
 
 from goldiff.capture.redaction import MASK, key_block_open, mask_spans, redact, redact_json, secret_spans
-from goldiff.errors import ForgetError, StoreCorruptError, StoreError, StoreWriteError
+from goldiff.errors import ForgetError, NotRecordedError, StoreCorruptError, StoreError, StoreWriteError
 from goldiff.migrations import migrate
 from goldiff.protocol import clean_text
 
@@ -92,6 +92,14 @@ def redact_value(column: str, value: Any) -> Any:
 
 def content_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def snapshot(db: sqlite_utils.Database, h: str) -> str:
+    """The full text stored under hash `h`."""
+    row = db.execute("SELECT text FROM snapshots WHERE hash = ?", [h]).fetchone()
+    if row is None:
+        raise NotRecordedError(f"snapshot {h} is missing from the store")
+    return str(row[0])
 
 
 # The rows the recorder writes, typed so that a misspelt column fails `mypy`, not a batch.
@@ -293,16 +301,11 @@ def open_database(path: Path) -> tuple[sqlite_utils.Database, Path | None]:
 
 def _check_file(path: Path) -> str | None:
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as conn:
             rows = conn.execute("PRAGMA quick_check").fetchall()
-        finally:
-            conn.close()
     except sqlite3.DatabaseError as exc:
         return str(exc)
-    if rows != [("ok",)]:
-        return "; ".join(str(r[0]) for r in rows[:3])
-    return None
+    return None if rows == [("ok",)] else "; ".join(str(r[0]) for r in rows[:3])
 
 
 SCAN_MARGIN = 256  # characters scanned for secrets either side of an edit, on its lines
@@ -415,14 +418,7 @@ class TraceStore:
         detail: dict[str, Any] | None = None,
         ts: float | None = None,
     ) -> None:
-        row = {
-            "session_id": session_id,
-            "document_id": document_id,
-            "ts": ts if ts is not None else time.time(),
-            "kind": kind,
-            "detail": json.dumps(detail or {}),
-        }
-        self._queue.put(("insert", "events", row))
+        self._event("events", kind, detail, ts, session_id=session_id, document_id=document_id)
 
     def record_suggestion(self, row: SuggestionRow) -> None:
         self._queue.put(("upsert", "suggestions", row))
@@ -437,13 +433,13 @@ class TraceStore:
         detail: dict[str, Any] | None = None,
         ts: float | None = None,
     ) -> None:
-        row = {
-            "suggestion_id": suggestion_id,
-            "ts": ts if ts is not None else time.time(),
-            "kind": kind,
-            "detail": json.dumps(detail or {}),
-        }
-        self._queue.put(("insert", "suggestion_events", row))
+        self._event("suggestion_events", kind, detail, ts, suggestion_id=suggestion_id)
+
+    def _event(
+        self, table: str, kind: str, detail: dict[str, Any] | None, ts: float | None, **link: Any
+    ) -> None:
+        row = {"ts": ts if ts is not None else time.time(), "kind": kind, "detail": json.dumps(detail or {})}
+        self._queue.put(("insert", table, {**link, **row}))
 
     def record_episode(self, row: EpisodeRow) -> None:
         self._queue.put(("upsert", "episodes", row))
@@ -652,28 +648,7 @@ class TraceStore:
             return
         try:
             with _immediate(self.db):
-                for h, text in batch.snapshots.items():
-                    self.db.execute(
-                        "INSERT OR IGNORE INTO snapshots(hash, text, bytes) VALUES (?, ?, ?)",
-                        [h, text, len(text.encode("utf-8", "surrogatepass"))],
-                    )
-                for table, rows in batch.rows.items():
-                    inserts = [
-                        {k: v for k, v in r.items() if k != "__op"} for r in rows if r["__op"] == "insert"
-                    ]
-                    upserts = [
-                        {k: v for k, v in r.items() if k != "__op"} for r in rows if r["__op"] == "upsert"
-                    ]
-                    _insert_many(self.db, table, inserts, upsert=False)
-                    _insert_many(self.db, table, upserts, upsert=True)
-                for table, pk, values in batch.updates:
-                    if table == "__scrub__":
-                        self._scrub(pk, values["seq"], values["spans"])
-                    else:
-                        self._update(table, pk, values)
-        except sqlite3.OperationalError as exc:
-            self._write_failed(batch, exc)
-            return
+                self._write_records(batch, lambda _table, _row, write, *args, **kw: write(*args, **kw))
         except sqlite3.DatabaseError as exc:
             self._write_failed(batch, exc)
             return
@@ -685,6 +660,24 @@ class TraceStore:
             self._write_salvaging(batch)
             return
         self._error_reported = False
+
+    def _write_records(self, batch: _Batch, attempt: Callable[..., None], one_by_one: bool = False) -> None:
+        """Every write of `batch`, rows grouped or `one_by_one`, each as `attempt(table, row, write, ...)`."""
+        for h, text in batch.snapshots.items():
+            size = len(text.encode("utf-8", "surrogatepass"))
+            sql = "INSERT OR IGNORE INTO snapshots(hash, text, bytes) VALUES (?, ?, ?)"
+            attempt("snapshots", {}, self.db.execute, sql, [h, text, size])
+        for table, rows in batch.rows.items():
+            for op in ("insert", "upsert"):
+                same = [{k: v for k, v in r.items() if k != "__op"} for r in rows if r["__op"] == op]
+                for group in [[row] for row in same] if one_by_one else [same]:
+                    first = group[0] if group else {}
+                    attempt(table, first, _insert_many, self.db, table, group, upsert=op == "upsert")
+        for table, pk, values in batch.updates:
+            if table == "__scrub__":
+                attempt("edits", {"document_id": pk}, self._scrub, pk, values["seq"], values["spans"])
+            else:
+                attempt(table, {}, self._update, table, pk, values)
 
     def _write_salvaging(self, batch: _Batch) -> None:
         """Write `batch` with each record in its own savepoint; quarantine the ones that fail.
@@ -707,33 +700,14 @@ class TraceStore:
                 conn.execute("ROLLBACK TO goldiff_record")
                 reason = "an integer beyond 64 bits" if isinstance(exc, OverflowError) else str(exc)[:200]
                 log.error("left a %s record out of the trace store: %s", table, exc)
-                gap = {"table": table, "reason": reason}
-                gaps.append(
-                    {
-                        "session_id": where.get("session_id"),
-                        "document_id": where.get("document_id"),
-                        "ts": time.time(),
-                        "kind": "gap",
-                        "detail": json.dumps(gap),
-                    }
-                )
+                link = {k: where.get(k) for k in ("session_id", "document_id")}
+                gap = json.dumps({"table": table, "reason": reason})
+                gaps.append({**link, "ts": time.time(), "kind": "gap", "detail": gap})
             conn.execute("RELEASE goldiff_record")
 
-        snapshot_sql = "INSERT OR IGNORE INTO snapshots(hash, text, bytes) VALUES (?, ?, ?)"
         try:
             with _immediate(self.db):
-                for h, text in batch.snapshots.items():
-                    size = len(text.encode("utf-8", "surrogatepass"))
-                    attempt("snapshots", {}, self.db.execute, snapshot_sql, [h, text, size])
-                for table, rows in batch.rows.items():
-                    for r in rows:
-                        row = {k: v for k, v in r.items() if k != "__op"}
-                        attempt(table, row, _insert_many, self.db, table, [row], upsert=r["__op"] == "upsert")
-                for table, pk, values in batch.updates:
-                    if table == "__scrub__":
-                        attempt("edits", {"document_id": pk}, self._scrub, pk, values["seq"], values["spans"])
-                    else:
-                        attempt(table, {}, self._update, table, pk, values)
+                self._write_records(batch, attempt, one_by_one=True)
                 _insert_many(self.db, "events", gaps, upsert=False)
         except sqlite3.DatabaseError as exc:
             self._write_failed(batch, exc)
@@ -754,13 +728,15 @@ class TraceStore:
         cols = ", ".join(f"[{k}] = ?" for k in values)
         self.db.execute(f"UPDATE [{table}] SET {cols} WHERE id = ?", [*values.values(), pk])
 
-    def _scrub(self, document_id: str, upto_seq: int, spans: list[tuple[int, int]]) -> None:
+    def _scrub(self, document_id: str, upto_seq: int, spans: list[tuple[int, int]]) -> int:
         """Mask a newly found secret in the rows that typed it, before this one.
 
         Replays the document from its last snapshot before `upto_seq`, tracking which row
         inserted each character, and masks the characters that now form the secret. The
         rows' hashes are recomputed from the masked texts, so `goldiff show` still verifies
-        every step.
+        every step. Part of the secret may be in that snapshot itself (a row that masked an
+        earlier secret takes one): the snapshot is rewritten, and the rows before it that
+        typed those characters are scrubbed the same way. Returns the rows masked.
         """
         rows = self.db.execute(
             "SELECT id, seq, snapshot, offset, removed, inserted, content_hash FROM edits "
@@ -770,28 +746,27 @@ class TraceStore:
             [document_id, upto_seq, document_id, upto_seq],
         ).fetchall()
         if not rows or rows[0][2] is None:
-            return  # no snapshot to replay from (a document always starts with one)
-        base = ""
-        origin: list[tuple[int, int] | None] = []  # per character: (row id, index in its text)
-        texts: dict[int, list[str]] = {}
-        for n, (row_id, _seq, snap, offset, removed, inserted, _h) in enumerate(rows):
-            if n == 0:
-                # The snapshot is the text after this row: start from it.
-                base = self.db.execute("SELECT text FROM snapshots WHERE hash = ?", [snap]).fetchone()[0]
-                origin = [None] * len(base)
-                continue
+            return 0  # no snapshot to replay from (a document always starts with one)
+        # The first row's snapshot is the text after it: start from it. Per character of the
+        # text: the row that inserted it (the snapshot's own are row 0) and its index there.
+        base = snapshot(self.db, rows[0][2])
+        texts: dict[int, list[str]] = {0: list(base)}
+        origin: list[tuple[int, int]] = [(0, i) for i in range(len(base))]
+        for row_id, _seq, _snap, offset, removed, inserted, _h in rows[1:]:
             texts[row_id] = list(inserted or "")
             origin[offset : offset + removed] = [(row_id, i) for i in range(len(inserted or ""))]
         touched: set[int] = set()
         for a, b in spans:
-            for pos in range(a, min(b, len(origin))):
-                o = origin[pos]
-                if o is not None and texts[o[0]][o[1]] not in "\r\n":
-                    texts[o[0]][o[1]] = "*"
-                    touched.add(o[0])
+            for row_id, i in origin[a : min(b, len(origin))]:
+                if texts[row_id][i] not in f"{MASK}\r\n":
+                    texts[row_id][i] = MASK
+                    touched.add(row_id)
         if not touched:
-            return
-        text = base
+            return 0
+        text = "".join(texts[0])
+        masked = len(touched - {0})
+        if 0 in touched:
+            masked += 1 + self._scrub_snapshot(document_id, rows[0], base, text)
         for row_id, _seq, _snap, offset, removed, _inserted, old_hash in rows[1:]:
             new = "".join(texts[row_id])
             text = text[:offset] + new + text[offset + removed :]
@@ -800,7 +775,38 @@ class TraceStore:
                 self.db.execute(
                     "UPDATE edits SET inserted = ?, content_hash = ? WHERE id = ?", [new, h, row_id]
                 )
-        log.info("masked a secret in %d earlier edit rows", len(touched))
+        log.info("masked a secret in %d earlier edit rows", masked)
+        return masked
+
+    def _scrub_snapshot(self, document_id: str, row: tuple[Any, ...], old_text: str, text: str) -> int:
+        """Store `row`'s snapshot as the masked `text`; scrub the rows before it that typed the masks."""
+        row_id, seq, old, offset, removed, inserted, _ = row
+        h = content_hash(text)
+        size = len(text.encode("utf-8", "surrogatepass"))
+        self.db.execute(
+            "INSERT OR IGNORE INTO snapshots(hash, text, bytes) VALUES (?, ?, ?)", [h, text, size]
+        )
+        mine = (offset, offset + len(inserted)) if inserted is not None else (0, 0)
+        new_inserted = text[mine[0] : mine[1]] if inserted is not None else None
+        self.db.execute(
+            "UPDATE edits SET snapshot = ?, content_hash = ?, inserted = ? WHERE id = ?",
+            [h, h, new_inserted, row_id],
+        )
+        # `secure_delete` overwrites the unmasked text unless another row still shares it.
+        self.db.execute(
+            "DELETE FROM snapshots WHERE hash = ? AND NOT EXISTS (SELECT 1 FROM edits WHERE snapshot = ?)",
+            [old, old],
+        )
+        if inserted is None:
+            return 0  # a whole-text row: nothing before it built this text
+        # The masks outside this row's own insert were typed by earlier rows: scrub those, in
+        # the offsets of the text before this row.
+        earlier = [
+            i if i < mine[0] else i - len(inserted) + removed
+            for i, (was, now) in enumerate(zip(old_text, text, strict=True))
+            if was != now and not mine[0] <= i < mine[1]
+        ]
+        return self._scrub(document_id, seq, [(i, i + 1) for i in earlier])
 
     def _write_failed(self, batch: _Batch, exc: Exception) -> None:
         msg = str(exc)
@@ -900,49 +906,30 @@ def _forget_scoped(
     for name in ("docs", "suggestions", "episodes"):
         conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS forget_{name} (id TEXT PRIMARY KEY)")
         conn.execute(f"DELETE FROM forget_{name}")
+
+    def add(into: str, select: str, params: list[Any] | None = None) -> None:
+        conn.execute(f"INSERT OR IGNORE INTO forget_{into} {select}", params or [])
+
+    def add_in_range(into: str, select: str, col: str) -> None:
+        add(into, f"{select} WHERE {in_range.format(col=col)}", [lo, hi])
+
     # The documents in scope, then what hangs off them.
     if workspace is not None:
-        conn.execute(
-            "INSERT OR IGNORE INTO forget_docs SELECT id FROM documents "
-            "WHERE workspace = ? OR substr(uri, 1, ?) = ?",
-            [workspace, len(workspace) + 1, workspace + "/"],
-        )
+        docs_under = "SELECT id FROM documents WHERE workspace = ? OR substr(uri, 1, ?) = ?"
+        add("docs", docs_under, [workspace, len(workspace) + 1, workspace + "/"])
     elif document is not None:
-        conn.execute("INSERT OR IGNORE INTO forget_docs SELECT id FROM documents WHERE uri = ?", [document])
+        add("docs", "SELECT id FROM documents WHERE uri = ?", [document])
     else:
-        conn.execute(
-            "INSERT OR IGNORE INTO forget_docs SELECT DISTINCT document_id FROM edits "
-            f"WHERE {in_range.format(col='ts')}",
-            [lo, hi],
-        )
-        conn.execute(
-            "INSERT OR IGNORE INTO forget_docs SELECT id FROM documents "
-            f"WHERE {in_range.format(col='opened_at')}",
-            [lo, hi],
-        )
-    conn.execute(
-        "INSERT OR IGNORE INTO forget_suggestions SELECT id FROM suggestions "
-        "WHERE document_id IN (SELECT id FROM forget_docs)"
-    )
+        add_in_range("docs", "SELECT DISTINCT document_id FROM edits", "ts")
+        add_in_range("docs", "SELECT id FROM documents", "opened_at")
+    of_docs = "document_id IN (SELECT id FROM forget_docs)"
+    add("suggestions", f"SELECT id FROM suggestions WHERE {of_docs}")
     for table in ("episodes", "proposals", "suggestions"):
-        if table not in columns:
-            continue
         col = "id" if table == "episodes" else "episode_id"
-        conn.execute(
-            f"INSERT OR IGNORE INTO forget_episodes SELECT {col} FROM [{table}] "
-            f"WHERE {col} IS NOT NULL AND document_id IN (SELECT id FROM forget_docs)"
-        )
+        add("episodes", f"SELECT {col} FROM [{table}] WHERE {col} IS NOT NULL AND {of_docs}")
     if since is not None or until is not None:
-        conn.execute(
-            "INSERT OR IGNORE INTO forget_suggestions SELECT id FROM suggestions "
-            f"WHERE {in_range.format(col='ts')}",
-            [lo, hi],
-        )
-        conn.execute(
-            "INSERT OR IGNORE INTO forget_episodes SELECT id FROM episodes "
-            f"WHERE {in_range.format(col='started_at')}",
-            [lo, hi],
-        )
+        add_in_range("suggestions", "SELECT id FROM suggestions", "ts")
+        add_in_range("episodes", "SELECT id FROM episodes", "started_at")
     # Events that name the workspace or document in their detail (gaps, skips, commits).
     needles = []
     if workspace is not None:
@@ -1017,9 +1004,6 @@ def inspect_file(path: Path) -> tuple[str, int]:
     Read-only, so a doctor run never migrates, repairs or locks the user's store. Raises
     `sqlite3.DatabaseError` when the file is not a database at all.
     """
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         db = sqlite_utils.Database(conn)
         return integrity(db), db["_migrations"].count
-    finally:
-        conn.close()

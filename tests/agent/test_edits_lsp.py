@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 from goldiff.agent.rewrite import build_request
-from goldiff.export import edit_completion, load_rows
+from goldiff.export import load_rows
 from goldiff.outcomes.diffs import unified_diff, validate
+from goldiff.prompts import edit_completion
 from lsprotocol import converters, types
 from pytest_lsp import LanguageClient
 

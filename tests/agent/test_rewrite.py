@@ -13,12 +13,12 @@ from goldiff.agent.rewrite import (
     build_request,
     clean_reply,
 )
-from goldiff.distill.tiny import write_tiny_gguf
 from goldiff.errors import FrontierError
-from goldiff.export import EDIT_CURSOR, EDIT_REGION_END, EDIT_REGION_START
+from goldiff.prompts import EDIT_CURSOR, EDIT_REGION_END, EDIT_REGION_START
 from goldiff.sources.frontier import AnthropicSource, OpenAICompatibleSource
 
 from tests.sources.test_frontier import Script, error, scripted
+from tests.tiny_models import write_tiny_gguf
 
 TEXT = "import math\n\n\ndef area(r):\n    return 3.14 * r * r\n\n\nprint(area(2))\n"
 REGION = "def area(r):\n    return 3.14 * r * r\n"

@@ -26,13 +26,6 @@ from goldiff.distill.gguf_export import (
 )
 from goldiff.distill.parity import DEFAULT_TOLERANCES, check_parity
 from goldiff.distill.quantize import quantize
-from goldiff.distill.tiny import (
-    TINY_SPECIAL_IDS,
-    tiny_transformers_model,
-    tiny_vocab,
-    write_tiny_gguf,
-    write_tiny_lora_gguf,
-)
 from goldiff.distill.tokenizer import (
     SPECIAL_TOKENS,
     GgufVocab,
@@ -41,6 +34,14 @@ from goldiff.distill.tokenizer import (
 )
 from goldiff.errors import GgufExportError, ParityError
 from goldiff.sources.llamacpp import load_llama
+
+from tests.tiny_models import (
+    TINY_SPECIAL_IDS,
+    tiny_transformers_model,
+    tiny_vocab,
+    write_tiny_gguf,
+    write_tiny_lora_gguf,
+)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ import pytest
 from goldiff.distill.gguf_export import export_model
 from goldiff.distill.parity import DEFAULT_TOLERANCES, Tolerance, check_parity
 from goldiff.distill.quantize import quantize
-from goldiff.distill.tiny import tiny_transformers_model, tiny_vocab
 from goldiff.errors import DistillError, ParityError
+
+from tests.tiny_models import tiny_transformers_model, tiny_vocab
 
 pytest.importorskip("torch", reason="needs the goldiff[train] extra")
 pytest.importorskip("transformers", reason="needs the goldiff[train] extra")

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 from goldiff.distill.promote import decide, local_completer, promote_if_better
-from goldiff.distill.tiny import write_tiny_gguf, write_tiny_lora_gguf
 from goldiff.evaluate import EvalRow
 from goldiff.sources.registry import Registry
+
+from tests.tiny_models import write_tiny_gguf, write_tiny_lora_gguf
 
 PREFIXES = [
     "x = ",

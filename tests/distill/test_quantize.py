@@ -7,9 +7,10 @@ from pathlib import Path
 import gguf
 import pytest
 from goldiff.distill.quantize import quantize
-from goldiff.distill.tiny import write_tiny_gguf, write_tiny_lora_gguf
 from goldiff.errors import QuantizeError
 from goldiff.sources.llamacpp import load_llama
+
+from tests.tiny_models import write_tiny_gguf, write_tiny_lora_gguf
 
 
 @pytest.fixture(scope="module")

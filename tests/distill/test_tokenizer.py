@@ -11,7 +11,6 @@ import gguf
 import llama_cpp
 import pytest
 from goldiff.distill.gguf_export import write_gguf
-from goldiff.distill.tiny import tiny_hparams, tiny_tensors
 from goldiff.distill.tokenizer import (
     MAX_TOKEN_BYTES,
     SPECIAL_TOKENS,
@@ -23,6 +22,8 @@ from goldiff.distill.tokenizer import (
 )
 from goldiff.errors import TokenizerError
 from goldiff.sources.llamacpp import load_llama
+
+from tests.tiny_models import tiny_hparams, tiny_tensors
 
 pytest.importorskip("tokenizers", reason="needs the goldiff[train] extra")
 

@@ -45,7 +45,7 @@ class Rig:
         self.tracker.on_edit(self.doc, record)
 
     def advance(self, seconds: float) -> None:
-        self.tracker.advance(self.clock, seconds)
+        self.tracker.timers.advance(self.clock, seconds)
 
     def row(self, sid: str) -> dict[str, Any]:
         self.store.flush()
@@ -184,11 +184,11 @@ def test_typing_through_then_accepting_the_rest(rig: Rig) -> None:
 
 def test_a_commit_the_watcher_sees_settles(tmp_path: Path) -> None:
     from goldiff.capture.recorder import Recorder
-    from goldiff.settings import parse_settings
+    from goldiff.settings import CaptureSettings, Settings
 
     rig = Rig(tmp_path / "traces.db")
     try:
-        recorder = Recorder(rig.store, parse_settings({"capture": {"enabled": True}}), rig.clock)
+        recorder = Recorder(rig.store, Settings(capture=CaptureSettings(enabled=True)), rig.clock)
         recorder.on_commit(lambda workspace, sha: rig.tracker.commit())
         rig.suggest(CURSOR, "return 1", "a")
         rig.edit(CURSOR, 0, "return 1")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from goldiff.distill.tiny import write_tiny_gguf, write_tiny_lora_gguf
+
+from tests.tiny_models import write_tiny_gguf, write_tiny_lora_gguf
 
 
 @pytest.fixture(scope="session")

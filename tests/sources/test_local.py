@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from goldiff.distill.tiny import TINY_SPECIAL_IDS, write_tiny_gguf, write_tiny_lora_gguf
 from goldiff.errors import ModelLoadError
 from goldiff.sources.base import CompletionRequest
 from goldiff.sources.local import LocalSource
+
+from tests.tiny_models import TINY_SPECIAL_IDS, write_tiny_gguf, write_tiny_lora_gguf
 
 PRE, SUF, MID = TINY_SPECIAL_IDS["fim_pre"], TINY_SPECIAL_IDS["fim_suf"], TINY_SPECIAL_IDS["fim_mid"]
 

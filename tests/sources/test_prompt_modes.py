@@ -6,10 +6,11 @@ import json
 import math
 from pathlib import Path
 
-from goldiff.distill.tiny import TINY_SPECIAL_IDS
 from goldiff.sources.base import CompletionRequest
 from goldiff.sources.local import LocalSource
 from goldiff.sources.profile import ServeProfile, load_profile, sidecar_path, write_profile
+
+from tests.tiny_models import TINY_SPECIAL_IDS
 
 FIM_IDS = {TINY_SPECIAL_IDS[k] for k in ("fim_pre", "fim_suf", "fim_mid")}
 

@@ -39,10 +39,3 @@ The rules (the README copies them):
   while the episode is open, and test runs up to 30 min after, are linked; `tests_passed`
   is the last one's result.
 """
-
-from __future__ import annotations
-
-from goldiff.agent.proposals import ProposalTracker
-from goldiff.outcomes.episodes import kept_share
-
-__all__ = ["ProposalTracker", "kept_share"]

@@ -12,7 +12,6 @@ are in the package docstring (`goldiff.agent`).
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import time
 import uuid
@@ -25,12 +24,18 @@ from typing import Any
 from goldiff.agent.recognise import agent_of
 from goldiff.capture.documents import Document
 from goldiff.capture.paths import uri_to_path
-from goldiff.outcomes.episodes import Episode, Episodes, Proposal, as_applied, whole_lines
+from goldiff.outcomes.episodes import (
+    Activity,
+    Episode,
+    EpisodeTracker,
+    Proposal,
+    Scheduler,
+    as_applied,
+    whole_lines,
+)
 from goldiff.outcomes.spans import Span, common_ends, diff_edits
-from goldiff.prompts import EDIT_HISTORY, edit_history
+from goldiff.prompts import edit_history
 from goldiff.store import EditRecord, TraceStore
-
-log = logging.getLogger(__name__)
 
 EXTERNAL_BUFFER = 1000  # recent changes on disk kept until a terminal command claims them
 EXTERNAL_KEEP_SECONDS = 3600.0  # ... or until they are this old
@@ -38,11 +43,9 @@ EXTERNAL_MAX_CHARS = 32_000_000  # ... or until the texts they hold exceed this
 WINDOW_SLACK_SECONDS = 1.0  # file times are coarse on some file systems; agents flush late
 RELOAD_SECONDS = 5.0  # an editor reload seen before the watcher: how recent it must be
 
-Scheduler = Callable[[float, Callable[[], None]], None]
 
-
-@dataclass(eq=False)
-class DocEdits:
+@dataclass(eq=False, kw_only=True)
+class DocEdits(Activity):
     """What the tracker follows in one document (by URI: a file keeps its state when it
     is opened after an agent changed it on disk)."""
 
@@ -50,9 +53,6 @@ class DocEdits:
     text: str  # our own copy: a change is classified against the text it was applied to
     document_id: str
     episodes: list[Episode] = field(default_factory=list)
-    recent: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=EDIT_HISTORY))
-    dirty: bool = False
-    last_edit_at: float = 0.0
     check_scheduled: bool = False
     disk_text: str | None = None  # the file changed on disk: the text the editor will reload
     disk_mtime: float = 0.0
@@ -82,7 +82,7 @@ class AgentRun:
     ended_at: float
 
 
-class ProposalTracker:
+class ProposalTracker(EpisodeTracker[DocEdits]):
     def __init__(
         self,
         store: TraceStore,
@@ -94,30 +94,23 @@ class ProposalTracker:
         clock: Callable[[], float] = time.time,
         schedule: Scheduler | None = None,
     ) -> None:
-        self.store = store
-        self.clock = clock
-        self._session_id = session_id
-        self._settle_seconds = settle_seconds
+        super().__init__(store, session_id, settle_seconds, clock, schedule)
         self._agents = agents
         self._mode = mode
-        self._schedule = schedule
-        self._docs: dict[str, DocEdits] = {}
         self._episodes: dict[str, Episode] = {}
         self._proposals: dict[str, tuple[Episode, Proposal]] = {}
         self._external: deque[ExternalChange] = deque(maxlen=EXTERNAL_BUFFER)
         self._external_chars = 0
         self._runs: deque[AgentRun] = deque(maxlen=20)
-        self.episodes = Episodes(store, session_id)
-        self._closed = False
 
     # ------------------------------------------------------------------ edit requests
 
     def state(self, doc: Document) -> DocEdits:
         state = self._docs.get(doc.uri)
         if state is None:
-            state = DocEdits(uri=doc.uri, text=doc.text, document_id=doc.id, version=doc.version)
-            state.before_version = doc.text
-            self._docs[doc.uri] = state
+            state = self._docs[doc.uri] = DocEdits(
+                uri=doc.uri, text=doc.text, document_id=doc.id, version=doc.version, before_version=doc.text
+            )
         return state
 
     def episode(self, episode_id: str) -> Episode | None:
@@ -125,7 +118,7 @@ class ProposalTracker:
 
     def recent_diffs(self, doc: Document) -> list[str]:
         """The document's last edits as small diffs, as the `edits` export shows them."""
-        return edit_history(self.state(doc).recent, doc.path or "file")
+        return edit_history(self.state(doc).history, doc.path or "file")
 
     def begin_turn(
         self, doc: Document, start: int, end: int, *, episode_id: str | None, source: str
@@ -238,9 +231,9 @@ class ProposalTracker:
         if edit.kind == "external" and doc.uri not in self._docs:
             # A closed file we never saw: what it was before is looked up (at git HEAD) only
             # if an agent's run claims the change, so a checkout of 5,000 files costs nothing.
-            state = DocEdits(uri=doc.uri, text="", document_id=doc.id, version=doc.version)
-            state.before_unknown = True
-            self._docs[doc.uri] = state
+            self._docs[doc.uri] = DocEdits(
+                uri=doc.uri, text="", document_id=doc.id, version=doc.version, before_unknown=True
+            )
         state = self.state(doc)
         old = state.text
         now = self.clock()
@@ -269,14 +262,8 @@ class ProposalTracker:
                     span.apply(a, r, len(inserted))
         # The edit history an edit prompt shows (open documents only; keystrokes are cheap
         # to keep: both texts are the recorder's own strings, not copies).
-        changed = bool(edit.removed or edit.inserted) if edit.kind == "change" else old != doc.text
-        if edit.kind in ("change", "full") and changed:
-            state.recent.append((old, doc.text))
-        state.text = doc.text
+        state.edited(edit, doc.text, now, external=external)
         state.document_id = state.document_id or doc.id
-        if not external and edit.kind != "open":
-            state.dirty = True
-            state.last_edit_at = now
         if seen is not None:
             # Last: an agent's episode opened from it must see our copy already updated.
             self._external_seen(state, seen[0], doc.text, seen[1])
@@ -285,11 +272,7 @@ class ProposalTracker:
     def on_open(self, doc: Document) -> None:
         """A document opened: our copy starts from its text (a file an agent changed while it
         was closed keeps its state, and the open text is diffed against ours)."""
-        state = self._docs.get(doc.uri)
-        if state is None:
-            self.state(doc)
-        else:
-            self._sync(state, doc)
+        self._sync(self.state(doc), doc)
 
     def _sync(self, state: DocEdits, doc: Document) -> None:
         """Bring our copy in line with the document (an edit we were not told about)."""
@@ -324,17 +307,6 @@ class ProposalTracker:
             if state.episodes:
                 self._docs[doc.uri] = state  # still waiting on an editor's answer
 
-    def commit(self) -> None:
-        for state in list(self._docs.values()):
-            self._settle(state, "commit")
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        for state in list(self._docs.values()):
-            self._settle(state, "shutdown")
-        self._closed = True
-
     # ------------------------------------------------------------------ external agents
 
     def _external_seen(self, state: DocEdits, before: str | None, after: str, at: float) -> None:
@@ -358,10 +330,7 @@ class ProposalTracker:
 
         `started_at`/`ended_at` are the client's epoch milliseconds.
         """
-        now = self.clock()
-        entry: dict[str, Any] = {"command_line": command_line, "exit_code": exit_code, "at": now}
-        if self.episodes.terminal_command(entry, [e for s in self._docs.values() for e in s.episodes]):
-            self.commit()
+        self._link_command({"command_line": command_line, "exit_code": exit_code, "at": self.clock()})
         agent = agent_of(command_line, self._agents())
         if agent is None or started_at is None:
             return None
@@ -457,21 +426,8 @@ class ProposalTracker:
         self.episodes.opened(episode)
         return episode
 
-    def _schedule_settle(self, state: DocEdits) -> None:
-        if state.check_scheduled or self._closed or not state.episodes or self._schedule is None:
-            return
-        state.check_scheduled = True
-        due = max(self.clock(), state.last_edit_at + self._settle_seconds())
-        self._schedule(due, lambda: self._check_settle(state))
-
-    def _check_settle(self, state: DocEdits) -> None:
-        state.check_scheduled = False
-        if self._docs.get(state.uri) is not state or state.dirty:
-            return  # the next save schedules the next check
-        if self.clock() < state.last_edit_at + self._settle_seconds():
-            self._schedule_settle(state)
-            return
-        self._settle(state, "idle")
+    def _activity_of(self, state: DocEdits) -> Activity:
+        return state
 
     def _settle(self, state: DocEdits, why: str) -> None:
         now = self.clock()

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from goldiff.agent.proposals import ProposalTracker
-from goldiff.agent.rewrite import EditRequest, EditSource, Rewrite, build_request, edit_source
+from goldiff.agent.rewrite import EditRequest, Rewrite, build_request, edit_source
 from goldiff.errors import ConfigError, GoldiffError
+from goldiff.outcomes.episodes import Proposal
+from goldiff.outcomes.spans import Span
 from goldiff.protocol import PROPOSE_EDIT, ProposeEditArgs
 
 if TYPE_CHECKING:
@@ -77,9 +79,8 @@ class ProposeEditService:
                 f"episode {args.episode} is not open for {args.uri} (it has settled); "
                 "ask again without `episode` to start a new one"
             ) from None
-        text = self.tracker.state(doc).text
         request = build_request(
-            text,
+            self.tracker.state(doc).text,
             start,
             end,
             path=doc.path or doc.uri,
@@ -88,28 +89,38 @@ class ProposeEditService:
             recent_edits=self.tracker.recent_diffs(doc),
         )
         rewrite = await asyncio.to_thread(source.rewrite, request, threading.Event())
-        rng = _lsp_range(doc, start, end)
-        proposal = self.tracker.add_proposal(
-            episode,
-            start=start,
-            end=end,
-            text=rewrite.text,
-            source=rewrite.source,
-            model=rewrite.model,
-            instruction=args.instruction,
-            rng=rng,
-            context=_context(request),
-            latency_ms=rewrite.latency_ms,
-        )
+        (sl, sc), (el, ec) = doc.position_at(start), doc.position_at(end)
+        rng = {"start": {"line": sl, "character": sc}, "end": {"line": el, "character": ec}}
+
+        def record(rewrite: Rewrite, shadow_of: str | None = None) -> Proposal:
+            return self.tracker.add_proposal(
+                episode,
+                start=start,
+                end=end,
+                text=rewrite.text,
+                source=rewrite.source,
+                model=rewrite.model,
+                instruction=args.instruction,
+                rng=rng,
+                context={
+                    "context_before": request.context_before,
+                    "context_after": request.context_after,
+                    "recent_edits": request.recent_edits,
+                    "cursor": request.cursor,
+                },
+                latency_ms=rewrite.latency_ms,
+                shadow_of=shadow_of,
+            )
+
+        proposal = record(rewrite)
         if mode == "shadow":
-            self._start_shadow(episode, proposal.id, start, end, request, args.instruction, rng)
-        found = self.tracker.proposal_span(proposal.id)
-        if found is not None:  # the document may have moved while the model wrote
-            start, end = found[1].start, found[1].end
+            self._start_shadow(request, lambda local: record(local, shadow_of=proposal.id))
+        found = self.tracker.proposal_span(proposal.id)  # the document may have moved meanwhile
+        now_at = found[1] if found is not None else Span(start, end)
+        label = f"Goldiff: {args.instruction.splitlines()[0][:60]}"
         result = await self.apply_edit(
             types.ApplyWorkspaceEditParams(
-                edit=_workspace_edit(args.uri, doc.version, doc, start, end, rewrite, args.instruction),
-                label=f"Goldiff: {args.instruction.splitlines()[0][:60]}",
+                edit=_workspace_edit(args.uri, doc, now_at.start, now_at.end, rewrite, label), label=label
             )
         )
         applied = bool(result is not None and result.applied)
@@ -123,58 +134,25 @@ class ProposeEditService:
             "model": rewrite.model,
         }
 
-    def _start_shadow(
-        self,
-        episode: Any,
-        shown_id: str,
-        start: int,
-        end: int,
-        request: EditRequest,
-        instruction: str,
-        rng: dict[str, Any],
-    ) -> None:
+    def _start_shadow(self, request: EditRequest, record: Callable[[Rewrite], object]) -> None:
+        """The local model rewrites the same region in the background, `record`ed beside it."""
+
         async def run() -> None:
             try:
-                local: EditSource = edit_source("local", self.server.settings, self.completion)
-                rewrite: Rewrite = await asyncio.to_thread(local.rewrite, request, threading.Event())
+                local = edit_source("local", self.server.settings, self.completion)
+                rewrite = await asyncio.to_thread(local.rewrite, request, threading.Event())
             except GoldiffError as exc:
                 log.info("shadow edit skipped: %s", exc)
                 return
-            self.tracker.add_proposal(
-                episode,
-                start=start,
-                end=end,
-                text=rewrite.text,
-                source=rewrite.source,
-                model=rewrite.model,
-                instruction=instruction,
-                rng=rng,
-                context=_context(request),
-                latency_ms=rewrite.latency_ms,
-                shadow_of=shown_id,
-            )
+            record(rewrite)
 
         task = asyncio.get_running_loop().create_task(run())
         self._shadow.add(task)
         task.add_done_callback(self._shadow.discard)
 
 
-def _lsp_range(doc: Any, start: int, end: int) -> dict[str, Any]:
-    (sl, sc), (el, ec) = doc.position_at(start), doc.position_at(end)
-    return {"start": {"line": sl, "character": sc}, "end": {"line": el, "character": ec}}
-
-
-def _context(request: EditRequest) -> dict[str, Any]:
-    return {
-        "context_before": request.context_before,
-        "context_after": request.context_after,
-        "recent_edits": request.recent_edits,
-        "cursor": request.cursor,
-    }
-
-
 def _workspace_edit(
-    uri: str, version: int | None, doc: Any, start: int, end: int, rewrite: Rewrite, instruction: str
+    uri: str, doc: Any, start: int, end: int, rewrite: Rewrite, label: str
 ) -> types.WorkspaceEdit:
     (sl, sc), (el, ec) = doc.position_at(start), doc.position_at(end)
     edit = types.AnnotatedTextEdit(
@@ -185,13 +163,13 @@ def _workspace_edit(
     return types.WorkspaceEdit(
         document_changes=[
             types.TextDocumentEdit(
-                text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
+                text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=doc.version),
                 edits=[edit],
             )
         ],
         change_annotations={
             ANNOTATION_ID: types.ChangeAnnotation(
-                label=f"Goldiff: {instruction.splitlines()[0][:60]}",
+                label=label,
                 needs_confirmation=True,
                 description=f"{rewrite.source} · {rewrite.model}",
             )

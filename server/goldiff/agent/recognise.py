@@ -11,12 +11,12 @@ its commands does.
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Sequence
+
+from goldiff.outcomes.testruns import commands
 
 _LAUNCHERS = {"npx", "bunx", "pnpx", "uvx", "env", "sudo", "time", "nohup", "exec", "command"}
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-_SEPARATORS = re.compile(r"\s*(?:&&|\|\||;|\|)\s*")
 # npm package names of agents whose package is not named like their command.
 _PACKAGES = {"claude-code": "claude", "gemini-cli": "gemini"}
 
@@ -47,11 +47,7 @@ def agent_of(command_line: str, agents: Sequence[str]) -> str | None:
     wanted = {a.strip() for a in agents if a.strip()}
     if not wanted:
         return None
-    for part in _SEPARATORS.split(command_line):
-        try:
-            words = shlex.split(part)
-        except ValueError:
-            words = part.split()
+    for words in commands(command_line):
         program = _program(words)
         if program in wanted:
             return program

@@ -119,16 +119,11 @@ def clean_reply(reply: str) -> str:
 class DeterministicEditSource:
     """Rules instead of a model, for tests: see the module docstring."""
 
-    def __init__(self, edits: list[tuple[str, str]], *, kind: str, model: str = "deterministic") -> None:
-        self.edits = edits
-        self.kind = kind
-        self.model = model
-
-    @classmethod
-    def from_spec(cls, spec: str, *, kind: str) -> DeterministicEditSource:
+    def __init__(self, spec: str, *, kind: str) -> None:
         data = read_spec(spec)
-        edits = [(str(e["instruction"]), str(e["text"])) for e in data.get("edits", [])]
-        return cls(edits, kind=kind, model=str(data.get("model", "deterministic")))
+        self.edits = [(str(e["instruction"]), str(e["text"])) for e in data.get("edits", [])]
+        self.kind = kind
+        self.model = str(data.get("model", "deterministic"))
 
     def rewrite(self, request: EditRequest, cancel: threading.Event) -> Rewrite:
         started = time.perf_counter()
@@ -190,7 +185,7 @@ def edit_source(kind: str, settings: Settings, completion: CompletionService) ->
     """The edit source for `kind` (frontier | local) under the server's current settings."""
     spec = settings.frontier.model if kind == "frontier" else settings.local.model
     if spec is not None and spec.startswith(SPEC_PREFIX):
-        return DeterministicEditSource.from_spec(spec, kind=kind)
+        return DeterministicEditSource(spec, kind=kind)
     if kind == "frontier":
         return ChatEditSource(completion.frontier_source())
     return LocalEditSource(completion.local_source())

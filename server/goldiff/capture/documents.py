@@ -11,6 +11,7 @@ the caller resynchronises it from the next full text or from disk, recording the
 from __future__ import annotations
 
 import bisect
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -27,12 +28,7 @@ def utf16_len(text: str) -> int:
 
 
 def _line_starts(text: str) -> list[int]:
-    starts = [0]
-    i = text.find("\n")
-    while i != -1:
-        starts.append(i + 1)
-        i = text.find("\n", i + 1)
-    return starts
+    return [0, *(m.end() for m in re.finditer("\n", text))]
 
 
 @dataclass
@@ -96,7 +92,6 @@ class Document:
         version: int | None,
         *,
         now: float | None = None,
-        mono: float | None = None,
     ) -> EditRecord:
         """Apply an incremental change; return the edit to record."""
         a = self.offset_at(*start)
@@ -111,7 +106,7 @@ class Document:
             kind="change",
             version=version,
             ts=now if now is not None else time.time(),
-            mono=mono if mono is not None else time.monotonic(),
+            mono=time.monotonic(),
             offset=a,
             removed=b - a,
             inserted=new_text,
@@ -130,11 +125,7 @@ class Document:
         lo = bisect.bisect_right(starts, a)  # first start after a: may be removed or moved
         hi = bisect.bisect_right(starts, b)  # starts in (a, b] were inside the replaced text
         delta = len(new_text) - (b - a)
-        added = []
-        i = new_text.find("\n")
-        while i != -1:
-            added.append(a + i + 1)
-            i = new_text.find("\n", i + 1)
+        added = [a + start for start in _line_starts(new_text)[1:]]
         tail = [x + delta for x in starts[hi:]] if delta else starts[hi:]
         starts[lo:] = added + tail
 

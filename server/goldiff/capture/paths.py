@@ -1,11 +1,9 @@
-"""Which files Goldiff may record: opt-in, exclude globs, size and encoding limits."""
+"""Which files Goldiff may record: their paths and URIs, size and encoding limits."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from urllib.parse import unquote, urlparse
-
-import pathspec
 
 MAX_BYTES = 1_000_000  # larger files are skipped with a recorded reason
 
@@ -21,24 +19,11 @@ def path_to_uri(path: Path) -> str:
     return path.resolve().as_uri()
 
 
-class Excludes:
-    """Gitignore-style exclude globs, matched against workspace-relative paths."""
-
-    def __init__(self, patterns: list[str]) -> None:
-        self.patterns = list(patterns)
-        self._spec = pathspec.PathSpec.from_lines("gitwildmatch", self.patterns)
-
-    def match(self, relative: str) -> bool:
-        return bool(self._spec.match_file(relative))
-
-
 def relative_to_workspace(path: Path, workspaces: list[Path]) -> tuple[Path | None, str]:
     """The workspace folder holding `path` (if any) and the path relative to it."""
     for ws in sorted(workspaces, key=lambda p: len(str(p)), reverse=True):
-        try:
+        if path.is_relative_to(ws):
             return ws, path.relative_to(ws).as_posix()
-        except ValueError:
-            continue
     return None, path.name
 
 

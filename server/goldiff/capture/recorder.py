@@ -15,9 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pathspec
+
 from goldiff.capture.documents import Document, OutOfSync
 from goldiff.capture.paths import (
-    Excludes,
     read_text,
     relative_to_workspace,
     skip_reason,
@@ -40,7 +41,7 @@ class Recorder:
         self.session_id = uuid.uuid4().hex[:16]
         self.workspaces: list[Path] = []
         self.documents: dict[str, Document] = {}
-        self._excludes = Excludes(settings.excludes())
+        self._excludes = pathspec.PathSpec.from_lines("gitwildmatch", settings.excludes())
         self._listeners: list[Callable[[Document, EditRecord], None]] = []
         self._commit_listeners: list[Callable[[str, str], None]] = []
         self.external: dict[str, Document] = {}  # files changed on disk, not open in the editor
@@ -73,7 +74,7 @@ class Recorder:
     def update_settings(self, settings: Settings) -> None:
         was_enabled = self.settings.capture.enabled
         self.settings = settings
-        self._excludes = Excludes(settings.excludes())
+        self._excludes = pathspec.PathSpec.from_lines("gitwildmatch", settings.excludes())
         self.store.record_event(
             "config", session_id=self.session_id, detail={"settings": settings.redacted()}
         )
@@ -117,7 +118,7 @@ class Recorder:
                 # The editor opens its own files too (settings.json, logs): only what is
                 # inside the opted-in workspace is the developer's work.
                 return False, "outside the workspace folders"
-            if self._excludes.match(rel) or self._excludes.match(path.name):
+            if self._excludes.match_file(rel) or self._excludes.match_file(path.name):
                 return False, "excluded by capture.exclude"
         reason = skip_reason(text)
         return (reason is None), reason
@@ -235,10 +236,7 @@ class Recorder:
     @staticmethod
     def _disk_text(uri: str) -> str | None:
         path = uri_to_path(uri)
-        if path is None:
-            return None
-        text, _reason = read_text(path)
-        return text
+        return read_text(path)[0] if path is not None else None
 
     def on_commit(self, listener: Callable[[str, str], None]) -> None:
         """Call `listener(workspace_uri, sha)` when a commit is seen (a settle boundary)."""
@@ -252,7 +250,7 @@ class Recorder:
             return
         uri = path.resolve().as_uri()
         rel = path.resolve().relative_to(root.resolve()).as_posix()
-        if self._excludes.match(rel) or self._excludes.match(path.name):
+        if self._excludes.match_file(rel) or self._excludes.match_file(path.name):
             return
         text, reason = read_text(path)
         open_doc = self.documents.get(uri)

@@ -106,7 +106,7 @@ def _format_patterns() -> tuple[re.Pattern[str], ...]:
 
 @lru_cache(maxsize=1)
 def _entropy() -> tuple[Any, Any]:
-    """detect-secrets' own entropy measures (the hex one discounts all-digit strings)."""
+    """detect-secrets' own entropy measures and default limits (the hex one discounts all-digit strings)."""
     from detect_secrets.plugins.high_entropy_strings import (
         Base64HighEntropyString,
         HexHighEntropyString,
@@ -114,9 +114,6 @@ def _entropy() -> tuple[Any, Any]:
 
     return Base64HighEntropyString(limit=4.5), HexHighEntropyString(limit=3.0)
 
-
-BASE64_LIMIT = 4.5  # detect-secrets' defaults
-HEX_LIMIT = 3.0
 
 # ------------------------------------------------------------------ keyword rules
 
@@ -218,15 +215,10 @@ _IDENTIFIER_PATH = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
 _SYMBOLS = set("!#$%&*+/=?@^|~")
 
 
-def _key_words(key: str) -> list[str]:
-    key = key.rsplit(".", 1)[-1]
-    key = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key)
-    return [w for w in re.split(r"[_\-]+", key.lower()) if w]
-
-
 def is_secret_name(key: str) -> bool:
     """Whether a name (variable, setting, header, flag) says its value is a secret."""
-    words = _key_words(key)
+    key = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key.rsplit(".", 1)[-1])
+    words = [w for w in re.split(r"[_\-]+", key.lower()) if w]
     if not words:
         return False
     last = words[-1]
@@ -359,7 +351,6 @@ _COMMAND_PATTERNS = [
     re.compile(
         r"(?:curl|wget|http)\b[^\n]{0,200}?\s(?:-u|--user)[\s=]{1,8}[\"']?[^\s:'\"]{1,100}:(?P<s>[^\s'\"@]{3,200})"
     ),
-    # Authorization: Bearer xyz / Basic xyz / token xyz
     # Authorization: Bearer xyz / Basic xyz / token xyz; `authorization = ...` is code
     # unless a scheme word follows.
     re.compile(
@@ -430,7 +421,7 @@ def _entropy_spans(line: str, before: str = "") -> Iterator[tuple[int, int]]:
             # that names a secret is taken for one.
             context = before + line
             if (
-                hexa.calculate_shannon_entropy(value) > HEX_LIMIT
+                hexa.calculate_shannon_entropy(value) > hexa.entropy_limit
                 and _SECRET_CONTEXT.search(context)
                 and not _HASH_CONTEXT.search(context)
             ):
@@ -450,7 +441,7 @@ def _entropy_spans(line: str, before: str = "") -> Iterator[tuple[int, int]]:
                 continue  # SOME_CONSTANT_NAME_2
         if _IDENTIFIER_PATH.match(value) and len("".join(_WORD.findall(value))) >= 0.6 * len(value):
             continue  # CamelCase words: NFCISO15693CustomCommandConfiguration
-        if b64.calculate_shannon_entropy(value) > BASE64_LIMIT and not _CODEC.search(line):
+        if b64.calculate_shannon_entropy(value) > b64.entropy_limit and not _CODEC.search(line):
             yield m.start(2), m.end(2)
 
 

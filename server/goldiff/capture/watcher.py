@@ -43,13 +43,10 @@ def head_commit(root: Path) -> str | None:
 
 
 def _gitignore(root: Path) -> pathspec.PathSpec[Any]:
-    lines: list[str] = []
-    ignore = root / ".gitignore"
-    if ignore.is_file():
-        try:
-            lines = ignore.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            lines = []
+    try:
+        lines = (root / ".gitignore").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:  # none, or unreadable: nothing is ignored
+        lines = []
     return pathspec.PathSpec.from_lines("gitwildmatch", lines)
 
 
@@ -85,10 +82,7 @@ class WorkspaceWatcher(FileSystemEventHandler):
         self._observer.join(timeout=5)
 
     def _root_of(self, path: Path) -> Path | None:
-        for root in self.roots:
-            if path == root or root in path.parents:
-                return root
-        return None
+        return next((root for root in self.roots if path.is_relative_to(root)), None)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory or event.event_type not in ("created", "modified", "moved", "closed"):

@@ -17,24 +17,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from goldiff.distill.config import TrainConfig, load_recipe
+from goldiff.distill.config import load_recipe
+from goldiff.distill.parity import Tolerance
 from goldiff.home import models_dir
 
 TOKENIZER_SAMPLE_BYTES = 80_000_000  # BPE merges settle long before the whole corpus
 
-
-def _quantized_tolerance() -> Any:
-    """Parity limits for the quantized file of a *trained* model.
-
-    The exporter's default limits are set on random test models whose logits spread widely
-    (std 5-10). A trained small model's logits spread less (std ~2.6 for the default model),
-    so the same absolute quantization error is a larger share of it: the shipped Q6_K file
-    measured max |diff| 26% of the std with 95% argmax agreement, Q4_K_M 52% / 95%. The F16
-    export is still held to the strict limit, which is what catches mapping bugs.
-    """
-    from goldiff.distill.parity import Tolerance
-
-    return Tolerance(max_rel_diff=0.35, min_argmax_agreement=0.9)
+# Parity limits for the quantized file of a *trained* model. The exporter's default limits
+# are set on random test models whose logits spread widely (std 5-10). A trained small
+# model's logits spread less (std ~2.6 for the default model), so the same absolute
+# quantization error is a larger share of it: the shipped Q6_K file measured max |diff| 26%
+# of the std with 95% argmax agreement, Q4_K_M 52% / 95%. The F16 export is still held to
+# the strict limit, which is what catches mapping bugs.
+QUANTIZED_TOLERANCE = Tolerance(max_rel_diff=0.35, min_argmax_agreement=0.9)
 
 
 @dataclass
@@ -59,7 +54,7 @@ def bootstrap(
     *,
     dest: Path | None = None,
     quantize_to: str = "Q6_K",
-    quantized_tolerance: Any = None,
+    quantized_tolerance: Tolerance = QUANTIZED_TOLERANCE,
     progress: bool = True,
     log: Callable[[str], None] = print,
     **overrides: Any,
@@ -68,15 +63,12 @@ def bootstrap(
 
     ``dest`` defaults to ``HOME/models``; ``overrides`` change TrainConfig fields (for
     example ``max_steps=``, ``batch_size=``, ``threads=``). Calling it again resumes.
-    ``quantized_tolerance`` (a `parity.Tolerance`) defaults to `_quantized_tolerance()`.
     """
     from goldiff.distill import data, tokenizer
     from goldiff.distill.corpus import Manifest, build_manifest
     from goldiff.distill.train import train
 
     config = load_recipe(recipe, **overrides)
-    if quantized_tolerance is None:
-        quantized_tolerance = _quantized_tolerance()
     work = Path(home) / "bootstrap" / Path(recipe).stem
     work.mkdir(parents=True, exist_ok=True)
     (work / "config.json").write_text(json.dumps(config.to_dict(), indent=1) + "\n")
@@ -112,7 +104,7 @@ def bootstrap(
     if {k: meta.get(k) for k in expected} != expected:
         log("Tokenizing the corpus into fill-in-the-middle training windows...")
         meta = data.pack_corpus(
-            data.iter_manifest_documents(manifest),
+            ((split, path.read_text(encoding="utf-8")) for split, path in manifest.iter_split_files()),
             data.load_tokenizer(tok_path),
             corpus_dir,
             config.fim_rate,
@@ -159,7 +151,8 @@ def bootstrap(
         tokens_seen=result.tokens_seen,
         val_loss=result.val_loss,
         train_seconds=result.elapsed_s,
-        parity=_parity_summary(parity),
+        # The parity report as plain JSON.
+        parity={k: v for k, v in asdict(parity).items() if isinstance(v, (int, float, str, bool))},
         corpus_files=manifest.n_files,
         corpus_bytes=manifest.n_bytes,
         corpus_tokens=meta["tokens"],
@@ -193,13 +186,3 @@ def _capped(texts: Any, cap: int) -> Any:
             return
         total += len(text)
         yield text
-
-
-def _parity_summary(report: Any) -> dict[str, Any]:
-    """The parity report as plain JSON (its fields vary with the exporter's version)."""
-    if hasattr(report, "__dataclass_fields__"):
-        return {k: v for k, v in asdict(report).items() if isinstance(v, (int, float, str, bool))}
-    return {"summary": str(report)}
-
-
-__all__ = ["BootstrapResult", "TrainConfig", "bootstrap"]

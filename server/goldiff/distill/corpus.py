@@ -92,6 +92,14 @@ class Distribution:
     files: list[str] = field(default_factory=list)
     bytes: int = 0
 
+    def add(self, rel: str, seen: set[str], skipped: dict[str, int]) -> None:
+        """Keep the file `rel` (under `root`) if it is worth training on and not seen yet."""
+        path = Path(self.root) / rel
+        size = _keep_file(path, skipped)
+        if size and _first_seen(path, seen, skipped):
+            self.files.append(rel)
+            self.bytes += size
+
 
 @dataclass
 class Manifest:
@@ -138,10 +146,7 @@ class Manifest:
 
     def iter_files(self, split: str) -> Iterator[Path]:
         """The kept files of one split ("train" or "val"), in a stable order."""
-        for dist in self.distributions:
-            for rel in dist.files:
-                if is_validation(f"{dist.name}/{rel}", self.val_fraction) == (split == "val"):
-                    yield Path(dist.root) / rel
+        return (path for s, path in self.iter_split_files() if s == split)
 
     def licence_table(self) -> str:
         """A markdown table of the distributions, for the model card."""
@@ -234,12 +239,8 @@ def _stdlib_distribution(skipped: dict[str, int], seen: set[str]) -> Distributio
     dist = Distribution(name="python-stdlib", version=version, licence="PSF-2.0", root=str(root))
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root)
-        if rel.parts[0] in ("site-packages", "dist-packages") or "site-packages" in rel.parts:
-            continue
-        size = _keep_file(path, skipped)
-        if size and _first_seen(path, seen, skipped):
-            dist.files.append(str(rel))
-            dist.bytes += size
+        if rel.parts[0] not in ("site-packages", "dist-packages") and "site-packages" not in rel.parts:
+            dist.add(str(rel), seen, skipped)
     return dist
 
 
@@ -298,13 +299,8 @@ def build_manifest(
                 continue
             dist = Distribution(name=name, version=found_dist.version, licence=licence, root=str(site))
             for entry in sorted(found_dist.files or [], key=str):
-                if entry.suffix != ".py" or ".." in entry.parts:
-                    continue
-                path = Path(str(found_dist.locate_file(entry)))
-                size = _keep_file(path, skipped)
-                if size and _first_seen(path, seen_files, skipped):
-                    dist.files.append(str(entry))
-                    dist.bytes += size
+                if entry.suffix == ".py" and ".." not in entry.parts:
+                    dist.add(str(entry), seen_files, skipped)
             if dist.files:
                 dists.append(dist)
                 total += dist.bytes

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from goldiff.distill.corpus import is_validation
 from goldiff.errors import ConfigError, NotEnoughDataError
 from goldiff.prompts import SPECIAL_TOKENS
 
@@ -67,8 +68,9 @@ def load_tokenizer(path: str | Path) -> Any:
 # --------------------------------------------------------------------------- corpus packing
 
 
-def split_segments(text: str, max_chars: int = SEGMENT_CHARS) -> list[str]:
-    """Cut a document at line boundaries into pieces of at most ~max_chars."""
+def split_segments(text: str, max_chars: int = SEGMENT_CHARS, clip: bool = False) -> list[str]:
+    """Cut a document at line boundaries into pieces of at most ~max_chars (exactly, with
+    `clip`: a longer line is cut to max_chars)."""
     segments: list[str] = []
     current: list[str] = []
     size = 0
@@ -76,6 +78,7 @@ def split_segments(text: str, max_chars: int = SEGMENT_CHARS) -> list[str]:
         if size + len(line) > max_chars and current:
             segments.append("".join(current))
             current, size = [], 0
+        line = line[:max_chars] if clip else line
         current.append(line)
         size += len(line)
     if current:
@@ -211,19 +214,12 @@ def pack_corpus(
     return meta
 
 
-def iter_manifest_documents(manifest: Any) -> Iterator[tuple[str, str]]:
-    """``(split, text)`` for every file of a `corpus.Manifest`, in manifest order."""
-    for split, path in manifest.iter_split_files():
-        yield split, path.read_text(encoding="utf-8")
-
-
 class TokenWindows:
     """Random windows of ``seq_len + 1`` tokens from a packed split, chosen by (seed, step)."""
 
     def __init__(self, path: Path, seq_len: int, *, split: str, needed: int = 1) -> None:
-        self.tokens = np.memmap(path, dtype=np.uint16, mode="r") if path.stat().st_size else None
         self.seq_len = seq_len
-        available = 0 if self.tokens is None else len(self.tokens)
+        available = path.stat().st_size // 2  # uint16 ids (an empty file cannot be mapped)
         minimum = (seq_len + 1) * needed
         if available < minimum:
             raise NotEnoughDataError(
@@ -231,9 +227,10 @@ class TokenWindows:
                 f"({needed} window(s) of seq_len+1={seq_len + 1}). Add more code to the corpus "
                 "(raise corpus_max_bytes) or lower seq_len."
             )
+        self.tokens = np.memmap(path, dtype=np.uint16, mode="r")
 
     def __len__(self) -> int:
-        return 0 if self.tokens is None else len(self.tokens)
+        return len(self.tokens)
 
     def batch(
         self, batch_size: int, seed: int, step: int, micro: int = 0, *, rank: int = 0, world: int = 1
@@ -245,7 +242,6 @@ class TokenWindows:
         resumed on another number of processes continues with the same data.
         ``label_count`` is the labelled tokens of the whole global batch.
         """
-        assert self.tokens is not None
         g = torch.Generator().manual_seed(_mix(seed, step, micro))
         high = len(self.tokens) - self.seq_len - 1
         offsets = torch.randint(0, high + 1, (batch_size * world,), generator=g).tolist()
@@ -414,8 +410,7 @@ def split_rows(
     val: list[dict[str, Any]] = []
     for row in rows:
         key = str(row.get("id") or json.dumps(row, sort_keys=True))
-        digest = int.from_bytes(hashlib.sha1(key.encode()).digest()[:4], "big") / 2**32
-        (val if digest < val_fraction else train).append(row)
+        (val if is_validation(key, val_fraction) else train).append(row)
     if not val and len(train) > 1:
         val.append(train.pop())
     return train, val

@@ -6,28 +6,18 @@ supported: ``qwen2`` (NEOX rope, so no Q/K permutation; its q/k/v biases must be
 because llama.cpp treats them as optional and a file without them loads and is silently
 wrong) and ``llama`` (Q/K rows permuted exactly as ``convert_hf_to_gguf.py`` does).
 Tied embeddings are written once: llama.cpp reuses ``token_embd`` when ``output`` is absent.
-
-Public API (torch is imported only by the functions that take torch objects)::
-
-    export_model(model, tokenizer, out_path, dtype="f16")  # transformers or peft model
-    export_lora_adapter(peft_model, base_gguf, out_path)   # GGUF LoRA for Llama(lora_path=)
-    from_pretrained_dir(hf_dir, out_path, dtype="f16")      # a saved HF folder
-    write_gguf(out_path, hparams, tensors, vocab, dtype=)   # numpy arrays, HF names
-    write_lora_gguf(out_path, hparams, pairs, alpha)        # numpy LoRA pairs, HF names
-    export_checked(model, tokenizer, out_path, quantize_to=("Q8_0",))  # + parity, quantize
-    export_lora_checked(peft_model, base_gguf, out_path)   # adapter + parity with peft
+``write_gguf`` and ``write_lora_gguf`` take numpy arrays; torch is imported only by the
+functions that take torch objects.
 
 ``export_checked`` / ``export_lora_checked`` are what training should call: every file they
 return has passed :func:`goldiff.distill.parity.check_parity`, or they raise ``ParityError``.
-
-``tokenizer`` may be a folder or ``tokenizer.json`` path, a ``tokenizers.Tokenizer``, a
-transformers fast tokenizer, or a :class:`~goldiff.distill.tokenizer.GgufVocab`.
+A ``tokenizer`` is a folder or ``tokenizer.json`` path, or a
+:class:`~goldiff.distill.tokenizer.GgufVocab`.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -55,7 +45,6 @@ _ARCH_ENUM: dict[str, gguf.MODEL_ARCH] = {
 }
 # Buffers and duplicates that transformers keeps in a state dict but a GGUF must not hold.
 _SKIPPED = re.compile(r"(rotary_emb\.inv_freq|\.rotary_emb\.|^model\.rotary_emb)")
-_LAYER = re.compile(r"^model\.layers\.(\d+)\.")
 
 
 @dataclass(frozen=True)
@@ -143,15 +132,11 @@ def _maybe_permute(hf_name: str, array: FloatArray, hp: ModelHParams) -> FloatAr
     return array
 
 
-class _NameMap:
-    def __init__(self, arch: Arch, n_layer: int) -> None:
-        self._map = gguf.get_tensor_name_map(_ARCH_ENUM[arch], n_layer)
-
-    def __call__(self, hf_name: str) -> str:
-        name = self._map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
-        if name is None:
-            raise GgufExportError(f"no GGUF tensor for parameter {hf_name!r}")
-        return name
+def _gguf_name(names: gguf.TensorNameMap, hf_name: str) -> str:
+    name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+    if name is None:
+        raise GgufExportError(f"no GGUF tensor for parameter {hf_name!r}")
+    return name
 
 
 def _write_file(writer: gguf.GGUFWriter) -> None:
@@ -184,7 +169,7 @@ def write_gguf(
         raise GgufExportError("the model has no model.embed_tokens.weight")
     n_vocab = int(tensors["model.embed_tokens.weight"].shape[0])
     vocab = vocab.padded_to(n_vocab)
-    names = _NameMap(hp.arch, hp.num_hidden_layers)
+    names = gguf.get_tensor_name_map(_ARCH_ENUM[hp.arch], hp.num_hidden_layers)
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -216,7 +201,7 @@ def write_gguf(
             has_output = True
         array = _maybe_permute(hf_name, np.asarray(value, dtype=np.float32), hp)
         out_dtype = np.float16 if dtype == "f16" and array.ndim == 2 else np.float32
-        writer.add_tensor(names(hf_name), np.ascontiguousarray(array.astype(out_dtype)))
+        writer.add_tensor(_gguf_name(names, hf_name), np.ascontiguousarray(array.astype(out_dtype)))
     if not hp.tie_word_embeddings and not has_output:
         raise GgufExportError("the config says embeddings are not tied but lm_head.weight is missing")
     _write_file(writer)
@@ -246,7 +231,7 @@ def write_lora_gguf(
     """
     if not pairs:
         raise GgufExportError("the adapter has no LoRA weights")
-    names = _NameMap(hparams.arch, hparams.num_hidden_layers)
+    names = gguf.get_tensor_name_map(_ARCH_ENUM[hparams.arch], hparams.num_hidden_layers)
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(path, hparams.arch)
@@ -255,7 +240,7 @@ def write_lora_gguf(
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
     writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(alpha))
     for hf_name, pair in pairs.items():
-        base = names(hf_name)
+        base = _gguf_name(names, hf_name)
         a = np.asarray(pair.a, dtype=np.float32)
         b = np.asarray(pair.b, dtype=np.float32)
         if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[1]:
@@ -304,22 +289,6 @@ def read_hparams(gguf_path: str | Path) -> ModelHParams:
 # --- torch / transformers / peft entry points (the ``goldiff[train]`` extra) -------------
 
 
-def vocab_from(tokenizer: Any) -> GgufVocab:
-    """Accept any of the tokenizer forms listed in the module docstring."""
-    if isinstance(tokenizer, GgufVocab):
-        return tokenizer
-    if isinstance(tokenizer, str | Path):
-        return GgufVocab.from_tokenizer_json(tokenizer)
-    backend = getattr(tokenizer, "backend_tokenizer", None)  # transformers fast tokenizer
-    if backend is not None:
-        tokenizer = backend
-    if hasattr(tokenizer, "to_str"):  # tokenizers.Tokenizer
-        return GgufVocab.from_tokenizer_json(json.loads(tokenizer.to_str()))
-    raise GgufExportError(
-        f"cannot read a vocabulary from {type(tokenizer).__name__}; pass the tokenizer folder"
-    )
-
-
 def _to_numpy(t: torch.Tensor) -> FloatArray:
     import torch
 
@@ -336,7 +305,7 @@ def _unwrap_peft(model: Any) -> Any:
 
 def export_model(
     model: Any,
-    tokenizer: Any,
+    tokenizer: GgufVocab | str | Path,
     out_path: str | Path,
     dtype: Dtype = "f16",
     *,
@@ -346,30 +315,23 @@ def export_model(
     model = _unwrap_peft(model)
     hparams = ModelHParams.from_config(model.config)
     tensors = {k: _to_numpy(v) for k, v in model.state_dict().items()}
-    return write_gguf(out_path, hparams, tensors, vocab_from(tokenizer), dtype=dtype, name=name)
+    vocab = tokenizer if isinstance(tokenizer, GgufVocab) else GgufVocab.from_tokenizer_json(tokenizer)
+    return write_gguf(out_path, hparams, tensors, vocab, dtype=dtype, name=name)
 
 
-def from_pretrained_dir(
-    hf_dir: str | Path,
-    out_path: str | Path,
-    dtype: Dtype = "f16",
-    *,
-    name: str = "goldiff",
-) -> Path:
+def from_pretrained_dir(hf_dir: str | Path, out_path: str | Path, dtype: Dtype = "f16") -> Path:
     """Export a model saved with ``save_pretrained`` (its tokenizer in the same folder)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32)
-    return export_model(model, hf_dir, out_path, dtype, name=name)
+    return export_model(model, hf_dir, out_path, dtype)
 
 
 _PEFT_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])\.weight$")
 
 
-def lora_pairs_from_state_dict(
-    state: Mapping[str, FloatArray],
-) -> dict[str, LoraPair]:
+def lora_pairs_from_state_dict(state: Mapping[str, FloatArray]) -> dict[str, LoraPair]:
     """Group peft's ``...q_proj.lora_A.weight`` / ``lora_B`` entries by base weight name."""
     halves: dict[str, dict[str, FloatArray]] = {}
     for key, value in state.items():
@@ -388,14 +350,7 @@ def lora_pairs_from_state_dict(
     return pairs
 
 
-def export_lora_adapter(
-    peft_model: Any,
-    base_gguf: str | Path,
-    out_path: str | Path,
-    *,
-    adapter_name: str = "default",
-    name: str = "goldiff-adapter",
-) -> Path:
+def export_lora_adapter(peft_model: Any, base_gguf: str | Path, out_path: str | Path) -> Path:
     """Export a peft LoRA as a GGUF adapter for ``Llama(model_path=base, lora_path=out)``.
 
     ``base_gguf`` is the GGUF of the model the adapter was trained on; its architecture and
@@ -403,33 +358,26 @@ def export_lora_adapter(
     """
     from peft import get_peft_model_state_dict
 
-    config = peft_model.peft_config[adapter_name]
+    config = peft_model.peft_config["default"]
     if getattr(config, "use_dora", False):
         raise GgufExportError("DoRA adapters cannot be exported; train with use_dora=False")
     if getattr(config, "use_rslora", False):
         raise GgufExportError("rsLoRA scales by alpha/sqrt(r), which llama.cpp does not; disable it")
     if getattr(config, "rank_pattern", None) or getattr(config, "alpha_pattern", None):
         raise GgufExportError("per-module rank/alpha patterns cannot be exported; use one r and alpha")
-    state = get_peft_model_state_dict(peft_model, adapter_name=adapter_name)
+    state = get_peft_model_state_dict(peft_model, adapter_name="default")
     pairs = lora_pairs_from_state_dict({k: _to_numpy(v) for k, v in state.items()})
     hparams = read_hparams(base_gguf)
     model_hparams = ModelHParams.from_config(peft_model.get_base_model().config)
-    if (
-        model_hparams.arch,
-        model_hparams.hidden_size,
-        model_hparams.num_hidden_layers,
-    ) != (
-        hparams.arch,
-        hparams.hidden_size,
-        hparams.num_hidden_layers,
-    ):
+    shape = (hparams.arch, hparams.hidden_size, hparams.num_hidden_layers)
+    if (model_hparams.arch, model_hparams.hidden_size, model_hparams.num_hidden_layers) != shape:
         raise GgufExportError(
             f"the adapter was trained on a {model_hparams.arch} model of width "
             f"{model_hparams.hidden_size} and {model_hparams.num_hidden_layers} layers, but "
             f"{base_gguf} is a {hparams.arch} model of width {hparams.hidden_size} and "
             f"{hparams.num_hidden_layers} layers; pass the GGUF of the adapter's base model"
         )
-    return write_lora_gguf(out_path, hparams, pairs, float(config.lora_alpha), name=name)
+    return write_lora_gguf(out_path, hparams, pairs, float(config.lora_alpha))
 
 
 def tensor_names(gguf_path: str | Path) -> Iterable[str]:
@@ -484,13 +432,11 @@ class ExportedFile:
 
 def export_checked(
     model: Any,
-    tokenizer: Any,
+    tokenizer: GgufVocab | str | Path,
     out_path: str | Path,
     *,
     dtype: Dtype = "f16",
     quantize_to: Iterable[str] = ("Q8_0",),
-    prompts: Iterable[str] = PARITY_PROMPTS,
-    name: str = "goldiff",
 ) -> list[ExportedFile]:
     """Export, check parity, quantize each type in ``quantize_to`` and check it too.
 
@@ -503,9 +449,9 @@ def export_checked(
     from goldiff.distill.quantize import quantize
 
     merged = _unwrap_peft(model)
-    prompt_list = list(prompts)
+    prompt_list = list(PARITY_PROMPTS)
     started = time.perf_counter()
-    path = export_model(merged, tokenizer, out_path, dtype, name=name)
+    path = export_model(merged, tokenizer, out_path, dtype)
     results = [
         ExportedFile(
             path=path,
@@ -525,15 +471,7 @@ def export_checked(
     return results
 
 
-def export_lora_checked(
-    peft_model: Any,
-    base_gguf: str | Path,
-    out_path: str | Path,
-    *,
-    prompts: Iterable[str] = PARITY_PROMPTS,
-    adapter_name: str = "default",
-    name: str = "goldiff-adapter",
-) -> ExportedFile:
+def export_lora_checked(peft_model: Any, base_gguf: str | Path, out_path: str | Path) -> ExportedFile:
     """Export a LoRA adapter and check base GGUF + adapter against the peft model.
 
     The tolerance follows the base file's weight type: an adapter on a Q4_K_M base is held
@@ -541,8 +479,7 @@ def export_lora_checked(
     """
     from goldiff.distill.parity import check_parity
 
-    path = export_lora_adapter(peft_model, base_gguf, out_path, adapter_name=adapter_name, name=name)
-    report = check_parity(
-        peft_model, base_gguf, list(prompts), tolerance=file_type_name(base_gguf), lora_path=path
-    )
+    path = export_lora_adapter(peft_model, base_gguf, out_path)
+    tolerance = file_type_name(base_gguf)
+    report = check_parity(peft_model, base_gguf, list(PARITY_PROMPTS), tolerance=tolerance, lora_path=path)
     return ExportedFile(path=path, qtype="lora", size_bytes=path.stat().st_size, parity=report)

@@ -81,6 +81,19 @@ def load_model(path: str | Path, **kwargs: Any) -> Any:
     return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kwargs)
 
 
+def lora_config(config: TrainConfig) -> Any:
+    """peft's settings for the LoRA adapters of a run with ``config.lora``."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.lora_targets),
+        task_type="CAUSAL_LM",
+    )
+
+
 def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
     """Parameters, counting tied embeddings once."""
     seen: set[int] = set()

@@ -129,16 +129,6 @@ def torch_logits(model: Any, ids: Sequence[int]) -> npt.NDArray[np.float32]:
     return result
 
 
-def _load(llama_cpp: Any, **kwargs: Any) -> Any:
-    """A ``Llama``, or None when llama.cpp refuses the model or adapter file."""
-    from goldiff.sources.llamacpp import load_llama
-
-    try:
-        return load_llama(**kwargs)
-    except (ValueError, RuntimeError):  # what llama-cpp-python raises for either
-        return None
-
-
 def check_parity(
     hf_model: Any,
     gguf_path: str | Path,
@@ -160,16 +150,16 @@ def check_parity(
     """
     import llama_cpp
 
+    from goldiff.sources.llamacpp import load_llama
+
     limits = _resolve_tolerance(tolerance)
     path = Path(gguf_path)
     if not prompts:
         raise ValueError("check_parity needs at least one prompt")
-    llm: llama_cpp.Llama | None = None
     if not path.is_file():
         raise ParityError(f"cannot check {path}: no such file")
     try:
-        llm = _load(
-            llama_cpp,
+        llm = load_llama(
             model_path=str(path),
             lora_path=str(lora_path) if lora_path is not None else None,
             n_ctx=512,
@@ -181,13 +171,14 @@ def check_parity(
             type_v=llama_cpp.GGML_TYPE_F32,
             verbose=False,
         )
-        if llm is None:
-            raise ParityError(
-                f"llama.cpp cannot load {path}"
-                + (f" with adapter {lora_path}" if lora_path is not None else "")
-                + "; the export is broken (a tensor llama.cpp does not expect, or a shape it "
-                "rejects): load it with llama_cpp.Llama(verbose=True) to see which"
-            )
+    except (ValueError, RuntimeError):  # what llama-cpp-python raises when it refuses a file
+        raise ParityError(
+            f"llama.cpp cannot load {path}"
+            + (f" with adapter {lora_path}" if lora_path is not None else "")
+            + "; the export is broken (a tensor llama.cpp does not expect, or a shape it "
+            "rejects): load it with llama_cpp.Llama(verbose=True) to see which"
+        ) from None
+    try:
         token_ids = [
             llm.tokenize(p.encode("utf-8"), add_bos=False, special=False) if isinstance(p, str) else list(p)
             for p in prompts
@@ -211,8 +202,7 @@ def check_parity(
             reference.append(theirs)
             agree += int((ours.argmax(axis=1) == theirs.argmax(axis=1)).sum())
     finally:
-        if llm is not None:
-            llm.close()
+        llm.close()
     all_diffs = np.concatenate(diffs)
     n_positions = sum(len(ids) for ids in token_ids)
     report = ParityReport(

@@ -121,15 +121,6 @@ class FinetuneOptions:
     gold_weight: int = 2  # each gold row counts this many times against the code windows
 
 
-def serving_prompt(base: BaseModel) -> tuple[str, bool]:
-    """How the base is asked when it serves (its profile): prompt mode and token healing."""
-    from goldiff.sources.profile import load_profile
-
-    profile = load_profile(base.gguf)
-    prompt = profile.prompt or "fim"
-    return prompt, profile.heal and prompt == "prefix"
-
-
 def inherit_profile(base: BaseModel, model: Path, prompt: str, heal: bool) -> None:
     """The fine-tune is served the way its base is (and the way it was trained)."""
     from goldiff.sources.profile import load_profile, write_profile
@@ -170,9 +161,13 @@ def finetune(
     from goldiff.distill.gguf_export import export_checked, export_lora_checked
     from goldiff.distill.model import load_model
     from goldiff.distill.train import train
+    from goldiff.sources.profile import load_profile
 
     rank, world = processes()
-    prompt, heal = serving_prompt(base)
+    # How the base is asked when it serves (its profile): prompt mode and token healing.
+    profile = load_profile(base.gguf)
+    prompt = profile.prompt or "fim"
+    heal = profile.heal and prompt == "prefix"
     if options.prompt is not None and options.prompt != prompt:
         prompt, heal = options.prompt, False
     if options.batch_size % world:
@@ -210,12 +205,8 @@ def finetune(
         )
     if result.final_dir is None and rank == 0:
         raise KeyboardInterrupt("stopped during training; run the same command again to resume")
-    if rank != 0 or result.final_dir is None:
-        return {
-            "steps": result.steps,
-            "processes": world,
-            "phase_seconds": phases,
-        }  # the first process exports and registers
+    if rank != 0 or result.final_dir is None:  # the first process exports and registers
+        return {"steps": result.steps, "processes": world, "phase_seconds": phases}
     say(f"  {result.tokens_seen:,} tokens, loss {result.train_loss:.3f}, {result.tokens_per_s:,.0f} tokens/s")
     if result.best_step == 0:
         say("  No step beat the base on the validation gold: the base's weights are kept.")
@@ -234,53 +225,44 @@ def finetune(
         "processes": world,
         "phase_seconds": phases,
     }
+    adapter: dict[str, str] = {}
+    qtype: str | None = None
     if result.best_step == 0:
         # The base itself, as it ships: a re-quantized copy of it would only serve it worse.
-        return {
-            "gguf": str(base.gguf),
-            "final_dir": str(result.final_dir),
-            "kept_base": True,
-            "qtype": None,
-            "size_bytes": base.gguf.stat().st_size,
-            **trained,
-        }
-    if trainer.lora:
+        gguf, size = base.gguf, base.gguf.stat().st_size
+    elif trainer.lora:
         # A LoRA run ships its adapter, served on the base GGUF as it is (and its profile).
         from peft import PeftModel
 
         say("Exporting the LoRA adapter to GGUF (parity-checked against torch on the base GGUF)...")
         with phases.timed("export"):
             tuned = PeftModel.from_pretrained(load_model(base.hf_dir), str(result.final_dir))
-            adapter = export_lora_checked(tuned, base.gguf, work / "distilled" / "adapter.gguf")
-        return {
-            "gguf": str(base.gguf),
-            "adapter": str(adapter.path),
-            "final_dir": str(result.final_dir),
-            "kept_base": False,
-            "qtype": adapter.qtype,
-            "size_bytes": adapter.size_bytes,
-            **trained,
-        }
-    say("Exporting to GGUF (parity-checked against torch, quantized)...")
-    with phases.timed("export"):
-        model = load_model(result.final_dir)
-        files = export_checked(
-            model,
-            base.tokenizer.parent,
-            work / "distilled" / "model-F16.gguf",
-            quantize_to=(options.quantize_to,),
-        )
-    # The F16 export and its parity check (loading the weights included), then quantizing.
-    phases["quantize"] = sum(f.seconds for f in files[1:])
-    phases["export"] -= phases["quantize"]
-    final = files[-1]
-    inherit_profile(base, final.path, prompt, heal)
+            exported = export_lora_checked(tuned, base.gguf, work / "distilled" / "adapter.gguf")
+        gguf, qtype, size = base.gguf, exported.qtype, exported.size_bytes
+        adapter = {"adapter": str(exported.path)}
+    else:
+        say("Exporting to GGUF (parity-checked against torch, quantized)...")
+        with phases.timed("export"):
+            model = load_model(result.final_dir)
+            files = export_checked(
+                model,
+                base.tokenizer.parent,
+                work / "distilled" / "model-F16.gguf",
+                quantize_to=(options.quantize_to,),
+            )
+        # The F16 export and its parity check (loading the weights included), then quantizing.
+        phases["quantize"] = sum(f.seconds for f in files[1:])
+        phases["export"] -= phases["quantize"]
+        final = files[-1]
+        inherit_profile(base, final.path, prompt, heal)
+        gguf, qtype, size = final.path, final.qtype, final.size_bytes
     return {
-        "gguf": str(final.path),
+        "gguf": str(gguf),
+        **adapter,
         "final_dir": str(result.final_dir),  # the torch weights, for the held-out loss
-        "kept_base": False,
-        "qtype": final.qtype,
-        "size_bytes": final.size_bytes,
+        "kept_base": result.best_step == 0,
+        "qtype": qtype,
+        "size_bytes": size,
         **trained,
     }
 
@@ -290,16 +272,6 @@ def processes() -> tuple[int, int]:
     import os
 
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def _barrier() -> None:
-    """Wait for every process (no-op for a single one): the first one prepares the data."""
-    if processes()[1] > 1:
-        import torch
-        from accelerate import PartialState
-
-        # The same device choice as train.py's Accelerator, which shares this state.
-        PartialState(cpu=not torch.cuda.is_available()).wait_for_everyone()
 
 
 def distill_from_store(
@@ -368,38 +340,37 @@ def distill_from_store(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     with phases.timed("heldout_loss"):
-        losses = heldout_losses(
-            model,
-            result["final_dir"],
-            exported.paths.get("test"),
-            options.seq_len,
-            result["prompt"],
-            result["heal"],
-        )
+        # The base and the fine-tune on the export's test rows.
+        from goldiff.distill.data import read_rows
+        from goldiff.distill.train import heldout_loss
+
+        test = exported.paths.get("test")
+        test_rows = read_rows(Path(test)) if test is not None and Path(test).is_file() else []
+        shape = (options.seq_len, result["prompt"], result["heal"])
+        before = heldout_loss(model.hf_dir, test_rows, model.tokenizer, *shape)
+        after = heldout_loss(result["final_dir"], test_rows, model.tokenizer, *shape)
+        improved = None if before is None or after is None else after < before
+        losses = {"base": before, "tuned": after, "rows": len(test_rows), "improved": improved}
         lineage["heldout_loss"] = losses
-        register(home, name, result, lineage)
-        (work / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
+        register(home, name, result, lineage, work)
     if losses["base"] is not None:
         say(f"  held-out loss {losses['base']:.3f} (base) → {losses['tuned']:.3f} (fine-tuned)")
     if losses["improved"] is False:
         say(f"Registered as {name!r}, not promoted: the fine-tune did not lower the held-out loss.")
-        decision = None
+        promotion = {"promoted": False, "reason": "the fine-tune did not lower the held-out loss"}
     else:
+        from goldiff.distill.promote import promote_if_better
+        from goldiff.evaluate import eval_rows
+
         say(f"Registered as {name!r}. Comparing it with the current default on the held-out gold...")
         with phases.timed("promotion"):
-            decision = promote_from_split(home, name, exported.paths.get("test"), threads=options.threads)
-    if decision is None:
-        return {
-            "name": name,
-            **result,
-            "lineage": lineage,
-            "promotion": {"promoted": False, "reason": "the fine-tune did not lower the held-out loss"},
-        }
-    if decision.promote:
-        say(f"Promoted {name!r} to the default: {decision.reason}.")
-    else:
-        say(f"Not promoted ({decision.reason}); `goldiff models use {name}` switches to it anyway.")
-    return {"name": name, **result, "lineage": lineage, "promotion": decision.as_dict()}
+            decision = promote_if_better(home, name, eval_rows(test_rows), threads=options.threads)
+        if decision.promote:
+            say(f"Promoted {name!r} to the default: {decision.reason}.")
+        else:
+            say(f"Not promoted ({decision.reason}); `goldiff models use {name}` switches to it anyway.")
+        promotion = decision.as_dict()
+    return {"name": name, **result, "lineage": lineage, "promotion": promotion}
 
 
 def validation_cutoff(gold: Path, share: float) -> float | None:
@@ -442,46 +413,15 @@ def adapted_rows(
     )
 
 
-def register(home: Path, name: str, result: dict[str, Any], lineage: dict[str, Any]) -> None:
-    """The fine-tune in the registry: a model, or a LoRA adapter on the base GGUF it trained on."""
+def register(home: Path, name: str, result: dict[str, Any], lineage: dict[str, Any], work: Path) -> None:
+    """The fine-tune in the registry (a model, or a LoRA adapter on the base GGUF it trained on)
+    and its lineage beside it in `work`."""
     from goldiff.sources.registry import Registry
 
-    if result.get("adapter"):
-        registry = Registry(home)
-        registry.register(name, result["adapter"], kind="adapter", base=result["gguf"], lineage=lineage)
-    else:
-        Registry(home).register(name, result["gguf"], kind="model", lineage=lineage)
-
-
-def heldout_losses(
-    base: BaseModel,
-    tuned_dir: str,
-    test_rows: Path | None,
-    seq_len: int,
-    prompt: str = "fim",
-    heal: bool = False,
-) -> dict[str, Any]:
-    """Held-out loss of the base and of the fine-tune on the export's test rows."""
-    from goldiff.distill.data import read_rows
-    from goldiff.distill.guard import heldout_loss
-
-    rows = read_rows(Path(test_rows)) if test_rows is not None and Path(test_rows).is_file() else []
-    before = heldout_loss(base.hf_dir, rows, base.tokenizer, seq_len, prompt, heal)
-    after = heldout_loss(tuned_dir, rows, base.tokenizer, seq_len, prompt, heal)
-    improved = None if before is None or after is None else after < before
-    return {"base": before, "tuned": after, "rows": len(rows), "improved": improved}
-
-
-def promote_from_split(home: Path, name: str, test_rows: Path | None, *, threads: int | None = None) -> Any:
-    """`promote.promote_if_better` on the held-out sft rows of the export."""
-    from goldiff.distill.promote import promote_if_better
-    from goldiff.evaluate import eval_rows
-
-    rows = []
-    if test_rows is not None and Path(test_rows).is_file():
-        with Path(test_rows).open(encoding="utf-8") as fh:
-            rows = eval_rows(json.loads(line) for line in fh)
-    return promote_if_better(home, name, rows, threads=threads)
+    adapter = result.get("adapter")
+    kind, base = ("adapter", result["gguf"]) if adapter else ("model", None)
+    Registry(home).register(name, adapter or result["gguf"], kind=kind, base=base, lineage=lineage)
+    (work / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
 
 
 def distill_from_dataset(
@@ -527,9 +467,14 @@ def distill_from_dataset(
             say(f"  {len(rows)} rows from {len(stores)} store(s)")
         with phases.timed("base"):
             model = base_model(base, work, say)
-    # The others wait here for the first process's rows and base: data, to them.
-    with phases.timed("base" if rank == 0 else "data"):
-        _barrier()
+    if world > 1:
+        import torch
+        from accelerate import PartialState
+
+        # The others wait here for the first process's rows and base: data, to them. The same
+        # device choice as train.py's Accelerator, which shares this state.
+        with phases.timed("base" if rank == 0 else "data"):
+            PartialState(cpu=not torch.cuda.is_available()).wait_for_everyone()
     if rank != 0:
         with phases.timed("base"):
             model = base_model(base, work, lambda _m: None)  # read by the first process already
@@ -548,7 +493,6 @@ def distill_from_dataset(
         "train_loss": result["train_loss"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    register(home, name, result, lineage)
-    (work / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
+    register(home, name, result, lineage, work)
     say(f"Registered as {name!r}: `goldiff models use {name}` (or the editor's toggle) switches to it.")
     return {"name": name, **result, "lineage": lineage}

@@ -76,7 +76,7 @@ def train_preference(
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from goldiff.distill.model import load_model
+    from goldiff.distill.model import load_model, lora_config
 
     rows = data_mod.read_rows(Path(rows_path))
     if len(rows) < config.min_rows:
@@ -96,17 +96,6 @@ def train_preference(
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     tokenizer.pad_token = tokenizer.pad_token or FIM_PAD
     model = load_model(model_dir)
-    peft_config = None
-    if config.lora:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=list(config.lora_targets),
-            task_type="CAUSAL_LM",
-        )
     dataset = Dataset.from_list(_to_trl(rows, method, tokenizer.eos_token or END_OF_TEXT))
     out = Path(out_dir)
     common: dict[str, Any] = {
@@ -127,24 +116,17 @@ def train_preference(
         "disable_tqdm": True,
     }
     trl: Any = importlib.import_module("trl")  # a lazy module: mypy cannot see its names
-    if method == "dpo":
-        trainer: Any = trl.DPOTrainer(
-            model=model,
-            args=trl.DPOConfig(**common),
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=peft_config,
-        )
-    elif method == "kto":
-        trainer = trl.KTOTrainer(
-            model=model,
-            args=trl.KTOConfig(**common),
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=peft_config,
-        )
-    else:
+    trainers = {"dpo": (trl.DPOTrainer, trl.DPOConfig), "kto": (trl.KTOTrainer, trl.KTOConfig)}
+    if method not in trainers:
         raise ConfigError(f"Preference method must be auto, dpo or kto, not {method!r}.")
+    trainer_cls, args_cls = trainers[method]
+    trainer = trainer_cls(
+        model=model,
+        args=args_cls(**common),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(config) if config.lora else None,
+    )
     output = trainer.train()
     final = out / "final"
     trainer.save_model(str(final))

@@ -26,11 +26,19 @@ PRIMARY = "chars_saved"
 MIN_GAIN = 0.005  # half a percent of the gold's characters: less is noise on a few dozen rows
 
 
-def score(rows: Sequence[EvalRow], complete: Completer) -> dict[str, Any]:
-    tally = ByTrigger()
-    for row in rows:
-        text, latency = complete(row.prefix, row.suffix, row.language)
-        tally.add(row.prefix, text, row.gold, latency)
+Opener = Callable[[], tuple[Completer, Callable[[], None]]]  # a completer and what closes it
+
+
+def score(rows: Sequence[EvalRow], opener: Opener) -> dict[str, Any]:
+    """The rows' figures from the completer `opener` opens (closed afterwards)."""
+    complete, close = opener()
+    try:
+        tally = ByTrigger()
+        for row in rows:
+            text, latency = complete(row.prefix, row.suffix, row.language)
+            tally.add(row.prefix, text, row.gold, latency)
+    finally:
+        close()
     return tally.summary()
 
 
@@ -77,19 +85,9 @@ def decide(
     return Decision(False, reason, candidate, current)
 
 
-Opener = Callable[[], tuple[Completer, Callable[[], None]]]  # a completer and what closes it
-
-
 def compare(rows: Sequence[EvalRow], candidate: Opener, current: Opener, **decide_args: Any) -> Decision:
     """Score the candidate, then the current model, one engine at a time, and `decide`."""
-    scores = []
-    for opener in (candidate, current):
-        complete, close = opener()
-        try:
-            scores.append(score(rows, complete))
-        finally:
-            close()
-    return decide(scores[0], scores[1], **decide_args)
+    return decide(score(rows, candidate), score(rows, current), **decide_args)
 
 
 def local_completer(
@@ -142,11 +140,7 @@ def promote_if_better(
 
     make = completer or default_completer
     if current is None:
-        complete, close = make(candidate)
-        try:
-            decision = Decision(True, "there was no default model", score(rows, complete), {})
-        finally:
-            close()
+        decision = Decision(True, "there was no default model", score(rows, lambda: make(candidate)), {})
     else:
         decision = compare(rows, lambda: make(candidate), lambda: make(current))
     if decision.promote:

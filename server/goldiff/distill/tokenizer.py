@@ -6,20 +6,12 @@ llama.cpp, told ``tokenizer.ggml.pre = "qwen2"``, splits text exactly as the HF 
 does. Tokens are capped at 32 bytes because llama-cpp-python 0.3.36 decodes pieces through
 a 32-byte buffer and silently drops longer ones. The GGUF side (:class:`GgufVocab`) reads a
 ``tokenizer.json`` as plain JSON, so exporting or serving never needs ``tokenizers``.
-
-Public API::
-
-    tok = train_tokenizer(texts, vocab_size=8192)      # tokenizers.Tokenizer
-    save_tokenizer(tok, out_dir)                       # tokenizer.json + tokenizer_config.json
-    tok = load_tokenizer(out_dir)                      # back again
-    vocab = GgufVocab.from_tokenizer_json(out_dir)     # what the GGUF writer needs
-    vocab.add_to(writer)                               # tokenizer.ggml.* keys
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -32,8 +24,6 @@ from goldiff.prompts import END_OF_TEXT, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SU
 
 if TYPE_CHECKING:
     import tokenizers
-
-ENDOFTEXT = END_OF_TEXT
 
 #: Qwen2's pre-tokenizer split pattern; llama.cpp implements it under ``pre = "qwen2"``.
 QWEN2_SPLIT_REGEX = (
@@ -95,13 +85,7 @@ class GgufVocab:
     def __post_init__(self) -> None:
         if len(self.tokens) != len(self.token_types):
             raise TokenizerError("tokens and token_types differ in length")
-        for name, value in self.special_ids().items():
-            if not 0 <= value < len(self.tokens):
-                raise TokenizerError(f"{name} id {value} is outside the vocabulary")
-
-    def special_ids(self) -> dict[str, int]:
-        """The special ids that are set, by role."""
-        ids = {
+        specials = {
             "eos": self.eos_id,
             "fim_pre": self.fim_pre_id,
             "fim_suf": self.fim_suf_id,
@@ -109,7 +93,9 @@ class GgufVocab:
             "fim_pad": self.fim_pad_id,
             "pad": self.pad_id,
         }
-        return {k: v for k, v in ids.items() if v is not None}
+        for name, value in specials.items():
+            if value is not None and not 0 <= value < len(self.tokens):
+                raise TokenizerError(f"{name} id {value} is outside the vocabulary")
 
     def padded_to(self, n_vocab: int) -> GgufVocab:
         """This vocabulary with unused ``[PADi]`` tokens appended up to ``n_vocab`` entries.
@@ -172,7 +158,9 @@ class GgufVocab:
         must use the project's (Qwen2) split, because any other one written as ``qwen2``
         would load and silently tokenize differently from training.
         """
-        data = _read_tokenizer_json(source) if not isinstance(source, Mapping) else source
+        data = (
+            source if isinstance(source, Mapping) else json.loads(_tokenizer_file(source).read_text("utf-8"))
+        )
         model = data.get("model") or {}
         if model.get("type") != "BPE":
             raise TokenizerError(f"only byte-level BPE tokenizers can be exported, not {model.get('type')!r}")
@@ -200,18 +188,18 @@ class GgufVocab:
             for i in range(n_tokens)
         ]
         merges = [m if isinstance(m, str) else f"{m[0]} {m[1]}" for m in model.get("merges", [])]
-        if ENDOFTEXT not in vocab:
-            raise TokenizerError(f"the tokenizer has no {ENDOFTEXT} token")
+        if END_OF_TEXT not in vocab:
+            raise TokenizerError(f"the tokenizer has no {END_OF_TEXT} token")
         return cls(
             tokens=[t for t in tokens if t is not None],
             token_types=types,
             merges=merges,
-            eos_id=vocab[ENDOFTEXT],
+            eos_id=vocab[END_OF_TEXT],
             fim_pre_id=vocab.get(FIM_PREFIX),
             fim_suf_id=vocab.get(FIM_SUFFIX),
             fim_mid_id=vocab.get(FIM_MIDDLE),
             fim_pad_id=vocab.get(FIM_PAD),
-            pad_id=vocab.get(FIM_PAD, vocab[ENDOFTEXT]),
+            pad_id=vocab.get(FIM_PAD, vocab[END_OF_TEXT]),
             pre=pre,
         )
 
@@ -238,14 +226,14 @@ def _detect_pre(data: Mapping[str, Any]) -> str:
     )
 
 
-def _read_tokenizer_json(source: str | Path) -> dict[str, Any]:
+def _tokenizer_file(source: str | Path) -> Path:
+    """``tokenizer.json`` itself, or in the folder ``source``."""
     path = Path(source)
     if path.is_dir():
         path = path / TOKENIZER_FILE
     if not path.is_file():
         raise TokenizerError(f"no tokenizer found at {path}; train one or pass its folder")
-    result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return result
+    return path
 
 
 def train_tokenizer(
@@ -276,12 +264,8 @@ def train_tokenizer(
         max_token_length=MAX_TOKEN_BYTES,
         show_progress=show_progress,
     )
-    tok.train_from_iterator(_nonempty(texts), trainer=trainer)
+    tok.train_from_iterator((t for t in texts if t), trainer=trainer)
     return tok
-
-
-def _nonempty(texts: Iterable[str]) -> Iterator[str]:
-    return (t for t in texts if t)
 
 
 def save_tokenizer(tok: tokenizers.Tokenizer, out_dir: str | Path) -> Path:
@@ -295,7 +279,7 @@ def save_tokenizer(tok: tokenizers.Tokenizer, out_dir: str | Path) -> Path:
     tok.save(str(folder / TOKENIZER_FILE))
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "eos_token": ENDOFTEXT,
+        "eos_token": END_OF_TEXT,
         "pad_token": FIM_PAD,
         "bos_token": None,
         "unk_token": None,
@@ -313,9 +297,4 @@ def load_tokenizer(path: str | Path) -> tokenizers.Tokenizer:
     """Load a tokenizer saved by :func:`save_tokenizer` (the folder or the JSON file)."""
     from tokenizers import Tokenizer
 
-    p = Path(path)
-    if p.is_dir():
-        p = p / TOKENIZER_FILE
-    if not p.is_file():
-        raise TokenizerError(f"no tokenizer found at {p}; train one or pass its folder")
-    return Tokenizer.from_file(str(p))
+    return Tokenizer.from_file(str(_tokenizer_file(path)))

@@ -24,7 +24,7 @@ import random
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from goldiff.distill import data as data_mod
 from goldiff.distill.config import TrainConfig
-from goldiff.distill.model import build_model, count_parameters, load_model
+from goldiff.distill.model import build_model, count_parameters, load_model, lora_config
 from goldiff.errors import ConfigError, NotEnoughDataError
 
 CHECKPOINT = "checkpoint.pt"
@@ -97,7 +97,9 @@ def train(
         AcceleratorState._reset_state(reset_partial_state=True)
     accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no", cpu=not use_cuda)
     rank, world = accelerator.process_index, accelerator.num_processes
-    _seed_everything(config.seed)
+    random.seed(config.seed)
+    np.random.seed(config.seed % 2**32)
+    torch.manual_seed(config.seed)
     if use_cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -144,18 +146,9 @@ def train(
     model: Any = load_model(config.init_from) if config.init_from else build_model(config)
     vocab = model.config.vocab_size
     if config.lora:
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=config.lora_r,
-                lora_alpha=config.lora_alpha,
-                lora_dropout=config.lora_dropout,
-                target_modules=list(config.lora_targets),
-                task_type="CAUSAL_LM",
-            ),
-        )
+        model = get_peft_model(model, lora_config(config))
     parameters = count_parameters(model)
     trainable = count_parameters(model, trainable_only=True)
 
@@ -194,7 +187,11 @@ def train(
     # ---- stop cleanly on SIGTERM / Ctrl-C: finish the step, write a checkpoint, return
     stop = {"requested": False}
     with _stop_signals(stop):
-        bar = _progress_bar(progress and accelerator.is_main_process, start_step, max_steps)
+        bar = None
+        if progress and accelerator.is_main_process:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=max_steps, initial=start_step, unit="step", dynamic_ncols=True)
         started = time.perf_counter()
         window_start, window_tokens = started, 0
         # Steps after which a time budget fixes max_steps: once early, once when warm.
@@ -204,9 +201,7 @@ def train(
         # so a fine-tune that only gets worse ends where it began (and says so: best_step 0).
         best: tuple[float, int, dict[str, torch.Tensor]] | None = None
         if config.keep_best and start_step == 0:
-            start_val = _evaluate(
-                model, val_batches, config, vocab, accelerator.device, rank, world, accelerator.reduce
-            )
+            start_val = _evaluate(model, val_batches, config, vocab, accelerator)
             if start_val is not None:
                 best = (start_val, 0, _weights(accelerator.unwrap_model(model)))
                 _log(out, accelerator, step=0, train_loss=None, val_loss=start_val, tokens_seen=0)
@@ -253,9 +248,7 @@ def train(
             if bar is not None:
                 bar.update(1)
             if step % config.eval_interval == 0 or step == max_steps:
-                val_loss = _evaluate(
-                    model, val_batches, config, vocab, accelerator.device, rank, world, accelerator.reduce
-                )
+                val_loss = _evaluate(model, val_batches, config, vocab, accelerator)
                 if config.keep_best and val_loss is not None and (best is None or val_loss < best[0]):
                     best = (val_loss, step, _weights(accelerator.unwrap_model(model)))
                 _log(
@@ -327,26 +320,51 @@ def train(
 # --------------------------------------------------------------------------- pieces
 
 
-def _loss(model: Any, batch: dict[str, torch.Tensor], vocab: int) -> torch.Tensor:
-    """Mean cross-entropy over labelled positions (labels are already shifted)."""
+def _loss(model: Any, batch: dict[str, torch.Tensor], vocab: int, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy over labelled positions (labels are already shifted)."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
     return F.cross_entropy(
         logits.float().reshape(-1, vocab),
         batch["labels"].reshape(-1),
         ignore_index=data_mod.IGNORE_INDEX,
+        reduction=reduction,
     )
 
 
 def _loss_share(model: Any, batch: dict[str, torch.Tensor], vocab: int) -> torch.Tensor:
     """This process's part of the global batch's mean cross-entropy (see the loop)."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
-    total = F.cross_entropy(
-        logits.float().reshape(-1, vocab),
-        batch["labels"].reshape(-1),
-        ignore_index=data_mod.IGNORE_INDEX,
-        reduction="sum",
-    )
-    return total / batch["label_count"].clamp(min=1)
+    return _loss(model, batch, vocab, "sum") / batch["label_count"].clamp(min=1)
+
+
+@torch.no_grad()
+def heldout_loss(
+    model_dir: str | Path,
+    rows: Sequence[dict[str, Any]],
+    tokenizer_path: str | Path,
+    seq_len: int,
+    prompt: str,
+    heal: bool,
+) -> float | None:
+    """Mean loss per labelled token of the model in `model_dir` on `rows` (None: no rows).
+
+    A fine-tune must not come out worse than its base: `goldiff distill` measures both on rows
+    training never saw (the export's time-split test rows), encoded as training encodes them
+    in the model's serving prompt shape, and refuses to promote a fine-tune that did not
+    lower it.
+    """
+    if not rows:
+        return None
+    tokenizer = data_mod.load_tokenizer(tokenizer_path)
+    encoded = [data_mod.encode_sft_row(dict(r), tokenizer, seq_len, prompt, heal) for r in rows]
+    batches = data_mod.SFTRows(encoded, data_mod.SpecialIds.of(tokenizer, fim=False).eos)
+    model = load_model(model_dir)
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(encoded), 8):
+        batch = batches.collate(encoded[start : start + 8])
+        total += float(_loss(model, batch, model.config.vocab_size, "sum"))
+        count += int((batch["labels"] != data_mod.IGNORE_INDEX).sum())
+    return total / count if count else None
 
 
 def _learning_rate(config: TrainConfig, step: int, max_steps: int) -> float:
@@ -360,30 +378,20 @@ def _learning_rate(config: TrainConfig, step: int, max_steps: int) -> float:
 
 
 @torch.no_grad()
-def _evaluate(
-    model: Any,
-    val_batches: Any,
-    config: TrainConfig,
-    vocab: int,
-    device: torch.device,
-    rank: int = 0,
-    world: int = 1,
-    reduce: Callable[[torch.Tensor, str], torch.Tensor] | None = None,
-) -> float | None:
-    if len(val_batches) == 0:
+def _evaluate(model: Any, batches: Any, config: TrainConfig, vocab: int, accelerator: Any) -> float | None:
+    if len(batches) == 0:
         return None
     model.eval()
-    total = torch.zeros((), device=device)
+    total = torch.zeros((), device=accelerator.device)
+    rank, world = accelerator.process_index, accelerator.num_processes
     for i in range(config.eval_batches):
         # A fixed set of validation batches (step -1), so successive losses compare; each
         # process evaluates its slice of them, as in training.
-        batch = val_batches.batch(config.batch_size, config.seed, -1, i, rank=rank, world=world)
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = batches.batch(config.batch_size, config.seed, -1, i, rank=rank, world=world)
+        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         total += _loss_share(model, batch, vocab)
     model.train()
-    if reduce is not None:
-        total = reduce(total, "sum")
-    return float(total.item()) / config.eval_batches
+    return float(accelerator.reduce(total, "sum").item()) / config.eval_batches
 
 
 def _save_checkpoint(
@@ -439,12 +447,6 @@ def _weights(model: Any) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def _get_rng_state() -> dict[str, Any]:
     state = {
         "python": random.getstate(),
@@ -462,14 +464,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _progress_bar(enabled: bool, start: int, total: int) -> Any:
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
 
 
 @contextlib.contextmanager

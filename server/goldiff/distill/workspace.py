@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,30 +44,18 @@ def documents_at(db: sqlite_utils.Database, before: float | None) -> dict[str, s
 
 def text_rows(texts: dict[str, str], seq_len: int, max_chars: int = MAX_CHARS) -> list[dict[str, Any]]:
     """Windows of about `seq_len` tokens, cut at line ends, from `texts` (up to `max_chars`)."""
+    from goldiff.distill.data import split_segments
+
     width = int(seq_len * CHARS_PER_TOKEN)
     rows: list[dict[str, Any]] = []
     used = 0
     for uri, text in texts.items():
-        for window in _windows(text, width):
+        for window in split_segments(text, width, clip=True):
             if used + len(window) > max_chars:
                 return rows
             used += len(window)
             rows.append({"text": window, "uri": uri})
     return rows
-
-
-def _windows(text: str, width: int) -> Iterator[str]:
-    lines = text.splitlines(keepends=True)
-    current: list[str] = []
-    size = 0
-    for line in lines:
-        if current and size + len(line) > width:
-            yield "".join(current)
-            current, size = [], 0
-        current.append(line[:width])
-        size += min(len(line), width)
-    if current:
-        yield "".join(current)
 
 
 def training_rows(

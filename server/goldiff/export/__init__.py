@@ -11,62 +11,18 @@ by time and writes them (`files`); `command` reads the editor's options
 
 from __future__ import annotations
 
-from goldiff.errors import ExportCancelled
 from goldiff.export.command import options_from_wire, with_explanation
-from goldiff.export.files import (
-    ExportOptions,
-    ExportResult,
-    build_rows,
-    default_out,
-    export,
-    import_pyarrow,
-    load_rows,
-    split_rows,
-)
+from goldiff.export.files import ExportOptions, ExportResult, default_out, export, load_rows
 from goldiff.export.filters import ExportFilters, parse_time
-from goldiff.export.formats import FORMATS, ROW_FORMATS, openai_row
-from goldiff.prompts import (
-    EDIT_CURSOR,
-    EDIT_HISTORY,
-    EDIT_REGION_END,
-    EDIT_REGION_START,
-    FIM_MIDDLE,
-    FIM_PREFIX,
-    FIM_SUFFIX,
-    edit_completion,
-    edit_history,
-    fim_prompt,
-    format_edit_prompt,
-    parse_edit_completion,
-)
 
 __all__ = [
-    "EDIT_CURSOR",
-    "EDIT_HISTORY",
-    "EDIT_REGION_END",
-    "EDIT_REGION_START",
-    "FIM_MIDDLE",
-    "FIM_PREFIX",
-    "FIM_SUFFIX",
-    "FORMATS",
-    "ROW_FORMATS",
-    "ExportCancelled",
     "ExportFilters",
     "ExportOptions",
     "ExportResult",
-    "build_rows",
     "default_out",
-    "edit_completion",
-    "edit_history",
     "export",
-    "fim_prompt",
-    "format_edit_prompt",
-    "import_pyarrow",
     "load_rows",
-    "openai_row",
     "options_from_wire",
-    "parse_edit_completion",
     "parse_time",
-    "split_rows",
     "with_explanation",
 ]

@@ -23,14 +23,7 @@ import sqlite_utils
 from goldiff.errors import ExportError
 from goldiff.export.filters import ExportFilters
 from goldiff.export.formats import FORMATS, ROW_FORMATS, Redactor, RowShaper, openai_row
-from goldiff.records import (
-    EpisodeRecord,
-    SuggestionRecord,
-    count_episodes,
-    count_suggestions,
-    iter_episodes,
-    iter_suggestions,
-)
+from goldiff.records import count_episodes, count_suggestions, iter_episodes, iter_suggestions
 
 PROGRESS_EVERY = 1000
 Progress = Callable[[int, int], None]
@@ -72,29 +65,26 @@ class ExportOptions:
 
 @dataclass
 class ExportResult:
-    format: str
-    shape: str
+    options: ExportOptions
     paths: dict[str, Path]
     counts: dict[str, int]
     duplicates: int
     leaked: int
     cutoff: float | None
     export_id: str
-    filters: dict[str, Any]
-    no_code: bool
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "format": self.format,
-            "rows": self.shape,
+            "format": self.options.format,
+            "rows": self.options.shape,
             "paths": {k: str(v) for k, v in self.paths.items()},
             "counts": self.counts,
             "duplicatesDropped": self.duplicates,
             "leakedDropped": self.leaked,
             "splitAt": self.cutoff,
             "exportId": self.export_id,
-            "filters": self.filters,
-            "noCode": self.no_code,
+            "filters": self.options.filters.as_dict(),
+            "noCode": self.options.no_code,
         }
 
 
@@ -108,20 +98,16 @@ def build_rows(
     redact: Callable[[str | None], str] = (lambda text: text or "") if options.no_code else Redactor()
     shaper = RowShaper(options.shape, no_code=options.no_code, db=db, redact=redact)
     rows: list[dict[str, Any]] = []
-    records: Iterable[SuggestionRecord | EpisodeRecord]
     if options.shape == "edits":
         total = count_episodes(db, options.filters)
-        records = iter_episodes(db, options.filters)
+        shaped = map(shaper.episode_rows, iter_episodes(db, options.filters))
     else:
         total = count_suggestions(db, options.filters)
-        records = iter_suggestions(db, options.filters)
+        shaped = map(shaper.suggestion_rows, iter_suggestions(db, options.filters))
     if progress:
         progress(0, total)
-    for done, record in enumerate(records, 1):
-        if isinstance(record, EpisodeRecord):
-            rows.extend(shaper.episode_rows(record))
-        elif isinstance(record, SuggestionRecord):
-            rows.extend(shaper.suggestion_rows(record))
+    for done, record_rows in enumerate(shaped, 1):
+        rows.extend(record_rows)
         if progress and done % PROGRESS_EVERY == 0:
             progress(done, total)
     if progress:
@@ -178,45 +164,32 @@ def export(
     A split writes `train` and `test` files and a `manifest.json` into the folder `out`.
     """
     rows, duplicates = build_rows(db, options, progress)
-    ext = options.extension
-    paths: dict[str, Path] = {}
-    counts: dict[str, int] = {}
     leaked = 0
     cutoff: float | None = None
     # One schema for train and test alike, inferred from all rows (nulls need a type).
-    schema = _parquet_schema(rows) if options.format == "parquet" else None
+    schema = None
+    if options.format == "parquet":
+        pa, _ = import_pyarrow()
+        schema = pa.Table.from_pylist(rows).schema if rows else pa.schema([("id", pa.string())])
+    chunks = {"all": rows}
+    if options.split:
+        parts = split_rows(rows, test_fraction=options.test_fraction, split_at=options.split_at)
+        leaked, cutoff = parts.leaked, parts.cutoff
+        chunks = {"train": parts.train, "test": parts.test}
+        paths = {name: out / f"{name}{options.extension}" for name in chunks}
+    else:
+        out = out if out.suffix else out.with_suffix(options.extension)
+        paths = {"all": out}
     try:
-        if options.split:
-            parts = split_rows(rows, test_fraction=options.test_fraction, split_at=options.split_at)
-            leaked, cutoff = parts.leaked, parts.cutoff
-            out.mkdir(parents=True, exist_ok=True)
-            for name, chunk in {"train": parts.train, "test": parts.test}.items():
-                paths[name] = out / f"{name}{ext}"
-                _write(paths[name], chunk, options.format, schema)
-                counts[name] = len(chunk)
-        else:
-            if out.suffix == "" and ext:
-                out = out.with_suffix(ext)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            _write(out, rows, options.format, schema)
-            paths["all"] = out
-            counts["all"] = len(rows)
+        for name, chunk in chunks.items():
+            paths[name].parent.mkdir(parents=True, exist_ok=True)
+            _write(paths[name], chunk, options.format, schema)
         if options.format == "openai":
             paths.update({f"{name}_meta": meta_path(p) for name, p in list(paths.items())})
     except OSError as exc:
         raise ExportError(f"cannot write the export to {out}: {exc.strerror or exc}") from exc
-    result = ExportResult(
-        format=options.format,
-        shape=options.shape,
-        paths=paths,
-        counts=counts,
-        duplicates=duplicates,
-        leaked=leaked,
-        cutoff=cutoff,
-        export_id=export_id(rows),
-        filters=options.filters.as_dict(),
-        no_code=options.no_code,
-    )
+    counts = {name: len(chunk) for name, chunk in chunks.items()}
+    result = ExportResult(options, paths, counts, duplicates, leaked, cutoff, export_id(rows))
     if options.split:
         manifest = {**result.as_dict(), "createdAt": time.time()}
         manifest["paths"] = {k: v.name for k, v in paths.items()}
@@ -247,9 +220,7 @@ def _write(path: Path, rows: list[dict[str, Any]], fmt: str, schema: Any) -> Non
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), str(tmp))
     else:
         with tmp.open("w", encoding="utf-8", newline="\n") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
-                fh.write("\n")
+            fh.writelines(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows)
     tmp.replace(path)  # a reader never sees half an export
 
 
@@ -263,13 +234,6 @@ def import_pyarrow(
     except ImportError as exc:
         raise ExportError(missing) from exc
     return pa, pq
-
-
-def _parquet_schema(rows: list[dict[str, Any]]) -> Any:
-    pa, _ = import_pyarrow()
-    if not rows:
-        return pa.schema([("id", pa.string())])
-    return pa.Table.from_pylist(rows).schema
 
 
 def default_out(exports: Path, options: ExportOptions, now: float | None = None) -> Path:

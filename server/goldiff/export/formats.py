@@ -10,6 +10,7 @@ per-edit scan), and a context seen before is dropped as a duplicate.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,8 +18,8 @@ from typing import Any
 
 import sqlite_utils
 
-from goldiff.capture.redaction import mask_spans, secret_spans
-from goldiff.errors import ExportError, NotRecordedError
+from goldiff.capture.redaction import redact
+from goldiff.errors import NotRecordedError
 from goldiff.outcomes.episodes import surroundings
 from goldiff.prompts import (
     CHAT_SYSTEM_PROMPT,
@@ -34,6 +35,7 @@ from goldiff.records import (
     SETTLED,
     EpisodeRecord,
     SuggestionRecord,
+    checkpoints,
     document_at,
     suggestion,
 )
@@ -68,13 +70,7 @@ def survival_points(survival: Mapping[str, Any] | None) -> list[dict[str, float]
     A list of `{afterSeconds, share}` keeps one schema whatever checkpoints a store used,
     so Parquet and `datasets` do not invent null-filled columns for missing ones.
     """
-    points = []
-    for key, value in (survival or {}).items():
-        try:
-            points.append({"after_seconds": float(key), "share": float(value)})
-        except (TypeError, ValueError):
-            continue
-    return sorted(points, key=lambda p: p["after_seconds"]) or None
+    return [{"after_seconds": at, "share": share} for at, share in checkpoints(survival)] or None
 
 
 class Redactor:
@@ -86,41 +82,23 @@ class Redactor:
     are checked on the whole text.
     """
 
-    def __init__(self, max_cache: int = 200_000) -> None:
-        self._cache: dict[str, str] = {}
-        self._max = max_cache
+    def __init__(self) -> None:
+        self._line = functools.lru_cache(maxsize=200_000)(redact)
 
     def __call__(self, text: str | None) -> str:
         if not text:
             return text or ""
         if "PRIVATE KEY-----" in text:
-            spans = secret_spans(text)
-            return mask_spans(text, spans) if spans else text
-        out = []
-        for line in text.splitlines(keepends=True):
-            done = self._cache.get(line)
-            if done is None:
-                spans = secret_spans(line)
-                done = mask_spans(line, spans) if spans else line
-                if len(self._cache) >= self._max:
-                    self._cache.clear()
-                self._cache[line] = done
-            out.append(done)
-        return "".join(out)
+            return redact(text)
+        return "".join(self._line(line) for line in text.splitlines(keepends=True))
+
+
+# What every row says of where it came from, between its `id` and its `context_hash`.
+_PROVENANCE = ("ts", "workspace", "path", "language", "source", "model", "outcome")
 
 
 def _provenance(fmt: str, record: SuggestionRecord | EpisodeRecord, ctx: str) -> dict[str, Any]:
-    return {
-        "id": row_id(record.id, fmt),
-        "ts": record.ts,
-        "workspace": record.workspace,
-        "path": record.path,
-        "language": record.language,
-        "source": record.source,
-        "model": record.model,
-        "outcome": record.outcome,
-        "context_hash": ctx,
-    }
+    return {"id": row_id(record.id, fmt), **{k: getattr(record, k) for k in _PROVENANCE}, "context_hash": ctx}
 
 
 @dataclass
@@ -162,10 +140,8 @@ class RowShaper:
             answer = {"chosen": self.redact(gold), "rejected": self.redact(s.text)}
             if answer["chosen"] == answer["rejected"]:
                 return []
-        elif fmt == "kto":
+        else:  # kto
             answer = {"completion": self.redact(s.text), "label": kto_label(s)}
-        else:
-            raise AssertionError(fmt)
         if not self._fresh(prefix, suffix, *(str(v) for v in answer.values())):
             return []
         row = _provenance(fmt, s, context_hash(prefix, suffix))
@@ -325,16 +301,12 @@ def openai_row(row: dict[str, Any], base: str) -> dict[str, Any]:
     """A chat fine-tuning row (`messages`) from an sft or edits row: the prompts the sources send."""
     if base == "edits":
         system, user = EDIT_SYSTEM_PROMPT, row["prompt"]
-    elif base == "sft":
+    else:  # sft: `ExportOptions` lets the openai format carry no other shape
         system = CHAT_SYSTEM_PROMPT
         user = chat_user_message(
             prefix=row["prefix"], suffix=row["suffix"], path=row.get("path"), language=row.get("language")
         )
-    else:
-        raise ExportError(f"the openai format carries sft or edits rows, not {base}; use --rows sft")
-    keep = ("id", "ts", "workspace", "path", "language", "source", "model", "outcome", "context_hash")
-    out = {k: row[k] for k in keep}
-    out["id"] = row_id(row["id"], "openai")
+    out = {"id": row_id(row["id"], "openai"), **{k: row[k] for k in (*_PROVENANCE, "context_hash")}}
     out["messages"] = [
         {"role": "system", "content": system},
         {"role": "user", "content": user},

@@ -17,7 +17,7 @@ import sqlite_utils
 
 from goldiff.export.files import ExportOptions
 from goldiff.export.filters import ExportFilters
-from goldiff.records import count_suggestions
+from goldiff.records import SETTLED, count_suggestions
 
 
 def _describe(name: str, value: Any) -> str:
@@ -26,14 +26,6 @@ def _describe(name: str, value: Any) -> str:
     elif isinstance(value, tuple):
         value = ", ".join(value)
     return f"{name} {value}"
-
-
-def _settled(db: sqlite_utils.Database, filters: ExportFilters) -> int:
-    decided = ("accepted", "partial", "rejected")
-    kept = replace(filters, outcome=tuple(o for o in decided if o in (filters.outcome or decided)))
-    if not kept.outcome:
-        return 0
-    return count_suggestions(db, kept, with_gold=True)
 
 
 def explain_empty(db: sqlite_utils.Database, options: ExportOptions) -> str:
@@ -60,7 +52,8 @@ def explain_empty(db: sqlite_utils.Database, options: ExportOptions) -> str:
             f"None of the {everything} recorded suggestions match the filters ({named}).{culprit} "
             "Widen the filters (an earlier since, another workspace) or leave them empty."
         )
-    settled = _settled(db, filters)
+    kept = replace(filters, outcome=tuple(o for o in SETTLED if o in (filters.outcome or SETTLED)))
+    settled = count_suggestions(db, kept, with_gold=True) if kept.outcome else 0
     if settled == 0:
         return (
             f"{matching} suggestions match, but none has settled gold yet: a suggestion becomes a "

@@ -50,9 +50,3 @@ The rules (the README copies them):
   first suggestion saw: the 12 lines around the region, the cursor in it and the last
   edits before it as diffs.
 """
-
-from __future__ import annotations
-
-from goldiff.outcomes.suggestions import CHECKPOINTS, OutcomeTracker
-
-__all__ = ["CHECKPOINTS", "OutcomeTracker"]

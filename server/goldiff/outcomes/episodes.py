@@ -23,16 +23,18 @@ import json
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from goldiff.outcomes import testruns
 from goldiff.outcomes.diffs import unified_diff, validate
 from goldiff.outcomes.spans import Span
-from goldiff.prompts import edit_context, edit_history
+from goldiff.prompts import EDIT_HISTORY, edit_context, edit_history
 from goldiff.store import EditRecord, EpisodeRow, ProposalRow, TraceStore
 
 RECENT_EPISODES = 200  # ended episodes kept in memory to receive later test runs
 TEST_LINK_SECONDS = 1800.0  # test runs up to 30 min after an episode's end still count for it
+
+Scheduler = Callable[[float, Callable[[], None]], None]
 
 
 @dataclass(eq=False)
@@ -103,6 +105,27 @@ class Episode:
         if end > region.end:
             self.before += text[region.end : end]
             region.end = end
+
+
+@dataclass(eq=False)
+class Activity:
+    """How a document was edited lately: what its idle settle and its episodes' history read."""
+
+    text: str | None = None  # the document's text after its last edit, once seen
+    dirty: bool = False  # edited since opened or last saved
+    last_edit_at: float = 0.0
+    # Its last edits, (before, after): the history an episode's context shows.
+    history: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=EDIT_HISTORY))
+
+    def edited(self, edit: EditRecord, text: str, now: float, *, external: bool = False) -> None:
+        """`edit` made `text`; unless it is the open or a change on disk, it is unsaved."""
+        changed = bool(edit.removed or edit.inserted) if edit.kind == "change" else self.text != text
+        if edit.kind in ("change", "full") and changed and self.text is not None:
+            self.history.append((self.text, text))
+        self.text = text
+        if edit.kind != "open" and not external:
+            self.dirty = True
+            self.last_edit_at = now
 
 
 class Episodes:
@@ -197,6 +220,82 @@ class Episodes:
         }
         row.update(values)
         self.store.record_episode(row)
+
+
+class Followed(Protocol):
+    episodes: list[Episode]
+    check_scheduled: bool  # a settle check is due
+
+
+S = TypeVar("S", bound=Followed)
+
+
+class EpisodeTracker(Generic[S]):
+    """What the suggestions' and the proposals' trackers share: their documents' episodes
+    settle when the document has been idle `settle_seconds` with no unsaved edits, at a
+    commit, a close or the server's exit, and the terminal's commands are linked to them."""
+
+    def __init__(
+        self,
+        store: TraceStore,
+        session_id: Callable[[], str | None],
+        settle_seconds: Callable[[], float],
+        clock: Callable[[], float],
+        schedule: Scheduler | None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self._session_id = session_id
+        self._settle_seconds = settle_seconds
+        self._schedule = schedule  # None: no idle settles (commit and close still settle)
+        self._docs: dict[str, S] = {}
+        self.episodes = Episodes(store, session_id)
+        self._closed = False
+
+    def _activity_of(self, state: S) -> Activity:
+        raise NotImplementedError
+
+    def _settle(self, state: S, why: str) -> None:
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        """A commit was made: everything followed settles now, whatever its idle time."""
+        for state in list(self._docs.values()):
+            self._settle(state, "commit")
+
+    def close(self) -> None:
+        """The server is going away: settle what can be settled."""
+        if self._closed:
+            return
+        for state in list(self._docs.values()):
+            self._settle(state, "shutdown")
+        self._closed = True
+
+    def _link_command(self, entry: dict[str, Any]) -> None:
+        """Link a terminal command to the open episodes (`Episodes.terminal_command`)."""
+        if self.episodes.terminal_command(entry, [e for s in self._docs.values() for e in s.episodes]):
+            # The workspace watcher records the commit event when it sees the repository
+            # move; settling here too does not wait for it (settling twice changes nothing).
+            self.commit()
+
+    def _schedule_settle(self, state: S) -> None:
+        if state.check_scheduled or self._closed or not state.episodes or self._schedule is None:
+            return
+        state.check_scheduled = True
+        due = max(self.clock(), self._activity_of(state).last_edit_at + self._settle_seconds())
+        self._schedule(due, lambda: self._check_settle(state))
+
+    def _check_settle(self, state: S) -> None:
+        state.check_scheduled = False
+        if state not in self._docs.values():
+            return  # closed meanwhile
+        activity = self._activity_of(state)
+        if activity.dirty:
+            return  # the next save schedules the next check
+        if self.clock() < activity.last_edit_at + self._settle_seconds():
+            self._schedule_settle(state)
+            return
+        self._settle(state, "idle")
 
 
 # ---------------------------------------------------------------------------- pure helpers

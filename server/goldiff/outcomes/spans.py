@@ -17,6 +17,7 @@ inserted length) triples as the recorder reports them.
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -134,25 +135,15 @@ def diff_edits(old: str, new: str) -> list[tuple[int, int, str]]:
         return []
     p, s = common_ends(old, new)
     a, b = old[p : len(old) - s], new[p : len(new) - s]
-    if not a or not b or len(a) + len(b) > CHAR_DIFF_LIMIT:
-        if len(a) + len(b) > CHAR_DIFF_LIMIT and a and b:
-            return _line_edits(a, b, p)
+    if not a or not b:
         return [(p, len(a), b)]
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    edits = [(p + i1, i2 - i1, b[j1:j2]) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]
-    edits.reverse()
-    return edits
-
-
-def _line_edits(a: str, b: str, base: int) -> list[tuple[int, int, str]]:
-    a_lines = a.splitlines(keepends=True)
-    b_lines = b.splitlines(keepends=True)
-    a_starts = [0]
-    for line in a_lines:
-        a_starts.append(a_starts[-1] + len(line))
-    matcher = difflib.SequenceMatcher(None, a_lines, b_lines, autojunk=False)
+    by_lines = len(a) + len(b) > CHAR_DIFF_LIMIT
+    a_units = a.splitlines(keepends=True) if by_lines else list(a)
+    b_units = b.splitlines(keepends=True) if by_lines else list(b)
+    starts = list(itertools.accumulate(map(len, a_units), initial=0))
+    matcher = difflib.SequenceMatcher(None, a_units, b_units, autojunk=False)
     edits = [
-        (base + a_starts[i1], a_starts[i2] - a_starts[i1], "".join(b_lines[j1:j2]))
+        (p + starts[i1], starts[i2] - starts[i1], "".join(b_units[j1:j2]))
         for tag, i1, i2, j1, j2 in matcher.get_opcodes()
         if tag != "equal"
     ]

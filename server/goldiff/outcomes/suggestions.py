@@ -12,27 +12,21 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from goldiff.capture.documents import Document
 from goldiff.clock import LogicalClock, Timers
-from goldiff.outcomes.episodes import Episode, Episodes, as_applied, line_end
+from goldiff.outcomes.episodes import Activity, Episode, EpisodeTracker, as_applied, line_end
 from goldiff.outcomes.spans import Span, diff_edits, survival
-from goldiff.prompts import EDIT_HISTORY
 from goldiff.protocol import CHECKPOINTS, REJECT_REASONS
-from goldiff.store import EditRecord, TraceStore
-
-log = logging.getLogger(__name__)
+from goldiff.store import EditRecord, SuggestionRow, TraceStore
 
 PENDING_TIMEOUT_SECONDS = 60.0  # a suggestion nobody acted on for this long: rejected, timeout
 JOIN_LINES = 10  # a suggestion this close to an open episode's region joins that episode
-
 
 ManualClock = LogicalClock  # the tests' name for the logical clock
 
@@ -43,7 +37,6 @@ class Tracked:
 
     id: str
     text: str
-    made_at: float
     anchor: Span  # where the suggestion was made, followed until it has a span
     outcome: str = "pending"  # pending | accepted | partial | rejected
     reason: str | None = None
@@ -98,16 +91,7 @@ class DocState:
         self.changed = False
 
 
-@dataclass
-class Activity:
-    text: str | None = None  # the document's text after its last edit, once seen
-    dirty: bool = False  # edited since opened or last saved
-    last_edit_at: float = 0.0
-    # Its last edits, (before, after): the history a completion episode's context shows.
-    history: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=EDIT_HISTORY))
-
-
-class OutcomeTracker:
+class OutcomeTracker(EpisodeTracker[DocState]):
     """Follows suggestions from made to settled; see `goldiff.outcomes` for the rules."""
 
     def __init__(
@@ -120,23 +104,11 @@ class OutcomeTracker:
         real_timers: bool = True,
         timers: Timers | None = None,
     ) -> None:
-        self.store = store
-        self.clock = clock
-        self._session_id = session_id
-        self._settle_seconds = settle_seconds
         # The server's timers (`clock.Timers`), or this tracker's own (unit tests, scripts).
         self.timers = timers if timers is not None else Timers(clock, real=real_timers)
-        self._docs: dict[str, DocState] = {}
+        super().__init__(store, session_id, settle_seconds, clock, self.timers.schedule)
         self._activity: dict[str, Activity] = {}
         self._by_id: dict[str, tuple[DocState, Tracked]] = {}
-        self.episodes = Episodes(store, session_id)
-        self._closed = False
-
-    # ------------------------------------------------------------------ timers
-
-    def advance(self, clock: ManualClock, seconds: float) -> None:
-        """Move a manual clock forward, running each timer at its own due time."""
-        self.timers.advance(clock, seconds)
 
     # ------------------------------------------------------------------ suggestions
 
@@ -151,13 +123,13 @@ class OutcomeTracker:
         if not doc.captured or not text or self._closed:
             return
         now = self.clock()
-        state = self._state(doc)
+        state = self._docs.setdefault(doc.id, DocState(doc=doc, text=doc.text))
         for other in state.items:
             if other.outcome == "pending":
                 self._reject(state, other, "replaced", inferred=True, now=now)
             other.extendable = False
         offset = max(0, min(offset, len(state.text)))
-        item = Tracked(id=suggestion_id, text=text, made_at=now, anchor=Span(offset, offset))
+        item = Tracked(id=suggestion_id, text=text, anchor=Span(offset, offset))
         state.items.append(item)
         state.changed = True
         self._by_id[suggestion_id] = (state, item)
@@ -190,32 +162,21 @@ class OutcomeTracker:
     def accepted(self, suggestion_id: str) -> None:
         """The item's command ran: the client accepted the whole suggestion."""
         now = self.clock()
-        found = self._by_id.get(suggestion_id)
+        found = self._followed(suggestion_id, {"outcome": "accepted", "reason": None})
         if found is None:
-            # Not followed (another window, a restart): record what the client says.
-            self.store.update_suggestion(suggestion_id, {"outcome": "accepted", "reason": None})
-            self._event(suggestion_id, "accepted", {"inferred": False, "tracked": False})
             return
         state, item = found
         if item.outcome == "accepted":
             self._event(item.id, "accepted", {"inferred": False, "confirmed": True})
             return
-        start = _where(item)
-        span = None
-        if state.text[start : start + len(item.text)] == item.text:
-            span = Span(start, start + len(item.text), dies_when_empty=True)
-        elif item.span is not None:
-            span = item.span  # the client accepted more than we saw inserted; keep what we saw
-        self._accept(state, item, "accepted", len(item.text), span, inferred=False, now=now)
+        self._taken(state, item, "accepted", len(item.text), now)
 
     def partially_accepted(self, suggestion_id: str, accepted_length_utf16: int) -> None:
         now = self.clock()
-        found = self._by_id.get(suggestion_id)
+        found = self._followed(
+            suggestion_id, {"outcome": "partial", "accepted_length": accepted_length_utf16}
+        )
         if found is None:
-            self.store.update_suggestion(
-                suggestion_id, {"outcome": "partial", "accepted_length": accepted_length_utf16}
-            )
-            self._event(suggestion_id, "partial", {"inferred": False, "tracked": False})
             return
         state, item = found
         k = _code_points(item.text, accepted_length_utf16)
@@ -226,18 +187,21 @@ class OutcomeTracker:
             self.accepted(suggestion_id)
             return
         k = max(k, item.accepted_length if item.outcome == "partial" else 0)
+        self._taken(state, item, "partial", k, now)
+
+    def _taken(self, state: DocState, item: Tracked, outcome: str, k: int, now: float) -> None:
+        """The client says it took the suggestion's first `k` code points: the span is where
+        the document holds them, or else what we saw inserted (the client took more)."""
         start = _where(item)
         span = item.span
         if state.text[start : start + k] == item.text[:k]:
             span = Span(start, start + k, dies_when_empty=True)
-        self._accept(state, item, "partial", k, span, inferred=False, now=now)
+        self._accept(state, item, outcome, k, span, inferred=False, now=now)
 
     def rejected(self, suggestion_id: str, reason: str) -> None:
         now = self.clock()
-        found = self._by_id.get(suggestion_id)
+        found = self._followed(suggestion_id, {"outcome": "rejected", "reason": reason}, {"reason": reason})
         if found is None:
-            self.store.update_suggestion(suggestion_id, {"outcome": "rejected", "reason": reason})
-            self._event(suggestion_id, "rejected", {"reason": reason, "inferred": False, "tracked": False})
             return
         state, item = found
         if item.outcome in ("accepted", "partial"):
@@ -251,14 +215,7 @@ class OutcomeTracker:
     def on_edit(self, doc: Document, edit: EditRecord) -> None:
         """The recorder's listener: called after every recorded change to `doc`."""
         now = self.clock()
-        activity = self._activity.setdefault(doc.id, Activity())
-        if edit.kind not in ("open",):
-            activity.dirty = True
-            activity.last_edit_at = now
-        changed = bool(edit.removed or edit.inserted) if edit.kind == "change" else activity.text != doc.text
-        if edit.kind in ("change", "full") and changed and activity.text is not None:
-            activity.history.append((activity.text, doc.text))
-        activity.text = doc.text
+        self._activity.setdefault(doc.id, Activity()).edited(edit, doc.text, now)
         state = self._docs.get(doc.id)
         if state is None:
             return
@@ -329,7 +286,9 @@ class OutcomeTracker:
         if died:
             for item in state.items:
                 if item.span is not None and item.span.dead and not item.reverted:
-                    self._revert(item, now)
+                    item.reverted = True
+                    self.store.update_suggestion(item.id, {"reverted": 1})
+                    self._event(item.id, "reverted", {})
 
     def _infer(
         self, state: DocState, item: Tracked, text: str, a: int, r: int, inserted: str, now: float
@@ -421,11 +380,6 @@ class OutcomeTracker:
         self._event(item.id, "rejected", {"reason": reason, "inferred": inferred})
         self._schedule_settle(state)
 
-    def _revert(self, item: Tracked, now: float) -> None:
-        item.reverted = True
-        self.store.update_suggestion(item.id, {"reverted": 1})
-        self._event(item.id, "reverted", {})
-
     def _timeout(self, state: DocState, item: Tracked) -> None:
         if item.outcome == "pending":
             self._reject(state, item, "timeout", inferred=True, now=self.clock())
@@ -467,40 +421,13 @@ class OutcomeTracker:
             self._docs.pop(doc.id, None)
         self._activity.pop(doc.id, None)
 
-    def commit(self) -> None:
-        """A commit was made: everything followed settles now, whatever its idle time."""
-        for state in list(self._docs.values()):
-            self._settle(state, "commit")
-
     def close(self) -> None:
         """The server is going away: settle what can be settled, stop the timers."""
-        if self._closed:
-            return
-        for state in list(self._docs.values()):
-            self._settle(state, "shutdown")
-        self._closed = True
+        super().close()
         self.timers.close()
 
-    def _schedule_settle(self, state: DocState) -> None:
-        if state.check_scheduled or self._closed:
-            return
-        activity = self._activity.setdefault(state.doc.id, Activity())
-        due = max(self.clock(), activity.last_edit_at + self._settle_seconds())
-        state.check_scheduled = True
-        self.timers.schedule(due, lambda: self._check_settle(state))
-
-    def _check_settle(self, state: DocState) -> None:
-        state.check_scheduled = False
-        if self._docs.get(state.doc.id) is not state:
-            return
-        activity = self._activity.setdefault(state.doc.id, Activity())
-        idle_at = activity.last_edit_at + self._settle_seconds()
-        if activity.dirty:
-            return  # the next save schedules the next check
-        if self.clock() < idle_at:
-            self._schedule_settle(state)
-            return
-        self._settle(state, "idle")
+    def _activity_of(self, state: DocState) -> Activity:
+        return self._activity.setdefault(state.doc.id, Activity())
 
     def _settle(self, state: DocState, why: str) -> None:
         now = self.clock()
@@ -524,7 +451,8 @@ class OutcomeTracker:
             self._event(item.id, "settled", {"why": why, "gold_length": len(gold)})
         for episode in list(state.episodes):
             if all(i.settled for i in state.items if i.episode is episode):
-                self._end_episode(state, episode, now)
+                self.episodes.end(episode, state.text, now)
+                state.episodes.remove(episode)
         self._forget_done(state)
 
     def _forget_done(self, state: DocState) -> None:
@@ -582,30 +510,28 @@ class OutcomeTracker:
         item.episode = episode
         self.store.update_suggestion(item.id, {"episode_id": episode.id})
 
-    def _end_episode(self, state: DocState, episode: Episode, now: float) -> None:
-        self.episodes.end(episode, state.text, now)
-        state.episodes.remove(episode)
-        state.changed = True
-
     # ------------------------------------------------------------------ terminal
 
     def terminal_command(self, command_line: str, exit_code: int | None, cwd: str | None = None) -> None:
         """A command ran in the editor's terminal: link it, judge test runs, settle at commits."""
-        now = self.clock()
-        entry: dict[str, Any] = {"command_line": command_line, "exit_code": exit_code, "at": now, "cwd": cwd}
-        if self.episodes.terminal_command(entry, [e for s in self._docs.values() for e in s.episodes]):
-            # The workspace watcher records the commit event when it sees the repository
-            # move; settling here too does not wait for it (settling twice changes nothing).
-            self.commit()
+        self._link_command(
+            {"command_line": command_line, "exit_code": exit_code, "at": self.clock(), "cwd": cwd}
+        )
 
     # ------------------------------------------------------------------ helpers
 
-    def _state(self, doc: Document) -> DocState:
-        state = self._docs.get(doc.id)
-        if state is None:
-            state = DocState(doc=doc, text=doc.text)
-            self._docs[doc.id] = state
-        return state
+    def _followed(
+        self, suggestion_id: str, told: SuggestionRow, detail: dict[str, Any] | None = None
+    ) -> tuple[DocState, Tracked] | None:
+        """The suggestion as followed; None for one not followed (another window, a restart),
+        whose outcome is recorded as the client `told` it."""
+        found = self._by_id.get(suggestion_id)
+        if found is None:
+            self.store.update_suggestion(suggestion_id, told)
+            self._event(
+                suggestion_id, told["outcome"], {**(detail or {}), "inferred": False, "tracked": False}
+            )
+        return found
 
     def _event(self, suggestion_id: str, kind: str, detail: dict[str, Any]) -> None:
         self.store.record_suggestion_event(suggestion_id, kind, detail, ts=self.clock())

@@ -13,17 +13,23 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterator
 
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _WRAPPERS = {("uv", "run"), ("poetry", "run"), ("pipenv", "run"), ("hatch", "run"), ("pdm", "run")}
 _SEPARATORS = re.compile(r"&&|\|\||;|\|")
 
 
-def _words(part: str) -> list[str]:
-    try:
-        words = shlex.split(part)
-    except ValueError:
-        words = part.split()
+def commands(command_line: str) -> Iterator[list[str]]:
+    """The words of each command in a chain or pipeline (`a && b`, `a | b`, `a; b`)."""
+    for part in _SEPARATORS.split(command_line):
+        try:
+            yield shlex.split(part)
+        except ValueError:
+            yield part.split()
+
+
+def _words(words: list[str]) -> list[str]:
     while words and (_ENV.match(words[0]) or words[0] in ("time", "sudo", "env", "exec", "command")):
         words = words[1:]
     while len(words) >= 2 and (words[0], words[1]) in _WRAPPERS:
@@ -56,8 +62,8 @@ def _is_test(words: list[str]) -> bool:
 def find_test_run(command_line: str) -> str | None:
     """The test command inside `command_line` (the last one in a chain), or None."""
     found = None
-    for part in _SEPARATORS.split(command_line):
-        words = _words(part.strip())
+    for command in commands(command_line):
+        words = _words(command)
         if _is_test(words):
             found = " ".join(words)
     return found
@@ -65,8 +71,8 @@ def find_test_run(command_line: str) -> str | None:
 
 def is_commit(command_line: str) -> bool:
     """Whether the command line makes a git commit (when it exits 0)."""
-    for part in _SEPARATORS.split(command_line):
-        words = _words(part.strip())
+    for command in commands(command_line):
+        words = _words(command)
         if not words or words[0].rsplit("/", 1)[-1] != "git":
             continue
         args = words[1:]

@@ -17,6 +17,7 @@ real one.
 from __future__ import annotations
 
 import difflib
+import itertools
 import random
 import re
 from dataclasses import dataclass
@@ -45,7 +46,6 @@ class DeveloperProfile:
     keystroke_seconds: float = 0.14  # mean time between keystrokes (~85 words per minute)
     read_seconds: float = 0.8  # mean time spent reading a suggestion
     file_switch_seconds: float = 4.0  # opening the next file, finding the place
-    min_partial: int = 1  # shortest accepted prefix (code points) that counts as a partial accept
 
 
 def hunks(before: str, after: str) -> list[Hunk]:
@@ -58,9 +58,7 @@ def hunks(before: str, after: str) -> list[Hunk]:
         return []
     a = before.splitlines(keepends=True)
     b = after.splitlines(keepends=True)
-    a_starts = [0]
-    for line in a:
-        a_starts.append(a_starts[-1] + len(line))
+    a_starts = list(itertools.accumulate(map(len, a), initial=0))
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     out: list[Hunk] = []
     delta = 0

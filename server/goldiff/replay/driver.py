@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,11 +47,6 @@ class ReplayOptions:
     settings: dict[str, Any] = field(default_factory=dict)  # initializationOptions for the server
     profile: DeveloperProfile = field(default_factory=DeveloperProfile)
     resume: bool = True  # skip commits already replayed into this home
-    accept_command_first: bool = False  # run goldiff.accepted before inserting (VS Code inserts first)
-    # The server's clock follows the developer's simulated time (its timers — settle,
-    # survival checkpoints, timeouts — fire in logical time, so a replay is reproducible);
-    # False: the server keeps the wall clock.
-    logical_clock: bool = True
     commit_seconds: float = 30.0  # simulated time between the last save and the commit
     # A hunk longer than this (code points) is typed up to here and the rest pasted in one
     # change, as developers paste or generate long blocks; None types everything.
@@ -229,9 +224,11 @@ class _Session:
             str(self.home),
             "--log-file",
             str(log_file),
-            # A logical clock, moved by `ADVANCE_CLOCK` (see ReplayOptions.logical_clock).
+            # The server's clock follows the developer's simulated time, moved by
+            # `ADVANCE_CLOCK`: its timers (settle, survival checkpoints, timeouts) fire in
+            # logical time, so a replay is reproducible.
             "--clock",
-            "logical" if self.options.logical_clock else "wall",
+            "logical",
             env=_server_env(self.home),
             start_new_session=True,  # Ctrl-C goes to us; we shut the server down in order
         )
@@ -261,9 +258,7 @@ class _Session:
             init.capabilities.inline_completion_provider
         )
         commands = init.capabilities.execute_command_provider
-        self._clock_follows = self.options.logical_clock and ADVANCE_CLOCK in (
-            commands.commands if commands else []
-        )
+        self._clock_follows = ADVANCE_CLOCK in (commands.commands if commands else [])
         self.client.initialized(types.InitializedParams())
 
     async def _drain(self, stream: asyncio.StreamReader) -> None:
@@ -275,6 +270,10 @@ class _Session:
             return await awaitable
         except RuntimeError as exc:
             raise ReplayError(self._server_gone(str(exc))) from exc
+
+    async def _command(self, command: str, arguments: Sequence[Any] | None) -> Any:
+        params = types.ExecuteCommandParams(command=command, arguments=arguments)
+        return await self._request(self.client.workspace_execute_command_async(params))
 
     def _server_gone(self, why: str) -> str:
         tail = self._stderr_tail.decode("utf-8", "replace").strip()
@@ -311,11 +310,7 @@ class _Session:
         if not self._clock_follows or self._pending_seconds <= 0:
             return
         seconds, self._pending_seconds = self._pending_seconds, 0.0
-        await self._request(
-            self.client.workspace_execute_command_async(
-                types.ExecuteCommandParams(command=ADVANCE_CLOCK, arguments=[{"seconds": seconds}])
-            )
-        )
+        await self._command(ADVANCE_CLOCK, [{"seconds": seconds}])
 
     async def clock_after(self, last_event: float | None) -> None:
         """Start the logical clock after everything already in the store, so time only moves on.
@@ -325,11 +320,7 @@ class _Session:
         """
         if not self._clock_follows or last_event is None:
             return
-        answer = await self._request(
-            self.client.workspace_execute_command_async(
-                types.ExecuteCommandParams(command=ADVANCE_CLOCK, arguments=[{"seconds": 0}])
-            )
-        )
+        answer = await self._command(ADVANCE_CLOCK, [{"seconds": 0}])
         now = float(protocol.as_plain(answer).get("now", last_event))
         if now <= last_event:
             self._pending_seconds += last_event - now + 1.0
@@ -351,33 +342,22 @@ class _Session:
                 buf = await self.replay_file(commit, change)
                 if buf is not None:
                     open_files.append(buf)
-            if self.stop.is_set():
-                for buf in open_files:
-                    buf.close()
-                self.result.interrupted = True
-                break
-            self.pause(self.options.commit_seconds)
-            await self.sync_clock()
-            await self._request(
-                self.client.workspace_execute_command_async(
-                    types.ExecuteCommandParams(
-                        command=protocol.COMMIT,
-                        arguments=[
-                            protocol.unstructure(
-                                protocol.CommitArgs(
-                                    sha=commit.sha,
-                                    message=commit.message,
-                                    repository=self.root_uri,
-                                    author_time=commit.author_time,
-                                    source="replay",
-                                )
-                            )
-                        ],
-                    )
+            stopped = self.stop.is_set()
+            if not stopped:
+                self.pause(self.options.commit_seconds)
+                await self.sync_clock()
+                args = protocol.CommitArgs(
+                    sha=commit.sha,
+                    message=commit.message,
+                    repository=self.root_uri,
+                    author_time=commit.author_time,
+                    source="replay",
                 )
-            )
+                await self._command(protocol.COMMIT, [protocol.unstructure(args)])
             for buf in open_files:
                 buf.close()
+            if stopped:
+                break  # interrupted: recorded below
             self.result.commits += 1
             self.result.last_commit = commit.sha
             self.progress.commit_done(commit)
@@ -482,14 +462,11 @@ class _Session:
         self.pause(dev.reading_pause())
         n = accepted_length(text, expected)
         if n == len(text):
-            if self.options.accept_command_first:
-                await self._run_command(item)
-                buf.replace(cursor, cursor, text)
-            else:
-                buf.replace(cursor, cursor, text)
-                await self._run_command(item)
+            buf.replace(cursor, cursor, text)  # then the item's command, as VS Code does
+            if item.command is not None:
+                await self._command(item.command.command, item.command.arguments)
             self.result.accepted += 1
-        elif n >= max(1, self.options.profile.min_partial):
+        elif n > 0:
             buf.replace(cursor, cursor, text[:n])
             self.client.protocol.notify(
                 protocol.SUGGESTION_PARTIALLY_ACCEPTED,
@@ -514,15 +491,6 @@ class _Session:
             return ""  # replaces text after the cursor: not something typing can match
         typed = buf.text[start:cursor]
         return text[len(typed) :] if text.startswith(typed) else ""
-
-    async def _run_command(self, item: types.InlineCompletionItem) -> None:
-        if item.command is None:
-            return
-        await self._request(
-            self.client.workspace_execute_command_async(
-                types.ExecuteCommandParams(command=item.command.command, arguments=item.command.arguments)
-            )
-        )
 
 
 def _suggestion_id(item: types.InlineCompletionItem) -> str | None:

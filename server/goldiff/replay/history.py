@@ -5,7 +5,7 @@ a commit is read from git's object store (`git show REV:PATH`, batched through o
 `git cat-file --batch` process), so a user can replay the repository they are working in.
 Merges are followed along their first parent (the change a merge brought into the
 branch); renames are a deletion plus an addition. Files that Goldiff would not record
-anyway (not UTF-8, binary, over the capture size limit) are left out with their reason.
+anyway (not UTF-8, binary, over the capture size limit) are left out.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from goldiff.capture.paths import skip_reason
@@ -35,11 +35,9 @@ class FileChange:
 @dataclass(frozen=True)
 class Commit:
     sha: str
-    parent: str | None  # first parent; None for a root commit
     author_time: int  # epoch seconds, as recorded by git
     message: str
     changes: tuple[FileChange, ...] = ()
-    skipped: tuple[tuple[str, str], ...] = field(default=())  # (path, reason)
 
     @property
     def subject(self) -> str:
@@ -168,25 +166,13 @@ def _read_commit(repo: Path, blobs: _Blobs, sha: str, include: tuple[str, ...]) 
     )
     fields = [f for f in diff.split("\x00") if f]
     changes: list[FileChange] = []
-    skipped: list[tuple[str, str]] = []
     for status, path in zip(fields[::2], fields[1::2], strict=False):
         if not _included(path, include):
             continue
         before, why_before = _decode(blobs.read(parent, path)) if parent and status != "A" else (None, None)
         after, why_after = _decode(blobs.read(sha, path)) if status != "D" else (None, None)
-        why = why_before or why_after
-        if why is not None:
-            skipped.append((path, why))
-            continue
-        if before == after:
-            continue  # a mode change only
+        if why_before or why_after or before == after:
+            continue  # not text Goldiff records, or a mode change only
         changes.append(FileChange(path=path, before=before, after=after))
     changes.sort(key=lambda c: c.path)
-    return Commit(
-        sha=sha,
-        parent=parent,
-        author_time=int(at),
-        message=message.strip(),
-        changes=tuple(changes),
-        skipped=tuple(skipped),
-    )
+    return Commit(sha=sha, author_time=int(at), message=message.strip(), changes=tuple(changes))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 # How much of the document a request carries; sources cut further to their own budgets.
 PREFIX_CHARS = 8_000
@@ -98,7 +98,6 @@ class Completion:
         return self.candidates[0] if self.candidates else ""
 
 
-@runtime_checkable
 class CompletionSource(Protocol):
     """Anything that completes code: `kind` and `model` are recorded with each suggestion."""
 
@@ -157,11 +156,10 @@ class StopRule:
                     return nl  # the line is finished
                 start = nl + 1  # a leading newline right after an opener: keep going
                 continue
-            if start > 0 or lines > 0:
-                # The first line continues the cursor's own line: its indent is not its own.
-                if line.strip() and _indent(line) < self.min_indent:
-                    return start - 1 if start > 0 else 0
-                if not line.strip() and has_code:
+            # The first line continues the cursor's own line: its indent is not its own.
+            if lines > 0:
+                blank = not line.strip()
+                if (blank and has_code) or (not blank and _indent(line) < self.min_indent):
                     return start - 1
             has_code = has_code or bool(line.strip())
             lines += 1

@@ -56,8 +56,9 @@ from goldiff.sources.base import (
     prefix_excerpt,
 )
 from goldiff.sources.deterministic import DeterministicSource, is_test_spec
-from goldiff.sources.registry import Registry, Resolved
+from goldiff.sources.registry import Registry
 from goldiff.sources.repack import faults_path
+from goldiff.sources.worker import WorkerSource  # llama.cpp runs in its own process
 from goldiff.store import EditRecord, SuggestionRow
 
 if TYPE_CHECKING:
@@ -145,14 +146,13 @@ class _Cached:
 class SuggestionCache:
     """Shown suggestions, so that typing into one returns its remainder with the same id."""
 
-    def __init__(self, size: int = CACHE_SIZE) -> None:
-        self.size = size
+    def __init__(self) -> None:
         self._entries: OrderedDict[str, _Cached] = OrderedDict()
 
     def add(self, sid: str, uri: str, key: tuple[str, ...], before: str, after: str, text: str) -> None:
         self._entries[sid] = _Cached(sid, uri, key, len(before), _digest(before), _digest(after), text)
         self._entries.move_to_end(sid)
-        while len(self._entries) > self.size:
+        while len(self._entries) > CACHE_SIZE:
             self._entries.popitem(last=False)
 
     def lookup(self, uri: str, key: tuple[str, ...], before: str, after: str) -> tuple[str, str] | None:
@@ -171,9 +171,6 @@ class SuggestionCache:
             self._entries.move_to_end(entry.id)
             return entry.id, entry.text[len(typed) :]
         return None
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 def related_snippets(doc: Document, before: str, others: list[Document], limit: int = 2) -> list[Snippet]:
@@ -250,7 +247,11 @@ class CompletionService:
                 source = self._load(key)
             except GoldiffError as exc:
                 self._failed[key] = exc
-                self._tell_load_failure(exc)
+                message = (
+                    f"Goldiff: {exc}. Goldiff keeps recording, without local completions until this is fixed."
+                )
+                log.warning("%s", message)
+                self.server.tell_user(message, types.MessageType.Error)
                 raise
             for old in list(self._local):
                 self._local.pop(old).close()  # one warm model: they are large
@@ -275,7 +276,10 @@ class CompletionService:
             return cached[1]
         try:
             resolved = self.registry.resolve(local.model)
-            adapter = self._adapter_path(local.adapter, resolved)
+            adapter = resolved.adapter_path
+            if local.adapter:
+                entry = self.registry.get(local.adapter)
+                adapter = Path(entry.path) if entry is not None else Path(local.adapter).expanduser()
         except ModelLoadError as exc:
             self._resolved = (stamp, exc)  # no model: answered the same until the registry changes
             raise
@@ -292,12 +296,6 @@ class CompletionService:
         self._resolved = (stamp, key)
         return key
 
-    def _adapter_path(self, adapter: str | None, resolved: Resolved) -> Path | None:
-        if adapter:
-            entry = self.registry.get(adapter)
-            return Path(entry.path) if entry is not None else Path(adapter).expanduser()
-        return resolved.adapter_path
-
     def _load(self, key: tuple[str, ...]) -> CompletionSource:
         if key[0] == "test":
             return DeterministicSource.from_spec(key[1], kind="local")
@@ -305,8 +303,6 @@ class CompletionService:
             from goldiff.sources.endpoint import EndpointSource
 
             return EndpointSource(key[1])
-        from goldiff.sources.worker import WorkerSource  # llama.cpp runs in its own process
-
         started = time.perf_counter()
         source = WorkerSource(
             key[1],
@@ -323,22 +319,13 @@ class CompletionService:
                 f"Goldiff: {message}. Recording goes on.", types.MessageType.Warning
             ),
         )
-        log.info(
-            "loaded local model %s in %.2fs (%s)",
-            source.model,
-            time.perf_counter() - started,
-            source.repack_mode(),
-        )
+        # How it loaded (repacked kernels or not), the worker logs itself at every start.
+        log.info("loaded local model %s in %.2fs", source.model, time.perf_counter() - started)
         return source
 
     def engine_status(self) -> dict[str, Any] | None:
         """The local engine's process: pid, restarts, last restart time (status, tests)."""
-        for source in list(self._local.values()):
-            describe = getattr(source, "describe", None)
-            if describe is not None and hasattr(source, "pid"):
-                status: dict[str, Any] = describe()
-                return status
-        return None
+        return next((s.describe() for s in list(self._local.values()) if isinstance(s, WorkerSource)), None)
 
     def frontier_source(self) -> CompletionSource:
         fr = self.server.settings.frontier
@@ -347,26 +334,21 @@ class CompletionService:
         with self._load_lock:
             if self._frontier is not None and self._frontier[0] == key:
                 return self._frontier[1]
-            source = self._new_frontier()
+            source: CompletionSource
+            if is_test_spec(fr.model):
+                source = DeterministicSource.from_spec(fr.model or "", kind="frontier")
+            elif fr.provider == "anthropic":
+                from goldiff.sources.frontier import AnthropicSource
+
+                source = AnthropicSource(base_url=fr.base_url, model=fr.model, api_key=fr.api_key)
+            else:
+                from goldiff.sources.frontier import OpenAICompatibleSource
+
+                source = OpenAICompatibleSource(base_url=fr.base_url, model=fr.model, api_key=fr.api_key)
             if self._frontier is not None:
                 self._frontier[1].close()
             self._frontier = (key, source)
             return source
-
-    def _new_frontier(self) -> CompletionSource:
-        fr = self.server.settings.frontier
-        source: CompletionSource
-        if is_test_spec(fr.model):
-            source = DeterministicSource.from_spec(fr.model or "", kind="frontier")
-        elif fr.provider == "anthropic":
-            from goldiff.sources.frontier import AnthropicSource
-
-            source = AnthropicSource(base_url=fr.base_url, model=fr.model, api_key=fr.api_key)
-        else:
-            from goldiff.sources.frontier import OpenAICompatibleSource
-
-            source = OpenAICompatibleSource(base_url=fr.base_url, model=fr.model, api_key=fr.api_key)
-        return source
 
     def answering(self) -> dict[str, Any]:
         """The source and model that answer what the user sees, for the status bar.
@@ -403,9 +385,6 @@ class CompletionService:
         except GoldiffError:
             return None
 
-    def _source(self, kind: str) -> CompletionSource:
-        return self.frontier_source() if kind == "frontier" else self.local_source()
-
     def prewarm(self) -> None:
         """Load the local model now (in a worker) so the first completion is not the slow one."""
         if self.server.settings.mode not in ("local", "shadow"):
@@ -420,11 +399,6 @@ class CompletionService:
                 self._tell_once(f"Goldiff: {exc}")
 
         self._executor.submit(run)
-
-    def _tell_load_failure(self, exc: GoldiffError) -> None:
-        message = f"Goldiff: {exc}. Goldiff keeps recording, without local completions until this is fixed."
-        log.warning("%s", message)
-        self.server.tell_user(message, types.MessageType.Error)
 
     # ------------------------------------------------------------------ context
 
@@ -561,7 +535,8 @@ class CompletionService:
     def _complete(self, kind: str, request: CompletionRequest, cancel: threading.Event) -> Completion:
         if cancel.is_set():
             return Completion([], kind, "", stop_reason="cancelled")
-        return self._source(kind).complete(request, cancel)
+        source = self.frontier_source() if kind == "frontier" else self.local_source()
+        return source.complete(request, cancel)
 
     @staticmethod
     def _item(sid: str, text: str, pos: types.Position) -> types.InlineCompletionItem:

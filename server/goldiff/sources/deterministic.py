@@ -33,15 +33,12 @@ class DeterministicSource:
         default: str | None = None,
         kind: str = "test",
         model: str = "deterministic",
-        raw: bool = False,
     ) -> None:
         # Longest AFTER first, so a specific rule beats a general one.
         self.rules = sorted(rules, key=lambda r: -len(r[0]))
         self.default = default
         self.kind = kind
         self.model = model
-        self.raw = raw  # True: return TEXT as is, without the shared stop rules
-        self.requests: list[CompletionRequest] = []  # what it was asked, for tests to inspect
 
     @classmethod
     def from_spec(cls, spec: str, *, kind: str) -> DeterministicSource:
@@ -56,10 +53,9 @@ class DeterministicSource:
 
     def complete(self, request: CompletionRequest, cancel: threading.Event | None = None) -> Completion:
         deadline = Deadline(request.max_seconds)
-        self.requests.append(request)
         text = next((t for after, t in self.rules if request.prefix.endswith(after)), self.default)
         raw = text or ""
-        final = raw if self.raw else finish_text(raw, request)
+        final = finish_text(raw, request)
         return Completion(
             candidates=[final] if final else [],
             source=self.kind,

@@ -21,6 +21,7 @@ zero-width space after its first character before it is sent.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -32,8 +33,9 @@ from typing import Any
 import httpx
 
 from goldiff.errors import SourceError
+from goldiff.prompts import BOS, PREFIX, SUFFIX, TEMPLATES
 from goldiff.sources.base import Completion, CompletionRequest, Deadline, finish_text, prefix_excerpt
-from goldiff.sources.fim import BOS, PREFIX, SUFFIX, TEMPLATES, FimTemplate, VocabInfo, resolve_template
+from goldiff.sources.fim import VocabInfo, resolve_template
 
 log = logging.getLogger(__name__)
 
@@ -53,28 +55,17 @@ class EndpointPrompt:
     control: tuple[str, ...] = ()  # texts to keep out of user text
 
     def text(self, prefix: str, suffix: str) -> str:
-        prefix, suffix = self._plain(prefix), self._plain(suffix)
         if not self.layout:
-            return prefix
-        parts = []
-        for part in self.layout:
-            if part == PREFIX:
-                parts.append(prefix)
-            elif part == SUFFIX:
-                parts.append(suffix)
-            elif part != BOS:  # the server adds the model's BOS itself when the model wants one
-                parts.append(part)
-        return "".join(parts)
+            return self._plain(prefix)
+        # No BOS: the server adds the model's BOS itself when the model wants one.
+        slots = {PREFIX: self._plain(prefix), SUFFIX: self._plain(suffix), BOS: ""}
+        return "".join(slots.get(part, part) for part in self.layout)
 
     def _plain(self, text: str) -> str:
         for token in self.control:
             if token in text:
                 text = text.replace(token, token[0] + _ZWSP + token[1:])
         return text
-
-
-def _template(name: str) -> FimTemplate:
-    return next(t for t in TEMPLATES if t.name == name)
 
 
 def endpoint_root(url: str) -> str:
@@ -90,13 +81,7 @@ class EndpointSource:
 
     kind = "local"
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
+    def __init__(self, url: str, *, transport: httpx.BaseTransport | None = None) -> None:
         if not url.startswith(("http://", "https://")):
             raise SourceError(
                 f"goldiff.local.endpoint {url!r} is not an http(s) URL; give the server's base URL, "
@@ -106,15 +91,10 @@ class EndpointSource:
         self.model = ""  # the served model's name, known after the first request
         self.prompt: EndpointPrompt | None = None
         self._served: str | None = None  # the id to send as `model`
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)), transport=transport
-        )
+        self._client = httpx.Client(timeout=httpx.Timeout(10.0, connect=CONNECT_TIMEOUT), transport=transport)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ what is served
-
-    def _get(self, path: str) -> httpx.Response:
-        return self._client.get(self.base_url + path)
 
     def _unreachable(self, exc: Exception) -> SourceError:
         return SourceError(
@@ -128,7 +108,7 @@ class EndpointSource:
             if self.prompt is not None:
                 return self.prompt
             try:
-                response = self._get("/models")
+                response = self._client.get(self.base_url + "/models")
                 response.raise_for_status()
                 models = [str(m["id"]) for m in response.json().get("data", [])]
             except httpx.HTTPError as exc:
@@ -148,36 +128,32 @@ class EndpointSource:
             return self.prompt
 
     def _find_prompt(self, name: str) -> EndpointPrompt:
-        cache: dict[str, int | None] = {}
-        reachable = {"route": True}
+        no_route: list[str] = []  # the texts asked when the server had no tokenize route
 
+        @functools.cache
         def special_id(text: str) -> int | None:
-            if text not in cache:
-                ids = self._tokenize(text) if reachable["route"] else None
-                if ids is None:
-                    reachable["route"] = False
-                cache[text] = ids[0] if ids is not None and len(ids) == 1 else None
-            return cache[text]
+            ids = None if no_route else self._tokenize(text)
+            if ids is None:
+                no_route.append(text)
+            return ids[0] if ids is not None and len(ids) == 1 else None
 
-        chosen: str | None = None
-        try:
-            resolved = resolve_template(VocabInfo(special_id=special_id, name=name))
-            chosen = resolved.template if resolved.template in {t.name for t in TEMPLATES} else None
+        try:  # with no fim_ids, only a family of TEMPLATES can answer
+            chosen: str | None = resolve_template(VocabInfo(special_id=special_id, name=name)).template
         except SourceError:
             chosen = None
-        if chosen is None and not reachable["route"]:
+        if chosen is None and no_route:
             # No tokenize route: trust a family the model's name announces.
             lowered = name.lower()
             chosen = next((t.name for t in TEMPLATES if any(h in lowered for h in t.hints)), None)
         if chosen is None:
             return EndpointPrompt("prefix")
-        template = _template(chosen)
+        template = next(t for t in TEMPLATES if t.name == chosen)
         control = tuple({*template.control_tokens, *template.stop} - {""})
         return EndpointPrompt(chosen, template.layout, control)
 
     def _tokenize(self, text: str) -> list[int] | None:
         """Token ids of `text` on the server with special tokens parsed; None: no such route."""
-        root = self.base_url.rsplit("/v", 1)[0] if re.search(r"/v\d+$", self.base_url) else self.base_url
+        root = re.sub(r"/v\d+$", "", self.base_url)
         attempts = (
             (f"{root}/extras/tokenize", {"input": text}),  # llama_cpp.server
             # llama-server reads `content`, vLLM `prompt`; each ignores the other's fields.
@@ -288,13 +264,6 @@ class EndpointSource:
                 f"the model server {self.base_url} streamed something that is not the completions API"
             ) from exc
         return text, pieces, reason
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "endpoint": self.base_url,
-            "model": self.model,
-            "template": self.prompt.template if self.prompt else None,
-        }
 
     def close(self) -> None:
         self._client.close()

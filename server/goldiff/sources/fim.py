@@ -18,21 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from goldiff.errors import ModelLoadError
-from goldiff.prompts import BOS, PREFIX, SUFFIX, TEMPLATES, FimTemplate
-
-__all__ = [
-    "BOS",
-    "PREFIX",
-    "SUFFIX",
-    "TEMPLATES",
-    "FimPrompt",
-    "FimTemplate",
-    "VocabInfo",
-    "resolve_template",
-]
 
 # The slots and every family's template live with the other prompts (prompts.py).
-_SLOTS = (PREFIX, SUFFIX, BOS)
+from goldiff.prompts import BOS, PREFIX, SUFFIX, TEMPLATES, FimTemplate
 
 
 @dataclass(frozen=True)
@@ -44,15 +32,8 @@ class FimPrompt:
     stop_ids: frozenset[int]
 
     def build(self, prefix_ids: Sequence[int], suffix_ids: Sequence[int]) -> list[int]:
-        out: list[int] = []
-        for part in self.layout:
-            if part == PREFIX:
-                out.extend(prefix_ids)
-            elif part == SUFFIX:
-                out.extend(suffix_ids)
-            else:
-                out.append(int(part))
-        return out
+        slots = {PREFIX: prefix_ids, SUFFIX: suffix_ids}
+        return [int(i) for part in self.layout for i in slots.get(str(part), (part,))]
 
     @property
     def suffix_first(self) -> bool:
@@ -81,17 +62,9 @@ def _ordered(name: str, arch: str) -> list[FimTemplate]:
     return by_name + by_arch + rest + own
 
 
-def resolve_template(vocab: VocabInfo, prefer: str | None = None) -> FimPrompt:
+def resolve_template(vocab: VocabInfo) -> FimPrompt:
     """The FIM prompt layout for a vocabulary, or `ModelLoadError` if it cannot do FIM."""
-    candidates = _ordered(vocab.name, vocab.arch)
-    if prefer is not None:
-        named = [t for t in TEMPLATES if t.name == prefer]
-        if not named:
-            raise ModelLoadError(
-                f"unknown FIM template {prefer!r}; use one of {', '.join(t.name for t in TEMPLATES)}"
-            )
-        candidates = named
-    for template in candidates:
+    for template in _ordered(vocab.name, vocab.arch):
         ids: dict[str, int] = {}
         for token in template.control_tokens:
             found = vocab.special_id(token)
@@ -99,18 +72,12 @@ def resolve_template(vocab: VocabInfo, prefer: str | None = None) -> FimPrompt:
                 break
             ids[token] = found
         else:
-            layout: list[int | str] = []
-            for part in template.layout:
-                if part == BOS:
-                    if vocab.bos_id is not None and vocab.bos_id >= 0:
-                        layout.append(vocab.bos_id)
-                elif part in _SLOTS:
-                    layout.append(part)
-                else:
-                    layout.append(ids[part])
+            bos: list[int | str] = [vocab.bos_id] if vocab.bos_id is not None and vocab.bos_id >= 0 else []
+            slots: dict[str, list[int | str]] = {PREFIX: [PREFIX], SUFFIX: [SUFFIX], BOS: bos}
+            layout = [x for part in template.layout for x in (slots[part] if part in slots else [ids[part]])]
             stops = {i for t in template.stop if (i := vocab.special_id(t)) is not None}
             return FimPrompt(template.name, tuple(layout), frozenset(stops | vocab.eog_ids))
-    if prefer is None and vocab.fim_ids is not None and min(vocab.fim_ids) >= 0:
+    if vocab.fim_ids is not None and min(vocab.fim_ids) >= 0:
         pre, suf, mid = vocab.fim_ids
         return FimPrompt("gguf", (pre, PREFIX, suf, SUFFIX, mid), vocab.eog_ids)
     raise ModelLoadError(

@@ -20,6 +20,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from goldiff.prompts import (
     chat_user_message,
 )
 from goldiff.sources.base import Completion, CompletionRequest, Deadline, finish_text
+from goldiff.sources.endpoint import endpoint_root
 
 log = logging.getLogger(__name__)
 
@@ -86,36 +88,19 @@ def clean_chat_reply(reply: str, request: CompletionRequest) -> str:
     return text
 
 
-def _reply(response: httpx.Response, read: Any) -> Any:
-    """`read(json)` of a successful answer; an answer of the wrong shape is a FrontierError.
+def _reply(response: httpx.Response, read: Callable[[Any], str]) -> tuple[dict[str, Any], str]:
+    """A successful answer's JSON and `read(json)`; an answer of the wrong shape is a FrontierError.
 
     A proxy's HTML error page or a half-compatible server must not surface as a crash.
     """
     try:
-        return read(response.json())
+        data = response.json()
+        return data, read(data)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         raise FrontierError(
             f"the frontier endpoint {response.request.url} answered with something that is not "
             f"the API's JSON ({type(exc).__name__}: {response.text[:80]!r}); check goldiff.frontier.baseUrl"
         ) from exc
-
-
-def _error_detail(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text[:200]
-    err = data.get("error") if isinstance(data, dict) else None
-    if isinstance(err, dict):
-        return str(err.get("message") or err.get("type") or err)[:300]
-    if isinstance(err, str):
-        return err[:300]
-    return str(data)[:300]
-
-
-def _is_quota(response: httpx.Response) -> bool:
-    text = response.text.lower()
-    return "insufficient_quota" in text or "quota" in text or "credit balance" in text
 
 
 @dataclass(frozen=True)
@@ -135,24 +120,20 @@ class _HttpSource:
     def __init__(
         self,
         *,
-        base_url: str,
-        model: str,
-        headers: dict[str, str],
-        timeout: float,
-        transport: httpx.BaseTransport | None,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        transport: httpx.BaseTransport | None = None,
         sleep: Any = time.sleep,
     ) -> None:
-        self.model = model
-        self.base_url = base_url
+        self.base_url, self.model, headers = self._connection(base_url, model, api_key)
         self._sleep = sleep
         # Error bodies sometimes quote the key back; it must not reach a message or a log.
-        self._secrets = [
-            v.removeprefix("Bearer ") for k, v in headers.items() if k.lower() != "anthropic-version"
-        ]
+        self._secret = api_key or ""
         self._client = httpx.Client(
-            base_url=base_url,
+            base_url=self.base_url,
             headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
+            timeout=httpx.Timeout(10.0, connect=CONNECT_TIMEOUT),
             transport=transport,
         )
 
@@ -182,9 +163,8 @@ class _HttpSource:
                 last = f"cannot reach {self.base_url} ({type(exc).__name__})"
                 response = None
             if response is not None:
-                if response.status_code not in _RETRYABLE or (
-                    response.status_code == 429 and _is_quota(response)
-                ):
+                quota = any(w in response.text.lower() for w in ("quota", "credit balance"))
+                if response.status_code not in _RETRYABLE or (response.status_code == 429 and quota):
                     return response
                 last = f"HTTP {response.status_code}: {self._detail(response)}"
                 retry_after = response.headers.get("retry-after", "")
@@ -198,12 +178,23 @@ class _HttpSource:
             delay *= 2
         raise FrontierError(f"the frontier endpoint {self.base_url} failed after {attempt} tries: {last}")
 
+    def _connection(
+        self, base_url: str | None, model: str | None, api_key: str | None
+    ) -> tuple[str, str, dict[str, str]]:
+        """The API root, the model asked and the headers; a ConfigError if they cannot work."""
+        raise NotImplementedError
+
     def _detail(self, response: httpx.Response) -> str:
-        detail = _error_detail(response)
-        for secret in self._secrets:
-            if secret:
-                detail = detail.replace(secret, "***")
-        return detail
+        try:
+            data = response.json()
+            err = data.get("error") if isinstance(data, dict) else None
+            if isinstance(err, dict):
+                detail = str(err.get("message") or err.get("type") or err)[:300]
+            else:
+                detail = (err if isinstance(err, str) else str(data))[:300]
+        except ValueError:
+            detail = response.text[:200]
+        return detail.replace(self._secret, "***") if self._secret else detail
 
     def _raise_for(self, response: httpx.Response) -> None:
         code = response.status_code
@@ -236,17 +227,13 @@ class OpenAICompatibleSource(_HttpSource):
 
     provider = "openai"
 
-    def __init__(
-        self,
-        *,
-        base_url: str | None = None,
-        model: str | None = None,
-        api_key: str | None = None,
-        timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-        api: str = "auto",  # auto | completions | chat
-        sleep: Any = time.sleep,
-    ) -> None:
+    def __init__(self, *, api: str = "auto", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.api = api  # auto | completions | chat
+
+    def _connection(
+        self, base_url: str | None, model: str | None, api_key: str | None
+    ) -> tuple[str, str, dict[str, str]]:
         if base_url is None and not api_key:
             raise ConfigError(
                 f"the frontier needs an API key: {SET_KEY_HINT}, "
@@ -254,19 +241,9 @@ class OpenAICompatibleSource(_HttpSource):
             )
         if base_url is None and not model:
             model = DEFAULT_MODELS["openai"]  # a self-hosted server may take no model name
-        url = (base_url or OPENAI_URL).rstrip("/")
-        if not re.search(r"/v\d+$", url) and httpx.URL(url).path in ("", "/"):
-            url += "/v1"  # "http://host:8000" means the usual OpenAI-style root
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        super().__init__(
-            base_url=url,
-            model=model or "",
-            headers=headers,
-            timeout=timeout,
-            transport=transport,
-            sleep=sleep,
-        )
-        self.api = api
+        # "http://host:8000" means the usual OpenAI-style root, its /v1.
+        return endpoint_root(base_url or OPENAI_URL), model or "", headers
 
     def complete(self, request: CompletionRequest, cancel: threading.Event | None = None) -> Completion:
         cancel = cancel or threading.Event()
@@ -282,7 +259,7 @@ class OpenAICompatibleSource(_HttpSource):
                 self.api = "chat"
             else:
                 self._raise_for(response)
-                data, raw = _reply(response, lambda d: (d, str(d["choices"][0].get("text") or "")))
+                data, raw = _reply(response, lambda d: str(d["choices"][0].get("text") or ""))
                 return self._result(request, raw, data, deadline, "completions")
         chat = self.chat(CHAT_SYSTEM_PROMPT, chat_prompt(request), request.max_tokens, deadline, cancel)
         return self._result(request, clean_chat_reply(chat.text, request), chat.data, deadline, "chat")
@@ -313,7 +290,7 @@ class OpenAICompatibleSource(_HttpSource):
             body["model"] = self.model
         response = self._post("/chat/completions", body, deadline, cancel)
         self._raise_for(response)
-        data, reply = _reply(response, lambda d: (d, str(d["choices"][0]["message"].get("content") or "")))
+        data, reply = _reply(response, lambda d: str(d["choices"][0]["message"].get("content") or ""))
         usage = data.get("usage") or {}
         return ChatReply(reply, data, usage.get("prompt_tokens"), usage.get("completion_tokens"))
 
@@ -339,28 +316,13 @@ class AnthropicSource(_HttpSource):
 
     provider = "anthropic"
 
-    def __init__(
-        self,
-        *,
-        base_url: str | None = None,
-        model: str | None = None,
-        api_key: str | None = None,
-        timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Any = time.sleep,
-    ) -> None:
+    def _connection(
+        self, base_url: str | None, model: str | None, api_key: str | None
+    ) -> tuple[str, str, dict[str, str]]:
         if not api_key:
             raise ConfigError(f"the Anthropic frontier needs an API key: {SET_KEY_HINT}")
-        model = model or DEFAULT_MODELS["anthropic"]
         headers = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
-        super().__init__(
-            base_url=(base_url or ANTHROPIC_URL).rstrip("/"),
-            model=model,
-            headers=headers,
-            timeout=timeout,
-            transport=transport,
-            sleep=sleep,
-        )
+        return (base_url or ANTHROPIC_URL).rstrip("/"), model or DEFAULT_MODELS["anthropic"], headers
 
     def chat(
         self, system: str, user: str, max_tokens: int, deadline: Deadline, cancel: threading.Event
@@ -378,10 +340,7 @@ class AnthropicSource(_HttpSource):
         self._raise_for(response)
         data, reply = _reply(
             response,
-            lambda d: (
-                d,
-                "".join(b.get("text", "") for b in d.get("content", []) if b.get("type") == "text"),
-            ),
+            lambda d: "".join(b.get("text", "") for b in d.get("content", []) if b.get("type") == "text"),
         )
         usage = data.get("usage") or {}
         return ChatReply(reply, data, usage.get("input_tokens"), usage.get("output_tokens"))

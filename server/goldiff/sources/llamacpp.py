@@ -9,11 +9,11 @@ every CPU, at the cost of the repacked matmul kernels. llama-cpp-python 0.3.36 h
 `Llama(...)` argument for it: `Llama.__init__` takes `llama_model_default_params()` and sets
 the fields it knows, so `load_llama` hands it defaults with extra buffer types already off.
 
-`repack=False` is the default for every caller that runs llama.cpp in its own process (the
-parity check, quantization, the CLI, tests): a fault there would end that process. Only the
-engine worker (`worker.py`), whose death the server survives and answers by loading again
-without repacking (`repack.py`), asks for `repack=True`; `load_llama_with` then also says
-what llama.cpp repacked (`Repack`), read from llama.cpp's own log while it loads.
+`load_llama` never repacks: its callers run llama.cpp in their own process (the parity check,
+quantization, the CLI, tests), which a fault would end. Only the engine worker (`worker.py`),
+whose death the server survives and answers by loading again without repacking
+(`repack.py`), asks `load_llama_with` for `repack=True`, which also says what llama.cpp
+repacked (`Repack`), read from llama.cpp's own log while it loads.
 
 Every model load in Goldiff (the local source and its worker, evaluation, the parity
 check, the demo, tests and benchmarks) goes through here. Importing this module does not
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 # Guards the moment the defaults function is swapped, so two threads loading at once
 # cannot restore each other's swap out of order.
 _LOAD_LOCK = threading.Lock()
+# The log callback in force while a repacking load runs. Kept referenced at module level: a
+# ctypes callback collected while llama.cpp still holds its pointer would crash the process.
+_listener: Any = None
 
 
 def check_gguf(path: Path, what: str = "model") -> None:
@@ -92,19 +95,18 @@ class Repack:
         return {"on": self.on, "tensors": self.tensors, "buffers": list(self.buffers)}
 
 
-def load_llama(model_path: str, *, repack: bool = False, **kwargs: Any) -> llama_cpp.Llama:
-    """`llama_cpp.Llama(model_path=..., **kwargs)`, by default with `safe_model_params()`.
-
-    `repack=True` keeps llama.cpp's own default (extra buffer types on): only for a process
-    whose native fault the caller survives (the engine worker).
-    """
-    return load_llama_with(model_path, repack=repack, **kwargs)[0]
+def load_llama(model_path: str, **kwargs: Any) -> llama_cpp.Llama:
+    """`llama_cpp.Llama(model_path=..., **kwargs)` with `safe_model_params()`."""
+    return load_llama_with(model_path, repack=False, **kwargs)[0]
 
 
 def load_llama_with(model_path: str, *, repack: bool, **kwargs: Any) -> tuple[llama_cpp.Llama, Repack]:
-    """`load_llama`, and what llama.cpp repacked while loading (nothing when `repack` is off)."""
+    """`load_llama`, or with llama.cpp's own default (extra buffer types on) for `repack=True`,
+    and what llama.cpp repacked while loading (nothing when `repack` is off)."""
+    global _listener
     import llama_cpp
     import llama_cpp.llama_cpp as lowlevel_module
+    from llama_cpp import _logger
 
     # The module `Llama.__init__` takes its defaults from (llama.py imports it as `llama_cpp`).
     lowlevel: Any = lowlevel_module
@@ -119,13 +121,22 @@ def load_llama_with(model_path: str, *, repack: bool, **kwargs: Any) -> tuple[ll
 
         lowlevel.llama_model_default_params = defaults
         if repack:
-            _listen(lines)
+            # llama.cpp's log goes to `lines`, and on to llama-cpp-python's own callback.
+            forward = _logger.llama_log_callback
+
+            @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+            def listen(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+                lines.append(text.decode("utf-8", "replace"))
+                forward(level, text, user_data)
+
+            _listener = listen
+            llama_cpp.llama_log_set(listen, ctypes.c_void_p(0))
         try:
             llm = llama_cpp.Llama(model_path=model_path, **kwargs)
         finally:
             lowlevel.llama_model_default_params = original
             if repack:
-                _stop_listening()
+                llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
     if llm.model_params.use_extra_bufts != repack:  # pragma: no cover - a llama-cpp-python that changed
         llm.close()
         raise RuntimeError("llama-cpp-python ignored use_extra_bufts; Goldiff cannot load safely")
@@ -142,32 +153,3 @@ def load_llama_with(model_path: str, *, repack: bool, **kwargs: Any) -> tuple[ll
             if name and name not in ("CPU", "CPU_Mapped") and name not in buffers:
                 buffers.append(name)
     return llm, Repack(on=True, tensors=text.count("repack tensor"), buffers=tuple(buffers))
-
-
-# The log callback in force while a repacking load runs. Kept referenced at module level: a
-# ctypes callback collected while llama.cpp still holds its pointer would crash the process.
-_listener: Any = None
-
-
-def _listen(lines: list[str]) -> None:
-    """Route llama.cpp's log to `lines` (and on to llama-cpp-python's own callback)."""
-    global _listener
-    import llama_cpp
-    from llama_cpp import _logger
-
-    forward = _logger.llama_log_callback
-
-    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
-    def listen(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        lines.append(text.decode("utf-8", "replace"))
-        forward(level, text, user_data)
-
-    _listener = listen
-    llama_cpp.llama_log_set(listen, ctypes.c_void_p(0))
-
-
-def _stop_listening() -> None:
-    import llama_cpp
-    from llama_cpp import _logger
-
-    llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))

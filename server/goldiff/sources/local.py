@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import functools
 import logging
 import math
 import os
@@ -80,16 +81,6 @@ MIN_PROMPT = 256  # never cap a prompt below this many tokens
 class _Stopped(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
-
-
-def _threads() -> int | None:
-    value = os.environ.get("GOLDIFF_THREADS")
-    return int(value) if value and value.isdigit() and int(value) > 0 else None
-
-
-def default_threads() -> int:
-    """Half the cores, at least one: llama.cpp's threads spin, and the editor needs a core."""
-    return _threads() or max(1, (os.cpu_count() or 2) // 2)
 
 
 def _common(a: list[int] | np.ndarray[Any, Any], b: list[int]) -> int:
@@ -152,7 +143,6 @@ class LocalSource:
         name: str | None = None,
         n_ctx: int = N_CTX,
         n_threads: int | None = None,
-        template: str | None = None,
         profile: ServeProfile | None = None,
         gate: str | Path | None = None,
         cold_seconds: float = COLD_SECONDS,
@@ -168,6 +158,8 @@ class LocalSource:
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot read the show/hide gate {gate_path}: {exc}") from exc
         self.model_path, self.adapter_path, self.model = checked_model(self.model_path, adapter_path, name)
+        threads = os.environ.get("GOLDIFF_THREADS", "")
+        n_threads = n_threads or (int(threads) if threads.isdigit() and int(threads) > 0 else None)
         try:
             # verbose=False makes llama-cpp-python point fd 1 at /dev/null while it loads: only
             # safe where fd 1 is not a protocol channel (the engine process moves its own off
@@ -181,10 +173,11 @@ class LocalSource:
                 # The profile's context budget (a shorter prompt is a faster cold start); the
                 # measured cold-prompt cap below applies within it, so the smaller one wins.
                 n_ctx=self.profile.context_tokens or n_ctx,
-                # Unset: generation on half the cores, prompt evaluation (short bursts) on all,
-                # as llama.cpp's defaults. Set: both, so a limit is a limit.
-                n_threads=n_threads or default_threads(),
-                n_threads_batch=n_threads or _threads() or os.cpu_count() or 1,
+                # Unset (argument and GOLDIFF_THREADS): generation on half the cores (llama.cpp's
+                # threads spin, and the editor needs a core), prompt evaluation (short bursts) on
+                # all, as llama.cpp's defaults. Set: both, so a limit is a limit.
+                n_threads=n_threads or max(1, (os.cpu_count() or 2) // 2),
+                n_threads_batch=n_threads or os.cpu_count() or 1,
                 verbose=verbose,
             )
         except (ValueError, RuntimeError, OSError) as exc:
@@ -208,21 +201,20 @@ class LocalSource:
         self.llm.verbose = False
         info = self._vocab_info()
         self.fim: FimPrompt | None = None
-        if self.profile.prompt != "prefix" or template is not None:
+        if self.profile.prompt != "prefix":
             try:
-                self.fim = resolve_template(info, template)
+                self.fim = resolve_template(info)
             except ModelLoadError:
-                if self.profile.prompt == "fim" or template is not None:
+                if self.profile.prompt == "fim":
                     self.llm.close()
                     raise
                 # No FIM tokens: ask left to right; the suffix still shapes the stop rule.
         self.stop_ids = self.fim.stop_ids if self.fim is not None else info.eog_ids
-        self.bos = [info.bos_id] if self._adds_bos() and info.bos_id is not None and info.bos_id >= 0 else []
+        adds_bos = str(self.llm.metadata.get("tokenizer.ggml.add_bos_token", "false")).lower() == "true"
+        self.bos = [info.bos_id] if adds_bos and info.bos_id is not None and info.bos_id >= 0 else []
         self.n_ctx = self.llm.n_ctx()
         self._vocab = self.llm._model.vocab
         self._n_vocab = self.llm.n_vocab()
-        self._pieces: list[bytes] | None = None  # every token's bytes, for healing
-        self._stops: np.ndarray[Any, np.dtype[np.bool_]] = np.zeros(0, bool)
         self._lock = threading.Lock()
         self.last_prompt: list[int] = []  # the ids of the last prompt, for tests and benchmarks
         self.last_tokens: list[int] = []  # the ids the last answer generated, likewise
@@ -238,7 +230,7 @@ class LocalSource:
 
             # The secret scan's first call loads its detectors (tens of ms): here, not mid-completion.
             secret_spans("api_key = 'warm-up-only-0123456789abcdef'")
-        self.on_phase: Callable[[str], None] | None = None  # "prefill", then "generate"
+        self.on_phase: Callable[[str], None] = lambda phase: None  # "prefill", then "generate"
         self.prompt_cap = self._measure_prompt_cap(cold_seconds)
 
     def _identity(self) -> str:
@@ -253,9 +245,6 @@ class LocalSource:
     @property
     def prompt_mode(self) -> str:
         return "fim" if self.fim is not None else "prefix"
-
-    def _adds_bos(self) -> bool:
-        return str(self.llm.metadata.get("tokenizer.ggml.add_bos_token", "false")).lower() == "true"
 
     def _vocab_info(self) -> VocabInfo:
         llm = self.llm
@@ -404,8 +393,7 @@ class LocalSource:
         return bytes(buf)[:written]
 
     def _save_state(self, key: str) -> None:
-        llm = self.llm
-        tokens = [int(t) for t in llm.input_ids[: llm.n_tokens]]
+        tokens = self.evaluated_tokens()
         blob = self._state_bytes()
         self._states[key] = (tokens, blob)
         self._states.move_to_end(key)
@@ -422,13 +410,10 @@ class LocalSource:
         while len(self._persisted) > 4 * STATE_FILES:
             self._persisted.popitem(last=False)
 
-    def _worth_persisting(self, key: str, tokens: list[int]) -> bool:
-        on_disk = self._persisted.get(key, [])
-        return bool(key) and len(tokens) - _common(on_disk, tokens) >= PERSIST_GAIN
-
     def _persist(self, key: str, tokens: list[int], blob: bytes | None = None) -> None:
         """Hand the state to the disk cache if it spares a restart enough prompt work."""
-        if self.disk is None or not self._worth_persisting(key, tokens):
+        on_disk = self._persisted.get(key, [])
+        if self.disk is None or not key or len(tokens) - _common(on_disk, tokens) < PERSIST_GAIN:
             return
         from goldiff.capture.redaction import secret_spans
 
@@ -454,37 +439,28 @@ class LocalSource:
             or bool(llama_cpp.llama_vocab_is_control(self._vocab, token))
         )
 
+    @functools.cached_property
     def _piece_table(self) -> tuple[list[bytes], np.ndarray[Any, np.dtype[np.bool_]]]:
         """Every token's bytes, and which tokens end a suggestion (built once, for healing)."""
-        if self._pieces is None:
-            self._pieces = [bytes(self.llm.detokenize([i])) for i in range(self._n_vocab)]
-            self._stops = np.fromiter((self._is_stop(i) for i in range(self._n_vocab)), bool, self._n_vocab)
-        return self._pieces, self._stops
-
-    def _logits(self) -> np.ndarray[Any, np.dtype[np.float32]]:
-        """The next-token logits after the last evaluated token."""
-        ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
-        return np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
+        pieces = [bytes(self.llm.detokenize([i])) for i in range(self._n_vocab)]
+        return pieces, np.fromiter((self._is_stop(i) for i in range(self._n_vocab)), bool, self._n_vocab)
 
     def _healing_mask(self, remaining: bytes) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
         """Tokens that can come next while `remaining` bytes of the healed text are unmatched:
         those that cover it, and those that are a proper start of it (the text is then matched
         over several tokens, as the model's own tokenization may split it). None: no token fits.
         """
-        pieces, stops = self._piece_table()
+        pieces, stops = self._piece_table
         n = len(remaining)
-        if remaining[-1:] in (b" ", b"\t"):
-            # Whitespace healing: the answer covers exactly the indentation or space the prompt
-            # ended with, then code (more blanks would over-indent the line; a newline or the
-            # bare blanks would leave the cursor's line empty).
-            def fits(p: bytes) -> bool:
-                if p.startswith(remaining):
-                    return len(p) > n and p[n : n + 1] not in _BLANK
-                return 0 < len(p) < n and remaining.startswith(p)
-        else:
+        # Whitespace healing: the answer covers exactly the indentation or space the prompt
+        # ended with, then code (more blanks would over-indent the line; a newline or the
+        # bare blanks would leave the cursor's line empty).
+        blank = remaining[-1:] in (b" ", b"\t")
 
-            def fits(p: bytes) -> bool:
-                return p.startswith(remaining) or (0 < len(p) < n and remaining.startswith(p))
+        def fits(p: bytes) -> bool:
+            if p.startswith(remaining):
+                return not blank or (len(p) > n and p[n : n + 1] not in _BLANK)
+            return 0 < len(p) < n and remaining.startswith(p)
 
         allowed = np.fromiter((fits(p) for p in pieces), bool, self._n_vocab) & ~stops
         return allowed if allowed.any() else None
@@ -506,18 +482,18 @@ class LocalSource:
             self.last_prompt = prompt
             try:
                 self._switch_file(request.path or "", prompt, keep=request.captured)
-                if self.on_phase is not None:
-                    self.on_phase("prefill")
+                self.on_phase("prefill")
                 reused = self._prefill(prompt, cancel, deadline)
                 remaining = heal  # healed bytes the answer has not covered yet
                 if heal and self._healing_mask(heal) is None:
                     self.llm.eval(self.tokenize(heal.decode("utf-8", "replace")))
                     heal = remaining = b""
                 answer = self.answer_text(len(heal))
-                if self.on_phase is not None:
-                    self.on_phase("generate")
+                self.on_phase("generate")
                 while len(tokens) < request.max_tokens:
-                    logits = self._logits().astype(np.float64)
+                    # The next-token logits after the last evaluated token.
+                    ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+                    logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,)).astype(np.float64)
                     mask = self._healing_mask(remaining) if remaining else None
                     if mask is not None:
                         logits = np.where(mask, logits, -np.inf)

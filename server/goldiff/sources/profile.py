@@ -36,7 +36,6 @@ class ServeProfile:
     min_token_prob: float = 0.0
     context_tokens: int | None = None  # None: the source's N_CTX
     gate: Path | None = None
-    measured: dict[str, Any] | None = None
 
 
 def sidecar_path(model_path: Path) -> Path:
@@ -64,7 +63,6 @@ def load_profile(model_path: str | Path) -> ServeProfile:
         min_token_prob=float(data.get("min_token_prob", 0.0)),
         context_tokens=int(data["context_tokens"]) if data.get("context_tokens") else None,
         gate=(path.parent / gate) if isinstance(gate, str) and gate else None,
-        measured=data.get("measured"),
     )
 
 

@@ -23,10 +23,10 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from goldiff.errors import ConfigError, PullCancelled, PullError
@@ -68,6 +68,11 @@ class Source:
     kind: str  # url | file
     location: str  # the URL to GET, or the local path
     filename: str
+    repo: str | None = None  # OWNER/REPO on the hub, whose model API states the licence
+
+
+def _hub() -> str:
+    return os.environ.get(HF_ENDPOINT_ENV, HF_ENDPOINT).rstrip("/")
 
 
 def resolve_source(source: str) -> Source:
@@ -78,9 +83,8 @@ def resolve_source(source: str) -> Source:
         parts = [p for p in spec.split("/") if p]
         if len(parts) < 3:
             raise ConfigError(f"{source!r}: use hf://OWNER/REPO/FILE.gguf (optionally @REVISION)")
-        endpoint = os.environ.get(HF_ENDPOINT_ENV, HF_ENDPOINT).rstrip("/")
-        url = f"{endpoint}/{parts[0]}/{parts[1]}/resolve/{revision or 'main'}/{'/'.join(parts[2:])}"
-        found = Source("url", url, parts[-1])
+        url = f"{_hub()}/{parts[0]}/{parts[1]}/resolve/{revision or 'main'}/{'/'.join(parts[2:])}"
+        found = Source("url", url, parts[-1], f"{parts[0]}/{parts[1]}")
     elif text.startswith(("http://", "https://")):
         found = Source("url", text, unquote(Path(urlparse(text).path).name))
     else:
@@ -93,12 +97,16 @@ def resolve_source(source: str) -> Source:
     return found
 
 
-def _stated_sha256(headers: Any) -> str | None:
-    """The SHA-256 an HTTP answer states for its file (the hub's X-Linked-Etag, or an ETag)."""
-    for key in ("x-linked-etag", "etag"):
-        value = str(headers.get(key) or "").removeprefix("W/").strip('"').lower()
-        if _SHA256.match(value):
-            return value
+def _stated_sha256(response: Any) -> str | None:
+    """The SHA-256 an HTTP answer states for its file (the hub's X-Linked-Etag, or an ETag).
+
+    The hub states it on its first answer, the redirect to its CDN.
+    """
+    for r in [*response.history, response]:
+        for key in ("x-linked-etag", "etag"):
+            value = str(r.headers.get(key) or "").removeprefix("W/").strip('"').lower()
+            if _SHA256.match(value):
+                return value
     return None
 
 
@@ -107,12 +115,8 @@ def _hash_prefix(path: Path) -> Any:
         return hashlib.file_digest(fh, "sha256")
 
 
-class _Readable(Protocol):
-    def read(self, size: int, /) -> bytes: ...
-
-
 def _copy(
-    src: _Readable,
+    blocks: Iterable[bytes],
     out: Any,
     h: Any,
     done: int,
@@ -120,7 +124,7 @@ def _copy(
     progress: Progress,
     stop: Callable[[], bool],
 ) -> int:
-    for block in iter(lambda: src.read(CHUNK), b""):
+    for block in blocks:
         if stop():
             raise PullCancelled("the download was cancelled; run it again to resume")
         out.write(block)
@@ -131,7 +135,7 @@ def _copy(
 
 
 def _download(
-    url: str, part: Path, progress: Progress, stop: Callable[[], bool], timeout: float
+    url: str, part: Path, progress: Progress, stop: Callable[[], bool]
 ) -> tuple[Any, int, int, str | None]:
     """GET `url` into `part`, resuming it; (hash, bytes, resumed from, stated SHA-256)."""
     import httpx
@@ -139,11 +143,8 @@ def _download(
     offset = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     try:
-        with httpx.stream("GET", url, headers=headers, follow_redirects=True, timeout=timeout) as r:
-            # The hub states the SHA-256 on its first answer, the redirect to its CDN.
-            stated = next(
-                (s for s in (_stated_sha256(x.headers) for x in [*r.history, r]) if s is not None), None
-            )
+        with httpx.stream("GET", url, headers=headers, follow_redirects=True, timeout=30.0) as r:
+            stated = _stated_sha256(r)
             if r.status_code == 416 and offset:  # the partial file is already whole
                 return _hash_prefix(part), offset, offset, stated
             if r.status_code == 206 and r.headers.get("content-range", "").startswith(f"bytes {offset}-"):
@@ -159,7 +160,7 @@ def _download(
             progress(resumed, total)
             with part.open(mode) as out:
                 # Blocks as they arrive: a connection cut mid-block keeps every byte it brought.
-                done = _copy(_Stream(r.iter_bytes()), out, h, resumed, total, progress, stop)
+                done = _copy(r.iter_bytes(), out, h, resumed, total, progress, stop)
     except httpx.HTTPError as exc:
         have = part.stat().st_size if part.exists() else 0
         raise PullError(
@@ -170,14 +171,7 @@ def _download(
     return h, done, resumed, stated
 
 
-def _hub_repo(source: str) -> tuple[str, str] | None:
-    if not source.strip().startswith("hf://"):
-        return None
-    parts = [p for p in source.strip().removeprefix("hf://").partition("@")[0].split("/") if p]
-    return (parts[0], parts[1]) if len(parts) >= 3 else None
-
-
-def describe(source: str, timeout: float = 15.0) -> dict[str, Any]:
+def describe(source: str) -> dict[str, Any]:
     """What a user sees before saying yes: file name, size, stated SHA-256, and the licence.
 
     The size and checksum come from a HEAD request (the hub states both); the licence from
@@ -193,7 +187,7 @@ def describe(source: str, timeout: float = 15.0) -> dict[str, Any]:
         info["bytes"] = Path(found.location).stat().st_size
         return info
     try:
-        r = httpx.head(found.location, follow_redirects=True, timeout=timeout)
+        r = httpx.head(found.location, follow_redirects=True, timeout=15.0)
     except httpx.HTTPError as exc:
         raise PullError(f"cannot reach {found.location} ({exc}); check the address and the network") from exc
     if r.status_code >= 400:
@@ -201,14 +195,12 @@ def describe(source: str, timeout: float = 15.0) -> dict[str, Any]:
     length = r.headers.get("content-length")
     if length and length.isdigit():
         info["bytes"] = int(length)
-    stated = next((x for x in (_stated_sha256(h.headers) for h in [*r.history, r]) if x is not None), None)
+    stated = _stated_sha256(r)
     if stated:
         info["sha256"] = stated
-    repo = _hub_repo(source)
-    if repo is not None:
-        endpoint = os.environ.get(HF_ENDPOINT_ENV, HF_ENDPOINT).rstrip("/")
+    if found.repo is not None:
         try:
-            meta = httpx.get(f"{endpoint}/api/models/{repo[0]}/{repo[1]}", timeout=timeout).json()
+            meta = httpx.get(f"{_hub()}/api/models/{found.repo}", timeout=15.0).json()
         except (httpx.HTTPError, ValueError):
             meta = {}
         card = meta.get("cardData") if isinstance(meta, dict) else None
@@ -221,16 +213,6 @@ def describe(source: str, timeout: float = 15.0) -> dict[str, Any]:
     return info
 
 
-class _Stream:
-    """An iterator of byte blocks read like a file (so downloads and copies share `_copy`)."""
-
-    def __init__(self, blocks: Any) -> None:
-        self._blocks = iter(blocks)
-
-    def read(self, _: int) -> bytes:
-        return next(self._blocks, b"")
-
-
 def pull(
     home: Path,
     source: str,
@@ -239,7 +221,6 @@ def pull(
     sha256: str | None = None,
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
-    timeout: float = 30.0,
 ) -> Pulled:
     """Fetch SOURCE into `home/models/pulled/NAME/`, check it, register it as NAME (default: file stem)."""
     expected = sha256.strip().lower() if sha256 else None
@@ -266,10 +247,10 @@ def pull(
             with open(found.location, "rb") as src, part.open("wb") as out:
                 h = hashlib.sha256()
                 report(0, total)
-                size = _copy(src, out, h, 0, total, report, stop)
+                size = _copy(iter(lambda: src.read(CHUNK), b""), out, h, 0, total, report, stop)
             resumed, stated = 0, None
         else:
-            h, size, resumed, stated = _download(found.location, part, report, stop, timeout)
+            h, size, resumed, stated = _download(found.location, part, report, stop)
         digest = h.hexdigest()
         want = expected or stated
         if want is not None and digest != want:

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from goldiff.errors import ConfigError, ModelLoadError
-from goldiff.home import models_dir
+from goldiff.home import models_dir, write_whole
 
 DEFAULT_MODEL_ENV = "GOLDIFF_DEFAULT_MODEL"
 SHIPPED_NAME = "goldiff-default"
@@ -56,9 +55,7 @@ def own_model_path() -> Path | None:
             break
     # Prefer the quantized file a release ships (…-q4_k_m.gguf sorts after the f16 one).
     quantized = [p for p in found if any(q in p.name.lower() for q in ("q4", "q6", "q8"))]
-    if quantized:
-        return quantized[0]
-    return found[0] if found else None
+    return next(iter(quantized or found), None)
 
 
 def default_model_path() -> Path | None:
@@ -105,23 +102,17 @@ class Registry:
         try:
             data = json.loads(self.path.read_text("utf-8"))
         except FileNotFoundError:
-            return {"version": 1, "default": None, "models": {}, "gates": {}}
+            data = {"version": 1}
         except (OSError, ValueError) as exc:
             raise ConfigError(
                 f"the model registry {self.path} is unreadable ({exc}); fix or delete it"
             ) from exc
-        data.setdefault("models", {})
-        data.setdefault("default", None)
-        data.setdefault("gates", {})
-        return dict(data)
+        return {"default": None, "models": {}, "gates": {}, **data}
 
     def _save(self, data: dict[str, Any]) -> None:
         models_dir(self.home)
-        # Write then rename, so a server reading the file never sees half of it.
-        fd, tmp = tempfile.mkstemp(prefix=".registry.", dir=self.path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-        os.replace(tmp, self.path)
+        # Whole, so a server reading the file never sees half of it.
+        write_whole(self.path, ".registry.", json.dumps(data, indent=2, sort_keys=True).encode())
 
     def signature(self) -> tuple[int, int, int] | None:
         """What changes whenever registry.json does (inode, mtime, size); None: no file.
@@ -232,18 +223,12 @@ class Registry:
     def gate_for(self, model: str) -> Path | None:
         """The current gate's file for `model`, if one was trained and still exists."""
         gates = self.gates(model)
-        current = next((v for v in gates["versions"] if v["version"] == gates["current"]), None)
-        if current is None or not Path(current["path"]).is_file():
-            return None
-        return Path(current["path"])
+        current = next((Path(v["path"]) for v in gates["versions"] if v["version"] == gates["current"]), None)
+        return current if current is not None and current.is_file() else None
 
     def resolve(self, name_or_path: str | None = None) -> Resolved:
-        """Files to load for a name, a path, or (None) the default; `ModelLoadError` if none."""
-        resolved = self._resolve(name_or_path)
-        gate = self.gate_for(resolved.name)
-        return Resolved(resolved.name, resolved.model_path, resolved.adapter_path, gate) if gate else resolved
-
-    def _resolve(self, name_or_path: str | None = None) -> Resolved:
+        """Files to load for a name, a path, or (None) the default, with the name's current
+        gate; `ModelLoadError` if none."""
         if name_or_path is None:
             name_or_path = self.default()
             if name_or_path is None:
@@ -262,15 +247,14 @@ class Registry:
             if entry is None:
                 file = Path(current).expanduser()
                 if file.suffix == ".gguf" or file.exists() or os.sep in current:
-                    return Resolved(
-                        f"{file.stem}+{adapter_name}" if adapter_name else file.stem, file, adapter
-                    )
+                    name = f"{file.stem}+{adapter_name}" if adapter_name else file.stem
+                    return Resolved(name, file, adapter, self.gate_for(name))
                 raise ModelLoadError(
                     f"unknown local model {current!r}: `goldiff models list` shows the registered names"
                 )
             if entry.kind == "model":
                 name = entry.name if adapter_name is None else f"{entry.name}+{adapter_name}"
-                return Resolved(name, Path(entry.path), adapter)
+                return Resolved(name, Path(entry.path), adapter, self.gate_for(name))
             if adapter is not None or entry.name in seen or not entry.base:
                 raise ModelLoadError(f"the adapter {entry.name} must name a base model, not another adapter")
             seen.add(entry.name)

@@ -22,15 +22,16 @@ import hashlib
 import json
 import logging
 import mmap
-import os
 import platform
 import signal
 import struct
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from goldiff.home import write_whole
+from goldiff.sources.states import model_identity
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +108,15 @@ def worth_repacking(model: Path) -> bool:
 
 
 @functools.cache
-def cpu_flags() -> str:
-    """The CPU's feature flags (what llama.cpp picks its kernels by), as one stable string."""
+def cpu_id() -> str:
+    """A hash of the CPU's feature flags (what llama.cpp picks its kernels by)."""
+    flags = f"{platform.machine()} {platform.processor()}"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith(("flags", "Features")):  # x86, ARM
-                return " ".join(sorted(line.split(":", 1)[1].split()))
-    return f"{platform.machine()} {platform.processor()}"
+                flags = " ".join(sorted(line.split(":", 1)[1].split()))
+                break
+    return hashlib.sha256(flags.encode()).hexdigest()[:16]
 
 
 @functools.cache
@@ -131,8 +134,8 @@ def fault_key(model: Path) -> str:
         parts = [str(model.resolve()), st.st_size, st.st_mtime_ns]
     except OSError:
         parts = [str(model)]
-    parts += [llama_cpp_version(), hashlib.sha256(cpu_flags().encode()).hexdigest()[:16]]
-    return hashlib.blake2b("\0".join(map(str, parts)).encode(), digest_size=16).hexdigest()
+    parts += [llama_cpp_version(), cpu_id()]
+    return model_identity(*parts)
 
 
 class FaultRecords:
@@ -143,7 +146,7 @@ class FaultRecords:
         self._memory: dict[str, Any] = {}
 
     def read(self) -> dict[str, Any]:
-        """Every record: the file's, and those that could not be written to it."""
+        """Every record: the file's, and those added here (written to it or not)."""
         data: Any = {}
         if self.path is not None:
             with contextlib.suppress(OSError, ValueError):
@@ -160,26 +163,18 @@ class FaultRecords:
         record = {
             "model": str(model),
             "llama_cpp": llama_cpp_version(),
-            "cpu": hashlib.sha256(cpu_flags().encode()).hexdigest()[:16],
+            "cpu": cpu_id(),
             "fault": why,
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        if self.path is None:
-            self._memory[fault_key(model)] = record
-            return record
-        data = self.read()
-        data[fault_key(model)] = record
-        tmp: str | None = None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(prefix=".repack-faults.", dir=self.path.parent)
-            with os.fdopen(fd, "w") as fh:
-                json.dump(data, fh, indent=1, sort_keys=True)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)  # the engine still loads without repacking this time
-            log.warning("cannot write the repack fault record %s: %s", self.path, exc)
-            self._memory[fault_key(model)] = record
+        # Kept here as well: with no file, or one that cannot be written, the engine still
+        # loads without repacking this time.
+        self._memory[fault_key(model)] = record
+        if self.path is not None:
+            data = self.read()
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                write_whole(self.path, ".repack-faults.", json.dumps(data, indent=1, sort_keys=True).encode())
+            except OSError as exc:
+                log.warning("cannot write the repack fault record %s: %s", self.path, exc)
         return record

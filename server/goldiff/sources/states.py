@@ -23,10 +23,11 @@ import logging
 import os
 import queue
 import struct
-import tempfile
 import threading
 import time
 from pathlib import Path
+
+from goldiff.home import write_whole
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def forget(folder: Path) -> int:
 
 
 def model_identity(*parts: object) -> str:
-    """One string for everything a saved state depends on."""
+    """One string for everything a saved state (or a repack fault record) depends on."""
     return hashlib.blake2b("\0".join(map(str, parts)).encode(), digest_size=16).hexdigest()
 
 
@@ -136,16 +137,7 @@ class StateCache:
 
     def _write(self, key: str, tokens: list[int], blob: bytes) -> None:
         header = json.dumps({"model": self.model, "key": key, "tokens": tokens}).encode()
-        fd, tmp = tempfile.mkstemp(prefix=".state.", dir=self.folder)  # created 0600
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(MAGIC + _HEADER.pack(len(header)) + header)
-                fh.write(blob)
-            os.replace(tmp, self.path(key))
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_whole(self.path(key), ".state.", MAGIC + _HEADER.pack(len(header)) + header, blob)
         self.written += 1
         self._evict()
 

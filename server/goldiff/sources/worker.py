@@ -66,7 +66,7 @@ from typing import IO, Any
 from goldiff.errors import EngineError, ModelLoadError
 from goldiff.sources.base import Completion, CompletionRequest, RecentEdit, Snippet
 from goldiff.sources.llamacpp import checked_model
-from goldiff.sources.repack import REPACK_SETTINGS, FaultRecords, is_fault, worth_repacking
+from goldiff.sources.repack import FaultRecords, is_fault, worth_repacking
 
 log = logging.getLogger(__name__)
 
@@ -75,29 +75,13 @@ LOAD_TIMEOUT_SECONDS = 120.0  # a model that takes longer to load is reported as
 BACKOFF_SECONDS = 0.25
 BACKOFF_MAX_SECONDS = 30.0
 POLL_SECONDS = 0.005  # how often a waiting request looks at its cancel event
-
-
-def request_to_json(request: CompletionRequest) -> dict[str, Any]:
-    return dataclasses.asdict(request)
-
-
-def request_from_json(data: dict[str, Any]) -> CompletionRequest:
-    data = dict(data)
-    data["recent_edits"] = [RecentEdit(**e) for e in data.get("recent_edits", [])]
-    data["snippets"] = [Snippet(**s) for s in data.get("snippets", [])]
-    return CompletionRequest(**data)
-
-
-def completion_from_json(data: dict[str, Any]) -> Completion:
-    known = {f.name for f in dataclasses.fields(Completion)}
-    return Completion(**{k: v for k, v in data.items() if k in known})
+RAW_MAX_SECONDS = 30.0  # an edit request's budget in the worker
 
 
 @dataclasses.dataclass
 class _Pending:
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
-    completion: Completion | None = None
-    raw: dict[str, Any] | None = None
+    answer: dict[str, Any] | None = None  # the worker's "completion" or "raw"
     error: str | None = None
     phase: str = "queued"
 
@@ -117,15 +101,12 @@ class WorkerSource:
         max_memory_mb: int = 0,
         gate: str | Path | None = None,
         on_crash: Callable[[str], None] | None = None,
-        load_timeout: float = LOAD_TIMEOUT_SECONDS,
         cold_seconds: float | None = None,
         state_dir: str | Path | None = None,
         repack: str = "auto",
         faults: str | Path | None = None,
     ) -> None:
         self.model_path, self.adapter_path, self.model = checked_model(model_path, adapter_path, name)
-        if repack not in REPACK_SETTINGS:
-            raise ValueError(f"repack must be one of {', '.join(REPACK_SETTINGS)}, not {repack!r}")
         # Repack fault records (`repack.py`): the Goldiff home's file, shared by every engine
         # on this machine; None keeps them for this source only.
         self.faults = FaultRecords(Path(faults) if faults else None)
@@ -147,7 +128,6 @@ class WorkerSource:
             "state_dir": str(state_dir) if state_dir else None,
         }
         self.on_crash = on_crash
-        self.load_timeout = load_timeout
         self.restarts = 0  # workers started after the first
         self.last_restart_ms: float | None = None  # death noticed → new worker ready
         self.info: dict[str, Any] = {}
@@ -171,20 +151,7 @@ class WorkerSource:
         return proc.pid if proc is not None and proc.poll() is None else None
 
     def _start(self) -> None:
-        """Start a worker and wait until its model is loaded (ModelLoadError if it is not).
-
-        A worker that faults while loading with repacked kernels leaves a fault record and
-        is started again at once without them: the fault is the kernels', not the model's.
-        """
-        try:
-            self._start_once()
-        except _RepackFault as fault:
-            message = self._repack_faulted(f"{fault.reason} while loading it")
-            self._told_repack(f"the local model's engine stopped ({fault.reason}) while loading: {message}")
-            self._start_once()
-
-    def _start_once(self) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        """Start a worker and wait until its model is loaded (ModelLoadError if it is not)."""
         # What this worker loads with: until repacking faults for this model.
         repack = self.repack_worth and self.repack_fault is None
         proc = subprocess.Popen(
@@ -192,30 +159,31 @@ class WorkerSource:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None,  # llama.cpp's log joins the server's own
-            env=env,
-            close_fds=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         assert proc.stdin is not None and proc.stdout is not None
-        try:
+        with contextlib.suppress(OSError):  # it died at once: the read below says how
             proc.stdin.write((json.dumps({**self.config, "repack": repack}) + "\n").encode())
             proc.stdin.flush()
-        except OSError:
-            pass  # it died at once: the read below says how
         ready: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        reader = threading.Thread(
+        threading.Thread(
             target=self._read, args=(proc, ready), name="goldiff-engine-reader", daemon=True
-        )
-        reader.start()
+        ).start()
         try:
-            first = ready.get(timeout=self.load_timeout)
+            first = ready.get(timeout=LOAD_TIMEOUT_SECONDS)
         except queue.Empty:
-            first = {"op": "error", "message": f"it did not load within {self.load_timeout:.0f} s"}
-            _kill(proc)
+            first = {"op": "error", "message": f"it did not load within {LOAD_TIMEOUT_SECONDS:.0f} s"}
         if first is None or first.get("op") != "ready":
-            _kill(proc)
+            proc.kill()  # a no-op once it exited (Popen checks)
             proc.wait()
             if first is None and repack and is_fault(proc.returncode):
-                raise _RepackFault(_exit_reason(proc.returncode))
+                # It faulted while loading with repacked kernels: the fault is the kernels', not
+                # the model's. Recorded, it is started again at once without them.
+                reason = _exit_reason(proc.returncode)
+                message = self._repack_faulted(f"{reason} while loading it")
+                if self.on_crash is not None:
+                    self.on_crash(f"the local model's engine stopped ({reason}) while loading: {message}")
+                return self._start()
             if first is None:
                 why = f"the engine process died while loading it ({_exit_reason(proc.returncode)})"
             else:
@@ -252,10 +220,6 @@ class WorkerSource:
             "Goldiff now loads it without them"
         )
 
-    def _told_repack(self, message: str) -> None:
-        if self.on_crash is not None:
-            self.on_crash(message)
-
     def _read(self, proc: subprocess.Popen[bytes], ready: queue.Queue[dict[str, Any] | None]) -> None:
         """Route the worker's messages to their requests until it exits."""
         assert proc.stdout is not None
@@ -269,18 +233,15 @@ class WorkerSource:
                 loaded = message.get("op") == "ready"
                 ready.put(message)
                 continue
-            if "completion" in message or "raw" in message:
-                answered = True
+            answer = message.get("completion", message.get("raw"))
+            answered = answered or answer is not None
             pending = self._pending.get(int(message.get("id", -1)))
             if pending is None:
                 continue
             if "phase" in message:
                 pending.phase = str(message["phase"])
-            elif "completion" in message:
-                pending.completion = completion_from_json(message["completion"])
-                pending.done.set()
-            elif "raw" in message:
-                pending.raw = dict(message["raw"])
+            elif answer is not None:
+                pending.answer = dict(answer)
                 pending.done.set()
             elif "error" in message:
                 pending.error = str(message["error"])
@@ -344,16 +305,13 @@ class WorkerSource:
 
     def _send(self, proc: subprocess.Popen[bytes], message: dict[str, Any]) -> None:
         assert proc.stdin is not None
-        with self._send_lock:
-            try:
-                proc.stdin.write((json.dumps(message) + "\n").encode())
-                proc.stdin.flush()
-            except (OSError, ValueError):
-                pass  # it is dying: its reader reports that
+        with self._send_lock, contextlib.suppress(OSError, ValueError):  # it is dying: its reader says so
+            proc.stdin.write((json.dumps(message) + "\n").encode())
+            proc.stdin.flush()
 
     # ------------------------------------------------------------------ source
 
-    def _ask(self, message: dict[str, Any], max_seconds: float, cancel: threading.Event) -> _Pending:
+    def _ask(self, message: dict[str, Any], max_seconds: float, cancel: threading.Event) -> dict[str, Any]:
         """Send `message` to the worker and wait for its answer, its death or its deadline."""
         proc = self._ensure_running()
         rid = next(self._ids)
@@ -367,36 +325,26 @@ class WorkerSource:
                     self._send(proc, {"op": "cancel", "id": rid})
                     cancel_sent = True
                 if time.monotonic() > hang_at:
-                    _kill(proc)
+                    proc.kill()
                     self._on_death(proc, f"did not answer within {max_seconds:.1f} s (killed)")
                     break
         finally:
             self._pending.pop(rid, None)
-        if pending.completion is None and pending.raw is None:
+        if pending.answer is None:
             raise EngineError(f"the local model's engine {pending.error or 'failed'}")
         self._failures = 0
-        return pending
+        return pending.answer
 
     def complete(self, request: CompletionRequest, cancel: threading.Event | None = None) -> Completion:
-        message = {"op": "complete", "request": request_to_json(request)}
-        pending = self._ask(message, request.max_seconds, cancel or threading.Event())
-        assert pending.completion is not None
-        return pending.completion
+        message = {"op": "complete", "request": dataclasses.asdict(request)}
+        answer = self._ask(message, request.max_seconds, cancel or threading.Event())
+        known = {f.name for f in dataclasses.fields(Completion)}
+        return Completion(**{k: v for k, v in answer.items() if k in known})
 
-    def raw_complete(
-        self, prompt: str, max_tokens: int, stop: list[str], max_seconds: float = 30.0
-    ) -> dict[str, Any]:
+    def raw_complete(self, prompt: str, max_tokens: int, stop: list[str]) -> dict[str, Any]:
         """A plain greedy text completion in the worker (edit requests): text and token counts."""
         message = {"op": "raw", "prompt": prompt, "max_tokens": max_tokens, "stop": stop}
-        pending = self._ask(message, max_seconds, threading.Event())
-        assert pending.raw is not None
-        return pending.raw
-
-    def phase(self) -> str | None:
-        """What the oldest pending request is doing in the worker (tests, status)."""
-        for pending in list(self._pending.values()):
-            return pending.phase
-        return None
+        return self._ask(message, RAW_MAX_SECONDS, threading.Event())
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -404,7 +352,8 @@ class WorkerSource:
             "pid": self.pid,
             "restarts": self.restarts,
             "lastRestartMs": self.last_restart_ms,
-            "phase": self.phase(),
+            # What the oldest pending request is doing in the worker (tests, status).
+            "phase": next((pending.phase for pending in list(self._pending.values())), None),
             "repackSetting": self.repack_setting,
             "repackMode": self.repack_mode(),
             "repackFault": self.repack_fault,
@@ -422,21 +371,8 @@ class WorkerSource:
         try:
             proc.wait(5)
         except subprocess.TimeoutExpired:
-            _kill(proc)
+            proc.kill()
             proc.wait()
-
-
-class _RepackFault(Exception):
-    """A worker loading with repacked kernels died by a fault signal before it was ready."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(OSError):
-        proc.kill()
 
 
 def _exit_reason(code: int | None) -> str:
@@ -452,15 +388,6 @@ def _exit_reason(code: int | None) -> str:
 # ---------------------------------------------------------------------- the child
 
 
-def _limit(max_memory_mb: int) -> None:
-    import resource
-
-    if max_memory_mb > 0:
-        limit = max_memory_mb * 1024 * 1024
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
 def serve(stdin: IO[bytes], out: IO[bytes]) -> None:
     """The worker's main loop: load the model, then answer requests until stdin closes."""
     config = json.loads(stdin.readline() or b"{}")
@@ -471,7 +398,12 @@ def serve(stdin: IO[bytes], out: IO[bytes]) -> None:
             out.write((json.dumps(message) + "\n").encode())
             out.flush()
 
-    _limit(int(config.get("max_memory_mb") or 0))
+    limit = int(config.get("max_memory_mb") or 0) * 1024 * 1024
+    if limit > 0:
+        import resource
+
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
         from goldiff.sources.local import COLD_SECONDS, LocalSource
 
@@ -526,7 +458,10 @@ def serve(stdin: IO[bytes], out: IO[bytes]) -> None:
                 )
                 send({"id": rid, "raw": raw})
             else:
-                completion = source.complete(request_from_json(message["request"]), cancel)
+                data = message["request"]  # a CompletionRequest, as dataclasses.asdict sent it
+                data["recent_edits"] = [RecentEdit(**e) for e in data.get("recent_edits", [])]
+                data["snippets"] = [Snippet(**s) for s in data.get("snippets", [])]
+                completion = source.complete(CompletionRequest(**data), cancel)
                 send({"id": rid, "completion": dataclasses.asdict(completion)})
         except Exception as exc:
             log.exception("completion failed")

@@ -27,8 +27,8 @@ from typing import Any
 import gguf
 import numpy as np
 import numpy.typing as npt
-
 from goldiff.distill.gguf_export import (
+    Arch,
     Dtype,
     LoraPair,
     ModelHParams,
@@ -90,9 +90,6 @@ def tiny_vocab() -> GgufVocab:
         merges.append(f"{a} {b}")
         tokens.append(a + b)
         types.append(int(gguf.TokenType.NORMAL))
-    ids = {t: i for i, t in enumerate(tokens)}
-    if len(ids) != len(tokens):  # a duplicate would make llama.cpp's lookups ambiguous
-        raise AssertionError("tiny vocabulary has duplicate tokens")
     return GgufVocab(
         tokens=tokens,
         token_types=types,
@@ -126,9 +123,6 @@ def tiny_hparams(
         num_attention_heads=n_head,
         num_key_value_heads=n_head_kv,
         max_position_embeddings=context_length,
-        rms_norm_eps=1e-6,
-        rope_theta=10000.0,
-        tie_word_embeddings=True,
     )
 
 
@@ -176,49 +170,34 @@ def tiny_tensors(hp: ModelHParams, *, seed: int = 0) -> dict[str, npt.NDArray[np
     return tensors
 
 
-def write_tiny_gguf(
-    path: str | Path,
-    *,
-    seed: int = 0,
-    n_layer: int = 2,
-    width: int = 256,
-    n_head: int = 4,
-    n_head_kv: int = 2,
-    ffn: int | None = None,
-    context_length: int = 4096,
-    dtype: Dtype = "f16",
-) -> Path:
+def write_tiny_gguf(path: str | Path, *, seed: int = 0, dtype: Dtype = "f16", **shape: Any) -> Path:
     """Write the tiny qwen2 model to ``path`` and return it.
 
-    ``width`` (and ``ffn``, default ``2 * width``) should be multiples of 256 when the file
-    will be K-quantized. About 2.5 MB at the defaults.
+    ``shape`` takes :func:`tiny_hparams`' sizes; ``width`` (and ``ffn``, default
+    ``2 * width``) should be multiples of 256 when the file will be K-quantized. About 2.5 MB
+    at the defaults.
     """
     vocab = tiny_vocab()
-    hp = tiny_hparams(
-        n_vocab=len(vocab.tokens),
-        n_layer=n_layer,
-        width=width,
-        n_head=n_head,
-        n_head_kv=n_head_kv,
-        ffn=ffn,
-        context_length=context_length,
-    )
+    hp = tiny_hparams(n_vocab=len(vocab.tokens), **shape)
     return write_gguf(path, hp, tiny_tensors(hp, seed=seed), vocab, dtype=dtype, name="goldiff-tiny")
 
 
-def tiny_lora_pairs(
-    hp: ModelHParams,
+def write_tiny_lora_gguf(
+    base_path: str | Path,
+    path: str | Path,
     *,
     rank: int = 4,
+    alpha: float = 8.0,
     seed: int = 1,
     targets: tuple[str, ...] = ("q_proj", "v_proj"),
     b_std: float = 0.05,
-) -> dict[str, LoraPair]:
-    """Random LoRA pairs for ``targets`` in every layer, keyed by HF base weight name.
+) -> Path:
+    """Write a random LoRA adapter that fits the model at ``base_path``; return ``path``.
 
-    Unlike peft's initialisation (B = 0) both matrices are random, so the adapter visibly
-    changes the model's logits.
+    It adapts ``targets`` in every layer. Unlike peft's initialisation (B = 0) both matrices
+    are random, so the adapter visibly changes the model's logits.
     """
+    hp = read_hparams(base_path)
     rng = np.random.default_rng(seed)
     d, f, hd = hp.hidden_size, hp.intermediate_size, hp.resolved_head_dim
     shapes: dict[str, tuple[str, int, int]] = {  # module -> (parent, out, in)
@@ -239,27 +218,11 @@ def tiny_lora_pairs(
             a = rng.standard_normal((rank, n_in), dtype=np.float32) / np.sqrt(n_in)
             b = rng.standard_normal((n_out, rank), dtype=np.float32) * b_std
             pairs[f"model.layers.{i}.{parent}.{module}.weight"] = LoraPair(a=a, b=b)
-    return pairs
-
-
-def write_tiny_lora_gguf(
-    base_path: str | Path,
-    path: str | Path,
-    *,
-    rank: int = 4,
-    alpha: float = 8.0,
-    seed: int = 1,
-    targets: tuple[str, ...] = ("q_proj", "v_proj"),
-    **kwargs: Any,
-) -> Path:
-    """Write a random LoRA adapter that fits the model at ``base_path``; return ``path``."""
-    hp = read_hparams(base_path)
-    pairs = tiny_lora_pairs(hp, rank=rank, seed=seed, targets=targets, **kwargs)
     return write_lora_gguf(path, hp, pairs, alpha, name="goldiff-tiny-adapter")
 
 
 def tiny_transformers_model(
-    arch: str = "qwen2",
+    arch: Arch = "qwen2",
     *,
     seed: int = 0,
     n_layer: int = 2,
@@ -283,14 +246,10 @@ def tiny_transformers_model(
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-    classes: dict[str, tuple[Any, Any]] = {
-        "qwen2": (Qwen2Config, Qwen2ForCausalLM),
-        "llama": (LlamaConfig, LlamaForCausalLM),
-    }
-    if arch not in classes:
-        raise ValueError(f"unknown architecture {arch!r}; use one of {sorted(classes)}")
-    config_cls, model_cls = classes[arch]
-    extra = {"attention_bias": True} if arch == "llama" else {}
+    qwen2 = arch == "qwen2"
+    classes: tuple[Any, Any] = (Qwen2Config, Qwen2ForCausalLM) if qwen2 else (LlamaConfig, LlamaForCausalLM)
+    config_cls, model_cls = classes
+    extra = {} if qwen2 else {"attention_bias": True}
     config = config_cls(
         vocab_size=len(tiny_vocab().tokens),
         hidden_size=width,
@@ -299,7 +258,7 @@ def tiny_transformers_model(
         num_attention_heads=n_head,
         num_key_value_heads=n_head_kv,
         max_position_embeddings=2048,
-        tie_word_embeddings=(arch == "qwen2") if tie_word_embeddings is None else tie_word_embeddings,
+        tie_word_embeddings=qwen2 if tie_word_embeddings is None else tie_word_embeddings,
         rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
         **extra,
     )

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from goldiff.metrics import ByTrigger, cursor_stops
+from unidiff.patch import PatchSet
 
 MIN_GOLD_CHARS = 2  # a one-character rest of line (`)`) says little about a model
 
@@ -47,18 +48,11 @@ def _git(repo: Path, *args: str) -> str:
 def _added_lines(repo: Path, commit: str) -> Iterator[tuple[str, int]]:
     """(path, 1-based line number) of every line `commit` added to a .py file."""
     diff = _git(repo, "show", "--format=", "--unified=0", "--no-renames", commit, "--", "*.py")
-    path = None
-    new_line = 0
-    for raw in diff.splitlines():
-        if raw.startswith("+++ "):
-            path = raw[6:] if raw.startswith("+++ b/") else None
-        elif raw.startswith("@@"):
-            # @@ -a,b +c,d @@
-            plus = raw.split(" ")[2]
-            new_line = int(plus[1:].split(",")[0])
-        elif raw.startswith("+") and path is not None:
-            yield path, new_line
-            new_line += 1
+    for patched in PatchSet(diff):
+        for hunk in patched:
+            for line in hunk:
+                if line.is_added and line.target_line_no is not None:
+                    yield patched.path, line.target_line_no
 
 
 def build_cases(
