@@ -46,9 +46,6 @@ class Completer(Protocol):
 
 Progress = Callable[[int, int], None]
 
-CHRF_ORDER = 6
-CHRF_BETA = 2.0
-
 
 # ---------------------------------------------------------------------------- metrics
 
@@ -57,8 +54,8 @@ def exact_match(text: str, gold: str) -> bool:
     return text.rstrip() == gold.rstrip()
 
 
-def chrf(text: str, gold: str, order: int = CHRF_ORDER, beta: float = CHRF_BETA) -> float:
-    """Sentence chrF (0-100): character n-gram F-beta, whitespace ignored, as sacrebleu."""
+def chrf(text: str, gold: str) -> float:
+    """Sentence chrF (0-100): character 1..6-gram F-beta (beta 2), whitespace ignored, as sacrebleu."""
     hyp = "".join(text.split())
     ref = "".join(gold.split())
     if not hyp and not ref:
@@ -66,7 +63,7 @@ def chrf(text: str, gold: str, order: int = CHRF_ORDER, beta: float = CHRF_BETA)
     if not hyp or not ref:
         return 0.0
     precisions, recalls = [], []
-    for n in range(1, order + 1):
+    for n in range(1, 7):
         h = Counter(hyp[i : i + n] for i in range(len(hyp) - n + 1))
         r = Counter(ref[i : i + n] for i in range(len(ref) - n + 1))
         if not h or not r:
@@ -74,13 +71,10 @@ def chrf(text: str, gold: str, order: int = CHRF_ORDER, beta: float = CHRF_BETA)
         overlap = sum((h & r).values())
         precisions.append(overlap / sum(h.values()))
         recalls.append(overlap / sum(r.values()))
-    if not precisions:
-        return 0.0
     p, r2 = sum(precisions) / len(precisions), sum(recalls) / len(recalls)
     if p == 0 and r2 == 0:
         return 0.0
-    b2 = beta * beta
-    return 100.0 * (1 + b2) * p * r2 / (b2 * p + r2)
+    return 100.0 * 5 * p * r2 / (4 * p + r2)
 
 
 def edit_similarity(text: str, gold: str) -> float:
