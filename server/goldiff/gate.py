@@ -20,7 +20,7 @@ import json
 import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,18 +91,8 @@ class Gate:
         return self.score(x) >= self.threshold
 
     def save(self, path: Path) -> Path:
-        data = {
-            "version": GATE_VERSION,
-            "features": self.features,
-            "weights": self.weights,
-            "bias": self.bias,
-            "mean": self.mean,
-            "std": self.std,
-            "threshold": self.threshold,
-            "info": self.info,
-        }
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2) + "\n", "utf-8")
+        path.write_text(json.dumps({"version": GATE_VERSION, **asdict(self)}, indent=2) + "\n", "utf-8")
         return path
 
     @classmethod
