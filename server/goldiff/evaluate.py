@@ -550,15 +550,12 @@ def markdown(report: Mapping[str, Any], plots: Sequence[str] = ()) -> str:
 def plot(report: Mapping[str, Any], out: Path) -> list[Path]:
     """Bar charts of the metrics and latencies (matplotlib, from the train extra)."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         return []
     names = list(report["models"])
-    paths = []
-    fig, ax = plt.subplots(figsize=(8, 4))
+    quality, latency = Figure(figsize=(8, 4)), Figure(figsize=(6, 3.5))
+    ax = quality.subplots()
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):
         m = report["models"][name]
@@ -570,11 +567,7 @@ def plot(report: Mapping[str, Any], out: Path) -> list[Path]:
     ax.set_ylabel("share (chrF / 100)")
     ax.legend()
     ax.set_title("Held-out gold: quality by model")
-    fig.tight_layout()
-    paths.append(out / "metrics.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax = latency.subplots()
     for i, q in enumerate(("p50", "p95")):
         vals = [report["models"][n][f"latency_{q}_ms"] or 0.0 for n in names]
         ax.bar([j + i * 0.4 for j in range(len(names))], vals, 0.4, label=q)
@@ -583,10 +576,7 @@ def plot(report: Mapping[str, Any], out: Path) -> list[Path]:
     ax.set_ylabel("ms per completion")
     ax.legend()
     ax.set_title("Latency")
-    fig.tight_layout()
-    paths.append(out / "latency.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths = [_save(quality, out / "metrics.png"), _save(latency, out / "latency.png")]
     if report.get("gate_curve"):
         paths.append(plot_gate_curve(report["gate_curve"], out / "gate-curve.png"))
     return paths
@@ -594,12 +584,10 @@ def plot(report: Mapping[str, Any], out: Path) -> list[Path]:
 
 def plot_gate_curve(curve: Sequence[Mapping[str, float]], path: Path) -> Path:
     """Shown accept rate against chars saved as the gate's threshold rises (matplotlib)."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.subplots()
     xs = [p["chars_saved"] for p in curve]
     ys = [p["shown_accept_rate"] for p in curve]
     ax.plot(xs, ys, marker="o")
@@ -608,10 +596,14 @@ def plot_gate_curve(curve: Sequence[Mapping[str, float]], path: Path) -> Path:
     ax.set_xlabel("chars saved (accepted chars / gold chars)")
     ax.set_ylabel("accept rate of shown suggestions")
     ax.set_title("Show/hide gate: thresholds")
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    # A bare Figure (no pyplot) draws with Agg into the file and is not kept by any global state.
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
