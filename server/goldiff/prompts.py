@@ -150,17 +150,10 @@ EDIT_HISTORY = 5
 def edit_context(text: str, start: int, end: int) -> tuple[int, int]:
     """Where the `EDIT_CONTEXT_LINES` whole lines above [start, end) of `text` begin and
     the ones below it end: the context an edit prompt shows around its region."""
-    top = start
+    top, bottom = start, end
     for _ in range(EDIT_CONTEXT_LINES):
-        if top == 0:
-            break
-        top = text.rfind("\n", 0, top - 1) + 1
-    bottom = end
-    for _ in range(EDIT_CONTEXT_LINES):
-        nl = text.find("\n", bottom)
-        bottom = len(text) if nl == -1 else nl + 1
-        if nl == -1:
-            break
+        top = text.rfind("\n", 0, max(top - 1, 0)) + 1
+        bottom = text.find("\n", bottom) + 1 or len(text)  # no newline below: the text's end
     return top, bottom
 
 
