@@ -119,9 +119,7 @@ def chat_user_message(
 
     `snippets` are (path, text) of related code, `recent_edits` (offset, removed, inserted).
     """
-    parts = []
-    for snippet_path, text in list(snippets)[:3]:
-        parts.append(f"Related code from {snippet_path}:\n{text}\n")
+    parts = [f"Related code from {snippet_path}:\n{text}\n" for snippet_path, text in list(snippets)[:3]]
     if recent_edits:
         edits = "\n".join(
             f"- at {offset}: removed {removed} chars, inserted {inserted!r}"
