@@ -26,17 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-TRIGGER_KINDS = (
-    "line_start",
-    "after_dot",
-    "after_paren",
-    "after_comma",
-    "after_equals",
-    "after_space",
-    "in_word",
-    "other",
-)
-
 # Where a cursor naturally rests while typing a line: after these, a suggestion is asked.
 STOP_CHARS = {
     ".": "after_dot",
@@ -45,6 +34,7 @@ STOP_CHARS = {
     "=": "after_equals",
     " ": "after_space",
 }
+TRIGGER_KINDS = ("line_start", *STOP_CHARS.values(), "in_word", "other")
 
 
 def trigger_kind(prefix: str) -> str:
