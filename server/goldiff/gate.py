@@ -199,21 +199,6 @@ def choose_threshold(scores: Sequence[float], kept: Sequence[bool], cost: float 
     return best
 
 
-def out_of_fold_scores(rows: Sequence[GateRow], folds: int = 5) -> list[float]:
-    """Each row scored by a gate trained without it (k-fold): an honest curve in-sample."""
-    scores = [0.5] * len(rows)
-    for k in range(folds):
-        train = [r for i, r in enumerate(rows) if i % folds != k]
-        try:
-            gate = fit(train)
-        except ValueError:
-            continue
-        for i, r in enumerate(rows):
-            if i % folds == k:
-                scores[i] = gate.score(r.x)
-    return scores
-
-
 def curve(rows: Sequence[GateRow], scores: Sequence[float]) -> list[dict[str, float]]:
     """Share shown, shown accept rate and chars saved at each threshold, from recorded rows."""
     total_gold = sum(r.gold_chars for r in rows) or 1
@@ -232,10 +217,20 @@ def curve(rows: Sequence[GateRow], scores: Sequence[float]) -> list[dict[str, fl
     return out
 
 
-def learn(rows: Sequence[GateRow]) -> Gate:
-    """`fit` on `rows`, with the honest (out-of-fold) curve of its trade-off in `info`."""
+def learn(rows: Sequence[GateRow], folds: int = 5) -> Gate:
+    """`fit` on `rows`, with the honest curve of its trade-off in `info`: each row scored
+    by a gate trained without it (k-fold)."""
     gate = fit(rows)
-    gate.info["curve"] = curve(rows, out_of_fold_scores(rows))
+    scores = [0.5] * len(rows)
+    for k in range(folds):
+        try:
+            fold = fit([r for i, r in enumerate(rows) if i % folds != k])
+        except ValueError:
+            continue
+        for i, r in enumerate(rows):
+            if i % folds == k:
+                scores[i] = fold.score(r.x)
+    gate.info["curve"] = curve(rows, scores)
     return gate
 
 
