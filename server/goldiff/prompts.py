@@ -218,7 +218,5 @@ def edit_completion(after: str) -> str:
 
 def parse_edit_completion(text: str) -> str | None:
     """The rewritten region from an edit model's answer; None when it never closed it."""
-    end = text.find(EDIT_REGION_END)
-    if end == -1:
-        return None
-    return text[:end].replace(EDIT_CURSOR, "")
+    region, closed, _ = text.partition(EDIT_REGION_END)
+    return region.replace(EDIT_CURSOR, "") if closed else None
