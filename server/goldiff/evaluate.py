@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from goldiff.errors import ConfigError, DistillError, EngineError, ModelLoadError
-from goldiff.gate import Gate, GateRow, apply, features
+from goldiff.gate import Gate, GateRow, features
 from goldiff.metrics import TRIGGER_KINDS, ByTrigger, percentile
 from goldiff.metrics import accepted as accept_proxy
 from goldiff.outcomes.spans import levenshtein
@@ -294,7 +294,7 @@ def gated_model(name: str, engine: Answerer, gate: Gate, role: str = "other") ->
 
     def complete(prefix: str, suffix: str, language: str = "") -> tuple[str, float]:
         answer = engine.answer(prefix, suffix, language)
-        show = bool(answer.text) and apply(gate, answer.gate_features())[0]
+        show = bool(answer.text) and gate.shows(answer.gate_features())
         return (answer.text if show else ""), answer.latency_ms
 
     return ModelUnderTest(name=name, role=role, complete=complete)
