@@ -56,11 +56,8 @@ def cursor_stops(line: str) -> list[int]:
     indent = len(line) - len(line.lstrip(" \t"))
     if not line[indent:].strip():
         return []
-    stops = [indent]
-    for i in range(indent, len(line)):
-        if line[i] in STOP_CHARS and line[i + 1 :].strip():
-            stops.append(i + 1)
-    return stops
+    after = [i + 1 for i in range(indent, len(line)) if line[i] in STOP_CHARS and line[i + 1 :].strip()]
+    return [indent, *after]
 
 
 def accepted(text: str, gold: str) -> bool:
