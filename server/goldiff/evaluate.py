@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from goldiff.errors import ConfigError, DistillError, EngineError, ModelLoadError
 from goldiff.gate import Gate, GateRow, features
-from goldiff.metrics import TRIGGER_KINDS, ByTrigger, percentile
+from goldiff.metrics import TRIGGER_KINDS, ByTrigger, Tally, percentile
 from goldiff.metrics import accepted as accept_proxy
 from goldiff.outcomes.spans import levenshtein
 
@@ -376,7 +376,7 @@ def evaluate(
             "where the frontier made suggestions"
         )
     scores = {m.name: Scores() for m in models}
-    on_frontier = {m.name: Scores() for m in models}
+    on_frontier = {m.name: Tally() for m in models}  # the accept proxy on the frontier's rows
     frontier_scores = Scores()
     frontier_ids = {r.id for r in frontier_rows}
     models_seen: Counter[str] = Counter()
@@ -386,7 +386,7 @@ def evaluate(
             text, latency = m.complete(row.prefix, row.suffix, row.language)
             scored = scores[m.name].add(text, row.gold, latency, row.prefix)
             if row.id in frontier_ids:
-                on_frontier[m.name].add(text, row.gold, None, row.prefix)
+                on_frontier[m.name].add(text, row.gold)
             if predictions:
                 predictions({"id": row.id, "model": m.name, "text": text, "latency_ms": latency, **scored})
         if row.id in frontier_ids:
