@@ -43,11 +43,9 @@ def trigger_kind(prefix: str) -> str:
     if not line.strip():
         return "line_start"
     last = line[-1]
-    if last in STOP_CHARS:
-        return STOP_CHARS[last]
     if last.isalnum() or last == "_":
         return "in_word"
-    return "other"
+    return STOP_CHARS.get(last, "other")
 
 
 def cursor_stops(line: str) -> list[int]:
