@@ -235,8 +235,7 @@ def doctor(home: Path | None) -> None:
     """Check the store, versions, models and frontier settings; say what to fix."""
     from goldiff.doctor import run_checks
 
-    ok = run_checks(resolve_home(home), echo=click.echo)
-    if not ok:
+    if not run_checks(resolve_home(home), echo=click.echo):
         raise SystemExit(1)
 
 
@@ -521,6 +520,7 @@ def eval_cmd(
 
     from goldiff import evaluate as ev
     from goldiff import export as ex
+    from goldiff.gate import load_gate
     from goldiff.home import exports_dir
     from goldiff.sources.registry import Registry
     from goldiff.sources.repack import faults_path
@@ -569,25 +569,15 @@ def eval_cmd(
         rows = rows[-limit:]
     with _progress_bar("evaluating") as progress:
         report, files = ev.run_eval(rows, models, out, frontier=not no_frontier, progress=progress)
-    curve = _gate_curve(gates.get(distilled or base or ""))
-    if curve:
+    gate = None
+    with contextlib.suppress(OSError, ValueError):  # an unreadable gate: the report goes without its curve
+        gate = load_gate(gates.get(distilled or base or ""))
+    if gate is not None and gate.info.get("curve"):
         # The report shows the gate's trade-off beside the models (table and plot).
-        report["gate_curve"] = curve
+        report["gate_curve"] = list(gate.info["curve"])
         files.update(ev.write_report(report, out))
     click.echo(report["switch"]["verdict"])
     click.echo(json.dumps({k: str(v) for k, v in files.items()}, indent=2))
-
-
-def _gate_curve(path: Path | None) -> list[dict[str, float]] | None:
-    """The out-of-fold curve of the model's current show/hide gate, if it has a readable one."""
-    from goldiff.gate import load_gate
-
-    try:
-        gate = load_gate(path)
-    except (OSError, ValueError):
-        return None
-    curve = gate.info.get("curve") if gate is not None else None
-    return list(curve) if curve else None
 
 
 @main.command()
