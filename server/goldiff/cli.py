@@ -235,8 +235,7 @@ def doctor(home: Path | None) -> None:
     """Check the store, versions, models and frontier settings; say what to fix."""
     from goldiff.doctor import run_checks
 
-    ok = run_checks(resolve_home(home), echo=click.echo)
-    if not ok:
+    if not run_checks(resolve_home(home), echo=click.echo):
         raise SystemExit(1)
 
 
@@ -521,6 +520,7 @@ def eval_cmd(
 
     from goldiff import evaluate as ev
     from goldiff import export as ex
+    from goldiff.gate import load_gate
     from goldiff.home import exports_dir
     from goldiff.sources.registry import Registry
     from goldiff.sources.repack import faults_path
@@ -569,25 +569,15 @@ def eval_cmd(
         rows = rows[-limit:]
     with _progress_bar("evaluating") as progress:
         report, files = ev.run_eval(rows, models, out, frontier=not no_frontier, progress=progress)
-    curve = _gate_curve(gates.get(distilled or base or ""))
-    if curve:
+    gate = None
+    with contextlib.suppress(OSError, ValueError):  # an unreadable gate: the report goes without its curve
+        gate = load_gate(gates.get(distilled or base or ""))
+    if gate is not None and gate.info.get("curve"):
         # The report shows the gate's trade-off beside the models (table and plot).
-        report["gate_curve"] = curve
+        report["gate_curve"] = list(gate.info["curve"])
         files.update(ev.write_report(report, out))
     click.echo(report["switch"]["verdict"])
     click.echo(json.dumps({k: str(v) for k, v in files.items()}, indent=2))
-
-
-def _gate_curve(path: Path | None) -> list[dict[str, float]] | None:
-    """The out-of-fold curve of the model's current show/hide gate, if it has a readable one."""
-    from goldiff.gate import load_gate
-
-    try:
-        gate = load_gate(path)
-    except (OSError, ValueError):
-        return None
-    curve = gate.info.get("curve") if gate is not None else None
-    return list(curve) if curve else None
 
 
 @main.command()
@@ -618,18 +608,7 @@ def _gate_curve(path: Path | None) -> list[dict[str, float]] | None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @friendly
 def distill(
-    home: Path | None,
-    name: str | None,
-    base: Path | None,
-    data: str | None,
-    recipe: str,
-    steps: int,
-    batch_size: int,
-    seq_len: int,
-    seed: int,
-    threads: int,
-    quantize_to: str | None,
-    as_json: bool,
+    home: Path | None, name: str | None, base: Path | None, data: str | None, as_json: bool, **given: Any
 ) -> None:
     """Fine-tune the base model on your gold; register the GGUF for `goldiff models use`.
 
@@ -638,16 +617,8 @@ def distill(
     """
     from goldiff.distill.pipeline import FinetuneOptions, distill_from_dataset, distill_from_store, processes
 
-    options = FinetuneOptions(
-        recipe=recipe,
-        steps=steps,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        seed=seed,
-        threads=threads,
-    )
-    if quantize_to:
-        options.quantize_to = quantize_to
+    # The other options are FinetuneOptions' fields; --quantize left out keeps its default.
+    options = FinetuneOptions(**{k: v for k, v in given.items() if v is not None})
     main_process = processes()[0] == 0
     say = (lambda _msg: None) if as_json or not main_process else click.echo
     if data:
@@ -665,24 +636,18 @@ def distill(
 @click.option("--recipe", default="default", show_default=True, help="A recipe in models/recipes/.")
 @click.option("--dest", type=click.Path(file_okay=False, path_type=Path), help="Where to write the GGUF.")
 @click.option("--quantize", "quantize_to", default="Q6_K", show_default=True)
-@click.option("--time-budget", type=click.FloatRange(min=1), help="Fit training to this many seconds.")
+@click.option(
+    "--time-budget", "time_budget_s", type=click.FloatRange(min=1), help="Fit training to this many seconds."
+)
 @click.option("--max-steps", type=click.IntRange(min=1), help="Training steps (at most).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Windows per step and device.")
 @friendly
-def bootstrap(
-    home: Path | None,
-    recipe: str,
-    dest: Path | None,
-    quantize_to: str,
-    time_budget: float | None,
-    max_steps: int | None,
-    batch_size: int | None,
-) -> None:
+def bootstrap(home: Path | None, recipe: str, dest: Path | None, quantize_to: str, **given: Any) -> None:
     """Rebuild the default model from scratch: corpus, tokenizer, training, GGUF (resumable)."""
     from goldiff.distill.bootstrap import bootstrap as run
 
-    given = {"time_budget_s": time_budget, "max_steps": max_steps, "batch_size": batch_size}
-    overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    # The training options override the recipe's TrainConfig only where they are given.
+    overrides = {k: v for k, v in given.items() if v is not None}
     result = run(resolve_home(home), recipe, dest=dest, quantize_to=quantize_to, log=click.echo, **overrides)
     click.echo(f"wrote {result.gguf_path}")
 
@@ -712,15 +677,11 @@ def bootstrap(
 def replay(
     home: Path | None,
     repo: Path,
-    rev_range: str | None,
-    seed: int,
-    include: tuple[str, ...],
-    max_commits: int | None,
-    paste_over: int | None,
     mode: str | None,
     model: str | None,
     restart: bool,
     as_json: bool,
+    **given: Any,
 ) -> None:
     """Replay REPO's git history through the Goldiff server as a simulated developer.
 
@@ -733,15 +694,8 @@ def replay(
     settings: dict[str, Any] = {"mode": mode} if mode else {}
     if model:
         settings["local"] = {"model": model}
-    options = ReplayOptions(
-        rev_range=rev_range,
-        seed=seed,
-        include=include,
-        max_commits=max_commits,
-        paste_over=paste_over,
-        settings=settings,
-        resume=not restart,
-    )
+    # The other options are ReplayOptions' fields.
+    options = ReplayOptions(settings=settings, resume=not restart, **given)
     with RichProgress(quiet=as_json) as progress:
         result = run(repo, resolve_home(home), options, progress)
     if as_json:
@@ -799,34 +753,14 @@ def replay(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @friendly
-def demo(
-    repo: Path | None,
-    commits: int | None,
-    held_out: int | None,
-    steps: int | None,
-    base_model: Path | None,
-    recipe: str | None,
-    seed: int,
-    suggest_with_base: bool,
-    tiny: bool,
-    home: Path | None,
-    out: Path,
-    as_json: bool,
-) -> None:
+def demo(tiny: bool, home: Path | None, out: Path, as_json: bool, **given: Any) -> None:
     """Replay a real history, distill the base model on its gold, evaluate on later commits."""
     from rich.console import Console
 
     from goldiff.demo import DemoConfig, run_demo, summary_lines
 
-    given = {
-        "commits": commits,
-        "held_out": held_out,
-        "steps": steps,
-        "base_model": base_model,
-        "recipe": recipe,
-    }
-    changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-    changes.update(repo=repo, seed=seed, suggest_with_base=suggest_with_base)
+    # The other options are DemoConfig's fields; one left out keeps the config's default.
+    changes = {k: v for k, v in given.items() if v is not None}
     config = DemoConfig.for_tests(**changes) if tiny else DemoConfig(**changes)
     from goldiff.replay.progress import RichProgress
 

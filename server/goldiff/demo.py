@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlite_utils
+
 from goldiff.distill.bootstrap import bootstrap
 from goldiff.distill.pipeline import (
     BaseModel,
@@ -215,20 +217,18 @@ def replay_history(
     return result.as_dict()
 
 
-def split_time(home: Path, last_training_commit: str) -> float:
+def split_time(db: sqlite_utils.Database, last_training_commit: str) -> float:
     """The store's time of the last training commit: every later suggestion is held out."""
-    with _store(home) as db:
-        for event in iter_events(db, "commit"):
-            if event.detail.get("sha") == last_training_commit:
-                return event.ts + 1e-6
+    for event in iter_events(db, "commit"):
+        if event.detail.get("sha") == last_training_commit:
+            return event.ts + 1e-6
     raise DistillError(f"the replay did not record commit {last_training_commit[:12]}")
 
 
-def export_gold(home: Path, work: Path, cutoff: float, say: Say) -> dict[str, Any]:
+def export_gold(db: sqlite_utils.Database, work: Path, cutoff: float, say: Say) -> dict[str, Any]:
     """sft rows of the gold, split at the held-out commits."""
     say("Exporting the gold as training rows (train: earlier commits, test: held-out ones)...")
-    with _store(home) as db:
-        result = export(db, ExportOptions(format="sft", split=True, split_at=cutoff), work / "export")
+    result = export(db, ExportOptions(format="sft", split=True, split_at=cutoff), work / "export")
     say(f"  {result.counts.get('train', 0)} training rows, {result.counts.get('test', 0)} held-out rows")
     if not result.counts.get("test"):
         raise DistillError(
@@ -236,11 +236,6 @@ def export_gold(home: Path, work: Path, cutoff: float, say: Say) -> dict[str, An
             "or a repository whose recent commits change Python files"
         )
     return result.as_dict()
-
-
-def _store(home: Path) -> contextlib.closing[Any]:
-    """The demo home's trace store, closed when the stage is done with it."""
-    return contextlib.closing(open_database(store_path(home))[0])
 
 
 def distill(
@@ -317,11 +312,8 @@ def fit_gate(train_rows: Path, base: BaseModel, say: Say, max_rows: int) -> Gate
     say(f"Learning a show/hide gate on the base model's answers to {len(rows)} training contexts...")
     # llama.cpp's repacked kernels as the server decides them ("auto"). No fault record file:
     # the demo's home is temporary, so a fault is learned for this engine's life only.
-    engine = EngineFim(base.gguf)
-    try:
+    with contextlib.closing(EngineFim(base.gguf)) as engine:
         examples = gate_rows(engine, rows)
-    finally:
-        engine.close()
     try:
         gate = learn(examples)
     except ValueError as exc:
@@ -400,48 +392,46 @@ def run_demo(
     progress: Progress | None = None,
 ) -> DemoResult:
     """Replay → export → distill → evaluate, in a temporary home unless `home` is given."""
-    stages: dict[str, float] = {}
     temporary = home is None
     work = Path(tempfile.mkdtemp(prefix="goldiff-demo-")) if home is None else Path(home)
     work.mkdir(parents=True, exist_ok=True)
     report_dir = Path(out) if out is not None else Path.cwd() / "goldiff-demo"
+    stages: dict[str, float] = {}
+    start = time.monotonic()
+
+    def lap(stage: str) -> None:  # each stage starts where the one before it ended
+        stages[stage] = time.monotonic() - start - sum(stages.values())
+
     try:
-        t = time.monotonic()
         root, commits = choose_history(config)
         training, held_out = commits[: -config.held_out], commits[-config.held_out :]
         say(f"Goldiff demo on {root}: {len(training)} commits to learn from, {len(held_out)} held out.")
         repo = clone(root, work)
-        stages["history"] = time.monotonic() - t
+        lap("history")
 
-        t = time.monotonic()
         base = prepare_base_model(config, work, say)
-        stages["base_model"] = time.monotonic() - t
+        lap("base_model")
 
-        t = time.monotonic()
         replayed = replay_history(repo, work, commits, base, config, say, progress)
-        stages["replay"] = time.monotonic() - t
+        lap("replay")
 
-        t = time.monotonic()
-        cutoff = split_time(work, training[-1])
-        exported = export_gold(work, work, cutoff, say)
-        val_cutoff = validation_cutoff(Path(exported["paths"]["train"]), FinetuneOptions.val_fraction)
-        # The replayed files as the store saw them at the cutoff (nothing held out is read).
-        with _store(work) as db:
+        with contextlib.closing(open_database(store_path(work))[0]) as db:
+            cutoff = split_time(db, training[-1])
+            exported = export_gold(db, work, cutoff, say)
+            val_cutoff = validation_cutoff(Path(exported["paths"]["train"]), FinetuneOptions.val_fraction)
+            # The replayed files as the store saw them at the cutoff (nothing held out is read).
             texts = documents_at(db, val_cutoff if val_cutoff is not None else cutoff)
-        stages["export"] = time.monotonic() - t
+        lap("export")
 
-        t = time.monotonic()
-        distilled = distill(base, Path(exported["paths"]["train"]), texts, val_cutoff, work, config, say)
-        stages["distill"] = time.monotonic() - t
-
-        t = time.monotonic()
         train_rows = Path(exported["paths"]["train"])
+        distilled = distill(base, train_rows, texts, val_cutoff, work, config, say)
+        lap("distill")
+
         chosen, decision = choose_model(train_rows, val_cutoff, base, distilled, say, config.max_eval_rows)
         distilled["choice"] = {"kept": chosen, "decision": decision}
         gate = fit_gate(train_rows, base, say, config.max_eval_rows)
-        stages["gate"] = time.monotonic() - t
+        lap("gate")
 
-        t = time.monotonic()
         report = evaluate_models(
             Path(exported["paths"]["test"]),
             base,
@@ -452,7 +442,7 @@ def run_demo(
             say,
             config.max_eval_rows,
         )
-        stages["evaluate"] = time.monotonic() - t
+        lap("evaluate")
 
         result = DemoResult(
             repo=str(root),
