@@ -81,15 +81,12 @@ class WorkspaceWatcher(FileSystemEventHandler):
         self._observer.stop()
         self._observer.join(timeout=5)
 
-    def _root_of(self, path: Path) -> Path | None:
-        return next((root for root in self.roots if path.is_relative_to(root)), None)
-
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory or event.event_type not in ("created", "modified", "moved", "closed"):
             return
         raw = event.dest_path if event.event_type == "moved" and event.dest_path else event.src_path
         path = Path(raw if isinstance(raw, str) else raw.decode())
-        root = self._root_of(path)
+        root = next((root for root in self.roots if path.is_relative_to(root)), None)
         if root is None:
             return
         rel = path.relative_to(root).as_posix()
