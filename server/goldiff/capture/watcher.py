@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import subprocess
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,7 +66,6 @@ class WorkspaceWatcher(FileSystemEventHandler):
         self._ignores = {root: _gitignore(root) for root in self.roots}
         self._heads = {root: head_commit(root) for root in self.roots}
         self._pending: dict[Path, asyncio.TimerHandle] = {}
-        self._lock = threading.Lock()
         self._observer = Observer()
 
     def start(self) -> None:
