@@ -192,7 +192,6 @@ _NOT_SECRET_QUALIFIERS = {
     "get",
     "set",
     "no",
-    "public",
     "by",
 }
 
@@ -221,7 +220,7 @@ def is_secret_name(key: str) -> bool:
         return False
     last = words[-1]
     prev = words[-2] if len(words) > 1 else ""
-    if prev in _NOT_SECRET_QUALIFIERS or "public" in words:
+    if prev in _NOT_SECRET_QUALIFIERS or "public" in words:  # public_key, public_api_token
         return False
     if last in _SECRET_WORDS:
         # `pass`, `pw`, `PWD` (the working directory) alone are not secrets
@@ -531,8 +530,6 @@ def mask_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
 
 def redact(text: str) -> str:
     """`text` with every detected secret masked, same length."""
-    if not text:
-        return text
     spans = secret_spans(text)
     return mask_spans(text, spans) if spans else text
 
