@@ -292,10 +292,6 @@ def _strict_float(value: Any, _: type) -> float:
     return number
 
 
-def _is_list(cls: Any) -> bool:
-    return getattr(cls, "__origin__", None) is list
-
-
 def _strict_list(value: Any, cls: Any) -> list[Any]:
     if not isinstance(value, list):
         raise ValueError(f"expected a list, got {type(value).__name__}")
@@ -307,7 +303,7 @@ converter.register_structure_hook(str, _strict_str)
 converter.register_structure_hook(bool, _strict_bool)
 converter.register_structure_hook(int, _strict_int)
 converter.register_structure_hook(float, _strict_float)
-converter.register_structure_hook_func(_is_list, _strict_list)
+converter.register_structure_hook_func(lambda cls: getattr(cls, "__origin__", None) is list, _strict_list)
 converter.register_unstructure_hook_factory(_is_goldiff_payload, _camel_fields(make_dict_unstructure_fn))
 
 
@@ -351,8 +347,7 @@ def _flatten(exc: BaseException) -> list[tuple[BaseException, str]]:
     return [(exc, "")]
 
 
-def unstructure(value: Any) -> Any:
-    return converter.unstructure(value)
+unstructure = converter.unstructure
 
 
 @attrs.define
