@@ -261,10 +261,9 @@ def clean_text(text: str) -> str:
     return text
 
 
-def _strict_str(raw: Any, _: type) -> str:
-    if not isinstance(raw, str):
-        raise ValueError(f"expected a string, got {type(raw).__name__}")
-    value: str = raw
+def _strict_str(value: Any, _: type) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
     if len(value) > MAX_STRING_CHARS:
         raise ValueError(f"string of {len(value)} characters is over the {MAX_STRING_CHARS} limit")
     return clean_text(value)
@@ -293,26 +292,18 @@ def _strict_float(value: Any, _: type) -> float:
     return number
 
 
-def _is_list(cls: Any) -> bool:
-    return getattr(cls, "__origin__", None) is list
-
-
-def _list_factory(cls: Any) -> Any:
-    (item,) = getattr(cls, "__args__", (Any,))
-
-    def structure_list(value: Any, _: type) -> list[Any]:
-        if not isinstance(value, list):
-            raise ValueError(f"expected a list, got {type(value).__name__}")
-        return [converter.structure(v, item) for v in value]
-
-    return structure_list
+def _strict_list(value: Any, cls: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list, got {type(value).__name__}")
+    (item,) = cls.__args__
+    return [converter.structure(v, item) for v in value]
 
 
 converter.register_structure_hook(str, _strict_str)
 converter.register_structure_hook(bool, _strict_bool)
 converter.register_structure_hook(int, _strict_int)
 converter.register_structure_hook(float, _strict_float)
-converter.register_structure_hook_factory(_is_list, _list_factory)
+converter.register_structure_hook_func(lambda cls: getattr(cls, "__origin__", None) is list, _strict_list)
 converter.register_unstructure_hook_factory(_is_goldiff_payload, _camel_fields(make_dict_unstructure_fn))
 
 
@@ -356,8 +347,7 @@ def _flatten(exc: BaseException) -> list[tuple[BaseException, str]]:
     return [(exc, "")]
 
 
-def unstructure(value: Any) -> Any:
-    return converter.unstructure(value)
+unstructure = converter.unstructure
 
 
 @attrs.define

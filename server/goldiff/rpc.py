@@ -95,17 +95,13 @@ class FramedReader:
             if line in (b"\r\n", b"\n"):
                 if not seen_header:
                     continue  # blank lines between messages, or in skipped bytes
-                if refused is not None or length is None:
-                    # The body (if any) follows without a usable length: skip forward to
-                    # the next header rather than trust any number.
-                    self._skip(refused or "no Content-Length header")
-                    length, refused, seen_header = None, None, False
-                    continue
-                if length == 0:
-                    self._skip("empty body")
-                    length, seen_header = None, False
-                    continue
-                return self._read_exactly(length)
+                if refused is None and length:
+                    return self._read_exactly(length)
+                # The body (if any) follows without a usable length: skip forward to the
+                # next header rather than trust any number.
+                self._skip(refused or ("no Content-Length header" if length is None else "empty body"))
+                length, refused, seen_header = None, None, False
+                continue
             # Only a line's tail can hold the header (it ends the line); searching just the
             # tail keeps a hostile line of repeated "content-length:" from costing more.
             if (match := _CONTENT_LENGTH.search(line[-_HEADER_TAIL:])) is not None:

@@ -14,7 +14,6 @@ from typing import Any
 
 import attrs
 
-from goldiff.errors import PayloadError
 from goldiff.protocol import MODES, PROVIDERS, as_plain, camel, converter, structure
 from goldiff.sources.repack import REPACK_SETTINGS
 
@@ -102,10 +101,7 @@ def read_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, lis
     merged: dict[str, Any] = converter.unstructure(base)
     problems: list[str] = []
     _merge_checked(merged, plain, Settings, converter.unstructure(Settings()), "goldiff", problems)
-    try:
-        return structure(merged, Settings), problems
-    except PayloadError as exc:  # not expected: every field was checked on its own
-        return base, [*problems, f"Goldiff settings ignored: {exc}"]
+    return structure(merged, Settings), problems  # every field was checked on its own
 
 
 def _merge_checked(

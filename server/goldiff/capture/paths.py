@@ -42,8 +42,7 @@ def skip_reason(text: str | None, size: int | None = None) -> str | None:
 def read_text(path: Path) -> tuple[str | None, str | None]:
     """A file's text, or None and the reason it is not recorded."""
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
+        if path.stat().st_size > MAX_BYTES:
             return None, f"larger than {MAX_BYTES} bytes"
         data = path.read_bytes()
     except OSError as exc:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pathspec
 
+from goldiff import __version__
 from goldiff.capture.documents import Document, OutOfSync
 from goldiff.capture.paths import (
     read_text,
@@ -54,8 +55,6 @@ class Recorder:
 
     def start_session(self, *, client: str | None, workspaces: list[str], mode: str) -> None:
         self.workspaces = [p for p in (uri_to_path(u) for u in workspaces) if p is not None]
-        from goldiff import __version__
-
         self.store.record_session(
             {
                 "id": self.session_id,
@@ -308,14 +307,12 @@ class Recorder:
             half = OUTPUT_EXCERPT_CHARS // 2
             output = output[:half] + "\n[… output truncated …]\n" + output[-half:]
             truncated = True
-        workspace = None
-        if cmd.cwd:
-            ws, _ = relative_to_workspace(Path(cmd.cwd), self.workspaces)
-            workspace = ws.as_uri() if ws else None
+        workspace = relative_to_workspace(Path(cmd.cwd), self.workspaces)[0] if cmd.cwd else None
+        workspace = workspace or next(iter(self.workspaces), None)
         self.store.record_terminal_command(
             {
                 "session_id": self.session_id,
-                "workspace": workspace or (self.workspaces[0].as_uri() if self.workspaces else None),
+                "workspace": workspace.as_uri() if workspace else None,
                 "command_line": cmd.command_line,
                 "cwd": cmd.cwd,
                 "exit_code": cmd.exit_code,

@@ -65,13 +65,17 @@ _FORMATS = [
     rf"{_B}(?:ASIA|AKIA|ABIA|ACCA|A3T[A-Z0-9])[0-9A-Z]{{16}}{_E}",  # AWS access key id
     rf"{_B}glpat-[A-Za-z0-9_\-]{{20,50}}{_E}",
     rf"{_B}key-[0-9a-f]{{32}}{_E}",  # Mailgun
-    rf"{_B}SG\.[A-Za-z0-9_\-]{{22}}\.[A-Za-z0-9_\-]{{43}}{_E}",  # SendGrid
+    # Bounded forms of detect-secrets' unbounded patterns (see below).
+    rf"{_B}sk-[A-Za-z0-9_\-]{{0,200}}?[A-Za-z0-9]{{20}}T3BlbkFJ[A-Za-z0-9]{{20}}",
+    rf"{_B}pypi-AgE[A-Za-z0-9_\-]{{70,400}}{_E}",
+    rf"(?<![A-Za-z0-9])AKC[a-zA-Z0-9]{{10,200}}{_E}",
+    r"https://hooks\.slack\.com/services/T[A-Za-z0-9_]{1,40}/B[A-Za-z0-9_]{1,40}/[A-Za-z0-9_]{1,80}",
 ]
 
 # detect-secrets' format detectors whose patterns are bounded (linear on any line). Its
 # keyword, IP address and private-key-header detectors are replaced by the rules below,
 # which raise fewer false alarms in code; its unbounded patterns (JWT, legacy OpenAI, PyPI,
-# Artifactory, Slack) by bounded equivalents here.
+# Artifactory, Slack) by the bounded equivalents above.
 _DETECT_SECRETS_FORMATS = {
     "AzureStorageKeyDetector",
     "DiscordBotTokenDetector",
@@ -84,12 +88,6 @@ _DETECT_SECRETS_FORMATS = {
     "TelegramBotTokenDetector",
     "TwilioKeyDetector",
 }
-_FORMATS += [
-    rf"{_B}sk-[A-Za-z0-9_\-]{{0,200}}?[A-Za-z0-9]{{20}}T3BlbkFJ[A-Za-z0-9]{{20}}",
-    rf"{_B}pypi-AgE[A-Za-z0-9_\-]{{70,400}}{_E}",
-    rf"(?<![A-Za-z0-9])AKC[a-zA-Z0-9]{{10,200}}{_E}",
-    r"https://hooks\.slack\.com/services/T[A-Za-z0-9_]{1,40}/B[A-Za-z0-9_]{1,40}/[A-Za-z0-9_]{1,80}",
-]
 
 
 @lru_cache(maxsize=1)
@@ -194,7 +192,6 @@ _NOT_SECRET_QUALIFIERS = {
     "get",
     "set",
     "no",
-    "public",
     "by",
 }
 
@@ -223,7 +220,7 @@ def is_secret_name(key: str) -> bool:
         return False
     last = words[-1]
     prev = words[-2] if len(words) > 1 else ""
-    if prev in _NOT_SECRET_QUALIFIERS or "public" in words:
+    if prev in _NOT_SECRET_QUALIFIERS or "public" in words:  # public_key, public_api_token
         return False
     if last in _SECRET_WORDS:
         # `pass`, `pw`, `PWD` (the working directory) alone are not secrets
@@ -533,8 +530,6 @@ def mask_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
 
 def redact(text: str) -> str:
     """`text` with every detected secret masked, same length."""
-    if not text:
-        return text
     spans = secret_spans(text)
     return mask_spans(text, spans) if spans else text
 

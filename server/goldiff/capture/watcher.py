@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import subprocess
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,7 +66,6 @@ class WorkspaceWatcher(FileSystemEventHandler):
         self._ignores = {root: _gitignore(root) for root in self.roots}
         self._heads = {root: head_commit(root) for root in self.roots}
         self._pending: dict[Path, asyncio.TimerHandle] = {}
-        self._lock = threading.Lock()
         self._observer = Observer()
 
     def start(self) -> None:
@@ -81,15 +79,12 @@ class WorkspaceWatcher(FileSystemEventHandler):
         self._observer.stop()
         self._observer.join(timeout=5)
 
-    def _root_of(self, path: Path) -> Path | None:
-        return next((root for root in self.roots if path.is_relative_to(root)), None)
-
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory or event.event_type not in ("created", "modified", "moved", "closed"):
             return
         raw = event.dest_path if event.event_type == "moved" and event.dest_path else event.src_path
         path = Path(raw if isinstance(raw, str) else raw.decode())
-        root = self._root_of(path)
+        root = next((root for root in self.roots if path.is_relative_to(root)), None)
         if root is None:
             return
         rel = path.relative_to(root).as_posix()
