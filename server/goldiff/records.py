@@ -33,16 +33,6 @@ def _object(value: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _survival(value: Any) -> dict[str, float] | None:
-    out: dict[str, float] = {}
-    for key, share in _object(value).items():
-        try:
-            out[str(key)] = float(share)
-        except (TypeError, ValueError):
-            continue
-    return out or None
-
-
 def _bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
@@ -117,7 +107,7 @@ class SuggestionRecord:
     suffix: str
     text: str
     gold: str | None
-    survival: dict[str, float] | None
+    survival: dict[str, Any] | None  # {"30": 1.0, ...}: read through `checkpoints`
     latency_ms: float | None
     accepted_length: int | None
     workspace: str | None
@@ -174,7 +164,7 @@ def _suggestion_where(filters: Filters) -> tuple[list[str], list[Any]]:
 
 
 def _suggestion(row: dict[str, Any]) -> SuggestionRecord:
-    row.update(ts=float(row["ts"]), shadow=bool(row["shadow"]), survival=_survival(row["survival"]))
+    row.update(ts=float(row["ts"]), shadow=bool(row["shadow"]), survival=_object(row["survival"]) or None)
     row["tests_passed"] = _bool(row["tests_passed"])
     return SuggestionRecord(**row)
 
