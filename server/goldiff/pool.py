@@ -23,7 +23,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,10 +98,6 @@ def _known_types() -> dict[str, Any]:
 # ---------------------------------------------------------------------------- places
 
 
-def is_url(target: str | Path) -> bool:
-    return "://" in str(target)
-
-
 def filesystem(target: str | Path) -> tuple[Any, str]:
     """(fsspec filesystem, path inside it) for a folder path or any fsspec URL."""
     try:
@@ -109,7 +105,7 @@ def filesystem(target: str | Path) -> tuple[Any, str]:
     except ImportError as exc:
         raise ExportError("pooled datasets need fsspec: pip install 'goldiff[parquet]'") from exc
     text = str(target)
-    if not is_url(text):
+    if "://" not in text:
         text = str(Path(text).expanduser().resolve())
     try:
         fs, root = url_to_fs(text)
@@ -242,14 +238,6 @@ def _part_files(fs: Any, root: str) -> list[str]:
     return sorted(str(p) for p in fs.glob(f"{root}/**/*.parquet"))
 
 
-def with_provenance(
-    rows: Iterable[dict[str, Any]], *, store: str, exported_at: float, hash_provenance: bool = False
-) -> list[dict[str, Any]]:
-    """Rows with the dataset's own columns: `date`, `store`, `exported_at`."""
-    owner = hashed(store) if hash_provenance else store
-    return [{**r, "date": row_date(r.get("ts")), "store": owner, "exported_at": exported_at} for r in rows]
-
-
 def export_dataset(
     db: Any,
     options: Any,
@@ -266,11 +254,14 @@ def export_dataset(
             "(`goldiff distill --data` holds out rows itself)"
         )
     rows, duplicates = build_rows(db, options, progress)
-    rows = with_provenance(rows, store=store, exported_at=time.time(), hash_provenance=hash_provenance)
+    # The dataset's own columns: `date`, `store`, `exported_at`.
+    owner = hashed(store) if hash_provenance else store
+    now = time.time()
+    rows = [{**r, "date": row_date(r.get("ts")), "store": owner, "exported_at": now} for r in rows]
     # One developer's parts are named after their store, so developers writing into one
     # shared folder never overwrite each other's files.
-    owner = (hashed(store) or "")[2:] if hash_provenance else store
-    result = write_dataset(rows, target, part=f"part-{owner[:12]}")
+    name = (owner or "")[2:] if hash_provenance else store
+    result = write_dataset(rows, target, part=f"part-{name[:12]}")
     result.duplicates = duplicates
     result.export_id = export_id(rows)
     result.extra = {"format": "parquet", "rows_shape": options.shape, "noCode": options.no_code}
@@ -317,10 +308,9 @@ def pool(
         raise ExportError("name at least one dataset or export to pool")
     fs, root = filesystem(target)
     inputs = [*sources]
-    if fs.exists(root) and _part_files(fs, root):
+    if _part_files(fs, root):
         inputs.append(target)
     best: dict[str, dict[str, Any]] = {}
-    order: list[str] = []
     total = 0
     for source in inputs:
         fallback = Path(str(source).rstrip("/")).name
@@ -334,12 +324,10 @@ def pool(
             row.setdefault("date", row_date(row.get("ts")))
             row.setdefault("exported_at", None)
             kept = best.get(row["id"])
-            if kept is None:
-                order.append(row["id"])
+            # The copy exported last wins: its outcome and survival are the newest.
+            if kept is None or (row["exported_at"] or 0.0) > (kept["exported_at"] or 0.0):
                 best[row["id"]] = row
-            elif (row["exported_at"] or 0.0) > (kept["exported_at"] or 0.0):
-                best[row["id"]] = row  # exported later: its outcome and survival are newer
-    rows = sorted((best[i] for i in order), key=lambda r: (float(r.get("ts") or 0.0), r["id"]))
+    rows = sorted(best.values(), key=lambda r: (float(r.get("ts") or 0.0), r["id"]))
     result = write_dataset(rows, target, part="part", replace=True)
     result.duplicates = total - len(rows)
     result.sources = len(sources)
@@ -353,7 +341,6 @@ __all__ = [
     "export_dataset",
     "filesystem",
     "hashed",
-    "is_url",
     "pool",
     "read_rows",
     "store_id",
