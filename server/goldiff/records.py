@@ -285,12 +285,11 @@ class DocumentRecord:
 
 def last_versions(db: sqlite_utils.Database, before: float) -> list[tuple[str, str, int]]:
     """(document id, URI, last version) of each document edited before `before`, newest first."""
-    rows = db.execute(
+    return db.execute(
         "SELECT d.id, d.uri, MAX(e.version) FROM documents d JOIN edits e ON e.document_id = d.id "
         "WHERE e.ts < ? GROUP BY d.id ORDER BY MAX(e.ts) DESC",
         [before],
     ).fetchall()
-    return [(r[0], r[1], r[2]) for r in rows]
 
 
 def iter_documents(db: sqlite_utils.Database, uri: str) -> Iterator[DocumentRecord]:
@@ -378,19 +377,15 @@ def document_at(
 
 @dataclass
 class EventRecord:
-    id: int
     ts: float
-    kind: str  # save | close | gap | skip | commit | warning | config
-    session_id: str | None
-    document_id: str | None
     detail: dict[str, Any]
 
 
 def iter_events(db: sqlite_utils.Database, kind: str) -> Iterator[EventRecord]:
-    """The events of one kind, in the order they were recorded."""
-    sql = "SELECT id, ts, kind, session_id, document_id, detail FROM events WHERE kind = ? ORDER BY id"
-    for row in list(db.query(sql, [kind])):
-        yield EventRecord(**{**row, "ts": float(row["ts"] or 0.0), "detail": _object(row["detail"])})
+    """The events of one kind (save, close, gap, skip, commit, ...), in the order they were recorded."""
+    sql = "SELECT ts, detail FROM events WHERE kind = ? ORDER BY id"
+    for ts, detail in db.execute(sql, [kind]).fetchall():
+        yield EventRecord(float(ts or 0.0), _object(detail))
 
 
 def last_event_at(db: sqlite_utils.Database) -> float | None:
