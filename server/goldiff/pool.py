@@ -84,11 +84,8 @@ def _pyarrow() -> tuple[Any, Any]:
 
 def _known_types() -> dict[str, Any]:
     pa, _ = _pyarrow()
-    types: dict[str, Any] = {}
-    types.update({n: pa.string() for n in _STRING})
-    types.update({n: pa.float64() for n in _FLOAT})
-    types.update({n: pa.bool_() for n in _BOOL})
-    types.update({n: pa.int64() for n in _INT})
+    kinds = ((_STRING, pa.string()), (_FLOAT, pa.float64()), (_BOOL, pa.bool_()), (_INT, pa.int64()))
+    types = {name: kind for names, kind in kinds for name in names}
     # A date, not text: DuckDB and Spark type the `date=` folder as a date, and the file agrees.
     types["date"] = pa.date32()
     types["survival"] = pa.list_(pa.struct([("after_seconds", pa.float64()), ("share", pa.float64())]))
