@@ -221,11 +221,9 @@ def schema_markdown() -> str:
     """The schema of a fresh store as a markdown list (the README's schema section)."""
     db = sqlite_utils.Database(memory=True)
     migrate(db)
-    lines = []
-    for name in db.table_names():
-        if name.startswith("_"):
-            continue
-        table = db.table(name)
-        cols = ", ".join(f"`{c.name}` {c.type.lower() or 'any'}" for c in table.columns)
-        lines.append(f"- **{name}**: {cols}")
+    lines = [
+        f"- **{name}**: " + ", ".join(f"`{c.name}` {c.type.lower() or 'any'}" for c in db.table(name).columns)
+        for name in db.table_names()
+        if not name.startswith("_")
+    ]
     return "\n".join(lines) + "\n"
