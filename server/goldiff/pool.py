@@ -114,10 +114,7 @@ def filesystem(target: str | Path) -> tuple[Any, str]:
 def store_id(store_path: Path) -> str:
     """The developer's store id: a random id kept beside the store, made on first use."""
     path = store_path.with_name(STORE_ID_FILE)
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        value = ""
+    value = path.read_text(encoding="utf-8").strip() if path.exists() else ""
     if not value:
         value = uuid.uuid4().hex
         path.parent.mkdir(parents=True, exist_ok=True)
