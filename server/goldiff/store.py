@@ -278,15 +278,13 @@ def open_database(path: Path) -> tuple[sqlite_utils.Database, Path | None]:
     moved: Path | None = None
     if path.is_dir():
         raise StoreError(f"{path} is a folder, not a trace store: move it away or choose another --home")
-    if path.exists():
-        problem = _check_file(path)
-        if problem:
-            moved = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(str(path) + suffix)
-                if src.exists():
-                    src.rename(Path(str(moved) + suffix))
-            log.error("trace store %s was unreadable (%s); moved to %s", path, problem, moved)
+    if path.exists() and (problem := _check_file(path)):
+        moved = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(path) + suffix)
+            if src.exists():
+                src.rename(Path(str(moved) + suffix))
+        log.error("trace store %s was unreadable (%s); moved to %s", path, problem, moved)
     new = not path.exists()
     try:
         db = _connect(path)
