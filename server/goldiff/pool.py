@@ -173,19 +173,14 @@ class DatasetResult:
 def schema_for(rows: Sequence[dict[str, Any]]) -> Any:
     """One Arrow schema for all rows: known columns fixed, the rest inferred, in row order."""
     pa, _ = _pyarrow()
-    known = _known_types()
+    types = _known_types()
     names = dict.fromkeys(key for row in rows for key in row)  # in order of first appearance
-    unknown = [n for n in names if n not in known]
-    inferred = (
-        pa.Table.from_pylist([{k: r.get(k) for k in unknown} for r in rows]).schema if unknown else None
-    )
-    fields = []
-    for name in names:
-        kind = known[name] if name in known else inferred.field(name).type  # type: ignore[union-attr]
-        if pa.types.is_null(kind):
-            kind = pa.string()  # a column nobody filled yet: strings merge with anything later
-        fields.append(pa.field(name, kind))
-    return pa.schema(fields)
+    unknown = [n for n in names if n not in types]
+    if unknown:
+        inferred = pa.Table.from_pylist([{k: r.get(k) for k in unknown} for r in rows]).schema
+        types.update(zip(unknown, inferred.types, strict=True))
+    # A column nobody filled yet is a string: strings merge with anything later.
+    return pa.schema([pa.field(n, pa.string() if pa.types.is_null(types[n]) else types[n]) for n in names])
 
 
 def write_dataset(
