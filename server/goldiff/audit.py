@@ -21,7 +21,6 @@ import sqlite_utils
 from goldiff.errors import NotRecordedError
 from goldiff.protocol import CHECKPOINTS, Recorded, RecordedSuggestion
 from goldiff.records import (
-    SETTLED,
     DocumentText,
     Filters,
     count_rows,
@@ -89,10 +88,9 @@ def stats(db: sqlite_utils.Database, path: Path | None = None) -> dict[str, Any]
             entry["suggestions"] = entry.get("suggestions", 0) + t.count
             entry[t.outcome or "pending"] = t.count
     for entry in by_source.values():
-        decided = sum(entry.get(k, 0) for k in SETTLED)
-        entry["acceptance_rate"] = (
-            (entry.get("accepted", 0) + entry.get("partial", 0)) / decided if decided else None
-        )
+        kept = entry.get("accepted", 0) + entry.get("partial", 0)
+        decided = kept + entry.get("rejected", 0)
+        entry["acceptance_rate"] = kept / decided if decided else None
     files = [Path(f"{path}{suffix}") for suffix in ("", "-wal")] if path is not None else []
     return {
         **{name: count_rows(db, name) for name in (*_COUNTED, "events", "suggestions")},

@@ -1,28 +1,18 @@
 """Numbered, append-only schema migrations for the trace store.
 
-Each migration is a function `mNNN_name(db)`; `migrate()` applies, in order, the ones a
-database has not seen yet and records each in `_migrations`. Never edit a released
-migration: add the next number. The README's schema section is generated from a fresh
+Each migration is a function `mNNN_name(db)` listed in `MIGRATIONS`; `migrate()` applies,
+in order, the ones a database has not seen yet and records each in `_migrations`. Never
+edit a released migration: add the next number. The README's schema section is generated from a fresh
 database built by these functions.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import sqlite_utils
 
-Migration = Callable[[sqlite_utils.Database], None]
-MIGRATIONS: list[tuple[str, Migration]] = []
 
-
-def migration(fn: Migration) -> Migration:
-    MIGRATIONS.append((fn.__name__, fn))
-    return fn
-
-
-@migration
 def m001_initial(db: sqlite_utils.Database) -> None:
     db.table("sessions").create(
         {
@@ -167,7 +157,6 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-@migration
 def m002_outcomes(db: sqlite_utils.Database) -> None:
     suggestions = db.table("suggestions")
     suggestions.add_column("reverted", int)  # 1: the accepted text was deleted whole
@@ -175,7 +164,6 @@ def m002_outcomes(db: sqlite_utils.Database) -> None:
     db.table("episodes").create_index(["document_id"])
 
 
-@migration
 def m004_proposals(db: sqlite_utils.Database) -> None:
     # One row per edit proposal: a model's rewrite of a region (goldiff.proposeEdit) or a
     # coding agent's changes to one file during one terminal command (goldiff.agent).
@@ -210,6 +198,9 @@ def m004_proposals(db: sqlite_utils.Database) -> None:
     db.table("proposals").create_index(["episode_id"])
 
 
+MIGRATIONS = [(fn.__name__, fn) for fn in (m001_initial, m002_outcomes, m004_proposals)]
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations; return the names applied."""
     if "_migrations" not in db.table_names():
@@ -230,11 +221,9 @@ def schema_markdown() -> str:
     """The schema of a fresh store as a markdown list (the README's schema section)."""
     db = sqlite_utils.Database(memory=True)
     migrate(db)
-    lines = []
-    for name in db.table_names():
-        if name.startswith("_"):
-            continue
-        table = db.table(name)
-        cols = ", ".join(f"`{c.name}` {c.type.lower() or 'any'}" for c in table.columns)
-        lines.append(f"- **{name}**: {cols}")
+    lines = [
+        f"- **{name}**: " + ", ".join(f"`{c.name}` {c.type.lower() or 'any'}" for c in db.table(name).columns)
+        for name in db.table_names()
+        if not name.startswith("_")
+    ]
     return "\n".join(lines) + "\n"

@@ -23,7 +23,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,11 +84,8 @@ def _pyarrow() -> tuple[Any, Any]:
 
 def _known_types() -> dict[str, Any]:
     pa, _ = _pyarrow()
-    types: dict[str, Any] = {}
-    types.update({n: pa.string() for n in _STRING})
-    types.update({n: pa.float64() for n in _FLOAT})
-    types.update({n: pa.bool_() for n in _BOOL})
-    types.update({n: pa.int64() for n in _INT})
+    kinds = ((_STRING, pa.string()), (_FLOAT, pa.float64()), (_BOOL, pa.bool_()), (_INT, pa.int64()))
+    types = {name: kind for names, kind in kinds for name in names}
     # A date, not text: DuckDB and Spark type the `date=` folder as a date, and the file agrees.
     types["date"] = pa.date32()
     types["survival"] = pa.list_(pa.struct([("after_seconds", pa.float64()), ("share", pa.float64())]))
@@ -98,10 +95,6 @@ def _known_types() -> dict[str, Any]:
 # ---------------------------------------------------------------------------- places
 
 
-def is_url(target: str | Path) -> bool:
-    return "://" in str(target)
-
-
 def filesystem(target: str | Path) -> tuple[Any, str]:
     """(fsspec filesystem, path inside it) for a folder path or any fsspec URL."""
     try:
@@ -109,7 +102,7 @@ def filesystem(target: str | Path) -> tuple[Any, str]:
     except ImportError as exc:
         raise ExportError("pooled datasets need fsspec: pip install 'goldiff[parquet]'") from exc
     text = str(target)
-    if not is_url(text):
+    if "://" not in text:
         text = str(Path(text).expanduser().resolve())
     try:
         fs, root = url_to_fs(text)
@@ -121,10 +114,7 @@ def filesystem(target: str | Path) -> tuple[Any, str]:
 def store_id(store_path: Path) -> str:
     """The developer's store id: a random id kept beside the store, made on first use."""
     path = store_path.with_name(STORE_ID_FILE)
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        value = ""
+    value = path.read_text(encoding="utf-8").strip() if path.exists() else ""
     if not value:
         value = uuid.uuid4().hex
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,19 +173,14 @@ class DatasetResult:
 def schema_for(rows: Sequence[dict[str, Any]]) -> Any:
     """One Arrow schema for all rows: known columns fixed, the rest inferred, in row order."""
     pa, _ = _pyarrow()
-    known = _known_types()
+    types = _known_types()
     names = dict.fromkeys(key for row in rows for key in row)  # in order of first appearance
-    unknown = [n for n in names if n not in known]
-    inferred = (
-        pa.Table.from_pylist([{k: r.get(k) for k in unknown} for r in rows]).schema if unknown else None
-    )
-    fields = []
-    for name in names:
-        kind = known[name] if name in known else inferred.field(name).type  # type: ignore[union-attr]
-        if pa.types.is_null(kind):
-            kind = pa.string()  # a column nobody filled yet: strings merge with anything later
-        fields.append(pa.field(name, kind))
-    return pa.schema(fields)
+    unknown = [n for n in names if n not in types]
+    if unknown:
+        inferred = pa.Table.from_pylist([{k: r.get(k) for k in unknown} for r in rows]).schema
+        types.update(zip(unknown, inferred.types, strict=True))
+    # A column nobody filled yet is a string: strings merge with anything later.
+    return pa.schema([pa.field(n, pa.string() if pa.types.is_null(types[n]) else types[n]) for n in names])
 
 
 def write_dataset(
@@ -242,14 +227,6 @@ def _part_files(fs: Any, root: str) -> list[str]:
     return sorted(str(p) for p in fs.glob(f"{root}/**/*.parquet"))
 
 
-def with_provenance(
-    rows: Iterable[dict[str, Any]], *, store: str, exported_at: float, hash_provenance: bool = False
-) -> list[dict[str, Any]]:
-    """Rows with the dataset's own columns: `date`, `store`, `exported_at`."""
-    owner = hashed(store) if hash_provenance else store
-    return [{**r, "date": row_date(r.get("ts")), "store": owner, "exported_at": exported_at} for r in rows]
-
-
 def export_dataset(
     db: Any,
     options: Any,
@@ -266,11 +243,14 @@ def export_dataset(
             "(`goldiff distill --data` holds out rows itself)"
         )
     rows, duplicates = build_rows(db, options, progress)
-    rows = with_provenance(rows, store=store, exported_at=time.time(), hash_provenance=hash_provenance)
+    # The dataset's own columns: `date`, `store`, `exported_at`.
+    owner = hashed(store) if hash_provenance else store
+    now = time.time()
+    rows = [{**r, "date": row_date(r.get("ts")), "store": owner, "exported_at": now} for r in rows]
     # One developer's parts are named after their store, so developers writing into one
     # shared folder never overwrite each other's files.
-    owner = (hashed(store) or "")[2:] if hash_provenance else store
-    result = write_dataset(rows, target, part=f"part-{owner[:12]}")
+    name = (owner or "")[2:] if hash_provenance else store
+    result = write_dataset(rows, target, part=f"part-{name[:12]}")
     result.duplicates = duplicates
     result.export_id = export_id(rows)
     result.extra = {"format": "parquet", "rows_shape": options.shape, "noCode": options.no_code}
@@ -317,10 +297,9 @@ def pool(
         raise ExportError("name at least one dataset or export to pool")
     fs, root = filesystem(target)
     inputs = [*sources]
-    if fs.exists(root) and _part_files(fs, root):
+    if _part_files(fs, root):
         inputs.append(target)
     best: dict[str, dict[str, Any]] = {}
-    order: list[str] = []
     total = 0
     for source in inputs:
         fallback = Path(str(source).rstrip("/")).name
@@ -334,12 +313,10 @@ def pool(
             row.setdefault("date", row_date(row.get("ts")))
             row.setdefault("exported_at", None)
             kept = best.get(row["id"])
-            if kept is None:
-                order.append(row["id"])
+            # The copy exported last wins: its outcome and survival are the newest.
+            if kept is None or (row["exported_at"] or 0.0) > (kept["exported_at"] or 0.0):
                 best[row["id"]] = row
-            elif (row["exported_at"] or 0.0) > (kept["exported_at"] or 0.0):
-                best[row["id"]] = row  # exported later: its outcome and survival are newer
-    rows = sorted((best[i] for i in order), key=lambda r: (float(r.get("ts") or 0.0), r["id"]))
+    rows = sorted(best.values(), key=lambda r: (float(r.get("ts") or 0.0), r["id"]))
     result = write_dataset(rows, target, part="part", replace=True)
     result.duplicates = total - len(rows)
     result.sources = len(sources)
@@ -353,7 +330,6 @@ __all__ = [
     "export_dataset",
     "filesystem",
     "hashed",
-    "is_url",
     "pool",
     "read_rows",
     "store_id",

@@ -33,16 +33,6 @@ def _object(value: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _survival(value: Any) -> dict[str, float] | None:
-    out: dict[str, float] = {}
-    for key, share in _object(value).items():
-        try:
-            out[str(key)] = float(share)
-        except (TypeError, ValueError):
-            continue
-    return out or None
-
-
 def _bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
@@ -117,7 +107,7 @@ class SuggestionRecord:
     suffix: str
     text: str
     gold: str | None
-    survival: dict[str, float] | None
+    survival: dict[str, Any] | None  # {"30": 1.0, ...}: read through `checkpoints`
     latency_ms: float | None
     accepted_length: int | None
     workspace: str | None
@@ -174,7 +164,7 @@ def _suggestion_where(filters: Filters) -> tuple[list[str], list[Any]]:
 
 
 def _suggestion(row: dict[str, Any]) -> SuggestionRecord:
-    row.update(ts=float(row["ts"]), shadow=bool(row["shadow"]), survival=_survival(row["survival"]))
+    row.update(ts=float(row["ts"]), shadow=bool(row["shadow"]), survival=_object(row["survival"]) or None)
     row["tests_passed"] = _bool(row["tests_passed"])
     return SuggestionRecord(**row)
 
@@ -295,12 +285,11 @@ class DocumentRecord:
 
 def last_versions(db: sqlite_utils.Database, before: float) -> list[tuple[str, str, int]]:
     """(document id, URI, last version) of each document edited before `before`, newest first."""
-    rows = db.execute(
+    return db.execute(
         "SELECT d.id, d.uri, MAX(e.version) FROM documents d JOIN edits e ON e.document_id = d.id "
         "WHERE e.ts < ? GROUP BY d.id ORDER BY MAX(e.ts) DESC",
         [before],
     ).fetchall()
-    return [(r[0], r[1], r[2]) for r in rows]
 
 
 def iter_documents(db: sqlite_utils.Database, uri: str) -> Iterator[DocumentRecord]:
@@ -388,19 +377,15 @@ def document_at(
 
 @dataclass
 class EventRecord:
-    id: int
     ts: float
-    kind: str  # save | close | gap | skip | commit | warning | config
-    session_id: str | None
-    document_id: str | None
     detail: dict[str, Any]
 
 
 def iter_events(db: sqlite_utils.Database, kind: str) -> Iterator[EventRecord]:
-    """The events of one kind, in the order they were recorded."""
-    sql = "SELECT id, ts, kind, session_id, document_id, detail FROM events WHERE kind = ? ORDER BY id"
-    for row in list(db.query(sql, [kind])):
-        yield EventRecord(**{**row, "ts": float(row["ts"] or 0.0), "detail": _object(row["detail"])})
+    """The events of one kind (save, close, gap, skip, commit, ...), in the order they were recorded."""
+    sql = "SELECT ts, detail FROM events WHERE kind = ? ORDER BY id"
+    for ts, detail in db.execute(sql, [kind]).fetchall():
+        yield EventRecord(float(ts or 0.0), _object(detail))
 
 
 def last_event_at(db: sqlite_utils.Database) -> float | None:

@@ -278,15 +278,13 @@ def open_database(path: Path) -> tuple[sqlite_utils.Database, Path | None]:
     moved: Path | None = None
     if path.is_dir():
         raise StoreError(f"{path} is a folder, not a trace store: move it away or choose another --home")
-    if path.exists():
-        problem = _check_file(path)
-        if problem:
-            moved = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(str(path) + suffix)
-                if src.exists():
-                    src.rename(Path(str(moved) + suffix))
-            log.error("trace store %s was unreadable (%s); moved to %s", path, problem, moved)
+    if path.exists() and (problem := _check_file(path)):
+        moved = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(path) + suffix)
+            if src.exists():
+                src.rename(Path(str(moved) + suffix))
+        log.error("trace store %s was unreadable (%s); moved to %s", path, problem, moved)
     new = not path.exists()
     try:
         db = _connect(path)
@@ -846,10 +844,11 @@ class TraceStore:
 
 # ---------------------------------------------------------------------- maintenance
 
-# Columns by which a row belongs to a document, a suggestion or an episode, and the column
-# that says when it was recorded. `forget` derives what to delete from these and the schema
-# alone, so a table added later is forgotten with the rest (or forget refuses to run).
-LINK_COLUMNS = ("document_id", "suggestion_id", "episode_id")
+# Columns by which a row belongs to a document, a suggestion or an episode (with the set of
+# those in scope that forget gathers), and the column that says when it was recorded.
+# `forget` derives what to delete from these and the schema alone, so a table added later is
+# forgotten with the rest (or forget refuses to run).
+LINKS = {"document_id": "documents", "suggestion_id": "suggestions", "episode_id": "episodes"}
 TIME_COLUMNS = ("ts", "started_at", "opened_at")
 
 
@@ -873,16 +872,12 @@ def forget(
     if sum(scopes) > 1:
         raise ValueError("forget takes one scope: a workspace, a document or a time range")
     db.execute("PRAGMA secure_delete=ON")
-    tables = [t for t in db.table_names() if not t.startswith("_")]
-    columns = {t: {c.name for c in db[t].columns} for t in tables}
-    deleted: dict[str, int] = {}
-    conn = db.conn
+    columns = {t: {c.name for c in db[t].columns} for t in db.table_names() if not t.startswith("_")}
     with _immediate(db):
-        if not any(scopes):
-            for table in tables:
-                deleted[table] = conn.execute(f"DELETE FROM [{table}]").rowcount
+        if any(scopes):
+            deleted = _forget_scoped(db.conn, columns, workspace, document, since, until)
         else:
-            _forget_scoped(conn, tables, columns, deleted, workspace, document, since, until)
+            deleted = {table: db.conn.execute(f"DELETE FROM [{table}]").rowcount for table in columns}
     # Rebuild the file without the freed pages, then empty the WAL that held the old ones.
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.execute("VACUUM")
@@ -892,18 +887,17 @@ def forget(
 
 def _forget_scoped(
     conn: sqlite3.Connection,
-    tables: list[str],
     columns: dict[str, set[str]],
-    deleted: dict[str, int],
     workspace: str | None,
     document: str | None,
     since: float | None,
     until: float | None,
-) -> None:
+) -> dict[str, int]:
+    timed = workspace is None and document is None
     lo = since if since is not None else float("-inf")
     hi = until if until is not None else float("inf")
     in_range = "({col} >= ? AND {col} < ?)"
-    for name in ("docs", "suggestions", "episodes"):
+    for name in LINKS.values():
         conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS forget_{name} (id TEXT PRIMARY KEY)")
         conn.execute(f"DELETE FROM forget_{name}")
 
@@ -916,18 +910,18 @@ def _forget_scoped(
     # The documents in scope, then what hangs off them.
     if workspace is not None:
         docs_under = "SELECT id FROM documents WHERE workspace = ? OR substr(uri, 1, ?) = ?"
-        add("docs", docs_under, [workspace, len(workspace) + 1, workspace + "/"])
+        add("documents", docs_under, [workspace, len(workspace) + 1, workspace + "/"])
     elif document is not None:
-        add("docs", "SELECT id FROM documents WHERE uri = ?", [document])
+        add("documents", "SELECT id FROM documents WHERE uri = ?", [document])
     else:
-        add_in_range("docs", "SELECT DISTINCT document_id FROM edits", "ts")
-        add_in_range("docs", "SELECT id FROM documents", "opened_at")
-    of_docs = "document_id IN (SELECT id FROM forget_docs)"
+        add_in_range("documents", "SELECT DISTINCT document_id FROM edits", "ts")
+        add_in_range("documents", "SELECT id FROM documents", "opened_at")
+    of_docs = "document_id IN (SELECT id FROM forget_documents)"
     add("suggestions", f"SELECT id FROM suggestions WHERE {of_docs}")
     for table in ("episodes", "proposals", "suggestions"):
         col = "id" if table == "episodes" else "episode_id"
         add("episodes", f"SELECT {col} FROM [{table}] WHERE {col} IS NOT NULL AND {of_docs}")
-    if since is not None or until is not None:
+    if timed:
         add_in_range("suggestions", "SELECT id FROM suggestions", "ts")
         add_in_range("episodes", "SELECT id FROM episodes", "started_at")
     # Events that name the workspace or document in their detail (gaps, skips, commits).
@@ -936,36 +930,33 @@ def _forget_scoped(
         needles = [workspace + "/", workspace + '"']
     elif document is not None:
         needles = [document + '"']
-    for table in tables:
+    deleted: dict[str, int] = {}
+    for table, cols in columns.items():
         if table in ("snapshots", "sessions"):
             continue
-        cols = columns[table]
         where: list[str] = []
         params: list[Any] = []
-        own = {"documents": "docs", "suggestions": "suggestions", "episodes": "episodes"}.get(table)
+        own = table in LINKS.values()
         if own:
-            where.append(f"id IN (SELECT id FROM forget_{own})")
-        for link, name in zip(LINK_COLUMNS, ("docs", "suggestions", "episodes"), strict=True):
-            if link in cols:
-                where.append(f"{link} IN (SELECT id FROM forget_{name})")
+            where.append(f"id IN (SELECT id FROM forget_{table})")
+        where += [f"{link} IN (SELECT id FROM forget_{name})" for link, name in LINKS.items() if link in cols]
         if workspace is not None and "workspace" in cols:
             where.append("workspace = ?")
             params.append(workspace)
-        links = [c for c in LINK_COLUMNS if c in cols]
+        links = [c for c in LINKS if c in cols]
         if workspace is not None and "session_id" in cols and links:
             # Rows of the workspace's sessions that belong to no document (its settings).
             unlinked = " AND ".join(f"{c} IS NULL" for c in links)
             where.append(f"({unlinked} AND session_id IN (SELECT id FROM sessions WHERE workspace = ?))")
             params.append(workspace)
         time_col = next((c for c in TIME_COLUMNS if c in cols), None)
-        if (since is not None or until is not None) and time_col:
+        if timed and time_col:
             where.append(in_range.format(col=time_col))
             params += [lo, hi]
         if "detail" in cols:
-            for needle in needles:
-                where.append("instr(detail, ?) > 0")
-                params.append(needle)
-        reachable = cols & {*LINK_COLUMNS, *TIME_COLUMNS, "workspace", "detail"} or own
+            where += ["instr(detail, ?) > 0"] * len(needles)
+            params += needles
+        reachable = cols & {*LINKS, *TIME_COLUMNS, "workspace", "detail"} or own
         if not where and reachable:
             continue  # nothing of this scope can be in it (a document has no terminal commands)
         if not where:
@@ -973,17 +964,16 @@ def _forget_scoped(
                 f"the table {table} has no column that links it to a workspace, document or time; "
                 "`goldiff forget --all` still deletes everything"
             )
-        cur = conn.execute(f"DELETE FROM [{table}] WHERE " + " OR ".join(where), params)
-        deleted[table] = cur.rowcount
+        deleted[table] = conn.execute(f"DELETE FROM [{table}] WHERE " + " OR ".join(where), params).rowcount
     # Full texts no edit refers to any more.
     deleted["snapshots"] = conn.execute(
         "DELETE FROM snapshots WHERE hash NOT IN (SELECT snapshot FROM edits WHERE snapshot IS NOT NULL)"
     ).rowcount
     # Sessions: gone once nothing refers to them; otherwise they stop naming the workspace.
-    refs = " UNION ".join(f"SELECT session_id FROM [{t}]" for t in tables if "session_id" in columns[t])
+    refs = " UNION ".join(f"SELECT session_id FROM [{t}]" for t in columns if "session_id" in columns[t])
     session_scope = "workspace = ?" if workspace is not None else None
     session_params: list[Any] = [workspace] if workspace is not None else []
-    if since is not None or until is not None:
+    if timed:
         session_scope, session_params = in_range.format(col="started_at"), [lo, hi]
     if session_scope:
         deleted["sessions"] = conn.execute(
@@ -991,6 +981,7 @@ def _forget_scoped(
         ).rowcount
         if workspace is not None:
             conn.execute("UPDATE sessions SET workspace = NULL WHERE workspace = ?", [workspace])
+    return deleted
 
 
 def integrity(db: sqlite_utils.Database) -> str:
