@@ -380,3 +380,33 @@ def test_keystrokes_leave_no_handler_behind(client: PipeClient, tmp_path: Path) 
     stats = client.request("workspace/executeCommand", {"command": "goldiff.serverStats"}, timeout=60)
     assert stats["didChangeCount"] == 300
     assert stats["pendingHandlers"] <= 2, stats  # the serverStats request itself at most
+
+
+def test_a_message_from_the_store_writer_thread_is_sent_from_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the loop's thread writes to the client: a writer thread's message is handed to it."""
+    import asyncio
+
+    from goldiff.server import GoldiffServer
+
+    server = GoldiffServer(tmp_path / "home")
+    sent: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        server, "window_show_message", lambda p: sent.append((threading.current_thread().name, p.message))
+    )
+
+    async def serve() -> None:
+        server.event_loop = asyncio.get_running_loop()  # as initialize sets it
+        writer = threading.Thread(target=server.tell_user, args=("the disk is full",), name="writer")
+        writer.start()
+        await asyncio.to_thread(writer.join)
+        await asyncio.sleep(0.05)  # the handed-over call runs on the loop
+        server.tell_user("shown from the loop")
+
+    try:
+        asyncio.run(serve())
+    finally:
+        server.close_store()
+    loop_thread = threading.main_thread().name
+    assert sent == [(loop_thread, "the disk is full"), (loop_thread, "shown from the loop")]

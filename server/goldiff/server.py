@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -47,6 +46,8 @@ class GoldiffServer(LanguageServer):
     def __init__(self, home: Path, clock: ClockMode = "wall") -> None:
         super().__init__("goldiff", __version__, protocol_cls=GoldiffProtocol)
         self.home = home
+        # The loop serving the client (set at initialize): only its thread writes to the client.
+        self.event_loop: asyncio.AbstractEventLoop | None = None
         # A logical clock moves only through `advance_clock` (`goldiff.advanceClock`).
         self.logical_clock = LogicalClock() if clock == "logical" else None
         self.clock: Callable[[], float] = self.logical_clock or time.time
@@ -147,13 +148,14 @@ class GoldiffServer(LanguageServer):
             return
         self.shown_messages += 1
         params = types.ShowMessageParams(type=kind, message=message)
-        loop = getattr(self, "loop", None)
-        if (
-            loop is not None
-            and loop.is_running()
-            and threading.current_thread() is not threading.main_thread()
-        ):
-            loop.call_soon_threadsafe(self.window_show_message, params)
+        with contextlib.suppress(RuntimeError):
+            if asyncio.get_running_loop() is self.event_loop:
+                self.window_show_message(params)
+                return
+        if self.event_loop is not None and self.event_loop.is_running():
+            # From another thread (the store's writer): two threads writing to the client's
+            # stream at once could interleave their messages' bytes.
+            self.event_loop.call_soon_threadsafe(self.window_show_message, params)
         else:
             with contextlib.suppress(Exception):
                 self.window_show_message(params)

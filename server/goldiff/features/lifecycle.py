@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from lsprotocol import types
@@ -12,6 +13,7 @@ from goldiff.server import GoldiffServer
 def register(server: GoldiffServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: GoldiffServer, params: types.InitializeParams) -> None:
+        ls.event_loop = asyncio.get_running_loop()
         if params.initialization_options is not None:
             ls.apply_settings(params.initialization_options)
         folders = [f.uri for f in params.workspace_folders or []]
