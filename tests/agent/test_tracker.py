@@ -115,7 +115,7 @@ def test_a_test_run_after_the_settle_keeps_the_kept_shares(tmp_path: Path) -> No
         instruction="return 2", rng=None, context=None, latency_ms=1.0,
     )  # fmt: skip
     tracker.resolve(proposal.id, True)
-    tracker.on_edit(doc, doc.replace_all("def f():\n    return 2\n", 2, "full"))
+    tracker.on_edit(doc, doc.replace_all("def f():\n    return 2\n", 2, "full", now=clock()))
     tracker.commit()
     clock.now += 60
     tracker.terminal_command("pytest", 0, None, None)  # linked to the settled episode

@@ -41,7 +41,7 @@ class Rig:
             record = self.doc.apply(pos, end, inserted, (self.doc.version or 0) + 1, now=self.clock())
         else:
             text = self.doc.text[:offset] + inserted + self.doc.text[offset + removed :]
-            record = self.doc.replace_all(text, (self.doc.version or 0) + 1, kind)
+            record = self.doc.replace_all(text, (self.doc.version or 0) + 1, kind, now=self.clock())
         self.tracker.on_edit(self.doc, record)
 
     def advance(self, seconds: float) -> None:
@@ -129,7 +129,9 @@ def test_save_with_a_text_the_tracker_did_not_see_resynchronises(rig: Rig) -> No
     rig.suggest(CURSOR, "return 1", "a")
     rig.edit(CURSOR, 0, "return 1")
     # The recorder resynchronised from a saved text without telling listeners.
-    rig.doc.replace_all("# new\n" + rig.doc.text.replace("return 1", "return 2"), 9, "resync")
+    rig.doc.replace_all(
+        "# new\n" + rig.doc.text.replace("return 1", "return 2"), 9, "resync", now=rig.clock()
+    )
     rig.tracker.on_save(rig.doc)
     rig.advance(10)
     assert rig.row("a")["gold"] == "return 2"

@@ -129,8 +129,8 @@ class Document:
         tail = [x + delta for x in starts[hi:]] if delta else starts[hi:]
         starts[lo:] = added + tail
 
-    def replace_all(self, text: str, version: int | None, kind: str) -> EditRecord:
-        """Take a full new text (open, full change, external change, resync)."""
+    def replace_all(self, text: str, version: int | None, kind: str, *, now: float) -> EditRecord:
+        """Take a full new text (open, full change, external change, resync) at time `now`."""
         self.text = text
         self._starts = None
         self.version = version
@@ -138,7 +138,7 @@ class Document:
             document_id=self.id,
             kind=kind,
             version=version,
-            ts=time.time(),
+            ts=now,
             mono=time.monotonic(),
             inserted=text,
         )

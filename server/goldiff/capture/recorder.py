@@ -83,7 +83,7 @@ class Recorder:
                 if not doc.captured and self._allowed(doc.uri, doc.text)[0]:
                     doc.captured = True
                     self._record_document(doc, None)
-                    self.store.record_edit(doc.replace_all(doc.text, doc.version, "open"))
+                    self.store.record_edit(doc.replace_all(doc.text, doc.version, "open", now=self.clock()))
 
     def on_edit(self, listener: Callable[[Document, EditRecord], None]) -> None:
         """Call `listener` after every recorded change (outcome tracking hooks in here)."""
@@ -148,7 +148,7 @@ class Recorder:
         doc.captured = allowed
         if allowed:
             self._record_document(doc, None)
-            self.store.record_edit(doc.replace_all(text, version, "open"))
+            self.store.record_edit(doc.replace_all(text, version, "open", now=self.clock()))
             for listener in self._open_listeners:
                 listener(doc)
         elif reason is not None:
@@ -172,7 +172,7 @@ class Recorder:
         for change in changes:
             rng = getattr(change, "range", None)
             if rng is None:
-                edit = doc.replace_all(change.text, version, "full")
+                edit = doc.replace_all(change.text, version, "full", now=self.clock())
             else:
                 try:
                     edit = doc.apply(
@@ -196,7 +196,7 @@ class Recorder:
             return
         if text is not None and text != doc.text:
             self._gap(doc, uri, "saved text differs from the edits received")
-            edit = doc.replace_all(text, doc.version, "resync")
+            edit = doc.replace_all(text, doc.version, "resync", now=self.clock())
             if doc.captured:
                 self.store.record_edit(edit)
         if doc.captured:
@@ -216,7 +216,7 @@ class Recorder:
         self._gap(doc, doc.uri, why)
         text = self._disk_text(doc.uri)
         if text is not None:
-            edit = doc.replace_all(text, version, "resync")
+            edit = doc.replace_all(text, version, "resync", now=self.clock())
             if doc.captured:
                 self.store.record_edit(edit)
         else:
@@ -281,7 +281,7 @@ class Recorder:
             self._record_document(doc, None)
         elif doc.text == text:
             return
-        edit = doc.replace_all(text, None, "external")
+        edit = doc.replace_all(text, None, "external", now=self.clock())
         self.store.record_edit(edit)
         for listener in self._listeners:
             listener(doc, edit)
