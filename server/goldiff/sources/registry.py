@@ -157,9 +157,7 @@ class Registry:
 
     def list(self) -> list[Entry]:
         data = self._load()
-        entries = [
-            Entry(**{k: v for k, v in rec.items() if k != "builtin"}) for rec in data["models"].values()
-        ]
+        entries = [Entry(**rec) for rec in data["models"].values()]
         shipped = default_model_path()
         if shipped is not None and SHIPPED_NAME not in data["models"]:
             entries.insert(0, Entry(SHIPPED_NAME, str(shipped), lineage={"shipped": True}, builtin=True))
