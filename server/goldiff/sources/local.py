@@ -79,8 +79,7 @@ MIN_PROMPT = 256  # never cap a prompt below this many tokens
 
 
 class _Stopped(Exception):
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
+    """Generation ended early; the message is the stop reason."""
 
 
 def _common(a: list[int] | np.ndarray[Any, Any], b: list[int]) -> int:
@@ -519,7 +518,7 @@ class LocalSource:
                     if len(tokens) < request.max_tokens:
                         self.llm.eval([token])
             except _Stopped as stop:
-                reason = stop.reason
+                reason = str(stop)
             self.last_tokens = tokens
         text = answer.final()
         if reason in ("block", "line"):
