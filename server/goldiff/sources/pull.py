@@ -269,6 +269,3 @@ def pull(
     entry = Registry(home).register(name, target, lineage=lineage)
     verified = reused or (expected or stated) is not None
     return Pulled(entry, digest, size, verified, resumed, reused)
-
-
-__all__ = ["PullCancelled", "PullError", "Pulled", "describe", "pull", "resolve_source"]
