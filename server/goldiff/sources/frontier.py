@@ -75,11 +75,8 @@ def chat_prompt(request: CompletionRequest) -> str:
 
 def clean_chat_reply(reply: str, request: CompletionRequest) -> str:
     """Undo what chat models add around an insertion: fences, the marker, the line so far."""
-    text = reply
-    fenced = _FENCE.match(text.strip())
-    if fenced:
-        text = fenced.group(1)
-    text = text.replace(CURSOR, "")
+    fenced = _FENCE.match(reply.strip())
+    text = (fenced.group(1) if fenced else reply).replace(CURSOR, "")
     # Models often repeat the current line before continuing it.
     line_before = request.prefix[request.prefix.rfind("\n") + 1 :]
     if line_before.strip() and text.startswith(line_before):
