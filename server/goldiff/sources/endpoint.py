@@ -64,8 +64,7 @@ class EndpointPrompt:
 
     def _plain(self, text: str) -> str:
         for token in self.control:
-            if token in text:
-                text = text.replace(token, token[0] + _ZWSP + token[1:])
+            text = text.replace(token, token[0] + _ZWSP + token[1:])
         return text
 
 
