@@ -236,7 +236,6 @@ class Registry:
                     f"no local model is configured and none is shipped{hint}: set goldiff.local.model "
                     "to a GGUF file, or register one with `goldiff models use PATH`"
                 )
-        seen: set[str] = set()
         adapter: Path | None = None
         adapter_name: str | None = None
         current = name_or_path
@@ -253,8 +252,7 @@ class Registry:
             if entry.kind == "model":
                 name = entry.name if adapter_name is None else f"{entry.name}+{adapter_name}"
                 return Resolved(name, Path(entry.path), adapter, self.gate_for(name))
-            if adapter is not None or entry.name in seen or not entry.base:
+            if adapter is not None or not entry.base:  # an adapter on an adapter (or on itself)
                 raise ModelLoadError(f"the adapter {entry.name} must name a base model, not another adapter")
-            seen.add(entry.name)
             adapter, adapter_name = Path(entry.path), entry.name
             current = entry.base
