@@ -4,7 +4,3 @@ through llama.cpp, and a deterministic source for tests, behind one interface (`
 Importing this package imports neither llama_cpp nor httpx clients; `local` and
 `frontier` are imported where they are used.
 """
-
-from goldiff.sources.base import Completion, CompletionRequest, CompletionSource
-
-__all__ = ["Completion", "CompletionRequest", "CompletionSource"]

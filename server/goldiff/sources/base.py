@@ -186,12 +186,8 @@ def finish_text(text: str, request: CompletionRequest, rule: StopRule | None = N
     rest_of_line = request.suffix.split("\n", 1)[0].strip()
     if rest_of_line and text.endswith(rest_of_line):
         text = text[: len(text) - len(rest_of_line)].rstrip()
-    if not text.strip():
-        return ""
-    # A suggestion that is only the text already after the cursor adds nothing.
-    if request.suffix.lstrip().startswith(text.strip()):
-        return ""
-    return text
+    # A suggestion that is only the text already after the cursor (or blank) adds nothing.
+    return "" if request.suffix.lstrip().startswith(text.strip()) else text
 
 
 class Deadline:

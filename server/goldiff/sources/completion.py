@@ -151,7 +151,6 @@ class SuggestionCache:
 
     def add(self, sid: str, uri: str, key: tuple[str, ...], before: str, after: str, text: str) -> None:
         self._entries[sid] = _Cached(sid, uri, key, len(before), _digest(before), _digest(after), text)
-        self._entries.move_to_end(sid)
         while len(self._entries) > CACHE_SIZE:
             self._entries.popitem(last=False)
 
@@ -337,14 +336,11 @@ class CompletionService:
             source: CompletionSource
             if is_test_spec(fr.model):
                 source = DeterministicSource.from_spec(fr.model or "", kind="frontier")
-            elif fr.provider == "anthropic":
-                from goldiff.sources.frontier import AnthropicSource
-
-                source = AnthropicSource(base_url=fr.base_url, model=fr.model, api_key=fr.api_key)
             else:
-                from goldiff.sources.frontier import OpenAICompatibleSource
+                from goldiff.sources.frontier import AnthropicSource, OpenAICompatibleSource
 
-                source = OpenAICompatibleSource(base_url=fr.base_url, model=fr.model, api_key=fr.api_key)
+                http = AnthropicSource if fr.provider == "anthropic" else OpenAICompatibleSource
+                source = http(base_url=fr.base_url, model=fr.model, api_key=fr.api_key)
             if self._frontier is not None:
                 self._frontier[1].close()
             self._frontier = (key, source)

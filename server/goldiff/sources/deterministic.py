@@ -53,8 +53,7 @@ class DeterministicSource:
 
     def complete(self, request: CompletionRequest, cancel: threading.Event | None = None) -> Completion:
         deadline = Deadline(request.max_seconds)
-        text = next((t for after, t in self.rules if request.prefix.endswith(after)), self.default)
-        raw = text or ""
+        raw = next((t for after, t in self.rules if request.prefix.endswith(after)), self.default) or ""
         final = finish_text(raw, request)
         return Completion(
             candidates=[final] if final else [],

@@ -21,6 +21,7 @@ zero-width space after its first character before it is sent.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -63,8 +64,7 @@ class EndpointPrompt:
 
     def _plain(self, text: str) -> str:
         for token in self.control:
-            if token in text:
-                text = text.replace(token, token[0] + _ZWSP + token[1:])
+            text = text.replace(token, token[0] + _ZWSP + token[1:])
         return text
 
 
@@ -138,18 +138,17 @@ class EndpointSource:
             return ids[0] if ids is not None and len(ids) == 1 else None
 
         try:  # with no fim_ids, only a family of TEMPLATES can answer
-            chosen: str | None = resolve_template(VocabInfo(special_id=special_id, name=name)).template
+            chosen = resolve_template(VocabInfo(special_id=special_id, name=name)).template
+            template = next((t for t in TEMPLATES if t.name == chosen), None)
         except SourceError:
-            chosen = None
-        if chosen is None and no_route:
+            template = None
+        if template is None and no_route:
             # No tokenize route: trust a family the model's name announces.
-            lowered = name.lower()
-            chosen = next((t.name for t in TEMPLATES if any(h in lowered for h in t.hints)), None)
-        if chosen is None:
+            template = next((t for t in TEMPLATES if any(h in name.lower() for h in t.hints)), None)
+        if template is None:
             return EndpointPrompt("prefix")
-        template = next(t for t in TEMPLATES if t.name == chosen)
         control = tuple({*template.control_tokens, *template.stop} - {""})
-        return EndpointPrompt(chosen, template.layout, control)
+        return EndpointPrompt(template.name, template.layout, control)
 
     def _tokenize(self, text: str) -> list[int] | None:
         """Token ids of `text` on the server with special tokens parsed; None: no such route."""
@@ -167,13 +166,10 @@ class EndpointSource:
                 response = self._client.post(url, json=body)
             except httpx.HTTPError:
                 return None
-            if response.status_code != 200:
-                continue
-            try:
-                tokens = response.json().get("tokens")
-                return [int(t["id"] if isinstance(t, dict) else t) for t in tokens]
-            except (ValueError, TypeError, KeyError, AttributeError):
-                continue
+            if response.status_code == 200:
+                with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+                    tokens = response.json().get("tokens")
+                    return [int(t["id"] if isinstance(t, dict) else t) for t in tokens]
         return None
 
     # ------------------------------------------------------------------ completing

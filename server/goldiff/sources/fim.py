@@ -55,11 +55,10 @@ class VocabInfo:
 def _ordered(name: str, arch: str) -> list[FimTemplate]:
     by_name = [t for t in TEMPLATES if any(h in name.lower() for h in t.hints)]
     by_arch = [t for t in TEMPLATES if t not in by_name and any(h in arch.lower() for h in t.hints)]
+    rest = [t for t in TEMPLATES if t not in by_name and t not in by_arch]
     # Unhinted, the project's own template (the same tokens as Qwen's) goes last so that
     # a Qwen-style model is reported as the family a user recognises.
-    rest = [t for t in TEMPLATES if t not in by_name and t not in by_arch and t.name != "goldiff"]
-    own = [t for t in TEMPLATES if t.name == "goldiff" and t not in by_name and t not in by_arch]
-    return by_name + by_arch + rest + own
+    return by_name + by_arch + sorted(rest, key=lambda t: t.name == "goldiff")
 
 
 def resolve_template(vocab: VocabInfo) -> FimPrompt:

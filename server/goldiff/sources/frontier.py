@@ -56,6 +56,7 @@ BACKOFF_FIRST = 0.25  # seconds; doubled on every retry, with jitter
 BACKOFF_MAX = 4.0
 CONNECT_TIMEOUT = 5.0
 
+_USAGE = ("prompt_tokens", "completion_tokens")  # an OpenAI-style answer's token counts
 _RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 _FENCE = re.compile(r"^```[\w+-]*\n(.*?)\n?```\s*$", re.S)
 
@@ -74,11 +75,8 @@ def chat_prompt(request: CompletionRequest) -> str:
 
 def clean_chat_reply(reply: str, request: CompletionRequest) -> str:
     """Undo what chat models add around an insertion: fences, the marker, the line so far."""
-    text = reply
-    fenced = _FENCE.match(text.strip())
-    if fenced:
-        text = fenced.group(1)
-    text = text.replace(CURSOR, "")
+    fenced = _FENCE.match(reply.strip())
+    text = (fenced.group(1) if fenced else reply).replace(CURSOR, "")
     # Models often repeat the current line before continuing it.
     line_before = request.prefix[request.prefix.rfind("\n") + 1 :]
     if line_before.strip() and text.startswith(line_before):
@@ -88,24 +86,9 @@ def clean_chat_reply(reply: str, request: CompletionRequest) -> str:
     return text
 
 
-def _reply(response: httpx.Response, read: Callable[[Any], str]) -> tuple[dict[str, Any], str]:
-    """A successful answer's JSON and `read(json)`; an answer of the wrong shape is a FrontierError.
-
-    A proxy's HTML error page or a half-compatible server must not surface as a crash.
-    """
-    try:
-        data = response.json()
-        return data, read(data)
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise FrontierError(
-            f"the frontier endpoint {response.request.url} answered with something that is not "
-            f"the API's JSON ({type(exc).__name__}: {response.text[:80]!r}); check goldiff.frontier.baseUrl"
-        ) from exc
-
-
 @dataclass(frozen=True)
 class ChatReply:
-    """One chat turn's answer: the reply's text, the answer's JSON and its token counts."""
+    """One answer: the reply's text, the answer's JSON and its token counts."""
 
     text: str
     data: dict[str, Any]
@@ -196,6 +179,25 @@ class _HttpSource:
             detail = response.text[:200]
         return detail.replace(self._secret, "***") if self._secret else detail
 
+    def _reply(
+        self, response: httpx.Response, read: Callable[[Any], str], usage: tuple[str, str]
+    ) -> ChatReply:
+        """A successful answer's `read(json)`, its JSON and its `usage` token counts.
+
+        A failure, or an answer of the wrong shape, is a FrontierError: a proxy's HTML error
+        page or a half-compatible server must not surface as a crash.
+        """
+        self._raise_for(response)
+        try:
+            data = response.json()
+            tokens = data.get("usage") or {}
+            return ChatReply(read(data), data, tokens.get(usage[0]), tokens.get(usage[1]))
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise FrontierError(
+                f"the frontier endpoint {response.request.url} answered with something that is not the "
+                f"API's JSON ({type(exc).__name__}: {response.text[:80]!r}); check goldiff.frontier.baseUrl"
+            ) from exc
+
     def _raise_for(self, response: httpx.Response) -> None:
         code = response.status_code
         if code < 400:
@@ -258,11 +260,10 @@ class OpenAICompatibleSource(_HttpSource):
                 )
                 self.api = "chat"
             else:
-                self._raise_for(response)
-                data, raw = _reply(response, lambda d: str(d["choices"][0].get("text") or ""))
-                return self._result(request, raw, data, deadline, "completions")
+                reply = self._reply(response, lambda d: str(d["choices"][0].get("text") or ""), _USAGE)
+                return self._result(request, reply.text, reply, deadline, "completions")
         chat = self.chat(CHAT_SYSTEM_PROMPT, chat_prompt(request), request.max_tokens, deadline, cancel)
-        return self._result(request, clean_chat_reply(chat.text, request), chat.data, deadline, "chat")
+        return self._result(request, clean_chat_reply(chat.text, request), chat, deadline, "chat")
 
     def _completions_body(self, request: CompletionRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -289,24 +290,20 @@ class OpenAICompatibleSource(_HttpSource):
         if self.model:
             body["model"] = self.model
         response = self._post("/chat/completions", body, deadline, cancel)
-        self._raise_for(response)
-        data, reply = _reply(response, lambda d: str(d["choices"][0]["message"].get("content") or ""))
-        usage = data.get("usage") or {}
-        return ChatReply(reply, data, usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        return self._reply(response, lambda d: str(d["choices"][0]["message"].get("content") or ""), _USAGE)
 
     def _result(
-        self, request: CompletionRequest, raw: str, data: dict[str, Any], deadline: Deadline, api: str
+        self, request: CompletionRequest, raw: str, reply: ChatReply, deadline: Deadline, api: str
     ) -> Completion:
-        usage = data.get("usage") or {}
         final = finish_text(raw, request)
         return Completion(
             candidates=[final] if final else [],
             source=self.kind,
-            model=self.model or str(data.get("model") or ""),
+            model=self.model or str(reply.data.get("model") or ""),
             latency_ms=deadline.elapsed_ms(),
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
-            stop_reason=f"{api}:{data['choices'][0].get('finish_reason') or ''}",
+            prompt_tokens=reply.prompt_tokens,
+            completion_tokens=reply.completion_tokens,
+            stop_reason=f"{api}:{reply.data['choices'][0].get('finish_reason') or ''}",
             raw_text=raw,
         )
 
@@ -336,14 +333,11 @@ class AnthropicSource(_HttpSource):
             "messages": [{"role": "user", "content": user}],
         }
         path = "/messages" if self.base_url.endswith("/v1") else "/v1/messages"
-        response = self._post(path, body, deadline, cancel)
-        self._raise_for(response)
-        data, reply = _reply(
-            response,
+        return self._reply(
+            self._post(path, body, deadline, cancel),
             lambda d: "".join(b.get("text", "") for b in d.get("content", []) if b.get("type") == "text"),
+            ("input_tokens", "output_tokens"),
         )
-        usage = data.get("usage") or {}
-        return ChatReply(reply, data, usage.get("input_tokens"), usage.get("output_tokens"))
 
     def complete(self, request: CompletionRequest, cancel: threading.Event | None = None) -> Completion:
         cancel = cancel or threading.Event()

@@ -23,6 +23,7 @@ import llama_cpp; calling `load_llama` does.
 from __future__ import annotations
 
 import ctypes
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,10 +147,6 @@ def load_llama_with(model_path: str, *, repack: bool, **kwargs: Any) -> tuple[ll
     # ggml logs "repack: repack tensor blk.0.attn_q.weight with q4_0_8x8" (CPU_REPACK) or
     # "amx repack tensor ..." per weight, and llama.cpp "  CPU_REPACK model buffer size = ..."
     # per buffer type that holds weights.
-    buffers = []
-    for line in text.splitlines():
-        if "model buffer size" in line:
-            name = line.split(":", 1)[-1].split("model buffer size")[0].strip()
-            if name and name not in ("CPU", "CPU_Mapped") and name not in buffers:
-                buffers.append(name)
-    return llm, Repack(on=True, tensors=text.count("repack tensor"), buffers=tuple(buffers))
+    names = re.findall(r"(\w+) model buffer size", text)
+    buffers = tuple(dict.fromkeys(n for n in names if n not in ("CPU", "CPU_Mapped")))
+    return llm, Repack(on=True, tensors=text.count("repack tensor"), buffers=buffers)

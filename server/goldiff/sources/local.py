@@ -79,8 +79,7 @@ MIN_PROMPT = 256  # never cap a prompt below this many tokens
 
 
 class _Stopped(Exception):
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
+    """Generation ended early; the message is the stop reason."""
 
 
 def _common(a: list[int] | np.ndarray[Any, Any], b: list[int]) -> int:
@@ -150,14 +149,13 @@ class LocalSource:
         verbose: bool = True,
         repack: bool = False,
     ) -> None:
-        self.model_path = Path(model_path)
+        self.model_path, self.adapter_path, self.model = checked_model(model_path, adapter_path, name)
         self.profile = profile if profile is not None else load_profile(self.model_path)
         gate_path = Path(gate) if gate else self.profile.gate
         try:
             self.gate = load_gate(gate_path)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot read the show/hide gate {gate_path}: {exc}") from exc
-        self.model_path, self.adapter_path, self.model = checked_model(self.model_path, adapter_path, name)
         threads = os.environ.get("GOLDIFF_THREADS", "")
         n_threads = n_threads or (int(threads) if threads.isdigit() and int(threads) > 0 else None)
         try:
@@ -261,11 +259,6 @@ class LocalSource:
             return with_special[0]
 
         vocab = llm._model.vocab
-        fim = (
-            llama_cpp.llama_vocab_fim_pre(vocab),
-            llama_cpp.llama_vocab_fim_suf(vocab),
-            llama_cpp.llama_vocab_fim_mid(vocab),
-        )
         eog = {i for i in (llm.token_eos(), llama_cpp.llama_vocab_eot(vocab)) if i >= 0}
         name = f"{meta.get('general.name', '')} {self.model_path.name}"
         return VocabInfo(
@@ -273,7 +266,11 @@ class LocalSource:
             name=name,
             arch=meta.get("general.architecture", ""),
             bos_id=llm.token_bos(),
-            fim_ids=(int(fim[0]), int(fim[1]), int(fim[2])),
+            fim_ids=(
+                int(llama_cpp.llama_vocab_fim_pre(vocab)),
+                int(llama_cpp.llama_vocab_fim_suf(vocab)),
+                int(llama_cpp.llama_vocab_fim_mid(vocab)),
+            ),
             eog_ids=frozenset(eog),
         )
 
@@ -521,7 +518,7 @@ class LocalSource:
                     if len(tokens) < request.max_tokens:
                         self.llm.eval([token])
             except _Stopped as stop:
-                reason = stop.reason
+                reason = str(stop)
             self.last_tokens = tokens
         text = answer.final()
         if reason in ("block", "line"):

@@ -26,8 +26,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-PROMPT_MODES = ("fim", "prefix")
-
 
 @dataclass(frozen=True)
 class ServeProfile:
@@ -53,7 +51,7 @@ def load_profile(model_path: str | Path) -> ServeProfile:
         log.warning("ignoring the unreadable serving profile %s: %s", path, exc)
         return ServeProfile()
     prompt = data.get("prompt")
-    if prompt not in (None, *PROMPT_MODES):
+    if prompt not in (None, "fim", "prefix"):
         log.warning("ignoring prompt=%r in %s (use fim or prefix)", prompt, path)
         prompt = None
     gate = data.get("gate")

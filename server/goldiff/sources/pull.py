@@ -110,7 +110,8 @@ def _stated_sha256(response: Any) -> str | None:
     return None
 
 
-def _hash_prefix(path: Path) -> Any:
+def file_sha256(path: Path) -> Any:
+    """The SHA-256 of a file so far (a hash object: a resumed download goes on with it)."""
     with path.open("rb") as fh:
         return hashlib.file_digest(fh, "sha256")
 
@@ -146,11 +147,11 @@ def _download(
         with httpx.stream("GET", url, headers=headers, follow_redirects=True, timeout=30.0) as r:
             stated = _stated_sha256(r)
             if r.status_code == 416 and offset:  # the partial file is already whole
-                return _hash_prefix(part), offset, offset, stated
+                return file_sha256(part), offset, offset, stated
             if r.status_code == 206 and r.headers.get("content-range", "").startswith(f"bytes {offset}-"):
                 total_text = r.headers["content-range"].rpartition("/")[2]
                 total = int(total_text) if total_text.isdigit() else None
-                mode, h, resumed = "ab", _hash_prefix(part), offset
+                mode, h, resumed = "ab", file_sha256(part), offset
             elif r.status_code == 200:
                 length = r.headers.get("content-length")
                 total = int(length) if length and length.isdigit() else None
@@ -239,7 +240,7 @@ def pull(
     target = folder / found.filename
     part = folder / (found.filename + ".part")
     reused = False
-    if expected is not None and target.is_file() and _hash_prefix(target).hexdigest() == expected:
+    if expected is not None and target.is_file() and file_sha256(target).hexdigest() == expected:
         digest, size, resumed, stated, reused = expected, target.stat().st_size, 0, None, True
     else:
         if found.kind == "file":
@@ -268,6 +269,3 @@ def pull(
     entry = Registry(home).register(name, target, lineage=lineage)
     verified = reused or (expected or stated) is not None
     return Pulled(entry, digest, size, verified, resumed, reused)
-
-
-__all__ = ["PullCancelled", "PullError", "Pulled", "describe", "pull", "resolve_source"]

@@ -157,9 +157,7 @@ class Registry:
 
     def list(self) -> list[Entry]:
         data = self._load()
-        entries = [
-            Entry(**{k: v for k, v in rec.items() if k != "builtin"}) for rec in data["models"].values()
-        ]
+        entries = [Entry(**rec) for rec in data["models"].values()]
         shipped = default_model_path()
         if shipped is not None and SHIPPED_NAME not in data["models"]:
             entries.insert(0, Entry(SHIPPED_NAME, str(shipped), lineage={"shipped": True}, builtin=True))
@@ -238,7 +236,6 @@ class Registry:
                     f"no local model is configured and none is shipped{hint}: set goldiff.local.model "
                     "to a GGUF file, or register one with `goldiff models use PATH`"
                 )
-        seen: set[str] = set()
         adapter: Path | None = None
         adapter_name: str | None = None
         current = name_or_path
@@ -255,8 +252,7 @@ class Registry:
             if entry.kind == "model":
                 name = entry.name if adapter_name is None else f"{entry.name}+{adapter_name}"
                 return Resolved(name, Path(entry.path), adapter, self.gate_for(name))
-            if adapter is not None or entry.name in seen or not entry.base:
+            if adapter is not None or not entry.base:  # an adapter on an adapter (or on itself)
                 raise ModelLoadError(f"the adapter {entry.name} must name a base model, not another adapter")
-            seen.add(entry.name)
             adapter, adapter_name = Path(entry.path), entry.name
             current = entry.base

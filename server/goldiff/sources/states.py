@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import struct
 import threading
 import time
@@ -67,11 +66,9 @@ class StateCache:
         self.max_bytes = max_bytes
         self.written = 0  # states written since start (tests, benchmarks)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._queue: queue.Queue[str | None] = queue.Queue()  # keys with a state to write
-        self._pending: dict[str, tuple[list[int], bytes]] = {}
-        self._lock = threading.Lock()
-        self._idle = threading.Event()
-        self._idle.set()
+        self._pending: dict[str, tuple[list[int], bytes]] = {}  # states still to write
+        self._changed = threading.Condition()  # guards `_pending` and `_closed`
+        self._closed = False
         self._writer = threading.Thread(target=self._write_loop, name="goldiff-state-writer", daemon=True)
         self._writer.start()
 
@@ -80,7 +77,7 @@ class StateCache:
 
     def load(self, key: str) -> tuple[list[int], bytes] | None:
         """The saved (token ids, state bytes) for `key`, if one exists for this model."""
-        with self._lock:
+        with self._changed:
             pending = self._pending.get(key)
         if pending is not None:
             return pending
@@ -103,37 +100,38 @@ class StateCache:
 
     def save(self, key: str, tokens: list[int], blob: bytes) -> None:
         """Write this state in the background; a newer one for the same key replaces it."""
-        with self._lock:
-            fresh = key not in self._pending
+        with self._changed:
             self._pending[key] = (list(tokens), blob)
-            self._idle.clear()
-        if fresh:
-            self._queue.put(key)
+            self._changed.notify_all()
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every state handed to `save` is on disk (tests, shutdown)."""
-        return self._idle.wait(timeout)
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._pending, timeout)
 
     def close(self) -> None:
-        self._queue.put(None)
+        """Write what is pending, then stop the writer."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
         self._writer.join(30)
 
     def _write_loop(self) -> None:
-        while (key := self._queue.get()) is not None:
-            with self._lock:
-                state = self._pending.get(key)
-            if state is not None:
-                try:
-                    self._write(key, *state)
-                except OSError as exc:
-                    log.warning("could not keep the engine state of %s: %s", key, exc)
-            with self._lock:
-                if self._pending.get(key) is state:
-                    self._pending.pop(key, None)
-                elif key in self._pending:
-                    self._queue.put(key)  # a newer state came while this one was written
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._pending or self._closed)
                 if not self._pending:
-                    self._idle.set()
+                    return
+                key, state = next(iter(self._pending.items()))
+            try:
+                self._write(key, *state)
+            except OSError as exc:
+                log.warning("could not keep the engine state of %s: %s", key, exc)
+            with self._changed:
+                # Else a newer state came while this one was written: it is written next.
+                if self._pending.get(key) is state:
+                    del self._pending[key]
+                self._changed.notify_all()
 
     def _write(self, key: str, tokens: list[int], blob: bytes) -> None:
         header = json.dumps({"model": self.model, "key": key, "tokens": tokens}).encode()

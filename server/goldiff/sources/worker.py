@@ -116,18 +116,19 @@ class WorkerSource:
         self.repack_fault: dict[str, Any] | None = (
             self.faults.get(self.model_path) if self.repack_worth else None
         )
+        # The child's `LocalSource` arguments (None: its default), and its memory limit.
         self.config = {
-            "model": str(self.model_path),
-            "adapter": str(self.adapter_path) if self.adapter_path else None,
+            "model_path": str(self.model_path),
+            "adapter_path": str(self.adapter_path) if self.adapter_path else None,
             "name": self.model,
-            "threads": threads,
+            "n_threads": threads or None,
             "max_memory_mb": max_memory_mb,
             "cold_seconds": cold_seconds,
             "gate": str(gate) if gate else None,
             # Where the engine keeps file states across its own restarts (`states.py`).
             "state_dir": str(state_dir) if state_dir else None,
         }
-        self.on_crash = on_crash
+        self.on_crash = on_crash or (lambda message: None)
         self.restarts = 0  # workers started after the first
         self.last_restart_ms: float | None = None  # death noticed → new worker ready
         self.info: dict[str, Any] = {}
@@ -181,8 +182,7 @@ class WorkerSource:
                 # the model's. Recorded, it is started again at once without them.
                 reason = _exit_reason(proc.returncode)
                 message = self._repack_faulted(f"{reason} while loading it")
-                if self.on_crash is not None:
-                    self.on_crash(f"the local model's engine stopped ({reason}) while loading: {message}")
+                self.on_crash(f"the local model's engine stopped ({reason}) while loading: {message}")
                 return self._start()
             if first is None:
                 why = f"the engine process died while loading it ({_exit_reason(proc.returncode)})"
@@ -270,8 +270,7 @@ class WorkerSource:
         self._retry_at = time.monotonic() + delay
         message = f"the local model's engine {why}; restarting it"
         log.warning("%s (in %.2fs)", message, delay)
-        if self.on_crash is not None:
-            self.on_crash(message)  # before the request fails: the user hears why first
+        self.on_crash(message)  # before the request fails: the user hears why first
         for pending in list(self._pending.values()):
             pending.error = why
             pending.done.set()
@@ -375,9 +374,8 @@ class WorkerSource:
             proc.wait()
 
 
-def _exit_reason(code: int | None) -> str:
-    if code is None:
-        return "still running"
+def _exit_reason(code: int) -> str:
+    """Why a worker that has exited (and been waited for) exited."""
     if code < 0:
         with contextlib.suppress(ValueError):
             return f"killed by {signal.Signals(-code).name}"
@@ -398,29 +396,19 @@ def serve(stdin: IO[bytes], out: IO[bytes]) -> None:
             out.write((json.dumps(message) + "\n").encode())
             out.flush()
 
-    limit = int(config.get("max_memory_mb") or 0) * 1024 * 1024
+    limit = int(config.pop("max_memory_mb", 0) or 0) * 1024 * 1024
     if limit > 0:
         import resource
 
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
-        from goldiff.sources.local import COLD_SECONDS, LocalSource
+        from goldiff.sources.local import LocalSource
 
-        source = LocalSource(
-            config["model"],
-            adapter_path=config.get("adapter"),
-            name=config.get("name"),
-            n_threads=int(config.get("threads") or 0) or None,
-            cold_seconds=float(config.get("cold_seconds") or COLD_SECONDS),
-            gate=config.get("gate"),
-            state_dir=config.get("state_dir"),
-            # The only process that may: its fault ends it, not capture (`repack.py`).
-            repack=bool(config.get("repack")),
-            # The protocol is not on fd 1 here, so llama.cpp may load without its
-            # hundreds of log lines landing in the editor's output channel.
-            verbose=False,
-        )
+        # `repack`: this is the only process that may; its fault ends it, not capture
+        # (`repack.py`). The protocol is not on fd 1 here, so llama.cpp may load without
+        # its hundreds of log lines landing in the editor's output channel.
+        source = LocalSource(**{k: v for k, v in config.items() if v is not None}, verbose=False)
     except Exception as exc:
         send({"op": "error", "message": str(exc) or type(exc).__name__})
         return
