@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -176,15 +175,6 @@ def _server_env(home: Path) -> dict[str, str]:
     return env
 
 
-def _deep_merge(into: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    for key, value in new.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _deep_merge(into[key], value)
-        else:
-            into[key] = value
-    return into
-
-
 class _Session:
     def __init__(self, root: Path, home: Path, options: ReplayOptions, progress: Progress) -> None:
         self.root = root
@@ -235,7 +225,10 @@ class _Session:
         server = self.client._server
         if server is not None and server.stderr is not None:
             self._stderr_task = asyncio.create_task(self._drain(server.stderr))
-        options = _deep_merge({"capture": {"enabled": True}}, json.loads(json.dumps(self.options.settings)))
+        options = {**self.options.settings}
+        capture = options.get("capture", {})
+        if isinstance(capture, dict):  # recording is on unless the settings turn it off
+            options["capture"] = {"enabled": True, **capture}
         init = await self._request(
             self.client.initialize_async(
                 types.InitializeParams(
