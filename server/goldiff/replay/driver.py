@@ -186,7 +186,6 @@ class _Session:
         self.stop = asyncio.Event()
         self.client = LanguageClient("goldiff-replay", goldiff.__version__)
         self._stderr_tail = b""
-        self._clock_follows = False
         self._pending_seconds = 0.0  # simulated time the server's clock has not seen yet
         self._decided: set[str] = set()  # suggestion ids the developer already acted on
         self._commit_requests = 0
@@ -250,8 +249,6 @@ class _Session:
         self.result.completions_offered = self.options.ask_completions and bool(
             init.capabilities.inline_completion_provider
         )
-        commands = init.capabilities.execute_command_provider
-        self._clock_follows = ADVANCE_CLOCK in (commands.commands if commands else [])
         self.client.initialized(types.InitializedParams())
 
     async def _drain(self, stream: asyncio.StreamReader) -> None:
@@ -300,7 +297,7 @@ class _Session:
 
     async def sync_clock(self) -> None:
         """Move the server's clock by the simulated time since the last sync (its timers run)."""
-        if not self._clock_follows or self._pending_seconds <= 0:
+        if self._pending_seconds <= 0:
             return
         seconds, self._pending_seconds = self._pending_seconds, 0.0
         await self._command(ADVANCE_CLOCK, [{"seconds": seconds}])
@@ -311,7 +308,7 @@ class _Session:
         An earlier replay's simulated time may run ahead of the wall clock; a resumed one
         continues from there instead of going back.
         """
-        if not self._clock_follows or last_event is None:
+        if last_event is None:
             return
         answer = await self._command(ADVANCE_CLOCK, [{"seconds": 0}])
         now = float(protocol.as_plain(answer).get("now", last_event))
