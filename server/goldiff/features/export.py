@@ -70,13 +70,11 @@ async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str,
         progress.report(done, total)
 
     def run() -> ExportResult | None:
-        db = ls.store.reader()
-        try:
-            result = export(db, options, out, report)
-        except ExportCancelled:
-            return None
-        finally:
-            db.conn.close()
+        with contextlib.closing(ls.store.reader()) as db:
+            try:
+                result = export(db, options, out, report)
+            except ExportCancelled:
+                return None
         if cancelled.is_set():
             for path in result.paths.values():
                 path.unlink(missing_ok=True)

@@ -153,11 +153,9 @@ def replayed_commits(home: Path, repository_uri: str) -> tuple[set[str], float |
     from goldiff.store import open_database
 
     db, _ = open_database(path)
-    try:
+    with contextlib.closing(db):
         commits = [e.detail for e in iter_events(db, "commit")]
         last = last_event_at(db)
-    finally:
-        db.conn.close()
     done = {
         str(data.get("sha"))
         for data in commits
