@@ -83,9 +83,7 @@ class ReplayResult:
         return (self.chars_typed + self.chars_accepted) / self.wall_seconds if self.wall_seconds else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        data = dict(self.__dict__)
-        data["chars_per_second"] = round(self.chars_per_second, 1)
-        return data
+        return {**self.__dict__, "chars_per_second": round(self.chars_per_second, 1)}
 
 
 class Progress:
