@@ -60,12 +60,11 @@ async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str,
 
     # The editor shows a long export's progress (percent, Cancel) when it supports it.
     progress = await begin_progress(ls, f"Goldiff: exporting {options.format}", params.progress_token)
-    # Set when the editor cancels (the request or the progress): the worker thread stops at
-    # its next progress step, and a file it finished meanwhile is removed, so cancel leaves nothing.
-    cancelled = progress.cancelled
+    # `progress.cancelled` is set when the editor cancels (the request or the progress): the worker
+    # thread stops at its next progress step, and removes a file it finished meanwhile: nothing is left.
 
     def report(done: int, total: int) -> None:
-        if cancelled.is_set():
+        if progress.cancelled.is_set():
             raise ExportCancelled("the export was cancelled")
         progress.report(done, total)
 
@@ -75,7 +74,7 @@ async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str,
                 result = export(db, options, out, report)
             except ExportCancelled:
                 return None
-        if cancelled.is_set():
+        if progress.cancelled.is_set():
             for path in result.paths.values():
                 path.unlink(missing_ok=True)
             return None
