@@ -3,6 +3,7 @@ an answer that says why it holds no rows (`goldiff.features.export` runs it for 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,11 +42,9 @@ def with_explanation(
 ) -> dict[str, Any]:
     """The export's answer; with `why` (what to do) when it wrote no rows. Closes `db`."""
     answer = result.as_dict()
-    try:
+    with contextlib.closing(db):
         if not any(result.counts.values()):
             from goldiff.export.why import explain_empty
 
             answer["why"] = explain_empty(db, options)
-    finally:
-        db.conn.close()
     return answer

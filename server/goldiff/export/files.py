@@ -236,8 +236,8 @@ def import_pyarrow(
     return pa, pq
 
 
-def default_out(exports: Path, options: ExportOptions, now: float | None = None) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now if now is not None else time.time()))
+def default_out(exports: Path, options: ExportOptions) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     name = f"{options.format}-{stamp}"
     return exports / name if options.split else exports / f"{name}{options.extension}"
 

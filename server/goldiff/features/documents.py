@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 from lsprotocol import types
 
 from goldiff import protocol
-from goldiff.errors import PayloadError
+from goldiff.features.outcomes import notified
 from goldiff.server import GoldiffServer
-
-log = logging.getLogger(__name__)
 
 
 def register(server: GoldiffServer) -> None:
@@ -38,7 +35,5 @@ def register(server: GoldiffServer) -> None:
 
     @server.feature(protocol.TERMINAL_COMMAND)
     def terminal_command(ls: GoldiffServer, params: Any) -> None:
-        try:
-            ls.recorder.terminal_command(protocol.structure(params, protocol.TerminalCommand))
-        except PayloadError as exc:
-            log.warning("ignored %s: %s", protocol.TERMINAL_COMMAND, exc)
+        if command := notified(params, protocol.TerminalCommand, protocol.TERMINAL_COMMAND):
+            ls.recorder.terminal_command(command)

@@ -10,24 +10,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from goldiff import protocol
 from goldiff.errors import ExportCancelled, ExportError
 from goldiff.export import ExportResult, default_out, export, options_from_wire, with_explanation
 from goldiff.home import exports_dir
-from goldiff.progress import begin_progress
+from goldiff.progress import CommandProgress, begin_progress
 from goldiff.server import GoldiffServer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def register(server: GoldiffServer) -> None:
     @server.command(protocol.EXPORT_TRACES)
     async def export_traces(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
         return await export_for_server(ls, args)
+
+
+async def on_thread(progress: CommandProgress, run: Callable[[], T]) -> T:
+    """`run` off the event loop (a long one must not stall typing and capture); a cancel sets
+    `progress.cancelled` and waits until the thread notices, within one progress step."""
+    work = asyncio.ensure_future(asyncio.to_thread(run))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        progress.cancelled.set()
+        with contextlib.suppress(Exception):
+            await work
+        raise
+    finally:
+        progress.end()
 
 
 async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str, Any]:
@@ -44,41 +60,31 @@ async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str,
 
     # The editor shows a long export's progress (percent, Cancel) when it supports it.
     progress = await begin_progress(ls, f"Goldiff: exporting {options.format}", params.progress_token)
-    # Set when the editor cancels (the request or the progress): the worker thread stops at
-    # its next progress step, and a file it finished meanwhile is removed, so cancel leaves nothing.
-    cancelled = progress.cancelled
+    # `progress.cancelled` is set when the editor cancels (the request or the progress): the worker
+    # thread stops at its next progress step, and removes a file it finished meanwhile: nothing is left.
 
     def report(done: int, total: int) -> None:
-        if cancelled.is_set():
+        if progress.cancelled.is_set():
             raise ExportCancelled("the export was cancelled")
         progress.report(done, total)
 
     def run() -> ExportResult | None:
-        db = ls.store.reader()
-        try:
-            result = export(db, options, out, report)
-        except ExportCancelled:
-            return None
-        finally:
-            db.conn.close()
-        if cancelled.is_set():
+        with contextlib.closing(ls.store.reader()) as db:
+            try:
+                result = export(db, options, out, report)
+            except ExportCancelled:
+                return None
+        if progress.cancelled.is_set():
             for path in result.paths.values():
                 path.unlink(missing_ok=True)
             return None
         return result
 
-    work = asyncio.ensure_future(asyncio.to_thread(run))
     try:
-        # Off the event loop: a long export must not stall typing and capture.
-        result = await asyncio.shield(work)
+        result = await on_thread(progress, run)
     except asyncio.CancelledError:
-        cancelled.set()
-        with contextlib.suppress(Exception):
-            await work  # the thread notices within one progress step
         log.info("export to %s cancelled", out)
         raise
-    finally:
-        progress.end()
     if result is None:  # cancelled from another path than this task
         raise ExportError("the export was cancelled")
     return with_explanation(ls.store.reader(), options, result)

@@ -16,6 +16,7 @@ from typing import Any
 from goldiff import protocol
 from goldiff.compare import eval_command, label, recorded_figures
 from goldiff.errors import ConfigError
+from goldiff.features.export import on_thread
 from goldiff.home import exports_dir
 from goldiff.progress import begin_progress, run_child
 from goldiff.server import GoldiffServer
@@ -54,17 +55,8 @@ async def pull_model(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
             cancelled=progress.cancelled.is_set,
         )
 
-    work = asyncio.ensure_future(asyncio.to_thread(run))
-    try:
-        pulled = await asyncio.shield(work)
-    except asyncio.CancelledError:
-        progress.cancelled.set()  # the thread stops at its next block; the .part file stays
-        with contextlib.suppress(Exception):
-            await work
-        raise
-    finally:
-        progress.end()
-    return pulled.as_dict()
+    # A cancel stops the thread at its next block; the .part file stays.
+    return (await on_thread(progress, run)).as_dict()
 
 
 async def compare(ls: GoldiffServer, *args: Any) -> dict[str, Any]:

@@ -21,9 +21,8 @@ DEFAULT_INSTRUCTION = "Improve this code"  # the code action's; the extension as
 def register(server: GoldiffServer) -> None:
     @server.command(protocol.PROPOSE_EDIT)
     async def propose_edit(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
-        plain = list(args)
         try:
-            parsed = protocol.structure(plain[0] if len(plain) == 1 else plain, protocol.ProposeEditArgs)
+            parsed = protocol.structure(list(args), protocol.ProposeEditArgs)
         except PayloadError as exc:
             raise PayloadError(
                 f"{protocol.PROPOSE_EDIT} expects {{uri, range, instruction, episode?}}: {exc}"
@@ -44,10 +43,7 @@ def register(server: GoldiffServer) -> None:
             return None
         arg = {
             "uri": params.text_document.uri,
-            "range": {
-                "start": {"line": rng.start.line, "character": rng.start.character},
-                "end": {"line": rng.end.line, "character": rng.end.character},
-            },
+            "range": protocol.unstructure(rng),
             "instruction": DEFAULT_INSTRUCTION,
             "askInstruction": True,  # a client with an input box asks instead of the default
         }

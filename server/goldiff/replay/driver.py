@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -84,9 +83,7 @@ class ReplayResult:
         return (self.chars_typed + self.chars_accepted) / self.wall_seconds if self.wall_seconds else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        data = dict(self.__dict__)
-        data["chars_per_second"] = round(self.chars_per_second, 1)
-        return data
+        return {**self.__dict__, "chars_per_second": round(self.chars_per_second, 1)}
 
 
 class Progress:
@@ -154,11 +151,9 @@ def replayed_commits(home: Path, repository_uri: str) -> tuple[set[str], float |
     from goldiff.store import open_database
 
     db, _ = open_database(path)
-    try:
+    with contextlib.closing(db):
         commits = [e.detail for e in iter_events(db, "commit")]
         last = last_event_at(db)
-    finally:
-        db.conn.close()
     done = {
         str(data.get("sha"))
         for data in commits
@@ -176,15 +171,6 @@ def _server_env(home: Path) -> dict[str, str]:
     return env
 
 
-def _deep_merge(into: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    for key, value in new.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _deep_merge(into[key], value)
-        else:
-            into[key] = value
-    return into
-
-
 class _Session:
     def __init__(self, root: Path, home: Path, options: ReplayOptions, progress: Progress) -> None:
         self.root = root
@@ -196,7 +182,6 @@ class _Session:
         self.stop = asyncio.Event()
         self.client = LanguageClient("goldiff-replay", goldiff.__version__)
         self._stderr_tail = b""
-        self._clock_follows = False
         self._pending_seconds = 0.0  # simulated time the server's clock has not seen yet
         self._decided: set[str] = set()  # suggestion ids the developer already acted on
         self._commit_requests = 0
@@ -235,7 +220,10 @@ class _Session:
         server = self.client._server
         if server is not None and server.stderr is not None:
             self._stderr_task = asyncio.create_task(self._drain(server.stderr))
-        options = _deep_merge({"capture": {"enabled": True}}, json.loads(json.dumps(self.options.settings)))
+        options = {**self.options.settings}
+        capture = options.get("capture", {})
+        if isinstance(capture, dict):  # recording is on unless the settings turn it off
+            options["capture"] = {"enabled": True, **capture}
         init = await self._request(
             self.client.initialize_async(
                 types.InitializeParams(
@@ -257,8 +245,6 @@ class _Session:
         self.result.completions_offered = self.options.ask_completions and bool(
             init.capabilities.inline_completion_provider
         )
-        commands = init.capabilities.execute_command_provider
-        self._clock_follows = ADVANCE_CLOCK in (commands.commands if commands else [])
         self.client.initialized(types.InitializedParams())
 
     async def _drain(self, stream: asyncio.StreamReader) -> None:
@@ -307,7 +293,7 @@ class _Session:
 
     async def sync_clock(self) -> None:
         """Move the server's clock by the simulated time since the last sync (its timers run)."""
-        if not self._clock_follows or self._pending_seconds <= 0:
+        if self._pending_seconds <= 0:
             return
         seconds, self._pending_seconds = self._pending_seconds, 0.0
         await self._command(ADVANCE_CLOCK, [{"seconds": seconds}])
@@ -318,7 +304,7 @@ class _Session:
         An earlier replay's simulated time may run ahead of the wall clock; a resumed one
         continues from there instead of going back.
         """
-        if not self._clock_follows or last_event is None:
+        if last_event is None:
             return
         answer = await self._command(ADVANCE_CLOCK, [{"seconds": 0}])
         now = float(protocol.as_plain(answer).get("now", last_event))

@@ -138,10 +138,14 @@ def _included(path: str, include: tuple[str, ...]) -> bool:
 def touches(repo: Path, sha: str, include: tuple[str, ...] = ()) -> bool:
     """Whether commit `sha` changes a file `include` selects (against its first parent)."""
     parents = _git(repo, "show", "-s", "--format=%P", sha).decode().split()
-    names = _git(
-        repo, "diff", "--no-renames", "--name-only", "-z", parents[0] if parents else EMPTY_TREE, sha, "--"
-    )
-    return any(_included(p, include) for p in names.decode("utf-8", "surrogateescape").split("\x00") if p)
+    names = _diff(repo, parents[0] if parents else None, sha, "--name-only")
+    return any(_included(p, include) for p in names)
+
+
+def _diff(repo: Path, parent: str | None, sha: str, what: str) -> list[str]:
+    """`git diff -z` of `sha` against `parent` (the empty tree for a root commit), split into fields."""
+    out = _git(repo, "diff", "--no-renames", what, "-z", parent or EMPTY_TREE, sha, "--")
+    return [f for f in out.decode("utf-8", "surrogateescape").split("\x00") if f]
 
 
 def read_commits(repo: Path, shas: list[str], include: tuple[str, ...] = ()) -> Iterator[Commit]:
@@ -161,10 +165,7 @@ def _read_commit(repo: Path, blobs: _Blobs, sha: str, include: tuple[str, ...]) 
     meta = _git(repo, "show", "-s", "--format=%P%x00%at%x00%B", sha).decode("utf-8", "replace")
     parents, at, message = meta.split("\x00", 2)
     parent = parents.split()[0] if parents.split() else None
-    diff = _git(repo, "diff", "--no-renames", "--name-status", "-z", parent or EMPTY_TREE, sha, "--").decode(
-        "utf-8", "surrogateescape"
-    )
-    fields = [f for f in diff.split("\x00") if f]
+    fields = _diff(repo, parent, sha, "--name-status")
     changes: list[FileChange] = []
     for status, path in zip(fields[::2], fields[1::2], strict=False):
         if not _included(path, include):
