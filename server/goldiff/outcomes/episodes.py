@@ -349,13 +349,11 @@ def nearest(text: str, needle: str, near: int) -> int | None:
     """The start of the occurrence of `needle` in `text` closest to `near`, if any."""
     if not needle:
         return None
-    best: int | None = None
-    at = text.find(needle)
-    while at != -1:
-        if best is None or abs(at - near) < abs(best - near):
-            best = at
-        at = text.find(needle, at + 1)
-    return best
+    # The first occurrence from `near` on, and the last one starting before it.
+    after = text.find(needle, max(0, near))
+    before = text.rfind(needle, 0, max(0, near + len(needle) - 1))
+    found = [at for at in (before, after) if at != -1]
+    return min(found, key=lambda at: abs(at - near), default=None)
 
 
 def _norm(lines: list[str]) -> list[str]:
@@ -383,14 +381,8 @@ def kept_share(before: str, proposal: str, settled: str) -> float | None:
         if tag in ("replace", "delete"):
             removed.extend(old[i1:i2])
     if added:
-        kept = 0
-        for line in added:
-            if final[line] > 0:
-                final[line] -= 1
-                kept += 1
-        return kept / len(added)
+        return sum((Counter(added) & final).values()) / len(added)
     if removed:
-        before_count = Counter(old)
-        gone = sum(1 for line in set(removed) for _ in range(max(0, before_count[line] - final[line])))
-        return min(1.0, gone / len(removed))
+        gone = Counter(old) - final
+        return min(1.0, sum(gone[line] for line in set(removed)) / len(removed))
     return None
