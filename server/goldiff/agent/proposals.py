@@ -423,7 +423,7 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
         )
         state.episodes.append(episode)
         self._episodes[episode.id] = episode
-        self.episodes.opened(episode)
+        self._episode_opened(episode)
         return episode
 
     def _activity_of(self, state: DocEdits) -> Activity:
@@ -440,21 +440,18 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
                 p.outcome = "rejected"  # never answered: nothing was applied
                 p.span = None
                 self.store.update_proposal(p.id, {"outcome": "rejected"})
-            self._end_episode(state, episode, now, why)
-
-    def _end_episode(self, state: DocEdits, episode: Episode, now: float, why: str) -> None:
-        self.episodes.end(episode, state.text, now)
-        for p in episode.proposals:
-            self._proposals.pop(p.id, None)
-        state.episodes.remove(episode)
-        self._episodes.pop(episode.id, None)
-        self.store.record_event(
-            "episode_settled",
-            session_id=self._session_id(),
-            document_id=episode.document_id,
-            detail={"episode": episode.id, "why": why, "kind": episode.kind},
-            ts=now,
-        )
+            self._episode_ended(episode, state.text, now)
+            for p in episode.proposals:
+                self._proposals.pop(p.id, None)
+            state.episodes.remove(episode)
+            self._episodes.pop(episode.id, None)
+            self.store.record_event(
+                "episode_settled",
+                session_id=self._session_id(),
+                document_id=episode.document_id,
+                detail={"episode": episode.id, "why": why, "kind": episode.kind},
+                ts=now,
+            )
 
 
 # ---------------------------------------------------------------------------- pure helpers

@@ -451,7 +451,7 @@ class OutcomeTracker(EpisodeTracker[DocState]):
             self._event(item.id, "settled", {"why": why, "gold_length": len(gold)})
         for episode in list(state.episodes):
             if all(i.settled for i in state.items if i.episode is episode):
-                self.episodes.end(episode, state.text, now)
+                self._episode_ended(episode, state.text, now)
                 state.episodes.remove(episode)
         self._forget_done(state)
 
@@ -503,7 +503,7 @@ class OutcomeTracker(EpisodeTracker[DocState]):
             )
             state.episodes.append(episode)
             state.changed = True
-            self.episodes.opened(episode)
+            self._episode_opened(episode)
         else:
             episode.widen(text, first, last)
         episode.suggestions.append(item.id)
