@@ -65,7 +65,6 @@ class DocEdits(Activity):
 @dataclass
 class ExternalChange:
     uri: str
-    document_id: str
     before: str | None  # None: a closed file first seen changed (its text at git HEAD, if any)
     after: str
     at: float  # wall-clock seconds (the file's modification time)
@@ -312,7 +311,7 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
     def _external_seen(self, state: DocEdits, before: str | None, after: str, at: float) -> None:
         if before == after:
             return
-        change = ExternalChange(state.uri, state.document_id, before, after, at)
+        change = ExternalChange(state.uri, before, after, at)
         for run in self._runs:
             if run.started_at - WINDOW_SLACK_SECONDS <= at <= run.ended_at + WINDOW_SLACK_SECONDS:
                 # Seen after the command's notification (a slow watcher): attribute it now.
@@ -325,7 +324,7 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
 
     def terminal_command(
         self, command_line: str, exit_code: int | None, started_at: float | None, ended_at: float | None
-    ) -> AgentRun | None:
+    ) -> None:
         """A terminal command finished: link it to open episodes; claim an agent's changes.
 
         `started_at`/`ended_at` are the client's epoch milliseconds.
@@ -333,7 +332,7 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
         self._link_command({"command_line": command_line, "exit_code": exit_code, "at": self.clock()})
         agent = agent_of(command_line, self._agents())
         if agent is None or started_at is None:
-            return None
+            return
         run = AgentRun(agent, command_line, started_at / 1000, (ended_at or time.time() * 1000) / 1000)
         cutoff = time.time() - EXTERNAL_KEEP_SECONDS
         claimed, kept = [], deque[ExternalChange](maxlen=EXTERNAL_BUFFER)
@@ -346,7 +345,6 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
         self._external_chars = sum(c.size() for c in kept)
         self._runs.append(run)
         self._attribute(run, claimed)
-        return run
 
     def _attribute(self, run: AgentRun, changes: list[ExternalChange]) -> None:
         # A file's changes during one run make one proposal: from the text before the
