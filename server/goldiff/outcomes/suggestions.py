@@ -39,7 +39,6 @@ class Tracked:
     text: str
     anchor: Span  # where the suggestion was made, followed until it has a span
     outcome: str = "pending"  # pending | accepted | partial | rejected
-    reason: str | None = None
     span: Span | None = None  # accepted/partial: the accepted text as it is now
     written: Span | None = None  # rejected: what the developer wrote at that place instead
     accepted_length: int = 0
@@ -340,7 +339,7 @@ class OutcomeTracker(EpisodeTracker[DocState]):
         now: float,
     ) -> None:
         first = item.accepted_at is None
-        item.outcome, item.reason = outcome, None
+        item.outcome = outcome
         state.changed = True
         item.accepted_length = length
         item.span = span
@@ -367,7 +366,7 @@ class OutcomeTracker(EpisodeTracker[DocState]):
     ) -> None:
         if reason not in REJECT_REASONS:
             reason = "dismissed"
-        item.outcome, item.reason = "rejected", reason
+        item.outcome = "rejected"
         state.changed = True
         item.extendable = False
         if written is not None:
