@@ -191,7 +191,9 @@ class OutcomeTracker(EpisodeTracker[DocState]):
     def _taken(self, state: DocState, item: Tracked, outcome: str, k: int, now: float) -> None:
         """The client says it took the suggestion's first `k` code points: the span is where
         the document holds them, or else what we saw inserted (the client took more)."""
-        start = _where(item)
+        # Where its text starts (or would start) now; a rejected one's anchor moved past
+        # what was written there.
+        start = (item.span or item.written or item.anchor).start
         span = item.span
         if state.text[start : start + k] == item.text[:k]:
             span = Span(start, start + k, dies_when_empty=True)
@@ -539,15 +541,6 @@ class OutcomeTracker(EpisodeTracker[DocState]):
         return sum(len(s.items) for s in self._docs.values())
 
 
-def _where(item: Tracked) -> int:
-    """Where a suggestion's text starts (or would start) in the document now."""
-    if item.span is not None:
-        return item.span.start
-    if item.written is not None:  # rejected: the anchor moved past what was written there
-        return item.written.start
-    return item.anchor.start
-
-
 def _code_points(text: str, utf16_units: int) -> int:
     """How many code points of `text` make `utf16_units` UTF-16 code units (JS string length)."""
     units = 0
@@ -564,9 +557,8 @@ def cut_written(written: str, suggestion: str) -> str:
     some content (multi-line suggestions)."""
     if "\n" not in suggestion.strip("\n"):
         return written.split("\n", 1)[0]
-    lines = written.split("\n")
     kept: list[str] = []
-    for line in lines:
+    for line in written.split("\n"):
         if not line.strip() and any(k.strip() for k in kept):
             break
         kept.append(line)
