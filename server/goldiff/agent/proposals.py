@@ -34,7 +34,6 @@ from goldiff.outcomes.episodes import (
     whole_lines,
 )
 from goldiff.outcomes.spans import Span, common_ends, diff_edits
-from goldiff.prompts import edit_history
 from goldiff.store import EditRecord, TraceStore
 
 EXTERNAL_BUFFER = 1000  # recent changes on disk kept until a terminal command claims them
@@ -114,10 +113,6 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
 
     def episode(self, episode_id: str) -> Episode | None:
         return self._episodes.get(episode_id)
-
-    def recent_diffs(self, doc: Document) -> list[str]:
-        """The document's last edits as small diffs, as the `edits` export shows them."""
-        return edit_history(self.state(doc).history, doc.path or "file")
 
     def begin_turn(
         self, doc: Document, start: int, end: int, *, episode_id: str | None, source: str
@@ -202,12 +197,10 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
         )
         return proposal
 
-    def proposal_span(self, proposal_id: str) -> tuple[DocEdits, Span] | None:
+    def proposal_span(self, proposal_id: str) -> Span | None:
         """Where a pending proposal applies now (the document may have moved meanwhile)."""
         found = self._proposals.get(proposal_id)
-        if found is None or found[1].span is None:
-            return None
-        return self._docs[found[0].uri], found[1].span
+        return None if found is None else found[1].span
 
     def resolve(self, proposal_id: str, applied: bool) -> None:
         """The editor answered the proposal's `workspace/applyEdit`."""

@@ -24,6 +24,7 @@ from goldiff.agent.rewrite import EditRequest, Rewrite, build_request, edit_sour
 from goldiff.errors import ConfigError, GoldiffError
 from goldiff.outcomes.episodes import Proposal
 from goldiff.outcomes.spans import Span
+from goldiff.prompts import edit_history
 from goldiff.protocol import PROPOSE_EDIT, ProposeEditArgs
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class ProposeEditService:
             path=doc.path or doc.uri,
             language=doc.language,
             instruction=args.instruction,
-            recent_edits=self.tracker.recent_diffs(doc),
+            recent_edits=edit_history(self.tracker.state(doc).history, doc.path or "file"),
         )
         rewrite = await asyncio.to_thread(source.rewrite, request, threading.Event())
         (sl, sc), (el, ec) = doc.position_at(start), doc.position_at(end)
@@ -115,8 +116,7 @@ class ProposeEditService:
         proposal = record(rewrite)
         if mode == "shadow":
             self._start_shadow(request, lambda local: record(local, shadow_of=proposal.id))
-        found = self.tracker.proposal_span(proposal.id)  # the document may have moved meanwhile
-        now_at = found[1] if found is not None else Span(start, end)
+        now_at = self.tracker.proposal_span(proposal.id) or Span(start, end)  # it may have moved
         label = f"Goldiff: {args.instruction.splitlines()[0][:60]}"
         result = await self.apply_edit(
             types.ApplyWorkspaceEditParams(
