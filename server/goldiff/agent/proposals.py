@@ -453,11 +453,10 @@ def changed_lines(before: str, after: str) -> tuple[int, int, int, int]:
     b_lines = before.splitlines(keepends=True)
     a_lines = after.splitlines(keepends=True)
     p, s = common_ends(b_lines, a_lines)
-    b_start = sum(len(x) for x in b_lines[:p])
-    a_start = sum(len(x) for x in a_lines[:p])
-    b_end = len(before) - sum(len(x) for x in b_lines[len(b_lines) - s :])
-    a_end = len(after) - sum(len(x) for x in a_lines[len(a_lines) - s :])
-    return b_start, b_end, a_start, a_end
+    # The shared lines are the same on both sides, and so are their lengths.
+    start = sum(map(len, b_lines[:p]))
+    tail = sum(map(len, b_lines[len(b_lines) - s :]))
+    return start, len(before) - tail, start, len(after) - tail
 
 
 def _mtime(uri: str) -> float:
