@@ -309,12 +309,10 @@ class OutcomeTracker(EpisodeTracker[DocState]):
         before = text[a:anchor]
         rest = inserted[len(before) :] if inserted.startswith(before) else None
         start = a + len(before)
-        if rest and rest == item.text:
+        if rest and item.text.startswith(rest):
             span = Span(start, start + len(rest), dies_when_empty=True)
-            self._accept(state, item, "accepted", len(rest), span, inferred=True, now=now)
-        elif rest and item.text.startswith(rest):
-            span = Span(start, start + len(rest), dies_when_empty=True)
-            outcome = "partial" if item.outcome == "pending" else item.outcome
+            whole = rest == item.text
+            outcome = "accepted" if whole else "partial" if item.outcome == "pending" else item.outcome
             k = max(len(rest), item.accepted_length)
             self._accept(state, item, outcome, k, span, inferred=True, now=now)
         elif rest == "" and b == anchor:
