@@ -34,7 +34,6 @@ from goldiff.outcomes.episodes import (
     whole_lines,
 )
 from goldiff.outcomes.spans import Span, common_ends, diff_edits
-from goldiff.prompts import edit_history
 from goldiff.store import EditRecord, TraceStore
 
 EXTERNAL_BUFFER = 1000  # recent changes on disk kept until a terminal command claims them
@@ -65,7 +64,6 @@ class DocEdits(Activity):
 @dataclass
 class ExternalChange:
     uri: str
-    document_id: str
     before: str | None  # None: a closed file first seen changed (its text at git HEAD, if any)
     after: str
     at: float  # wall-clock seconds (the file's modification time)
@@ -115,10 +113,6 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
 
     def episode(self, episode_id: str) -> Episode | None:
         return self._episodes.get(episode_id)
-
-    def recent_diffs(self, doc: Document) -> list[str]:
-        """The document's last edits as small diffs, as the `edits` export shows them."""
-        return edit_history(self.state(doc).history, doc.path or "file")
 
     def begin_turn(
         self, doc: Document, start: int, end: int, *, episode_id: str | None, source: str
@@ -203,12 +197,10 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
         )
         return proposal
 
-    def proposal_span(self, proposal_id: str) -> tuple[DocEdits, Span] | None:
+    def proposal_span(self, proposal_id: str) -> Span | None:
         """Where a pending proposal applies now (the document may have moved meanwhile)."""
         found = self._proposals.get(proposal_id)
-        if found is None or found[1].span is None:
-            return None
-        return self._docs[found[0].uri], found[1].span
+        return None if found is None else found[1].span
 
     def resolve(self, proposal_id: str, applied: bool) -> None:
         """The editor answered the proposal's `workspace/applyEdit`."""
@@ -312,7 +304,7 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
     def _external_seen(self, state: DocEdits, before: str | None, after: str, at: float) -> None:
         if before == after:
             return
-        change = ExternalChange(state.uri, state.document_id, before, after, at)
+        change = ExternalChange(state.uri, before, after, at)
         for run in self._runs:
             if run.started_at - WINDOW_SLACK_SECONDS <= at <= run.ended_at + WINDOW_SLACK_SECONDS:
                 # Seen after the command's notification (a slow watcher): attribute it now.
@@ -325,7 +317,7 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
 
     def terminal_command(
         self, command_line: str, exit_code: int | None, started_at: float | None, ended_at: float | None
-    ) -> AgentRun | None:
+    ) -> None:
         """A terminal command finished: link it to open episodes; claim an agent's changes.
 
         `started_at`/`ended_at` are the client's epoch milliseconds.
@@ -333,7 +325,7 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
         self._link_command({"command_line": command_line, "exit_code": exit_code, "at": self.clock()})
         agent = agent_of(command_line, self._agents())
         if agent is None or started_at is None:
-            return None
+            return
         run = AgentRun(agent, command_line, started_at / 1000, (ended_at or time.time() * 1000) / 1000)
         cutoff = time.time() - EXTERNAL_KEEP_SECONDS
         claimed, kept = [], deque[ExternalChange](maxlen=EXTERNAL_BUFFER)
@@ -346,7 +338,6 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
         self._external_chars = sum(c.size() for c in kept)
         self._runs.append(run)
         self._attribute(run, claimed)
-        return run
 
     def _attribute(self, run: AgentRun, changes: list[ExternalChange]) -> None:
         # A file's changes during one run make one proposal: from the text before the
@@ -423,7 +414,7 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
         )
         state.episodes.append(episode)
         self._episodes[episode.id] = episode
-        self.episodes.opened(episode)
+        self._episode_opened(episode)
         return episode
 
     def _activity_of(self, state: DocEdits) -> Activity:
@@ -440,21 +431,18 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
                 p.outcome = "rejected"  # never answered: nothing was applied
                 p.span = None
                 self.store.update_proposal(p.id, {"outcome": "rejected"})
-            self._end_episode(state, episode, now, why)
-
-    def _end_episode(self, state: DocEdits, episode: Episode, now: float, why: str) -> None:
-        self.episodes.end(episode, state.text, now)
-        for p in episode.proposals:
-            self._proposals.pop(p.id, None)
-        state.episodes.remove(episode)
-        self._episodes.pop(episode.id, None)
-        self.store.record_event(
-            "episode_settled",
-            session_id=self._session_id(),
-            document_id=episode.document_id,
-            detail={"episode": episode.id, "why": why, "kind": episode.kind},
-            ts=now,
-        )
+            self._episode_ended(episode, state.text, now)
+            for p in episode.proposals:
+                self._proposals.pop(p.id, None)
+            state.episodes.remove(episode)
+            self._episodes.pop(episode.id, None)
+            self.store.record_event(
+                "episode_settled",
+                session_id=self._session_id(),
+                document_id=episode.document_id,
+                detail={"episode": episode.id, "why": why, "kind": episode.kind},
+                ts=now,
+            )
 
 
 # ---------------------------------------------------------------------------- pure helpers
@@ -465,11 +453,10 @@ def changed_lines(before: str, after: str) -> tuple[int, int, int, int]:
     b_lines = before.splitlines(keepends=True)
     a_lines = after.splitlines(keepends=True)
     p, s = common_ends(b_lines, a_lines)
-    b_start = sum(len(x) for x in b_lines[:p])
-    a_start = sum(len(x) for x in a_lines[:p])
-    b_end = len(before) - sum(len(x) for x in b_lines[len(b_lines) - s :])
-    a_end = len(after) - sum(len(x) for x in a_lines[len(a_lines) - s :])
-    return b_start, b_end, a_start, a_end
+    # The shared lines are the same on both sides, and so are their lengths.
+    start = sum(map(len, b_lines[:p]))
+    tail = sum(map(len, b_lines[len(b_lines) - s :]))
+    return start, len(before) - tail, start, len(after) - tail
 
 
 def _mtime(uri: str) -> float:

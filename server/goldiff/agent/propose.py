@@ -24,6 +24,7 @@ from goldiff.agent.rewrite import EditRequest, Rewrite, build_request, edit_sour
 from goldiff.errors import ConfigError, GoldiffError
 from goldiff.outcomes.episodes import Proposal
 from goldiff.outcomes.spans import Span
+from goldiff.prompts import edit_history
 from goldiff.protocol import PROPOSE_EDIT, ProposeEditArgs
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class ProposeEditService:
             path=doc.path or doc.uri,
             language=doc.language,
             instruction=args.instruction,
-            recent_edits=self.tracker.recent_diffs(doc),
+            recent_edits=edit_history(self.tracker.state(doc).history, doc.path or "file"),
         )
         rewrite = await asyncio.to_thread(source.rewrite, request, threading.Event())
         (sl, sc), (el, ec) = doc.position_at(start), doc.position_at(end)
@@ -115,14 +116,23 @@ class ProposeEditService:
         proposal = record(rewrite)
         if mode == "shadow":
             self._start_shadow(request, lambda local: record(local, shadow_of=proposal.id))
-        found = self.tracker.proposal_span(proposal.id)  # the document may have moved meanwhile
-        now_at = found[1] if found is not None else Span(start, end)
+        now_at = self.tracker.proposal_span(proposal.id) or Span(start, end)  # it may have moved
         label = f"Goldiff: {args.instruction.splitlines()[0][:60]}"
-        result = await self.apply_edit(
-            types.ApplyWorkspaceEditParams(
-                edit=_workspace_edit(args.uri, doc, now_at.start, now_at.end, rewrite, label), label=label
-            )
+        (sl, sc), (el, ec) = doc.position_at(now_at.start), doc.position_at(now_at.end)
+        edit = types.AnnotatedTextEdit(
+            range=types.Range(start=types.Position(sl, sc), end=types.Position(el, ec)),
+            new_text=rewrite.text,
+            annotation_id=ANNOTATION_ID,
         )
+        versioned = types.OptionalVersionedTextDocumentIdentifier(uri=args.uri, version=doc.version)
+        annotation = types.ChangeAnnotation(
+            label=label, needs_confirmation=True, description=f"{rewrite.source} · {rewrite.model}"
+        )
+        workspace_edit = types.WorkspaceEdit(
+            document_changes=[types.TextDocumentEdit(text_document=versioned, edits=[edit])],
+            change_annotations={ANNOTATION_ID: annotation},
+        )
+        result = await self.apply_edit(types.ApplyWorkspaceEditParams(edit=workspace_edit, label=label))
         applied = bool(result is not None and result.applied)
         self.tracker.resolve(proposal.id, applied)
         return {
@@ -149,29 +159,3 @@ class ProposeEditService:
         task = asyncio.get_running_loop().create_task(run())
         self._shadow.add(task)
         task.add_done_callback(self._shadow.discard)
-
-
-def _workspace_edit(
-    uri: str, doc: Any, start: int, end: int, rewrite: Rewrite, label: str
-) -> types.WorkspaceEdit:
-    (sl, sc), (el, ec) = doc.position_at(start), doc.position_at(end)
-    edit = types.AnnotatedTextEdit(
-        range=types.Range(start=types.Position(sl, sc), end=types.Position(el, ec)),
-        new_text=rewrite.text,
-        annotation_id=ANNOTATION_ID,
-    )
-    return types.WorkspaceEdit(
-        document_changes=[
-            types.TextDocumentEdit(
-                text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=doc.version),
-                edits=[edit],
-            )
-        ],
-        change_annotations={
-            ANNOTATION_ID: types.ChangeAnnotation(
-                label=label,
-                needs_confirmation=True,
-                description=f"{rewrite.source} · {rewrite.model}",
-            )
-        },
-    )

@@ -13,10 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from goldiff.outcomes.testruns import commands
+from goldiff.outcomes.testruns import ASSIGNMENT, commands
 
 _LAUNCHERS = {"npx", "bunx", "pnpx", "uvx", "env", "sudo", "time", "nohup", "exec", "command"}
-_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 # npm package names of agents whose package is not named like their command.
 _PACKAGES = {"claude-code": "claude", "gemini-cli": "gemini"}
 
@@ -25,7 +24,7 @@ def _program(words: list[str]) -> str | None:
     i = 0
     while i < len(words):
         word = words[i]
-        if _ASSIGNMENT.match(word) or word.startswith("-"):
+        if ASSIGNMENT.match(word) or word.startswith("-"):
             i += 1
             continue
         base = word.rsplit("/", 1)[-1] if not word.startswith("@") else word.split("/", 1)[-1]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -128,18 +128,40 @@ class Activity:
             self.last_edit_at = now
 
 
-class Episodes:
-    """Records episodes: opened, ended with their gold, linked to the terminal's commands."""
+class Followed(Protocol):
+    episodes: list[Episode]
+    check_scheduled: bool  # a settle check is due
 
-    def __init__(self, store: TraceStore, session_id: Callable[[], str | None]) -> None:
+
+S = TypeVar("S", bound=Followed)
+
+
+class EpisodeTracker(Generic[S]):
+    """What the suggestions' and the proposals' trackers share: their documents' episodes
+    settle when the document has been idle `settle_seconds` with no unsaved edits, at a
+    commit, a close or the server's exit, and the terminal's commands are linked to them."""
+
+    def __init__(
+        self,
+        store: TraceStore,
+        session_id: Callable[[], str | None],
+        settle_seconds: Callable[[], float],
+        clock: Callable[[], float],
+        schedule: Scheduler | None,
+    ) -> None:
         self.store = store
+        self.clock = clock
         self._session_id = session_id
-        self.recent: deque[Episode] = deque(maxlen=RECENT_EPISODES)
+        self._settle_seconds = settle_seconds
+        self._schedule = schedule  # None: no idle settles (commit and close still settle)
+        self._docs: dict[str, S] = {}
+        self.recent: deque[Episode] = deque(maxlen=RECENT_EPISODES)  # ended, for later test runs
+        self._closed = False
 
-    def opened(self, episode: Episode) -> None:
+    def _episode_opened(self, episode: Episode) -> None:
         self._write(episode, {"start_offset": episode.region.start, "end_offset": episode.region.end})
 
-    def end(self, episode: Episode, text: str, now: float) -> None:
+    def _episode_ended(self, episode: Episode, text: str, now: float) -> None:
         """End `episode` in the document's current `text`: its gold diff, kept shares, row."""
         start, end = episode.region.start, episode.region.end
         # Whole lines on both sides: the text that completes a partial line is unchanged
@@ -181,32 +203,32 @@ class Episodes:
             },
         )
 
-    def terminal_command(self, entry: dict[str, Any], open_episodes: Iterable[Episode]) -> bool:
+    def _link_command(self, entry: dict[str, Any]) -> None:
         """Link a terminal command to the open episodes; a test run also to recently ended ones.
 
         `entry` holds `command_line`, `exit_code` and `at`; ended episodes that get a new
-        test run are rewritten in the store. True when the command made a commit, which
-        settles every episode (the caller's to do).
+        test run are rewritten in the store. A commit settles every episode.
         """
-        open_list = list(open_episodes)
+        open_list = [e for s in self._docs.values() for e in s.episodes]
         for episode in open_list:
             episode.commands.append(entry)
         exit_code = entry.get("exit_code")
-        commit = exit_code == 0 and testruns.is_commit(entry["command_line"])
         test = testruns.find_test_run(entry["command_line"])
-        if test is None or exit_code is None:
-            return commit
-        now = entry["at"]
-        run = {"command": test, "exit_code": exit_code, "passed": exit_code == 0, "at": now}
-        for episode in open_list:
-            episode.test_runs.append(run)
-        for episode in self.recent:
-            if episode.ended_at is not None and now - episode.ended_at <= TEST_LINK_SECONDS:
+        if test is not None and exit_code is not None:
+            now = entry["at"]
+            run = {"command": test, "exit_code": exit_code, "passed": exit_code == 0, "at": now}
+            for episode in open_list:
                 episode.test_runs.append(run)
-                self.store.update_episode(
-                    episode.id, {"tests_passed": episode.tests_passed(), "detail": episode.detail()}
-                )
-        return commit
+            for episode in self.recent:
+                if episode.ended_at is not None and now - episode.ended_at <= TEST_LINK_SECONDS:
+                    episode.test_runs.append(run)
+                    self.store.update_episode(
+                        episode.id, {"tests_passed": episode.tests_passed(), "detail": episode.detail()}
+                    )
+        if exit_code == 0 and testruns.is_commit(entry["command_line"]):
+            # The workspace watcher records the commit event when it sees the repository
+            # move; settling here too does not wait for it (settling twice changes nothing).
+            self.commit()
 
     def _write(self, episode: Episode, values: EpisodeRow) -> None:
         row: EpisodeRow = {
@@ -220,37 +242,6 @@ class Episodes:
         }
         row.update(values)
         self.store.record_episode(row)
-
-
-class Followed(Protocol):
-    episodes: list[Episode]
-    check_scheduled: bool  # a settle check is due
-
-
-S = TypeVar("S", bound=Followed)
-
-
-class EpisodeTracker(Generic[S]):
-    """What the suggestions' and the proposals' trackers share: their documents' episodes
-    settle when the document has been idle `settle_seconds` with no unsaved edits, at a
-    commit, a close or the server's exit, and the terminal's commands are linked to them."""
-
-    def __init__(
-        self,
-        store: TraceStore,
-        session_id: Callable[[], str | None],
-        settle_seconds: Callable[[], float],
-        clock: Callable[[], float],
-        schedule: Scheduler | None,
-    ) -> None:
-        self.store = store
-        self.clock = clock
-        self._session_id = session_id
-        self._settle_seconds = settle_seconds
-        self._schedule = schedule  # None: no idle settles (commit and close still settle)
-        self._docs: dict[str, S] = {}
-        self.episodes = Episodes(store, session_id)
-        self._closed = False
 
     def _activity_of(self, state: S) -> Activity:
         raise NotImplementedError
@@ -270,13 +261,6 @@ class EpisodeTracker(Generic[S]):
         for state in list(self._docs.values()):
             self._settle(state, "shutdown")
         self._closed = True
-
-    def _link_command(self, entry: dict[str, Any]) -> None:
-        """Link a terminal command to the open episodes (`Episodes.terminal_command`)."""
-        if self.episodes.terminal_command(entry, [e for s in self._docs.values() for e in s.episodes]):
-            # The workspace watcher records the commit event when it sees the repository
-            # move; settling here too does not wait for it (settling twice changes nothing).
-            self.commit()
 
     def _schedule_settle(self, state: S) -> None:
         if state.check_scheduled or self._closed or not state.episodes or self._schedule is None:
@@ -349,13 +333,11 @@ def nearest(text: str, needle: str, near: int) -> int | None:
     """The start of the occurrence of `needle` in `text` closest to `near`, if any."""
     if not needle:
         return None
-    best: int | None = None
-    at = text.find(needle)
-    while at != -1:
-        if best is None or abs(at - near) < abs(best - near):
-            best = at
-        at = text.find(needle, at + 1)
-    return best
+    # The first occurrence from `near` on, and the last one starting before it.
+    after = text.find(needle, max(0, near))
+    before = text.rfind(needle, 0, max(0, near + len(needle) - 1))
+    found = [at for at in (before, after) if at != -1]
+    return min(found, key=lambda at: abs(at - near), default=None)
 
 
 def _norm(lines: list[str]) -> list[str]:
@@ -383,14 +365,8 @@ def kept_share(before: str, proposal: str, settled: str) -> float | None:
         if tag in ("replace", "delete"):
             removed.extend(old[i1:i2])
     if added:
-        kept = 0
-        for line in added:
-            if final[line] > 0:
-                final[line] -= 1
-                kept += 1
-        return kept / len(added)
+        return sum((Counter(added) & final).values()) / len(added)
     if removed:
-        before_count = Counter(old)
-        gone = sum(1 for line in set(removed) for _ in range(max(0, before_count[line] - final[line])))
-        return min(1.0, gone / len(removed))
+        gone = Counter(old) - final
+        return min(1.0, sum(gone[line] for line in set(removed)) / len(removed))
     return None

@@ -43,14 +43,9 @@ class Span:
         delta = n - removed
         start, end = self.start, self.end
         if removed == 0:
-            if a < start or (a == start and start == end and not self.grow_end and not self.grow_start):
+            if a < start or (a == start and not (self.grow_start or (start == end and self.grow_end))):
                 self.start, self.end = start + n, end + n
-            elif a == start:
-                if self.grow_start or (start == end and self.grow_end):
-                    self.end = end + n
-                else:
-                    self.start, self.end = start + n, end + n
-            elif a < end or (a == end and self.grow_end):
+            elif a <= end and (a < end or a == start or self.grow_end):
                 self.end = end + n
             return
         if b < start or (b == start and not self.grow_start):

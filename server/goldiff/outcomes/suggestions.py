@@ -39,7 +39,6 @@ class Tracked:
     text: str
     anchor: Span  # where the suggestion was made, followed until it has a span
     outcome: str = "pending"  # pending | accepted | partial | rejected
-    reason: str | None = None
     span: Span | None = None  # accepted/partial: the accepted text as it is now
     written: Span | None = None  # rejected: what the developer wrote at that place instead
     accepted_length: int = 0
@@ -192,7 +191,9 @@ class OutcomeTracker(EpisodeTracker[DocState]):
     def _taken(self, state: DocState, item: Tracked, outcome: str, k: int, now: float) -> None:
         """The client says it took the suggestion's first `k` code points: the span is where
         the document holds them, or else what we saw inserted (the client took more)."""
-        start = _where(item)
+        # Where its text starts (or would start) now; a rejected one's anchor moved past
+        # what was written there.
+        start = (item.span or item.written or item.anchor).start
         span = item.span
         if state.text[start : start + k] == item.text[:k]:
             span = Span(start, start + k, dies_when_empty=True)
@@ -308,12 +309,10 @@ class OutcomeTracker(EpisodeTracker[DocState]):
         before = text[a:anchor]
         rest = inserted[len(before) :] if inserted.startswith(before) else None
         start = a + len(before)
-        if rest and rest == item.text:
+        if rest and item.text.startswith(rest):
             span = Span(start, start + len(rest), dies_when_empty=True)
-            self._accept(state, item, "accepted", len(rest), span, inferred=True, now=now)
-        elif rest and item.text.startswith(rest):
-            span = Span(start, start + len(rest), dies_when_empty=True)
-            outcome = "partial" if item.outcome == "pending" else item.outcome
+            whole = rest == item.text
+            outcome = "accepted" if whole else "partial" if item.outcome == "pending" else item.outcome
             k = max(len(rest), item.accepted_length)
             self._accept(state, item, outcome, k, span, inferred=True, now=now)
         elif rest == "" and b == anchor:
@@ -340,7 +339,7 @@ class OutcomeTracker(EpisodeTracker[DocState]):
         now: float,
     ) -> None:
         first = item.accepted_at is None
-        item.outcome, item.reason = outcome, None
+        item.outcome = outcome
         state.changed = True
         item.accepted_length = length
         item.span = span
@@ -367,7 +366,7 @@ class OutcomeTracker(EpisodeTracker[DocState]):
     ) -> None:
         if reason not in REJECT_REASONS:
             reason = "dismissed"
-        item.outcome, item.reason = "rejected", reason
+        item.outcome = "rejected"
         state.changed = True
         item.extendable = False
         if written is not None:
@@ -451,7 +450,7 @@ class OutcomeTracker(EpisodeTracker[DocState]):
             self._event(item.id, "settled", {"why": why, "gold_length": len(gold)})
         for episode in list(state.episodes):
             if all(i.settled for i in state.items if i.episode is episode):
-                self.episodes.end(episode, state.text, now)
+                self._episode_ended(episode, state.text, now)
                 state.episodes.remove(episode)
         self._forget_done(state)
 
@@ -503,7 +502,7 @@ class OutcomeTracker(EpisodeTracker[DocState]):
             )
             state.episodes.append(episode)
             state.changed = True
-            self.episodes.opened(episode)
+            self._episode_opened(episode)
         else:
             episode.widen(text, first, last)
         episode.suggestions.append(item.id)
@@ -540,15 +539,6 @@ class OutcomeTracker(EpisodeTracker[DocState]):
         return sum(len(s.items) for s in self._docs.values())
 
 
-def _where(item: Tracked) -> int:
-    """Where a suggestion's text starts (or would start) in the document now."""
-    if item.span is not None:
-        return item.span.start
-    if item.written is not None:  # rejected: the anchor moved past what was written there
-        return item.written.start
-    return item.anchor.start
-
-
 def _code_points(text: str, utf16_units: int) -> int:
     """How many code points of `text` make `utf16_units` UTF-16 code units (JS string length)."""
     units = 0
@@ -565,9 +555,8 @@ def cut_written(written: str, suggestion: str) -> str:
     some content (multi-line suggestions)."""
     if "\n" not in suggestion.strip("\n"):
         return written.split("\n", 1)[0]
-    lines = written.split("\n")
     kept: list[str] = []
-    for line in lines:
+    for line in written.split("\n"):
         if not line.strip() and any(k.strip() for k in kept):
             break
         kept.append(line)

@@ -15,7 +15,7 @@ import re
 import shlex
 from collections.abc import Iterator
 
-_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")  # an environment assignment: `CI=1`
 _WRAPPERS = {("uv", "run"), ("poetry", "run"), ("pipenv", "run"), ("hatch", "run"), ("pdm", "run")}
 _SEPARATORS = re.compile(r"&&|\|\||;|\|")
 
@@ -30,7 +30,7 @@ def commands(command_line: str) -> Iterator[list[str]]:
 
 
 def _words(words: list[str]) -> list[str]:
-    while words and (_ENV.match(words[0]) or words[0] in ("time", "sudo", "env", "exec", "command")):
+    while words and (ASSIGNMENT.match(words[0]) or words[0] in ("time", "sudo", "env", "exec", "command")):
         words = words[1:]
     while len(words) >= 2 and (words[0], words[1]) in _WRAPPERS:
         words = words[2:]
