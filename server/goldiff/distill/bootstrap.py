@@ -105,7 +105,7 @@ def bootstrap(
         log("Tokenizing the corpus into fill-in-the-middle training windows...")
         meta = data.pack_corpus(
             ((split, path.read_text(encoding="utf-8")) for split, path in manifest.iter_split_files()),
-            data.load_tokenizer(tok_path),
+            tokenizer.load_tokenizer(tok_path),
             corpus_dir,
             config.fim_rate,
             config.seed,

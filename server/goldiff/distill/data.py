@@ -55,16 +55,6 @@ class SpecialIds:
         return cls(*ids) if fim else cls(ids[0], -1, -1, -1)  # no FIM ids: never used then
 
 
-def load_tokenizer(path: str | Path) -> Any:
-    """A `tokenizers.Tokenizer` that never turns text like ``<|fim_prefix|>`` into a control
-    token: code that mentions the tokens (this file does) must stay plain text."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(path))
-    tokenizer.encode_special_tokens = True
-    return tokenizer
-
-
 # --------------------------------------------------------------------------- corpus packing
 
 
