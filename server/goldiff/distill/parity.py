@@ -16,10 +16,6 @@ trained one. Measured on the project's trained 5M model (logit std ~3): F16 max 
 0.004, Q8_0 0.10, Q4_K_M 0.36; on random width-256 test models: F16 0.15% of the std,
 Q8_0 4%, Q4_K_M 18%. :data:`DEFAULT_TOLERANCES` leaves headroom over both, while the
 argmax agreement catches mapping bugs (an unpermuted Q/K gave 48%, dropped biases 93%).
-
-Usage::
-
-    report = check_parity(model, "model-f16.gguf", ["def f(", "import os\\n"], tolerance="F16")
 """
 
 from __future__ import annotations
@@ -136,7 +132,6 @@ def check_parity(
     tolerance: Tolerance | str | float = "F32",
     *,
     lora_path: str | Path | None = None,
-    n_threads: int | None = None,
     raise_on_failure: bool = True,
 ) -> ParityReport:
     """Compare ``hf_model`` (torch, transformers or peft) with the GGUF on ``prompts``.
@@ -164,7 +159,6 @@ def check_parity(
             lora_path=str(lora_path) if lora_path is not None else None,
             n_ctx=512,
             n_batch=512,
-            n_threads=n_threads,
             logits_all=True,
             # An F32 KV cache, so the figures measure the export, not the cache's rounding.
             type_k=llama_cpp.GGML_TYPE_F32,
