@@ -115,7 +115,6 @@ def encode_documents(
     tokenizer: Any,
     fim_rate: float,
     rng: random.Random,
-    segment_chars: int = SEGMENT_CHARS,
 ) -> list[int]:
     """Token ids for a batch of documents, each followed by <|endoftext|>."""
     special = SpecialIds.of(tokenizer)
@@ -123,7 +122,7 @@ def encode_documents(
     plan: list[list[int | str]] = []
     for text in texts:
         doc: list[int | str] = []
-        for segment in split_segments(text, segment_chars):
+        for segment in split_segments(text):
             if rng.random() < fim_rate:
                 prefix, middle, suffix = fim_split(segment, rng)
                 doc += [special.fim_prefix, prefix, special.fim_suffix, suffix]
@@ -152,8 +151,6 @@ def pack_corpus(
     fim_rate: float,
     seed: int,
     max_bytes: int | None = None,
-    batch_docs: int = 512,
-    segment_chars: int = SEGMENT_CHARS,
 ) -> dict[str, Any]:
     """Tokenise ``(split, text)`` documents into ``train.bin`` / ``val.bin`` (uint16).
 
@@ -171,7 +168,7 @@ def pack_corpus(
 
     def flush(split: str) -> None:
         if pending[split]:
-            ids = encode_documents(pending[split], tokenizer, fim_rate, rng, segment_chars)
+            ids = encode_documents(pending[split], tokenizer, fim_rate, rng)
             np.asarray(ids, dtype=np.uint16).tofile(files[split])
             counts[split] += len(ids)
             pending[split] = []
@@ -183,7 +180,7 @@ def pack_corpus(
             seen_bytes += len(text)
             pending[split].append(text)
             docs[split] += 1
-            if len(pending[split]) >= batch_docs:
+            if len(pending[split]) >= 512:  # documents tokenised in one parallel call
                 flush(split)
         for split in counts:
             flush(split)
