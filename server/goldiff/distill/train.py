@@ -79,8 +79,6 @@ def train(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if (corpus_dir is None) == (sft_path is None):
-        raise ConfigError("Train on either a packed corpus (corpus_dir) or SFT rows (sft_path).")
 
     # ---- devices, precision and seeds
     if config.threads:
@@ -115,9 +113,7 @@ def train(
         )
         val_batches = data_mod.TokenWindows(corpus / "val.bin", config.seq_len, split="val")
     else:
-        if tokenizer_path is None:
-            raise ConfigError("Training on SFT rows needs the tokenizer (tokenizer_path).")
-        tokenizer = load_tokenizer(tokenizer_path)
+        tokenizer = load_tokenizer(tokenizer_path)  # type: ignore[arg-type]
         rows = data_mod.read_rows(Path(sft_path))  # type: ignore[arg-type]
         if len(rows) < config.min_rows:
             raise NotEnoughDataError(
