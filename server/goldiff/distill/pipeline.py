@@ -212,19 +212,6 @@ def finetune(
         say("  No step beat the base on the validation gold: the base's weights are kept.")
     elif result.best_step < result.steps:
         say(f"  Kept step {result.best_step}'s weights: the validation loss rose after it.")
-    trained = {
-        "best_step": result.best_step,
-        "prompt": prompt,
-        "heal": heal,
-        "steps": result.steps,
-        "tokens_seen": result.tokens_seen,
-        "train_loss": result.train_loss,
-        "val_loss": result.val_loss,
-        "tokens_per_s": result.tokens_per_s,
-        "train_seconds": result.elapsed_s,
-        "processes": world,
-        "phase_seconds": phases,
-    }
     adapter: dict[str, str] = {}
     qtype: str | None = None
     if result.best_step == 0:
@@ -263,7 +250,17 @@ def finetune(
         "kept_base": result.best_step == 0,
         "qtype": qtype,
         "size_bytes": size,
-        **trained,
+        "best_step": result.best_step,
+        "prompt": prompt,
+        "heal": heal,
+        "steps": result.steps,
+        "tokens_seen": result.tokens_seen,
+        "train_loss": result.train_loss,
+        "val_loss": result.val_loss,
+        "tokens_per_s": result.tokens_per_s,
+        "train_seconds": result.elapsed_s,
+        "processes": world,
+        "phase_seconds": phases,
     }
 
 
