@@ -325,12 +325,7 @@ def lora_pairs_from_state_dict(state: Mapping[str, FloatArray]) -> dict[str, Lor
                 "layers can be exported (no modules_to_save, bias or DoRA)"
             )
         halves.setdefault(f"{match['module']}.weight", {})[match["ab"]] = value
-    pairs = {}
-    for weight, ab in halves.items():
-        if set(ab) != {"A", "B"}:
-            raise GgufExportError(f"LoRA for {weight} lacks its A or B matrix")
-        pairs[weight] = LoraPair(a=ab["A"], b=ab["B"])
-    return pairs
+    return {weight: LoraPair(a=ab["A"], b=ab["B"]) for weight, ab in halves.items()}
 
 
 def export_lora_adapter(peft_model: Any, base_gguf: str | Path, out_path: str | Path) -> Path:
@@ -344,10 +339,6 @@ def export_lora_adapter(peft_model: Any, base_gguf: str | Path, out_path: str | 
     config = peft_model.peft_config["default"]
     if getattr(config, "use_dora", False):
         raise GgufExportError("DoRA adapters cannot be exported; train with use_dora=False")
-    if getattr(config, "use_rslora", False):
-        raise GgufExportError("rsLoRA scales by alpha/sqrt(r), which llama.cpp does not; disable it")
-    if getattr(config, "rank_pattern", None) or getattr(config, "alpha_pattern", None):
-        raise GgufExportError("per-module rank/alpha patterns cannot be exported; use one r and alpha")
     state = get_peft_model_state_dict(peft_model, adapter_name="default")
     pairs = lora_pairs_from_state_dict({k: _to_numpy(v) for k, v in state.items()})
     hparams = read_hparams(base_gguf)
