@@ -32,7 +32,6 @@ QUANT_TYPES: dict[str, int] = {
 class QuantizeResult:
     """What :func:`quantize` wrote."""
 
-    src: Path
     dst: Path
     qtype: str
     src_bytes: int
@@ -81,7 +80,6 @@ def quantize(
             "it is a model GGUF (not an adapter) exported as F32 or F16"
         )
     return QuantizeResult(
-        src=src_path,
         dst=dst_path,
         qtype=key,
         src_bytes=src_path.stat().st_size,
