@@ -284,9 +284,7 @@ def encode_sft_row(
             "An SFT row needs 'completion' (and 'prefix'/'suffix' or 'prompt'); "
             "export with `goldiff export --format sft`."
         )
-    prefix = row.get("prefix")
-    if prefix is None:
-        prefix = row.get("prompt") or ""
+    prefix = row["prefix"] if row.get("prefix") is not None else row.get("prompt") or ""
     suffix = row.get("suffix") or ""
     if prompt == "prefix":
         return _encode_prefix_row(prefix, row["completion"], tokenizer, seq_len, heal)
