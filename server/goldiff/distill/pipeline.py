@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,8 +38,6 @@ def base_model(gguf: Path | None, work: Path, say: Say = print) -> BaseModel:
     The pretrained default that serves (SmolLM2, llama architecture) is not a base here: the
     GGUF export and parity check speak qwen2, the architecture of Goldiff's own model.
     """
-    import os
-
     from goldiff.sources.registry import DEFAULT_MODEL_ENV, default_model_path, own_model_path
 
     found = gguf or (default_model_path() if os.environ.get(DEFAULT_MODEL_ENV) else own_model_path())
@@ -266,8 +265,6 @@ def finetune(
 
 def processes() -> tuple[int, int]:
     """(rank, number of processes) under `accelerate launch` or `torchrun`; (0, 1) alone."""
-    import os
-
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
