@@ -273,9 +273,7 @@ def read_hparams(gguf_path: str | Path) -> ModelHParams:
 
 
 def _to_numpy(t: torch.Tensor) -> FloatArray:
-    import torch
-
-    result: FloatArray = t.detach().to(device="cpu", dtype=torch.float32).numpy()
+    result: FloatArray = t.detach().float().cpu().numpy()
     return result
 
 
