@@ -147,11 +147,11 @@ class GgufVocab:
         if pre is None:
             pre = _detect_pre(data)
         vocab: dict[str, int] = dict(model.get("vocab") or {})
-        specials: set[int] = set()
-        user_defined: set[int] = set()
+        kinds: dict[int, gguf.TokenType] = {}  # added tokens: control if special, else user-defined
         for added in data.get("added_tokens") or []:
             vocab[added["content"]] = int(added["id"])
-            (specials if added.get("special", False) else user_defined).add(int(added["id"]))
+            special = added.get("special", False)
+            kinds[int(added["id"])] = gguf.TokenType.CONTROL if special else gguf.TokenType.USER_DEFINED
         n_tokens = max(vocab.values()) + 1 if vocab else 0
         tokens: list[str | None] = [None] * n_tokens
         for text, token_id in vocab.items():
@@ -159,14 +159,7 @@ class GgufVocab:
         missing = [i for i, t in enumerate(tokens) if t is None]
         if missing:
             raise TokenizerError(f"token ids are not contiguous (first hole: {missing[0]})")
-        types = [
-            int(gguf.TokenType.CONTROL)
-            if i in specials
-            else int(gguf.TokenType.USER_DEFINED)
-            if i in user_defined
-            else int(gguf.TokenType.NORMAL)
-            for i in range(n_tokens)
-        ]
+        types = [int(kinds.get(i, gguf.TokenType.NORMAL)) for i in range(n_tokens)]
         merges = [m if isinstance(m, str) else f"{m[0]} {m[1]}" for m in model.get("merges", [])]
         if END_OF_TEXT not in vocab:
             raise TokenizerError(f"the tokenizer has no {END_OF_TEXT} token")
