@@ -64,6 +64,7 @@ def decide(
     candidate: dict[str, Any],
     current: dict[str, Any],
     *,
+    on: str = "held-out rows",
     against: str = "the current default",
 ) -> Decision:
     """Promote only when the candidate's chars saved beats the current's by `MIN_GAIN`."""
@@ -71,14 +72,14 @@ def decide(
     gain = c - d
     n = candidate.get("requests", 0)
     if not n:
-        return Decision(False, "no held-out rows to compare on", candidate, current)
+        return Decision(False, f"no {on} to compare on", candidate, current)
     if gain >= MIN_GAIN and gain > 0:
-        reason = f"chars saved {c:.1%} vs {d:.1%} (+{gain * 100:.1f} points) on {n} held-out rows"
+        reason = f"chars saved {c:.1%} vs {d:.1%} (+{gain * 100:.1f} points) on {n} {on}"
         return Decision(True, reason, candidate, current)
     verdict = "worse" if gain < 0 else "not better by enough"
     reason = (
         f"{verdict}: chars saved {c:.1%} vs {against}'s {d:.1%} ({gain * 100:+.1f} points, "
-        f"needs +{MIN_GAIN * 100:.1f}) on {n} held-out rows"
+        f"needs +{MIN_GAIN * 100:.1f}) on {n} {on}"
     )
     return Decision(False, reason, candidate, current)
 
