@@ -112,8 +112,8 @@ def test_the_base_gguf_reads_back_into_torch_for_fine_tuning(
     tiny_demo: tuple[Path, list[str], DemoResult, list[str]],
 ) -> None:
     """A shipped model may be a GGUF alone: the demo fine-tunes its dequantized weights."""
-    from goldiff.distill.data import load_tokenizer
     from goldiff.distill.parity import check_parity
+    from goldiff.distill.tokenizer import load_tokenizer
     from goldiff.sources.llamacpp import load_llama
     from transformers import AutoModelForCausalLM
 

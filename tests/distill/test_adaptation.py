@@ -15,6 +15,7 @@ pytest.importorskip("llama_cpp")
 
 from goldiff.distill import data
 from goldiff.distill.pipeline import FinetuneOptions, distill_from_store
+from goldiff.distill.tokenizer import load_tokenizer
 from goldiff.distill.workspace import documents_at, text_rows, training_rows
 from goldiff.errors import ConfigError
 from goldiff.sources.base import CompletionRequest
@@ -45,7 +46,7 @@ def test_prefix_rows_are_the_prompt_the_server_sends_and_the_answer_after_it(
     write_profile(gguf, prompt="prefix", heal=True)
     source = LocalSource(gguf, n_threads=1)
     assert source.prompt_mode == "prefix"
-    tokenizer = data.load_tokenizer(gguf.parent / "hf" / "tokenizer.json")
+    tokenizer = load_tokenizer(gguf.parent / "hf" / "tokenizer.json")
     for prefix, completion in CONTEXTS:
         ids, labels = data.encode_sft_row(
             {"prefix": prefix, "suffix": "\n", "completion": completion}, tokenizer, 256, "prefix", heal=True
@@ -73,7 +74,7 @@ def test_prefix_rows_are_the_prompt_the_server_sends_and_the_answer_after_it(
 
 
 def test_fim_rows_keep_the_fim_prompt_and_text_rows_are_all_labelled(tiny_base: Any) -> None:
-    tokenizer = data.load_tokenizer(Path(tiny_base.gguf_path).parent / "hf" / "tokenizer.json")
+    tokenizer = load_tokenizer(Path(tiny_base.gguf_path).parent / "hf" / "tokenizer.json")
     special = data.SpecialIds.of(tokenizer)
     ids, labels = data.encode_sft_row({"prefix": "x = ", "suffix": "\n", "completion": "1"}, tokenizer, 64)
     assert ids[0] == special.fim_prefix and special.fim_middle in ids and labels[-1] == special.eos

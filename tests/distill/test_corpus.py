@@ -141,11 +141,11 @@ def test_classify_licence_reads_each_metadata_form() -> None:
 def test_pack_corpus_writes_psm_fim_and_keeps_literal_tokens_as_text(tmp_path: Path) -> None:
     pytest.importorskip("tokenizers")
     from goldiff.distill import data
-    from goldiff.distill.tokenizer import save_tokenizer, train_tokenizer
+    from goldiff.distill.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
 
     texts = [CODE * 20, "s = '<|fim_prefix|><|endoftext|>'\n" * 5]
     tok_dir = save_tokenizer(train_tokenizer(texts * 3, vocab_size=300), tmp_path / "tok")
-    tokenizer = data.load_tokenizer(tok_dir / "tokenizer.json")
+    tokenizer = load_tokenizer(tok_dir / "tokenizer.json")
     special = data.SpecialIds.of(tokenizer)
 
     plain = data.pack_corpus([("train", t) for t in texts], tokenizer, tmp_path / "plain", 0.0, 0)

@@ -28,7 +28,7 @@ pytest.importorskip("accelerate")
 
 from goldiff.distill import data  # noqa: E402
 from goldiff.distill.config import load_recipe  # noqa: E402
-from goldiff.distill.tokenizer import save_tokenizer, train_tokenizer  # noqa: E402
+from goldiff.distill.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer  # noqa: E402
 from goldiff.distill.train import CHECKPOINT, train  # noqa: E402
 
 from tests.distill.test_train import _stdlib_texts  # noqa: E402
@@ -55,7 +55,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("mp")
     texts = _stdlib_texts(60_000)
     tok_dir = save_tokenizer(train_tokenizer(texts, vocab_size=512), root / "tokenizer")
-    tokenizer = data.load_tokenizer(tok_dir / "tokenizer.json")
+    tokenizer = load_tokenizer(tok_dir / "tokenizer.json")
     docs = [("val" if i % 10 == 0 else "train", t) for i, t in enumerate(texts)]
     data.pack_corpus(docs, tokenizer, root / "corpus", fim_rate=0.5, seed=0)
     return root / "corpus"

@@ -16,7 +16,7 @@ pytest.importorskip("transformers")
 from goldiff.distill import data  # noqa: E402
 from goldiff.distill.config import TrainConfig, load_recipe  # noqa: E402
 from goldiff.distill.model import build_model  # noqa: E402
-from goldiff.distill.tokenizer import save_tokenizer, train_tokenizer  # noqa: E402
+from goldiff.distill.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer  # noqa: E402
 from goldiff.distill.train import train  # noqa: E402
 from goldiff.errors import ConfigError, NotEnoughDataError  # noqa: E402
 
@@ -40,7 +40,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("tiny")
     texts = _stdlib_texts(150_000)
     tok_dir = save_tokenizer(train_tokenizer(texts, vocab_size=512), root / "tokenizer")
-    tokenizer = data.load_tokenizer(tok_dir / "tokenizer.json")
+    tokenizer = load_tokenizer(tok_dir / "tokenizer.json")
     docs = [("val" if i % 10 == 0 else "train", t) for i, t in enumerate(texts)]
     data.pack_corpus(docs, tokenizer, root / "corpus", fim_rate=0.5, seed=0)
     return {"root": root, "tokenizer": tok_dir / "tokenizer.json", "corpus": root / "corpus"}
@@ -127,7 +127,7 @@ def _sft_rows(n: int) -> list[dict[str, str]]:
 
 
 def test_sft_rows_put_loss_on_the_completion_only(tiny: dict[str, Any]) -> None:
-    tokenizer = data.load_tokenizer(tiny["tokenizer"])
+    tokenizer = load_tokenizer(tiny["tokenizer"])
     special = data.SpecialIds.of(tokenizer)
     row = _sft_rows(1)[0]
     ids, labels = data.encode_sft_row(row, tokenizer, seq_len=256)
@@ -208,7 +208,7 @@ def test_too_few_rows_says_how_many_are_needed(tiny: dict[str, Any], tmp_path: P
 
 
 def test_too_small_corpus_says_how_many_tokens_are_needed(tiny: dict[str, Any], tmp_path: Path) -> None:
-    tokenizer = data.load_tokenizer(tiny["tokenizer"])
+    tokenizer = load_tokenizer(tiny["tokenizer"])
     data.pack_corpus([("train", "x = 1\n"), ("val", "y = 2\n")], tokenizer, tmp_path / "c", 0.0, 0)
     with pytest.raises(NotEnoughDataError, match=r"train split has \d+ tokens; at least 260 are needed"):
         train(_config(), tmp_path / "run", corpus_dir=tmp_path / "c", progress=False)

@@ -54,7 +54,6 @@ def bootstrap(
     *,
     dest: Path | None = None,
     quantize_to: str = "Q6_K",
-    quantized_tolerance: Tolerance = QUANTIZED_TOLERANCE,
     progress: bool = True,
     log: Callable[[str], None] = print,
     **overrides: Any,
@@ -105,7 +104,7 @@ def bootstrap(
         log("Tokenizing the corpus into fill-in-the-middle training windows...")
         meta = data.pack_corpus(
             ((split, path.read_text(encoding="utf-8")) for split, path in manifest.iter_split_files()),
-            data.load_tokenizer(tok_path),
+            tokenizer.load_tokenizer(tok_path),
             corpus_dir,
             config.fim_rate,
             config.seed,
@@ -135,7 +134,7 @@ def bootstrap(
     # F16 must match torch tightly: that proves the tensor and tokenizer mapping.
     check_parity(model, f16, list(PARITY_PROMPTS), tolerance="F16")
     quantized = quantize(f16, f16.with_name(f"{name}-{quantize_to}.gguf"), quantize_to)
-    parity = check_parity(model, quantized.dst, list(PARITY_PROMPTS), tolerance=quantized_tolerance)
+    parity = check_parity(model, quantized.dst, list(PARITY_PROMPTS), tolerance=QUANTIZED_TOLERANCE)
 
     # 6. the quantized file and its card
     target_dir = Path(dest) if dest is not None else models_dir(Path(home))

@@ -107,10 +107,7 @@ class TrainConfig:
                 f"Unknown training setting(s) {', '.join(unknown)}; "
                 f"valid ones are the fields of TrainConfig: {', '.join(sorted(names))}."
             )
-        values = dict(data)
-        if "lora_targets" in values:
-            values["lora_targets"] = tuple(values["lora_targets"])
-        return cls(**values)
+        return cls(**{**data, "lora_targets": tuple(data.get("lora_targets", cls.lora_targets))})
 
     def replace(self, **changes: Any) -> TrainConfig:
         return self.from_dict({**self.to_dict(), **changes})

@@ -95,10 +95,12 @@ class Distribution:
     def add(self, rel: str, seen: set[str], skipped: dict[str, int]) -> None:
         """Keep the file `rel` (under `root`) if it is worth training on and not seen yet."""
         path = Path(self.root) / rel
-        size = _keep_file(path, skipped)
-        if size and _first_seen(path, seen, skipped):
+        reason = _skip_reason(path, seen)
+        if reason:
+            skipped[reason] = skipped.get(reason, 0) + 1
+        else:
             self.files.append(rel)
-            self.bytes += size
+            self.bytes += path.stat().st_size
 
 
 @dataclass
@@ -204,33 +206,31 @@ def is_validation(key: str, val_fraction: float) -> bool:
     return int.from_bytes(digest[:4], "big") / 2**32 < val_fraction
 
 
-def _keep_file(path: Path, skipped: dict[str, int]) -> int:
-    """The file's size if it is worth training on, else 0 (and count why it was skipped)."""
+def _skip_reason(path: Path, seen: set[str]) -> str | None:
+    """Why the file is not worth training on, or None to keep it (identical files count once:
+    vendored copies, the same package in two environments)."""
     try:
         size = path.stat().st_size
     except OSError:
-        skipped["unreadable"] = skipped.get("unreadable", 0) + 1
-        return 0
-    reason = None
+        return "unreadable"
     if size > MAX_FILE_BYTES:
-        reason = "too_big"
-    elif size < MIN_FILE_BYTES:
-        reason = "too_small"
-    else:
-        raw = path.read_bytes()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            reason = "not_utf8"
-        else:
-            if _GENERATED.search(raw[:4000]):
-                reason = "generated"
-            elif max((len(line) for line in text.splitlines()), default=0) > MAX_LINE_CHARS:
-                reason = "long_lines"
-    if reason:
-        skipped[reason] = skipped.get(reason, 0) + 1
-        return 0
-    return size
+        return "too_big"
+    if size < MIN_FILE_BYTES:
+        return "too_small"
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not_utf8"
+    if _GENERATED.search(raw[:4000]):
+        return "generated"
+    if max((len(line) for line in text.splitlines()), default=0) > MAX_LINE_CHARS:
+        return "long_lines"
+    digest = hashlib.sha1(raw).hexdigest()
+    if digest in seen:
+        return "duplicate"
+    seen.add(digest)
+    return None
 
 
 def _stdlib_distribution(skipped: dict[str, int], seen: set[str]) -> Distribution:
@@ -242,16 +242,6 @@ def _stdlib_distribution(skipped: dict[str, int], seen: set[str]) -> Distributio
         if rel.parts[0] not in ("site-packages", "dist-packages") and "site-packages" not in rel.parts:
             dist.add(str(rel), seen, skipped)
     return dist
-
-
-def _first_seen(path: Path, seen: set[str], skipped: dict[str, int]) -> bool:
-    """De-duplicate identical files (vendored copies, the same package in two envs)."""
-    digest = hashlib.sha1(path.read_bytes()).hexdigest()
-    if digest in seen:
-        skipped["duplicate"] = skipped.get("duplicate", 0) + 1
-        return False
-    seen.add(digest)
-    return True
 
 
 def default_site_dirs() -> list[Path]:

@@ -55,16 +55,6 @@ class SpecialIds:
         return cls(*ids) if fim else cls(ids[0], -1, -1, -1)  # no FIM ids: never used then
 
 
-def load_tokenizer(path: str | Path) -> Any:
-    """A `tokenizers.Tokenizer` that never turns text like ``<|fim_prefix|>`` into a control
-    token: code that mentions the tokens (this file does) must stay plain text."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(path))
-    tokenizer.encode_special_tokens = True
-    return tokenizer
-
-
 # --------------------------------------------------------------------------- corpus packing
 
 
@@ -125,7 +115,6 @@ def encode_documents(
     tokenizer: Any,
     fim_rate: float,
     rng: random.Random,
-    segment_chars: int = SEGMENT_CHARS,
 ) -> list[int]:
     """Token ids for a batch of documents, each followed by <|endoftext|>."""
     special = SpecialIds.of(tokenizer)
@@ -133,7 +122,7 @@ def encode_documents(
     plan: list[list[int | str]] = []
     for text in texts:
         doc: list[int | str] = []
-        for segment in split_segments(text, segment_chars):
+        for segment in split_segments(text):
             if rng.random() < fim_rate:
                 prefix, middle, suffix = fim_split(segment, rng)
                 doc += [special.fim_prefix, prefix, special.fim_suffix, suffix]
@@ -162,8 +151,6 @@ def pack_corpus(
     fim_rate: float,
     seed: int,
     max_bytes: int | None = None,
-    batch_docs: int = 512,
-    segment_chars: int = SEGMENT_CHARS,
 ) -> dict[str, Any]:
     """Tokenise ``(split, text)`` documents into ``train.bin`` / ``val.bin`` (uint16).
 
@@ -181,7 +168,7 @@ def pack_corpus(
 
     def flush(split: str) -> None:
         if pending[split]:
-            ids = encode_documents(pending[split], tokenizer, fim_rate, rng, segment_chars)
+            ids = encode_documents(pending[split], tokenizer, fim_rate, rng)
             np.asarray(ids, dtype=np.uint16).tofile(files[split])
             counts[split] += len(ids)
             pending[split] = []
@@ -193,7 +180,7 @@ def pack_corpus(
             seen_bytes += len(text)
             pending[split].append(text)
             docs[split] += 1
-            if len(pending[split]) >= batch_docs:
+            if len(pending[split]) >= 512:  # documents tokenised in one parallel call
                 flush(split)
         for split in counts:
             flush(split)
@@ -297,9 +284,7 @@ def encode_sft_row(
             "An SFT row needs 'completion' (and 'prefix'/'suffix' or 'prompt'); "
             "export with `goldiff export --format sft`."
         )
-    prefix = row.get("prefix")
-    if prefix is None:
-        prefix = row.get("prompt") or ""
+    prefix = row["prefix"] if row.get("prefix") is not None else row.get("prompt") or ""
     suffix = row.get("suffix") or ""
     if prompt == "prefix":
         return _encode_prefix_row(prefix, row["completion"], tokenizer, seq_len, heal)

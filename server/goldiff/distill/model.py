@@ -23,7 +23,8 @@ from goldiff.errors import ConfigError
 EOS_ID = 0
 
 
-def qwen2_config(config: TrainConfig) -> Qwen2Config:
+def build_model(config: TrainConfig) -> Qwen2ForCausalLM:
+    """A freshly initialised model; `torch.manual_seed` beforehand makes it reproducible."""
     for name in ("hidden_size", "intermediate_size"):
         if getattr(config, name) % 256:
             raise ConfigError(
@@ -35,7 +36,7 @@ def qwen2_config(config: TrainConfig) -> Qwen2Config:
             f"num_heads={config.num_heads} must divide hidden_size={config.hidden_size} and be "
             f"a multiple of num_kv_heads={config.num_kv_heads}."
         )
-    return Qwen2Config(
+    qwen2 = Qwen2Config(
         vocab_size=config.vocab_size,
         hidden_size=config.hidden_size,
         intermediate_size=config.intermediate_size,
@@ -50,11 +51,7 @@ def qwen2_config(config: TrainConfig) -> Qwen2Config:
         eos_token_id=EOS_ID,
         pad_token_id=EOS_ID,
     )
-
-
-def build_model(config: TrainConfig) -> Qwen2ForCausalLM:
-    """A freshly initialised model; `torch.manual_seed` beforehand makes it reproducible."""
-    model = Qwen2ForCausalLM(qwen2_config(config))
+    model = Qwen2ForCausalLM(qwen2)
     # The fast path on GPU; on CPU sdpa is also what transformers picks.
     model.config._attn_implementation = "sdpa"
     return model

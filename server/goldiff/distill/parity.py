@@ -16,10 +16,6 @@ trained one. Measured on the project's trained 5M model (logit std ~3): F16 max 
 0.004, Q8_0 0.10, Q4_K_M 0.36; on random width-256 test models: F16 0.15% of the std,
 Q8_0 4%, Q4_K_M 18%. :data:`DEFAULT_TOLERANCES` leaves headroom over both, while the
 argmax agreement catches mapping bugs (an unpermuted Q/K gave 48%, dropped biases 93%).
-
-Usage::
-
-    report = check_parity(model, "model-f16.gguf", ["def f(", "import os\\n"], tolerance="F16")
 """
 
 from __future__ import annotations
@@ -113,22 +109,6 @@ def _resolve_tolerance(tolerance: Tolerance | str | float) -> Tolerance:
     return Tolerance(float(tolerance), 1.0)
 
 
-def torch_logits(model: Any, ids: Sequence[int]) -> npt.NDArray[np.float32]:
-    """The model's logits for ``ids`` (one row per position), as float32 numpy."""
-    import torch
-
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(input_ids=torch.tensor([list(ids)], device=device)).logits[0]
-    finally:
-        model.train(was_training)
-    result: npt.NDArray[np.float32] = out.to(dtype=torch.float32, device="cpu").numpy()
-    return result
-
-
 def check_parity(
     hf_model: Any,
     gguf_path: str | Path,
@@ -136,7 +116,6 @@ def check_parity(
     tolerance: Tolerance | str | float = "F32",
     *,
     lora_path: str | Path | None = None,
-    n_threads: int | None = None,
     raise_on_failure: bool = True,
 ) -> ParityReport:
     """Compare ``hf_model`` (torch, transformers or peft) with the GGUF on ``prompts``.
@@ -149,6 +128,7 @@ def check_parity(
     ``raise_on_failure`` is false; the report is returned either way.
     """
     import llama_cpp
+    import torch
 
     from goldiff.sources.llamacpp import load_llama
 
@@ -164,7 +144,6 @@ def check_parity(
             lora_path=str(lora_path) if lora_path is not None else None,
             n_ctx=512,
             n_batch=512,
-            n_threads=n_threads,
             logits_all=True,
             # An F32 KV cache, so the figures measure the export, not the cache's rounding.
             type_k=llama_cpp.GGML_TYPE_F32,
@@ -178,6 +157,9 @@ def check_parity(
             + "; the export is broken (a tensor llama.cpp does not expect, or a shape it "
             "rejects): load it with llama_cpp.Llama(verbose=True) to see which"
         ) from None
+    device = next(hf_model.parameters()).device
+    was_training = hf_model.training
+    hf_model.eval()
     try:
         token_ids = [
             llm.tokenize(p.encode("utf-8"), add_bos=False, special=False) if isinstance(p, str) else list(p)
@@ -192,7 +174,9 @@ def check_parity(
             llm.reset()  # type: ignore[no-untyped-call]
             llm.eval(ids)
             ours = np.asarray(llm.scores[: len(ids)], dtype=np.float32)
-            theirs = torch_logits(hf_model, ids)
+            with torch.no_grad():
+                logits = hf_model(input_ids=torch.tensor([list(ids)], device=device)).logits[0]
+            theirs = logits.to(dtype=torch.float32, device="cpu").numpy()
             if theirs.shape != ours.shape:
                 raise ParityError(
                     f"{path.name} has {ours.shape[1]} logits per token but the model has "
@@ -203,6 +187,7 @@ def check_parity(
             agree += int((ours.argmax(axis=1) == theirs.argmax(axis=1)).sum())
     finally:
         llm.close()
+        hf_model.train(was_training)
     all_diffs = np.concatenate(diffs)
     n_positions = sum(len(ids) for ids in token_ids)
     report = ParityReport(

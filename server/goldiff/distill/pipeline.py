@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,8 +38,6 @@ def base_model(gguf: Path | None, work: Path, say: Say = print) -> BaseModel:
     The pretrained default that serves (SmolLM2, llama architecture) is not a base here: the
     GGUF export and parity check speak qwen2, the architecture of Goldiff's own model.
     """
-    import os
-
     from goldiff.sources.registry import DEFAULT_MODEL_ENV, default_model_path, own_model_path
 
     found = gguf or (default_model_path() if os.environ.get(DEFAULT_MODEL_ENV) else own_model_path())
@@ -212,19 +211,6 @@ def finetune(
         say("  No step beat the base on the validation gold: the base's weights are kept.")
     elif result.best_step < result.steps:
         say(f"  Kept step {result.best_step}'s weights: the validation loss rose after it.")
-    trained = {
-        "best_step": result.best_step,
-        "prompt": prompt,
-        "heal": heal,
-        "steps": result.steps,
-        "tokens_seen": result.tokens_seen,
-        "train_loss": result.train_loss,
-        "val_loss": result.val_loss,
-        "tokens_per_s": result.tokens_per_s,
-        "train_seconds": result.elapsed_s,
-        "processes": world,
-        "phase_seconds": phases,
-    }
     adapter: dict[str, str] = {}
     qtype: str | None = None
     if result.best_step == 0:
@@ -263,14 +249,22 @@ def finetune(
         "kept_base": result.best_step == 0,
         "qtype": qtype,
         "size_bytes": size,
-        **trained,
+        "best_step": result.best_step,
+        "prompt": prompt,
+        "heal": heal,
+        "steps": result.steps,
+        "tokens_seen": result.tokens_seen,
+        "train_loss": result.train_loss,
+        "val_loss": result.val_loss,
+        "tokens_per_s": result.tokens_per_s,
+        "train_seconds": result.elapsed_s,
+        "processes": world,
+        "phase_seconds": phases,
     }
 
 
 def processes() -> tuple[int, int]:
     """(rank, number of processes) under `accelerate launch` or `torchrun`; (0, 1) alone."""
-    import os
-
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 

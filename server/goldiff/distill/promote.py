@@ -64,23 +64,22 @@ def decide(
     candidate: dict[str, Any],
     current: dict[str, Any],
     *,
-    min_gain: float = MIN_GAIN,
     on: str = "held-out rows",
     against: str = "the current default",
 ) -> Decision:
-    """Promote only when the candidate's chars saved beats the current's by `min_gain`."""
+    """Promote only when the candidate's chars saved beats the current's by `MIN_GAIN`."""
     c, d = candidate[PRIMARY], current[PRIMARY]
     gain = c - d
     n = candidate.get("requests", 0)
     if not n:
         return Decision(False, f"no {on} to compare on", candidate, current)
-    if gain >= min_gain and gain > 0:
+    if gain >= MIN_GAIN and gain > 0:
         reason = f"chars saved {c:.1%} vs {d:.1%} (+{gain * 100:.1f} points) on {n} {on}"
         return Decision(True, reason, candidate, current)
     verdict = "worse" if gain < 0 else "not better by enough"
     reason = (
         f"{verdict}: chars saved {c:.1%} vs {against}'s {d:.1%} ({gain * 100:+.1f} points, "
-        f"needs +{min_gain * 100:.1f}) on {n} {on}"
+        f"needs +{MIN_GAIN * 100:.1f}) on {n} {on}"
     )
     return Decision(False, reason, candidate, current)
 
@@ -114,11 +113,9 @@ def promote_if_better(
     candidate: str,
     rows: Sequence[EvalRow],
     *,
-    current: str | None = None,
     threads: int | None = None,
-    completer: Callable[[str], tuple[Completer, Callable[[], None]]] | None = None,
 ) -> Decision:
-    """Compare the registered `candidate` with the default (or `current`); switch if better.
+    """Compare the registered `candidate` with the default; switch if better.
 
     The decision is recorded in the candidate's lineage either way.
     """
@@ -126,9 +123,9 @@ def promote_if_better(
     from goldiff.sources.repack import faults_path
 
     registry = Registry(home)
-    current = current or registry.default()
+    current = registry.default()
 
-    def default_completer(name: str) -> tuple[Completer, Callable[[], None]]:
+    def make(name: str) -> tuple[Completer, Callable[[], None]]:
         resolved = registry.resolve(name)
         return local_completer(
             resolved.model_path,
@@ -138,7 +135,6 @@ def promote_if_better(
             faults=faults_path(home),  # the server's repack fault records: the kernels it serves with
         )
 
-    make = completer or default_completer
     if current is None:
         decision = Decision(True, "there was no default model", score(rows, lambda: make(candidate)), {})
     else:

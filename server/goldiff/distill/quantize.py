@@ -6,11 +6,6 @@ values: a tensor whose row size is not a multiple of 256 silently falls back to 
 type, so the project's models use widths in multiples of 256. Quantizing a small model
 takes well under a second. Afterwards run :func:`goldiff.distill.parity.check_parity` with
 the tolerance for the type (``parity.DEFAULT_TOLERANCES``).
-
-Usage::
-
-    result = quantize("model-f16.gguf", "model-q8_0.gguf", "Q8_0")
-    print(result.src_bytes, result.dst_bytes, result.ratio)
 """
 
 from __future__ import annotations
@@ -19,7 +14,6 @@ import ctypes
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from goldiff.errors import QuantizeError
 
@@ -32,14 +26,12 @@ QUANT_TYPES: dict[str, int] = {
     "Q5_K_M": 17,
     "Q6_K": 18,
 }
-QuantType = Literal["F32", "F16", "Q8_0", "Q4_K_M", "Q5_K_M", "Q6_K"]
 
 
 @dataclass(frozen=True)
 class QuantizeResult:
     """What :func:`quantize` wrote."""
 
-    src: Path
     dst: Path
     qtype: str
     src_bytes: int
@@ -54,7 +46,7 @@ class QuantizeResult:
 def quantize(
     src: str | Path,
     dst: str | Path,
-    qtype: QuantType | str = "Q8_0",
+    qtype: str = "Q8_0",
     *,
     n_threads: int | None = None,
 ) -> QuantizeResult:
@@ -88,7 +80,6 @@ def quantize(
             "it is a model GGUF (not an adapter) exported as F32 or F16"
         )
     return QuantizeResult(
-        src=src_path,
         dst=dst_path,
         qtype=key,
         src_bytes=src_path.stat().st_size,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,22 +80,6 @@ class GgufVocab:
     fim_pad_id: int | None = None
     pad_id: int | None = None
     pre: str = "qwen2"
-    extra_ids: dict[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if len(self.tokens) != len(self.token_types):
-            raise TokenizerError("tokens and token_types differ in length")
-        specials = {
-            "eos": self.eos_id,
-            "fim_pre": self.fim_pre_id,
-            "fim_suf": self.fim_suf_id,
-            "fim_mid": self.fim_mid_id,
-            "fim_pad": self.fim_pad_id,
-            "pad": self.pad_id,
-        }
-        for name, value in specials.items():
-            if value is not None and not 0 <= value < len(self.tokens):
-                raise TokenizerError(f"{name} id {value} is outside the vocabulary")
 
     def padded_to(self, n_vocab: int) -> GgufVocab:
         """This vocabulary with unused ``[PADi]`` tokens appended up to ``n_vocab`` entries.
@@ -108,8 +92,6 @@ class GgufVocab:
                 f"{len(self.tokens)} tokens; export with the tokenizer the model was trained with"
             )
         extra = n_vocab - len(self.tokens)
-        if extra == 0:
-            return self
         return replace(
             self,
             tokens=[
@@ -145,8 +127,6 @@ class GgufVocab:
         ):
             if value is not None:
                 writer.add_uint32(key, value)
-        for key, value in self.extra_ids.items():
-            writer.add_uint32(key, value)
 
     @classmethod
     def from_tokenizer_json(
@@ -167,11 +147,11 @@ class GgufVocab:
         if pre is None:
             pre = _detect_pre(data)
         vocab: dict[str, int] = dict(model.get("vocab") or {})
-        specials: set[int] = set()
-        user_defined: set[int] = set()
+        kinds: dict[int, gguf.TokenType] = {}  # added tokens: control if special, else user-defined
         for added in data.get("added_tokens") or []:
             vocab[added["content"]] = int(added["id"])
-            (specials if added.get("special", False) else user_defined).add(int(added["id"]))
+            special = added.get("special", False)
+            kinds[int(added["id"])] = gguf.TokenType.CONTROL if special else gguf.TokenType.USER_DEFINED
         n_tokens = max(vocab.values()) + 1 if vocab else 0
         tokens: list[str | None] = [None] * n_tokens
         for text, token_id in vocab.items():
@@ -179,14 +159,7 @@ class GgufVocab:
         missing = [i for i, t in enumerate(tokens) if t is None]
         if missing:
             raise TokenizerError(f"token ids are not contiguous (first hole: {missing[0]})")
-        types = [
-            int(gguf.TokenType.CONTROL)
-            if i in specials
-            else int(gguf.TokenType.USER_DEFINED)
-            if i in user_defined
-            else int(gguf.TokenType.NORMAL)
-            for i in range(n_tokens)
-        ]
+        types = [int(kinds.get(i, gguf.TokenType.NORMAL)) for i in range(n_tokens)]
         merges = [m if isinstance(m, str) else f"{m[0]} {m[1]}" for m in model.get("merges", [])]
         if END_OF_TEXT not in vocab:
             raise TokenizerError(f"the tokenizer has no {END_OF_TEXT} token")
@@ -241,7 +214,6 @@ def train_tokenizer(
     vocab_size: int = 8192,
     *,
     min_frequency: int = 2,
-    show_progress: bool = False,
 ) -> tokenizers.Tokenizer:
     """Train the project's byte-level BPE on ``texts`` (see the module docstring)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -262,7 +234,7 @@ def train_tokenizer(
         special_tokens=list(SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         max_token_length=MAX_TOKEN_BYTES,
-        show_progress=show_progress,
+        show_progress=False,
     )
     tok.train_from_iterator((t for t in texts if t), trainer=trainer)
     return tok
@@ -294,7 +266,11 @@ def save_tokenizer(tok: tokenizers.Tokenizer, out_dir: str | Path) -> Path:
 
 
 def load_tokenizer(path: str | Path) -> tokenizers.Tokenizer:
-    """Load a tokenizer saved by :func:`save_tokenizer` (the folder or the JSON file)."""
+    """A tokenizer saved by :func:`save_tokenizer` (the folder or the JSON file) that never
+    turns text like ``<|fim_prefix|>`` into a control token: code that mentions the tokens
+    (this file does) must stay plain text."""
     from tokenizers import Tokenizer
 
-    return Tokenizer.from_file(str(_tokenizer_file(path)))
+    tokenizer = Tokenizer.from_file(str(_tokenizer_file(path)))
+    tokenizer.encode_special_tokens = True
+    return tokenizer

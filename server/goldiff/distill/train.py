@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from goldiff.distill import data as data_mod
 from goldiff.distill.config import TrainConfig
 from goldiff.distill.model import build_model, count_parameters, load_model, lora_config
+from goldiff.distill.tokenizer import load_tokenizer
 from goldiff.errors import ConfigError, NotEnoughDataError
 
 CHECKPOINT = "checkpoint.pt"
@@ -78,8 +79,6 @@ def train(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if (corpus_dir is None) == (sft_path is None):
-        raise ConfigError("Train on either a packed corpus (corpus_dir) or SFT rows (sft_path).")
 
     # ---- devices, precision and seeds
     if config.threads:
@@ -114,9 +113,7 @@ def train(
         )
         val_batches = data_mod.TokenWindows(corpus / "val.bin", config.seq_len, split="val")
     else:
-        if tokenizer_path is None:
-            raise ConfigError("Training on SFT rows needs the tokenizer (tokenizer_path).")
-        tokenizer = data_mod.load_tokenizer(tokenizer_path)
+        tokenizer = load_tokenizer(tokenizer_path)  # type: ignore[arg-type]
         rows = data_mod.read_rows(Path(sft_path))  # type: ignore[arg-type]
         if len(rows) < config.min_rows:
             raise NotEnoughDataError(
@@ -354,7 +351,7 @@ def heldout_loss(
     """
     if not rows:
         return None
-    tokenizer = data_mod.load_tokenizer(tokenizer_path)
+    tokenizer = load_tokenizer(tokenizer_path)
     encoded = [data_mod.encode_sft_row(dict(r), tokenizer, seq_len, prompt, heal) for r in rows]
     batches = data_mod.SFTRows(encoded, data_mod.SpecialIds.of(tokenizer, fim=False).eos)
     model = load_model(model_dir)
