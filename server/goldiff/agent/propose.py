@@ -103,12 +103,7 @@ class ProposeEditService:
                 model=rewrite.model,
                 instruction=args.instruction,
                 rng=rng,
-                context={
-                    "context_before": request.context_before,
-                    "context_after": request.context_after,
-                    "recent_edits": request.recent_edits,
-                    "cursor": request.cursor,
-                },
+                context=request.stored_context(),
                 latency_ms=rewrite.latency_ms,
                 shadow_of=shadow_of,
             )

@@ -52,6 +52,15 @@ class EditRequest:
     recent_edits: list[str] = field(default_factory=list)
     cursor: int | None = None
 
+    def stored_context(self) -> dict[str, Any]:
+        """The context a proposal keeps, from which the `edits` export rebuilds `prompt()`."""
+        return {
+            "context_before": self.context_before,
+            "context_after": self.context_after,
+            "recent_edits": self.recent_edits,
+            "cursor": self.cursor,
+        }
+
     def prompt(self) -> str:
         # A lone surrogate (a client can send one) has no UTF-8 form: llama.cpp and HTTP
         # bodies need one, so it becomes U+FFFD, as the store records it.
