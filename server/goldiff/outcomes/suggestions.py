@@ -227,10 +227,10 @@ class OutcomeTracker(EpisodeTracker[DocState]):
             # A full text, or our copy and the recorder's disagree (a change we did not see).
             user = user and edit.kind != "change"
             edits = diff_edits(old, doc.text)
-        text = old
+        # One edit, or `diff_edits`' from the end towards the start: the text before each
+        # edit's end is still `old`'s, so no keystroke copies the document.
         for a, r, inserted in edits:
-            self._apply(state, text, a, r, inserted, user, now)
-            text = text[:a] + inserted + text[a + r :]
+            self._apply(state, old, a, r, inserted, user, now)
         state.text = doc.text
         self._schedule_settle(state)
 
