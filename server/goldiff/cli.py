@@ -603,6 +603,8 @@ def eval_cmd(
     "quantize_to",
     # None: the pipeline's type (Q8_0), the one a short fine-tune of the shipped model
     # passes the parity check in (its Q4_K_M does not, and the run would end in an error).
+    # An empty value means the same, rather than failing only after the fine-tune.
+    callback=lambda _ctx, _param, value: value or None,
     help="GGUF type of the result (default: Q8_0).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

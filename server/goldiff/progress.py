@@ -17,6 +17,8 @@ import contextlib
 import logging
 import threading
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -24,6 +26,7 @@ from pygls.lsp.server import LanguageServer
 from goldiff.errors import GoldiffError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class CommandProgress:
@@ -77,6 +80,21 @@ async def begin_progress(ls: LanguageServer, title: str, client_token: str | Non
         if future is not None:
             future.add_done_callback(lambda f: progress.cancelled.set() if f.cancelled() else None)
     return progress
+
+
+async def on_thread(progress: CommandProgress, run: Callable[[], T]) -> T:
+    """`run` off the event loop (a long one must not stall typing and capture); a cancel sets
+    `progress.cancelled` and waits until the thread notices, within one progress step."""
+    work = asyncio.ensure_future(asyncio.to_thread(run))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        progress.cancelled.set()
+        with contextlib.suppress(Exception):
+            await work
+        raise
+    finally:
+        progress.end()
 
 
 async def run_child(command: list[str], failure: str) -> bytes:

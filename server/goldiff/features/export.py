@@ -10,40 +10,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from goldiff import protocol
 from goldiff.errors import ExportCancelled, ExportError
 from goldiff.export import ExportResult, default_out, export, options_from_wire, with_explanation
 from goldiff.home import exports_dir
-from goldiff.progress import CommandProgress, begin_progress
+from goldiff.progress import begin_progress, on_thread
 from goldiff.server import GoldiffServer
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def register(server: GoldiffServer) -> None:
     @server.command(protocol.EXPORT_TRACES)
     async def export_traces(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
         return await export_for_server(ls, args)
-
-
-async def on_thread(progress: CommandProgress, run: Callable[[], T]) -> T:
-    """`run` off the event loop (a long one must not stall typing and capture); a cancel sets
-    `progress.cancelled` and waits until the thread notices, within one progress step."""
-    work = asyncio.ensure_future(asyncio.to_thread(run))
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        progress.cancelled.set()
-        with contextlib.suppress(Exception):
-            await work
-        raise
-    finally:
-        progress.end()
 
 
 async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str, Any]:

@@ -16,9 +16,8 @@ from typing import Any
 from goldiff import protocol
 from goldiff.compare import eval_command, label, recorded_figures
 from goldiff.errors import ConfigError
-from goldiff.features.export import on_thread
 from goldiff.home import exports_dir
-from goldiff.progress import begin_progress, run_child
+from goldiff.progress import begin_progress, on_thread, run_child
 from goldiff.server import GoldiffServer
 from goldiff.sources.pull import Pulled, describe, pull, resolve_source
 
