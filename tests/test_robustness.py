@@ -410,3 +410,27 @@ def test_a_message_from_the_store_writer_thread_is_sent_from_the_event_loop(
         server.close_store()
     loop_thread = threading.main_thread().name
     assert sent == [(loop_thread, "the disk is full"), (loop_thread, "shown from the loop")]
+
+
+def test_a_message_that_cannot_be_sent_does_not_fail_the_handler_that_sends_it(tmp_path: Path) -> None:
+    """On the event loop, as elsewhere, a showMessage that fails is dropped, not raised."""
+    import asyncio
+
+    from goldiff.server import GoldiffServer
+
+    server = GoldiffServer(tmp_path / "home")
+
+    def broken(_params: object) -> None:
+        raise BrokenPipeError("the client is gone")
+
+    server.window_show_message = broken  # type: ignore[method-assign]
+
+    async def serve() -> None:
+        server.event_loop = asyncio.get_running_loop()  # as initialize sets it
+        server.tell_user("the disk is full")
+
+    try:
+        asyncio.run(serve())
+    finally:
+        server.close_store()
+    assert server.shown_messages == 1

@@ -148,14 +148,14 @@ class GoldiffServer(LanguageServer):
             return
         self.shown_messages += 1
         params = types.ShowMessageParams(type=kind, message=message)
+        loop = self.event_loop
         with contextlib.suppress(RuntimeError):
-            if asyncio.get_running_loop() is self.event_loop:
-                self.window_show_message(params)
-                return
-        if self.event_loop is not None and self.event_loop.is_running():
+            if asyncio.get_running_loop() is loop:
+                loop = None  # on the loop's own thread: sent at once
+        if loop is not None and loop.is_running():
             # From another thread (the store's writer): two threads writing to the client's
             # stream at once could interleave their messages' bytes.
-            self.event_loop.call_soon_threadsafe(self.window_show_message, params)
+            loop.call_soon_threadsafe(self.window_show_message, params)
         else:
             with contextlib.suppress(Exception):
                 self.window_show_message(params)

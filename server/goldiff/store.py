@@ -662,9 +662,7 @@ class TraceStore:
     def _write_records(self, batch: _Batch, attempt: Callable[..., None], one_by_one: bool = False) -> None:
         """Every write of `batch`, rows grouped or `one_by_one`, each as `attempt(table, row, write, ...)`."""
         for h, text in batch.snapshots.items():
-            size = len(text.encode("utf-8", "surrogatepass"))
-            sql = "INSERT OR IGNORE INTO snapshots(hash, text, bytes) VALUES (?, ?, ?)"
-            attempt("snapshots", {}, self.db.execute, sql, [h, text, size])
+            attempt("snapshots", {}, self._put_snapshot, h, text)
         for table, rows in batch.rows.items():
             for op in ("insert", "upsert"):
                 same = [{k: v for k, v in r.items() if k != "__op"} for r in rows if r["__op"] == op]
@@ -776,14 +774,16 @@ class TraceStore:
         log.info("masked a secret in %d earlier edit rows", masked)
         return masked
 
+    def _put_snapshot(self, h: str, text: str) -> None:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        sql = "INSERT OR IGNORE INTO snapshots(hash, text, bytes) VALUES (?, ?, ?)"
+        self.db.execute(sql, [h, text, size])
+
     def _scrub_snapshot(self, document_id: str, row: tuple[Any, ...], old_text: str, text: str) -> int:
         """Store `row`'s snapshot as the masked `text`; scrub the rows before it that typed the masks."""
         row_id, seq, old, offset, removed, inserted, _ = row
         h = content_hash(text)
-        size = len(text.encode("utf-8", "surrogatepass"))
-        self.db.execute(
-            "INSERT OR IGNORE INTO snapshots(hash, text, bytes) VALUES (?, ?, ?)", [h, text, size]
-        )
+        self._put_snapshot(h, text)
         mine = (offset, offset + len(inserted)) if inserted is not None else (0, 0)
         new_inserted = text[mine[0] : mine[1]] if inserted is not None else None
         self.db.execute(
