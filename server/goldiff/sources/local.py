@@ -387,7 +387,7 @@ class LocalSource:
         size = int(llama_cpp.llama_state_seq_get_size(ctx, 0))
         buf = (ctypes.c_uint8 * size)()
         written = int(llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0))
-        return bytes(buf)[:written]
+        return ctypes.string_at(buf, written)  # one copy of what may be hundreds of MB
 
     def _save_state(self, key: str) -> None:
         tokens = self.evaluated_tokens()
