@@ -32,8 +32,14 @@ class FimPrompt:
     stop_ids: frozenset[int]
 
     def build(self, prefix_ids: Sequence[int], suffix_ids: Sequence[int]) -> list[int]:
-        slots = {PREFIX: prefix_ids, SUFFIX: suffix_ids}
-        return [int(i) for part in self.layout for i in slots.get(str(part), (part,))]
+        # Every completion builds one: the ids are copied in whole, not one by one.
+        out: list[int] = []
+        for part in self.layout:
+            if isinstance(part, int):
+                out.append(part)
+            else:
+                out.extend(prefix_ids if part == PREFIX else suffix_ids)
+        return out
 
     @property
     def suffix_first(self) -> bool:

@@ -387,7 +387,7 @@ class LocalSource:
         size = int(llama_cpp.llama_state_seq_get_size(ctx, 0))
         buf = (ctypes.c_uint8 * size)()
         written = int(llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0))
-        return bytes(buf)[:written]
+        return ctypes.string_at(buf, written)  # one copy of what may be hundreds of MB
 
     def _save_state(self, key: str) -> None:
         tokens = self.evaluated_tokens()
@@ -482,7 +482,9 @@ class LocalSource:
                 self.on_phase("prefill")
                 reused = self._prefill(prompt, cancel, deadline)
                 remaining = heal  # healed bytes the answer has not covered yet
-                if heal and self._healing_mask(heal) is None:
+                # A pass over the whole vocabulary: made once for the first token, not twice.
+                mask = self._healing_mask(heal) if heal else None
+                if heal and mask is None:
                     self.llm.eval(self.tokenize(heal.decode("utf-8", "replace")))
                     heal = remaining = b""
                 answer = self.answer_text(len(heal))
@@ -491,7 +493,6 @@ class LocalSource:
                     # The next-token logits after the last evaluated token.
                     ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
                     logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,)).astype(np.float64)
-                    mask = self._healing_mask(remaining) if remaining else None
                     if mask is not None:
                         logits = np.where(mask, logits, -np.inf)
                     token = int(np.argmax(logits))
@@ -507,6 +508,7 @@ class LocalSource:
                     logprobs.append(logprob)
                     piece = bytes(self.llm.detokenize([token]))
                     remaining = remaining[len(piece) :] if remaining.startswith(piece) else b""
+                    mask = self._healing_mask(remaining) if remaining else None
                     # The rule judges whole lines only: without a new line end, no new cut.
                     if answer.add(piece) and rule.cut(answer.text()) is not None:
                         reason = "block" if rule.multiline else "line"
