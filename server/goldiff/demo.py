@@ -37,6 +37,7 @@ from goldiff.distill.pipeline import (
     adapted_rows,
     base_model,
     finetune,
+    preference_pairs,
     validation_cutoff,
 )
 from goldiff.distill.promote import compare, local_completer
@@ -246,8 +247,10 @@ def distill(
     work: Path,
     config: DemoConfig,
     say: Say,
+    pairs: Path | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune the base on the gold and the workspace's code; export, check, quantize."""
+    """Fine-tune the base on the gold and the workspace's code (then on the preference
+    `pairs`, when the base made the replay's suggestions); export, check, quantize."""
     say("Distilling:")
     options = FinetuneOptions(
         recipe=config.recipe,
@@ -259,7 +262,7 @@ def distill(
         seed=config.seed,
     )
     rows = adapted_rows(train_rows, texts, work, options, say, val_cutoff)
-    return finetune(base, rows, work, options, say)
+    return finetune(base, rows, work, options, say, preference_rows=pairs)
 
 
 def _evenly(rows: list[Any], most: int) -> list[Any]:
@@ -421,10 +424,11 @@ def run_demo(
             val_cutoff = validation_cutoff(Path(exported["paths"]["train"]), FinetuneOptions.val_fraction)
             # The replayed files as the store saw them at the cutoff (nothing held out is read).
             texts = documents_at(db, val_cutoff if val_cutoff is not None else cutoff)
+            pairs = preference_pairs(db, cutoff, val_cutoff, work)
         lap("export")
 
         train_rows = Path(exported["paths"]["train"])
-        distilled = distill(base, train_rows, texts, val_cutoff, work, config, say)
+        distilled = distill(base, train_rows, texts, val_cutoff, work, config, say, pairs)
         lap("distill")
 
         chosen, decision = choose_model(train_rows, val_cutoff, base, distilled, say, config.max_eval_rows)

@@ -76,3 +76,33 @@ def test_preference_rows_are_checked(base: Path, tmp_path: Path) -> None:
     path.write_text(json.dumps(_rows("dpo")[0]) + "\n")
     with pytest.raises(NotEnoughDataError, match="1 preference row"):
         train_preference(load_recipe("tiny"), base, path, tmp_path / "out")
+
+
+@pytest.mark.parametrize(("mode", "heal"), [("fim", False), ("prefix", False), ("prefix", True)])
+def test_a_pair_is_asked_the_question_sft_trains_and_the_server_sends(
+    base: Path, mode: str, heal: bool
+) -> None:
+    from goldiff.distill.data import encode_sft_row
+    from goldiff.distill.preference import _to_trl
+    from goldiff.distill.tokenizer import load_tokenizer
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(base))
+    row = {
+        "prefix": "x = 1\ndef f(a, b):\n    retu",
+        "suffix": "\n",
+        "chosen": "rn a + b",
+        "rejected": "rn (a - b)",
+    }
+    (asked,) = _to_trl([row], "dpo", tok, 12, (mode, heal))
+    prompts = []
+    for answer in ("chosen", "rejected"):
+        sft = {**row, "completion": row[answer]}
+        ids, labels = encode_sft_row(sft, load_tokenizer(base / "tokenizer.json"), 12, mode, heal)
+        start = labels.count(-100)
+        assert asked[f"{answer}_ids"] == ids[start:]  # the answer SFT trains on
+        prompts.append(ids[:start])
+    # The context SFT gives the longer answer: both fit in the row.
+    assert asked["prompt_ids"] in prompts and len(asked["prompt_ids"]) == min(map(len, prompts))
+    assert len(asked["prompt_ids"]) + max(len(asked["chosen_ids"]), len(asked["rejected_ids"])) <= 13
+    assert asked["chosen_ids"] != asked["rejected_ids"]

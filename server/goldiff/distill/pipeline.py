@@ -118,6 +118,10 @@ class FinetuneOptions:
     evals: int = 6  # validation points; the weights of the best one are kept (the start included)
     workspace_code: bool = True  # also learn the workspace's own code (repository adaptation)
     gold_weight: int = 2  # each gold row counts this many times against the code windows
+    # The preference stage after SFT (DPO, `distill/preference.py`): the kept text against
+    # the suggestion the developer typed over, once there are this many such pairs.
+    preference_steps: int = 20  # 0: no preference stage
+    min_preference_rows: int = 16
 
 
 def inherit_profile(base: BaseModel, model: Path, prompt: str, heal: bool) -> None:
@@ -154,8 +158,10 @@ def finetune(
     options: FinetuneOptions,
     say: Say = print,
     phases: Phases | None = None,
+    preference_rows: Path | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune the base on sft rows; export, check parity and quantize the result."""
+    """Fine-tune the base on sft rows (then on preference pairs, if given); export, check
+    parity and quantize the result."""
     from goldiff.distill.config import load_recipe
     from goldiff.distill.gguf_export import export_checked, export_lora_checked
     from goldiff.distill.model import load_model
@@ -211,6 +217,13 @@ def finetune(
         say("  No step beat the base on the validation gold: the base's weights are kept.")
     elif result.best_step < result.steps:
         say(f"  Kept step {result.best_step}'s weights: the validation loss rose after it.")
+    preference: dict[str, Any] = {}
+    if preference_rows is not None and result.best_step > 0 and not trainer.lora and world == 1:
+        with phases.timed("preference"):
+            preference = prefer(
+                trainer, base, Path(result.final_dir), (train_rows, preference_rows), work, options, say
+            )
+        result.final_dir = str(preference.get("final_dir") or result.final_dir)
     adapter: dict[str, str] = {}
     qtype: str | None = None
     if result.best_step == 0:
@@ -260,7 +273,46 @@ def finetune(
         "train_seconds": result.elapsed_s,
         "processes": world,
         "phase_seconds": phases,
+        **({"preference": preference} if preference else {}),
     }
+
+
+def prefer(
+    trainer: Any,
+    base: BaseModel,
+    sft_dir: Path,
+    data: tuple[Path, Path],
+    work: Path,
+    options: FinetuneOptions,
+    say: Say,
+) -> dict[str, Any]:
+    """DPO from the SFT weights on the developer's preference pairs, kept only if it did not
+    make the validation gold less likely (the rows SFT's early stopping watched)."""
+    from dataclasses import replace
+
+    from goldiff.distill.data import read_rows
+    from goldiff.distill.preference import train_preference
+    from goldiff.distill.train import heldout_loss
+
+    train_rows, pairs = data
+    rows = read_rows(pairs)
+    if len(rows) < options.min_preference_rows or options.preference_steps <= 0:
+        return {"rows": len(rows), "kept": False, "reason": "too few typed-over suggestions"}
+    say(f"Preference stage (DPO) on {len(rows)} suggestions the developer typed over...")
+    config = replace(trainer, max_steps=options.preference_steps, learning_rate=options.learning_rate / 3)
+    shape = (trainer.sft_prompt, trainer.sft_heal)
+    tuned = train_preference(config, sft_dir, pairs, work / "preference", prompt=shape[0], heal=shape[1])
+    val = [r for r in read_rows(train_rows) if r.get("split") == "val"]
+    before = heldout_loss(sft_dir, val, base.tokenizer, options.seq_len, *shape)
+    after = heldout_loss(tuned.final_dir, val, base.tokenizer, options.seq_len, *shape)
+    kept = before is not None and after is not None and after <= before
+    if before is None or after is None:
+        say("  not kept: there are no validation rows to check it on")
+    else:
+        verdict = "kept" if kept else "not kept: the validation gold became less likely"
+        say(f"  validation loss {before:.3f} (SFT) → {after:.3f} (DPO, {tuned.steps} steps): {verdict}")
+    info = {"rows": len(rows), "steps": tuned.steps, "val_loss": [before, after], "kept": kept}
+    return {**info, "final_dir": tuned.final_dir} if kept else info
 
 
 def processes() -> tuple[int, int]:
@@ -304,6 +356,7 @@ def distill_from_store(
             # held-out ones too): no answer validation or evaluation asks for is read.
             val_cutoff = validation_cutoff(exported.paths["train"], options.val_fraction)
             texts = documents_at(db, val_cutoff if val_cutoff is not None else exported.cutoff)
+            pairs = preference_pairs(db, exported.cutoff, val_cutoff, work)
         finally:
             db.conn.close()
     train_rows = exported.counts.get("train", 0)
@@ -317,7 +370,7 @@ def distill_from_store(
         model = base_model(base, work, say)
     with phases.timed("data"):
         rows = adapted_rows(exported.paths["train"], texts, work, options, say, val_cutoff)
-    result = finetune(model, rows, work, options, say, phases)
+    result = finetune(model, rows, work, options, say, phases, pairs)
     if result.get("kept_base"):
         reason = "no step beat the base on the validation gold"
         say(f"Nothing registered: {reason}; the base stays the model to use.")
@@ -365,6 +418,26 @@ def distill_from_store(
             say(f"Not promoted ({decision.reason}); `goldiff models use {name}` switches to it anyway.")
         promotion = decision.as_dict()
     return {"name": name, **result, "lineage": lineage, "promotion": promotion}
+
+
+def preference_pairs(db: Any, cutoff: float | None, val_cutoff: float | None, work: Path) -> Path:
+    """The kept text against the suggestion typed over, from before the validation rows.
+
+    Suggestions of the deterministic `test` source (the demo's replay placeholder) are no
+    model's answers, so they are not pairs to learn from.
+    """
+    from goldiff.distill.data import read_rows
+    from goldiff.export import ExportOptions, export
+
+    exported = export(db, ExportOptions(format="preference", split=True, split_at=cutoff), work / "pairs")
+    train = exported.paths.get("train")
+    end = val_cutoff if val_cutoff is not None else cutoff
+    rows = [
+        r
+        for r in (read_rows(Path(train)) if train is not None and Path(train).is_file() else [])
+        if r.get("source") != "test" and (end is None or float(r["ts"]) < end)
+    ]
+    return write_rows(rows, work / "data" / "pairs.jsonl")
 
 
 def validation_cutoff(gold: Path, share: float) -> float | None:

@@ -4,9 +4,11 @@ After SFT on gold, a model can still rank a rejected suggestion above an accepte
 Goldiff's ``preference`` export (``prompt``/``chosen``/``rejected``: the kept text against
 a suggestion that was typed over) feeds TRL's DPO; the ``kto`` export
 (``prompt``/``completion``/``label``: every suggestion with whether it survived) feeds KTO,
-which needs no pairs. Rows carrying the raw ``prefix``/``suffix`` are turned into the same
-FIM prompt the local source sends. The model is a folder saved by `train.train` (or a
-user's base); with ``config.lora`` only LoRA adapters are trained.
+which needs no pairs. Rows carrying the raw ``prefix``/``suffix`` are turned into the
+prompt the local source sends (FIM, or prefix-only with token healing, as the model's
+serving profile says). The model is a folder saved by `train.train` (or a user's base);
+with ``config.lora`` only LoRA adapters are trained. `goldiff distill` runs DPO after SFT
+when the store holds enough suggestions the developer typed over (`distill/pipeline.py`).
 """
 
 from __future__ import annotations
@@ -45,21 +47,49 @@ def detect_method(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def _prompt(row: dict[str, Any]) -> str:
+def _to_trl(
+    rows: list[dict[str, Any]], method: str, tokenizer: Any, seq_len: int, shape: tuple[str, bool]
+) -> list[dict[str, Any]]:
+    """TRL's rows. A DPO pair arrives as token ids, each answer encoded exactly as SFT encodes
+    it (`data.encode_sft_row`, in the serving `shape`: prompt mode and healing), the two
+    sharing the shorter of their prompts; TRL's own tokenization of prompt + answer as one
+    text would merge tokens across the cursor that the server never merges. KTO rows are
+    FIM text for TRL to tokenize (the FIM tokens keep that boundary).
+    """
+    if method == "kto":
+        eos = tokenizer.eos_token or END_OF_TEXT
+        return [
+            {"prompt": _fim_prompt(r), "completion": r["completion"] + eos, "label": bool(r["label"])}
+            for r in rows
+        ]
+    out = []
+    for row in rows:
+        encoded = []
+        for answer in (row["chosen"], row["rejected"]):
+            ids, labels = data_mod.encode_sft_row(
+                {**row, "completion": answer}, tokenizer.backend_tokenizer, seq_len, *shape
+            )
+            start = labels.count(data_mod.IGNORE_INDEX)  # the prompt; every answer token is labelled
+            encoded.append((ids[:start], ids[start:]))
+        prompt = min((p for p, _ in encoded), key=len)
+        out.append({"prompt_ids": prompt, "chosen_ids": encoded[0][1], "rejected_ids": encoded[1][1]})
+    return out
+
+
+def _encoded(dpo: type) -> type:
+    """TRL's DPO trainer, given the rows `_to_trl` already encoded, trains on them as they are."""
+
+    class Encoded(dpo):  # type: ignore[misc, valid-type]
+        def _prepare_dataset(self, dataset: Any, *_args: Any, **_kwargs: Any) -> Any:
+            return dataset
+
+    return Encoded
+
+
+def _fim_prompt(row: dict[str, Any]) -> str:
     if row.get("prefix") is not None:
         return fim_prompt(row["prefix"], row.get("suffix") or "")
     return str(row.get("prompt") or "")
-
-
-def _to_trl(rows: list[dict[str, Any]], method: str, eos: str) -> list[dict[str, Any]]:
-    # Each answer ends with <|endoftext|>, as in SFT, so the stage also teaches where to stop.
-    if method == "dpo":
-        return [
-            {"prompt": _prompt(r), "chosen": r["chosen"] + eos, "rejected": r["rejected"] + eos} for r in rows
-        ]
-    return [
-        {"prompt": _prompt(r), "completion": r["completion"] + eos, "label": bool(r["label"])} for r in rows
-    ]
 
 
 def train_preference(
@@ -70,8 +100,13 @@ def train_preference(
     *,
     method: str = "auto",
     beta: float = 0.1,
+    prompt: str = "fim",
+    heal: bool = False,
 ) -> PreferenceResult:
-    """Run DPO or KTO from ``model_dir`` on exported rows; write ``out_dir/final``."""
+    """Run DPO or KTO from ``model_dir`` on exported rows; write ``out_dir/final``.
+
+    `prompt` and `heal` are the serving profile's (as for SFT, `config.sft_prompt`).
+    """
     import torch
     from datasets import Dataset
     from transformers import AutoTokenizer
@@ -85,6 +120,11 @@ def train_preference(
             "needed. Keep using Goldiff until more suggestions were accepted and rejected."
         )
     method = detect_method(rows) if method == "auto" else method
+    if method == "kto" and prompt != "fim":
+        raise ConfigError(
+            "KTO trains on FIM prompts only; for a model served left to right, train DPO on "
+            "pairs (`goldiff export --format preference`)."
+        )
     if method == "kto" and len({bool(r["label"]) for r in rows}) < 2:
         raise NotEnoughDataError(
             "KTO needs both accepted (label true) and rejected (label false) rows; "
@@ -96,7 +136,7 @@ def train_preference(
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     tokenizer.pad_token = tokenizer.pad_token or FIM_PAD
     model = load_model(model_dir)
-    dataset = Dataset.from_list(_to_trl(rows, method, tokenizer.eos_token or END_OF_TEXT))
+    dataset = Dataset.from_list(_to_trl(rows, method, tokenizer, config.seq_len, (prompt, heal)))
     out = Path(out_dir)
     common: dict[str, Any] = {
         "output_dir": str(out / "trl"),
@@ -111,12 +151,12 @@ def train_preference(
         "report_to": [],
         "seed": config.seed,
         "beta": beta,
-        "max_length": config.seq_len,
+        "max_length": config.seq_len + 1,  # what encode_sft_row keeps
         "bf16": torch.cuda.is_available(),
         "disable_tqdm": True,
     }
     trl: Any = importlib.import_module("trl")  # a lazy module: mypy cannot see its names
-    trainers = {"dpo": (trl.DPOTrainer, trl.DPOConfig), "kto": (trl.KTOTrainer, trl.KTOConfig)}
+    trainers = {"dpo": (_encoded(trl.DPOTrainer), trl.DPOConfig), "kto": (trl.KTOTrainer, trl.KTOConfig)}
     if method not in trainers:
         raise ConfigError(f"Preference method must be auto, dpo or kto, not {method!r}.")
     trainer_cls, args_cls = trainers[method]
