@@ -599,6 +599,13 @@ def eval_cmd(
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=2, show_default=True, help="Torch threads per process.")
 @click.option(
+    "--preference-steps",
+    type=int,
+    default=20,
+    show_default=True,
+    help="DPO steps on suggestions typed over (0: none).",
+)
+@click.option(
     "--quantize",
     "quantize_to",
     # None: the pipeline's type (Q8_0), the one a short fine-tune of the shipped model
@@ -661,6 +668,11 @@ def bootstrap(home: Path | None, recipe: str, dest: Path | None, quantize_to: st
     "--range", "rev_range", metavar="A..B", help="Commits to replay (git range). Default: all of HEAD."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated developer.")
+@click.option(
+    "--preference-steps",
+    type=click.IntRange(min=0),
+    help="DPO steps after SFT (default 20; pairs need --suggest-with-base).",
+)
 @click.option(
     "--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable), e.g. '*.py'."
 )
@@ -733,6 +745,11 @@ def replay(
     "--recipe", help="Fine-tuning recipe (models/recipes/): `lora` for adapters on a larger --base-model."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated developer.")
+@click.option(
+    "--preference-steps",
+    type=click.IntRange(min=0),
+    help="DPO steps after SFT (default 20; pairs need --suggest-with-base).",
+)
 @click.option(
     "--suggest-with-base",
     is_flag=True,

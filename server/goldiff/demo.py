@@ -84,6 +84,7 @@ class DemoConfig:
     # True: the base model makes the replay's suggestions (its own outcomes are recorded,
     # but gold then exists only where it suggested something); False: the placeholder.
     suggest_with_base: bool = False
+    preference_steps: int = 20  # DPO on the base's suggestions typed over (with suggest_with_base)
 
     @classmethod
     def for_tests(cls, repo: Path | None = None, **changes: Any) -> DemoConfig:
@@ -260,6 +261,7 @@ def distill(
         learning_rate=config.learning_rate,
         threads=config.threads,
         seed=config.seed,
+        preference_steps=config.preference_steps,
     )
     rows = adapted_rows(train_rows, texts, work, options, say, val_cutoff)
     return finetune(base, rows, work, options, say, preference_rows=pairs)
