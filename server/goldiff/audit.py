@@ -1,8 +1,8 @@
-"""Read back what Goldiff recorded: rebuilt documents, counts, deletion.
+"""Read back what Goldiff recorded: rebuilt documents and counts.
 
 These are the user's means to audit the store: `goldiff show` rebuilds a document's text
 at any recorded version from its snapshots and edits (and checks each step against the
-hash recorded with it), `goldiff stats` counts what is kept, `goldiff forget` deletes it.
+hash recorded with it), `goldiff stats` counts what is kept; `goldiff forget` is the store's.
 """
 
 from __future__ import annotations

@@ -19,12 +19,7 @@ import pathspec
 
 from goldiff import __version__
 from goldiff.capture.documents import Document, OutOfSync
-from goldiff.capture.paths import (
-    read_text,
-    relative_to_workspace,
-    skip_reason,
-    uri_to_path,
-)
+from goldiff.capture.paths import read_text, relative_to_workspace, skip_reason, uri_to_path
 from goldiff.protocol import TerminalCommand, language_of
 from goldiff.settings import Settings
 from goldiff.store import EditRecord, TraceStore

@@ -76,18 +76,11 @@ _FORMATS = [
 # keyword, IP address and private-key-header detectors are replaced by the rules below,
 # which raise fewer false alarms in code; its unbounded patterns (JWT, legacy OpenAI, PyPI,
 # Artifactory, Slack) by the bounded equivalents above.
-_DETECT_SECRETS_FORMATS = {
-    "AzureStorageKeyDetector",
-    "DiscordBotTokenDetector",
-    "GitHubTokenDetector",
-    "GitLabTokenDetector",
-    "MailchimpDetector",
-    "SendGridDetector",
-    "SquareOAuthDetector",
-    "StripeDetector",
-    "TelegramBotTokenDetector",
-    "TwilioKeyDetector",
-}
+_DETECT_SECRETS_FORMATS = set(
+    "AzureStorageKeyDetector DiscordBotTokenDetector GitHubTokenDetector"  # noqa: SIM905
+    " GitLabTokenDetector MailchimpDetector SendGridDetector SquareOAuthDetector StripeDetector"
+    " TelegramBotTokenDetector TwilioKeyDetector".split()
+)
 
 
 @lru_cache(maxsize=1)
@@ -105,10 +98,7 @@ def _format_patterns() -> tuple[re.Pattern[str], ...]:
 @lru_cache(maxsize=1)
 def _entropy() -> tuple[Any, Any]:
     """detect-secrets' own entropy measures and default limits (the hex one discounts all-digit strings)."""
-    from detect_secrets.plugins.high_entropy_strings import (
-        Base64HighEntropyString,
-        HexHighEntropyString,
-    )
+    from detect_secrets.plugins.high_entropy_strings import Base64HighEntropyString, HexHighEntropyString
 
     return Base64HighEntropyString(limit=4.5), HexHighEntropyString(limit=3.0)
 
@@ -123,77 +113,20 @@ _ASSIGN = re.compile(
     r"(?P<kq>\\?[\"'`])?\]?\s{0,8}(?P<op>:=|=>|==|!=|=|:)\s{0,8}"
 )
 _KEYWORD = re.compile(r"(?i)pass|pwd|secret|token|key|credential|auth|pw")
-_SECRET_WORDS = {
-    "password",
-    "passwd",
-    "passphrase",
-    "secret",
-    "token",
-    "credential",
-    "credentials",
-    "apikey",
-    "pwd",
-    "pass",
-    "pw",
-}
+_SECRET_WORDS = set(
+    "password passwd passphrase secret token credential credentials"  # noqa: SIM905
+    " apikey pwd pass pw".split()
+)
 # `<word>_key` is a secret when <word> says so (secret_key, api_key); `sort_key` is not.
-_KEY_QUALIFIERS = {
-    "api",
-    "access",
-    "secret",
-    "private",
-    "signing",
-    "client",
-    "auth",
-    "encryption",
-    "master",
-    "account",
-    "app",
-    "subscription",
-    "service",
-    "webhook",
-    "license",
-    "consumer",
-    "storage",
-    "admin",
-    "x",
-}
+_KEY_QUALIFIERS = set(
+    "api access secret private signing client auth encryption master account app"  # noqa: SIM905
+    " subscription service webhook license consumer storage admin x".split()
+)
 # Tokenizers name their special tokens `bos_token = "<s>"`: words, not secrets.
-_NOT_SECRET_QUALIFIERS = {
-    "bos",
-    "eos",
-    "pad",
-    "unk",
-    "sep",
-    "cls",
-    "mask",
-    "special",
-    "start",
-    "end",
-    "begin",
-    "next",
-    "prev",
-    "first",
-    "last",
-    "max",
-    "min",
-    "num",
-    "n",
-    "type",
-    "kind",
-    "default",
-    "current",
-    "cur",
-    "new",
-    "old",
-    "is",
-    "has",
-    "use",
-    "get",
-    "set",
-    "no",
-    "by",
-}
+_NOT_SECRET_QUALIFIERS = set(
+    "bos eos pad unk sep cls mask special start end begin next prev first last max"  # noqa: SIM905
+    " min num n type kind default current cur new old is has use get set no by".split()
+)
 
 _PLACEHOLDER = re.compile(
     r"(?i)^(?:"
