@@ -56,22 +56,10 @@ RETRY_LIMIT_ROWS = 200_000  # rows kept in memory while the disk refuses writes
 # Even short enums a client sends (kind, reason, model) are redacted: it costs little. A
 # new table or column is therefore redacted without anyone asking.
 SAFE_COLUMNS = frozenset(
-    {
-        "id",
-        "session_id",
-        "document_id",
-        "suggestion_id",
-        "episode_id",
-        "shadow_of",
-        "hash",
-        "content_hash",
-        "snapshot",
-        # Paths and URIs are looked up as written (`goldiff show URI`, forget by workspace).
-        "uri",
-        "workspace",
-        "path",
-        "cwd",
-    }
+    {"id", "session_id", "document_id", "suggestion_id", "episode_id", "shadow_of"}
+    | {"hash", "content_hash", "snapshot"}
+    # Paths and URIs are looked up as written (`goldiff show URI`, forget by workspace).
+    | {"uri", "workspace", "path", "cwd"}
 )
 # Columns that hold JSON: their strings are redacted one by one (with their keys), so the
 # column stays valid JSON.
