@@ -56,22 +56,10 @@ RETRY_LIMIT_ROWS = 200_000  # rows kept in memory while the disk refuses writes
 # Even short enums a client sends (kind, reason, model) are redacted: it costs little. A
 # new table or column is therefore redacted without anyone asking.
 SAFE_COLUMNS = frozenset(
-    {
-        "id",
-        "session_id",
-        "document_id",
-        "suggestion_id",
-        "episode_id",
-        "shadow_of",
-        "hash",
-        "content_hash",
-        "snapshot",
-        # Paths and URIs are looked up as written (`goldiff show URI`, forget by workspace).
-        "uri",
-        "workspace",
-        "path",
-        "cwd",
-    }
+    {"id", "session_id", "document_id", "suggestion_id", "episode_id", "shadow_of"}
+    | {"hash", "content_hash", "snapshot"}
+    # Paths and URIs are looked up as written (`goldiff show URI`, forget by workspace).
+    | {"uri", "workspace", "path", "cwd"}
 )
 # Columns that hold JSON: their strings are redacted one by one (with their keys), so the
 # column stays valid JSON.
@@ -907,12 +895,16 @@ def _forget_scoped(
     def add_in_range(into: str, select: str, col: str) -> None:
         add(into, f"{select} WHERE {in_range.format(col=col)}", [lo, hi])
 
-    # The documents in scope, then what hangs off them.
+    # The documents in scope, then what hangs off them; and the strings by which events name
+    # the workspace or document in their detail (gaps, skips, commits).
+    needles: list[str] = []
     if workspace is not None:
         docs_under = "SELECT id FROM documents WHERE workspace = ? OR substr(uri, 1, ?) = ?"
         add("documents", docs_under, [workspace, len(workspace) + 1, workspace + "/"])
+        needles = [workspace + "/", workspace + '"']
     elif document is not None:
         add("documents", "SELECT id FROM documents WHERE uri = ?", [document])
+        needles = [document + '"']
     else:
         add_in_range("documents", "SELECT DISTINCT document_id FROM edits", "ts")
         add_in_range("documents", "SELECT id FROM documents", "opened_at")
@@ -924,12 +916,6 @@ def _forget_scoped(
     if timed:
         add_in_range("suggestions", "SELECT id FROM suggestions", "ts")
         add_in_range("episodes", "SELECT id FROM episodes", "started_at")
-    # Events that name the workspace or document in their detail (gaps, skips, commits).
-    needles = []
-    if workspace is not None:
-        needles = [workspace + "/", workspace + '"']
-    elif document is not None:
-        needles = [document + '"']
     deleted: dict[str, int] = {}
     for table, cols in columns.items():
         if table in ("snapshots", "sessions"):
