@@ -300,15 +300,6 @@ def export_model(
     return write_gguf(out_path, hparams, tensors, vocab, dtype=dtype, name=name)
 
 
-def from_pretrained_dir(hf_dir: str | Path, out_path: str | Path, dtype: Dtype = "f16") -> Path:
-    """Export a model saved with ``save_pretrained`` (its tokenizer in the same folder)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32)
-    return export_model(model, hf_dir, out_path, dtype)
-
-
 _PEFT_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])\.weight$")
 
 
@@ -350,11 +341,6 @@ def export_lora_adapter(peft_model: Any, base_gguf: str | Path, out_path: str | 
             f"{hparams.num_hidden_layers} layers; pass the GGUF of the adapter's base model"
         )
     return write_lora_gguf(out_path, hparams, pairs, float(config.lora_alpha))
-
-
-def tensor_names(gguf_path: str | Path) -> Iterable[str]:
-    """The tensor names in a GGUF file (for tests and diagnostics)."""
-    return [t.name for t in gguf.GGUFReader(str(gguf_path)).tensors]
 
 
 # --- export, then prove it: what ``goldiff distill`` calls ------------------------------
