@@ -29,6 +29,7 @@ import gguf
 import numpy as np
 import numpy.typing as npt
 
+from goldiff.distill.quantize import QUANT_TYPES, quantize
 from goldiff.distill.tokenizer import GgufVocab
 from goldiff.errors import GgufExportError
 
@@ -352,22 +353,10 @@ PARITY_PROMPTS: tuple[str, ...] = (
     "for i, line in enumerate(lines):\n    if not line.strip():\n        continue\n",
     'raise ValueError(f"unknown option {name!r}")',
 )
-# llama.cpp's `general.file_type` codes (LLAMA_FTYPE_MOSTLY_*): ours, and the legacy and
-# small K types of models users pull (SmolLM2 ships Q4_1).
-_FILE_TYPE_NAMES = {
-    0: "F32",
-    1: "F16",
-    2: "Q4_0",
-    3: "Q4_1",
-    7: "Q8_0",
-    8: "Q5_0",
-    9: "Q5_1",
-    14: "Q4_K_S",
-    15: "Q4_K_M",
-    16: "Q5_K_S",
-    17: "Q5_K_M",
-    18: "Q6_K",
-}
+# llama.cpp's `general.file_type` codes (LLAMA_FTYPE_MOSTLY_*): the types we write, and the
+# legacy and small K types of models users pull (SmolLM2 ships Q4_1).
+_PULLED_TYPES = {"Q4_0": 2, "Q4_1": 3, "Q5_0": 8, "Q5_1": 9, "Q4_K_S": 14, "Q5_K_S": 16}
+_FILE_TYPE_NAMES = {code: name for name, code in {**QUANT_TYPES, **_PULLED_TYPES}.items()}
 
 
 def file_type_name(gguf_path: str | Path) -> str:
@@ -404,7 +393,6 @@ def export_checked(
     the unquantized export first.
     """
     from goldiff.distill.parity import check_parity
-    from goldiff.distill.quantize import quantize
 
     merged = _unwrap_peft(model)
     prompt_list = list(PARITY_PROMPTS)

@@ -18,14 +18,7 @@ from pathlib import Path
 from goldiff.errors import QuantizeError
 
 #: llama.cpp's ``llama_ftype`` values for the types Goldiff offers.
-QUANT_TYPES: dict[str, int] = {
-    "F32": 0,
-    "F16": 1,
-    "Q8_0": 7,
-    "Q4_K_M": 15,
-    "Q5_K_M": 17,
-    "Q6_K": 18,
-}
+QUANT_TYPES: dict[str, int] = {"F32": 0, "F16": 1, "Q8_0": 7, "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18}
 
 
 @dataclass(frozen=True)
