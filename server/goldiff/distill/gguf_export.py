@@ -40,10 +40,7 @@ Arch = Literal["qwen2", "llama"]
 Dtype = Literal["f32", "f16"]
 FloatArray = npt.NDArray[np.floating[Any]]
 
-_ARCH_ENUM: dict[str, gguf.MODEL_ARCH] = {
-    "qwen2": gguf.MODEL_ARCH.QWEN2,
-    "llama": gguf.MODEL_ARCH.LLAMA,
-}
+_ARCH_ENUM: dict[str, gguf.MODEL_ARCH] = {"qwen2": gguf.MODEL_ARCH.QWEN2, "llama": gguf.MODEL_ARCH.LLAMA}
 # Buffers and duplicates that transformers keeps in a state dict but a GGUF must not hold.
 _SKIPPED = re.compile(r"(rotary_emb\.inv_freq|\.rotary_emb\.|^model\.rotary_emb)")
 

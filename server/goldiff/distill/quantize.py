@@ -72,9 +72,4 @@ def quantize(
             f"llama.cpp failed to quantize {src_path} to {key} (status {status}); check that "
             "it is a model GGUF (not an adapter) exported as F32 or F16"
         )
-    return QuantizeResult(
-        dst=dst_path,
-        qtype=key,
-        src_bytes=src_path.stat().st_size,
-        dst_bytes=dst_path.stat().st_size,
-    )
+    return QuantizeResult(dst_path, key, src_path.stat().st_size, dst_path.stat().st_size)

@@ -66,10 +66,7 @@ class GgufVocab:
         extra = n_vocab - len(self.tokens)
         return replace(
             self,
-            tokens=[
-                *self.tokens,
-                *(f"[PAD{i}]" for i in range(len(self.tokens), n_vocab)),
-            ],
+            tokens=[*self.tokens, *(f"[PAD{i}]" for i in range(len(self.tokens), n_vocab))],
             token_types=[*self.token_types, *([int(gguf.TokenType.UNUSED)] * extra)],
         )
 
