@@ -30,11 +30,6 @@ class QuantizeResult:
     src_bytes: int
     dst_bytes: int
 
-    @property
-    def ratio(self) -> float:
-        """Output size as a fraction of the input size."""
-        return self.dst_bytes / self.src_bytes
-
 
 def quantize(
     src: str | Path,
