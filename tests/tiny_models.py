@@ -21,6 +21,7 @@ Usage::
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,36 @@ from goldiff.distill.gguf_export import (
     write_gguf,
     write_lora_gguf,
 )
-from goldiff.distill.tokenizer import (
-    GgufVocab,
-    byte_level_piece,
-    byte_to_unicode,
-)
+from goldiff.distill.tokenizer import GgufVocab
 from goldiff.prompts import SPECIAL_TOKENS
+
+
+@cache
+def byte_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map from the 256 byte values to printable characters.
+
+    Byte-level BPE vocabularies (HF's and llama.cpp's ``gpt2`` model) spell every token with
+    these characters, so a token's text is its bytes passed through this map.
+    """
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    mapping = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in mapping:
+            mapping[b] = chr(256 + extra)
+            extra += 1
+    return mapping
+
+
+def byte_level_piece(text: str) -> str:
+    """Spell ``text`` (its UTF-8 bytes) in the byte-level alphabet, as a vocab entry."""
+    table = byte_to_unicode()
+    return "".join(table[b] for b in text.encode("utf-8"))
+
 
 # Merges in rank order, as text; each side is a byte or an earlier merge's result.
 _TINY_MERGES: tuple[tuple[str, str], ...] = (

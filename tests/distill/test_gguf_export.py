@@ -19,9 +19,7 @@ from goldiff.distill.gguf_export import (
     export_lora_checked,
     export_model,
     file_type_name,
-    from_pretrained_dir,
     read_hparams,
-    tensor_names,
     write_gguf,
 )
 from goldiff.distill.parity import DEFAULT_TOLERANCES, check_parity
@@ -51,6 +49,19 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _llama(path: Path, **kwargs: object) -> llama_cpp.Llama:
     return load_llama(str(path), n_ctx=256, n_threads=1, verbose=False, **kwargs)
+
+
+def tensor_names(gguf_path: Path) -> list[str]:
+    return [t.name for t in gguf.GGUFReader(str(gguf_path)).tensors]
+
+
+def from_pretrained_dir(hf_dir: Path, out_path: Path, dtype: Literal["f32", "f16"] = "f16") -> Path:
+    """Export a model saved with ``save_pretrained`` (its tokenizer in the same folder)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32)
+    return export_model(model, hf_dir, out_path, dtype)
 
 
 def test_tiny_gguf_loads_and_generates_deterministically(tiny: Path) -> None:

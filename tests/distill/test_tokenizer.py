@@ -15,7 +15,6 @@ from goldiff.distill.tokenizer import (
     MAX_TOKEN_BYTES,
     SPECIAL_TOKENS,
     GgufVocab,
-    byte_to_unicode,
     load_tokenizer,
     save_tokenizer,
     train_tokenizer,
@@ -23,7 +22,7 @@ from goldiff.distill.tokenizer import (
 from goldiff.errors import TokenizerError
 from goldiff.sources.llamacpp import load_llama
 
-from tests.tiny_models import tiny_hparams, tiny_tensors
+from tests.tiny_models import byte_to_unicode, tiny_hparams, tiny_tensors
 
 pytest.importorskip("tokenizers", reason="needs the goldiff[train] extra")
 

@@ -1,8 +1,7 @@
 """Distillation: turn gold traces into a small local model served by llama.cpp.
 
 The submodules are imported on demand, because training pulls in torch and transformers
-(the ``goldiff[train]`` extra) while serving must not. ``tiny`` writes a tiny random-weight
-GGUF fixture with numpy and gguf only; ``tokenizer`` trains the byte-level BPE and maps it to
-GGUF metadata; ``gguf_export`` writes full models and LoRA adapters; ``quantize`` and
-``parity`` shrink an export and check it against torch.
+(the ``goldiff[train]`` extra) while serving must not. ``tokenizer`` trains the byte-level
+BPE and maps it to GGUF metadata; ``gguf_export`` writes full models and LoRA adapters;
+``quantize`` and ``parity`` shrink an export and check it against torch.
 """

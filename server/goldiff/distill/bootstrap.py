@@ -1,11 +1,11 @@
 """`goldiff bootstrap`: rebuild the shipped default model from nothing but this machine.
 
-Every stage of the recipe that produced ``models/goldiff-default-Q4_K_M.gguf`` runs here, in
+Every stage of the recipe that produced ``models/goldiff-default-Q6_K.gguf`` runs here, in
 order, and leaves its output in ``HOME/bootstrap/RECIPE/`` so that a stopped run picks up
 where it was: scan the machine for permissively licensed Python (`corpus`), train the
 byte-level BPE on it (`tokenizer`), pack it into FIM token windows (`data`), train (`train`,
 resumable), export to GGUF and prove parity with torch, quantize and check again
-(`gguf_export.export_checked`), and write the quantized file and a model card next to it.
+(`gguf_export`, `parity`, `quantize`), and write the quantized file and a model card next to it.
 """
 
 from __future__ import annotations

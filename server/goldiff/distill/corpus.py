@@ -150,13 +150,6 @@ class Manifest:
         """The kept files of one split ("train" or "val"), in a stable order."""
         return (path for s, path in self.iter_split_files() if s == split)
 
-    def licence_table(self) -> str:
-        """A markdown table of the distributions, for the model card."""
-        lines = ["| distribution | version | licence | files | bytes |", "|---|---|---|---|---|"]
-        for d in sorted(self.distributions, key=lambda d: d.name.lower()):
-            lines.append(f"| {d.name} | {d.version} | {d.licence} | {len(d.files)} | {d.bytes} |")
-        return "\n".join(lines)
-
 
 def _spdx_permissive(expression: str) -> bool:
     """True when an SPDX expression can be used under permissive terms only.

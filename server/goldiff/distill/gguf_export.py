@@ -29,6 +29,7 @@ import gguf
 import numpy as np
 import numpy.typing as npt
 
+from goldiff.distill.quantize import QUANT_TYPES, quantize
 from goldiff.distill.tokenizer import GgufVocab
 from goldiff.errors import GgufExportError
 
@@ -39,10 +40,7 @@ Arch = Literal["qwen2", "llama"]
 Dtype = Literal["f32", "f16"]
 FloatArray = npt.NDArray[np.floating[Any]]
 
-_ARCH_ENUM: dict[str, gguf.MODEL_ARCH] = {
-    "qwen2": gguf.MODEL_ARCH.QWEN2,
-    "llama": gguf.MODEL_ARCH.LLAMA,
-}
+_ARCH_ENUM: dict[str, gguf.MODEL_ARCH] = {"qwen2": gguf.MODEL_ARCH.QWEN2, "llama": gguf.MODEL_ARCH.LLAMA}
 # Buffers and duplicates that transformers keeps in a state dict but a GGUF must not hold.
 _SKIPPED = re.compile(r"(rotary_emb\.inv_freq|\.rotary_emb\.|^model\.rotary_emb)")
 
@@ -300,15 +298,6 @@ def export_model(
     return write_gguf(out_path, hparams, tensors, vocab, dtype=dtype, name=name)
 
 
-def from_pretrained_dir(hf_dir: str | Path, out_path: str | Path, dtype: Dtype = "f16") -> Path:
-    """Export a model saved with ``save_pretrained`` (its tokenizer in the same folder)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32)
-    return export_model(model, hf_dir, out_path, dtype)
-
-
 _PEFT_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])\.weight$")
 
 
@@ -352,11 +341,6 @@ def export_lora_adapter(peft_model: Any, base_gguf: str | Path, out_path: str | 
     return write_lora_gguf(out_path, hparams, pairs, float(config.lora_alpha))
 
 
-def tensor_names(gguf_path: str | Path) -> Iterable[str]:
-    """The tensor names in a GGUF file (for tests and diagnostics)."""
-    return [t.name for t in gguf.GGUFReader(str(gguf_path)).tensors]
-
-
 # --- export, then prove it: what ``goldiff distill`` calls ------------------------------
 
 #: Short Python snippets that exercise common tokens; parity runs on these by default.
@@ -366,22 +350,10 @@ PARITY_PROMPTS: tuple[str, ...] = (
     "for i, line in enumerate(lines):\n    if not line.strip():\n        continue\n",
     'raise ValueError(f"unknown option {name!r}")',
 )
-# llama.cpp's `general.file_type` codes (LLAMA_FTYPE_MOSTLY_*): ours, and the legacy and
-# small K types of models users pull (SmolLM2 ships Q4_1).
-_FILE_TYPE_NAMES = {
-    0: "F32",
-    1: "F16",
-    2: "Q4_0",
-    3: "Q4_1",
-    7: "Q8_0",
-    8: "Q5_0",
-    9: "Q5_1",
-    14: "Q4_K_S",
-    15: "Q4_K_M",
-    16: "Q5_K_S",
-    17: "Q5_K_M",
-    18: "Q6_K",
-}
+# llama.cpp's `general.file_type` codes (LLAMA_FTYPE_MOSTLY_*): the types we write, and the
+# legacy and small K types of models users pull (SmolLM2 ships Q4_1).
+_PULLED_TYPES = {"Q4_0": 2, "Q4_1": 3, "Q5_0": 8, "Q5_1": 9, "Q4_K_S": 14, "Q5_K_S": 16}
+_FILE_TYPE_NAMES = {code: name for name, code in {**QUANT_TYPES, **_PULLED_TYPES}.items()}
 
 
 def file_type_name(gguf_path: str | Path) -> str:
@@ -418,7 +390,6 @@ def export_checked(
     the unquantized export first.
     """
     from goldiff.distill.parity import check_parity
-    from goldiff.distill.quantize import quantize
 
     merged = _unwrap_peft(model)
     prompt_list = list(PARITY_PROMPTS)

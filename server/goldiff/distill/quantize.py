@@ -18,14 +18,7 @@ from pathlib import Path
 from goldiff.errors import QuantizeError
 
 #: llama.cpp's ``llama_ftype`` values for the types Goldiff offers.
-QUANT_TYPES: dict[str, int] = {
-    "F32": 0,
-    "F16": 1,
-    "Q8_0": 7,
-    "Q4_K_M": 15,
-    "Q5_K_M": 17,
-    "Q6_K": 18,
-}
+QUANT_TYPES: dict[str, int] = {"F32": 0, "F16": 1, "Q8_0": 7, "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18}
 
 
 @dataclass(frozen=True)
@@ -36,11 +29,6 @@ class QuantizeResult:
     qtype: str
     src_bytes: int
     dst_bytes: int
-
-    @property
-    def ratio(self) -> float:
-        """Output size as a fraction of the input size."""
-        return self.dst_bytes / self.src_bytes
 
 
 def quantize(
@@ -79,9 +67,4 @@ def quantize(
             f"llama.cpp failed to quantize {src_path} to {key} (status {status}); check that "
             "it is a model GGUF (not an adapter) exported as F32 or F16"
         )
-    return QuantizeResult(
-        dst=dst_path,
-        qtype=key,
-        src_bytes=src_path.stat().st_size,
-        dst_bytes=dst_path.stat().st_size,
-    )
+    return QuantizeResult(dst_path, key, src_path.stat().st_size, dst_path.stat().st_size)

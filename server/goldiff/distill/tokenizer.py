@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,33 +32,6 @@ QWEN2_SPLIT_REGEX = (
 #: Longest token in bytes that llama-cpp-python 0.3.36 can decode (see module docstring).
 MAX_TOKEN_BYTES = 32
 TOKENIZER_FILE = "tokenizer.json"
-
-
-@cache
-def byte_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible map from the 256 byte values to printable characters.
-
-    Byte-level BPE vocabularies (HF's and llama.cpp's ``gpt2`` model) spell every token with
-    these characters, so a token's text is its bytes passed through this map.
-    """
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    mapping = {b: chr(b) for b in printable}
-    extra = 0
-    for b in range(256):
-        if b not in mapping:
-            mapping[b] = chr(256 + extra)
-            extra += 1
-    return mapping
-
-
-def byte_level_piece(text: str) -> str:
-    """Spell ``text`` (its UTF-8 bytes) in the byte-level alphabet, as a vocab entry."""
-    table = byte_to_unicode()
-    return "".join(table[b] for b in text.encode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -94,10 +66,7 @@ class GgufVocab:
         extra = n_vocab - len(self.tokens)
         return replace(
             self,
-            tokens=[
-                *self.tokens,
-                *(f"[PAD{i}]" for i in range(len(self.tokens), n_vocab)),
-            ],
+            tokens=[*self.tokens, *(f"[PAD{i}]" for i in range(len(self.tokens), n_vocab))],
             token_types=[*self.token_types, *([int(gguf.TokenType.UNUSED)] * extra)],
         )
 
