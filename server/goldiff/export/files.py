@@ -22,7 +22,9 @@ import sqlite_utils
 
 from goldiff.errors import ExportError
 from goldiff.export.filters import ExportFilters
-from goldiff.export.formats import FORMATS, ROW_FORMATS, Redactor, RowShaper, openai_row
+from goldiff.export.formats import Redactor, RowShaper, openai_row
+from goldiff.protocol import EXPORT_FORMATS as FORMATS
+from goldiff.protocol import ROW_FORMATS
 from goldiff.records import count_episodes, count_suggestions, iter_episodes, iter_suggestions
 
 PROGRESS_EVERY = 1000

@@ -40,10 +40,6 @@ from goldiff.records import (
     suggestion,
 )
 
-FORMATS: tuple[str, ...] = ("sft", "preference", "kto", "edits", "openai", "parquet")
-# Shapes of rows; `openai` and `parquet` carry one of these (`--rows`).
-ROW_FORMATS: tuple[str, ...] = ("sft", "preference", "kto", "edits")
-
 # A suggestion counts as "survived" for KTO's label when this share of it was still there
 # at its last survival checkpoint (outcomes records the share at 30 s ... 10 min).
 KTO_SURVIVAL = 0.8
