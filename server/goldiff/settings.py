@@ -19,14 +19,7 @@ from goldiff.sources.repack import REPACK_SETTINGS
 
 # Terminal commands that run a coding agent: their file changes become the agent's proposals.
 DEFAULT_AGENTS: tuple[str, ...] = ("claude", "codex", "aider", "gemini", "goose", "opencode", "cursor-agent")
-DEFAULT_EXCLUDES: tuple[str, ...] = (
-    ".env*",
-    "*.pem",
-    "*.key",
-    "id_*",
-    "*secret*",
-    ".git/",
-)
+DEFAULT_EXCLUDES: tuple[str, ...] = (".env*", "*.pem", "*.key", "id_*", "*secret*", ".git/")
 
 
 @attrs.define
