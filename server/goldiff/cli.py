@@ -26,13 +26,12 @@ from goldiff.protocol import EXPORT_FORMATS, ROW_FORMATS
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def home_option(fn: F) -> F:
-    return click.option(
-        "--home",
-        envvar="GOLDIFF_HOME",
-        type=click.Path(file_okay=False, path_type=Path),
-        help="Data folder (traces.db, models/, exports/). Default: $GOLDIFF_HOME or the user data dir.",
-    )(fn)
+home_option = click.option(
+    "--home",
+    envvar="GOLDIFF_HOME",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data folder (traces.db, models/, exports/). Default: $GOLDIFF_HOME or the user data dir.",
+)
 
 
 def friendly(fn: F) -> F:
