@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -759,19 +760,18 @@ def demo(tiny: bool, home: Path | None, out: Path, as_json: bool, **given: Any) 
     from rich.console import Console
 
     from goldiff.demo import DemoConfig, run_demo, summary_lines
+    from goldiff.replay.progress import RichProgress
 
     # The other options are DemoConfig's fields; one left out keeps the config's default.
     changes = {k: v for k, v in given.items() if v is not None}
     config = DemoConfig.for_tests(**changes) if tiny else DemoConfig(**changes)
-    from goldiff.replay.progress import RichProgress
-
     console = Console(stderr=True)
     with RichProgress(console=console) as progress:
         result = run_demo(
             config, home, out, say=lambda text: console.print(text, highlight=False), progress=progress
         )
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2, sort_keys=True, default=str))
+        click.echo(json.dumps(asdict(result), indent=2, sort_keys=True, default=str))
     else:
         for line in summary_lines(result):
             click.echo(line)

@@ -113,9 +113,6 @@ class DemoResult:
     report_dir: str
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 # ---------------------------------------------------------------------------- stages
 
@@ -456,7 +453,7 @@ def run_demo(
             report_dir=str(report_dir),
             stage_seconds=stages,
         )
-        (report_dir / "demo.json").write_text(json.dumps(result.as_dict(), indent=2, sort_keys=True) + "\n")
+        (report_dir / "demo.json").write_text(json.dumps(asdict(result), indent=2, sort_keys=True) + "\n")
         return result
     finally:
         if temporary:
