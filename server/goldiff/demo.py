@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from goldiff.distill.bootstrap import bootstrap
 from goldiff.distill.pipeline import (
     BaseModel,
     FinetuneOptions,
+    Say,
     adapted_rows,
     base_model,
     finetune,
@@ -50,8 +50,6 @@ from goldiff.records import iter_events
 from goldiff.replay.driver import Progress, ReplayOptions, replay
 from goldiff.replay.history import list_commits, repository_root, touches
 from goldiff.store import open_database
-
-Say = Callable[[str], None]
 
 # What the replay shows at each completion point unless `suggest_with_base`: a placeholder
 # (the deterministic test source) that the developer always types over, so that every
@@ -429,15 +427,9 @@ def run_demo(
         gate = fit_gate(train_rows, base, say, config.max_eval_rows)
         lap("gate")
 
+        test_rows = Path(exported["paths"]["test"])
         report = evaluate_models(
-            Path(exported["paths"]["test"]),
-            base,
-            distilled,
-            chosen,
-            gate,
-            report_dir,
-            say,
-            config.max_eval_rows,
+            test_rows, base, distilled, chosen, gate, report_dir, say, config.max_eval_rows
         )
         lap("evaluate")
 
