@@ -587,8 +587,7 @@ def eval_cmd(
     "--base", type=click.Path(dir_okay=False, path_type=Path), help="Base GGUF (default: the shipped model)."
 )
 @click.option(
-    "--data",
-    help="Train on this pooled dataset (folder, fsspec URL or export file) instead of the store.",
+    "--data", help="Train on this pooled dataset (folder, fsspec URL or export file) instead of the store."
 )
 @click.option("--recipe", default="default", show_default=True, help="Training recipe (models/recipes/).")
 @click.option("--steps", type=int, default=40, show_default=True, help="Fine-tuning steps.")

@@ -148,9 +148,7 @@ def clone(root: Path, work: Path) -> Path:
     if (target / ".git").is_dir():
         return target  # a kept home (`--home`): its replay resumes where it stopped
     subprocess.run(
-        ["git", "clone", "--quiet", "--no-checkout", str(root), str(target)],
-        check=True,
-        capture_output=True,
+        ["git", "clone", "--quiet", "--no-checkout", str(root), str(target)], check=True, capture_output=True
     )
     return target
 

@@ -91,9 +91,7 @@ class ExportResult:
 
 
 def build_rows(
-    db: sqlite_utils.Database,
-    options: ExportOptions,
-    progress: Progress | None = None,
+    db: sqlite_utils.Database, options: ExportOptions, progress: Progress | None = None
 ) -> tuple[list[dict[str, Any]], int]:
     """Rows of `options.shape` for the records that pass the filters; and duplicates dropped."""
     # A metrics-only export writes no text, so it needs no second redaction pass.
@@ -156,10 +154,7 @@ def split_rows(
 
 
 def export(
-    db: sqlite_utils.Database,
-    options: ExportOptions,
-    out: Path,
-    progress: Progress | None = None,
+    db: sqlite_utils.Database, options: ExportOptions, out: Path, progress: Progress | None = None
 ) -> ExportResult:
     """Write the export. Without a split `out` is a file; with one, a folder.
 
