@@ -622,12 +622,11 @@ def distill(
     options = FinetuneOptions(**{k: v for k, v in given.items() if v is not None})
     main_process = processes()[0] == 0
     say = (lambda _msg: None) if as_json or not main_process else click.echo
+    root = resolve_home(home)
     if data:
-        result = distill_from_dataset(
-            resolve_home(home), data, name=name, base=base, options=options, say=say
-        )
+        result = distill_from_dataset(root, data, name=name, base=base, options=options, say=say)
     else:
-        result = distill_from_store(resolve_home(home), name=name, base=base, options=options, say=say)
+        result = distill_from_store(root, name=name, base=base, options=options, say=say)
     if as_json and main_process:
         click.echo(json.dumps(result, default=str))
 
