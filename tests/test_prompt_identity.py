@@ -14,7 +14,9 @@ import pytest
 from goldiff.agent.rewrite import ChatEditSource, EditRequest
 from goldiff.export import ExportOptions
 from goldiff.export.files import build_rows
-from goldiff.export.formats import FORMATS, ROW_FORMATS, RowShaper, openai_row
+from goldiff.export.formats import RowShaper, openai_row
+from goldiff.protocol import EXPORT_FORMATS as FORMATS
+from goldiff.protocol import ROW_FORMATS
 from goldiff.records import EpisodeRecord
 from goldiff.sources.base import CompletionRequest
 from goldiff.sources.frontier import OpenAICompatibleSource

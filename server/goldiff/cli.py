@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,13 +27,12 @@ from goldiff.protocol import EXPORT_FORMATS, ROW_FORMATS
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def home_option(fn: F) -> F:
-    return click.option(
-        "--home",
-        envvar="GOLDIFF_HOME",
-        type=click.Path(file_okay=False, path_type=Path),
-        help="Data folder (traces.db, models/, exports/). Default: $GOLDIFF_HOME or the user data dir.",
-    )(fn)
+home_option = click.option(
+    "--home",
+    envvar="GOLDIFF_HOME",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data folder (traces.db, models/, exports/). Default: $GOLDIFF_HOME or the user data dir.",
+)
 
 
 def friendly(fn: F) -> F:
@@ -587,8 +587,7 @@ def eval_cmd(
     "--base", type=click.Path(dir_okay=False, path_type=Path), help="Base GGUF (default: the shipped model)."
 )
 @click.option(
-    "--data",
-    help="Train on this pooled dataset (folder, fsspec URL or export file) instead of the store.",
+    "--data", help="Train on this pooled dataset (folder, fsspec URL or export file) instead of the store."
 )
 @click.option("--recipe", default="default", show_default=True, help="Training recipe (models/recipes/).")
 @click.option("--steps", type=int, default=40, show_default=True, help="Fine-tuning steps.")
@@ -630,12 +629,11 @@ def distill(
     options = FinetuneOptions(**{k: v for k, v in given.items() if v is not None})
     main_process = processes()[0] == 0
     say = (lambda _msg: None) if as_json or not main_process else click.echo
+    root = resolve_home(home)
     if data:
-        result = distill_from_dataset(
-            resolve_home(home), data, name=name, base=base, options=options, say=say
-        )
+        result = distill_from_dataset(root, data, name=name, base=base, options=options, say=say)
     else:
-        result = distill_from_store(resolve_home(home), name=name, base=base, options=options, say=say)
+        result = distill_from_store(root, name=name, base=base, options=options, say=say)
     if as_json and main_process:
         click.echo(json.dumps(result, default=str))
 
@@ -777,19 +775,18 @@ def demo(tiny: bool, home: Path | None, out: Path, as_json: bool, **given: Any) 
     from rich.console import Console
 
     from goldiff.demo import DemoConfig, run_demo, summary_lines
+    from goldiff.replay.progress import RichProgress
 
     # The other options are DemoConfig's fields; one left out keeps the config's default.
     changes = {k: v for k, v in given.items() if v is not None}
     config = DemoConfig.for_tests(**changes) if tiny else DemoConfig(**changes)
-    from goldiff.replay.progress import RichProgress
-
     console = Console(stderr=True)
     with RichProgress(console=console) as progress:
         result = run_demo(
             config, home, out, say=lambda text: console.print(text, highlight=False), progress=progress
         )
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2, sort_keys=True, default=str))
+        click.echo(json.dumps(asdict(result), indent=2, sort_keys=True, default=str))
     else:
         for line in summary_lines(result):
             click.echo(line)

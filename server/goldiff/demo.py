@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from goldiff.distill.bootstrap import bootstrap
 from goldiff.distill.pipeline import (
     BaseModel,
     FinetuneOptions,
+    Say,
     adapted_rows,
     base_model,
     finetune,
@@ -51,8 +51,6 @@ from goldiff.records import iter_events
 from goldiff.replay.driver import Progress, ReplayOptions, replay
 from goldiff.replay.history import list_commits, repository_root, touches
 from goldiff.store import open_database
-
-Say = Callable[[str], None]
 
 # What the replay shows at each completion point unless `suggest_with_base`: a placeholder
 # (the deterministic test source) that the developer always types over, so that every
@@ -115,9 +113,6 @@ class DemoResult:
     report_dir: str
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 # ---------------------------------------------------------------------------- stages
 
@@ -155,9 +150,7 @@ def clone(root: Path, work: Path) -> Path:
     if (target / ".git").is_dir():
         return target  # a kept home (`--home`): its replay resumes where it stopped
     subprocess.run(
-        ["git", "clone", "--quiet", "--no-checkout", str(root), str(target)],
-        check=True,
-        capture_output=True,
+        ["git", "clone", "--quiet", "--no-checkout", str(root), str(target)], check=True, capture_output=True
     )
     return target
 
@@ -438,15 +431,9 @@ def run_demo(
         gate = fit_gate(train_rows, base, say, config.max_eval_rows)
         lap("gate")
 
+        test_rows = Path(exported["paths"]["test"])
         report = evaluate_models(
-            Path(exported["paths"]["test"]),
-            base,
-            distilled,
-            chosen,
-            gate,
-            report_dir,
-            say,
-            config.max_eval_rows,
+            test_rows, base, distilled, chosen, gate, report_dir, say, config.max_eval_rows
         )
         lap("evaluate")
 
@@ -462,7 +449,7 @@ def run_demo(
             report_dir=str(report_dir),
             stage_seconds=stages,
         )
-        (report_dir / "demo.json").write_text(json.dumps(result.as_dict(), indent=2, sort_keys=True) + "\n")
+        (report_dir / "demo.json").write_text(json.dumps(asdict(result), indent=2, sort_keys=True) + "\n")
         return result
     finally:
         if temporary:

@@ -19,14 +19,7 @@ from goldiff.sources.repack import REPACK_SETTINGS
 
 # Terminal commands that run a coding agent: their file changes become the agent's proposals.
 DEFAULT_AGENTS: tuple[str, ...] = ("claude", "codex", "aider", "gemini", "goose", "opencode", "cursor-agent")
-DEFAULT_EXCLUDES: tuple[str, ...] = (
-    ".env*",
-    "*.pem",
-    "*.key",
-    "id_*",
-    "*secret*",
-    ".git/",
-)
+DEFAULT_EXCLUDES: tuple[str, ...] = (".env*", "*.pem", "*.key", "id_*", "*secret*", ".git/")
 
 
 @attrs.define
@@ -100,18 +93,14 @@ def read_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, lis
         plain = plain["goldiff"]
     merged: dict[str, Any] = converter.unstructure(base)
     problems: list[str] = []
-    _merge_checked(merged, plain, Settings, converter.unstructure(Settings()), "goldiff", problems)
+    _merge_checked(merged, plain, Settings, "goldiff", problems)
     return structure(merged, Settings), problems  # every field was checked on its own
 
 
 def _merge_checked(
-    into: dict[str, Any],
-    new: dict[str, Any],
-    cls: type,
-    defaults: dict[str, Any],
-    prefix: str,
-    problems: list[str],
+    into: dict[str, Any], new: dict[str, Any], cls: type, prefix: str, problems: list[str]
 ) -> None:
+    defaults = converter.unstructure(cls())
     fields = {camel(f.name): f for f in attrs.fields(cls)}
     for key, value in new.items():
         field = fields.get(key)
@@ -122,7 +111,7 @@ def _merge_checked(
         if value is None:
             into[key] = defaults[key]
         elif nested and isinstance(value, dict):
-            _merge_checked(into[key], value, field.type, defaults[key], name, problems)
+            _merge_checked(into[key], value, field.type, name, problems)
         elif nested:
             problems.append(f"setting {name} must be an object, not {_short(value)}; using its defaults")
             into[key] = defaults[key]

@@ -22,7 +22,9 @@ import sqlite_utils
 
 from goldiff.errors import ExportError
 from goldiff.export.filters import ExportFilters
-from goldiff.export.formats import FORMATS, ROW_FORMATS, Redactor, RowShaper, openai_row
+from goldiff.export.formats import Redactor, RowShaper, openai_row
+from goldiff.protocol import EXPORT_FORMATS as FORMATS
+from goldiff.protocol import ROW_FORMATS
 from goldiff.records import count_episodes, count_suggestions, iter_episodes, iter_suggestions
 
 PROGRESS_EVERY = 1000
@@ -89,9 +91,7 @@ class ExportResult:
 
 
 def build_rows(
-    db: sqlite_utils.Database,
-    options: ExportOptions,
-    progress: Progress | None = None,
+    db: sqlite_utils.Database, options: ExportOptions, progress: Progress | None = None
 ) -> tuple[list[dict[str, Any]], int]:
     """Rows of `options.shape` for the records that pass the filters; and duplicates dropped."""
     # A metrics-only export writes no text, so it needs no second redaction pass.
@@ -154,10 +154,7 @@ def split_rows(
 
 
 def export(
-    db: sqlite_utils.Database,
-    options: ExportOptions,
-    out: Path,
-    progress: Progress | None = None,
+    db: sqlite_utils.Database, options: ExportOptions, out: Path, progress: Progress | None = None
 ) -> ExportResult:
     """Write the export. Without a split `out` is a file; with one, a folder.
 

@@ -31,18 +31,7 @@ from goldiff.prompts import (
     fim_prompt,
     format_edit_prompt,
 )
-from goldiff.records import (
-    SETTLED,
-    EpisodeRecord,
-    SuggestionRecord,
-    checkpoints,
-    document_at,
-    suggestion,
-)
-
-FORMATS: tuple[str, ...] = ("sft", "preference", "kto", "edits", "openai", "parquet")
-# Shapes of rows; `openai` and `parquet` carry one of these (`--rows`).
-ROW_FORMATS: tuple[str, ...] = ("sft", "preference", "kto", "edits")
+from goldiff.records import SETTLED, EpisodeRecord, SuggestionRecord, checkpoints, document_at, suggestion
 
 # A suggestion counts as "survived" for KTO's label when this share of it was still there
 # at its last survival checkpoint (outcomes records the share at 30 s ... 10 min).
