@@ -39,13 +39,13 @@ DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"  # Hive's (and Spark's) name fo
 # export (no test runs yet) must have the same type as in another's, or a reader that
 # checks every file's schema (HF datasets does) refuses the dataset.
 _STRING = (
-    "id workspace path language source model outcome context_hash prompt completion"  # noqa: SIM905
+    "id workspace path language source model outcome context_hash prompt completion"
     " prefix suffix suggestion chosen rejected before after gold_diff kind reason store".split()
 )
 _FLOAT = ("ts", "latency_ms", "exported_at")
 _BOOL = ("tests_passed", "label", "shadow", "exact")
 _INT = (
-    "prefix_chars suffix_chars suggestion_chars gold_chars accepted_length"  # noqa: SIM905
+    "prefix_chars suffix_chars suggestion_chars gold_chars accepted_length"
     " before_chars after_chars lines_added lines_removed".split()
 )
 

@@ -77,7 +77,7 @@ _FORMATS = [
 # which raise fewer false alarms in code; its unbounded patterns (JWT, legacy OpenAI, PyPI,
 # Artifactory, Slack) by the bounded equivalents above.
 _DETECT_SECRETS_FORMATS = set(
-    "AzureStorageKeyDetector DiscordBotTokenDetector GitHubTokenDetector"  # noqa: SIM905
+    "AzureStorageKeyDetector DiscordBotTokenDetector GitHubTokenDetector"
     " GitLabTokenDetector MailchimpDetector SendGridDetector SquareOAuthDetector StripeDetector"
     " TelegramBotTokenDetector TwilioKeyDetector".split()
 )
@@ -114,17 +114,16 @@ _ASSIGN = re.compile(
 )
 _KEYWORD = re.compile(r"(?i)pass|pwd|secret|token|key|credential|auth|pw")
 _SECRET_WORDS = set(
-    "password passwd passphrase secret token credential credentials"  # noqa: SIM905
-    " apikey pwd pass pw".split()
+    "password passwd passphrase secret token credential credentials apikey pwd pass pw".split()
 )
 # `<word>_key` is a secret when <word> says so (secret_key, api_key); `sort_key` is not.
 _KEY_QUALIFIERS = set(
-    "api access secret private signing client auth encryption master account app"  # noqa: SIM905
+    "api access secret private signing client auth encryption master account app"
     " subscription service webhook license consumer storage admin x".split()
 )
 # Tokenizers name their special tokens `bos_token = "<s>"`: words, not secrets.
 _NOT_SECRET_QUALIFIERS = set(
-    "bos eos pad unk sep cls mask special start end begin next prev first last max"  # noqa: SIM905
+    "bos eos pad unk sep cls mask special start end begin next prev first last max"
     " min num n type kind default current cur new old is has use get set no by".split()
 )
 
