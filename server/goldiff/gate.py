@@ -30,18 +30,10 @@ GATE_VERSION = 1
 REJECT_COST = 0.25
 L2 = 1.0  # ridge penalty on the standardised weights: a few hundred rows must not overfit
 
+# "bias_free" is a placeholder, so that index 0 is never the intercept by accident.
 FEATURES: tuple[str, ...] = (
-    "bias_free",  # placeholder so index 0 is never the intercept by accident
-    "logprob_mean",
-    "logprob_min",
-    "logprob_first",
-    "prob_mean",
-    "tokens",
-    "log_chars",
-    "lines",
-    "column",
-    "rest_of_line",
-    "python",
+    *"bias_free logprob_mean logprob_min logprob_first prob_mean tokens log_chars lines column".split(),
+    *"rest_of_line python".split(),
     *(f"trigger_{k}" for k in TRIGGER_KINDS),
 )
 

@@ -70,15 +70,8 @@ class TrainConfig:
     lora_r: int = 8  # adapter rank; 8 is enough for a user's style on a small model
     lora_alpha: int = 16  # scale = alpha / r = 2, peft's common default
     lora_dropout: float = 0.0  # the datasets are small but the runs are short too
-    lora_targets: tuple[str, ...] = (
-        "q_proj",
-        "k_proj",
-        "v_proj",
-        "o_proj",
-        "gate_proj",
-        "up_proj",
-        "down_proj",
-    )  # every linear projection: works better than attention-only at equal rank
+    # Every linear projection: works better than attention-only at equal rank.
+    lora_targets: tuple[str, ...] = tuple("q_proj k_proj v_proj o_proj gate_proj up_proj down_proj".split())
     min_rows: int = 8  # fewer SFT rows than this cannot teach anything; refuse early
     keep_best: bool = False  # end with the weights of the lowest validation loss (step 0 included)
 

@@ -26,23 +26,8 @@ from pathlib import Path
 # the others are the licences of small parts bundled with such packages (numpy's Zlib and
 # CC0 pieces, torch's BSL-1.0 headers) and are at least as permissive.
 PERMISSIVE_SPDX = frozenset(
-    {
-        "MIT",
-        "MIT-0",
-        "MIT-CMU",
-        "BSD-2-Clause",
-        "BSD-3-Clause",
-        "0BSD",
-        "Apache-2.0",
-        "PSF-2.0",
-        "Python-2.0",
-        "CNRI-Python",
-        "ISC",
-        "Zlib",
-        "CC0-1.0",
-        "BSL-1.0",
-        "LLVM-exception",
-    }
+    "MIT MIT-0 MIT-CMU BSD-2-Clause BSD-3-Clause 0BSD Apache-2.0 PSF-2.0 Python-2.0 CNRI-Python ISC Zlib "
+    "CC0-1.0 BSL-1.0 LLVM-exception".split()
 )
 
 # Classifiers (the part after "License :: OSI Approved :: ") that mean a permissive licence.

@@ -288,8 +288,6 @@ def prefer(
 ) -> dict[str, Any]:
     """DPO from the SFT weights on the developer's preference pairs, kept only if it did not
     make the validation gold less likely (the rows SFT's early stopping watched)."""
-    from dataclasses import replace
-
     from goldiff.distill.data import read_rows
     from goldiff.distill.preference import train_preference
     from goldiff.distill.train import heldout_loss
@@ -299,7 +297,7 @@ def prefer(
     if len(rows) < options.min_preference_rows or options.preference_steps <= 0:
         return {"rows": len(rows), "kept": False, "reason": "too few typed-over suggestions"}
     say(f"Preference stage (DPO) on {len(rows)} suggestions the developer typed over...")
-    config = replace(trainer, max_steps=options.preference_steps, learning_rate=options.learning_rate / 3)
+    config = trainer.replace(max_steps=options.preference_steps, learning_rate=options.learning_rate / 3)
     shape = (trainer.sft_prompt, trainer.sft_heal)
     tuned = train_preference(config, sft_dir, pairs, work / "preference", prompt=shape[0], heal=shape[1])
     val = [r for r in read_rows(train_rows) if r.get("split") == "val"]
