@@ -16,17 +16,17 @@ from goldiff.evaluate import (
     EngineFim,
     EvalRow,
     ModelUnderTest,
-    accept_proxy,
     chrf,
     edit_similarity,
     eval_rows,
     evaluate,
     exact_match,
     gguf_model,
-    levenshtein,
     run_eval,
 )
 from goldiff.export import ExportOptions, export, load_rows
+from goldiff.metrics import accepted as accept_proxy
+from goldiff.outcomes.spans import levenshtein
 from goldiff.store import open_database
 
 from tests.test_export import SUGGESTIONS, fill_store

@@ -643,22 +643,3 @@ def run_eval(
     files = write_report(report, out)
     files["predictions"] = out / "predictions.jsonl"
     return report, files
-
-
-__all__ = [
-    "EngineFim",
-    "EvalRow",
-    "ModelUnderTest",
-    "accept_proxy",
-    "chrf",
-    "edit_similarity",
-    "eval_rows",
-    "evaluate",
-    "exact_match",
-    "gate_rows",
-    "gated_model",
-    "gguf_model",
-    "levenshtein",
-    "run_eval",
-    "write_report",
-]

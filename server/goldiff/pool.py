@@ -297,15 +297,3 @@ def pool(
     result.export_id = export_id(rows)
     result.extra = {"stores": len({r["store"] for r in rows})}
     return result
-
-
-__all__ = [
-    "DatasetResult",
-    "export_dataset",
-    "filesystem",
-    "hashed",
-    "pool",
-    "read_rows",
-    "store_id",
-    "write_dataset",
-]
