@@ -162,10 +162,7 @@ class WorkerSource:
             stderr=None,  # llama.cpp's log joins the server's own
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        assert proc.stdin is not None and proc.stdout is not None
-        with contextlib.suppress(OSError):  # it died at once: the read below says how
-            proc.stdin.write((json.dumps({**self.config, "repack": repack}) + "\n").encode())
-            proc.stdin.flush()
+        self._send(proc, {**self.config, "repack": repack})  # if it died at once, the read below says how
         ready: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(
             target=self._read, args=(proc, ready), name="goldiff-engine-reader", daemon=True
