@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import pytest
 from goldiff.errors import ModelLoadError
-from goldiff.sources.fim import PREFIX, SUFFIX, TEMPLATES, VocabInfo, resolve_template
+from goldiff.sources.fim import PREFIX, SUFFIX, TEMPLATES, FimPrompt, VocabInfo, resolve_template
 
 
 def vocab(tokens: list[str], name: str = "", **kw: object) -> VocabInfo:
     ids = {t: 100 + i for i, t in enumerate(tokens)}
     return VocabInfo(special_id=ids.get, name=name, **kw)  # type: ignore[arg-type]
+
+
+def suffix_first(fim: FimPrompt) -> bool:
+    return fim.layout.index(SUFFIX) < fim.layout.index(PREFIX)
 
 
 def test_every_family_resolves_from_its_own_tokens() -> None:
@@ -20,7 +24,7 @@ def test_every_family_resolves_from_its_own_tokens() -> None:
         prompt = fim.build([7, 8], [9])
         assert 7 in prompt and 9 in prompt
         if template.name == "codestral":
-            assert fim.suffix_first and prompt == [1, 100, 9, 101, 7, 8]
+            assert suffix_first(fim) and prompt == [1, 100, 9, 101, 7, 8]
         else:
             assert prompt.index(7) < prompt.index(9)
 

@@ -13,10 +13,11 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from goldiff.distill.quantize import quantize
-from goldiff.sources.llamacpp import load_llama, safe_model_params
+from goldiff.sources.llamacpp import load_llama
 
 LOAD = textwrap.dedent(
     """
@@ -63,6 +64,15 @@ def test_load_llama_keeps_weights_out_of_extra_buffer_types(tiny_gguf: Path, tmp
         pytest.skip("this CPU has no extra buffer type for Q4_K: nothing to tell apart")
     # The same file, loaded the default way, does get repacked: the parameter is what differs.
     assert "repack tensor" in plain or "AMX" in plain
+
+
+def safe_model_params() -> Any:
+    """llama.cpp's default model parameters with extra (repacking) buffer types off."""
+    import llama_cpp
+
+    params = llama_cpp.llama_model_default_params()
+    params.use_extra_bufts = False
+    return params
 
 
 def test_safe_params_and_loader_agree(tiny_gguf: Path) -> None:

@@ -514,19 +514,10 @@ class CompletionService:
         return types.InlineCompletionList(items=[self._item(sid, completion.text, pos)])
 
     def _source_key(self, kind: str) -> tuple[str, ...]:
-        settings = self.server.settings
+        fr, local = self.server.settings.frontier, self.server.settings.local
         if kind == "frontier":
-            return (
-                settings.frontier.provider,
-                settings.frontier.base_url or "",
-                settings.frontier.model or "",
-            )
-        return (
-            settings.local.model or "",
-            settings.local.adapter or "",
-            settings.local.endpoint or "",
-            str(self.registry.signature()),
-        )
+            return (fr.provider, fr.base_url or "", fr.model or "")
+        return (local.model or "", local.adapter or "", local.endpoint or "", str(self.registry.signature()))
 
     def _complete(self, kind: str, request: CompletionRequest, cancel: threading.Event) -> Completion:
         if cancel.is_set():

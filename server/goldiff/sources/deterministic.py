@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,7 @@ SPEC_PREFIX = "test:"
 
 
 class DeterministicSource:
-    def __init__(
-        self,
-        rules: Iterable[tuple[str, str]] = (),
-        *,
-        default: str | None = None,
-        kind: str = "test",
-        model: str = "deterministic",
-    ) -> None:
+    def __init__(self, rules: list[tuple[str, str]], *, default: str | None, kind: str, model: str) -> None:
         # Longest AFTER first, so a specific rule beats a general one.
         self.rules = sorted(rules, key=lambda r: -len(r[0]))
         self.default = default

@@ -41,10 +41,6 @@ class FimPrompt:
                 out.extend(prefix_ids if part == PREFIX else suffix_ids)
         return out
 
-    @property
-    def suffix_first(self) -> bool:
-        return self.layout.index(SUFFIX) < self.layout.index(PREFIX)
-
 
 @dataclass(frozen=True)
 class VocabInfo:

@@ -96,6 +96,11 @@ class ChatReply:
     completion_tokens: int | None
 
 
+def _finish(api: str, reply: ChatReply) -> str:
+    """An OpenAI-style answer's stop reason, after the API that gave it."""
+    return f"{api}:{reply.data['choices'][0].get('finish_reason') or ''}"
+
+
 class _HttpSource:
     kind = "frontier"
     provider = ""
@@ -220,6 +225,22 @@ class _HttpSource:
             )
         raise FrontierError(f"the frontier endpoint answered HTTP {code}: {detail}")
 
+    def _result(
+        self, request: CompletionRequest, reply: ChatReply, deadline: Deadline, stop: str, text: str, raw: str
+    ) -> Completion:
+        """The completion of `text` (the reply, cleaned up), recording `raw` as the model's text."""
+        final = finish_text(text, request)
+        return Completion(
+            candidates=[final] if final else [],
+            source=self.kind,
+            model=self.model or str(reply.data.get("model") or ""),
+            latency_ms=deadline.elapsed_ms(),
+            prompt_tokens=reply.prompt_tokens,
+            completion_tokens=reply.completion_tokens,
+            stop_reason=stop,
+            raw_text=raw,
+        )
+
     def close(self) -> None:
         self._client.close()
 
@@ -261,9 +282,11 @@ class OpenAICompatibleSource(_HttpSource):
                 self.api = "chat"
             else:
                 reply = self._reply(response, lambda d: str(d["choices"][0].get("text") or ""), _USAGE)
-                return self._result(request, reply.text, reply, deadline, "completions")
+                stop = _finish("completions", reply)
+                return self._result(request, reply, deadline, stop, reply.text, reply.text)
         chat = self.chat(CHAT_SYSTEM_PROMPT, chat_prompt(request), request.max_tokens, deadline, cancel)
-        return self._result(request, clean_chat_reply(chat.text, request), chat, deadline, "chat")
+        text = clean_chat_reply(chat.text, request)
+        return self._result(request, chat, deadline, _finish("chat", chat), text, text)
 
     def _completions_body(self, request: CompletionRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -291,21 +314,6 @@ class OpenAICompatibleSource(_HttpSource):
             body["model"] = self.model
         response = self._post("/chat/completions", body, deadline, cancel)
         return self._reply(response, lambda d: str(d["choices"][0]["message"].get("content") or ""), _USAGE)
-
-    def _result(
-        self, request: CompletionRequest, raw: str, reply: ChatReply, deadline: Deadline, api: str
-    ) -> Completion:
-        final = finish_text(raw, request)
-        return Completion(
-            candidates=[final] if final else [],
-            source=self.kind,
-            model=self.model or str(reply.data.get("model") or ""),
-            latency_ms=deadline.elapsed_ms(),
-            prompt_tokens=reply.prompt_tokens,
-            completion_tokens=reply.completion_tokens,
-            stop_reason=f"{api}:{reply.data['choices'][0].get('finish_reason') or ''}",
-            raw_text=raw,
-        )
 
 
 class AnthropicSource(_HttpSource):
@@ -343,14 +351,5 @@ class AnthropicSource(_HttpSource):
         cancel = cancel or threading.Event()
         deadline = Deadline(request.max_seconds)
         chat = self.chat(CHAT_SYSTEM_PROMPT, chat_prompt(request), request.max_tokens, deadline, cancel)
-        final = finish_text(clean_chat_reply(chat.text, request), request)
-        return Completion(
-            candidates=[final] if final else [],
-            source=self.kind,
-            model=self.model,
-            latency_ms=deadline.elapsed_ms(),
-            prompt_tokens=chat.prompt_tokens,
-            completion_tokens=chat.completion_tokens,
-            stop_reason=f"messages:{chat.data.get('stop_reason') or ''}",
-            raw_text=chat.text,
-        )
+        stop = f"messages:{chat.data.get('stop_reason') or ''}"
+        return self._result(request, chat, deadline, stop, clean_chat_reply(chat.text, request), chat.text)

@@ -75,15 +75,6 @@ def checked_model(
     return model, adapter, name or model.stem + (f"+{adapter.stem}" if adapter else "")
 
 
-def safe_model_params() -> Any:
-    """llama.cpp's default model parameters with extra (repacking) buffer types off."""
-    import llama_cpp
-
-    params = llama_cpp.llama_model_default_params()
-    params.use_extra_bufts = False
-    return params
-
-
 @dataclass(frozen=True)
 class Repack:
     """How a model was loaded: with extra buffer types allowed, and what llama.cpp repacked."""
@@ -97,7 +88,7 @@ class Repack:
 
 
 def load_llama(model_path: str, **kwargs: Any) -> llama_cpp.Llama:
-    """`llama_cpp.Llama(model_path=..., **kwargs)` with `safe_model_params()`."""
+    """`llama_cpp.Llama(model_path=..., **kwargs)` with extra (repacking) buffer types off."""
     return load_llama_with(model_path, repack=False, **kwargs)[0]
 
 

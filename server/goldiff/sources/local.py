@@ -260,10 +260,9 @@ class LocalSource:
 
         vocab = llm._model.vocab
         eog = {i for i in (llm.token_eos(), llama_cpp.llama_vocab_eot(vocab)) if i >= 0}
-        name = f"{meta.get('general.name', '')} {self.model_path.name}"
         return VocabInfo(
             special_id=special_id,
-            name=name,
+            name=f"{meta.get('general.name', '')} {self.model_path.name}",
             arch=meta.get("general.architecture", ""),
             bos_id=llm.token_bos(),
             fim_ids=(

@@ -33,9 +33,6 @@ from goldiff.errors import ConfigError, PullCancelled, PullError
 from goldiff.home import models_dir
 from goldiff.sources.registry import Entry, Registry
 
-HF_ENDPOINT_ENV = "HF_ENDPOINT"
-HF_ENDPOINT = "https://huggingface.co"
-GGUF_MAGIC = b"GGUF"
 CHUNK = 1 << 20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -72,7 +69,7 @@ class Source:
 
 
 def _hub() -> str:
-    return os.environ.get(HF_ENDPOINT_ENV, HF_ENDPOINT).rstrip("/")
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 
 def resolve_source(source: str) -> Source:
@@ -261,7 +258,7 @@ def pull(
                 "deleted. Check the address (and --sha256), then run it again"
             )
         with part.open("rb") as fh:
-            if fh.read(len(GGUF_MAGIC)) != GGUF_MAGIC:
+            if fh.read(4) != b"GGUF":
                 part.unlink(missing_ok=True)
                 raise PullError(f"{source} is not a GGUF model file (it does not start with 'GGUF')")
         os.replace(part, target)

@@ -49,7 +49,6 @@ FAULT_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.
 
 
 def faults_path(home: Path) -> Path:
-    """Where the repack fault records live under the Goldiff home."""
     return home / "cache" / "repack-faults.json"
 
 

@@ -162,10 +162,7 @@ class WorkerSource:
             stderr=None,  # llama.cpp's log joins the server's own
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        assert proc.stdin is not None and proc.stdout is not None
-        with contextlib.suppress(OSError):  # it died at once: the read below says how
-            proc.stdin.write((json.dumps({**self.config, "repack": repack}) + "\n").encode())
-            proc.stdin.flush()
+        self._send(proc, {**self.config, "repack": repack})  # if it died at once, the read below says how
         ready: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(
             target=self._read, args=(proc, ready), name="goldiff-engine-reader", daemon=True
@@ -177,17 +174,15 @@ class WorkerSource:
         if first is None or first.get("op") != "ready":
             proc.kill()  # a no-op once it exited (Popen checks)
             proc.wait()
+            reason = _exit_reason(proc.returncode)
             if first is None and repack and is_fault(proc.returncode):
                 # It faulted while loading with repacked kernels: the fault is the kernels', not
                 # the model's. Recorded, it is started again at once without them.
-                reason = _exit_reason(proc.returncode)
                 message = self._repack_faulted(f"{reason} while loading it")
                 self.on_crash(f"the local model's engine stopped ({reason}) while loading: {message}")
                 return self._start()
-            if first is None:
-                why = f"the engine process died while loading it ({_exit_reason(proc.returncode)})"
-            else:
-                why = str(first.get("message"))
+            died = f"the engine process died while loading it ({reason})"
+            why = died if first is None else first.get("message")
             raise ModelLoadError(f"llama.cpp could not load {self.model_path}: {why}")
         self.info = dict(first.get("describe") or {})
         self._proc = proc
