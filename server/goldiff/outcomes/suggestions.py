@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from goldiff.capture.documents import Document
-from goldiff.clock import LogicalClock, Timers
+from goldiff.clock import Timers
 from goldiff.outcomes.episodes import Activity, Episode, EpisodeTracker, as_applied, line_end
 from goldiff.outcomes.spans import Span, diff_edits, survival
 from goldiff.protocol import CHECKPOINTS, REJECT_REASONS
@@ -27,8 +27,6 @@ from goldiff.store import EditRecord, SuggestionRow, TraceStore
 
 PENDING_TIMEOUT_SECONDS = 60.0  # a suggestion nobody acted on for this long: rejected, timeout
 JOIN_LINES = 10  # a suggestion this close to an open episode's region joins that episode
-
-ManualClock = LogicalClock  # the tests' name for the logical clock
 
 
 @dataclass(eq=False)
@@ -535,9 +533,6 @@ class OutcomeTracker(EpisodeTracker[DocState]):
     def _event(self, suggestion_id: str, kind: str, detail: dict[str, Any]) -> None:
         self.store.record_suggestion_event(suggestion_id, kind, detail, ts=self.clock())
 
-    def live_spans(self) -> int:
-        return sum(len(s.items) for s in self._docs.values())
-
 
 def _code_points(text: str, utf16_units: int) -> int:
     """How many code points of `text` make `utf16_units` UTF-16 code units (JS string length)."""
@@ -563,4 +558,4 @@ def cut_written(written: str, suggestion: str) -> str:
     return "\n".join(kept)
 
 
-__all__ = ["CHECKPOINTS", "ManualClock", "OutcomeTracker", "cut_written"]
+__all__ = ["CHECKPOINTS", "OutcomeTracker", "cut_written"]
