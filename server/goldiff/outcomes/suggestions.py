@@ -22,7 +22,7 @@ from goldiff.capture.documents import Document
 from goldiff.clock import Timers
 from goldiff.outcomes.episodes import Activity, Episode, EpisodeTracker, as_applied, line_end
 from goldiff.outcomes.spans import Span, diff_edits, survival
-from goldiff.protocol import CHECKPOINTS, REJECT_REASONS
+from goldiff.protocol import CHECKPOINTS, REJECT_REASONS, TerminalCommand
 from goldiff.store import EditRecord, SuggestionRow, TraceStore
 
 PENDING_TIMEOUT_SECONDS = 60.0  # a suggestion nobody acted on for this long: rejected, timeout
@@ -509,10 +509,10 @@ class OutcomeTracker(EpisodeTracker[DocState]):
 
     # ------------------------------------------------------------------ terminal
 
-    def terminal_command(self, command_line: str, exit_code: int | None, cwd: str | None = None) -> None:
+    def terminal_command(self, cmd: TerminalCommand) -> None:
         """A command ran in the editor's terminal: link it, judge test runs, settle at commits."""
         self._link_command(
-            {"command_line": command_line, "exit_code": exit_code, "at": self.clock(), "cwd": cwd}
+            {"command_line": cmd.command_line, "exit_code": cmd.exit_code, "at": self.clock(), "cwd": cmd.cwd}
         )
 
     # ------------------------------------------------------------------ helpers
