@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from goldiff.capture.documents import Document
-from goldiff.outcomes.suggestions import ManualClock, OutcomeTracker
+from goldiff.clock import LogicalClock
+from goldiff.outcomes.suggestions import OutcomeTracker
 from goldiff.store import TraceStore
 
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         store = TraceStore(Path(tmp) / "traces.db")
-        clock = ManualClock(0.0)
+        clock = LogicalClock(0.0)
         tracker = OutcomeTracker(store, clock=clock, real_timers=False, settle_seconds=lambda: 1e9)
         tracked = Document.new("file:///bench.py", "python", 1, text)
         plain = Document.new("file:///plain.py", "python", 1, text)

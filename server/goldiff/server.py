@@ -73,9 +73,7 @@ class GoldiffServer(LanguageServer):
             lambda kind, doc: outcomes.on_save(doc) if kind == "save" else outcomes.on_close(doc)
         )
         recorder.on_commit(lambda _workspace, _sha: outcomes.commit())
-        recorder.on_terminal_command(
-            lambda cmd: outcomes.terminal_command(cmd.command_line, cmd.exit_code, cmd.cwd)
-        )
+        recorder.on_terminal_command(outcomes.terminal_command)
 
         self.proposals = proposals = ProposalTracker(
             self.store,

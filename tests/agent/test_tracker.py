@@ -9,8 +9,8 @@ import pytest
 from goldiff.agent.proposals import ProposalTracker, changed_lines
 from goldiff.agent.recognise import agent_of
 from goldiff.capture.documents import Document
+from goldiff.clock import LogicalClock
 from goldiff.outcomes.episodes import kept_share, whole_lines
-from goldiff.outcomes.suggestions import ManualClock
 from goldiff.settings import DEFAULT_AGENTS
 from goldiff.store import TraceStore
 
@@ -105,7 +105,7 @@ def test_fresh_store_has_the_proposals_table(tmp_path: Path) -> None:
 
 def test_a_test_run_after_the_settle_keeps_the_kept_shares(tmp_path: Path) -> None:
     store = TraceStore(tmp_path / "traces.db")
-    clock = ManualClock(1_000_000.0)
+    clock = LogicalClock(1_000_000.0)
     tracker = ProposalTracker(store, clock=clock)
     doc = Document.new("file:///w/a.py", "python", 1, "def f():\n    pass\n")
     tracker.on_open(doc)

@@ -19,16 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from goldiff.capture.documents import Document
-from goldiff.clock import LogicalClock, Timers
+from goldiff.clock import Timers
 from goldiff.outcomes.episodes import Activity, Episode, EpisodeTracker, as_applied, line_end
 from goldiff.outcomes.spans import Span, diff_edits, survival
-from goldiff.protocol import CHECKPOINTS, REJECT_REASONS
+from goldiff.protocol import CHECKPOINTS, REJECT_REASONS, TerminalCommand
 from goldiff.store import EditRecord, SuggestionRow, TraceStore
 
 PENDING_TIMEOUT_SECONDS = 60.0  # a suggestion nobody acted on for this long: rejected, timeout
 JOIN_LINES = 10  # a suggestion this close to an open episode's region joins that episode
-
-ManualClock = LogicalClock  # the tests' name for the logical clock
 
 
 @dataclass(eq=False)
@@ -511,10 +509,10 @@ class OutcomeTracker(EpisodeTracker[DocState]):
 
     # ------------------------------------------------------------------ terminal
 
-    def terminal_command(self, command_line: str, exit_code: int | None, cwd: str | None = None) -> None:
+    def terminal_command(self, cmd: TerminalCommand) -> None:
         """A command ran in the editor's terminal: link it, judge test runs, settle at commits."""
         self._link_command(
-            {"command_line": command_line, "exit_code": exit_code, "at": self.clock(), "cwd": cwd}
+            {"command_line": cmd.command_line, "exit_code": cmd.exit_code, "at": self.clock(), "cwd": cmd.cwd}
         )
 
     # ------------------------------------------------------------------ helpers
@@ -534,9 +532,6 @@ class OutcomeTracker(EpisodeTracker[DocState]):
 
     def _event(self, suggestion_id: str, kind: str, detail: dict[str, Any]) -> None:
         self.store.record_suggestion_event(suggestion_id, kind, detail, ts=self.clock())
-
-    def live_spans(self) -> int:
-        return sum(len(s.items) for s in self._docs.values())
 
 
 def _code_points(text: str, utf16_units: int) -> int:
@@ -563,4 +558,4 @@ def cut_written(written: str, suggestion: str) -> str:
     return "\n".join(kept)
 
 
-__all__ = ["CHECKPOINTS", "ManualClock", "OutcomeTracker", "cut_written"]
+__all__ = ["CHECKPOINTS", "OutcomeTracker", "cut_written"]

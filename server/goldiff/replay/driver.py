@@ -200,20 +200,14 @@ class _Session:
 
     async def start_server(self) -> None:
         log_file = self.home / "replay-server.log"
+        serve = ["-m", "goldiff", "serve", "--home", str(self.home), "--log-file", str(log_file)]
+        # The server's clock follows the developer's simulated time, moved by
+        # `ADVANCE_CLOCK`: its timers (settle, survival checkpoints, timeouts) fire in
+        # logical time, so a replay is reproducible.
+        serve += ["--clock", "logical"]
         await self.client.start_io(
             sys.executable,
-            "-m",
-            "goldiff",
-            "serve",
-            "--home",
-            str(self.home),
-            "--log-file",
-            str(log_file),
-            # The server's clock follows the developer's simulated time, moved by
-            # `ADVANCE_CLOCK`: its timers (settle, survival checkpoints, timeouts) fire in
-            # logical time, so a replay is reproducible.
-            "--clock",
-            "logical",
+            *serve,
             env=_server_env(self.home),
             start_new_session=True,  # Ctrl-C goes to us; we shut the server down in order
         )
@@ -314,7 +308,7 @@ class _Session:
 
     # ------------------------------------------------------------------ history
 
-    async def run(self, commits: Iterator[Commit], total: int) -> None:
+    async def run(self, commits: Iterator[Commit]) -> None:
         for commit in commits:
             if self.stop.is_set():
                 break
@@ -515,7 +509,7 @@ async def replay_async(
     try:
         await session.start_server()
         await session.clock_after(last_event)
-        await session.run(read_commits(root, todo, options.include), len(todo))
+        await session.run(read_commits(root, todo, options.include))
     finally:
         if handled:
             loop.remove_signal_handler(signal.SIGINT)

@@ -44,14 +44,9 @@ class Commit:
         return self.message.split("\n", 1)[0]
 
 
-def _git(repo: Path, *args: str, input_bytes: bytes | None = None) -> bytes:
+def _git(repo: Path, *args: str) -> bytes:
     try:
-        done = subprocess.run(
-            ["git", "-C", str(repo), *args],
-            input=input_bytes,
-            capture_output=True,
-            check=False,
-        )
+        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False)
     except FileNotFoundError as exc:
         raise GitError("git is not installed; replay reads history with it") from exc
     if done.returncode != 0:

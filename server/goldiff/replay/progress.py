@@ -17,7 +17,6 @@ class RichProgress(driver.Progress):
 
     def __init__(self, *, quiet: bool = False, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
-        self.quiet = quiet
         self._bar = Progress(
             TextColumn("[bold]replay[/]"),
             BarColumn(),
