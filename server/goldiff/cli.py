@@ -667,11 +667,6 @@ def bootstrap(home: Path | None, recipe: str, dest: Path | None, quantize_to: st
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated developer.")
 @click.option(
-    "--preference-steps",
-    type=click.IntRange(min=0),
-    help="DPO steps after SFT (default 20; pairs need --suggest-with-base).",
-)
-@click.option(
     "--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable), e.g. '*.py'."
 )
 @click.option("--max-commits", type=click.IntRange(min=1), help="Stop after this many commits.")
