@@ -162,15 +162,6 @@ def replayed_commits(home: Path, repository_uri: str) -> tuple[set[str], float |
     return done, last
 
 
-def _server_env(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["GOLDIFF_HOME"] = str(home)
-    # The server must import this same goldiff, installed or not.
-    package_root = str(Path(goldiff.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    return env
-
-
 class _Session:
     def __init__(self, root: Path, home: Path, options: ReplayOptions, progress: Progress) -> None:
         self.root = root
@@ -205,10 +196,14 @@ class _Session:
         # `ADVANCE_CLOCK`: its timers (settle, survival checkpoints, timeouts) fire in
         # logical time, so a replay is reproducible.
         serve += ["--clock", "logical"]
+        env = dict(os.environ, GOLDIFF_HOME=str(self.home))
+        # The server must import this same goldiff, installed or not.
+        package_root = str(Path(goldiff.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         await self.client.start_io(
             sys.executable,
             *serve,
-            env=_server_env(self.home),
+            env=env,
             start_new_session=True,  # Ctrl-C goes to us; we shut the server down in order
         )
         server = self.client._server
@@ -433,7 +428,8 @@ class _Session:
         text = item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
         if item.range is not None:
             text = self._text_from_cursor(buf, item.range, cursor, text)
-        suggestion_id = _suggestion_id(item)
+        args = item.command.arguments if item.command and item.command.command == ACCEPTED else None
+        suggestion_id = str(args[0]) if args else None
         if not text or suggestion_id is None or suggestion_id in self._decided:
             return 0  # nothing new to look at (a decided one comes back from the server's cache)
         self._decided.add(suggestion_id)
@@ -471,13 +467,6 @@ class _Session:
             return ""  # replaces text after the cursor: not something typing can match
         typed = buf.text[start:cursor]
         return text[len(typed) :] if text.startswith(typed) else ""
-
-
-def _suggestion_id(item: types.InlineCompletionItem) -> str | None:
-    command = item.command
-    if command is not None and command.command == ACCEPTED and command.arguments:
-        return str(command.arguments[0])
-    return None
 
 
 async def replay_async(
