@@ -56,16 +56,6 @@ def _pyarrow() -> tuple[Any, Any]:
     )
 
 
-def _known_types() -> dict[str, Any]:
-    pa, _ = _pyarrow()
-    kinds = ((_STRING, pa.string()), (_FLOAT, pa.float64()), (_BOOL, pa.bool_()), (_INT, pa.int64()))
-    types = {name: kind for names, kind in kinds for name in names}
-    # A date, not text: DuckDB and Spark type the `date=` folder as a date, and the file agrees.
-    types["date"] = pa.date32()
-    types["survival"] = pa.list_(pa.struct([("after_seconds", pa.float64()), ("share", pa.float64())]))
-    return types
-
-
 # ---------------------------------------------------------------------------- places
 
 
@@ -147,7 +137,11 @@ class DatasetResult:
 def schema_for(rows: Sequence[dict[str, Any]]) -> Any:
     """One Arrow schema for all rows: known columns fixed, the rest inferred, in row order."""
     pa, _ = _pyarrow()
-    types = _known_types()
+    kinds = ((_STRING, pa.string()), (_FLOAT, pa.float64()), (_BOOL, pa.bool_()), (_INT, pa.int64()))
+    types = {name: kind for names, kind in kinds for name in names}
+    # A date, not text: DuckDB and Spark type the `date=` folder as a date, and the file agrees.
+    types["date"] = pa.date32()
+    types["survival"] = pa.list_(pa.struct([("after_seconds", pa.float64()), ("share", pa.float64())]))
     names = dict.fromkeys(key for row in rows for key in row)  # in order of first appearance
     unknown = [n for n in names if n not in types]
     if unknown:
