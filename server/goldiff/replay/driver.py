@@ -271,11 +271,6 @@ class _Session:
         if self._stderr_task is not None:
             self._stderr_task.cancel()
 
-    def _check_alive(self) -> None:
-        server = self.client._server
-        if server is not None and server.returncode is not None:
-            raise ReplayError(self._server_gone(f"exit code {server.returncode}"))
-
     def pause(self, seconds: float) -> None:
         self.result.simulated_seconds += seconds
         self._pending_seconds += seconds
@@ -401,7 +396,9 @@ class _Session:
                 since_yield = 0
                 self.progress.typed(YIELD_EVERY)
                 await asyncio.sleep(0)
-                self._check_alive()
+                server = self.client._server
+                if server is not None and server.returncode is not None:
+                    raise ReplayError(self._server_gone(f"exit code {server.returncode}"))
 
     # ------------------------------------------------------------------ suggestions
 
