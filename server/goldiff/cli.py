@@ -600,7 +600,7 @@ def eval_cmd(
 @click.option(
     "--preference-steps",
     type=int,
-    default=20,
+    default=0,
     show_default=True,
     help="DPO steps on suggestions typed over (0: none).",
 )
@@ -741,7 +741,7 @@ def replay(
 @click.option(
     "--preference-steps",
     type=click.IntRange(min=0),
-    help="DPO steps after SFT (default 20; pairs need --suggest-with-base).",
+    help="DPO steps after SFT (default 0: none; pairs need --suggest-with-base).",
 )
 @click.option(
     "--suggest-with-base",

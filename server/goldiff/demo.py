@@ -82,7 +82,7 @@ class DemoConfig:
     # True: the base model makes the replay's suggestions (its own outcomes are recorded,
     # but gold then exists only where it suggested something); False: the placeholder.
     suggest_with_base: bool = False
-    preference_steps: int = 20  # DPO on the base's suggestions typed over (with suggest_with_base)
+    preference_steps: int = 0  # DPO on the base's suggestions typed over (with suggest_with_base)
 
     @classmethod
     def for_tests(cls, repo: Path | None = None, **changes: Any) -> DemoConfig:

@@ -109,6 +109,8 @@ def test_suggestions_typed_over_teach_a_preference_stage_that_must_not_hurt(
     assert stage["kept"] is (after <= before)
     assert (Path(result["final_dir"]).parent.name == "preference") is stage["kept"]
     assert any("Preference stage (DPO)" in m for m in said)
+    entry = Registry(home).get("tuned")
+    assert entry is not None and entry.lineage["preference"] == stage  # the registry keeps what it did
 
 
 def _validation_rows(home: Path) -> list[dict[str, Any]]:

@@ -55,7 +55,9 @@ def _rows(kind: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("kind", ["dpo", "kto"])
-def test_preference_stage_prefers_what_was_kept(base: Path, tmp_path: Path, kind: str) -> None:
+def test_preference_stage_prefers_what_was_kept(
+    base: Path, tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in _rows(kind)))
     prompt = "<|fim_prefix|>def f9(a, b):\n    return <|fim_suffix|>\n<|fim_middle|>"
@@ -67,6 +69,7 @@ def test_preference_stage_prefers_what_was_kept(base: Path, tmp_path: Path, kind
         Path(result.final_dir), prompt, "a - b"
     )
     assert margin_after > margin_before + 0.5
+    assert "train_loss" not in capsys.readouterr().out  # stdout belongs to `--json` output
 
 
 def test_preference_rows_are_checked(base: Path, tmp_path: Path) -> None:

@@ -119,8 +119,10 @@ class FinetuneOptions:
     workspace_code: bool = True  # also learn the workspace's own code (repository adaptation)
     gold_weight: int = 2  # each gold row counts this many times against the code windows
     # The preference stage after SFT (DPO, `distill/preference.py`): the kept text against
-    # the suggestion the developer typed over, once there are this many such pairs.
-    preference_steps: int = 20  # 0: no preference stage
+    # the suggestion the developer typed over, once there are this many such pairs. Off by
+    # default: on toolz (72 pairs, 20 steps) it lowered the validation loss (2.53 → 2.45)
+    # but the held-out accept proxy fell from 23.4% (SFT alone) to 17.0%.
+    preference_steps: int = 0
     min_preference_rows: int = 16
 
 
@@ -218,7 +220,7 @@ def finetune(
     elif result.best_step < result.steps:
         say(f"  Kept step {result.best_step}'s weights: the validation loss rose after it.")
     preference: dict[str, Any] = {}
-    if preference_rows is not None and result.best_step > 0 and not trainer.lora and world == 1:
+    if preference_rows and options.preference_steps and result.best_step and not trainer.lora and world == 1:
         with phases.timed("preference"):
             preference = prefer(
                 trainer, base, Path(result.final_dir), (train_rows, preference_rows), work, options, say
@@ -294,8 +296,9 @@ def prefer(
 
     train_rows, pairs = data
     rows = read_rows(pairs)
-    if len(rows) < options.min_preference_rows or options.preference_steps <= 0:
-        return {"rows": len(rows), "kept": False, "reason": "too few typed-over suggestions"}
+    if len(rows) < options.min_preference_rows:
+        say(f"No preference stage: {len(rows)} suggestions typed over, {options.min_preference_rows} needed.")
+        return {"rows": len(rows), "kept": False}
     say(f"Preference stage (DPO) on {len(rows)} suggestions the developer typed over...")
     config = trainer.replace(max_steps=options.preference_steps, learning_rate=options.learning_rate / 3)
     shape = (trainer.sft_prompt, trainer.sft_heal)
@@ -382,6 +385,7 @@ def distill_from_store(
         "steps": result["steps"],
         "tokens_seen": result["tokens_seen"],
         "train_loss": result["train_loss"],
+        "preference": result.get("preference"),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     with phases.timed("heldout_loss"):

@@ -109,7 +109,7 @@ def train_preference(
     """
     import torch
     from datasets import Dataset
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, PrinterCallback
 
     from goldiff.distill.model import load_model, lora_config
 
@@ -154,6 +154,9 @@ def train_preference(
         "max_length": config.seq_len + 1,  # what encode_sft_row keeps
         "bf16": torch.cuda.is_available(),
         "disable_tqdm": True,
+        # TRL turns it on by default to save memory; a model this size fits, and recomputing
+        # every layer's activations would cost a second forward pass in every step.
+        "gradient_checkpointing": False,
     }
     trl: Any = importlib.import_module("trl")  # a lazy module: mypy cannot see its names
     trainers = {"dpo": (_encoded(trl.DPOTrainer), trl.DPOConfig), "kto": (trl.KTOTrainer, trl.KTOConfig)}
@@ -167,6 +170,8 @@ def train_preference(
         processing_class=tokenizer,
         peft_config=lora_config(config) if config.lora else None,
     )
+    # Its logs stay in trainer.state: printed, they would land in stdout, which `--json` owns.
+    trainer.remove_callback(PrinterCallback)
     output = trainer.train()
     final = out / "final"
     trainer.save_model(str(final))
