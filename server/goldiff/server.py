@@ -67,13 +67,13 @@ class GoldiffServer(LanguageServer):
             clock=self.clock,
             timers=self.timers,
         )
-        recorder.on_open(outcomes.on_open)
-        recorder.on_edit(outcomes.on_edit)
-        recorder.on_document_event(
-            lambda kind, doc: outcomes.on_save(doc) if kind == "save" else outcomes.on_close(doc)
-        )
-        recorder.on_commit(lambda _workspace, _sha: outcomes.commit())
-        recorder.on_terminal_command(outcomes.terminal_command)
+        listeners = recorder.listeners
+        listeners.open.append(outcomes.on_open)
+        listeners.edit.append(outcomes.on_edit)
+        listeners.save.append(outcomes.on_save)
+        listeners.close.append(outcomes.on_close)
+        listeners.commit.append(outcomes.commit)
+        listeners.terminal.append(outcomes.terminal_command)
 
         self.proposals = proposals = ProposalTracker(
             self.store,
@@ -84,18 +84,17 @@ class GoldiffServer(LanguageServer):
             clock=self.clock,
             schedule=self.timers.schedule,
         )
-        recorder.on_open(proposals.on_open)
-        recorder.on_edit(proposals.on_edit)
-        recorder.on_document_event(
-            lambda kind, doc: proposals.on_save(doc) if kind == "save" else proposals.on_close(doc)
-        )
-        recorder.on_external(lambda uri, text: proposals.on_external(recorder.documents.get(uri), text))
+        listeners.open.append(proposals.on_open)
+        listeners.edit.append(proposals.on_edit)
+        listeners.save.append(proposals.on_save)
+        listeners.close.append(proposals.on_close)
+        listeners.external.append(proposals.on_external)
 
         def agent_command(cmd: TerminalCommand) -> None:
             proposals.terminal_command(cmd.command_line, cmd.exit_code, cmd.started_at, cmd.ended_at)
 
-        recorder.on_terminal_command(agent_command)
-        recorder.on_commit(lambda _workspace, _sha: proposals.commit())
+        listeners.terminal.append(agent_command)
+        listeners.commit.append(proposals.commit)
         self.edits = ProposeEditService(self, proposals, self.completion, self.workspace_apply_edit_async)
 
         self.watcher: WorkspaceWatcher | None = None

@@ -195,7 +195,7 @@ def test_a_commit_the_watcher_sees_settles(tmp_path: Path) -> None:
     rig = Rig(tmp_path / "traces.db")
     try:
         recorder = Recorder(rig.store, Settings(capture=CaptureSettings(enabled=True)), rig.clock)
-        recorder.on_commit(lambda workspace, sha: rig.tracker.commit())
+        recorder.listeners.commit.append(rig.tracker.commit)
         rig.suggest(CURSOR, "return 1", "a")
         rig.edit(CURSOR, 0, "return 1")
         recorder.commit(tmp_path, "0123abcd")

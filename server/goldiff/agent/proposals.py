@@ -12,7 +12,6 @@ are in the package docstring (`goldiff.agent`).
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from collections import deque
@@ -23,7 +22,7 @@ from typing import Any
 
 from goldiff.agent.recognise import agent_of
 from goldiff.capture.documents import Document
-from goldiff.capture.paths import uri_to_path
+from goldiff.capture.paths import git_output, uri_to_path
 from goldiff.outcomes.episodes import (
     Activity,
     Episode,
@@ -487,14 +486,5 @@ def git_head_text(path: Path) -> str | None:
     root = _git_root(path)
     if root is None:
         return None
-    try:
-        out = subprocess.run(
-            ["git", "show", f"HEAD:{path.relative_to(root).as_posix()}"],
-            cwd=root,
-            capture_output=True,
-            timeout=2,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.decode("utf-8", "replace") if out.returncode == 0 else None
+    out = git_output(root, "show", f"HEAD:{path.relative_to(root).as_posix()}", timeout=2)
+    return out.decode("utf-8", "replace") if out is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -13,6 +14,17 @@ def uri_to_path(uri: str) -> Path | None:
     if parsed.scheme != "file":
         return None
     return Path(unquote(parsed.path))
+
+
+def git_output(root: Path, *args: str, timeout: float) -> bytes | None:
+    """What `git args` prints in `root`; None if git is missing, too slow or fails."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
 
 
 def path_to_uri(path: Path) -> str:

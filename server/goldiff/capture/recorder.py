@@ -12,6 +12,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,26 @@ log = logging.getLogger(__name__)
 OUTPUT_EXCERPT_CHARS = 8_000  # terminal output kept per command: head and tail
 
 
+@dataclass
+class Listeners:
+    """Who hears what the recorder recorded (outcome tracking hooks in here), in order."""
+
+    # After a captured document is opened, with its text as opened.
+    open: list[Callable[[Document], None]] = field(default_factory=list)
+    # After every recorded change, in the editor or on disk to a file not open there.
+    edit: list[Callable[[Document, EditRecord], None]] = field(default_factory=list)
+    # After a captured document is saved.
+    save: list[Callable[[Document], None]] = field(default_factory=list)
+    # After a captured document is closed.
+    close: list[Callable[[Document], None]] = field(default_factory=list)
+    # When a captured open document changed on disk under the editor: (doc, disk_text).
+    external: list[Callable[[Document, str], None]] = field(default_factory=list)
+    # When a commit is seen (a settle boundary).
+    commit: list[Callable[[], None]] = field(default_factory=list)
+    # After every recorded terminal command.
+    terminal: list[Callable[[TerminalCommand], None]] = field(default_factory=list)
+
+
 class Recorder:
     def __init__(self, store: TraceStore, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.store = store
@@ -38,13 +59,8 @@ class Recorder:
         self.workspaces: list[Path] = []
         self.documents: dict[str, Document] = {}
         self._excludes = pathspec.PathSpec.from_lines("gitwildmatch", settings.excludes())
-        self._listeners: list[Callable[[Document, EditRecord], None]] = []
-        self._commit_listeners: list[Callable[[str, str], None]] = []
         self.external: dict[str, Document] = {}  # files changed on disk, not open in the editor
-        self._document_listeners: list[Callable[[str, Document], None]] = []
-        self._terminal_listeners: list[Callable[[TerminalCommand], None]] = []
-        self._external_listeners: list[Callable[[str, str], None]] = []
-        self._open_listeners: list[Callable[[Document], None]] = []
+        self.listeners = Listeners()
 
     # ------------------------------------------------------------------ session
 
@@ -79,26 +95,6 @@ class Recorder:
                     doc.captured = True
                     self._record_document(doc, None)
                     self.store.record_edit(doc.replace_all(doc.text, doc.version, "open", now=self.clock()))
-
-    def on_edit(self, listener: Callable[[Document, EditRecord], None]) -> None:
-        """Call `listener` after every recorded change (outcome tracking hooks in here)."""
-        self._listeners.append(listener)
-
-    def on_document_event(self, listener: Callable[[str, Document], None]) -> None:
-        """Call `listener(kind, doc)` after a captured document is saved ("save") or closed ("close")."""
-        self._document_listeners.append(listener)
-
-    def on_terminal_command(self, listener: Callable[[TerminalCommand], None]) -> None:
-        """Call `listener(cmd)` after every recorded terminal command."""
-        self._terminal_listeners.append(listener)
-
-    def on_open(self, listener: Callable[[Document], None]) -> None:
-        """Call `listener(doc)` after a captured document is opened (its text as opened)."""
-        self._open_listeners.append(listener)
-
-    def on_external(self, listener: Callable[[str, str], None]) -> None:
-        """Call `listener(uri, disk_text)` when an open document changed on disk under the editor."""
-        self._external_listeners.append(listener)
 
     # ------------------------------------------------------------------ documents
 
@@ -144,7 +140,7 @@ class Recorder:
         if allowed:
             self._record_document(doc, None)
             self.store.record_edit(doc.replace_all(text, version, "open", now=self.clock()))
-            for listener in self._open_listeners:
+            for listener in self.listeners.open:
                 listener(doc)
         elif reason is not None:
             self._record_document(doc, reason)
@@ -182,7 +178,7 @@ class Recorder:
                     return
             if doc.captured:
                 self.store.record_edit(edit)
-                for listener in self._listeners:
+                for listener in self.listeners.edit:
                     listener(doc, edit)
 
     def save(self, uri: str, text: str | None) -> None:
@@ -196,15 +192,15 @@ class Recorder:
                 self.store.record_edit(edit)
         if doc.captured:
             self.store.record_event("save", session_id=self.session_id, document_id=doc.id)
-            for listener in self._document_listeners:
-                listener("save", doc)
+            for listener in self.listeners.save:
+                listener(doc)
 
     def close(self, uri: str) -> None:
         doc = self.documents.pop(uri, None)
         if doc is not None and doc.captured:
             self.store.record_event("close", session_id=self.session_id, document_id=doc.id)
-            for listener in self._document_listeners:
-                listener("close", doc)
+            for listener in self.listeners.close:
+                listener(doc)
 
     def _resync(self, doc: Document, why: str, version: int | None) -> None:
         """Our copy no longer matches the editor's: take the file from disk, record the gap."""
@@ -232,10 +228,6 @@ class Recorder:
         path = uri_to_path(uri)
         return read_text(path)[0] if path is not None else None
 
-    def on_commit(self, listener: Callable[[str, str], None]) -> None:
-        """Call `listener(workspace_uri, sha)` when a commit is seen (a settle boundary)."""
-        self._commit_listeners.append(listener)
-
     # ------------------------------------------------------------------ outside the editor
 
     def external_change(self, root: Path, path: Path) -> None:
@@ -259,8 +251,8 @@ class Recorder:
                 )
             if text is not None and open_doc.captured:
                 # Also when the editor's reload came first: listeners tell the two apart.
-                for external_listener in self._external_listeners:
-                    external_listener(uri, text)
+                for external_listener in self.listeners.external:
+                    external_listener(open_doc, text)
             return
         doc = self.external.get(uri)
         if text is None:
@@ -278,7 +270,7 @@ class Recorder:
             return
         edit = doc.replace_all(text, None, "external", now=self.clock())
         self.store.record_edit(edit)
-        for listener in self._listeners:
+        for listener in self.listeners.edit:
             listener(doc, edit)
 
     def commit(self, root: Path, sha: str) -> None:
@@ -288,8 +280,8 @@ class Recorder:
         self.store.record_event(
             "commit", session_id=self.session_id, detail={"workspace": workspace, "sha": sha}
         )
-        for listener in self._commit_listeners:
-            listener(workspace, sha)
+        for listener in self.listeners.commit:
+            listener()
 
     # ------------------------------------------------------------------ terminal
 
@@ -317,5 +309,5 @@ class Recorder:
                 "output_truncated": int(truncated),
             }
         )
-        for listener in self._terminal_listeners:
+        for listener in self.listeners.terminal:
             listener(cmd)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,23 +21,16 @@ import pathspec
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from goldiff.capture.paths import git_output
+
 log = logging.getLogger(__name__)
 
 DEBOUNCE_SECONDS = 0.15
 
 
 def head_commit(root: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    out = git_output(root, "rev-parse", "HEAD", timeout=5)
+    return out.decode().strip() or None if out is not None else None
 
 
 def _gitignore(root: Path) -> pathspec.PathSpec[Any]:

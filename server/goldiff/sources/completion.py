@@ -217,7 +217,7 @@ class CompletionService:
         self._last_request: dict[str, float] = {}
         self._generation: dict[str, int] = {}
         self._inflight: dict[str, threading.Event] = {}
-        server.recorder.on_edit(self._on_edit)
+        server.recorder.listeners.edit.append(self._on_edit)
 
     # ------------------------------------------------------------------ sources
 
