@@ -1,4 +1,4 @@
-"""DPO and KTO through TRL on a tiny model: the preferred completion gains probability."""
+"""DPO through TRL on a tiny model: the kept completion gains probability over the typed-over one."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ pytest.importorskip("trl")
 
 from goldiff.distill.config import load_recipe  # noqa: E402
 from goldiff.distill.model import build_model  # noqa: E402
-from goldiff.distill.preference import detect_method, train_preference  # noqa: E402
+from goldiff.distill.preference import train_preference  # noqa: E402
 from goldiff.distill.tokenizer import save_tokenizer, train_tokenizer  # noqa: E402
 from goldiff.errors import ConfigError, NotEnoughDataError  # noqa: E402
 
@@ -42,29 +42,23 @@ def _logprob(model_dir: Path, prompt: str, answer: str) -> float:
     return float(sum(logp[len(p) - 1 + i, t] for i, t in enumerate(a)))
 
 
-def _rows(kind: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for i in range(8):
-        pre = {"prompt": "", "prefix": f"def f{i}(a, b):\n    return ", "suffix": "\n"}
-        if kind == "dpo":
-            rows.append({**pre, "chosen": "a + b", "rejected": "a - b"})
-        else:
-            rows.append({**pre, "completion": "a + b", "label": True})
-            rows.append({**pre, "completion": "a - b", "label": False})
-    return rows
+def _rows() -> list[dict[str, Any]]:
+    return [
+        {"prefix": f"def f{i}(a, b):\n    return ", "suffix": "\n", "chosen": "a + b", "rejected": "a - b"}
+        for i in range(8)
+    ]
 
 
-@pytest.mark.parametrize("kind", ["dpo", "kto"])
 def test_preference_stage_prefers_what_was_kept(
-    base: Path, tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]
+    base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "rows.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in _rows(kind)))
+    path.write_text("".join(json.dumps(r) + "\n" for r in _rows()))
     prompt = "<|fim_prefix|>def f9(a, b):\n    return <|fim_suffix|>\n<|fim_middle|>"
     margin_before = _logprob(base, prompt, "a + b") - _logprob(base, prompt, "a - b")
     config = load_recipe("tiny", vocab_size=300, max_steps=15, learning_rate=5e-3, threads=1)
     result = train_preference(config, base, path, tmp_path / "out")
-    assert result.method == kind and result.steps == 15
+    assert result.steps == 15 and result.rows == 8
     margin_after = _logprob(Path(result.final_dir), prompt, "a + b") - _logprob(
         Path(result.final_dir), prompt, "a - b"
     )
@@ -73,10 +67,14 @@ def test_preference_stage_prefers_what_was_kept(
 
 
 def test_preference_rows_are_checked(base: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="prompt/chosen/rejected"):
-        detect_method([{"prompt": "x", "text": "y"}])
+    path = tmp_path / "kto.jsonl"
+    path.write_text(
+        "".join(json.dumps({"prefix": "x", "completion": "y", "label": True}) + "\n" for _ in range(8))
+    )
+    with pytest.raises(ConfigError, match="chosen/rejected"):
+        train_preference(load_recipe("tiny"), base, path, tmp_path / "out")
     path = tmp_path / "few.jsonl"
-    path.write_text(json.dumps(_rows("dpo")[0]) + "\n")
+    path.write_text(json.dumps(_rows()[0]) + "\n")
     with pytest.raises(NotEnoughDataError, match="1 preference row"):
         train_preference(load_recipe("tiny"), base, path, tmp_path / "out")
 
@@ -97,7 +95,7 @@ def test_a_pair_is_asked_the_question_sft_trains_and_the_server_sends(
         "chosen": "rn a + b",
         "rejected": "rn (a - b)",
     }
-    (asked,) = _to_trl([row], "dpo", tok, 12, (mode, heal))
+    (asked,) = _to_trl([row], tok, 12, (mode, heal))
     prompts = []
     for answer in ("chosen", "rejected"):
         sft = {**row, "completion": row[answer]}
