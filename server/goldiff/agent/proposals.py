@@ -270,10 +270,8 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
         if state.text != doc.text:
             self.on_edit(doc, EditRecord(doc.id, "resync", doc.version, 0.0, 0.0))
 
-    def on_external(self, doc: Document | None, disk_text: str) -> None:
+    def on_external(self, doc: Document, disk_text: str) -> None:
         """An open document changed on disk; the editor's reload follows as a didChange."""
-        if doc is None:
-            return
         state = self.state(doc)
         mtime = _mtime(doc.uri)
         if disk_text == state.text:

@@ -376,18 +376,10 @@ def distill_from_store(
         reason = "no step beat the base on the validation gold"
         say(f"Nothing registered: {reason}; the base stays the model to use.")
         return {"name": None, **result, "promotion": {"promoted": False, "reason": reason}}
-    lineage = {
-        "base": str(model.gguf),
-        "export_id": exported.export_id,
-        "train_rows": train_rows,
-        "test_rows": str(exported.paths.get("test", "")),
-        "recipe": options.recipe,
-        "steps": result["steps"],
-        "tokens_seen": result["tokens_seen"],
-        "train_loss": result["train_loss"],
-        "preference": result.get("preference"),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    held_out = str(exported.paths.get("test", ""))
+    lineage = lineage_of(
+        model, options, result, export_id=exported.export_id, train_rows=train_rows, test_rows=held_out
+    )
     with phases.timed("heldout_loss"):
         # The base and the fine-tune on the export's test rows.
         from goldiff.distill.data import read_rows
@@ -482,6 +474,15 @@ def adapted_rows(
     )
 
 
+def lineage_of(
+    model: BaseModel, options: FinetuneOptions, result: dict[str, Any], **data: Any
+) -> dict[str, Any]:
+    """What a fine-tune came from (base, `data`, recipe) and how it trained, kept beside it."""
+    trained = {k: result.get(k) for k in ("steps", "tokens_seen", "train_loss", "preference")}
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {"base": str(model.gguf), **data, "recipe": options.recipe, **trained, "created": created}
+
+
 def register(home: Path, name: str, result: dict[str, Any], lineage: dict[str, Any], work: Path) -> None:
     """The fine-tune in the registry (a model, or a LoRA adapter on the base GGUF it trained on)
     and its lineage beside it in `work`."""
@@ -550,18 +551,9 @@ def distill_from_dataset(
     result = finetune(model, rows_file, work, options, say if rank == 0 else (lambda _m: None), phases)
     if rank != 0:
         return {"name": name, "rank": rank, **result}
-    lineage = {
-        "base": str(model.gguf),
-        "data": str(data),
-        "stores": len(stores),
-        "train_rows": len(rows),
-        "recipe": options.recipe,
-        "processes": world,
-        "steps": result["steps"],
-        "tokens_seen": result["tokens_seen"],
-        "train_loss": result["train_loss"],
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    lineage = lineage_of(
+        model, options, result, data=str(data), stores=len(stores), train_rows=len(rows), processes=world
+    )
     register(home, name, result, lineage, work)
     say(f"Registered as {name!r}: `goldiff models use {name}` (or the editor's toggle) switches to it.")
     return {"name": name, **result, "lineage": lineage}
