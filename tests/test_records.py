@@ -67,3 +67,13 @@ def test_suggestions_of_one_document_and_its_text_from_the_session_that_kept_it(
     assert (answer.text, answer.verified, [s.id for s in answer.suggestions]) == ("a = 1\n", True, ["z"])
     with pytest.raises(records.NotRecordedError, match="recorded nothing"):
         audit.recorded(db, "file:///w/never.py")
+
+
+def test_outcome_stats_of_a_store_without_suggestions_say_there_is_nothing_to_average(tmp_path: Path) -> None:
+    TraceStore(tmp_path / "traces.db").close()
+    db, _ = open_database(tmp_path / "traces.db")
+
+    overall = records.outcome_stats(db)["overall"]
+
+    assert (overall["suggestions"], overall["shown"], overall["acceptance_rate"]) == (0, 0, None)
+    assert overall["mean_survival"] == {"30": None, "120": None, "300": None, "600": None}

@@ -453,19 +453,21 @@ def shadow_tally(db: sqlite_utils.Database, since: float | None = None) -> Shado
 # `goldiff stats`: outcome and proposal rates (printed by `audit.print_stats`).
 
 
-def _outcomes_by(group: str) -> str:
+def _outcomes_by(group: str = "") -> str:
+    """One row per `group`; without a group, one row over every suggestion (zeros if none)."""
     survival = ", ".join(
         f"AVG(CASE WHEN outcome IN ('accepted', 'partial') THEN json_extract(survival, '$.\"{s}\"') END)"
         for s in CHECKPOINTS
     )
     return (
-        f"SELECT {group}, COUNT(*), "
+        f"SELECT {group + ', ' if group else ''}COUNT(*), "
         "SUM(COALESCE(shown, 0) > 0), "
         "SUM(outcome = 'accepted'), SUM(outcome = 'partial'), SUM(outcome = 'rejected'), "
         "SUM(outcome IS NULL), SUM(COALESCE(reverted, 0) > 0), "
         "SUM(gold IS NOT NULL), "
         f"{survival} "
-        f"FROM suggestions WHERE shadow_of IS NULL GROUP BY {group} ORDER BY {group}"
+        "FROM suggestions WHERE shadow_of IS NULL"
+        + (f" GROUP BY {group} ORDER BY {group}" if group else "")
     )
 
 
@@ -501,7 +503,6 @@ def outcome_stats(db: sqlite_utils.Database) -> dict[str, Any]:
     per checkpoint, the survival of the accepted and partial suggestions that reached it.
     Days are UTC dates of the suggestion's timestamp.
     """
-    overall = db.execute(_outcomes_by("1")).fetchone()
     by_source = [
         _outcome_entry({"source": row[0], "model": row[1]}, row[2:])
         for row in db.execute(_outcomes_by("source, model")).fetchall()
@@ -517,9 +518,7 @@ def outcome_stats(db: sqlite_utils.Database) -> dict[str, Any]:
         "IFNULL(SUM(tests_passed = 0), 0) AS tests_failed FROM episodes"
     )
     return {
-        "overall": _outcome_entry({}, overall[1:])
-        if overall
-        else _outcome_entry({}, (0,) * (8 + len(CHECKPOINTS))),
+        "overall": _outcome_entry({}, db.execute(_outcomes_by()).fetchone()),
         "by_source": by_source,
         "by_day": by_day,
         "episodes": next(episodes),
