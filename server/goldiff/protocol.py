@@ -18,7 +18,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from goldiff.errors import PayloadError as PayloadError  # re-exported: goldiff.export catches it here
+from goldiff.errors import PayloadError
 
 T = TypeVar("T")
 

@@ -466,8 +466,7 @@ def _outcomes_by(group: str = "") -> str:
         "SUM(outcome IS NULL), SUM(COALESCE(reverted, 0) > 0), "
         "SUM(gold IS NOT NULL), "
         f"{survival} "
-        "FROM suggestions WHERE shadow_of IS NULL"
-        + (f" GROUP BY {group} ORDER BY {group}" if group else "")
+        "FROM suggestions WHERE shadow_of IS NULL" + (f" GROUP BY {group} ORDER BY {group}" if group else "")
     )
 
 

@@ -56,7 +56,7 @@ def row_id(record_id: str, fmt: str) -> str:
 def survival_points(survival: Mapping[str, Any] | None) -> list[dict[str, float]] | None:
     """Survival as a list of fixed-shape points, oldest first.
 
-    A list of `{afterSeconds, share}` keeps one schema whatever checkpoints a store used,
+    A list of `{after_seconds, share}` keeps one schema whatever checkpoints a store used,
     so Parquet and `datasets` do not invent null-filled columns for missing ones.
     """
     return [{"after_seconds": at, "share": share} for at, share in checkpoints(survival)] or None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from goldiff import protocol
-from goldiff.errors import ExportCancelled, ExportError
+from goldiff.errors import ExportCancelled, ExportError, PayloadError
 from goldiff.export import ExportResult, default_out, export, options_from_wire, with_explanation
 from goldiff.home import exports_dir
 from goldiff.progress import begin_progress, on_thread
@@ -33,7 +33,7 @@ def register(server: GoldiffServer) -> None:
 async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str, Any]:
     try:
         params = protocol.structure(list(args), protocol.ExportArgs)
-    except protocol.PayloadError as exc:
+    except PayloadError as exc:
         raise ExportError(str(exc)) from exc
     options = options_from_wire(params.format, params.filters)
     exports = exports_dir(ls.home)
