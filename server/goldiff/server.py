@@ -31,7 +31,6 @@ from goldiff.clock import ClockMode, LogicalClock, Timers
 from goldiff.errors import ConfigError, StoreError
 from goldiff.home import store_path
 from goldiff.outcomes.suggestions import OutcomeTracker
-from goldiff.protocol import TerminalCommand
 from goldiff.rpc import GoldiffProtocol, UserMessages
 from goldiff.settings import Settings, read_settings
 from goldiff.sources.completion import CompletionService
@@ -89,11 +88,7 @@ class GoldiffServer(LanguageServer):
         listeners.save.append(proposals.on_save)
         listeners.close.append(proposals.on_close)
         listeners.external.append(proposals.on_external)
-
-        def agent_command(cmd: TerminalCommand) -> None:
-            proposals.terminal_command(cmd.command_line, cmd.exit_code, cmd.started_at, cmd.ended_at)
-
-        listeners.terminal.append(agent_command)
+        listeners.terminal.append(proposals.terminal_command)
         listeners.commit.append(proposals.commit)
         self.edits = ProposeEditService(self, proposals, self.completion, self.workspace_apply_edit_async)
 

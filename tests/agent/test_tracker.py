@@ -11,6 +11,7 @@ from goldiff.agent.recognise import agent_of
 from goldiff.capture.documents import Document
 from goldiff.clock import LogicalClock
 from goldiff.outcomes.episodes import kept_share, whole_lines
+from goldiff.protocol import TerminalCommand
 from goldiff.settings import DEFAULT_AGENTS
 from goldiff.store import TraceStore
 
@@ -118,7 +119,7 @@ def test_a_test_run_after_the_settle_keeps_the_kept_shares(tmp_path: Path) -> No
     tracker.on_edit(doc, doc.replace_all("def f():\n    return 2\n", 2, "full", now=clock()))
     tracker.commit()
     clock.now += 60
-    tracker.terminal_command("pytest", 0, None, None)  # linked to the settled episode
+    tracker.terminal_command(TerminalCommand("pytest", exit_code=0))  # linked to the settled episode
     store.flush()
     db = store.reader()
     detail, passed = db.execute("SELECT detail, tests_passed FROM episodes").fetchone()

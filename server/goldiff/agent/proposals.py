@@ -33,6 +33,7 @@ from goldiff.outcomes.episodes import (
     whole_lines,
 )
 from goldiff.outcomes.spans import Span, common_ends, diff_edits
+from goldiff.protocol import TerminalCommand
 from goldiff.store import EditRecord, TraceStore
 
 EXTERNAL_BUFFER = 1000  # recent changes on disk kept until a terminal command claims them
@@ -312,18 +313,17 @@ class ProposalTracker(EpisodeTracker[DocEdits]):
         while self._external_chars > EXTERNAL_MAX_CHARS and len(self._external) > 1:
             self._external_chars -= self._external.popleft().size()
 
-    def terminal_command(
-        self, command_line: str, exit_code: int | None, started_at: float | None, ended_at: float | None
-    ) -> None:
+    def terminal_command(self, cmd: TerminalCommand) -> None:
         """A terminal command finished: link it to open episodes; claim an agent's changes.
 
-        `started_at`/`ended_at` are the client's epoch milliseconds.
+        Its `started_at`/`ended_at` are the client's epoch milliseconds.
         """
-        self._link_command({"command_line": command_line, "exit_code": exit_code, "at": self.clock()})
-        agent = agent_of(command_line, self._agents())
-        if agent is None or started_at is None:
+        self._link_command({"command_line": cmd.command_line, "exit_code": cmd.exit_code, "at": self.clock()})
+        agent = agent_of(cmd.command_line, self._agents())
+        if agent is None or cmd.started_at is None:
             return
-        run = AgentRun(agent, command_line, started_at / 1000, (ended_at or time.time() * 1000) / 1000)
+        ended_at = (cmd.ended_at or time.time() * 1000) / 1000
+        run = AgentRun(agent, cmd.command_line, cmd.started_at / 1000, ended_at)
         cutoff = time.time() - EXTERNAL_KEEP_SECONDS
         claimed, kept = [], deque[ExternalChange](maxlen=EXTERNAL_BUFFER)
         for change in self._external:
