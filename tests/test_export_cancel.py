@@ -72,7 +72,7 @@ async def test_a_cancelled_export_stops_and_leaves_no_file(
 
     monkeypatch.setattr(export_module, "export", held_export)
     out = tmp_path / "out.jsonl"
-    task = asyncio.ensure_future(export_for_server(server, [{"format": "sft", "path": str(out)}]))
+    task = asyncio.ensure_future(export_for_server(server, {"format": "sft", "path": str(out)}))
     await asyncio.to_thread(in_progress.wait, 30)
     task.cancel()
     for _ in range(10):  # let the handler see the cancellation before the worker goes on
@@ -85,6 +85,6 @@ async def test_a_cancelled_export_stops_and_leaves_no_file(
 
     # Not cancelled, the same export writes its file.
     monkeypatch.setattr(export_module, "export", real_export)
-    result = await export_for_server(server, [{"format": "sft", "path": str(out)}])
+    result = await export_for_server(server, {"format": "sft", "path": str(out)})
     assert out.exists() and result["counts"]["all"] > 0
     server.close_store()

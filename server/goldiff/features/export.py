@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,10 @@ log = logging.getLogger(__name__)
 
 
 def register(server: GoldiffServer) -> None:
-    @server.command(protocol.EXPORT_TRACES)
-    async def export_traces(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
-        return await export_for_server(ls, args)
+    server.command(protocol.EXPORT_TRACES)(export_for_server)
 
 
-async def export_for_server(ls: GoldiffServer, args: Sequence[Any]) -> dict[str, Any]:
+async def export_for_server(ls: GoldiffServer, *args: Any) -> dict[str, Any]:
     try:
         params = protocol.structure(list(args), protocol.ExportArgs)
     except PayloadError as exc:
