@@ -299,13 +299,8 @@ def as_applied(old: str, new: str, edit: EditRecord) -> list[tuple[int, int, str
     by unseen. The length and the inserted window tell, and keep a keystroke O(1).
     """
     a, r, inserted = edit.offset, edit.removed, edit.inserted
-    if (
-        edit.kind == "change"
-        and len(new) == len(old) - r + len(inserted)
-        and new[a : a + len(inserted)] == inserted
-    ):
-        return [(a, r, inserted)]
-    return None
+    fits = edit.kind == "change" and len(new) == len(old) - r + len(inserted)
+    return [(a, r, inserted)] if fits and new[a : a + len(inserted)] == inserted else None
 
 
 def whole_lines(text: str, start: int, end: int) -> tuple[int, int]:
@@ -352,11 +347,8 @@ def kept_share(before: str, proposal: str, settled: str) -> float | None:
     counted once per occurrence. A proposal that only deletes lines is judged by its
     deleted lines that stay deleted. None when the proposal changes nothing.
     """
-    old, new, final = (
-        _norm(before.splitlines()),
-        _norm(proposal.splitlines()),
-        Counter(_norm(settled.splitlines())),
-    )
+    old, new = _norm(before.splitlines()), _norm(proposal.splitlines())
+    final = Counter(_norm(settled.splitlines()))
     added: list[str] = []
     removed: list[str] = []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
