@@ -160,7 +160,7 @@ class GoldiffServer(LanguageServer):
                 if len(self._settings_reported) >= 256:
                     self._settings_reported.clear()  # a client inventing values forever: stay bounded
                 self._settings_reported.add(problem)
-                self.tell_user(f"Goldiff: {problem}.", types.MessageType.Warning)
+                self.tell_user(f"Goldiff: {problem}.")
         if not problems:
             self._settings_reported.clear()  # fixed: a later mistake is news again
         self.settings = settings

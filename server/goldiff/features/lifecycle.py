@@ -26,8 +26,7 @@ def register(server: GoldiffServer) -> None:
         if ls.store.moved_aside is not None:
             ls.tell_user(
                 f"Goldiff's trace store was unreadable and was moved to {ls.store.moved_aside}; "
-                "a new store was started.",
-                types.MessageType.Warning,
+                "a new store was started."
             )
 
     @server.feature(types.INITIALIZED)
