@@ -265,5 +265,4 @@ class EndpointSource:
         self._client.close()
 
 
-class _ContextTooLong(Exception):
-    pass
+class _ContextTooLong(Exception): ...
