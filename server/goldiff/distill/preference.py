@@ -21,6 +21,7 @@ from typing import Any
 from goldiff.distill import data as data_mod
 from goldiff.distill.config import TrainConfig
 from goldiff.errors import ConfigError, NotEnoughDataError
+from goldiff.export import load_rows
 from goldiff.prompts import FIM_PAD
 
 
@@ -78,7 +79,7 @@ def train_preference(
 
     from goldiff.distill.model import load_model, lora_config
 
-    rows = data_mod.read_rows(Path(rows_path))
+    rows = load_rows(Path(rows_path))
     if len(rows) < config.min_rows:
         raise NotEnoughDataError(
             f"{rows_path} holds {len(rows)} preference row(s); at least {config.min_rows} are "
