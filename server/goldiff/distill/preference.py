@@ -65,7 +65,6 @@ def train_preference(
     rows_path: str | Path,
     out_dir: str | Path,
     *,
-    beta: float = 0.1,
     prompt: str = "fim",
     heal: bool = False,
 ) -> PreferenceResult:
@@ -112,7 +111,7 @@ def train_preference(
         save_strategy="no",
         report_to=[],
         seed=config.seed,
-        beta=beta,
+        beta=0.1,
         max_length=config.seq_len + 1,  # what encode_sft_row keeps
         bf16=torch.cuda.is_available(),
         disable_tqdm=True,
