@@ -120,10 +120,7 @@ def eval_rows(rows: Iterable[Mapping[str, Any]]) -> list[EvalRow]:
                 suffix=row["suffix"],
                 gold=row["completion"],
                 language=str(row.get("language") or ""),
-                source=row.get("source"),
-                model=row.get("model"),
-                suggestion=row.get("suggestion"),
-                latency_ms=row.get("latency_ms"),
+                **{k: row.get(k) for k in ("source", "model", "suggestion", "latency_ms")},
             )
         )
     return out

@@ -248,23 +248,6 @@ def _mix(*parts: int) -> int:
 # --------------------------------------------------------------------------- SFT rows
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of an export: JSONL (``.jsonl``) or Parquet (``.parquet``)."""
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return list(pq.read_table(path).to_pylist())
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ConfigError(f"{path}:{n} is not valid JSON ({e}); is it an export?") from e
-    return rows
-
-
 def encode_sft_row(
     row: dict[str, Any], tokenizer: Any, seq_len: int, prompt: str = "fim", heal: bool = False
 ) -> tuple[list[int], list[int]]:

@@ -19,7 +19,7 @@ from goldiff.distill.config import TrainConfig
 from goldiff.errors import ConfigError
 
 # Token ids the corpus packer and the SFT rows rely on: the tokenizer puts its special tokens
-# first, in this order (see SPECIAL_TOKENS in goldiff.distill.data).
+# first, in this order (see SPECIAL_TOKENS in goldiff.prompts).
 EOS_ID = 0
 
 

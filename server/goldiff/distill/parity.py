@@ -49,15 +49,9 @@ DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     # outlier positions dominate max |diff|, while a wrong export shows in argmax (48-93%).
     "Q8_0": Tolerance(0.15, 0.9),
     "Q6_K": Tolerance(0.15, 0.85),
-    "Q5_K_M": Tolerance(0.2, 0.85),
-    "Q5_K_S": Tolerance(0.2, 0.85),
-    "Q5_0": Tolerance(0.2, 0.85),
-    "Q5_1": Tolerance(0.2, 0.85),
-    "Q4_K_M": Tolerance(0.3, 0.8),
-    "Q4_K_S": Tolerance(0.3, 0.8),
-    # Legacy 4-bit types, as pulled bases ship them: held to the 4-bit K limits.
-    "Q4_0": Tolerance(0.3, 0.8),
-    "Q4_1": Tolerance(0.3, 0.8),
+    **dict.fromkeys(("Q5_K_M", "Q5_K_S", "Q5_0", "Q5_1"), Tolerance(0.2, 0.85)),
+    # The legacy 4-bit types (Q4_0, Q4_1), as pulled bases ship them: held to the 4-bit K limits.
+    **dict.fromkeys(("Q4_K_M", "Q4_K_S", "Q4_0", "Q4_1"), Tolerance(0.3, 0.8)),
 }
 
 

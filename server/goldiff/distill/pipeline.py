@@ -21,6 +21,7 @@ from typing import Any
 
 from goldiff.distill.workspace import documents_at, text_rows, training_rows, write_rows
 from goldiff.errors import ConfigError, NotEnoughDataError
+from goldiff.export import ExportOptions, export, load_rows
 
 Say = Callable[[str], None]
 
@@ -267,11 +268,7 @@ def finetune(
         "best_step": result.best_step,
         "prompt": prompt,
         "heal": heal,
-        "steps": result.steps,
-        "tokens_seen": result.tokens_seen,
-        "train_loss": result.train_loss,
-        "val_loss": result.val_loss,
-        "tokens_per_s": result.tokens_per_s,
+        **{k: getattr(result, k) for k in ("steps", "tokens_seen", "train_loss", "val_loss", "tokens_per_s")},
         "train_seconds": result.elapsed_s,
         "processes": world,
         "phase_seconds": phases,
@@ -290,12 +287,11 @@ def prefer(
 ) -> dict[str, Any]:
     """DPO from the SFT weights on the developer's preference pairs, kept only if it did not
     make the validation gold less likely (the rows SFT's early stopping watched)."""
-    from goldiff.distill.data import read_rows
     from goldiff.distill.preference import train_preference
     from goldiff.distill.train import heldout_loss
 
     train_rows, pairs = data
-    rows = read_rows(pairs)
+    rows = load_rows(pairs)
     if len(rows) < options.min_preference_rows:
         say(f"No preference stage: {len(rows)} suggestions typed over, {options.min_preference_rows} needed.")
         return {"rows": len(rows), "kept": False}
@@ -303,7 +299,7 @@ def prefer(
     config = trainer.replace(max_steps=options.preference_steps, learning_rate=options.learning_rate / 3)
     shape = (trainer.sft_prompt, trainer.sft_heal)
     tuned = train_preference(config, sft_dir, pairs, work / "preference", prompt=shape[0], heal=shape[1])
-    val = [r for r in read_rows(train_rows) if r.get("split") == "val"]
+    val = [r for r in load_rows(train_rows) if r.get("split") == "val"]
     before = heldout_loss(sft_dir, val, base.tokenizer, options.seq_len, *shape)
     after = heldout_loss(tuned.final_dir, val, base.tokenizer, options.seq_len, *shape)
     kept = before is not None and after is not None and after <= before
@@ -331,7 +327,6 @@ def distill_from_store(
     say: Say = print,
 ) -> dict[str, Any]:
     """The store's gold → a fine-tuned GGUF in `home/models/NAME/`, registered."""
-    from goldiff.export import ExportOptions, export
     from goldiff.home import models_dir, store_path
     from goldiff.store import open_database
 
@@ -382,11 +377,10 @@ def distill_from_store(
     )
     with phases.timed("heldout_loss"):
         # The base and the fine-tune on the export's test rows.
-        from goldiff.distill.data import read_rows
         from goldiff.distill.train import heldout_loss
 
         test = exported.paths.get("test")
-        test_rows = read_rows(Path(test)) if test is not None and Path(test).is_file() else []
+        test_rows = load_rows(Path(test)) if test is not None and Path(test).is_file() else []
         shape = (options.seq_len, result["prompt"], result["heal"])
         before = heldout_loss(model.hf_dir, test_rows, model.tokenizer, *shape)
         after = heldout_loss(result["final_dir"], test_rows, model.tokenizer, *shape)
@@ -420,15 +414,12 @@ def preference_pairs(db: Any, cutoff: float | None, val_cutoff: float | None, wo
     Suggestions of the deterministic `test` source (the demo's replay placeholder) are no
     model's answers, so they are not pairs to learn from.
     """
-    from goldiff.distill.data import read_rows
-    from goldiff.export import ExportOptions, export
-
     exported = export(db, ExportOptions(format="preference", split=True, split_at=cutoff), work / "pairs")
     train = exported.paths.get("train")
     end = val_cutoff if val_cutoff is not None else cutoff
     rows = [
         r
-        for r in (read_rows(Path(train)) if train is not None and Path(train).is_file() else [])
+        for r in (load_rows(Path(train)) if train is not None and Path(train).is_file() else [])
         if r.get("source") != "test" and (end is None or float(r["ts"]) < end)
     ]
     return write_rows(rows, work / "data" / "pairs.jsonl")
@@ -442,9 +433,7 @@ def validation_cutoff(gold: Path, share: float) -> float | None:
     validation answer is in the code the model trains on (a hash split would score
     memorised lines, and early stopping would never stop).
     """
-    from goldiff.distill.data import read_rows
-
-    times = sorted(float(r["ts"]) for r in read_rows(gold) if r.get("ts") is not None)
+    times = sorted(float(r["ts"]) for r in load_rows(gold) if r.get("ts") is not None)
     if len(times) < 10 or share <= 0:
         return None
     return times[min(len(times) - 1, int(len(times) * (1 - share)))]
@@ -459,9 +448,7 @@ def adapted_rows(
     val_cutoff: float | None = None,
 ) -> Path:
     """The gold rows (weighted up), the workspace's own code and the validation rows, as one file."""
-    from goldiff.distill.data import read_rows
-
-    rows = read_rows(gold)
+    rows = load_rows(gold)
     val = [{**r, "split": "val"} for r in rows if val_cutoff is not None and float(r["ts"]) >= val_cutoff]
     train = [r for r in rows if val_cutoff is None or float(r["ts"]) < val_cutoff]
     code = text_rows(texts, options.seq_len) if options.workspace_code else []

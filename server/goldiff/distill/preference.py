@@ -21,6 +21,7 @@ from typing import Any
 from goldiff.distill import data as data_mod
 from goldiff.distill.config import TrainConfig
 from goldiff.errors import ConfigError, NotEnoughDataError
+from goldiff.export import load_rows
 from goldiff.prompts import FIM_PAD
 
 
@@ -64,7 +65,6 @@ def train_preference(
     rows_path: str | Path,
     out_dir: str | Path,
     *,
-    beta: float = 0.1,
     prompt: str = "fim",
     heal: bool = False,
 ) -> PreferenceResult:
@@ -78,7 +78,7 @@ def train_preference(
 
     from goldiff.distill.model import load_model, lora_config
 
-    rows = data_mod.read_rows(Path(rows_path))
+    rows = load_rows(Path(rows_path))
     if len(rows) < config.min_rows:
         raise NotEnoughDataError(
             f"{rows_path} holds {len(rows)} preference row(s); at least {config.min_rows} are "
@@ -111,7 +111,7 @@ def train_preference(
         save_strategy="no",
         report_to=[],
         seed=config.seed,
-        beta=beta,
+        beta=0.1,
         max_length=config.seq_len + 1,  # what encode_sft_row keeps
         bf16=torch.cuda.is_available(),
         disable_tqdm=True,

@@ -38,6 +38,7 @@ from goldiff.distill.config import TrainConfig
 from goldiff.distill.model import build_model, count_parameters, load_model, lora_config
 from goldiff.distill.tokenizer import load_tokenizer
 from goldiff.errors import ConfigError, NotEnoughDataError
+from goldiff.export import load_rows
 
 CHECKPOINT = "checkpoint.pt"
 FINAL = "final"
@@ -114,7 +115,7 @@ def train(
         val_batches = data_mod.TokenWindows(corpus / "val.bin", config.seq_len, split="val")
     else:
         tokenizer = load_tokenizer(tokenizer_path)  # type: ignore[arg-type]
-        rows = data_mod.read_rows(Path(sft_path))  # type: ignore[arg-type]
+        rows = load_rows(Path(sft_path))  # type: ignore[arg-type]
         if len(rows) < config.min_rows:
             raise NotEnoughDataError(
                 f"{sft_path} holds {len(rows)} SFT row(s); at least {config.min_rows} are needed "

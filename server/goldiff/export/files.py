@@ -258,5 +258,5 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
                 try:
                     rows.append(json.loads(line))
                 except ValueError as exc:
-                    raise ExportError(f"{path}:{n} is not a JSON line: {exc}") from exc
+                    raise ExportError(f"{path}:{n} is not a JSON line ({exc}); is it an export?") from exc
     return rows
