@@ -144,7 +144,9 @@ def test_a_chat_only_model_falls_back_to_chat_once() -> None:
     with scripted(script) as url:
         source = OpenAICompatibleSource(base_url=url, model="gpt-x", api_key=KEY)
         assert source.complete(REQUEST).text == "a + b"
-        assert source.complete(REQUEST).text == "a + b"
+        completion = source.complete(REQUEST)
+    # The suggestion is the insertion; the record keeps the reply as the model wrote it.
+    assert (completion.text, completion.raw_text) == ("a + b", "```python\na + b\n```")
     assert [path for path, _, _ in script.seen] == [
         "/v1/completions",
         "/v1/chat/completions",
@@ -242,6 +244,7 @@ def test_anthropic_messages_from_a_recorded_response() -> None:
     completion = source.complete(REQUEST)
     # The model repeated the line's indentation before the cursor; only the insertion is kept.
     assert completion.text == "a + b"
+    assert completion.raw_text == RECORDED_MESSAGE["content"][0]["text"]
     assert (completion.prompt_tokens, completion.completion_tokens) == (112, 9)
     assert completion.stop_reason == "messages:end_turn"
     request = sent[0]

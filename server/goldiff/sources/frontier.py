@@ -286,7 +286,7 @@ class OpenAICompatibleSource(_HttpSource):
                 return self._result(request, reply, deadline, stop, reply.text, reply.text)
         chat = self.chat(CHAT_SYSTEM_PROMPT, chat_prompt(request), request.max_tokens, deadline, cancel)
         text = clean_chat_reply(chat.text, request)
-        return self._result(request, chat, deadline, _finish("chat", chat), text, text)
+        return self._result(request, chat, deadline, _finish("chat", chat), text, chat.text)
 
     def _completions_body(self, request: CompletionRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
