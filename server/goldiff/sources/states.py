@@ -128,9 +128,10 @@ class StateCache:
             except OSError as exc:
                 log.warning("could not keep the engine state of %s: %s", key, exc)
             with self._changed:
-                # Else a newer state came while this one was written: it is written next.
                 if self._pending.get(key) is state:
                     del self._pending[key]
+                else:  # a newer state came meanwhile: it waits behind the other files' states
+                    self._pending[key] = self._pending.pop(key)
                 self._changed.notify_all()
 
     def _write(self, key: str, tokens: list[int], blob: bytes) -> None:
