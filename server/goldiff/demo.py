@@ -246,8 +246,16 @@ def distill(
     """Fine-tune the base on the gold and the workspace's code (then on the preference
     `pairs`, when the base made the replay's suggestions); export, check, quantize."""
     say("Distilling:")
-    shared = "recipe steps batch_size seq_len learning_rate threads seed preference_steps".split()
-    options = FinetuneOptions(**{k: getattr(config, k) for k in shared})
+    options = FinetuneOptions(
+        recipe=config.recipe,
+        steps=config.steps,
+        batch_size=config.batch_size,
+        seq_len=config.seq_len,
+        learning_rate=config.learning_rate,
+        threads=config.threads,
+        seed=config.seed,
+        preference_steps=config.preference_steps,
+    )
     rows = adapted_rows(train_rows, texts, work, options, say, val_cutoff)
     return finetune(base, rows, work, options, say, preference_rows=pairs)
 
