@@ -454,7 +454,8 @@ def shadow_tally(db: sqlite_utils.Database, since: float | None = None) -> Shado
 
 
 def _outcomes_by(group: str = "") -> str:
-    """One row per `group`; without a group, one row over every suggestion (zeros if none)."""
+    """One row per `group`; without one, a single row over all suggestions (counts 0 and no
+    averages when there are none)."""
     survival = ", ".join(
         f"AVG(CASE WHEN outcome IN ('accepted', 'partial') THEN json_extract(survival, '$.\"{s}\"') END)"
         for s in CHECKPOINTS
