@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from click.testing import CliRunner
 from goldiff import audit
 from goldiff.cli import main
 from goldiff.errors import ForgetError
+from goldiff.export import parse_time
 from goldiff.migrations import migrate
 from goldiff.store import EditRecord, TraceStore, forget, open_database
 from lsprotocol import types
@@ -172,6 +175,30 @@ def test_forget_a_document_or_a_time_range(tmp_path: Path, args: list[str], gone
         assert fragment.encode() not in raw
     for fragment in (f"text_of_{kept}_1234", f"ask_{kept}", f"/ws/{kept}.py"):
         assert fragment.encode() in raw
+
+
+@pytest.fixture
+def an_hour_behind_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TZ", "Etc/GMT+1")  # POSIX signs: one hour behind UTC
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("an_hour_behind_utc")
+def test_forget_and_export_read_a_time_without_a_zone_as_the_same_local_instant(tmp_path: Path) -> None:
+    # 00:00 local is 01:00 UTC, 3600 s: after document a (1000 s), before b (5000 s).
+    assert parse_time("1970-01-01T00:00", "--since") == 3600.0
+    assert parse_time("1970-01-01T00:00Z", "--since") == 0.0
+    home = tmp_path / "home"
+    _store_with_two_documents(home / "traces.db")
+    result = CliRunner().invoke(main, ["forget", "--since", "1970-01-01T00:00", "--yes", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    raw = _files(home)
+    assert b"text_of_b_1234" not in raw and b"text_of_a_1234" in raw
+    bad = CliRunner().invoke(main, ["forget", "--since", "yesterday", "--yes", "--home", str(home)])
+    assert bad.exit_code == 2 and "--since" in bad.output and "2026-11-27T09:00" in bad.output
 
 
 def test_forget_needs_a_scope_and_all_means_everything(tmp_path: Path) -> None:

@@ -157,22 +157,15 @@ def show(home: Path | None, uri: str, version: int | None) -> None:
 
 
 def _when(value: str | None, option: str) -> float | None:
-    """An instant given as ISO 8601 (`2026-12-01`, `2026-12-01T14:30`) or epoch seconds."""
-    if value is None:
-        return None
-    import datetime as dt
+    """An instant given as ISO 8601 (`2026-12-01`, `2026-12-01T14:30`, local time unless a
+    zone is given) or epoch seconds; read as `goldiff export` reads its times."""
+    from goldiff.errors import ExportError
+    from goldiff.export import parse_time
 
     try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            "give a date or time as 2026-12-01 or 2026-12-01T14:30, or epoch seconds", param_hint=option
-        ) from None
-    return when.timestamp()  # a naive time is local time, as the user reads it
+        return None if value is None else parse_time(value, option)
+    except ExportError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 @main.command()
@@ -387,7 +380,9 @@ def models_gate(home: Path | None, model: str | None, source: str, as_json: bool
     help="File (or folder with --split). With --format parquet a folder or fsspec URL "
     "(s3://, memory://, file://...) takes a hive-partitioned dataset. Default: HOME/exports/.",
 )
-@click.option("--since", help="Only records at or after this time (ISO date or epoch seconds).")
+@click.option(
+    "--since", help="Only records at or after this time (ISO date, local unless zoned, or epoch seconds)."
+)
 @click.option("--until", help="Only records before this time.")
 @click.option("--workspace", help="Only this workspace (folder path or file:// URI).")
 @click.option("--language", help="Only this language id (python, typescript, ...).")

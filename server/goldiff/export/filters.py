@@ -73,7 +73,11 @@ class ExportFilters(Filters):
 
 
 def parse_time(value: Any, what: str = "time") -> float:
-    """Epoch seconds from a number or an ISO 8601 date/time (UTC when no zone is given)."""
+    """Epoch seconds from a number or an ISO 8601 date/time.
+
+    A time without a zone is local time, as the user reads their clock: `goldiff export
+    --since` and `goldiff forget --since` with the same text mean the same instant.
+    """
     if isinstance(value, int | float):
         return float(value)
     text = str(value).strip()
@@ -81,7 +85,7 @@ def parse_time(value: Any, what: str = "time") -> float:
         return float(text)
     except ValueError:
         pass
-    from datetime import UTC, datetime
+    from datetime import datetime
 
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -89,6 +93,4 @@ def parse_time(value: Any, what: str = "time") -> float:
         raise ExportError(
             f"cannot read {what} {value!r}: give epoch seconds or an ISO date like 2026-11-27T09:00"
         ) from exc
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    return dt.timestamp()  # a naive time is taken as local time
