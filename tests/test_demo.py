@@ -15,8 +15,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from goldiff.cli import main
-from goldiff.demo import DemoConfig, DemoResult, choose_history, headline, run_demo, summary_lines
+from goldiff.demo import (
+    DemoConfig,
+    DemoResult,
+    _whole_lines,
+    choose_history,
+    headline,
+    run_demo,
+    summary_lines,
+)
 from goldiff.distill.pipeline import torch_weights_from_gguf
+from goldiff.evaluate import EvalRow
 
 from tests.test_replay import git
 
@@ -67,6 +76,7 @@ def test_demo_runs_end_to_end_on_a_tiny_configuration(
     for name in ("base", "distilled"):
         metrics = result.headline[name]
         assert 0.0 <= metrics["accept_proxy"] <= 1.0 and 0.0 <= metrics["exact_match"] <= 1.0
+        assert 0.0 <= metrics["typing_saved"] <= 1.0
     report = tmp_path / "report"
     assert (report / "report.md").is_file() and (report / "eval.json").is_file()
     assert json.loads((report / "demo.json").read_text())["headline"] == result.headline
@@ -142,3 +152,18 @@ def test_a_fine_tune_that_kept_its_base_is_reported_as_the_base_not_scored_twice
     lines = summary_lines(result)
     assert f"  {'distilled':14} = base (no training step beat it on the validation gold)" in lines
     assert not any("distilled" in line and "accept proxy" in line for line in lines)
+
+
+def test_held_out_contexts_are_chosen_as_whole_lines_spread_over_the_commits() -> None:
+    """Typing saved walks each line through all its stops: a line is taken whole or not at all."""
+    rows = []
+    for n in range(10):  # ten lines typed one after another, with 1 to 3 stops each
+        before = "".join(f"x{i} = {i}\n" for i in range(n))
+        line = f"y{n} = f(a, b)"
+        rows += [EvalRow(f"{n}:{at}", before + line[:at], "\n", line[at:]) for at in (0, 5, 7)[: 1 + n % 3]]
+    chosen = _whole_lines(rows, 12)  # of 19
+    lines = {row.id.split(":")[0] for row in chosen}
+    assert 6 <= len(chosen) <= 12
+    assert all(sum(r.id.startswith(f"{n}:") for r in chosen) == 1 + int(n) % 3 for n in lines)
+    assert min(map(int, lines)) <= 1 and max(map(int, lines)) >= 7  # spread, not the first few
+    assert _whole_lines(rows, 100) == rows and _whole_lines([], 8) == []

@@ -147,6 +147,54 @@ def test_evaluate_scores_models_and_the_frontier() -> None:
     assert "kept 150% as often as the frontier" in switch["verdict"]
 
 
+def typed_line(
+    line: str, stops: list[int], before: str = "x = 1\n", after: str = "\nprint(total)\n"
+) -> list[EvalRow]:
+    """The rows a replay records while `line` is typed: one per stop, the gold its rest."""
+    return [EvalRow(f"{before}:{at}", before + line[:at], after, line[at:]) for at in stops]
+
+
+def answering(name: str, answers: dict[str, str]) -> ModelUnderTest:
+    """A model that answers by the text before the cursor, from `answers` (else nothing)."""
+
+    def complete(prefix: str, suffix: str, language: str = "") -> tuple[str, float]:
+        return answers.get(prefix, ""), 1.0
+
+    return ModelUnderTest(name, "base", complete)
+
+
+def test_typing_saved_walks_each_line_as_the_developer_types_it() -> None:
+    line = "total = add(a, b)"
+    rows = typed_line(line, [0, 8, 12])  # line start, after "= ", after "("
+    before = "x = 1\n"
+    step = answering("step", {before: "total", before + "total = ": "add(", before + "total = add(": "a, b)"})
+    # Its first answer runs past the second stop: the developer took it, so that stop is
+    # never asked, and its wrong answer there costs nothing.
+    leap = answering(
+        "leap", {before: "total = add(", before + "total = ": "sub(", before + "total = add(": "a, b)"}
+    )
+    wrong = answering("wrong", {before: "totals", before + "total = ": "add(a, b)"})
+    report = evaluate(rows, [step, leap, wrong])["models"]
+    assert report["step"]["typing_saved"] == pytest.approx(14 / 17)  # 5 + 4 + 5 of the 17 typed
+    assert report["step"]["chars_saved"] == pytest.approx(14 / (17 + 9 + 5))  # each tail counted per stop
+    assert report["leap"]["typing_saved"] == pytest.approx(1.0)
+    assert report["leap"]["chars_saved"] == pytest.approx((12 + 5) / 31)
+    assert report["wrong"]["typing_saved"] == pytest.approx(9 / 17)  # typed over, then the rest taken
+    assert report["step"]["typed_chars"] == 17 and report["step"]["typed_lines"] == 1
+
+
+def test_typing_saved_tells_lines_apart_and_counts_a_lone_row_as_one_request() -> None:
+    first = typed_line("total = add(a, b)", [0, 8])
+    second = typed_line("return total", [0], before="def f():\n    ", after="\n")
+    model = answering("m", {"x = 1\n": "total = add(a, b)", "def f():\n    ": "return"})
+    m = evaluate([*first, *second], [model])["models"]["m"]
+    assert m["typed_lines"] == 2 and m["typed_chars"] == 17 + 12
+    assert m["typing_saved"] == pytest.approx((17 + 6) / (17 + 12))
+    assert evaluate(second, [model])["models"]["m"]["typing_saved"] == pytest.approx(
+        evaluate(second, [model])["models"]["m"]["chars_saved"]
+    )
+
+
 def test_evaluate_refuses_what_it_cannot_do() -> None:
     rows = [r for r in rows_with_frontier() if r.source != "frontier"]
     with pytest.raises(ConfigError, match="nothing to evaluate"):

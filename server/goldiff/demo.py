@@ -43,7 +43,7 @@ from goldiff.distill.pipeline import (
 from goldiff.distill.promote import compare, local_completer
 from goldiff.distill.workspace import documents_at
 from goldiff.errors import ConfigError, DistillError
-from goldiff.evaluate import EngineFim, eval_rows, gate_rows, gated_model, gguf_model, run_eval
+from goldiff.evaluate import EngineFim, EvalRow, eval_rows, gate_rows, gated_model, gguf_model, run_eval
 from goldiff.export import ExportOptions, export, load_rows
 from goldiff.gate import Gate, learn
 from goldiff.home import store_path
@@ -264,6 +264,24 @@ def _evenly(rows: list[Any], most: int) -> list[Any]:
     return [rows[i * len(rows) // most] for i in range(most)] if len(rows) > most else rows
 
 
+def _whole_lines(rows: list[EvalRow], most: int) -> list[EvalRow]:
+    """At most `most` rows, as evenly spaced whole lines: every stop asked while a line was
+    typed, so typing saved (`metrics.TypingWalk`) walks each line as it was typed."""
+
+    def line(row: EvalRow) -> tuple[str, str]:  # as TypingWalk tells lines apart
+        return row.prefix[: row.prefix.rfind("\n") + 1], row.suffix
+
+    lines: list[list[EvalRow]] = []
+    for row in rows:  # a line's stops are recorded one after another
+        if lines and line(lines[-1][-1]) == line(row):
+            lines[-1].append(row)
+        else:
+            lines.append([row])
+    # The most evenly spaced lines whose stops fit (lines differ in how many stops they have).
+    take = next((k for k in range(len(lines), 0, -1) if sum(map(len, _evenly(lines, k))) <= most), 0)
+    return [row for chosen in _evenly(lines, take) for row in chosen]
+
+
 def choose_model(
     train_rows: Path,
     val_cutoff: float | None,
@@ -335,7 +353,7 @@ def evaluate_models(
     max_rows: int,
 ) -> dict[str, Any]:
     """Base, distilled, and the chosen one behind its gate, on the held-out contexts against the gold."""
-    rows = _evenly(eval_rows(load_rows(test_rows)), max_rows)
+    rows = _whole_lines(eval_rows(load_rows(test_rows)), max_rows)
     # A fine-tune that kept its base's weights is the base: scoring the same file twice
     # would report the engine's timing noise (a cold prompt is capped by what this machine
     # evaluates in time) as a difference between two models.
@@ -370,7 +388,15 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
     """The numbers a user looks at: accept proxy, shown accepted, chars saved; per model."""
     models = report.get("models", {})
     out: dict[str, Any] = {"held_out_rows": report.get("rows")}
-    keys = ("accept_proxy", "exact_match", "chrf", "empty_rate", "shown_accept_rate", "chars_saved")
+    keys = (
+        "accept_proxy",
+        "exact_match",
+        "chrf",
+        "empty_rate",
+        "shown_accept_rate",
+        "chars_saved",
+        "typing_saved",
+    )
     for name in HEADLINE_MODELS:
         if name in models:
             out[name] = {k: models[name].get(k) for k in (*keys, "latency_p50_ms")}
@@ -469,7 +495,8 @@ def summary_lines(result: DemoResult) -> list[str]:
             continue
         lines.append(
             f"  {name:14} accept proxy {_share(m['accept_proxy'])}, shown accepted "
-            f"{_share(m['shown_accept_rate'])}, chars saved {_share(m['chars_saved'])}, "
+            f"{_share(m['shown_accept_rate'])}, chars saved {_share(m['chars_saved'])} "
+            f"(typing saved {_share(m.get('typing_saved'))}), "
             f"exact match {_share(m['exact_match'])}, chrF {_num(m['chrf'])}"
         )
     total = sum(result.stage_seconds.values())

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from goldiff.errors import ConfigError, DistillError, EngineError, ModelLoadError
 from goldiff.gate import Gate, GateRow, features
-from goldiff.metrics import TRIGGER_KINDS, ByTrigger, Tally, percentile
+from goldiff.metrics import TRIGGER_KINDS, ByTrigger, Tally, TypingWalk, percentile
 from goldiff.metrics import accepted as accept_proxy
 from goldiff.outcomes.spans import levenshtein
 
@@ -309,8 +309,11 @@ class Scores:
     similarity: float = 0.0
     latencies: list[float] = field(default_factory=list)
     users: ByTrigger = field(default_factory=ByTrigger)  # requests, accepted, empty, chars saved, by trigger
+    typing: TypingWalk = field(default_factory=TypingWalk)
 
-    def add(self, text: str, gold: str, latency_ms: float | None, prefix: str = "") -> dict[str, Any]:
+    def add(
+        self, text: str, gold: str, latency_ms: float | None, prefix: str = "", suffix: str = ""
+    ) -> dict[str, Any]:
         scored = {
             "exact": exact_match(text, gold),
             "accept": accept_proxy(text, gold),
@@ -324,6 +327,7 @@ class Scores:
         if latency_ms is not None:
             self.latencies.append(latency_ms)
         self.users.add(prefix, text, gold)
+        self.typing.add(prefix, suffix, text, gold)
         return scored
 
     def summary(self) -> dict[str, Any]:
@@ -341,6 +345,7 @@ class Scores:
             "latency_measured": len(self.latencies),
             "shown_accept_rate": users["shown_accept_rate"],
             "chars_saved": users["chars_saved"],
+            **self.typing.summary(),
             "by_trigger": users["by_trigger"],
         }
 
@@ -381,14 +386,14 @@ def evaluate(
     for i, row in enumerate(rows, 1):
         for m in models:
             text, latency = m.complete(row.prefix, row.suffix, row.language)
-            scored = scores[m.name].add(text, row.gold, latency, row.prefix)
+            scored = scores[m.name].add(text, row.gold, latency, row.prefix, row.suffix)
             if row.id in frontier_ids:
                 on_frontier[m.name].add(text, row.gold)
             if predictions:
                 predictions({"id": row.id, "model": m.name, "text": text, "latency_ms": latency, **scored})
         if row.id in frontier_ids:
             assert row.suggestion is not None
-            scored = frontier_scores.add(row.suggestion, row.gold, row.latency_ms, row.prefix)
+            scored = frontier_scores.add(row.suggestion, row.gold, row.latency_ms, row.prefix, row.suffix)
             models_seen[row.model or "unknown"] += 1
             if predictions:
                 predictions(
@@ -494,15 +499,16 @@ def markdown(report: Mapping[str, Any], plots: Sequence[str] = ()) -> str:
         "",
         f"**Would the user have switched?** {report['switch']['verdict']}.",
         "",
-        "| model | role | exact | accept proxy | shown accepted | chars saved | chrF | edit sim. | empty "
-        "| p50 | p95 | size |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | role | exact | accept proxy | shown accepted | chars saved | typing saved | chrF "
+        "| edit sim. | empty | p50 | p95 | size |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in report["models"].items():
         lines.append(
             f"| {name} | {m['role']} | {_fmt(m['exact_match'])} | {_fmt(m['accept_proxy'])} | "
             f"{_fmt(m.get('shown_accept_rate'))} | {_fmt(m.get('chars_saved'))} | "
-            f"{_fmt(m['chrf'], 'num')} | {_fmt(m['edit_similarity'])} | {_fmt(m['empty_rate'])} | "
+            f"{_fmt(m.get('typing_saved'))} | {_fmt(m['chrf'], 'num')} | {_fmt(m['edit_similarity'])} | "
+            f"{_fmt(m['empty_rate'])} | "
             f"{_fmt(m['latency_p50_ms'], 'ms')} | {_fmt(m['latency_p95_ms'], 'ms')} | "
             f"{_fmt(m['size_bytes'], 'bytes')} |"
         )
@@ -512,7 +518,9 @@ def markdown(report: Mapping[str, Any], plots: Sequence[str] = ()) -> str:
         "non-empty prefix of the gold; chrF is sentence chrF (0-100) averaged over rows. Local "
         "latencies were measured here; the frontier's are as recorded, network included. "
         "Shown accepted: accepted answers among the non-empty ones; chars saved: accepted "
-        "characters over the gold's characters.",
+        "characters over the gold's characters, request by request; typing saved: the share of "
+        "the characters typed that accepted suggestions supplied, each line typed left to right "
+        "(a stop inside a suggestion taken is not asked again).",
     ]
     lines += ["", "Accept proxy / chars saved by trigger kind (where the cursor rested):", ""]
     kinds = [

@@ -8,7 +8,10 @@ many requests:
 
 - accept proxy      accepted / requests (an empty answer is a request that showed nothing)
 - shown accept rate accepted / suggestions shown (non-empty): what a user sees as quality
-- chars saved       accepted characters / characters of the gold: the typing it spared
+- chars saved       accepted characters / characters of the gold, request by request
+- typing saved      the share of what the developer typed that suggestions supplied, each
+                    line typed left to right (`TypingWalk`): what "chars saved" means to a
+                    user, who is not asked again inside a suggestion they took
 - exact             the suggestion is the whole gold (trailing whitespace ignored)
 - empty rate        requests that showed nothing
 - latency           p50/p95 per request, measured here
@@ -21,6 +24,7 @@ evaluation and the benchmarks share it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -113,6 +117,48 @@ class Tally:
             "empty_rate": (self.requests - self.shown) / n,
             "latency_p50_ms": percentile(self.latencies, 50),
             "latency_p95_ms": percentile(self.latencies, 95),
+        }
+
+
+@dataclass
+class TypingWalk:
+    """Chars saved as the developer meets them: each line typed left to right.
+
+    Per-request chars saved count a line's tail once per stop asked in it. A developer
+    types the line once: at each stop they reach, an accepted suggestion supplies its
+    characters and moves the cursor past them (the stops inside it are never asked), a
+    wrong or hidden one is typed over. The share saved is the characters supplied over
+    the characters typed from each line's first asked stop (its gold). Rows belong to one
+    line when the text before that line and the text after the cursor are the same, as
+    for the stops of a line being typed; a row alone in its line counts as one request.
+    """
+
+    lines: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)  # line -> stop -> (gold, kept)
+
+    def add(self, prefix: str, suffix: str, text: str, gold: str) -> None:
+        start = prefix.rfind("\n") + 1
+        key = hashlib.blake2b(
+            f"{prefix[:start]}\0{suffix}".encode("utf-8", "surrogatepass"), digest_size=16
+        ).hexdigest()
+        kept = len(text.rstrip()) if accepted(text, gold) else 0
+        # A stop asked twice counts once: the developer reaches it once.
+        self.lines.setdefault(key, {}).setdefault(len(prefix) - start, (len(gold.rstrip()), kept))
+
+    def summary(self) -> dict[str, Any]:
+        supplied = typed = 0
+        for stops in self.lines.values():
+            first = min(stops)
+            typed += stops[first][0]
+            cursor = first
+            for offset in sorted(stops):
+                kept = stops[offset][1]
+                if offset >= cursor and kept:
+                    supplied += kept
+                    cursor = offset + kept
+        return {
+            "typing_saved": supplied / typed if typed else None,
+            "typed_chars": typed,
+            "typed_lines": len(self.lines),
         }
 
 
