@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from goldiff.distill.promote import decide, local_completer, promote_if_better
+from goldiff.distill.promote import decide, gain_lower_bound, local_completer, promote_if_better
 from goldiff.evaluate import EvalRow
 from goldiff.sources.registry import Registry
 
@@ -70,3 +70,21 @@ def test_decide_needs_a_real_gain() -> None:
     assert not decide({"chars_saved": 0.102, "requests": 40}, current).promote
     assert decide({"chars_saved": 0.12, "requests": 40}, current).promote
     assert not decide({"chars_saved": 0.5, "requests": 0}, current).promote
+
+
+def test_a_gain_from_a_handful_of_rows_is_not_enough_to_switch() -> None:
+    """A fine-tune promoted on a gain that is a row or two of luck can be worse on the next commits."""
+    gold = [20] * 40
+    current = {"chars_saved": 0.10, "requests": 40, "saved_by_row": [2] * 40, "gold_by_row": gold}
+    lucky = [2] * 39 + [22]  # +2.5 points, all of it one row
+    once = decide({"chars_saved": 0.125, "requests": 40, "saved_by_row": lucky, "gold_by_row": gold}, current)
+    assert not once.promote
+    assert once.reason.startswith("not surely better") and "95% lower bound" in once.reason
+    steady = [4] * 30 + [2] * 10  # +7.5 points, from most rows
+    taken = decide(
+        {"chars_saved": 0.175, "requests": 40, "saved_by_row": steady, "gold_by_row": gold}, current
+    )
+    assert taken.promote and "95% lower bound +" in taken.reason
+    # The bound is the bootstrap's: a gain on every row is sure, an equal split is not.
+    assert gain_lower_bound([3] * 10, [1] * 10, [10] * 10) == pytest.approx(0.2)
+    assert gain_lower_bound([3, 1] * 5, [1, 3] * 5, [10] * 10) < 0

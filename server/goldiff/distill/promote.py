@@ -7,13 +7,18 @@ prompts, serving profile, stop rules and gate a user gets).
 The **primary metric is chars saved**: accepted characters over the gold's characters,
 where an answer counts as accepted when it is a non-empty prefix of the gold (what Tab
 would have kept). The candidate is promoted when it saves more characters than the current
-default on the same rows, by at least `MIN_GAIN` of the gold's characters; otherwise it
-stays registered, not the default, and the decision says why. Accept proxy, shown accept
-rate, empty rate and latency are reported beside it.
+default on the same rows, by at least `MIN_GAIN` of the gold's characters, and by more than
+the rows' own noise: the gain's one-sided `CONFIDENCE` lower bound under a paired
+bootstrap over the rows (`gain_lower_bound`, as MT evaluation compares two systems on one
+test set) must be above zero. On a few dozen rows a gain of a point or two is often a
+handful of rows; a fine-tune promoted on such a gain can be worse on the commits that
+follow. Otherwise the candidate stays registered, not the default, and the decision says
+why. Accept proxy, shown accept rate, empty rate and latency are reported beside it.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +28,9 @@ from goldiff.evaluate import Completer, EvalRow
 from goldiff.metrics import ByTrigger
 
 PRIMARY = "chars_saved"
-MIN_GAIN = 0.005  # half a percent of the gold's characters: less is noise on a few dozen rows
+MIN_GAIN = 0.005  # half a percent of the gold's characters: less is not worth a switch
+CONFIDENCE = 0.95  # one-sided, the usual level: a gain this sure is not the rows' noise
+RESAMPLES = 2000
 
 
 Opener = Callable[[], tuple[Completer, Callable[[], None]]]  # a completer and what closes it
@@ -32,14 +39,35 @@ Opener = Callable[[], tuple[Completer, Callable[[], None]]]  # a completer and w
 def score(rows: Sequence[EvalRow], opener: Opener) -> dict[str, Any]:
     """The rows' figures from the completer `opener` opens (closed afterwards)."""
     complete, close = opener()
+    saved = []
     try:
         tally = ByTrigger()
         for row in rows:
             text, latency = complete(row.prefix, row.suffix, row.language)
-            tally.add(row.prefix, text, row.gold, latency)
+            saved.append(len(text.rstrip()) if tally.add(row.prefix, text, row.gold, latency) else 0)
     finally:
         close()
-    return tally.summary()
+    return tally.summary() | {"saved_by_row": saved, "gold_by_row": [len(r.gold.rstrip()) for r in rows]}
+
+
+def gain_lower_bound(
+    candidate: Sequence[int], current: Sequence[int], gold: Sequence[int], confidence: float = CONFIDENCE
+) -> float:
+    """The gain in chars saved that a paired bootstrap over the rows puts `confidence` above.
+
+    Rows are drawn with replacement, both models' saved characters kept paired, `RESAMPLES`
+    times (a fixed seed: the same rows give the same decision).
+    """
+    rng = random.Random(0)
+    n = len(gold)
+    diff = [a - b for a, b in zip(candidate, current, strict=True)]
+    gains = []
+    for _ in range(RESAMPLES):
+        drawn = [rng.randrange(n) for _ in range(n)]
+        total = sum(gold[i] for i in drawn)
+        gains.append(sum(diff[i] for i in drawn) / total if total else 0.0)
+    gains.sort()
+    return gains[int((1 - confidence) * RESAMPLES)]
 
 
 @dataclass
@@ -67,19 +95,29 @@ def decide(
     on: str = "held-out rows",
     against: str = "the current default",
 ) -> Decision:
-    """Promote only when the candidate's chars saved beats the current's by `MIN_GAIN`."""
+    """Promote only when the candidate's chars saved beats the current's by `MIN_GAIN`, and
+    (given both models' per-row figures, as `score` makes them) by more than noise."""
     c, d = candidate[PRIMARY], current[PRIMARY]
     gain = c - d
     n = candidate.get("requests", 0)
     if not n:
         return Decision(False, f"no {on} to compare on", candidate, current)
-    if gain >= MIN_GAIN and gain > 0:
-        reason = f"chars saved {c:.1%} vs {d:.1%} (+{gain * 100:.1f} points) on {n} {on}"
+    mine, theirs = candidate.get("saved_by_row"), current.get("saved_by_row")
+    gold = candidate.get("gold_by_row")
+    low = gain_lower_bound(mine, theirs, gold) if mine and theirs and gold else None
+    sure = f"; {CONFIDENCE:.0%} lower bound {low * 100:+.1f} points" if low is not None else ""
+    if gain >= MIN_GAIN and gain > 0 and (low is None or low > 0):
+        reason = f"chars saved {c:.1%} vs {d:.1%} (+{gain * 100:.1f} points{sure}) on {n} {on}"
         return Decision(True, reason, candidate, current)
-    verdict = "worse" if gain < 0 else "not better by enough"
+    if gain < 0:
+        verdict = "worse"
+    elif gain >= MIN_GAIN:
+        verdict = "not surely better: the gain could be these rows' noise"
+    else:
+        verdict = "not better by enough"
     reason = (
         f"{verdict}: chars saved {c:.1%} vs {against}'s {d:.1%} ({gain * 100:+.1f} points, "
-        f"needs +{MIN_GAIN * 100:.1f}) on {n} {on}"
+        f"needs +{MIN_GAIN * 100:.1f}{sure}) on {n} {on}"
     )
     return Decision(False, reason, candidate, current)
 
