@@ -442,7 +442,10 @@ def run_demo(
         with contextlib.closing(open_database(store_path(work))[0]) as db:
             cutoff = split_time(db, training[-1])
             exported = export_gold(db, work, cutoff, say)
-            val_cutoff = validation_cutoff(Path(exported["paths"]["train"]), FinetuneOptions.val_fraction)
+            commit_times = [e.ts for e in iter_events(db, "commit")]
+            val_cutoff = validation_cutoff(
+                Path(exported["paths"]["train"]), FinetuneOptions.val_fraction, commit_times
+            )
             # The replayed files as the store saw them at the cutoff (nothing held out is read).
             texts = documents_at(db, val_cutoff if val_cutoff is not None else cutoff)
             pairs = preference_pairs(db, cutoff, val_cutoff, work)

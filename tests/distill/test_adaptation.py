@@ -190,3 +190,17 @@ def test_a_base_without_fim_tokens_trains_with_prefix_rows() -> None:
     assert data.SpecialIds.of(tokenizer, fim=False).eos == 0
     with pytest.raises(ConfigError, match="without FIM tokens trains with prefix prompts"):
         data.SpecialIds.of(tokenizer)
+
+
+def test_validation_begins_at_the_commit_nearest_the_newest_tenth(tmp_path: Path) -> None:
+    """Rows of one commit repeat its change: split inside it, validation would reward a fine-tune
+    for having seen the commit's first half, not for what the next commits need."""
+    from goldiff.distill.pipeline import validation_cutoff
+
+    gold = tmp_path / "train.jsonl"
+    gold.write_text("".join(json.dumps({"ts": float(t)}) + "\n" for t in range(100)))  # rows at 0..99 s
+    assert validation_cutoff(gold, 0.1) == 90.0  # no commits: the newest tenth, wherever it falls
+    # Commits after rows 87 and 95: 12 rows to validate; 4 would be less than half a tenth.
+    assert validation_cutoff(gold, 0.1, [40.5, 87.5, 95.5]) == pytest.approx(87.5)
+    assert validation_cutoff(gold, 0.1, [50.5, 97.5]) == 90.0  # 49 rows or 2: neither is taken
+    assert validation_cutoff(gold, 0.1, [88.5, 91.5]) == pytest.approx(88.5)  # 11 rows is nearer 10 than 8

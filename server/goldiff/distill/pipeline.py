@@ -10,11 +10,12 @@ metrics) so `goldiff models use NAME` or the editor's toggle switches to it.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from goldiff.distill.workspace import documents_at, text_rows, training_rows, write_rows
 from goldiff.errors import ConfigError, NotEnoughDataError
 from goldiff.export import ExportOptions, export, load_rows
+from goldiff.records import iter_events
 
 Say = Callable[[str], None]
 
@@ -354,7 +356,8 @@ def distill_from_store(
             exported = export(db, ExportOptions(format="sft", split=True), work / "export")
             # The workspace's code as it was when the validation rows begin (so, before the
             # held-out ones too): no answer validation or evaluation asks for is read.
-            val_cutoff = validation_cutoff(exported.paths["train"], options.val_fraction)
+            commit_times = [e.ts for e in iter_events(db, "commit")]
+            val_cutoff = validation_cutoff(exported.paths["train"], options.val_fraction, commit_times)
             texts = documents_at(db, val_cutoff if val_cutoff is not None else exported.cutoff)
             pairs = preference_pairs(db, exported.cutoff, val_cutoff, work)
         finally:
@@ -429,18 +432,32 @@ def preference_pairs(db: Any, cutoff: float | None, val_cutoff: float | None, wo
     return write_rows(rows, work / "data" / "pairs.jsonl")
 
 
-def validation_cutoff(gold: Path, share: float) -> float | None:
+def validation_cutoff(gold: Path, share: float, commits: Sequence[float] = ()) -> float | None:
     """When the newest `share` of the gold rows begins: those rows only validate.
 
     A time split, as the held-out test rows are: validation then asks what the next days'
     gold will be, and the workspace's code is read as it was at this time, so no
     validation answer is in the code the model trains on (a hash split would score
     memorised lines, and early stopping would never stop).
+
+    When the store saw commits (their times, `commits`), the cutoff moves to the commit
+    boundary nearest it, as long as validation keeps between half and twice `share` of the
+    rows: the rows of one commit repeat its change (a name threaded through, one edit made
+    in several places), so a fine-tune that trained on a commit's first half scores well on
+    its second half, and early stopping and promotion would reward that, not what the
+    next commits need (measured on boltons: +0.7 points on validation split inside a
+    commit, −7 points of accept proxy on the held-out commits).
     """
     times = sorted(float(r["ts"]) for r in load_rows(gold) if r.get("ts") is not None)
     if len(times) < 10 or share <= 0:
         return None
-    return times[min(len(times) - 1, int(len(times) * (1 - share)))]
+
+    def validating(t: float) -> float:  # the share of the rows at or after t
+        return (len(times) - bisect.bisect_left(times, t)) / len(times)
+
+    cut = times[min(len(times) - 1, int(len(times) * (1 - share)))]
+    after = [c + 1e-6 for c in commits if share / 2 <= validating(c + 1e-6) <= 2 * share]
+    return min(after, key=lambda t: abs(validating(t) - share), default=cut)
 
 
 def adapted_rows(
