@@ -93,6 +93,9 @@ def test_demo_runs_end_to_end_on_a_tiny_configuration(
         gated, plain = models[f"{kept}+gate"], models[kept]
         assert gated["accept_proxy"] <= plain["accept_proxy"] and gated["empty_rate"] >= plain["empty_rate"]
         assert f"{kept}+gate" in result.headline
+        # The report shows the gate's trade-off over thresholds, as a table and a plot.
+        assert "The show/hide gate's trade-off" in (report / "report.md").read_text()
+        assert (report / "gate-curve.png").is_file()
     else:
         assert any(line.startswith("  no show/hide gate: ") for line in said)
     assert "gate" in result.stage_seconds
@@ -167,3 +170,31 @@ def test_held_out_contexts_are_chosen_as_whole_lines_spread_over_the_commits() -
     assert all(sum(r.id.startswith(f"{n}:") for r in chosen) == 1 + int(n) % 3 for n in lines)
     assert min(map(int, lines)) <= 1 and max(map(int, lines)) >= 7  # spread, not the first few
     assert _whole_lines(rows, 100) == rows and _whole_lines([], 8) == []
+
+
+def test_the_demo_report_shows_the_gate_trade_off(tmp_path: Path) -> None:
+    """The held-out report a user opens carries the gate's curve, its table and its plot."""
+    from goldiff.demo import evaluate_models
+    from goldiff.distill.pipeline import BaseModel
+    from goldiff.gate import FEATURES, Gate
+
+    from tests.tiny_models import write_tiny_gguf
+
+    gguf = write_tiny_gguf(tmp_path / "tiny.gguf")
+    rows = tmp_path / "test.jsonl"
+    lines = [{"id": str(n), "prefix": f"x{n} = ", "suffix": "\n", "completion": f"{n}"} for n in range(3)]
+    rows.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    curve = [
+        {"threshold": t, "shown": 1 - t, "shown_accept_rate": 0.3 + t / 2, "chars_saved": 0.1 - t / 10}
+        for t in (0.0, 0.5)
+    ]
+    n = len(FEATURES)
+    info = {"curve": curve, "rows": 40, "kept": 12, "base_rate": 0.3}
+    gate = Gate(weights=[0.0] * n, bias=0.0, mean=[0.0] * n, std=[1.0] * n, threshold=0.5, info=info)
+    base = BaseModel(gguf=gguf, hf_dir=tmp_path, tokenizer=tmp_path / "tokenizer.json")
+    out = tmp_path / "report"
+    report = evaluate_models(rows, base, {"kept_base": True}, "base", gate, out, lambda _: None, 80)
+    assert report["gate_curve"] == curve and "base+gate" in report["models"]
+    assert json.loads((out / "eval.json").read_text())["gate_curve"] == curve
+    assert "The show/hide gate's trade-off" in (out / "report.md").read_text()
+    assert (out / "gate-curve.png").is_file()

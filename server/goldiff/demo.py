@@ -43,7 +43,16 @@ from goldiff.distill.pipeline import (
 from goldiff.distill.promote import compare, local_completer
 from goldiff.distill.workspace import documents_at
 from goldiff.errors import ConfigError, DistillError
-from goldiff.evaluate import EngineFim, EvalRow, eval_rows, gate_rows, gated_model, gguf_model, run_eval
+from goldiff.evaluate import (
+    EngineFim,
+    EvalRow,
+    eval_rows,
+    gate_rows,
+    gated_model,
+    gguf_model,
+    run_eval,
+    write_report,
+)
 from goldiff.export import ExportOptions, export, load_rows
 from goldiff.gate import Gate, learn
 from goldiff.home import store_path
@@ -378,6 +387,7 @@ def evaluate_models(
         report["gate"] = {k: gate.info[k] for k in ("rows", "kept", "base_rate")} | {
             "threshold": gate.threshold
         }
+        write_report(report, out)  # again, now with the gate's trade-off (its table and plot)
     return dict(report)
 
 
