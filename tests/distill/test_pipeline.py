@@ -81,3 +81,35 @@ def test_too_little_gold_says_how_much_is_needed(tmp_path: Path) -> None:
     fill_store(home)
     with pytest.raises(NotEnoughDataError, match="needs at least 500"):
         distill_from_store(home, min_rows=500, say=lambda _m: None)
+
+
+@pytest.mark.slow
+def test_promotion_asks_rows_that_begin_at_a_commit(tmp_path: Path, tiny_base: Any) -> None:
+    """The held-out rows promotion compares on start at a commit, as validation's do: a cut
+    inside a commit would score the fine-tune on the rest of a change it trained on."""
+    from goldiff.export import ExportOptions, export, load_rows
+    from goldiff.store import TraceStore, open_database
+
+    home = tmp_path / "home"
+    versions = [
+        (f"{s[0]}-{i}", s[1] + 10 * i, *s[2:7], f"# version {i}\n{s[7]}", *s[8:])
+        for i in range(2)
+        for s in SUGGESTIONS
+    ]
+    fill_store(home, versions)
+    db, _ = open_database(home / "traces.db")
+    rows = export(db, ExportOptions(format="sft"), tmp_path / "all.jsonl")
+    db.conn.close()
+    times = sorted(float(r["ts"]) for r in load_rows(rows.paths["all"]))
+    assert len(times) == 10  # the row cut holds out the newest one
+    committed = (times[-3] + times[-2]) / 2  # two rows after it: the commit nearest the newest tenth
+    store = TraceStore(home / "traces.db")
+    store.record_event("commit", session_id="sess", detail={"sha": "c0ffee"}, ts=committed)
+    store.close()
+    options = FinetuneOptions(recipe="tiny", steps=1, batch_size=2, seq_len=64, threads=1, quantize_to="Q8_0")
+    distill_from_store(
+        home, name="mine", base=Path(tiny_base.gguf_path), options=options, min_rows=2, say=print
+    )
+    manifest = json.loads((home / "models" / "mine" / "export" / "manifest.json").read_text())
+    assert manifest["splitAt"] == pytest.approx(committed + 1e-6, abs=1e-3)
+    assert manifest["counts"]["test"] == 2
