@@ -43,6 +43,16 @@ def test_distill_from_the_store_registers_a_model_llama_cpp_loads(tmp_path: Path
     )
 
 
+def fill_two_versions(home: Path) -> None:
+    """A store with two versions of each suggestion (distinct prefixes): 10 gold rows."""
+    versions = [
+        (f"{s[0]}-{i}", s[1] + 10 * i, *s[2:7], f"# version {i}\n{s[7]}", *s[8:])
+        for i in range(2)
+        for s in SUGGESTIONS
+    ]
+    fill_store(home, versions)
+
+
 @pytest.mark.slow
 def test_the_command_with_its_defaults_quantizes_as_the_pipeline_and_reports_its_phases(
     tmp_path: Path, tiny_base: Any
@@ -50,14 +60,9 @@ def test_the_command_with_its_defaults_quantizes_as_the_pipeline_and_reports_its
     # The command's own default type, not one a short fine-tune of the shipped model fails
     # the parity check in (its Q4_K_M did: `goldiff distill` with no options ended in an error).
     home = tmp_path / "home"
-    # Two versions of each suggestion (distinct prefixes): 9 gold rows to train on, above the
-    # command's minimum of 8, under the 10 that would hold some back for validation.
-    versions = [
-        (f"{s[0]}-{i}", s[1] + 10 * i, *s[2:7], f"# version {i}\n{s[7]}", *s[8:])
-        for i in range(2)
-        for s in SUGGESTIONS
-    ]
-    fill_store(home, versions)
+    # 9 gold rows to train on, above the command's minimum of 8, under the 10 that would
+    # hold some back for validation.
+    fill_two_versions(home)
     args = ["distill", "--home", str(home), "--name", "mine", "--base", str(tiny_base.gguf_path)]
     args += ["--recipe", "tiny", "--steps", "2", "--batch-size", "2", "--seq-len", "64", "--threads", "1"]
     out = CliRunner().invoke(main, [*args, "--json"])
@@ -91,12 +96,7 @@ def test_promotion_asks_rows_that_begin_at_a_commit(tmp_path: Path, tiny_base: A
     from goldiff.store import TraceStore, open_database
 
     home = tmp_path / "home"
-    versions = [
-        (f"{s[0]}-{i}", s[1] + 10 * i, *s[2:7], f"# version {i}\n{s[7]}", *s[8:])
-        for i in range(2)
-        for s in SUGGESTIONS
-    ]
-    fill_store(home, versions)
+    fill_two_versions(home)
     db, _ = open_database(home / "traces.db")
     rows = export(db, ExportOptions(format="sft"), tmp_path / "all.jsonl")
     db.conn.close()
