@@ -56,6 +56,7 @@ from goldiff.evaluate import (
 from goldiff.export import ExportOptions, export, load_rows
 from goldiff.gate import Gate, learn
 from goldiff.home import store_path
+from goldiff.metrics import typed_line
 from goldiff.records import iter_events
 from goldiff.replay.driver import Progress, ReplayOptions, replay
 from goldiff.replay.history import list_commits, repository_root, touches
@@ -276,16 +277,15 @@ def _evenly(rows: list[Any], most: int) -> list[Any]:
 def _whole_lines(rows: list[EvalRow], most: int) -> list[EvalRow]:
     """At most `most` rows, as evenly spaced whole lines: every stop asked while a line was
     typed, so typing saved (`metrics.TypingWalk`) walks each line as it was typed."""
-
-    def line(row: EvalRow) -> tuple[str, str]:  # as TypingWalk tells lines apart
-        return row.prefix[: row.prefix.rfind("\n") + 1], row.suffix
-
     lines: list[list[EvalRow]] = []
+    last = None
     for row in rows:  # a line's stops are recorded one after another
-        if lines and line(lines[-1][-1]) == line(row):
+        here = typed_line(row.prefix, row.suffix)
+        if lines and here == last:
             lines[-1].append(row)
         else:
             lines.append([row])
+        last = here
     # The most evenly spaced lines whose stops fit (lines differ in how many stops they have).
     take = next((k for k in range(len(lines), 0, -1) if sum(map(len, _evenly(lines, k))) <= most), 0)
     return [row for chosen in _evenly(lines, take) for row in chosen]

@@ -120,6 +120,13 @@ class Tally:
         }
 
 
+def typed_line(prefix: str, suffix: str) -> str:
+    """Which line a request was made in: the text before that line and the text after the
+    cursor, the same at every stop while a line is typed (a short hash of both)."""
+    before = prefix[: prefix.rfind("\n") + 1]
+    return hashlib.blake2b(f"{before}\0{suffix}".encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
 @dataclass
 class TypingWalk:
     """Chars saved as the developer meets them: each line typed left to right.
@@ -129,20 +136,16 @@ class TypingWalk:
     characters and moves the cursor past them (the stops inside it are never asked), a
     wrong or hidden one is typed over. The share saved is the characters supplied over
     the characters typed from each line's first asked stop (its gold). Rows belong to one
-    line when the text before that line and the text after the cursor are the same, as
-    for the stops of a line being typed; a row alone in its line counts as one request.
+    line by `typed_line`; a row alone in its line counts as one request.
     """
 
     lines: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)  # line -> stop -> (gold, kept)
 
     def add(self, prefix: str, suffix: str, text: str, gold: str) -> None:
-        start = prefix.rfind("\n") + 1
-        key = hashlib.blake2b(
-            f"{prefix[:start]}\0{suffix}".encode("utf-8", "surrogatepass"), digest_size=16
-        ).hexdigest()
         kept = len(text.rstrip()) if accepted(text, gold) else 0
+        stop = len(prefix) - (prefix.rfind("\n") + 1)
         # A stop asked twice counts once: the developer reaches it once.
-        self.lines.setdefault(key, {}).setdefault(len(prefix) - start, (len(gold.rstrip()), kept))
+        self.lines.setdefault(typed_line(prefix, suffix), {}).setdefault(stop, (len(gold.rstrip()), kept))
 
     def summary(self) -> dict[str, Any]:
         supplied = typed = 0
