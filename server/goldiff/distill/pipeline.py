@@ -10,7 +10,6 @@ metrics) so `goldiff models use NAME` or the editor's toggle switches to it.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import json
 import os
@@ -22,7 +21,7 @@ from typing import Any
 
 from goldiff.distill.workspace import documents_at, text_rows, training_rows, write_rows
 from goldiff.errors import ConfigError, NotEnoughDataError
-from goldiff.export import ExportOptions, export, load_rows
+from goldiff.export import ExportOptions, at_commit, export, load_rows
 from goldiff.records import iter_events
 
 Say = Callable[[str], None]
@@ -353,16 +352,12 @@ def distill_from_store(
     with phases.timed("data"):
         db, _ = open_database(store_path(home))
         try:
-            exported = export(db, ExportOptions(format="sft", split=True), work / "export")
-            commit_times = [e.ts for e in iter_events(db, "commit")]
-            # Promotion asks the held-out rows: they too begin at a commit where there is one.
-            times = sorted(
-                float(r["ts"]) for part in ("train", "test") for r in load_rows(exported.paths[part])
+            # The held-out rows promotion asks, and the validation rows, begin at a commit
+            # where there is one near.
+            commit_times = tuple(e.ts for e in iter_events(db, "commit"))
+            exported = export(
+                db, ExportOptions(format="sft", split=True, commits=commit_times), work / "export"
             )
-            test_from = commit_cut(times, ExportOptions.test_fraction, commit_times) if times else None
-            if test_from is not None and test_from != exported.cutoff:
-                options_at = ExportOptions(format="sft", split=True, split_at=test_from)
-                exported = export(db, options_at, work / "export")
             # The workspace's code as it was when the validation rows begin (so, before the
             # held-out ones too): no answer validation or evaluation asks for is read.
             val_cutoff = validation_cutoff(exported.paths["train"], options.val_fraction, commit_times)
@@ -447,32 +442,12 @@ def validation_cutoff(gold: Path, share: float, commits: Sequence[float] = ()) -
     gold will be, and the workspace's code is read as it was at this time, so no
     validation answer is in the code the model trains on (a hash split would score
     memorised lines, and early stopping would never stop). At a commit when there is one
-    near (`commit_cut`).
+    near (`export.at_commit`).
     """
     times = sorted(float(r["ts"]) for r in load_rows(gold) if r.get("ts") is not None)
     if len(times) < 10 or share <= 0:
         return None
-    return commit_cut(times, share, commits)
-
-
-def commit_cut(times: Sequence[float], share: float, commits: Sequence[float] = ()) -> float:
-    """The time from which the newest `share` of the rows at `times` (sorted) are held apart.
-
-    When the store saw commits (their times, `commits`), the cut moves to the commit
-    boundary nearest it, as long as the rows after it stay between half and twice `share`:
-    the rows of one commit repeat its change (a name threaded through, one edit made in
-    several places), so a fine-tune that trained on a commit's first half scores well on
-    its second half, and early stopping and promotion would reward that, not what the
-    next commits need (measured on boltons: +0.7 points on validation split inside a
-    commit, −7 points of accept proxy on the held-out commits).
-    """
-
-    def after(t: float) -> float:  # the share of the rows at or after t
-        return (len(times) - bisect.bisect_left(times, t)) / len(times)
-
-    cut = times[min(len(times) - 1, int(len(times) * (1 - share)))]
-    bounds = [c + 1e-6 for c in commits if share / 2 <= after(c + 1e-6) <= 2 * share]
-    return min(bounds, key=lambda t: abs(after(t) - share), default=cut)
+    return at_commit(times, times[min(len(times) - 1, int(len(times) * (1 - share)))], share, commits)
 
 
 def adapted_rows(

@@ -12,13 +12,14 @@ by time and writes them (`files`); `command` reads the editor's options
 from __future__ import annotations
 
 from goldiff.export.command import options_from_wire, with_explanation
-from goldiff.export.files import ExportOptions, ExportResult, default_out, export, load_rows
+from goldiff.export.files import ExportOptions, ExportResult, at_commit, default_out, export, load_rows
 from goldiff.export.filters import ExportFilters, parse_time
 
 __all__ = [
     "ExportFilters",
     "ExportOptions",
     "ExportResult",
+    "at_commit",
     "default_out",
     "export",
     "load_rows",

