@@ -286,3 +286,29 @@ def test_cli_eval_takes_registered_names(tiny: tuple[Path, Path], tmp_path: Path
     models = json.loads((out / "eval.json").read_text())["models"]
     assert models["distilled"]["adapter"] == str(lora.resolve())
     assert models["distilled"]["size_bytes"] == base.stat().st_size + lora.stat().st_size
+
+
+def test_cli_eval_reports_the_registered_gates_trade_off(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """The evaluated model's registered gate: its curve is in the report, as a table and a plot."""
+    from goldiff.gate import FEATURES, Gate
+    from goldiff.sources.registry import Registry
+
+    base, _lora = tiny
+    home = tmp_path / "home"
+    fill_store(home)
+    registry = Registry(home)
+    registry.register("tiny", base)
+    curve = [
+        {"threshold": t, "shown": 1 - t, "shown_accept_rate": 0.4, "chars_saved": 0.05} for t in (0.0, 0.5)
+    ]
+    n = len(FEATURES)
+    gate = Gate(weights=[0.0] * n, bias=0.0, mean=[0.0] * n, std=[1.0] * n, info={"curve": curve})
+    registry.set_gate("tiny", gate.save(tmp_path / "gate.json"))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        main, ["eval", "--home", str(home), "--base", "tiny", "--out", str(out), "--max-tokens", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "eval.json").read_text())["gate_curve"] == curve
+    assert "The show/hide gate's trade-off" in (out / "report.md").read_text()
+    assert (out / "gate-curve.png").is_file()

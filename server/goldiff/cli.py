@@ -562,15 +562,15 @@ def eval_cmd(
     rows = ev.eval_rows(ex.load_rows(data))
     if limit is not None:
         rows = rows[-limit:]
-    with _progress_bar("evaluating") as progress:
-        report, files = ev.run_eval(rows, models, out, frontier=not no_frontier, progress=progress)
     gate = None
     with contextlib.suppress(OSError, ValueError):  # an unreadable gate: the report goes without its curve
         gate = load_gate(gates.get(distilled or base or ""))
-    if gate is not None and gate.info.get("curve"):
-        # The report shows the gate's trade-off beside the models (table and plot).
-        report["gate_curve"] = list(gate.info["curve"])
-        files.update(ev.write_report(report, out))
+    # The report shows the gate's trade-off beside the models (table and plot).
+    curve = {"gate_curve": list(gate.info["curve"])} if gate is not None and gate.info.get("curve") else {}
+    with _progress_bar("evaluating") as progress:
+        report, files = ev.run_eval(
+            rows, models, out, frontier=not no_frontier, progress=progress, extra=curve
+        )
     click.echo(report["switch"]["verdict"])
     click.echo(json.dumps({k: str(v) for k, v in files.items()}, indent=2))
 

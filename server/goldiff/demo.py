@@ -51,7 +51,6 @@ from goldiff.evaluate import (
     gated_model,
     gguf_model,
     run_eval,
-    write_report,
 )
 from goldiff.export import ExportOptions, export, load_rows
 from goldiff.gate import Gate, learn
@@ -379,15 +378,13 @@ def evaluate_models(
         engine = models[at - 1].complete
         assert isinstance(engine, EngineFim)
         models.insert(at, gated_model(f"{chosen}+gate", engine, gate))
-    report, _files = run_eval(rows, models, out)
-    if same:
-        report["distilled_is_base"] = True
+    extra: dict[str, Any] = {"distilled_is_base": True} if same else {}
     if gate is not None:
-        report["gate_curve"] = gate.info["curve"]
-        report["gate"] = {k: gate.info[k] for k in ("rows", "kept", "base_rate")} | {
+        extra["gate_curve"] = gate.info["curve"]  # the report's table and plot of its trade-off
+        extra["gate"] = {k: gate.info[k] for k in ("rows", "kept", "base_rate")} | {
             "threshold": gate.threshold
         }
-        write_report(report, out)  # again, now with the gate's trade-off (its table and plot)
+    report, _files = run_eval(rows, models, out, extra=extra)
     return dict(report)
 
 

@@ -631,8 +631,10 @@ def run_eval(
     *,
     frontier: bool = True,
     progress: Progress | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Evaluate and write the report, with every answer in `predictions.jsonl`."""
+    """Evaluate and write the report, with every answer in `predictions.jsonl`; `extra`
+    joins the report before it is written (a gate's curve: its table and plot)."""
     out.mkdir(parents=True, exist_ok=True)
     try:
         with (out / "predictions.jsonl").open("w", encoding="utf-8") as fh:
@@ -645,6 +647,7 @@ def run_eval(
         for m in models:
             if m.close is not None:
                 m.close()
+    report.update(extra or {})
     files = write_report(report, out)
     files["predictions"] = out / "predictions.jsonl"
     return report, files
