@@ -149,6 +149,42 @@ def test_sft_rows_put_loss_on_the_completion_only(tiny: dict[str, Any]) -> None:
     assert batch["attention_mask"][1].sum().item() == len(ids) - 3
 
 
+def test_loss_projects_only_labelled_positions_and_matches_the_whole_projection(
+    tiny: dict[str, Any],
+) -> None:
+    import torch.nn.functional as F
+    from goldiff.distill.train import _loss
+
+    tokenizer = load_tokenizer(tiny["tokenizer"])
+    special = data.SpecialIds.of(tokenizer)
+    rows = _sft_rows(3)
+    encoded = [data.encode_sft_row(r, tokenizer, seq_len=256) for r in rows]
+    batch = data.SFTRows(encoded, pad_id=special.eos).collate(encoded)
+    model = build_model(_config())
+    vocab = model.config.vocab_size
+    seen: list[int] = []
+    model.lm_head.register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape[-2]))
+
+    kept = _loss(model, batch, vocab, "sum")
+    kept.backward()
+    kept_grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    model.zero_grad()
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"].reshape(-1)
+    full = F.cross_entropy(logits.reshape(-1, vocab), labels, ignore_index=data.IGNORE_INDEX, reduction="sum")
+    full.backward()
+
+    labelled = int((batch["labels"] != data.IGNORE_INDEX).any(dim=0).sum())
+    assert seen[0] == labelled < batch["labels"].shape[1]  # the prompt positions were skipped
+    assert torch.allclose(kept, full, rtol=1e-5)
+    full_grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(kept_grads, full_grads, strict=True))
+    # A batch labelled everywhere (a pretraining window) is projected whole.
+    window = {"input_ids": batch["input_ids"][:, :8], "labels": batch["input_ids"][:, 1:9]}
+    _loss(model, window, vocab)
+    assert seen[-1] == 8
+
+
 def test_sft_training_learns_the_completion(tiny: dict[str, Any], tmp_path: Path) -> None:
     rows = tmp_path / "sft.jsonl"
     rows.write_text("".join(json.dumps(r) + "\n" for r in _sft_rows(40)))

@@ -316,11 +316,23 @@ def train(
 
 
 def _loss(model: Any, batch: dict[str, torch.Tensor], vocab: int, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy over labelled positions (labels are already shifted)."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
+    """Cross-entropy over labelled positions (labels are already shifted).
+
+    Only positions that some row labels are projected onto the vocabulary: a gold row
+    labels just its answer, and the projection of every prompt position (49k logits each
+    for SmolLM2) was a tenth of a LoRA step and most of its memory.
+    """
+    labels = batch["labels"]
+    keep = (labels != data_mod.IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+    if len(keep) == labels.shape[1]:
+        keep_arg: int | torch.Tensor = 0  # every position (pretraining windows): no gather
+    else:
+        keep_arg, labels = keep, labels[:, keep]
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch.get("attention_mask")}
+    logits = model(**inputs, logits_to_keep=keep_arg).logits
     return F.cross_entropy(
         logits.float().reshape(-1, vocab),
-        batch["labels"].reshape(-1),
+        labels.reshape(-1),
         ignore_index=data_mod.IGNORE_INDEX,
         reduction=reduction,
     )
