@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from goldiff.gate import FEATURES, Gate, features, fit, train_gate, training_rows
+from goldiff.gate import FEATURES, Answer, Gate, features, fit, train_gate, training_rows
 from goldiff.sources.base import CompletionRequest
 from goldiff.sources.registry import Registry
 from goldiff.store import TraceStore, open_database
@@ -225,3 +225,107 @@ def test_an_evaluated_answer_is_scored_with_its_rows_language_as_the_server_scor
     assert answer.gate_features() == served and served[python] == 1.0
     unknown = EngineAnswer(("x = ", "\n", ""), "x = ", "\n", "1", [-0.1], 3.0)
     assert unknown.gate_features()[python] == 0.0
+
+
+def _cut_answers(n: int, helped: int) -> list[Answer]:
+    """`n` answers `foo(bar)` made without a stop, the developer writing `foo(baz)` in
+    `helped` of them (so `foo(`, cut before the unsure `bar`, is kept) and `qux` in the rest."""
+    from goldiff.gate import Answer
+
+    lps, ends = [-0.1, -0.2, -1.5, -0.1], [3, 4, 7, 8]  # foo ( bar )
+    return [
+        Answer("x = ", "\n", "python", "foo(bar)", lps, ends, "foo(baz)" if i < helped else "qux")
+        for i in range(n)
+    ]
+
+
+def test_a_gate_learns_a_higher_stop_only_when_it_surely_saves_more_characters(tmp_path: Path) -> None:
+    from goldiff.evaluate import EngineAnswer, gated_model
+    from goldiff.gate import learn_stop, learn_with_stop
+
+    answers = _cut_answers(40, helped=20)
+    assert answers[0].at_stop(0.2) == ("foo(bar)", [-0.1, -0.2, -1.5, -0.1])
+    assert answers[0].at_stop(0.4) == ("foo(", [-0.1, -0.2])
+    assert answers[0].at_stop(0.95)[0] == ""  # even the first token is too unsure
+    stop, info = learn_stop(answers, start=0.2)
+    assert stop == 0.4 and info["chars_saved"]["0.2"] == 0.0 and info["gain_lower_bound"] > 0
+    # The rows where the cut helps are shown by a gate trained on the cut answers.
+    gate = learn_with_stop([*answers, *_cut_answers(10, helped=0)], start=0.2)
+    assert gate.stop == 0.4 and gate.info["stop"]["best"] == 0.4
+    gate.save(tmp_path / "g.json")
+    assert Gate.load(tmp_path / "g.json").stop == 0.4
+    # One answer in 40 helped: a gain of a point, but the rows' noise could give it.
+    assert learn_stop(_cut_answers(40, helped=1), start=0.2)[0] == 0.2
+
+    class Engine:
+        def answer(self, prefix: str, suffix: str, language: str = "") -> EngineAnswer:
+            a = answers[0]
+            return EngineAnswer(
+                (prefix, suffix, language), prefix, suffix, "foo(bar)", a.logprobs, 1.0, a.raw, a.ends
+            )
+
+    show_all = Gate([0.0] * len(FEATURES), 0.0, [0.0] * len(FEATURES), [1.0] * len(FEATURES), 0.0, stop=0.4)
+    assert gated_model("m+gate", Engine(), show_all).complete("x = ", "\n", "python") == ("foo(", 1.0)
+
+
+def test_a_gate_saved_before_learned_stops_loads_without_one(tmp_path: Path) -> None:
+    n = len(FEATURES)
+    data = {"version": 1, "weights": [0.0] * n, "bias": 0.0, "mean": [0.0] * n, "std": [1.0] * n}
+    (tmp_path / "old.json").write_text(json.dumps(data | {"threshold": 0.3, "features": list(FEATURES)}))
+    assert Gate.load(tmp_path / "old.json").stop is None
+
+
+def test_the_engine_serves_the_gates_stop_as_the_same_answers_cut_at_their_token_ends(
+    tiny: Path, tmp_path: Path
+) -> None:
+    import math
+
+    from goldiff.gate import Answer
+    from goldiff.sources.local import LocalSource
+
+    free = LocalSource(tiny, n_threads=1)
+    answers = []
+    for prefix in PREFIXES[:12]:
+        c = free.complete(CompletionRequest(prefix=prefix, suffix="\n", max_tokens=8))
+        assert len(c.token_ends) == len(c.token_logprobs) and c.token_ends == sorted(c.token_ends)
+        answer = Answer(prefix, "\n", "", c.raw_text, c.token_logprobs, c.token_ends, "")
+        assert answer.at_stop(0.0)[0] == c.text  # no stop: the answer as served
+        answers.append(answer)
+    free.close()
+    probs = sorted(math.exp(v) for a in answers for v in a.logprobs)
+    p = probs[len(probs) // 2]  # about half the tokens fall below it
+    n = len(FEATURES)
+    path = Gate([0.0] * n, 0.0, [0.0] * n, [1.0] * n, threshold=0.0, stop=p).save(tmp_path / "g.json")
+    gated = LocalSource(tiny, n_threads=1, gate=path)
+    assert gated.min_token_prob == p and gated.describe()["min_token_prob"] == p
+    changed = 0
+    for a in answers:
+        c = gated.complete(CompletionRequest(prefix=a.prefix, suffix="\n", max_tokens=8))
+        assert (c.text, c.token_logprobs) == a.at_stop(p)
+        changed += c.text != a.at_stop(0.0)[0]
+    gated.close()
+    assert changed  # the stop cut some of them
+
+
+def test_gate_command_learns_the_stop_from_suggestions_recorded_with_their_token_ends(
+    tiny: Path, tmp_path: Path
+) -> None:
+    from goldiff.gate import MIN_STOP_ANSWERS
+
+    home = tmp_path / "home"
+    answers = _cut_answers(MIN_STOP_ANSWERS, helped=MIN_STOP_ANSWERS // 2)
+    db_path = record(home, [(a.prefix, a.raw, a.logprobs, False) for a in answers])
+    db, _ = open_database(db_path)
+    for i, a in enumerate(answers):  # what the completion service records with each suggestion
+        context = {"language": "python", "logprobs": a.logprobs, "tokenEnds": a.ends, "rawText": a.raw}
+        db.conn.execute(
+            "UPDATE suggestions SET context = ?, gold = ? WHERE id = ?",
+            (json.dumps(context), a.gold, f"s{i}"),
+        )
+    db.conn.commit()
+    gate = train_gate(db, home / "g.json", start=0.2)
+    assert gate.stop == 0.4 and gate.info["stop"]["answers"] == MIN_STOP_ANSWERS
+    # Without the model's stop, only show/hide is learned: every suggestion was typed over.
+    with pytest.raises(ValueError, match="0 kept"):
+        train_gate(db, home / "g0.json")
+    db.conn.close()

@@ -327,16 +327,18 @@ def models_gate(home: Path | None, model: str | None, source: str, as_json: bool
     """Train the show/hide gate on your recorded outcomes; version it beside the model."""
     from goldiff.gate import train_gate
     from goldiff.home import models_dir
+    from goldiff.sources.profile import load_profile
     from goldiff.sources.registry import Registry
 
     root = resolve_home(home)
     registry = Registry(root)
-    name = registry.resolve(model).name
+    resolved = registry.resolve(model)
+    name = resolved.name
     db, _ = _open_reader(home)
     version = len(registry.gates(name)["versions"]) + 1
     out = models_dir(root) / "gates" / f"{name}.gate-v{version}.json"
     try:
-        gate = train_gate(db, out, source=source)
+        gate = train_gate(db, out, source=source, start=load_profile(resolved.model_path).min_token_prob)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     registry.set_gate(name, out, gate.info)
@@ -351,15 +353,17 @@ def models_gate(home: Path | None, model: str | None, source: str, as_json: bool
         "path": str(out),
         "plot": str(plot or ""),
         "threshold": gate.threshold,
+        "learned_stop": gate.stop,
         **gate.info,
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
     else:
+        stop = f", suggestions stop below p = {gate.stop:g}" if gate.stop is not None else ""
         click.echo(
             f"Gate v{version} for {name}: trained on {gate.info['rows']} suggestions "
-            f"({gate.info['kept']} kept), threshold {gate.threshold:.2f}; the server uses it from "
-            "its next request."
+            f"({gate.info['kept']} kept), threshold {gate.threshold:.2f}{stop}; the server uses it "
+            "from its next request."
         )
 
 

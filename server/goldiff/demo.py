@@ -47,18 +47,19 @@ from goldiff.evaluate import (
     EngineFim,
     EvalRow,
     eval_rows,
-    gate_rows,
+    gate_answers,
     gated_model,
     gguf_model,
     run_eval,
 )
 from goldiff.export import ExportOptions, export, load_rows
-from goldiff.gate import Gate, learn
+from goldiff.gate import Gate, learn_with_stop
 from goldiff.home import store_path
 from goldiff.metrics import typed_line
 from goldiff.records import iter_events
 from goldiff.replay.driver import Progress, ReplayOptions, replay
 from goldiff.replay.history import list_commits, repository_root, touches
+from goldiff.sources.profile import load_profile
 from goldiff.store import open_database
 
 # What the replay shows at each completion point unless `suggest_with_base`: a placeholder
@@ -85,6 +86,9 @@ class DemoConfig:
     batch_size: int = 8  # rows per step
     seq_len: int = 256  # tokens per training row: a FIM context excerpt plus its gold
     max_eval_rows: int = 80  # held-out rows evaluated (evenly spaced), to bound the time
+    # Training contexts the gate learns from (evenly spaced). Its stop needs more than the
+    # evaluation: a stop's gain of a point or two is sure on a few hundred rows, not on 80.
+    max_gate_rows: int = 240
     learning_rate: float = 3e-4  # lower than pretraining: adapt, do not forget
     threads: int = 2  # CPU threads for training
     tiny: bool = False  # test size: a tiny base trained here in seconds, a few steps
@@ -337,14 +341,19 @@ def fit_gate(train_rows: Path, base: BaseModel, say: Say, max_rows: int) -> Gate
     # llama.cpp's repacked kernels as the server decides them ("auto"). No fault record file:
     # the demo's home is temporary, so a fault is learned for this engine's life only.
     with contextlib.closing(EngineFim(base.gguf)) as engine:
-        examples = gate_rows(engine, rows)
+        answers = gate_answers(engine, rows)
+    start = load_profile(base.gguf).min_token_prob
     try:
-        gate = learn(examples)
+        gate = learn_with_stop(answers, start)
     except ValueError as exc:
         say(f"  no show/hide gate: {exc}")
         return None
+    tried = ", ".join(f"{p} {v:.1%}" for p, v in gate.info["stop"]["chars_saved"].items())
+    stop = gate.stop if gate.stop is not None else start
+    examples = [r for r in (a.row(stop) for a in answers) if r is not None]
     say(
-        f"  {len(examples)} answers ({gate.info['kept']} kept); threshold {gate.threshold:.2f} "
+        f"  stop below p = {stop:g} (chars saved by stop: {tried}); {len(examples)} answers "
+        f"({gate.info['kept']} kept); threshold {gate.threshold:.2f} "
         f"(it would have shown {sum(gate.shows(r.x) for r in examples)})"
     )
     return gate
@@ -464,7 +473,7 @@ def run_demo(
 
         chosen, decision = choose_model(train_rows, val_cutoff, base, distilled, say, config.max_eval_rows)
         distilled["choice"] = {"kept": chosen, "decision": decision}
-        gate = fit_gate(train_rows, base, say, config.max_eval_rows)
+        gate = fit_gate(train_rows, base, say, config.max_gate_rows)
         lap("gate")
 
         test_rows = Path(exported["paths"]["test"])

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from goldiff.errors import ConfigError, DistillError, EngineError, ModelLoadError
-from goldiff.gate import Gate, GateRow, features
+from goldiff.gate import Answer, Gate, GateRow, features
 from goldiff.metrics import TRIGGER_KINDS, ByTrigger, Tally, TypingWalk, percentile
 from goldiff.metrics import accepted as accept_proxy
 from goldiff.outcomes.spans import levenshtein
@@ -139,6 +139,12 @@ class EngineAnswer:
     text: str
     logprobs: list[float]
     latency_ms: float
+    raw: str = ""  # the generation before post-processing, and its length after each token
+    ends: list[int] = field(default_factory=list)
+
+    def as_answer(self, gold: str = "") -> Answer:
+        """This answer as the gate learns its stop from it (`gate.Answer`)."""
+        return Answer(self.prefix, self.suffix, self.key[2], self.raw, self.logprobs, self.ends, gold)
 
     def gate_features(self) -> list[float]:
         language = self.key[2]
@@ -215,11 +221,12 @@ class EngineFim:
         try:
             completion = self.source.complete(request)
             text, logprobs = completion.text, list(completion.token_logprobs)
+            raw, ends = completion.raw_text, list(completion.token_ends)
         except EngineError:
-            text, logprobs = "", []
+            text, logprobs, raw, ends = "", [], "", []
         latency = (time.perf_counter() - start) * 1000.0
         key = (prefix, suffix, language)
-        self._last = EngineAnswer(key, request.prefix, request.suffix, text, logprobs, latency)
+        self._last = EngineAnswer(key, request.prefix, request.suffix, text, logprobs, latency, raw, ends)
         return self._last
 
     def close(self) -> None:
@@ -282,6 +289,11 @@ def gate_rows(engine: Answerer, rows: Sequence[EvalRow]) -> list[GateRow]:
     return out
 
 
+def gate_answers(engine: Answerer, rows: Sequence[EvalRow]) -> list[Answer]:
+    """`engine`'s answers to `rows`, each with its gold: what a gate learns its stop from."""
+    return [engine.answer(row.prefix, row.suffix, row.language).as_answer(row.gold) for row in rows]
+
+
 def gated_model(name: str, engine: Answerer, gate: Gate, role: str = "other") -> ModelUnderTest:
     """`engine`'s answers as the server shows them with `gate`: hidden below its threshold.
 
@@ -291,8 +303,15 @@ def gated_model(name: str, engine: Answerer, gate: Gate, role: str = "other") ->
 
     def complete(prefix: str, suffix: str, language: str = "") -> tuple[str, float]:
         answer = engine.answer(prefix, suffix, language)
-        show = bool(answer.text) and gate.shows(answer.gate_features())
-        return (answer.text if show else ""), answer.latency_ms
+        text, logprobs = answer.text, answer.logprobs
+        if gate.stop is not None and answer.ends:
+            # The gate's stop cuts the same greedy tokens where the server would stop them.
+            text, logprobs = answer.as_answer().at_stop(gate.stop)
+        x = features(
+            prefix=answer.prefix, suffix=answer.suffix, text=text, logprobs=logprobs, language=language
+        )
+        show = bool(text) and gate.shows(x)
+        return (text if show else ""), answer.latency_ms
 
     return ModelUnderTest(name=name, role=role, complete=complete)
 

@@ -26,9 +26,17 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+# When one way of answering replaces another (a fine-tune its base, a learned stop the
+# model's own) on the same rows: the gain in chars saved must reach MIN_GAIN and its
+# one-sided CONFIDENCE lower bound (`gain_lower_bound`) must be above zero.
+MIN_GAIN = 0.005  # half a percent of the gold's characters: less is not worth a switch
+CONFIDENCE = 0.95  # one-sided, the usual level: a gain this sure is not the rows' noise
+RESAMPLES = 2000
 
 # Where a cursor naturally rests while typing a line: after these, a suggestion is asked.
 STOP_CHARS = {
@@ -181,3 +189,23 @@ class ByTrigger:
             **self.all.summary(),
             "by_trigger": {k: self.kinds[k].summary() for k in TRIGGER_KINDS if k in self.kinds},
         }
+
+
+def gain_lower_bound(
+    candidate: Sequence[int], current: Sequence[int], gold: Sequence[int], confidence: float = CONFIDENCE
+) -> float:
+    """The gain in chars saved that a paired bootstrap over the rows puts `confidence` above.
+
+    Rows are drawn with replacement, both models' saved characters kept paired, `RESAMPLES`
+    times (a fixed seed: the same rows give the same decision).
+    """
+    rng = random.Random(0)
+    n = len(gold)
+    diff = [a - b for a, b in zip(candidate, current, strict=True)]
+    gains = []
+    for _ in range(RESAMPLES):
+        drawn = [rng.randrange(n) for _ in range(n)]
+        total = sum(gold[i] for i in drawn)
+        gains.append(sum(diff[i] for i in drawn) / total if total else 0.0)
+    gains.sort()
+    return gains[int((1 - confidence) * RESAMPLES)]

@@ -18,19 +18,15 @@ why. Accept proxy, shown accept rate, empty rate and latency are reported beside
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from goldiff.evaluate import Completer, EvalRow
-from goldiff.metrics import ByTrigger
+from goldiff.metrics import CONFIDENCE, MIN_GAIN, ByTrigger, gain_lower_bound
 
 PRIMARY = "chars_saved"
-MIN_GAIN = 0.005  # half a percent of the gold's characters: less is not worth a switch
-CONFIDENCE = 0.95  # one-sided, the usual level: a gain this sure is not the rows' noise
-RESAMPLES = 2000
 
 
 Opener = Callable[[], tuple[Completer, Callable[[], None]]]  # a completer and what closes it
@@ -48,26 +44,6 @@ def score(rows: Sequence[EvalRow], opener: Opener) -> dict[str, Any]:
     finally:
         close()
     return tally.summary() | {"saved_by_row": saved, "gold_by_row": [len(r.gold.rstrip()) for r in rows]}
-
-
-def gain_lower_bound(
-    candidate: Sequence[int], current: Sequence[int], gold: Sequence[int], confidence: float = CONFIDENCE
-) -> float:
-    """The gain in chars saved that a paired bootstrap over the rows puts `confidence` above.
-
-    Rows are drawn with replacement, both models' saved characters kept paired, `RESAMPLES`
-    times (a fixed seed: the same rows give the same decision).
-    """
-    rng = random.Random(0)
-    n = len(gold)
-    diff = [a - b for a, b in zip(candidate, current, strict=True)]
-    gains = []
-    for _ in range(RESAMPLES):
-        drawn = [rng.randrange(n) for _ in range(n)]
-        total = sum(gold[i] for i in drawn)
-        gains.append(sum(diff[i] for i in drawn) / total if total else 0.0)
-    gains.sort()
-    return gains[int((1 - confidence) * RESAMPLES)]
 
 
 @dataclass

@@ -91,6 +91,9 @@ class Completion:
     raw_text: str = ""  # what the model produced before post-processing
     # log p of each generated token (local only; the raw generation, before trimming)
     token_logprobs: list[float] = field(default_factory=list)
+    # the length of the raw text after each generated token: where a higher stop would
+    # have cut it (`goldiff.gate.Answer.at_stop`)
+    token_ends: list[int] = field(default_factory=list)
     gate_score: float | None = None  # the show/hide gate's P(kept), where a gate decided
 
     @property

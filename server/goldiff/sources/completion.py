@@ -561,6 +561,8 @@ class CompletionService:
         if completion.token_logprobs:
             # What the show/hide gate (goldiff.gate) learns from, with the outcome.
             context["logprobs"] = [round(v, 4) for v in completion.token_logprobs]
+            # Where each token ended in rawText: the gate learns where to stop from both.
+            context["tokenEnds"] = completion.token_ends
         if completion.gate_score is not None:
             context["gateScore"] = round(completion.gate_score, 4)
         row: SuggestionRow = {

@@ -104,6 +104,7 @@ class AnswerText:
         self._left = skip
         self._decoder = codecs.getincrementaldecoder("utf-8")("ignore")
         self._chunks: list[str] = []
+        self.length = 0  # characters decoded so far
 
     def add(self, piece: bytes) -> bool:
         """Append one token's bytes; True if the text gained a line end (the rule may cut)."""
@@ -114,6 +115,7 @@ class AnswerText:
         chunk = self._decoder.decode(piece)
         if chunk:
             self._chunks.append(chunk)
+            self.length += len(chunk)
         # A newline byte never sits inside a multi-byte character: it is in this chunk.
         return "\n" in chunk
 
@@ -461,13 +463,22 @@ class LocalSource:
         allowed = np.fromiter((fits(p) for p in pieces), bool, self._n_vocab) & ~stops
         return allowed if allowed.any() else None
 
+    @property
+    def min_token_prob(self) -> float:
+        """Where a suggestion stops: the gate's learned stop (the user's own answers chose
+        it), else the model's serving profile."""
+        if self.gate is not None and self.gate.stop is not None:
+            return self.gate.stop
+        return self.profile.min_token_prob
+
     def complete(self, request: CompletionRequest, cancel: threading.Event | None = None) -> Completion:
         cancel = cancel or threading.Event()
         deadline = Deadline(request.max_seconds)
         rule = request.stop_rule()
-        min_logprob = math.log(self.profile.min_token_prob) if self.profile.min_token_prob > 0 else -math.inf
+        min_logprob = math.log(self.min_token_prob) if self.min_token_prob > 0 else -math.inf
         answer = self.answer_text(0)
         logprobs: list[float] = []
+        ends: list[int] = []
         tokens: list[int] = []
         reused = 0
         reason = "max_tokens"
@@ -509,7 +520,9 @@ class LocalSource:
                     remaining = remaining[len(piece) :] if remaining.startswith(piece) else b""
                     mask = self._healing_mask(remaining) if remaining else None
                     # The rule judges whole lines only: without a new line end, no new cut.
-                    if answer.add(piece) and rule.cut(answer.text()) is not None:
+                    line_end = answer.add(piece)
+                    ends.append(answer.length)
+                    if line_end and rule.cut(answer.text()) is not None:
                         reason = "block" if rule.multiline else "line"
                         break
                     if cancel.is_set():
@@ -549,6 +562,7 @@ class LocalSource:
             reused_tokens=reused,
             raw_text=text,
             token_logprobs=logprobs,
+            token_ends=ends,
             gate_score=gate_score,
         )
 
@@ -576,7 +590,7 @@ class LocalSource:
             "template": self.fim.template if self.fim is not None else None,
             "prompt": self.prompt_mode,
             "heal": self.profile.heal,
-            "min_token_prob": self.profile.min_token_prob,
+            "min_token_prob": self.min_token_prob,
             "gate": self.gate.info if self.gate is not None else None,
             "n_ctx": self.n_ctx,
             "prompt_cap": self.prompt_cap,
