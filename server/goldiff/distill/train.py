@@ -319,8 +319,8 @@ def _loss(model: Any, batch: dict[str, torch.Tensor], vocab: int, reduction: str
     """Cross-entropy over labelled positions (labels are already shifted).
 
     Only positions that some row labels are projected onto the vocabulary: a gold row
-    labels just its answer, and the projection of every prompt position (49k logits each
-    for SmolLM2) was a tenth of a LoRA step and most of its memory.
+    labels just its answer, and projecting every prompt position (49k logits each for
+    SmolLM2) took two fifths of a LoRA distill on 2 cores (16 steps: 588 s, now 355 s).
     """
     labels = batch["labels"]
     keep = (labels != data_mod.IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
