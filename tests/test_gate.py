@@ -180,7 +180,7 @@ def test_gate_command_trains_versions_and_the_server_would_load_it(tiny: Path, t
 
 def test_a_gated_model_is_scored_on_the_same_answers_and_hides_the_unsure_ones() -> None:
     """The demo's "distilled+gate": one generation per row, shown only above the threshold."""
-    from goldiff.evaluate import EngineAnswer, EvalRow, ModelUnderTest, evaluate, gate_rows, gated_model
+    from goldiff.evaluate import EngineAnswer, EvalRow, ModelUnderTest, evaluate, gate_answers, gated_model
 
     class Answers:
         """Confident answers are right, unsure ones wrong; counts the generations asked for."""
@@ -195,7 +195,10 @@ def test_a_gated_model_is_scored_on_the_same_answers_and_hides_the_unsure_ones()
                 sure = prefix.startswith("sure")
                 text = "right()" if sure else "wrong()"
                 lps = [-0.05, -0.1] if sure else [-2.5, -3.0]
-                self.last = EngineAnswer((prefix, suffix, language), prefix, suffix, text, lps, 5.0)
+                key = (prefix, suffix, language)
+                self.last = EngineAnswer(
+                    key, prefix, suffix, text, lps, 5.0, text, [len(text) - 1, len(text)]
+                )
             return self.last
 
     rows = [
@@ -203,7 +206,7 @@ def test_a_gated_model_is_scored_on_the_same_answers_and_hides_the_unsure_ones()
         for i in range(24)
     ]
     engine = Answers()
-    gate = fit(gate_rows(engine, rows[:12]))
+    gate = fit([r for a in gate_answers(engine, rows[:12]) if (r := a.row(0.0)) is not None])
     plain = ModelUnderTest("m", "distilled", lambda p, s, lang="": (engine.answer(p, s, lang).text, 5.0))
     report = evaluate(rows[12:], [plain, gated_model("m+gate", engine, gate)], frontier=False)
     assert engine.generated == 24  # 12 to learn from, then one per held-out row for both

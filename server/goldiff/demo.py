@@ -350,11 +350,10 @@ def fit_gate(train_rows: Path, base: BaseModel, say: Say, max_rows: int) -> Gate
         return None
     tried = ", ".join(f"{p} {v:.1%}" for p, v in gate.info["stop"]["chars_saved"].items())
     stop = gate.stop if gate.stop is not None else start
-    examples = [r for r in (a.row(stop) for a in answers) if r is not None]
     say(
-        f"  stop below p = {stop:g} (chars saved by stop: {tried}); {len(examples)} answers "
+        f"  stop below p = {stop:g} (chars saved by stop: {tried}); {gate.info['rows']} answers "
         f"({gate.info['kept']} kept); threshold {gate.threshold:.2f} "
-        f"(it would have shown {sum(gate.shows(r.x) for r in examples)})"
+        f"(it would have shown {gate.info['shown']})"
     )
     return gate
 

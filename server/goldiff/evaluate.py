@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from goldiff.errors import ConfigError, DistillError, EngineError, ModelLoadError
-from goldiff.gate import Answer, Gate, GateRow, features
+from goldiff.gate import Answer, Gate, features
 from goldiff.metrics import TRIGGER_KINDS, ByTrigger, Tally, TypingWalk, percentile
 from goldiff.metrics import accepted as accept_proxy
 from goldiff.outcomes.spans import levenshtein
@@ -274,23 +274,13 @@ class Answerer(Protocol):
     def answer(self, prefix: str, suffix: str, language: str = "") -> EngineAnswer: ...
 
 
-def gate_rows(engine: Answerer, rows: Sequence[EvalRow]) -> list[GateRow]:
-    """What a gate learns from, made by asking `engine`: each shown answer, kept if a prefix of its gold.
+def gate_answers(engine: Answerer, rows: Sequence[EvalRow]) -> list[Answer]:
+    """`engine`'s answers to `rows`, each with its gold: what a gate learns from (its stop,
+    then its show/hide, an answer counting as kept when it is a prefix of the gold).
 
     The simulated outcome of a suggestion on past gold, for a gate fitted before any
     suggestion of this model was shown (the demo); users' own outcomes replace it.
     """
-    out = []
-    for row in rows:
-        answer = engine.answer(row.prefix, row.suffix, row.language)
-        if answer.text:
-            kept = accept_proxy(answer.text, row.gold)
-            out.append(GateRow(answer.gate_features(), kept, len(answer.text) if kept else 0, len(row.gold)))
-    return out
-
-
-def gate_answers(engine: Answerer, rows: Sequence[EvalRow]) -> list[Answer]:
-    """`engine`'s answers to `rows`, each with its gold: what a gate learns its stop from."""
     return [engine.answer(row.prefix, row.suffix, row.language).as_answer(row.gold) for row in rows]
 
 

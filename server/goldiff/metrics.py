@@ -76,6 +76,11 @@ def accepted(text: str, gold: str) -> bool:
     return bool(kept) and gold.startswith(kept)
 
 
+def saved_chars(text: str, gold: str) -> int:
+    """The characters an answer supplies: its length when accepted, else none."""
+    return len(text.rstrip()) if accepted(text, gold) else 0
+
+
 def percentile(values: Sequence[float], q: float) -> float | None:
     """Linear-interpolated percentile, as numpy's default."""
     if not values:
@@ -150,7 +155,7 @@ class TypingWalk:
     lines: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)  # line -> stop -> (gold, kept)
 
     def add(self, prefix: str, suffix: str, text: str, gold: str) -> None:
-        kept = len(text.rstrip()) if accepted(text, gold) else 0
+        kept = saved_chars(text, gold)
         stop = len(prefix) - (prefix.rfind("\n") + 1)
         # A stop asked twice counts once: the developer reaches it once.
         self.lines.setdefault(typed_line(prefix, suffix), {}).setdefault(stop, (len(gold.rstrip()), kept))
@@ -189,6 +194,12 @@ class ByTrigger:
             **self.all.summary(),
             "by_trigger": {k: self.kinds[k].summary() for k in TRIGGER_KINDS if k in self.kinds},
         }
+
+
+def surely_better(gain: float, low: float | None) -> bool:
+    """Whether a gain in chars saved is worth a switch: at least `MIN_GAIN`, and (where
+    per-row figures gave one) its lower bound (`gain_lower_bound`) above zero."""
+    return gain >= MIN_GAIN and gain > 0 and (low is None or low > 0)
 
 
 def gain_lower_bound(

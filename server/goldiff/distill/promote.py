@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from goldiff.evaluate import Completer, EvalRow
-from goldiff.metrics import CONFIDENCE, MIN_GAIN, ByTrigger, gain_lower_bound
+from goldiff.metrics import CONFIDENCE, MIN_GAIN, ByTrigger, gain_lower_bound, saved_chars, surely_better
 
 PRIMARY = "chars_saved"
 
@@ -40,7 +40,8 @@ def score(rows: Sequence[EvalRow], opener: Opener) -> dict[str, Any]:
         tally = ByTrigger()
         for row in rows:
             text, latency = complete(row.prefix, row.suffix, row.language)
-            saved.append(len(text.rstrip()) if tally.add(row.prefix, text, row.gold, latency) else 0)
+            tally.add(row.prefix, text, row.gold, latency)
+            saved.append(saved_chars(text, row.gold))
     finally:
         close()
     return tally.summary() | {"saved_by_row": saved, "gold_by_row": [len(r.gold.rstrip()) for r in rows]}
@@ -82,7 +83,7 @@ def decide(
     gold = candidate.get("gold_by_row")
     low = gain_lower_bound(mine, theirs, gold) if mine and theirs and gold else None
     sure = f"; {CONFIDENCE:.0%} lower bound {low * 100:+.1f} points" if low is not None else ""
-    if gain >= MIN_GAIN and gain > 0 and (low is None or low > 0):
+    if surely_better(gain, low):
         reason = f"chars saved {c:.1%} vs {d:.1%} (+{gain * 100:.1f} points{sure}) on {n} {on}"
         return Decision(True, reason, candidate, current)
     if gain < 0:
