@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from goldiff.distill.promote import decide, gain_lower_bound, local_completer, promote_if_better
+from goldiff.distill.promote import decide, local_completer, promote_if_better
 from goldiff.evaluate import EvalRow
+from goldiff.metrics import gain_lower_bound
 from goldiff.sources.registry import Registry
 
 from tests.tiny_models import write_tiny_gguf, write_tiny_lora_gguf
