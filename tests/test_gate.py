@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +82,29 @@ def test_fit_learns_that_confident_suggestions_are_kept() -> None:
     assert not gate.shows(features(prefix="y = ", suffix="\n", text="bar()", logprobs=[-3.0] * 3))
     with pytest.raises(ValueError, match="kept and rejected"):
         fit([GateRow(x, True, 1, 1) for x, _ in rows_x])
+
+
+def test_the_threshold_is_chosen_on_held_out_scores_so_noise_hides_nothing() -> None:
+    """Features that say nothing about what is kept (60% is): showing everything is best.
+    A threshold chosen on the scores the regression was fitted on hides what it learned
+    from noise; the learned gate's, chosen on k-fold scores, hides almost nothing."""
+    from goldiff.gate import GateRow, learn
+
+    shown_fitted = shown_learned = total = 0
+    for seed in range(6):
+        rng = random.Random(seed)
+
+        def noise(n: int, rng: random.Random = rng) -> list[GateRow]:
+            return [GateRow([rng.gauss(0, 1) for _ in FEATURES], rng.random() < 0.6, 5, 5) for _ in range(n)]
+
+        rows, new = noise(80), noise(400)
+        fitted, learned = fit(rows), learn(rows)
+        assert learned.info["threshold_on"] == "5-fold held-out scores"
+        shown_fitted += sum(fitted.shows(r.x) for r in new)
+        shown_learned += sum(learned.shows(r.x) for r in new)
+        total += len(new)
+    assert shown_learned >= 0.95 * total
+    assert shown_fitted < 0.9 * total  # what the in-sample threshold would have hidden
 
 
 def test_gate_trains_on_recorded_outcomes_and_changes_what_is_shown(tiny: Path, tmp_path: Path) -> None:
@@ -259,6 +284,9 @@ def test_a_gate_learns_a_higher_stop_only_when_it_surely_saves_more_characters(t
     assert Gate.load(tmp_path / "g.json").stop == 0.4
     # One answer in 40 helped: a gain of a point, but the rows' noise could give it.
     assert learn_stop(_cut_answers(40, helped=1), start=0.2)[0] == 0.2
+    # The profile's stop kept is still the gate's: its show/hide was fitted on answers cut there.
+    whole = [replace(a, gold="foo(bar)") for a in _cut_answers(10, helped=0)]  # the cut would lose
+    assert learn_with_stop([*whole, *_cut_answers(10, helped=0)], start=0.2).stop == 0.2
 
     class Engine:
         def answer(self, prefix: str, suffix: str, language: str = "") -> EngineAnswer:

@@ -11,7 +11,8 @@ outcome and the log-probabilities the local source recorded with them) and saved
 
 The threshold is chosen on the training rows to maximise kept minus `REJECT_COST` times
 rejected suggestions shown, i.e. a shown-and-rejected suggestion costs a quarter of what a
-kept one is worth (reading it, dismissing it). `curve` shows the trade-off.
+kept one is worth (reading it, dismissing it), each row scored by a gate fitted without it
+(`learn`). `curve` shows the trade-off.
 
 Hiding can only lose characters; cutting can win them. A gate also learns where the
 model's suggestions should **stop** (`learn_stop`): the model's serving profile stops a
@@ -201,11 +202,13 @@ def learn_stop(answers: Sequence[Answer], start: float) -> tuple[float, dict[str
 
 def learn_with_stop(answers: Sequence[Answer], start: float) -> Gate:
     """A gate whose stop is learned first (`learn_stop`), then its show/hide on the
-    answers cut there."""
+    answers cut there; the gate carries that stop."""
     stop, info = learn_stop(answers, start)
     rows = [r for r in (a.row(stop) for a in answers) if r is not None]
     gate = learn(rows)
-    gate.stop = stop if stop != start else None
+    # Kept even when it is the profile's: the show/hide was fitted on answers cut there, so
+    # a later change of the model's profile must not change what this gate is applied to.
+    gate.stop = stop
     gate.info["stop"] = info
     return gate
 
@@ -326,10 +329,18 @@ def curve(rows: Sequence[GateRow], scores: Sequence[float]) -> list[dict[str, fl
 
 
 def learn(rows: Sequence[GateRow], folds: int = 5) -> Gate:
-    """`fit` on `rows`, with the honest curve of its trade-off in `info`: each row scored
-    by a gate trained without it (k-fold)."""
+    """`fit` on `rows`, its threshold chosen on honest scores, and the curve of its
+    trade-off in `info`: each row scored by a gate trained without it (k-fold).
+
+    A regression scores the rows it was fitted on as surer than they are: a threshold
+    chosen on those scores hides more of what the developer would keep than it should.
+    Measured on the shipped model's answers (240 training contexts, stop 0.5, the demo's
+    held-out lines): typing saved 9.4% → 10.1% on toolz and 5.0% → 5.1% on boltons, the
+    shown accept rate 60.5% → 61.5% and 64.3% → 65.5%. When a fold cannot be fitted (too
+    few rows of one kind), the threshold stays the one chosen on the fitted scores.
+    """
     gate = fit(rows)
-    scores = [0.5] * len(rows)
+    scores: list[float | None] = [None] * len(rows)
     for k in range(folds):
         try:
             fold = fit([r for i, r in enumerate(rows) if i % folds != k])
@@ -338,7 +349,12 @@ def learn(rows: Sequence[GateRow], folds: int = 5) -> Gate:
         for i, r in enumerate(rows):
             if i % folds == k:
                 scores[i] = fold.score(r.x)
-    gate.info["curve"] = curve(rows, scores)
+    honest = [0.5 if v is None else v for v in scores]
+    if all(v is not None for v in scores):
+        gate.threshold = choose_threshold(honest, [r.kept for r in rows])
+        gate.info["shown"] = sum(v >= gate.threshold for v in honest)
+        gate.info["threshold_on"] = f"{folds}-fold held-out scores"
+    gate.info["curve"] = curve(rows, honest)
     return gate
 
 
