@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,6 +256,7 @@ def distill(
     config: DemoConfig,
     say: Say,
     pairs: Path | None = None,
+    until: float | None = None,
 ) -> dict[str, Any]:
     """Fine-tune the base on the gold and the workspace's code (then on the preference
     `pairs`, when the base made the replay's suggestions); export, check, quantize."""
@@ -269,7 +271,7 @@ def distill(
         seed=config.seed,
         preference_steps=config.preference_steps,
     )
-    rows = adapted_rows(train_rows, texts, work, options, say, val_cutoff)
+    rows = adapted_rows(train_rows, texts, work, options, say, val_cutoff, until)
     return finetune(base, rows, work, options, say, preference_rows=pairs)
 
 
@@ -294,26 +296,43 @@ def _whole_lines(rows: list[EvalRow], most: int) -> list[EvalRow]:
     return [row for chosen in _evenly(lines, take) for row in chosen]
 
 
+def choice_cutoff(train_rows: Path, val_cutoff: float | None, commits: Sequence[float]) -> float | None:
+    """Where the newer half of the validation rows begins (at a commit when one is near):
+    the fine-tune stops early on the older half and is chosen on the newer half.
+
+    Chosen on the rows its early stopping picked its weights on, a fine-tune is judged on
+    the rows it is best at: on toolz the demo kept a fine-tune for +2.6 points on its 36
+    validation rows (95% lower bound +0.2) that was 3.9 points of accept proxy worse on the
+    held-out commits. None when the rows are too few to halve (the choice then reads them all).
+    """
+    if val_cutoff is None:
+        return None
+    half = validation_cutoff(train_rows, FinetuneOptions.val_fraction / 2, commits)
+    return half if half is not None and half > val_cutoff else None
+
+
 def choose_model(
     train_rows: Path,
-    val_cutoff: float | None,
+    since: float | None,
     base: BaseModel,
     distilled: dict[str, Any],
     say: Say,
     max_rows: int,
 ) -> tuple[str, dict[str, Any] | None]:
-    """Which model a user would be given: the fine-tune only if it beats its base on the validation gold.
+    """Which model a user would be given: the fine-tune only if it beats its base on the
+    training period's rows from `since` on.
 
     The rule `goldiff distill` promotes by (`distill.promote`: chars saved, by a margin),
-    on the newest training-period contexts, which the fine-tune only validated on: the
-    held-out commits stay unseen by every choice. ("base" or "distilled", the decision);
-    the decision is None when nothing could be compared.
+    on the newest training-period contexts, which the fine-tune never trained on (and,
+    given `choice_cutoff`, never stopped early on): the held-out commits stay unseen by
+    every choice. ("base" or "distilled", the decision); the decision is None when nothing
+    could be compared.
     """
     if distilled.get("kept_base"):
         return "base", None
-    if val_cutoff is None:
+    if since is None:
         return "distilled", None
-    rows = _evenly(eval_rows(r for r in load_rows(train_rows) if float(r["ts"]) >= val_cutoff), max_rows)
+    rows = _evenly(eval_rows(r for r in load_rows(train_rows) if float(r["ts"]) >= since), max_rows)
     say(f"Comparing the fine-tune with its base on {len(rows)} validation contexts...")
     decision = compare(
         rows,
@@ -467,10 +486,12 @@ def run_demo(
         lap("export")
 
         train_rows = Path(exported["paths"]["train"])
-        distilled = distill(base, train_rows, texts, val_cutoff, work, config, say, pairs)
+        choice = choice_cutoff(train_rows, val_cutoff, commit_times)
+        distilled = distill(base, train_rows, texts, val_cutoff, work, config, say, pairs, until=choice)
         lap("distill")
 
-        chosen, decision = choose_model(train_rows, val_cutoff, base, distilled, say, config.max_eval_rows)
+        since = choice if choice is not None else val_cutoff
+        chosen, decision = choose_model(train_rows, since, base, distilled, say, config.max_eval_rows)
         distilled["choice"] = {"kept": chosen, "decision": decision}
         gate = fit_gate(train_rows, base, say, config.max_gate_rows)
         lap("gate")

@@ -204,3 +204,33 @@ def test_validation_begins_at_the_commit_nearest_the_newest_tenth(tmp_path: Path
     assert validation_cutoff(gold, 0.1, [40.5, 87.5, 95.5]) == pytest.approx(87.5)
     assert validation_cutoff(gold, 0.1, [50.5, 97.5]) == 90.0  # 49 rows or 2: neither is taken
     assert validation_cutoff(gold, 0.1, [88.5, 91.5]) == pytest.approx(88.5)  # 11 rows is nearer 10 than 8
+
+
+def test_the_demo_chooses_on_validation_rows_its_fine_tune_neither_trained_nor_stopped_on(
+    tmp_path: Path,
+) -> None:
+    """Early stopping picks the step best on its validation rows; a choice made on those same
+    rows would judge the fine-tune where it is best. The newer half decides, unseen."""
+    from goldiff.demo import choice_cutoff
+    from goldiff.distill.pipeline import FinetuneOptions, adapted_rows, validation_cutoff
+
+    gold = tmp_path / "train.jsonl"
+    rows = [{"ts": float(t), "prefix": f"x{t} = ", "suffix": "", "completion": str(t)} for t in range(200)]
+    gold.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    commits = [49.5, 99.5, 179.5, 189.5]
+    val = validation_cutoff(gold, 0.1, commits)
+    choice = choice_cutoff(gold, val, commits)
+    assert val == pytest.approx(179.5) and choice == pytest.approx(189.5)
+    options = FinetuneOptions(workspace_code=False)
+    written = [
+        json.loads(line)
+        for line in adapted_rows(gold, {}, tmp_path, options, val_cutoff=val, until=choice)
+        .read_text()
+        .splitlines()
+    ]
+    assert {r["ts"] for r in written if r.get("split") == "val"} == {float(t) for t in range(180, 190)}
+    assert max(r["ts"] for r in written) < 190  # the rows the choice reads: never trained, never validated
+    assert {r["ts"] for r in written if r.get("split") != "val"} == {float(t) for t in range(180)}
+    # Too few rows to halve at a commit: the choice reads the whole validation share.
+    assert choice_cutoff(gold, val, [49.5, 179.5]) is None
+    assert choice_cutoff(gold, None, commits) is None

@@ -457,9 +457,12 @@ def adapted_rows(
     options: FinetuneOptions,
     say: Say = print,
     val_cutoff: float | None = None,
+    until: float | None = None,
 ) -> Path:
-    """The gold rows (weighted up), the workspace's own code and the validation rows, as one file."""
-    rows = load_rows(gold)
+    """The gold rows (weighted up), the workspace's own code and the validation rows, as one
+    file. Rows from `until` on are left out: what a later choice compares on is neither
+    trained nor validated on."""
+    rows = [r for r in load_rows(gold) if until is None or float(r["ts"]) < until]
     val = [{**r, "split": "val"} for r in rows if val_cutoff is not None and float(r["ts"]) >= val_cutoff]
     train = [r for r in rows if val_cutoff is None or float(r["ts"]) < val_cutoff]
     code = text_rows(texts, options.seq_len) if options.workspace_code else []
