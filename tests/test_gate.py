@@ -250,9 +250,9 @@ def test_an_evaluated_answer_is_scored_with_its_rows_language_as_the_server_scor
     python = FEATURES.index("python")
     served = features(prefix="x = ", suffix="\n", text="1", logprobs=[-0.1], language="python")
     answer = EngineAnswer(("x = ", "\n", row.language), "x = ", "\n", "1", [-0.1], 3.0)
-    assert answer.gate_features() == served and served[python] == 1.0
+    assert answer.as_answer().features(answer.text, answer.logprobs) == served and served[python] == 1.0
     unknown = EngineAnswer(("x = ", "\n", ""), "x = ", "\n", "1", [-0.1], 3.0)
-    assert unknown.gate_features()[python] == 0.0
+    assert unknown.as_answer().features(unknown.text, unknown.logprobs)[python] == 0.0
 
 
 def _cut_answers(n: int, helped: int) -> list[Answer]:

@@ -368,9 +368,8 @@ def fit_gate(train_rows: Path, base: BaseModel, say: Say, max_rows: int) -> Gate
         say(f"  no show/hide gate: {exc}")
         return None
     tried = ", ".join(f"{p} {v:.1%}" for p, v in gate.info["stop"]["chars_saved"].items())
-    stop = gate.stop if gate.stop is not None else start
     say(
-        f"  stop below p = {stop:g} (chars saved by stop: {tried}); {gate.info['rows']} answers "
+        f"  stop below p = {gate.stop:g} (chars saved by stop: {tried}); {gate.info['rows']} answers "
         f"({gate.info['kept']} kept); threshold {gate.threshold:.2f} "
         f"(it would have shown {gate.info['shown']})"
     )

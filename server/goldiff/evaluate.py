@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from goldiff.errors import ConfigError, DistillError, EngineError, ModelLoadError
-from goldiff.gate import Answer, Gate, features
+from goldiff.gate import Answer, Gate
 from goldiff.metrics import TRIGGER_KINDS, ByTrigger, Tally, TypingWalk, percentile
 from goldiff.metrics import accepted as accept_proxy
 from goldiff.outcomes.spans import levenshtein
@@ -143,14 +143,8 @@ class EngineAnswer:
     ends: list[int] = field(default_factory=list)
 
     def as_answer(self, gold: str = "") -> Answer:
-        """This answer as the gate learns its stop from it (`gate.Answer`)."""
+        """This answer as the gate learns from and scores it (`gate.Answer`), in its row's language."""
         return Answer(self.prefix, self.suffix, self.key[2], self.raw, self.logprobs, self.ends, gold)
-
-    def gate_features(self) -> list[float]:
-        language = self.key[2]
-        return features(
-            prefix=self.prefix, suffix=self.suffix, text=self.text, logprobs=self.logprobs, language=language
-        )
 
 
 class EngineFim:
@@ -293,14 +287,12 @@ def gated_model(name: str, engine: Answerer, gate: Gate, role: str = "other") ->
 
     def complete(prefix: str, suffix: str, language: str = "") -> tuple[str, float]:
         answer = engine.answer(prefix, suffix, language)
+        asked = answer.as_answer()
         text, logprobs = answer.text, answer.logprobs
         if gate.stop is not None and answer.ends:
             # The gate's stop cuts the same greedy tokens where the server would stop them.
-            text, logprobs = answer.as_answer().at_stop(gate.stop)
-        x = features(
-            prefix=answer.prefix, suffix=answer.suffix, text=text, logprobs=logprobs, language=language
-        )
-        show = bool(text) and gate.shows(x)
+            text, logprobs = asked.at_stop(gate.stop)
+        show = bool(text) and gate.shows(asked.features(text, logprobs))
         return (text if show else ""), answer.latency_ms
 
     return ModelUnderTest(name=name, role=role, complete=complete)

@@ -164,14 +164,18 @@ class Answer:
         text = finish_text(raw, CompletionRequest(self.prefix, self.suffix, self.language)) if raw else ""
         return text, self.logprobs[:cut]
 
+    def features(self, text: str, logprobs: Sequence[float]) -> list[float]:
+        """What the gate scores when `text` (with its tokens' `logprobs`) is suggested here."""
+        return features(
+            prefix=self.prefix, suffix=self.suffix, text=text, logprobs=logprobs, language=self.language
+        )
+
     def row(self, p: float) -> GateRow | None:
         """What the gate learns from this answer cut at `p` (None: nothing would be shown)."""
         text, logprobs = self.at_stop(p)
         if not text:
             return None
-        x = features(
-            prefix=self.prefix, suffix=self.suffix, text=text, logprobs=logprobs, language=self.language
-        )
+        x = self.features(text, logprobs)
         return GateRow(x, accepted(text, self.gold), saved_chars(text, self.gold), len(self.gold.rstrip()))
 
 
